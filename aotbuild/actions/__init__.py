@@ -1,0 +1,1 @@
+"""Actions: the only code that imports torch; each runs as one ninja edge."""

@@ -1,0 +1,111 @@
+"""The compile action: graph hash + toolchain + options -> cached .so/.pt2, compiled by AOTInductor on a miss.
+
+A hit links the artifacts out of the cache without importing torch; concurrent builds needing one key wait
+on its lock and compile it once.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..errors import ActionError
+from ..hashing import key_of
+from ..layout import TargetPaths
+from ..labels import parse_label
+from . import artifacts
+from .runtime import ActionContext, run_action
+
+# Always on: weights inside the .so make it self-contained, and the lower bound check rejects batch 1 otherwise.
+BASE_OPTIONS: dict[str, Any] = {"aot_inductor.package_constants_in_so": True}
+DYNAMIC_OPTIONS: dict[str, Any] = {"aot_inductor.check_lowerbound": False}
+
+
+def inductor_options(spec: dict[str, Any]) -> dict[str, Any]:
+    return {**BASE_OPTIONS, **(DYNAMIC_OPTIONS if spec["dynamic"] else {}), **spec["options"]}
+
+
+def compile_key(ctx: ActionContext, graph: dict[str, Any]) -> str:
+    toolchain = ctx.toolchain()
+    value = {"graph": graph["graph_hash"], "toolchain": toolchain["compile"], "device": ctx.spec["device"],
+             "options": inductor_options(ctx.spec)}
+    if ctx.spec["device"].startswith("cuda"):
+        value["cuda"] = toolchain["cuda"]
+    return key_of("compile", value)
+
+
+def _load_program(ctx: ActionContext, graph: dict[str, Any]) -> bytes:
+    data = ctx.store.get_bytes(graph["program"])
+    if data is not None:
+        return data
+    # Evicted or corrupt: export again (deterministic for this graph hash) rather than fail the build.
+    from . import export
+
+    spec_ctx = ActionContext(**{**ctx.__dict__, "spec": ctx.read_json("export.json"), "action": "export"})
+    result = export.export_program(spec_ctx)
+    if result["graph_hash"] != graph["graph_hash"]:
+        raise ActionError(ctx.label, "compile", "the model changed since it was exported; build again")
+    return ctx.store.get_bytes(result["program"]) or b""
+
+
+def _single_library(package: zipfile.ZipFile) -> str:
+    libraries = [n for n in package.namelist() if n.endswith(".so") and "/data/aotinductor/" in n]
+    if len(libraries) != 1:
+        raise ActionError("", "compile", f"expected one model library in the package, found {libraries}")
+    return libraries[0]
+
+
+def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], key: str) -> dict[str, Any]:
+    """AOTInductor on a miss: compile in the key's fixed staging dir, store the .pt2 and its .so in the CAS."""
+    from .staging import staging_dir
+
+    with staging_dir(ctx.store.root, key) as stage:
+        import torch
+
+        program = torch.export.load(io.BytesIO(_load_program(ctx, graph)))
+        # The file stem becomes the archive's root folder, so it is fixed too.
+        pt2 = stage / "model.pt2"
+        torch._inductor.aoti_compile_and_package(program, package_path=str(pt2),
+                                                 inductor_configs=inductor_options(ctx.spec))
+        so = stage / "model.so"
+        with zipfile.ZipFile(pt2) as package, open(so, "wb") as out:
+            out.write(package.read(_single_library(package)))
+        entry: dict[str, Any] = {"torch": torch.__version__}
+        for kind, path in (("pt2", pt2), ("so", so)):
+            entry[kind] = {"sha256": ctx.store.put_file(path), "size": path.stat().st_size}
+    entry["blobs"] = [entry["pt2"]["sha256"], entry["so"]["sha256"]]
+    return entry
+
+
+def compile_(ctx: ActionContext) -> str:
+    graph = ctx.read_json("graph.json")
+    key = compile_key(ctx, graph)
+    outcome = "artifact-cache hit"
+    entry = ctx.store.get_action(key)
+    if entry is None:
+        with ctx.store.lock(key):
+            entry = ctx.store.get_action(key)  # another build may have compiled it while we waited
+            if entry is None:
+                entry = compile_artifacts(ctx, graph, key)
+                ctx.store.put_action(key, entry)  # after the blobs it points at
+                outcome = "compiled"
+    toolchain = ctx.toolchain()
+    manifest = {
+        "label": ctx.label, "graph_hash": graph["graph_hash"], "compile_key": key, "aotbuild": __version__,
+        "torch": toolchain["compile"]["torch"], "device": ctx.spec["device"],
+        "cpu_isa": toolchain["compile"]["cpu_isa"], "compiler": toolchain["compile"]["cxx"],
+        "gpu_arch": toolchain["cuda"]["gpu_arch"] if ctx.spec["device"].startswith("cuda") else None,
+        "inputs": graph["inputs"], "outputs": graph["outputs"], "options": inductor_options(ctx.spec),
+        "dynamic": ctx.read_json("export.json")["dims"],
+    }
+    paths = TargetPaths(parse_label(ctx.label))
+    artifacts.materialize(ctx.store, ctx.target_dir, paths, entry, manifest)
+    return outcome
+
+
+if __name__ == "__main__":
+    run_action("compile", compile_)

@@ -1,0 +1,51 @@
+"""Import a target's model factory from the workspace and build the module, weights included."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import UserError
+
+
+def resolve_callable(ref: str, field: str) -> Any:
+    """'pkg.module:attr.sub' -> the object; errors say which field named it and what went wrong."""
+    module_name, _, attr_path = ref.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
+            raise UserError(f"{field}: cannot import module '{module_name}' (from '{ref}'): no such module "
+                            f"under the workspace root") from e
+        raise UserError(f"{field}: importing '{module_name}' failed: {e}") from e
+    for part in attr_path.split("."):
+        if not hasattr(obj, part):
+            raise UserError(f"{field}: module '{module_name}' has no attribute '{attr_path}'")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise UserError(f"{field}: '{ref}' is not callable")
+    return obj
+
+
+def build_model(spec: dict[str, Any], root: Path, device: str) -> torch.nn.Module:
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    factory = resolve_callable(spec["model"], "model")
+    try:
+        model = factory(**spec["kwargs"])
+    except Exception as e:
+        raise UserError(f"model: factory '{spec['model']}' raised {type(e).__name__}: {e}") from e
+    if not isinstance(model, torch.nn.Module):
+        raise UserError(f"model: factory '{spec['model']}' returned {type(model).__name__}, not a torch.nn.Module")
+    if spec["weights"]:
+        # weights_only: a checkpoint is data, and must never run code on the build machine.
+        state = torch.load(root / spec["weights"], map_location="cpu", weights_only=True)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as e:
+            raise UserError(f"weights: '{spec['weights']}' does not fit the model: {e}") from e
+    return model.eval().to(device)

@@ -1,0 +1,85 @@
+"""What every action shares: its context (workspace, cache, target dir), event reporting, and error handling."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import layout, settings
+from ..cache.local import LocalStore
+from ..errors import AotbuildError, UserError
+from ..hashing import canonical_json
+
+
+@dataclass
+class ActionContext:
+    """One action's view of the world. Actions run with aot-out/ as their working directory."""
+
+    action: str
+    out_dir: Path
+    root: Path
+    target_dir: Path
+    spec: dict[str, Any]
+    store: LocalStore
+    events: Path | None
+    started: float
+
+    @property
+    def label(self) -> str:
+        return self.spec["label"]
+
+    def read_json(self, name: str) -> dict[str, Any]:
+        return json.loads((self.target_dir / name).read_text())
+
+    def toolchain(self) -> dict[str, Any]:
+        return json.loads((self.out_dir / layout.TOOLCHAIN_FILE).read_text())
+
+    def report(self, outcome: str, **extra: Any) -> None:
+        """Append one event line for the CLI's summary (O_APPEND keeps concurrent small writes whole)."""
+        if self.events is None:
+            return
+        record = {"label": self.label, "action": self.action, "outcome": outcome,
+                  "seconds": round(time.monotonic() - self.started, 3),
+                  "hits": self.store.counters.hits, "misses": self.store.counters.misses,
+                  "corrupt": self.store.counters.corrupt, **extra}
+        fd = os.open(self.events, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, canonical_json(record) + b"\n")
+        finally:
+            os.close(fd)
+
+
+def make_context(action: str, spec_path: str) -> ActionContext:
+    env = settings.environ()
+    out_dir = Path.cwd()
+    spec_file = out_dir / spec_path
+    return ActionContext(action=action, out_dir=out_dir, root=out_dir.parent, target_dir=spec_file.parent,
+                         spec=json.loads(spec_file.read_text()),
+                         store=LocalStore(settings.action_cache_dir(env)), events=settings.events_file(env),
+                         started=time.monotonic())
+
+
+def run_action(action: str, body: Callable[[ActionContext], str]) -> None:
+    """Entry point shared by actions: `body` returns its outcome; failures print a clear message and log a traceback."""
+    if len(sys.argv) != 2:
+        sys.exit(f"usage: python -m aotbuild.actions.{action} <target-dir>/<spec>.json")
+    ctx = make_context(action, sys.argv[1])
+    log = ctx.target_dir / f"{action}.log"
+    try:
+        outcome = body(ctx)
+    except Exception as e:  # noqa: BLE001 - every failure must reach the user, with its log
+        log.write_text(traceback.format_exc())
+        message = str(e) if isinstance(e, AotbuildError) else f"{type(e).__name__}: {e}"
+        first = message.strip().splitlines()[0] if message.strip() else type(e).__name__
+        ctx.report("failed", message=first[:500], log=str(log))
+        print(f"error: {ctx.label}: {action} failed: {message.strip()}\n  full log: {log}", file=sys.stderr)
+        sys.exit(2 if isinstance(e, UserError) else 1)
+    log.unlink(missing_ok=True)
+    ctx.report(outcome)

@@ -1,0 +1,149 @@
+"""The command line: parse arguments, call the engine, print results. Thin, and imports no torch."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from . import __version__, engine, layout, planner
+from .errors import AotbuildError
+from .selection import select
+from .workspace import find_root, load_workspace
+
+
+def _add_build_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("patterns", nargs="+", metavar="PATTERN", help="target patterns: //pkg:name, //pkg:all, //..., -//x")
+    p.add_argument("-j", "--jobs", type=int, help="parallel jobs (ninja's default: cores + 2)")
+    p.add_argument("-k", "--keep-going", action="store_true", help="build every target that can be built")
+    p.add_argument("--explain", action="store_true", help="show why ninja considers each step out of date")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="aotbuild", description=__doc__)
+    p.add_argument("--version", action="version", version=f"aotbuild {__version__}")
+    p.add_argument("--cache-dir", help="cache root (default: $AOTBUILD_CACHE_DIR, WORKSPACE cache.dir, "
+                                       "$XDG_CACHE_HOME/aotbuild)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_build_flags(sub.add_parser("build", help="export and compile stale targets"))
+    q = sub.add_parser("query", help="list targets matching patterns")
+    q.add_argument("patterns", nargs="+", metavar="PATTERN")
+    q.add_argument("--output", choices=("label", "json"), default="label")
+    sub.add_parser("clean", help="remove aot-out/ (the cache is kept)")
+    sub.add_parser("plan", help="regenerate aot-out/build.ninja (ninja runs this itself)")
+    c = sub.add_parser("cache", help="inspect and maintain the cache")
+    csub = c.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
+    csub.add_parser("stats", help="entries and bytes in the cache")
+    csub.add_parser("path", help="print the cache root")
+    csub.add_parser("verify", help="rehash every entry; remove and report corrupt ones")
+    gc = csub.add_parser("gc", help="evict least recently used entries")
+    gc.add_argument("--max-size", help="size budget, e.g. 500M, 10G")
+    gc.add_argument("--max-age", help="evict entries unused for longer, e.g. 7d, 12h")
+    return p
+
+
+def _size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    text = text.strip().upper().removesuffix("B")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def _age(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    text = text.strip().lower()
+    return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
+
+
+def cmd_build(args: argparse.Namespace, goal: str) -> int:
+    request = engine.BuildRequest(args.patterns, goal, args.jobs, args.keep_going, args.explain, args.cache_dir)
+    result = engine.build(request, Path.cwd())
+    for error in result.config_errors:
+        print(f"error: {error}", file=sys.stderr)
+    for label, message in sorted(result.failures.items()):
+        print(f"FAILED {label}: {message}", file=sys.stderr)
+    print(engine.summary_line(result))
+    return result.exit_code
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    ctx = engine.open_workspace(Path.cwd(), args.cache_dir)
+    plan = engine.ensure_plan(ctx)
+    selection = select(plan, args.patterns, ctx.current_package)
+    for error in selection.errors:
+        print(f"error: {error}", file=sys.stderr)
+    rows = []
+    for label in selection.labels:
+        info = plan.targets[str(label)]
+        target_dir = ctx.out_dir / info["goals"]["compile"].rsplit("/", 1)[0]
+        rows.append({"label": str(label), "tags": info["tags"], "outputs": {
+            "so": str(target_dir / f"{label.name}.so"), "pt2": str(target_dir / f"{label.name}.pt2"),
+            "manifest": str(target_dir / "manifest.json")}})
+    if args.output == "json":
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            print(row["label"])
+    return 2 if selection.errors else 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from .cache.local import LocalStore
+
+    ctx = engine.open_workspace(Path.cwd(), args.cache_dir)
+    store = LocalStore(ctx.cache_dir)
+    if args.cache_command == "path":
+        print(ctx.cache_dir)
+    elif args.cache_command == "stats":
+        for key, value in store.stats().items():
+            print(f"{key}: {value}")
+    elif args.cache_command == "verify":
+        corrupt = store.verify()
+        for name in corrupt:
+            print(f"corrupt (removed): {name}")
+        print(f"aotbuild: cache verified, {len(corrupt)} corrupt entries removed")
+        return 1 if corrupt else 0
+    elif args.cache_command == "gc":
+        if not args.max_size and not args.max_age:
+            raise AotbuildError("cache gc needs --max-size and/or --max-age")
+        removed = store.gc(_size(args.max_size) if args.max_size else None,
+                           _age(args.max_age) if args.max_age else None)
+        print(f"aotbuild: evicted {len(removed)} entries")
+    return 0
+
+
+def run(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "build":
+        return cmd_build(args, "compile")
+    if args.command == "query":
+        return cmd_query(args)
+    if args.command == "clean":
+        out = find_root(Path.cwd()) / layout.OUT_DIR
+        shutil.rmtree(out, ignore_errors=True)
+        print(f"aotbuild: removed {out}")
+        return 0
+    if args.command == "plan":
+        root = find_root(Path.cwd())
+        engine.write_toolchain(root / layout.OUT_DIR)
+        planner.write_plan(load_workspace(root), root / layout.OUT_DIR)
+        return 0
+    return cmd_cache(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        code = run(sys.argv[1:] if argv is None else argv)
+    except AotbuildError as e:
+        print(f"error: {e}", file=sys.stderr)
+        code = e.exit_code
+    except KeyboardInterrupt:
+        code = 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""The build engine: make sure the plan is current, run ninja on the selected goals, summarize what happened."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import layout, planner, settings, toolchain
+from .errors import UserError
+from .fsutil import write_if_changed
+from .hashing import pretty_json
+from .ninja_runner import run_ninja
+from .selection import select
+from .workspace import current_package, discover_packages, find_root, load_config, load_workspace
+
+# How a target's result came about, from the most to the least work done.
+OUTCOMES = ("failed", "compiled", "exported", "artifact-cache hit", "action-cache hit", "up to date")
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    patterns: list[str]
+    goal: str  # a rule kind name: "compile" for build, "verify" for test
+    jobs: int | None = None
+    keep_going: bool = False
+    explain: bool = False
+    cache_dir: str | None = None
+
+
+@dataclass
+class BuildResult:
+    outcomes: dict[str, str] = field(default_factory=dict)  # label -> one of OUTCOMES
+    failures: dict[str, str] = field(default_factory=dict)  # label -> message (with log path)
+    config_errors: list[str] = field(default_factory=list)
+    ninja_rc: int = 0
+    seconds: float = 0.0
+    events: list[dict] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        if self.config_errors:
+            return 2
+        return 1 if self.ninja_rc or self.failures else 0
+
+
+@dataclass(frozen=True)
+class Context:
+    root: Path
+    out_dir: Path
+    cache_dir: Path
+    current_package: str | None
+
+
+def open_workspace(cwd: Path, cache_flag: str | None) -> Context:
+    root = find_root(cwd)
+    config = load_config(root)
+    cache = settings.cache_dir(settings.environ(), cache_flag, config.cache_dir, root)
+    return Context(root, root / layout.OUT_DIR, cache, current_package(root, cwd))
+
+
+def ensure_plan(ctx: Context) -> planner.Plan:
+    """Re-plan only when BUILD files changed: a no-op build must not pay for YAML parsing."""
+    config = load_config(ctx.root)
+    build_files = ["WORKSPACE.aot.yaml"] + [layout.build_file(p) for p in discover_packages(ctx.root, config.ignore)]
+    plan = planner.read_plan(ctx.out_dir)
+    if planner.is_stale(ctx.root, ctx.out_dir, plan, build_files):
+        write_toolchain(ctx.out_dir)
+        plan = planner.write_plan(load_workspace(ctx.root), ctx.out_dir)
+    assert plan is not None
+    return plan
+
+
+def write_toolchain(out_dir: Path) -> None:
+    """Rewritten only when it changes: a new torch or compiler makes every export/compile edge dirty."""
+    write_if_changed(out_dir / layout.TOOLCHAIN_FILE, pretty_json(toolchain.fingerprint(settings.environ())))
+
+
+def _outcome(events: list[dict]) -> tuple[str, str | None]:
+    if not events:
+        return "up to date", None
+    failed = [e for e in events if e["outcome"] == "failed"]
+    if failed:
+        return "failed", f"{failed[0]['action']}: {failed[0]['message']} (log: {failed[0]['log']})"
+    return min((e["outcome"] for e in events), key=OUTCOMES.index), None
+
+
+def build(request: BuildRequest, cwd: Path) -> BuildResult:
+    started = time.monotonic()
+    ctx = open_workspace(cwd, request.cache_dir)
+    plan = ensure_plan(ctx)
+    selection = select(plan, request.patterns, ctx.current_package)
+    result = BuildResult(config_errors=selection.errors)
+    if selection.errors and not request.keep_going:
+        raise UserError("\n".join(selection.errors))
+    write_toolchain(ctx.out_dir)
+    goals = [plan.targets[str(label)]["goals"][request.goal] for label in selection.labels]
+    events_file = ctx.out_dir / layout.STATE_DIR / f"events-{os.getpid()}.jsonl"
+    events_file.unlink(missing_ok=True)
+    if goals:
+        env = {settings.CACHE_DIR_VAR: str(ctx.cache_dir), settings.EVENTS_VAR: str(events_file)}
+        sys.stdout.flush()
+        result.ninja_rc = run_ninja(ctx.out_dir, goals, jobs=request.jobs, keep_going=request.keep_going,
+                                    explain=request.explain, env=env)
+    if events_file.exists():
+        result.events = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
+        events_file.unlink()
+    by_label: dict[str, list[dict]] = {}
+    for event in result.events:
+        by_label.setdefault(event["label"], []).append(event)
+    for label in selection.labels:
+        outcome, failure = _outcome(by_label.get(str(label), []))
+        result.outcomes[str(label)] = outcome
+        if failure:
+            result.failures[str(label)] = failure
+    if result.ninja_rc and not result.failures:
+        # ninja failed before any action ran (a missing input, a broken build.ninja): say so, never stay silent.
+        result.failures["(ninja)"] = f"ninja exited with code {result.ninja_rc}; see its output above"
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def summary_line(result: BuildResult, what: str = "targets") -> str:
+    counts = Counter(result.outcomes.values())
+    parts = [f"{counts[o]} {o}" for o in OUTCOMES if counts[o]]
+    errors = f", {len(result.config_errors)} with errors in BUILD files" if result.config_errors else ""
+    return (f"aotbuild: {len(result.outcomes)} {what}: {', '.join(parts) or 'nothing to do'}{errors} "
+            f"in {result.seconds:.2f}s")
+
+

@@ -1,0 +1,82 @@
+"""Exceptions, split by who is at fault: the user, an action, or the infrastructure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class AotbuildError(Exception):
+    """Base class; `exit_code` is what the CLI returns for it."""
+
+    exit_code = 1
+
+
+class UserError(AotbuildError):
+    """Bad input from the user: a target file, a label, a flag. Exit code 2."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where in a user's file something was found; any part may be unknown."""
+
+    file: Path | str | None = None
+    line: int | None = None
+    target: str | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        parts = []
+        if self.file is not None:
+            parts.append(f"{self.file}:{self.line}" if self.line else str(self.file))
+        if self.target:
+            parts.append(f"target '{self.target}'")
+        if self.field:
+            parts.append(f"field '{self.field}'")
+        return ", ".join(parts)
+
+
+class TargetError(UserError):
+    """A BUILD/WORKSPACE file is malformed; the message names file, line, target and field."""
+
+    def __init__(self, where: Location, problem: str, fix: str | None = None) -> None:
+        self.where = where
+        self.problem = problem
+        self.fix = fix
+        text = f"{where}: {problem}" if str(where) else problem
+        if fix:
+            text += f"\n  fix: {fix}"
+        super().__init__(text)
+
+
+class LabelError(UserError):
+    """A label or target pattern is malformed, escapes the workspace, or names nothing."""
+
+
+class ActionError(AotbuildError):
+    """A build action (export, compile, verify) failed for one target."""
+
+    def __init__(self, label: str, action: str, message: str, log: Path | None = None) -> None:
+        self.label = label
+        self.action = action
+        self.log = log
+        text = f"{label}: {action} failed: {message}"
+        if log is not None:
+            text += f" (log: {log})"
+        super().__init__(text)
+
+
+class VerificationError(AotbuildError):
+    """An artifact's outputs differ from eager PyTorch beyond tolerance. Exit code 3."""
+
+    exit_code = 3
+
+
+class InfraError(AotbuildError):
+    """The cache, a remote, or a tool (ninja, the compiler) misbehaved: not the user's fault."""
+
+
+class CacheError(InfraError):
+    """A cache entry could not be read or written."""

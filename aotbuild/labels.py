@@ -1,0 +1,251 @@
+"""Bazel-style labels (//pkg:name) and target patterns (//pkg/..., //pkg:all, -//pkg:x)."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from aotbuild.errors import LabelError
+
+_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=,@~-]*")
+_WINDOWS_PATH = re.compile(r"[A-Za-z]:[\\/]")
+_WILDCARD_NAMES = ("all", "*")
+_HINT = (
+    "a valid label looks like //models/vision:mlp, //models/vision (short for "
+    "//models/vision:vision) or :mlp inside a package; patterns may also use "
+    "//models:all, //models/... and a leading '-' to subtract"
+)
+# Long target lists in error messages bury the actual problem.
+_MAX_LISTED = 5
+
+
+@dataclass(frozen=True, order=True)
+class Label:
+    """Exactly one target: `package` is "" for the workspace root package."""
+
+    package: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"//{self.package}:{self.name}"
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A parsed target pattern; `kind` is "target", "all" or "recursive"."""
+
+    package: str
+    kind: str
+    name: str | None
+    negative: bool
+
+    def matches(self, label: Label) -> bool:
+        """Whether `label` is selected by this pattern, ignoring `negative`."""
+        if self.kind == "target":
+            return label.package == self.package and label.name == self.name
+        if self.kind == "all":
+            return label.package == self.package
+        # Compare whole path segments so //models/... does not pick up models2.
+        return (
+            self.package == ""
+            or label.package == self.package
+            or label.package.startswith(self.package + "/")
+        )
+
+    def __str__(self) -> str:
+        sign = "-" if self.negative else ""
+        if self.kind == "recursive":
+            return f"{sign}//{self.package}/..." if self.package else f"{sign}//..."
+        return f"{sign}//{self.package}:{self.name if self.kind == 'target' else 'all'}"
+
+
+def _quote(text: str) -> str:
+    # repr() makes tabs/newlines visible; plain quotes keep Windows paths readable.
+    return repr(text) if not text.isprintable() else f"'{text}'"
+
+
+def _fail(text: str, what: str, problem: str) -> LabelError:
+    return LabelError(f"invalid {what} {_quote(text)}: {problem}; {_HINT}")
+
+
+def _check_characters(text: str, body: str, what: str) -> None:
+    if body == "":
+        raise _fail(text, what, "nothing after '-'" if text else "it is empty")
+    if any(c.isspace() for c in body):
+        raise _fail(text, what, "it contains whitespace")
+    if body.startswith("-"):
+        raise _fail(text, what, "only one leading '-' is allowed")
+    if body.startswith("~"):
+        raise _fail(text, what, "it looks like a home-directory path, not a label")
+    if _WINDOWS_PATH.match(body):
+        raise _fail(text, what, "it looks like a Windows file path, not a label")
+    if "\\" in body:
+        raise _fail(text, what, "it contains a backslash; labels separate packages with '/'")
+    if body.startswith("/") and not body.startswith("//"):
+        raise _fail(
+            text, what,
+            "it looks like an absolute file path; labels start with '//' (the workspace root)",
+        )
+
+
+def _check_package(text: str, package: str, what: str) -> None:
+    if package == "":
+        return
+    if package.endswith("/"):
+        raise _fail(text, what, "the package path has a trailing '/'")
+    for segment in package.split("/"):
+        if segment == "":
+            raise _fail(text, what, "the package path has an empty segment ('//' inside it)")
+        if segment == "..":
+            raise _fail(
+                text, what,
+                "'..' is not allowed: labels cannot name anything outside the workspace "
+                "and never step up a directory; write the absolute //path instead",
+            )
+        if segment == ".":
+            raise _fail(text, what, "'.' segments are not allowed in a package path")
+        if segment == "...":
+            raise _fail(text, what, "'...' is only allowed as the last package segment")
+        if not _SEGMENT.fullmatch(segment):
+            raise _fail(
+                text, what,
+                f"package segment '{segment}' is invalid; segments match "
+                f"{_SEGMENT.pattern}",
+            )
+
+
+def _check_name(text: str, name: str, what: str) -> None:
+    if name == "":
+        raise _fail(text, what, "the target name after ':' is empty")
+    if "/" in name:
+        raise _fail(text, what, "target names cannot contain '/'")
+    if not _NAME.fullmatch(name):
+        raise _fail(text, what, f"target name '{name}' is invalid; names match {_NAME.pattern}")
+
+
+def _parse(text: str, current_package: str | None, what: str) -> Pattern:
+    if not isinstance(text, str):
+        raise LabelError(f"expected a {what} string, got {type(text).__name__}")
+    negative = text.startswith("-")
+    body = text[1:] if negative else text
+    _check_characters(text, body, what)
+
+    if body.startswith("//"):
+        rest, base = body[2:], ""
+        if rest.startswith("/"):
+            raise _fail(text, what, "it starts with '///'; the package part must not start with '/'")
+        if rest == "":
+            raise _fail(text, what, "it names no package and no target")
+    else:
+        if current_package is None:
+            raise _fail(
+                text, what,
+                "it is relative, but the current directory is not inside a workspace "
+                "package; use an absolute label starting with '//'",
+            )
+        # A bare word could mean a target or a package; refuse to guess.
+        if ":" not in body and "/" not in body and body != "...":
+            raise _fail(text, what, f"it is ambiguous; write ':{body}' for a target in this package")
+        rest, base = body, current_package
+
+    pkg_text, colon, name = rest.partition(":")
+    if ":" in name:
+        raise _fail(text, what, "it contains more than one ':'")
+    recursive = pkg_text == "..." or pkg_text.endswith("/...")
+    if recursive:
+        pkg_text = pkg_text[:-4] if pkg_text.endswith("/...") else ""
+        if colon and name not in _WILDCARD_NAMES:
+            raise _fail(text, what, "'...' can only be followed by ':all' or ':*'")
+    package = "/".join(part for part in (base, pkg_text) if part)
+    # Checked after joining so a bad current_package cannot yield a bad Label either.
+    _check_package(text, package, what)
+
+    if recursive:
+        return Pattern(package, "recursive", None, negative)
+    if colon and name in _WILDCARD_NAMES:
+        return Pattern(package, "all", None, negative)
+    if not colon:
+        name = pkg_text.rsplit("/", 1)[-1]  # //pkg/path means //pkg/path:path
+    _check_name(text, name, what)
+    return Pattern(package, "target", name, negative)
+
+
+def parse_pattern(text: str, current_package: str | None = None) -> Pattern:
+    """Parse a target pattern; relative forms are resolved against `current_package`."""
+    return _parse(text, current_package, "target pattern")
+
+
+def parse_label(text: str, current_package: str | None = None) -> Label:
+    """Parse a label naming exactly one target: no '-' and no wildcards."""
+    pattern = _parse(text, current_package, "label")
+    if pattern.negative:
+        raise _fail(text, "label", "a label cannot start with '-'; that is only for target patterns")
+    if pattern.kind != "target":
+        raise _fail(
+            text, "label",
+            "wildcards (':all', ':*', '...') are for target patterns; a label names one target",
+        )
+    if pattern.name == "all":
+        raise _fail(text, "label", "'all' is reserved for the ':all' wildcard, not a target name")
+    assert pattern.name is not None
+    return Label(pattern.package, pattern.name)
+
+
+def _missing_target(pattern: Pattern, known: set[Label], packages: set[str]) -> LabelError:
+    if pattern.package not in packages:
+        return _missing_package(pattern.package, packages)
+    names = sorted(label.name for label in known if label.package == pattern.package)
+    assert pattern.name is not None
+    # Likely typos first, then the rest alphabetically, so the list stays short and useful.
+    close = difflib.get_close_matches(pattern.name, names, n=_MAX_LISTED)
+    listed = (close + [n for n in names if n not in close])[:_MAX_LISTED]
+    message = (
+        f"no target '{pattern.name}' in package '//{pattern.package}'; "
+        f"it has: {', '.join(listed)}"
+    )
+    if len(names) > len(listed):
+        message += f" (and {len(names) - len(listed)} more)"
+    return LabelError(message)
+
+
+def _missing_package(package: str, packages: set[str]) -> LabelError:
+    message = f"no package '//{package}'"
+    close = difflib.get_close_matches(package, sorted(packages), n=1)
+    if close:
+        message += f"; did you mean '//{close[0]}'?"
+    return LabelError(message)
+
+
+def resolve(
+    patterns: Sequence[str], labels: Iterable[Label], current_package: str | None = None
+) -> list[Label]:
+    """Apply `patterns` left to right over the known `labels`; return sorted unique matches."""
+    parsed = [parse_pattern(text, current_package) for text in patterns]
+    if not parsed:
+        raise LabelError("no target patterns given; name at least one, e.g. //...")
+    if all(p.negative for p in parsed):
+        raise LabelError(
+            "only negative patterns given: there is nothing to subtract from; "
+            "add a positive pattern first, e.g. //... -//models:big"
+        )
+    known = set(labels)
+    packages = {label.package for label in known}
+    selected: set[Label] = set()
+    for pattern in parsed:
+        matched = {label for label in known if pattern.matches(label)}
+        # Negative patterns may name nothing: subtracting an absent target is harmless.
+        if not pattern.negative and not matched:
+            if pattern.kind == "target":
+                raise _missing_target(pattern, known, packages)
+            if pattern.kind == "all":
+                raise _missing_package(pattern.package, packages)
+            if pattern.package:
+                raise LabelError(f"no packages under '{pattern}'")
+        if pattern.negative:
+            selected -= matched
+        else:
+            selected |= matched
+    return sorted(selected)

@@ -1,0 +1,1 @@
+"""Example models for aotbuild (built from code only, no downloads)."""

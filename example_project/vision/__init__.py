@@ -1,0 +1,1 @@
+"""Second example package: a classifier whose weights come from a checkpoint."""

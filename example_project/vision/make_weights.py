@@ -1,0 +1,40 @@
+"""Regenerate vision/classifier_weights.pt.
+
+Run from the workspace root (the directory holding WORKSPACE.aot.yaml):
+
+    python -m vision.make_weights
+
+The checkpoint is a plain state_dict (loadable with
+torch.load(path, weights_only=True)). It uses a different seed than the
+factory and non-trivial batchnorm statistics, so outputs differ visibly
+depending on whether the weights were actually loaded.
+"""
+
+from pathlib import Path
+
+import torch
+
+from vision.classifier import TinyClassifier
+
+OUT = Path(__file__).resolve().parent / "classifier_weights.pt"
+
+
+def main() -> None:
+    model = TinyClassifier()
+    g = torch.Generator().manual_seed(1234)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if not tensor.is_floating_point():
+                continue  # e.g. BatchNorm num_batches_tracked
+            if name.endswith("running_var"):
+                tensor.copy_(0.5 + torch.rand(tensor.shape, generator=g))
+            elif name.endswith("running_mean"):
+                tensor.copy_(0.1 * torch.randn(tensor.shape, generator=g))
+            else:
+                tensor.copy_(0.2 * torch.randn(tensor.shape, generator=g))
+    torch.save(model.state_dict(), OUT)
+    print(f"wrote {OUT} ({sum(p.numel() for p in model.parameters())} parameters)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""The compile rule: graph.json + options -> .so/.pt2 artifacts and manifest.json, through the artifact cache."""
+
+from __future__ import annotations
+
+import os
+
+from aotbuild import layout
+from aotbuild.layout import TargetPaths
+from aotbuild.ninja_graph import Edge, Rule
+from aotbuild.schema import Target
+
+NAME = "aot_compile"
+GIB = 1 << 30
+# A cold AOTInductor compile peaks around 2-3 GiB (the compiler plus torch); cap parallel compiles by memory.
+COMPILE_MEMORY = 3 * GIB
+
+
+def _pool_depth() -> int:
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        memory = 8 * GIB
+    return max(1, min(os.cpu_count() or 1, memory // COMPILE_MEMORY))
+
+
+POOL = ("aot_compile_pool", _pool_depth())
+
+
+def rule(python: str) -> Rule:
+    return Rule(NAME, f"{python} -m aotbuild.actions.compile $spec", "compile $label", restat=True, pool=POOL[0])
+
+
+def spec_files(target: Target) -> dict[str, dict]:
+    return {TargetPaths(target.label).compile_spec: target.compile_spec()}
+
+
+def edges(target: Target) -> list[Edge]:
+    paths = TargetPaths(target.label)
+    return [Edge(NAME, (paths.manifest,), (paths.graph, paths.compile_spec), (layout.TOOLCHAIN_FILE,),
+                 variables=(("spec", paths.compile_spec), ("label", str(target.label))))]
+
+
+def goal(target: Target) -> str:
+    return TargetPaths(target.label).manifest

@@ -1,0 +1,34 @@
+"""The export rule: model code -> exported program in the cache + graph.json (restat prunes unchanged graphs)."""
+
+from __future__ import annotations
+
+from aotbuild import layout
+from aotbuild.layout import TargetPaths
+from aotbuild.ninja_graph import Edge, Rule
+from aotbuild.schema import Target
+
+NAME = "aot_export"
+
+
+def rule(python: str) -> Rule:
+    # deps = gcc: ninja folds the depfile (every workspace .py the model imported) into its own log.
+    return Rule(NAME, f"{python} -m aotbuild.actions.export $spec", "export $label", restat=True,
+                depfile="$out.d", deps="gcc")
+
+
+def spec_files(target: Target) -> dict[str, dict]:
+    return {TargetPaths(target.label).export_spec: target.export_spec()}
+
+
+def edges(target: Target) -> list[Edge]:
+    paths = TargetPaths(target.label)
+    implicit = [layout.TOOLCHAIN_FILE]
+    if target.weights:
+        implicit.append(layout.from_out(target.weights))
+    # reference.json (eager outputs for verification) is a by-product: restat keeps both pruned when unchanged.
+    return [Edge(NAME, (paths.graph,), (paths.export_spec,), tuple(implicit),
+                 implicit_outputs=(paths.file("reference.json"),), variables=(("spec", paths.export_spec), ("label", str(target.label))))]
+
+
+def goal(target: Target) -> str:
+    return TargetPaths(target.label).graph

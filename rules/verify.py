@@ -1,0 +1,28 @@
+"""The verify rule: run an artifact on the example and range-edge inputs and compare with eager references."""
+
+from __future__ import annotations
+
+from aotbuild.layout import TargetPaths
+from aotbuild.ninja_graph import Edge, Rule
+from aotbuild.schema import Target
+
+NAME = "aot_verify"
+
+
+def rule(python: str) -> Rule:
+    return Rule(NAME, f"{python} -m aotbuild.actions.verify $spec", "verify $label", restat=True)
+
+
+def spec_files(target: Target) -> dict[str, dict]:
+    return {TargetPaths(target.label).file("verify.json"): target.verify_spec()}
+
+
+def edges(target: Target) -> list[Edge]:
+    paths = TargetPaths(target.label)
+    spec = paths.file("verify.json")
+    return [Edge(NAME, (paths.file("verified.json"),), (paths.manifest, paths.file("reference.json"), spec),
+                 variables=(("spec", spec), ("label", str(target.label))))]
+
+
+def goal(target: Target) -> str:
+    return TargetPaths(target.label).file("verified.json")
