@@ -10,6 +10,8 @@ from pathlib import Path
 
 from . import __version__, engine, layout, planner
 from .errors import AotbuildError
+from .fsutil import atomic_write
+from .hashing import pretty_json
 from .selection import select
 from .workspace import find_root, load_workspace
 
@@ -19,6 +21,7 @@ def _add_build_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-j", "--jobs", type=int, help="parallel jobs (ninja's default: cores + 2)")
     p.add_argument("-k", "--keep-going", action="store_true", help="build every target that can be built")
     p.add_argument("--explain", action="store_true", help="show why ninja considers each step out of date")
+    p.add_argument("--report", metavar="PATH", help="write a JSON report: each target's outcome, failures, time")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -66,6 +69,11 @@ def cmd_build(args: argparse.Namespace, goal: str) -> int:
     for label, message in sorted(result.failures.items()):
         print(f"FAILED {label}: {message}", file=sys.stderr)
     print(engine.summary_line(result))
+    if args.report:
+        report = {"targets": result.outcomes, "failures": result.failures, "errors": result.config_errors,
+                  "actions": [{k: e[k] for k in ("label", "action", "outcome", "seconds")} for e in result.events],
+                  "seconds": round(result.seconds, 3), "exit_code": result.exit_code}
+        atomic_write(Path(args.report), pretty_json(report))
     return result.exit_code
 
 
@@ -115,8 +123,23 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Like parse_args, but `-//pkg:x` and `-:x` are subtractive patterns, not unknown options (as in Bazel)."""
+    p = parser()
+    args, unknown = p.parse_known_args(argv)
+    patterns = [a for a in unknown if a.startswith(("-//", "-:"))]
+    rest = [a for a in unknown if a not in patterns]
+    if rest:
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
+    if patterns:
+        if not hasattr(args, "patterns"):
+            p.error(f"unrecognized arguments: {' '.join(patterns)}")
+        args.patterns = [a for a in argv if a in patterns or a in args.patterns]
+    return args
+
+
 def run(argv: list[str]) -> int:
-    args = parser().parse_args(argv)
+    args = parse_args(argv)
     if args.command == "build":
         return cmd_build(args, "compile")
     if args.command == "query":

@@ -19,7 +19,7 @@ from .selection import select
 from .workspace import current_package, discover_packages, find_root, load_config, load_workspace
 
 # How a target's result came about, from the most to the least work done.
-OUTCOMES = ("failed", "compiled", "exported", "artifact-cache hit", "action-cache hit", "up to date")
+OUTCOMES = ("failed", "compiled", "artifact-cache hit", "exported", "action-cache hit", "up to date")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.metadata
-import importlib.util
 import platform
 import re
 import shutil
@@ -21,13 +20,13 @@ from . import __version__, settings
 def torch_versions() -> dict[str, str | None]:
     """torch's version, git commit and CUDA version, read from torch/version.py as text."""
     try:
-        version = importlib.metadata.version("torch")
+        dist = importlib.metadata.distribution("torch")
     except importlib.metadata.PackageNotFoundError:
         return {"torch": None, "torch_git": None, "torch_cuda": None}
-    found: dict[str, str | None] = {"torch": version, "torch_git": None, "torch_cuda": None}
-    spec = importlib.util.find_spec("torch")  # locates the package without importing it
-    if spec and spec.submodule_search_locations:
-        version_py = Path(next(iter(spec.submodule_search_locations))) / "version.py"
+    found: dict[str, str | None] = {"torch": dist.version, "torch_git": None, "torch_cuda": None}
+    # The installed distribution's own file, found through its metadata: no import, no sys.path lookup.
+    version_py = Path(str(dist.locate_file("torch/version.py")))
+    if version_py.is_file():
         for node in ast.parse(version_py.read_text()).body:
             if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Constant):
                 target = node.targets[0] if isinstance(node, ast.Assign) else node.target

@@ -1,0 +1,66 @@
+"""Shared helpers: run the CLI as users do, copy the example project, and catch any import of torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "example_project"
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+    report: dict
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def aotbuild(args: list[str], cwd: Path, env: dict[str, str] | None = None, report: bool = True) -> Run:
+    """Run `python -m aotbuild` in a subprocess; build commands also return their JSON report."""
+    report_path = cwd / ".report.json"
+    report_path.unlink(missing_ok=True)
+    extra = ["--report", str(report_path)] if report and args and args[0] in ("build", "test") else []
+    proc = subprocess.run([sys.executable, "-m", "aotbuild", *args, *extra], cwd=cwd, capture_output=True,
+                          text=True, env={**os.environ, **(env or {})})
+    data = json.loads(report_path.read_text()) if report_path.exists() else {}
+    return Run(proc.returncode, proc.stdout, proc.stderr, data)
+
+
+def copy_example(dest: Path) -> Path:
+    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("aot-out", "__pycache__"))
+    return dest
+
+
+def torch_tripwire(directory: Path) -> tuple[dict[str, str], Path]:
+    """An environment under which any process that imports torch leaves a marker file (and fails)."""
+    fake = directory / "tripwire" / "torch"
+    fake.mkdir(parents=True, exist_ok=True)
+    marker = directory / "torch-was-imported"
+    (fake / "__init__.py").write_text(
+        "import os, sys\n"
+        f"open({str(marker)!r}, 'a').write(' '.join(sys.argv) + '\\n')\n"
+        "raise ImportError('torch imported under the tripwire')\n")
+    return {"PYTHONPATH": str(fake.parent)}, marker
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Path:
+    return copy_example(tmp_path / "ws")
+
+
+@pytest.fixture
+def cache_env(tmp_path: Path) -> dict[str, str]:
+    return {"AOTBUILD_CACHE_DIR": str(tmp_path / "cache")}

@@ -1,0 +1,98 @@
+"""Bad input reaches the user as a clear error with a non-zero exit code; planning never imports torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .conftest import aotbuild, torch_tripwire
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    write(root / "WORKSPACE.aot.yaml", "")
+    write(root / "good" / "BUILD.aot.yaml", "targets:\n  a: {model: good.m:f, inputs: {x: {shape: [2], dtype: float32}}}\n")
+    return root
+
+
+BAD_BUILD_FILES = [
+    ("targets:\n  a: {model: m:f\n", "bad/BUILD.aot.yaml:3", "malformed YAML"),
+    ("targets:\n  a:\n    model: m:f\n    inputs: m:g\n    colour: red\n", "bad/BUILD.aot.yaml:5", "unknown key 'colour'"),
+    ("targets:\n  a:\n    model: m:f\n    inputs: m:g\n    kwargs: 3\n", "bad/BUILD.aot.yaml:5", "expected a mapping"),
+]
+
+
+@pytest.mark.parametrize("text, where, problem", BAD_BUILD_FILES)
+def test_bad_build_file_is_exit_2_naming_file_and_line(ws: Path, text: str, where: str, problem: str) -> None:
+    write(ws / "bad" / "BUILD.aot.yaml", text)
+    run = aotbuild(["build", "//bad:all"], ws)
+    assert run.code == 2
+    assert where in run.stderr and problem in run.stderr
+
+
+def test_bad_target_with_keep_going_still_plans_the_rest(ws: Path) -> None:
+    write(ws / "bad" / "BUILD.aot.yaml", "targets:\n  a:\n    model: m:f\n    inputs: m:g\n    colour: red\n")
+    # Querying is planning only: the good package stays usable while another package is broken.
+    run = aotbuild(["query", "//good:all"], ws)
+    assert run.code == 0 and run.stdout.split() == ["//good:a"]
+    run = aotbuild(["query", "//..."], ws)
+    assert run.code == 2 and "unknown key 'colour'" in run.stderr and "//good:a" in run.stdout
+
+
+@pytest.mark.parametrize("pattern, problem", [
+    ("//good:a:b", "invalid"),
+    ("//../etc:passwd", "outside the workspace"),
+    ("//good/../..:x", "outside the workspace"),
+    ("/etc/passwd", "invalid"),
+    ("//good:nope", "no target 'nope'"),
+    ("//nowhere:all", "no package"),
+])
+def test_bad_labels_exit_2(ws: Path, pattern: str, problem: str) -> None:
+    run = aotbuild(["build", pattern], ws)
+    assert run.code == 2, run.output
+    assert problem in run.stderr
+
+
+def test_outside_any_workspace(tmp_path: Path) -> None:
+    run = aotbuild(["build", "//..."], tmp_path)
+    assert run.code == 2 and "WORKSPACE.aot.yaml" in run.stderr
+
+
+def test_usage_error_exit_2(ws: Path) -> None:
+    assert aotbuild(["build"], ws).code == 2
+    assert aotbuild(["frobnicate"], ws).code == 2
+
+
+def test_relative_labels_resolve_from_the_current_package(ws: Path) -> None:
+    run = aotbuild(["query", ":a"], ws / "good")
+    assert run.code == 0 and run.stdout.split() == ["//good:a"]
+    run = aotbuild(["query", "//...", "-//good:a"], ws)
+    assert run.code == 0 and run.stdout.split() == []
+
+
+def test_planning_never_imports_torch(ws: Path, tmp_path: Path) -> None:
+    env, marker = torch_tripwire(tmp_path)
+    run = aotbuild(["query", "//..."], ws, env)
+    assert run.code == 0, run.output
+    assert (ws / "aot-out" / "build.ninja").exists()
+    assert not marker.exists()
+
+
+def test_build_ninja_regenerates_when_a_build_file_changes(ws: Path) -> None:
+    assert aotbuild(["query", "//..."], ws).code == 0
+    ninja_file = ws / "aot-out" / "build.ninja"
+    spec = ws / "aot-out" / "good" / "a" / "export.json"
+    before, spec_before = ninja_file.stat().st_mtime_ns, spec.stat().st_mtime_ns
+    write(ws / "good" / "BUILD.aot.yaml", "targets:\n  a: {model: good.m:f, inputs: {x: {shape: [2], dtype: float32}}}\n"
+          "  b: {model: good.m:f, inputs: {x: {shape: [3], dtype: float32}}}\n")
+    run = aotbuild(["query", "//..."], ws)
+    assert run.stdout.split() == ["//good:a", "//good:b"]
+    assert ninja_file.stat().st_mtime_ns > before
+    assert spec.stat().st_mtime_ns == spec_before  # an unchanged target's spec keeps its mtime: it stays up to date

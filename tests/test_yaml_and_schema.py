@@ -1,0 +1,124 @@
+"""Target-file parsing: every bad input is rejected with its file, line, target and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aotbuild.errors import TargetError
+from aotbuild.labels import Label
+from aotbuild.schema import parse_build_file
+from aotbuild.yaml_source import load_yaml
+
+GOOD = """\
+defaults:
+  device: cpu
+  tolerance: {atol: 1.0e-3, rtol: 1.0e-3}
+  options: {a.b: 1}
+targets:
+  mlp:
+    model: models.mlp:MLP
+    kwargs: {hidden: 128}
+    inputs:
+      x: {shape: [batch, 64], dtype: float32}
+      s: {shape: [1], dtype: float32, keyword: true}
+    dims:
+      batch: {min: 1, max: 64, example: 8}
+    options: {c.d: true}
+    tags: [t]
+  enc:
+    model: models.enc:build
+    inputs: models.enc:example_inputs
+    device: cuda
+"""
+
+
+def parse(tmp_path: Path, text: str):
+    path = tmp_path / "BUILD.aot.yaml"
+    path.write_text(text)
+    return parse_build_file(load_yaml(path, "pkg/BUILD.aot.yaml"), "pkg/BUILD.aot.yaml", "pkg", {})
+
+
+def test_good_file_parses_into_frozen_targets(tmp_path: Path) -> None:
+    targets, errors = parse(tmp_path, GOOD)
+    assert errors == {}
+    mlp, enc = targets
+    assert mlp.label == Label("pkg", "mlp") and mlp.line == 7
+    assert mlp.inputs[0].shape == ("batch", 64) and mlp.inputs[1].keyword
+    assert mlp.dims[0].example == 8 and mlp.dims[0].min == 1
+    assert mlp.options == {"a.b": 1, "c.d": True}  # defaults merge under the target's own options
+    assert mlp.tolerance is not None and mlp.tolerance.atol == 1e-3
+    assert enc.inputs == "models.enc:example_inputs" and enc.device == "cuda"
+    with pytest.raises(AttributeError):
+        mlp.model = "x"  # type: ignore[misc]
+
+
+def test_export_spec_excludes_compile_only_fields(tmp_path: Path) -> None:
+    (mlp, _), _ = parse(tmp_path, GOOD)
+    assert "options" not in mlp.export_spec()
+    assert mlp.compile_spec()["options"] == {"a.b": 1, "c.d": True}
+
+
+TARGET_ERRORS = [
+    # (yaml for target 'bad', whose body starts on line 3; expected line, field, substring of the problem)
+    ("model: m:f\n    inputs: {x: {shape: [1], dtype: float32}}\n    widht: 3", 5, "widht", "unknown key"),
+    ("model: 3\n    inputs: {x: {shape: [1], dtype: float32}}", 3, "model", "expected 'module:callable'"),
+    ("model: nocolon\n    inputs: {x: {shape: [1], dtype: float32}}", 3, "model", "module:callable"),
+    ("inputs: {x: {shape: [1], dtype: float32}}", 3, "model", "missing 'model'"),
+    ("model: m:f", 3, "inputs", "missing 'inputs'"),
+    ("model: m:f\n    inputs: {x: {shape: [1], dtype: float33}}", 4, "inputs.x.dtype", "unknown dtype"),
+    ("model: m:f\n    inputs: {x: {shape: 5, dtype: float32}}", 4, "inputs.x.shape", "expected a list"),
+    ("model: m:f\n    inputs: {x: {shape: [b], dtype: float32}}", 4, "inputs.x.shape", "unknown dimension 'b'"),
+    ("model: m:f\n    inputs: {x: {shape: [1], dtype: float32}}\n    kwargs: [1]", 5, "kwargs", "expected a mapping"),
+    ("model: m:f\n    inputs: {x: {shape: [1], dtype: float32}}\n    device: tpu", 5, "device", "unknown device"),
+    ("model: m:f\n    inputs: {x: {shape: [1], dtype: float32}}\n    seed: true", 5, "seed", "expected an integer"),
+    ("model: m:f\n    inputs: {x: {shape: [1], dtype: float32}}\n    tags: vision", 5, "tags", "expected a list"),
+    ("model: m:f\n    inputs: {x: {shape: [b], dtype: float32}}\n    dims: {b: {min: 4, max: 2}}", 5,
+     "dims.b.max", "below min"),
+    ("model: m:f\n    inputs: {x: {shape: [b], dtype: float32}}\n    dims: {b: {min: 1, max: 9, example: 1}}", 5,
+     "dims.b.example", "at least 2"),
+    ("model: m:f\n    inputs: {x: {shape: [1], dtype: float32}}\n    dims: {b: {min: 1, max: 9}}", 4,
+     "dims", "no input shape uses it"),
+    ("model: m:f\n    inputs: {x: {shape: [1], dtype: float32}}\n    weights: ../../etc/passwd", 5,
+     "weights", "inside the package"),
+    ("model: m:f\n    inputs: {x: {shape: [1], dtype: float32}}\n    tolerance: {atol: -1, rtol: 0}", 5,
+     "tolerance.atol", "non-negative"),
+    ("model: m:f\n    inputs: {x: {shape: [1], dtype: float32, low: 0}}", 4, "inputs.x.low", "integer inputs only"),
+]
+
+
+@pytest.mark.parametrize("body, line, field, problem", TARGET_ERRORS)
+def test_bad_target_names_file_line_target_field(tmp_path: Path, body: str, line: int, field: str,
+                                                 problem: str) -> None:
+    good, errors = parse(tmp_path, f"targets:\n  bad:\n    {body}\n  ok:\n    model: m:f\n    inputs: m:g\n")
+    assert [t.label.name for t in good] == ["ok"]  # a bad target does not take its siblings down
+    error = errors[Label("pkg", "bad")]
+    assert error.where.file == "pkg/BUILD.aot.yaml"
+    assert (error.where.line, error.where.target, error.where.field) == (line, "bad", field)
+    assert problem in str(error)
+    assert f"pkg/BUILD.aot.yaml:{line}" in str(error) and "target 'bad'" in str(error)
+
+
+FILE_ERRORS = [
+    ("targets:\n  a: {model: m:f\n", 3, "malformed YAML"),
+    ("targetz: {}\n", 1, "unknown key 'targetz'"),
+    ("targets: [1, 2]\n", 1, "expected a mapping"),
+    ("targets:\n  a: {model: m:f, inputs: m:g}\n  a: {model: m:f, inputs: m:g}\n", 3, "duplicate key 'a'"),
+    ("defaults: {model: m:f}\n", 1, "unknown key 'model'"),
+    ("targets:\n  all: {model: m:f, inputs: m:g}\n", 2, "invalid target name"),
+]
+
+
+@pytest.mark.parametrize("text, line, problem", FILE_ERRORS)
+def test_bad_file_raises_with_line(tmp_path: Path, text: str, line: int, problem: str) -> None:
+    with pytest.raises(TargetError) as info:
+        parse(tmp_path, text)
+    assert info.value.where.line == line
+    assert problem in str(info.value)
+    assert "pkg/BUILD.aot.yaml" in str(info.value)
+
+
+def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
+    _, errors = parse(tmp_path, "targets:\n  a:\n    model: m:f\n    input: m:g\n")
+    assert "did you mean 'inputs'" in str(errors[Label("pkg", "a")])
