@@ -8,7 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from . import __version__, engine, layout, planner
+from . import __version__, engine, layout, planner, test_report
 from .errors import AotbuildError
 from .fsutil import atomic_write
 from .hashing import pretty_json
@@ -31,6 +31,10 @@ def parser() -> argparse.ArgumentParser:
                                        "$XDG_CACHE_HOME/aotbuild)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_build_flags(sub.add_parser("build", help="export and compile stale targets"))
+    t = sub.add_parser("test", help="build, then verify each artifact against eager PyTorch")
+    _add_build_flags(t)
+    t.add_argument("--junit-xml", metavar="PATH", help="write a JUnit XML report")
+    t.add_argument("--json", metavar="PATH", dest="json_report", help="write a JSON report")
     q = sub.add_parser("query", help="list targets matching patterns")
     q.add_argument("patterns", nargs="+", metavar="PATTERN")
     q.add_argument("--output", choices=("label", "json"), default="label")
@@ -66,8 +70,14 @@ def cmd_build(args: argparse.Namespace, goal: str) -> int:
     result = engine.build(request, Path.cwd())
     for error in result.config_errors:
         print(f"error: {error}", file=sys.stderr)
-    for label, message in sorted(result.failures.items()):
-        print(f"FAILED {label}: {message}", file=sys.stderr)
+    if goal == "verify":
+        ctx = engine.open_workspace(Path.cwd(), args.cache_dir)
+        tests = test_report.outcomes(result, planner.read_plan(ctx.out_dir), ctx.out_dir)
+        print("\n".join(test_report.lines(tests)))
+        test_report.write_reports(tests, args.junit_xml, args.json_report)
+    else:
+        for label, message in sorted(result.failures.items()):
+            print(f"FAILED {label}: {message}", file=sys.stderr)
     print(engine.summary_line(result))
     if args.report:
         report = {"targets": result.outcomes, "failures": result.failures, "errors": result.config_errors,
@@ -142,6 +152,8 @@ def run(argv: list[str]) -> int:
     args = parse_args(argv)
     if args.command == "build":
         return cmd_build(args, "compile")
+    if args.command == "test":
+        return cmd_build(args, "verify")
     if args.command == "query":
         return cmd_query(args)
     if args.command == "clean":

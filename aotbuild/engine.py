@@ -19,7 +19,8 @@ from .selection import select
 from .workspace import current_package, discover_packages, find_root, load_config, load_workspace
 
 # How a target's result came about, from the most to the least work done.
-OUTCOMES = ("failed", "compiled", "artifact-cache hit", "exported", "action-cache hit", "up to date")
+OUTCOMES = ("failed", "compiled", "artifact-cache hit", "exported", "action-cache hit", "verified",
+            "verify-cache hit", "up to date")
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,11 @@ class BuildResult:
 
     @property
     def exit_code(self) -> int:
+        """2: bad BUILD input; 3: an artifact computes the wrong thing; 1: any other failure."""
         if self.config_errors:
             return 2
+        if any(e["outcome"] == "failed" and e.get("exit_code") == 3 for e in self.events):
+            return 3
         return 1 if self.ninja_rc or self.failures else 0
 
 

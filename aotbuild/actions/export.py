@@ -16,7 +16,9 @@ from .runtime import ActionContext, run_action
 
 
 def _source_key(ctx: ActionContext) -> dict[str, Any]:
-    return {"spec": ctx.spec, "toolchain": ctx.toolchain()["export"]}
+    # The label only names the target: one model declared under two labels shares one cache entry.
+    spec = {k: v for k, v in ctx.spec.items() if k != "label"}
+    return {"spec": spec, "toolchain": ctx.toolchain()["export"]}
 
 
 def _file_hashes(root: Path, files: list[str]) -> dict[str, str | None]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import layout, settings
 from ..cache.local import LocalStore
-from ..errors import AotbuildError, UserError
+from ..errors import AotbuildError
 from ..hashing import canonical_json
 
 
@@ -78,8 +78,9 @@ def run_action(action: str, body: Callable[[ActionContext], str]) -> None:
         log.write_text(traceback.format_exc())
         message = str(e) if isinstance(e, AotbuildError) else f"{type(e).__name__}: {e}"
         first = message.strip().splitlines()[0] if message.strip() else type(e).__name__
-        ctx.report("failed", message=first[:500], log=str(log))
+        code = e.exit_code if isinstance(e, AotbuildError) else 1
+        ctx.report("failed", message=first[:500], log=str(log), exit_code=code)
         print(f"error: {ctx.label}: {action} failed: {message.strip()}\n  full log: {log}", file=sys.stderr)
-        sys.exit(2 if isinstance(e, UserError) else 1)
+        sys.exit(code)
     log.unlink(missing_ok=True)
     ctx.report(outcome)

@@ -1,0 +1,162 @@
+"""The verify action: run the .so and the .pt2 on every reference case and compare with eager PyTorch.
+
+Results (pass or fail) are cached by artifact digests + reference + tolerance, so an unchanged artifact
+is never verified twice, and a cached failure fails again without importing torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from ..errors import VerificationError
+from ..fsutil import write_if_changed
+from ..hashing import key_of, pretty_json
+from .runtime import ActionContext, run_action
+
+# Defaults by dtype where a target gives no tolerance: about 100 ulps of each type at unit scale.
+DEFAULT_TOLERANCE = {"float64": (1e-7, 1e-7), "float32": (1e-4, 1e-4), "bfloat16": (2e-2, 2e-2),
+                     "float16": (5e-3, 5e-3)}
+
+
+def _tolerance(dtype: str, declared: dict[str, float] | None) -> tuple[float, float]:
+    if declared is not None:
+        return declared["atol"], declared["rtol"]
+    return DEFAULT_TOLERANCE.get(dtype.removeprefix("torch."), (0.0, 0.0))  # integers and bools: exact
+
+
+def compare(expected: list[Any], actual: list[Any], paths: list[str], declared: dict | None) -> list[dict]:
+    """One record per output leaf: max abs/rel error and whether it is within tolerance."""
+    import torch
+
+    records = []
+    if len(expected) != len(actual):
+        return [{"output": "*", "ok": False, "problem": f"{len(actual)} outputs, expected {len(expected)}"}]
+    for path, want, got in zip(paths, expected, actual):
+        got = got.detach().cpu()
+        if got.shape != want.shape or got.dtype != want.dtype:
+            records.append({"output": path, "ok": False,
+                            "problem": f"got {got.dtype}{list(got.shape)}, expected {want.dtype}{list(want.shape)}"})
+            continue
+        atol, rtol = _tolerance(str(want.dtype), declared)
+        w, g = want.double(), got.double()
+        diff = (w - g).abs()
+        max_abs = diff.max().item() if diff.numel() else 0.0
+        max_rel = (diff / w.abs().clamp_min(1e-12)).max().item() if diff.numel() else 0.0
+        ok = bool(torch.allclose(g, w, atol=atol, rtol=rtol, equal_nan=True))
+        records.append({"output": path, "ok": ok, "max_abs": max_abs, "max_rel": max_rel, "atol": atol, "rtol": rtol})
+    return records
+
+
+def run_checks(ctx: ActionContext, manifest: dict[str, Any], reference_digest: str) -> dict[str, Any]:
+    import io
+
+    os.environ["AOTI_RUNTIME_CHECK_INPUTS"] = "1"  # the artifact enforces declared ranges: checked below
+    import torch
+    from torch.utils import _pytree as pytree
+
+    data = ctx.store.get_bytes(reference_digest)
+    if data is None:
+        raise VerificationError(f"reference outputs {reference_digest} are missing from the cache; rebuild")
+    cases = torch.load(io.BytesIO(data), weights_only=True)
+    pt2 = torch._inductor.aoti_load_package(str(ctx.target_dir / manifest["artifacts"]["pt2"]["file"]))
+    so = torch._C._aoti.AOTIModelContainerRunnerCpu(str(ctx.target_dir / manifest["artifacts"]["so"]["file"]), 1) \
+        if manifest["device"] == "cpu" else torch._C._aoti.AOTIModelContainerRunnerCuda(
+            str(ctx.target_dir / manifest["artifacts"]["so"]["file"]), 1, manifest["device"])
+    declared = ctx.spec["tolerance"]
+    results = []
+    for case in cases:
+        leaves, spec = pytree.tree_flatten_with_path(case["outputs"])
+        paths = [pytree.keystr(p) or "output" for p, _ in leaves]
+        expected = [leaf for _, leaf in leaves]
+        flat_inputs = pytree.tree_leaves((case["args"], case["kwargs"]))
+        for artifact, run in (("pt2", lambda: pytree.tree_leaves(pt2(*case["args"], **case["kwargs"]))),
+                              ("so", lambda: so.run(flat_inputs))):
+            try:
+                with _quiet_stderr():
+                    outputs = compare(expected, run(), paths, declared)
+            except Exception as e:  # noqa: BLE001 - an artifact that refuses in-range inputs is a failed check
+                outputs = [{"output": "*", "ok": False,
+                            "problem": f"the artifact refused these inputs: {_first_line(e)}"}]
+            results.append({"case": case["name"], "artifact": artifact, "outputs": outputs})
+    return {"cases": results, "rejected": _out_of_range(ctx, cases, so)}
+
+
+def _out_of_range(ctx: ActionContext, cases: list[dict], so: Any) -> list[dict]:
+    """For each dynamic dim, one size past max must be refused by the artifact, not silently run."""
+    from torch.utils import _pytree as pytree
+
+    from .example_inputs import make_case
+
+    export_spec = ctx.read_json("export.json")
+    rejected = []
+    for dim in export_spec["dims"]:
+        sizes = {d["name"]: d["example"] for d in export_spec["dims"]}
+        sizes[dim["name"]] = dim["max"] + 1
+        case = make_case(export_spec, sizes, "out of range", "cpu")
+        try:
+            with _quiet_stderr():
+                so.run(pytree.tree_leaves((case.args, case.kwargs)))
+            refused, message = False, "ran without error"
+        except Exception as e:  # noqa: BLE001 - the runner raises a plain RuntimeError, CUDA ones vary
+            refused, message = True, _first_line(e)
+        rejected.append({"dim": dim["name"], "size": dim["max"] + 1, "refused": refused, "message": message})
+    return rejected
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:300]
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """The AOTI runtime prints its input-check errors to fd 2 before raising; the exception says it already."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def failures(result: dict[str, Any]) -> list[str]:
+    out = []
+    for case in result["cases"]:
+        for rec in case["outputs"]:
+            if not rec["ok"]:
+                detail = rec.get("problem") or (f"max abs error {rec['max_abs']:.3g} (atol {rec['atol']:g}), "
+                                                f"max rel error {rec['max_rel']:.3g} (rtol {rec['rtol']:g})")
+                out.append(f"{case['artifact']} output {rec['output']} on case '{case['case']}': {detail}")
+    for r in result["rejected"]:
+        if not r["refused"]:
+            out.append(f"so accepted {r['dim']}={r['size']}, outside the declared range")
+    return out
+
+
+def verify(ctx: ActionContext) -> str:
+    manifest = ctx.read_json("manifest.json")
+    reference = ctx.read_json("reference.json")["reference"]
+    key = key_of("verify", {"so": manifest["artifacts"]["so"]["sha256"], "pt2": manifest["artifacts"]["pt2"]["sha256"],
+                            "reference": reference, "tolerance": ctx.spec["tolerance"]})
+    result = ctx.store.get_action(key)
+    outcome = "verify-cache hit"
+    if result is None:
+        result = run_checks(ctx, manifest, reference)
+        ctx.store.put_action(key, result)
+        outcome = "verified"
+    problems = failures(result)
+    if problems:
+        raise VerificationError("; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))
+    write_if_changed(ctx.target_dir / "verified.json", pretty_json({"label": ctx.label, **result}))
+    return outcome
+
+
+if __name__ == "__main__":
+    run_action("verify", verify)

@@ -1,0 +1,80 @@
+"""Reports for `aotbuild test`: a line per target, plus JUnit XML and JSON files for CI systems."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .engine import BuildResult
+from .fsutil import atomic_write
+from .hashing import pretty_json
+from .planner import Plan
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    label: str
+    passed: bool
+    cached: bool  # nothing ran this time: ninja found it up to date, or the verify cache had the answer
+    seconds: float
+    message: str  # failure text, or a one-line summary of what was checked
+    cases: list[dict[str, Any]]
+
+
+def _summary(verified: dict[str, Any]) -> str:
+    errors = [o.get("max_abs", 0.0) for c in verified["cases"] for o in c["outputs"]]
+    names = sorted({c["case"] for c in verified["cases"]})
+    refused = [f"{r['dim']}={r['size']}" for r in verified["rejected"]]
+    text = f"{len(names)} input cases x .so and .pt2, max abs error {max(errors, default=0.0):.2g}"
+    return text + (f"; out-of-range {', '.join(refused)} refused" if refused else "")
+
+
+def outcomes(result: BuildResult, plan: Plan, out_dir: Path) -> list[TestOutcome]:
+    found = []
+    for label in result.outcomes:
+        ran = [e for e in result.events if e["label"] == label and e["action"] == "verify"]
+        seconds = sum(e["seconds"] for e in result.events if e["label"] == label)
+        if label in result.failures:
+            found.append(TestOutcome(label, False, False, seconds, result.failures[label], []))
+            continue
+        verified_path = out_dir / plan.targets[label]["goals"]["verify"]
+        verified = json.loads(verified_path.read_text())
+        cached = not ran or ran[0]["outcome"] == "verify-cache hit"
+        found.append(TestOutcome(label, True, cached, seconds, _summary(verified), verified["cases"]))
+    return found
+
+
+def junit_xml(results: list[TestOutcome]) -> bytes:
+    suite = ET.Element("testsuite", name="aotbuild", tests=str(len(results)),
+                       failures=str(sum(not r.passed for r in results)), errors="0",
+                       time=f"{sum(r.seconds for r in results):.3f}")
+    for r in results:
+        case = ET.SubElement(suite, "testcase", classname=r.label.split(":")[0].lstrip("/") or "root",
+                             name=r.label, time=f"{r.seconds:.3f}")
+        if r.passed:
+            ET.SubElement(case, "system-out").text = r.message + (" (cached)" if r.cached else "")
+        else:
+            ET.SubElement(case, "failure", message=r.message[:500]).text = r.message
+    root = ET.Element("testsuites")
+    root.append(suite)
+    ET.indent(root)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+def write_reports(results: list[TestOutcome], junit: str | None, json_path: str | None) -> None:
+    if junit:
+        atomic_write(Path(junit), junit_xml(results))
+    if json_path:
+        atomic_write(Path(json_path), pretty_json([r.__dict__ for r in results]))
+
+
+def lines(results: list[TestOutcome]) -> list[str]:
+    out = []
+    for r in results:
+        status = "PASSED" if r.passed else "FAILED"
+        cached = " (cached)" if r.cached and r.passed else ""
+        out.append(f"{status:6} {r.label}{cached}: {r.message}")
+    return out
