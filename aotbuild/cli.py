@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,7 +17,13 @@ from .selection import select
 from .workspace import find_root, load_workspace
 
 
+def _add_cache_flag(p: argparse.ArgumentParser) -> None:
+    # SUPPRESS: a subcommand's --cache-dir only overrides the global one when given.
+    p.add_argument("--cache-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
 def _add_build_flags(p: argparse.ArgumentParser) -> None:
+    _add_cache_flag(p)
     p.add_argument("patterns", nargs="+", metavar="PATTERN", help="target patterns: //pkg:name, //pkg:all, //..., -//x")
     p.add_argument("-j", "--jobs", type=int, help="parallel jobs (ninja's default: cores + 2)")
     p.add_argument("-k", "--keep-going", action="store_true", help="build every target that can be built")
@@ -35,12 +42,19 @@ def parser() -> argparse.ArgumentParser:
     _add_build_flags(t)
     t.add_argument("--junit-xml", metavar="PATH", help="write a JUnit XML report")
     t.add_argument("--json", metavar="PATH", dest="json_report", help="write a JSON report")
+    b = sub.add_parser("bench", help="build, then time each artifact against eager PyTorch")
+    _add_build_flags(b)
+    b.add_argument("--warmup", type=int, default=10, help="untimed calls first (default 10)")
+    b.add_argument("--repeats", type=int, default=100, help="timed calls (default 100)")
+    b.add_argument("--json", metavar="PATH", dest="json_report", help="write the results as JSON")
     q = sub.add_parser("query", help="list targets matching patterns")
     q.add_argument("patterns", nargs="+", metavar="PATTERN")
     q.add_argument("--output", choices=("label", "json"), default="label")
+    _add_cache_flag(q)
     sub.add_parser("clean", help="remove aot-out/ (the cache is kept)")
     sub.add_parser("plan", help="regenerate aot-out/build.ninja (ninja runs this itself)")
     c = sub.add_parser("cache", help="inspect and maintain the cache")
+    _add_cache_flag(c)
     csub = c.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
     csub.add_parser("stats", help="entries and bytes in the cache")
     csub.add_parser("path", help="print the cache root")
@@ -78,13 +92,42 @@ def cmd_build(args: argparse.Namespace, goal: str) -> int:
     else:
         for label, message in sorted(result.failures.items()):
             print(f"FAILED {label}: {message}", file=sys.stderr)
+    for name in result.corrupt:
+        print(f"warning: cache entry {name} failed its digest check; removed and rebuilt", file=sys.stderr)
     print(engine.summary_line(result))
     if args.report:
         report = {"targets": result.outcomes, "failures": result.failures, "errors": result.config_errors,
+                  "corrupt": result.corrupt,
                   "actions": [{k: e[k] for k in ("label", "action", "outcome", "seconds")} for e in result.events],
                   "seconds": round(result.seconds, 3), "exit_code": result.exit_code}
         atomic_write(Path(args.report), pretty_json(report))
     return result.exit_code
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    code = cmd_build(args, "compile")
+    if code:
+        return code
+    ctx = engine.open_workspace(Path.cwd(), args.cache_dir)
+    plan = planner.read_plan(ctx.out_dir)
+    selection = select(plan, args.patterns, ctx.current_package)
+    rows = []
+    for label in selection.labels:  # one at a time: timings need the machine to themselves
+        target_dir = ctx.out_dir / plan.targets[str(label)]["goals"]["compile"].rsplit("/", 1)[0]
+        proc = subprocess.run([sys.executable, "-m", "aotbuild.actions.bench", str(target_dir), str(ctx.root),
+                               str(args.warmup), str(args.repeats)], capture_output=True, text=True)
+        if proc.returncode:
+            print(f"FAILED {label}: bench failed:\n{proc.stderr.strip()}", file=sys.stderr)
+            return 1
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    print(f"{'target':36} {'eager ms':>9} {'.pt2 ms':>9} {'.so ms':>9} {'p90 .so':>9} {'speed-up':>8} threads")
+    for r in rows:
+        speedup = r["eager"]["median_ms"] / r["so"]["median_ms"]
+        print(f"{r['label']:36} {r['eager']['median_ms']:9.3f} {r['pt2']['median_ms']:9.3f} "
+              f"{r['so']['median_ms']:9.3f} {r['so']['p90_ms']:9.3f} {speedup:7.2f}x {r['threads']:>7}")
+    if args.json_report:
+        atomic_write(Path(args.json_report), pretty_json(rows))
+    return 0
 
 
 def cmd_query(args: argparse.Namespace) -> int:
@@ -118,6 +161,11 @@ def cmd_cache(args: argparse.Namespace) -> int:
     elif args.cache_command == "stats":
         for key, value in store.stats().items():
             print(f"{key}: {value}")
+        last = ctx.cache_dir / engine.LAST_BUILD_FILE
+        if last.exists():
+            usage = json.loads(last.read_text())
+            print(f"last build: {usage['hits']} hits, {usage['misses']} misses, {usage['actions']} actions, "
+                  f"{len(usage['corrupt'])} corrupt entries; outcomes {usage['outcomes']}")
     elif args.cache_command == "verify":
         corrupt = store.verify()
         for name in corrupt:
@@ -154,6 +202,8 @@ def run(argv: list[str]) -> int:
         return cmd_build(args, "compile")
     if args.command == "test":
         return cmd_build(args, "verify")
+    if args.command == "bench":
+        return cmd_bench(args)
     if args.command == "query":
         return cmd_query(args)
     if args.command == "clean":

@@ -12,12 +12,13 @@ from pathlib import Path
 
 from . import layout, planner, settings, toolchain
 from .errors import UserError
-from .fsutil import write_if_changed
+from .fsutil import atomic_write, write_if_changed
 from .hashing import pretty_json
 from .ninja_runner import run_ninja
 from .selection import select
 from .workspace import current_package, discover_packages, find_root, load_config, load_workspace
 
+LAST_BUILD_FILE = "last-build.json"  # in the cache root, beside v1/
 # How a target's result came about, from the most to the least work done.
 OUTCOMES = ("failed", "compiled", "artifact-cache hit", "exported", "action-cache hit", "verified",
             "verify-cache hit", "up to date")
@@ -41,6 +42,11 @@ class BuildResult:
     ninja_rc: int = 0
     seconds: float = 0.0
     events: list[dict] = field(default_factory=list)
+
+    @property
+    def corrupt(self) -> list[str]:
+        """Cache entries that failed their digest check during this build (removed and rebuilt)."""
+        return sorted({name for e in self.events for name in e["corrupt"]})
 
     @property
     def exit_code(self) -> int:
@@ -125,7 +131,18 @@ def build(request: BuildRequest, cwd: Path) -> BuildResult:
         # ninja failed before any action ran (a missing input, a broken build.ninja): say so, never stay silent.
         result.failures["(ninja)"] = f"ninja exited with code {result.ninja_rc}; see its output above"
     result.seconds = time.monotonic() - started
+    record_cache_use(ctx.cache_dir, result)
     return result
+
+
+def record_cache_use(cache_dir: Path, result: BuildResult) -> None:
+    """Hits and misses of this build, for `aotbuild cache stats`."""
+    if not result.events:
+        return
+    usage = {"hits": sum(e["hits"] for e in result.events), "misses": sum(e["misses"] for e in result.events),
+             "corrupt": result.corrupt, "actions": len(result.events),
+             "outcomes": dict(Counter(result.outcomes.values()))}
+    atomic_write(cache_dir / LAST_BUILD_FILE, pretty_json(usage))
 
 
 def summary_line(result: BuildResult, what: str = "targets") -> str:

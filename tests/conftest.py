@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -56,11 +57,22 @@ def torch_tripwire(directory: Path) -> tuple[dict[str, str], Path]:
     return {"PYTHONPATH": str(fake.parent)}, marker
 
 
-@pytest.fixture
-def example(tmp_path: Path) -> Path:
-    return copy_example(tmp_path / "ws")
+TARGETS = ["//models:cnn", "//models:encoder", "//models:fusion", "//models:mlp", "//models:mlp_dynamic",
+           "//vision:classifier", "//vision:classifier_dynamic"]
 
 
-@pytest.fixture
-def cache_env(tmp_path: Path) -> dict[str, str]:
-    return {"AOTBUILD_CACHE_DIR": str(tmp_path / "cache")}
+def artifact_digests(ws: Path) -> dict[str, str]:
+    return {str(p.relative_to(ws)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((ws / "aot-out").glob("*/*/*-*.*")) if p.suffix in (".so", ".pt2")}
+
+
+@pytest.fixture(scope="session")
+def cold(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """One cold build of the whole example project; later tests reuse its cache."""
+    base = tmp_path_factory.mktemp("e2e")
+    ws = copy_example(base / "ws")
+    env = {"AOTBUILD_CACHE_DIR": str(base / "cache")}
+    run = aotbuild(["build", "//..."], ws, env)
+    assert run.code == 0, run.output
+    assert run.report["targets"] == {t: "compiled" for t in TARGETS}
+    return ws, env

@@ -7,33 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import aotbuild, copy_example, torch_tripwire
+from .conftest import TARGETS, aotbuild, artifact_digests, copy_example, torch_tripwire
 
 pytestmark = pytest.mark.torch
 
-TARGETS = ["//models:cnn", "//models:encoder", "//models:fusion", "//models:mlp", "//models:mlp_dynamic",
-           "//vision:classifier", "//vision:classifier_dynamic"]
-
-
-def artifact_digests(ws: Path) -> dict[str, str]:
-    return {str(p.relative_to(ws)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted((ws / "aot-out").glob("*/*/*-*.*")) if p.suffix in (".so", ".pt2")}
 
 
 def actions(run) -> set[tuple[str, str]]:
     return {(a["label"], a["action"]) for a in run.report["actions"]}
-
-
-@pytest.fixture(scope="session")
-def cold(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    """One cold build of the whole example project; later tests reuse its cache."""
-    base = tmp_path_factory.mktemp("e2e")
-    ws = copy_example(base / "ws")
-    env = {"AOTBUILD_CACHE_DIR": str(base / "cache")}
-    run = aotbuild(["build", "//..."], ws, env)
-    assert run.code == 0, run.output
-    assert run.report["targets"] == {t: "compiled" for t in TARGETS}
-    return ws, env
 
 
 @pytest.fixture

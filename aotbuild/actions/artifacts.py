@@ -6,8 +6,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..cache.local import LocalStore
-from ..errors import CacheError
 from ..fsutil import write_if_changed
 from ..hashing import pretty_json
 from ..layout import TargetPaths
@@ -40,11 +38,10 @@ def _point_alias(alias: Path, target_name: str) -> None:
     os.replace(tmp, alias)  # rename over the old link: readers see the old or the new artifact, never none
 
 
-def materialize(store: LocalStore, target_dir: Path, paths: TargetPaths, entry: dict[str, Any],
+def materialize(blobs: dict[str, Path], target_dir: Path, paths: TargetPaths, entry: dict[str, Any],
                 manifest: dict[str, Any]) -> bool:
-    """Place the artifacts of `entry`, then aliases, then the manifest (last, so a crash leaves the edge dirty).
-
-    Returns whether manifest.json changed."""
+    """Place the artifacts of `entry` from their verified cache `blobs` (digest -> path), then the aliases,
+    then the manifest (last, so a crash before it leaves the edge dirty). Returns whether manifest.json changed."""
     current = set()
     artifacts = {}
     for kind in KINDS:
@@ -52,11 +49,9 @@ def materialize(store: LocalStore, target_dir: Path, paths: TargetPaths, entry: 
         name = paths.versioned(digest, kind)
         current.add(name)
         dst = target_dir / name
-        if not dst.exists():
-            src = store.blob_path(digest)
-            if src is None:
-                raise CacheError(f"artifact {digest} vanished from the cache while materializing")
-            _link_or_copy(src, dst)
+        # Re-place unless it is the cache's own verified inode: a stale or damaged copy must not survive.
+        if not (dst.exists() and os.path.samefile(dst, blobs[digest])):
+            _link_or_copy(blobs[digest], dst)
         _point_alias(target_dir / paths.alias(kind), name)
         artifacts[kind] = {"file": name, "alias": paths.alias(kind), **entry[kind]}
     for old in target_dir.iterdir():  # earlier versions live on in the cache; keep the directory to the current one

@@ -6,6 +6,7 @@ on its lock and compile it once.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import zipfile
@@ -52,6 +53,19 @@ def _load_program(ctx: ActionContext, graph: dict[str, Any]) -> bytes:
     return ctx.store.get_bytes(result["program"]) or b""
 
 
+def _export_backends(torch: Any, dynamic: bool) -> contextlib.AbstractContextManager:
+    """For dynamic shapes, compile with the conv backends torch.export traced with (mkldnn and nnpack off).
+
+    Otherwise inductor's re-trace picks a backend by `batch >= 16`, and that ignored guard still narrows the
+    dim's range: the artifact then refuses batch sizes the exported program accepts (torch 2.13)."""
+    if not dynamic:
+        return contextlib.nullcontext()
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.backends.mkldnn.flags(enabled=False))
+    stack.enter_context(torch.backends.nnpack.flags(enabled=False))
+    return stack
+
+
 def _single_library(package: zipfile.ZipFile) -> str:
     libraries = [n for n in package.namelist() if n.endswith(".so") and "/data/aotinductor/" in n]
     if len(libraries) != 1:
@@ -69,8 +83,9 @@ def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], key: str) -> di
         program = torch.export.load(io.BytesIO(_load_program(ctx, graph)))
         # The file stem becomes the archive's root folder, so it is fixed too.
         pt2 = stage / "model.pt2"
-        torch._inductor.aoti_compile_and_package(program, package_path=str(pt2),
-                                                 inductor_configs=inductor_options(ctx.spec))
+        with _export_backends(torch, ctx.spec["dynamic"]):
+            torch._inductor.aoti_compile_and_package(program, package_path=str(pt2),
+                                                     inductor_configs=inductor_options(ctx.spec))
         so = stage / "model.so"
         with zipfile.ZipFile(pt2) as package, open(so, "wb") as out:
             out.write(package.read(_single_library(package)))
@@ -85,13 +100,16 @@ def compile_(ctx: ActionContext) -> str:
     graph = ctx.read_json("graph.json")
     key = compile_key(ctx, graph)
     outcome = "artifact-cache hit"
-    entry = ctx.store.get_action(key)
+    entry, blobs = _verified_entry(ctx, key)
     if entry is None:
         with ctx.store.lock(key):
-            entry = ctx.store.get_action(key)  # another build may have compiled it while we waited
+            entry, blobs = _verified_entry(ctx, key)  # another build may have compiled it while we waited
             if entry is None:
                 entry = compile_artifacts(ctx, graph, key)
                 ctx.store.put_action(key, entry)  # after the blobs it points at
+                entry, blobs = _verified_entry(ctx, key)
+                if entry is None:
+                    raise ActionError(ctx.label, "compile", "the artifacts just stored are unreadable: check the cache disk")
                 outcome = "compiled"
     toolchain = ctx.toolchain()
     manifest = {
@@ -103,8 +121,22 @@ def compile_(ctx: ActionContext) -> str:
         "dynamic": ctx.read_json("export.json")["dims"],
     }
     paths = TargetPaths(parse_label(ctx.label))
-    artifacts.materialize(ctx.store, ctx.target_dir, paths, entry, manifest)
+    artifacts.materialize(blobs, ctx.target_dir, paths, entry, manifest)
     return outcome
+
+
+def _verified_entry(ctx: ActionContext, key: str) -> tuple[dict[str, Any] | None, dict[str, Path]]:
+    """The cached entry and its blobs, each re-hashed: a corrupt blob is removed and counts as a miss."""
+    entry = ctx.store.get_action(key)
+    if entry is None:
+        return None, {}
+    blobs = {}
+    for kind in artifacts.KINDS:
+        path = ctx.store.blob_path(entry[kind]["sha256"])
+        if path is None:
+            return None, {}
+        blobs[entry[kind]["sha256"]] = path
+    return entry, blobs
 
 
 if __name__ == "__main__":

@@ -140,8 +140,18 @@ def failures(result: dict[str, Any]) -> list[str]:
     return out
 
 
+def _check_files_match_manifest(ctx: ActionContext, manifest: dict[str, Any]) -> None:
+    from ..hashing import sha256_file
+
+    for kind, art in manifest["artifacts"].items():
+        if sha256_file(ctx.target_dir / art["file"]) != art["sha256"]:
+            raise VerificationError(f"{art['file']} does not match the sha256 in manifest.json: it was modified "
+                                    "after the build; run `aotbuild clean` and build again")
+
+
 def verify(ctx: ActionContext) -> str:
     manifest = ctx.read_json("manifest.json")
+    _check_files_match_manifest(ctx, manifest)
     reference = ctx.read_json("reference.json")["reference"]
     key = key_of("verify", {"so": manifest["artifacts"]["so"]["sha256"], "pt2": manifest["artifacts"]["pt2"]["sha256"],
                             "reference": reference, "tolerance": ctx.spec["tolerance"]})
