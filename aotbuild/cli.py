@@ -9,12 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import __version__, engine, layout, planner, test_report
+from . import __version__, engine, layout
 from .errors import AotbuildError
 from .fsutil import atomic_write
 from .hashing import pretty_json
 from .selection import select
-from .workspace import find_root, load_workspace
+from .workspace import find_root
 
 
 def _add_cache_flag(p: argparse.ArgumentParser) -> None:
@@ -85,8 +85,10 @@ def cmd_build(args: argparse.Namespace, goal: str) -> int:
     for error in result.config_errors:
         print(f"error: {error}", file=sys.stderr)
     if goal == "verify":
+        from . import test_report
+
         ctx = engine.open_workspace(Path.cwd(), args.cache_dir)
-        tests = test_report.outcomes(result, planner.read_plan(ctx.out_dir), ctx.out_dir)
+        tests = test_report.outcomes(result, ctx.plan, ctx.out_dir)
         print("\n".join(test_report.lines(tests)))
         test_report.write_reports(tests, args.junit_xml, args.json_report)
     else:
@@ -109,7 +111,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if code:
         return code
     ctx = engine.open_workspace(Path.cwd(), args.cache_dir)
-    plan = planner.read_plan(ctx.out_dir)
+    plan = ctx.plan
     selection = select(plan, args.patterns, ctx.current_package)
     rows = []
     for label in selection.labels:  # one at a time: timings need the machine to themselves
@@ -132,7 +134,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_query(args: argparse.Namespace) -> int:
     ctx = engine.open_workspace(Path.cwd(), args.cache_dir)
-    plan = engine.ensure_plan(ctx)
+    plan = ctx.plan
     selection = select(plan, args.patterns, ctx.current_package)
     for error in selection.errors:
         print(f"error: {error}", file=sys.stderr)
@@ -213,8 +215,7 @@ def run(argv: list[str]) -> int:
         return 0
     if args.command == "plan":
         root = find_root(Path.cwd())
-        engine.write_toolchain(root / layout.OUT_DIR)
-        planner.write_plan(load_workspace(root), root / layout.OUT_DIR)
+        engine.replan(root, root / layout.OUT_DIR)
         return 0
     return cmd_cache(args)
 

@@ -10,13 +10,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import layout, planner, settings, toolchain
+from . import layout, settings, toolchain
 from .errors import UserError
 from .fsutil import atomic_write, write_if_changed
 from .hashing import pretty_json
 from .ninja_runner import run_ninja
+from .plan_index import Plan, is_current, read_plan
 from .selection import select
-from .workspace import current_package, discover_packages, find_root, load_config, load_workspace
+from .workspace import WORKSPACE_FILE, current_package, discover_packages, find_root
 
 LAST_BUILD_FILE = "last-build.json"  # in the cache root, beside v1/
 # How a target's result came about, from the most to the least work done.
@@ -64,30 +65,43 @@ class Context:
     out_dir: Path
     cache_dir: Path
     current_package: str | None
+    plan: Plan
 
 
 def open_workspace(cwd: Path, cache_flag: str | None) -> Context:
+    """Find the workspace and make sure its plan is current; a no-op run reads plan.json and stats files only."""
     root = find_root(cwd)
-    config = load_config(root)
-    cache = settings.cache_dir(settings.environ(), cache_flag, config.cache_dir, root)
-    return Context(root, root / layout.OUT_DIR, cache, current_package(root, cwd))
+    out_dir = root / layout.OUT_DIR
+    plan = ensure_plan(root, out_dir)
+    cache = settings.cache_dir(settings.environ(), cache_flag, plan.cache_dir, root)
+    return Context(root, out_dir, cache, current_package(root, cwd), plan)
 
 
-def ensure_plan(ctx: Context) -> planner.Plan:
-    """Re-plan only when BUILD files changed: a no-op build must not pay for YAML parsing."""
-    config = load_config(ctx.root)
-    build_files = ["WORKSPACE.aot.yaml"] + [layout.build_file(p) for p in discover_packages(ctx.root, config.ignore)]
-    plan = planner.read_plan(ctx.out_dir)
-    if planner.is_stale(ctx.root, ctx.out_dir, plan, build_files):
-        write_toolchain(ctx.out_dir)
-        plan = planner.write_plan(load_workspace(ctx.root), ctx.out_dir)
-    assert plan is not None
-    return plan
+def ensure_plan(root: Path, out_dir: Path) -> Plan:
+    plan = read_plan(out_dir)
+    # WORKSPACE.aot.yaml can change `ignore`, so it is checked before packages are discovered with it.
+    if is_current(plan, root, out_dir, None):
+        assert plan is not None
+        build_files = [WORKSPACE_FILE] + [layout.build_file(p) for p in discover_packages(root, tuple(plan.ignore))]
+        if is_current(plan, root, out_dir, build_files):
+            return plan
+    return replan(root, out_dir)
+
+
+def replan(root: Path, out_dir: Path) -> Plan:
+    # Imported here: YAML parsing and the ninja writer cost more than a whole no-op build.
+    from .loading import load_workspace
+    from .planner import write_plan
+
+    write_toolchain(out_dir)
+    return write_plan(load_workspace(root), out_dir)
 
 
 def write_toolchain(out_dir: Path) -> None:
     """Rewritten only when it changes: a new torch or compiler makes every export/compile edge dirty."""
-    write_if_changed(out_dir / layout.TOOLCHAIN_FILE, pretty_json(toolchain.fingerprint(settings.environ())))
+    stamp = out_dir / layout.STATE_DIR / "toolchain-stamp.json"
+    fingerprint = toolchain.cached_fingerprint(stamp, settings.environ())
+    write_if_changed(out_dir / layout.TOOLCHAIN_FILE, pretty_json(fingerprint))
 
 
 def _outcome(events: list[dict]) -> tuple[str, str | None]:
@@ -102,7 +116,7 @@ def _outcome(events: list[dict]) -> tuple[str, str | None]:
 def build(request: BuildRequest, cwd: Path) -> BuildResult:
     started = time.monotonic()
     ctx = open_workspace(cwd, request.cache_dir)
-    plan = ensure_plan(ctx)
+    plan = ctx.plan
     selection = select(plan, request.patterns, ctx.current_package)
     result = BuildResult(config_errors=selection.errors)
     if selection.errors and not request.keep_going:
@@ -114,7 +128,7 @@ def build(request: BuildRequest, cwd: Path) -> BuildResult:
     if goals:
         env = {settings.CACHE_DIR_VAR: str(ctx.cache_dir), settings.EVENTS_VAR: str(events_file)}
         sys.stdout.flush()
-        result.ninja_rc = run_ninja(ctx.out_dir, goals, jobs=request.jobs, keep_going=request.keep_going,
+        result.ninja_rc = run_ninja(plan.ninja, ctx.out_dir, goals, jobs=request.jobs, keep_going=request.keep_going,
                                     explain=request.explain, env=env)
     if events_file.exists():
         result.events = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]

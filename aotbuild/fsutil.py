@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Replace `path` with `data` atomically; `mode` sets permissions (mkstemp's own 0600 would hide outputs)."""
+    import tempfile  # here, not at the top: a no-op build writes nothing and should not pay for it
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -3,41 +3,20 @@
 from __future__ import annotations
 
 import io
-import json
 import shlex
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from . import rules
-from . import __version__, layout
+import ninja
+
+from . import __version__, layout, rules
 from .fsutil import atomic_write, write_if_changed
 from .hashing import pretty_json
+from .loading import Workspace
 from .ninja_graph import BuildGraph, Edge, Rule
-from .schema import Target
-from .workspace import Workspace
+from .plan_index import Plan
 
 GENERATOR_RULE = "aot_plan"
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The plan index: what build.ninja holds, so later runs resolve labels without re-reading BUILD files."""
-
-    version: str
-    build_files: list[str]
-    targets: dict[str, dict[str, Any]]  # label -> {"package", "goals": {kind: path}, "tags"}
-    broken: dict[str, str]  # package -> error text: the BUILD file itself is unusable
-    broken_targets: dict[str, str]  # label -> error text: that target only
-
-    def to_json(self) -> dict[str, Any]:
-        return {"version": self.version, "build_files": self.build_files, "targets": self.targets,
-                "broken": self.broken, "broken_targets": self.broken_targets}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Plan":
-        return cls(data["version"], data["build_files"], data["targets"], data["broken"], data["broken_targets"])
 
 
 def python_command() -> str:
@@ -75,7 +54,8 @@ def make_plan(ws: Workspace) -> Plan:
         for t in ws.all_targets()
     }
     return Plan(__version__, ws.build_files(), targets, {p: str(e) for p, e in ws.broken.items()},
-                {str(label): str(e) for label, e in ws.broken_targets.items()})
+                {str(label): str(e) for label, e in ws.broken_targets.items()}, ws.config.cache_dir,
+                list(ws.config.ignore), str(Path(ninja.BIN_DIR) / "ninja"))
 
 
 def write_plan(ws: Workspace, out_dir: Path) -> Plan:
@@ -91,23 +71,3 @@ def write_plan(ws: Workspace, out_dir: Path) -> Plan:
     # build.ninja last and always: its fresh mtime tells ninja the generator edge is up to date.
     atomic_write(out_dir / layout.NINJA_FILE, text.getvalue().encode())
     return plan
-
-
-def read_plan(out_dir: Path) -> Plan | None:
-    try:
-        return Plan.from_json(json.loads((out_dir / layout.PLAN_FILE).read_text()))
-    except (FileNotFoundError, json.JSONDecodeError, KeyError):
-        return None
-
-
-def is_stale(root: Path, out_dir: Path, plan: Plan | None, build_files: list[str]) -> bool:
-    """True when build.ninja must be regenerated: new/removed packages, edited BUILD files, new aotbuild."""
-    if plan is None or plan.version != __version__ or plan.build_files != build_files:
-        return True
-    try:
-        planned_at = (out_dir / layout.NINJA_FILE).stat().st_mtime_ns
-    except FileNotFoundError:
-        return True
-    return any((root / f).stat().st_mtime_ns > planned_at for f in build_files)
-
-

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from .errors import LabelError
 from .labels import Label, Pattern, parse_label, parse_pattern, resolve
-from .planner import Plan
+from .plan_index import Plan
 
 
 @dataclass(frozen=True)

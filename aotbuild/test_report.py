@@ -11,7 +11,7 @@ from typing import Any
 from .engine import BuildResult
 from .fsutil import atomic_write
 from .hashing import pretty_json
-from .planner import Plan
+from .plan_index import Plan
 
 
 @dataclass(frozen=True)

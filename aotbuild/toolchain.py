@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import ast
-import hashlib
-import importlib.metadata
-import platform
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -15,18 +13,33 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, settings
+from .fsutil import atomic_write
+
+
+def torch_version_file() -> Path | None:
+    import importlib.metadata
+
+    try:
+        dist = importlib.metadata.distribution("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    # The installed distribution's own file, found through its metadata: no import, no sys.path lookup.
+    path = Path(str(dist.locate_file("torch/version.py")))
+    return path if path.is_file() else None
 
 
 def torch_versions() -> dict[str, str | None]:
     """torch's version, git commit and CUDA version, read from torch/version.py as text."""
+    import ast
+    import importlib.metadata
+
     try:
         dist = importlib.metadata.distribution("torch")
     except importlib.metadata.PackageNotFoundError:
         return {"torch": None, "torch_git": None, "torch_cuda": None}
     found: dict[str, str | None] = {"torch": dist.version, "torch_git": None, "torch_cuda": None}
-    # The installed distribution's own file, found through its metadata: no import, no sys.path lookup.
-    version_py = Path(str(dist.locate_file("torch/version.py")))
-    if version_py.is_file():
+    version_py = torch_version_file()
+    if version_py is not None:
         for node in ast.parse(version_py.read_text()).body:
             if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Constant):
                 target = node.targets[0] if isinstance(node, ast.Assign) else node.target
@@ -47,6 +60,8 @@ def compiler_version(env: Mapping[str, str]) -> str | None:
 
 def cpu_isa() -> str:
     """The host CPU's instruction-set flags: inductor compiles CPU code with -march=native by default."""
+    import hashlib
+
     flags = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -55,7 +70,7 @@ def cpu_isa() -> str:
                 break
     except OSError:
         pass
-    return f"{platform.machine()}:{hashlib.sha256(flags.encode()).hexdigest()[:16]}"
+    return f"{os.uname().machine}:{hashlib.sha256(flags.encode()).hexdigest()[:16]}"
 
 
 def gpu_arch() -> str | None:
@@ -75,3 +90,31 @@ def fingerprint(env: Mapping[str, str]) -> dict[str, Any]:
     export = {"python": ".".join(map(str, sys.version_info[:3])), "aotbuild": __version__, **torch}
     compile_ = {**export, "cxx": compiler_version(env), "cpu_isa": cpu_isa(), "env": settings.toolchain_env(env)}
     return {"export": export, "compile": compile_, "cuda": {"cuda": torch["torch_cuda"], "gpu_arch": gpu_arch()}}
+
+
+def _stamp(env: Mapping[str, str], files: list[str]) -> list[Any]:
+    """Cheap evidence that the toolchain is unchanged: interpreter, variables, CPU, and the stat of key files."""
+    stats = []
+    for f in files:
+        try:
+            st = os.stat(f)
+            stats.append([f, st.st_mtime_ns, st.st_size, st.st_ino])
+        except OSError:
+            stats.append([f, None])
+    return [sys.executable, sys.version, __version__, settings.toolchain_env(env), cpu_isa(),
+            shutil.which(env.get("CXX", "g++")), shutil.which("nvidia-smi"), stats]
+
+
+def cached_fingerprint(stamp_file: Path, env: Mapping[str, str]) -> dict[str, Any]:
+    """fingerprint(), recomputed only when the stamp changes: a no-op build must not spawn a compiler."""
+    try:
+        saved = json.loads(stamp_file.read_text())
+        if saved["stamp"] == _stamp(env, saved["files"]):
+            return saved["fingerprint"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
+        pass
+    compiler = shutil.which(env.get("CXX", "g++"))
+    files = [str(p) for p in (torch_version_file(), compiler and Path(compiler).resolve()) if p]
+    result = fingerprint(env)
+    atomic_write(stamp_file, json.dumps({"stamp": _stamp(env, files), "files": files, "fingerprint": result}).encode())
+    return result
