@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from . import __version__, engine, layout
-from .errors import AotbuildError
+from .errors import AotbuildError, UserError
 from .fsutil import atomic_write
 from .hashing import pretty_json
 from .selection import select
@@ -66,17 +66,23 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _size(text: str) -> int:
+    """'500M', '10G', '1024' -> bytes."""
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    text = text.strip().upper().removesuffix("B")
-    if text and text[-1] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
+    value = text.strip().upper().removesuffix("B")
+    try:
+        return int(float(value[:-1]) * units[value[-1]]) if value and value[-1] in units else int(value)
+    except ValueError:
+        raise UserError(f"--max-size {text!r}: expected a size such as 500M, 10G or 1073741824") from None
 
 
 def _age(text: str) -> float:
+    """'30d', '12h', '90m', '3600' -> seconds."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    text = text.strip().lower()
-    return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
+    value = text.strip().lower()
+    try:
+        return float(value[:-1]) * units[value[-1]] if value and value[-1] in units else float(value)
+    except ValueError:
+        raise UserError(f"--max-age {text!r}: expected an age such as 30d, 12h or 3600") from None
 
 
 def cmd_build(args: argparse.Namespace, goal: str) -> int:
@@ -163,6 +169,10 @@ def cmd_cache(args: argparse.Namespace) -> int:
     elif args.cache_command == "stats":
         for key, value in store.stats().items():
             print(f"{key}: {value}")
+        # Inductor's precompiled headers: not cache entries (gc leaves them), but they take disk space.
+        headers = ctx.cache_dir / "tmp"
+        size = sum(f.stat().st_size for f in headers.rglob("*") if f.is_file()) if headers.exists() else 0
+        print(f"compiler_tmp_bytes: {size}")
         last = ctx.cache_dir / engine.LAST_BUILD_FILE
         if last.exists():
             usage = json.loads(last.read_text())
@@ -176,7 +186,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
         return 1 if corrupt else 0
     elif args.cache_command == "gc":
         if not args.max_size and not args.max_age:
-            raise AotbuildError("cache gc needs --max-size and/or --max-age")
+            raise UserError("cache gc needs --max-size and/or --max-age")
         removed = store.gc(_size(args.max_size) if args.max_size else None,
                            _age(args.max_age) if args.max_age else None)
         print(f"aotbuild: evicted {len(removed)} entries")
@@ -210,7 +220,8 @@ def run(argv: list[str]) -> int:
         return cmd_query(args)
     if args.command == "clean":
         out = find_root(Path.cwd()) / layout.OUT_DIR
-        shutil.rmtree(out, ignore_errors=True)
+        if out.exists():
+            shutil.rmtree(out)
         print(f"aotbuild: removed {out}")
         return 0
     if args.command == "plan":

@@ -14,7 +14,7 @@ from . import layout, settings, toolchain
 from .errors import UserError
 from .fsutil import atomic_write, write_if_changed
 from .hashing import pretty_json
-from .ninja_runner import run_ninja
+from .ninja_runner import is_up_to_date, run_ninja
 from .plan_index import Plan, is_current, read_plan
 from .selection import select
 from .workspace import WORKSPACE_FILE, current_package, discover_packages, find_root
@@ -121,32 +121,64 @@ def build(request: BuildRequest, cwd: Path) -> BuildResult:
     result = BuildResult(config_errors=selection.errors)
     if selection.errors and not request.keep_going:
         raise UserError("\n".join(selection.errors))
+    import filelock  # here, not at the top: query and plan never need it
+
+    # One build per workspace at a time: two ninjas must not share .ninja_log/.ninja_deps or output files.
+    lock = filelock.FileLock(str(ctx.out_dir / layout.STATE_DIR / "build.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        print("aotbuild: waiting for another build in this workspace to finish", file=sys.stderr)
+        lock.acquire()
+    try:
+        _run(ctx, request, selection.labels, result)
+    finally:
+        lock.release()
+    result.seconds = time.monotonic() - started
+    record_cache_use(ctx.cache_dir, result)
+    return result
+
+
+def _run(ctx: Context, request: BuildRequest, labels: list, result: BuildResult) -> None:
+    plan = ctx.plan
     write_toolchain(ctx.out_dir)
-    goals = [plan.targets[str(label)]["goals"][request.goal] for label in selection.labels]
+    goals = {str(label): plan.targets[str(label)]["goals"][request.goal] for label in labels}
+    _force_missing_artifacts(ctx, labels)
     events_file = ctx.out_dir / layout.STATE_DIR / f"events-{os.getpid()}.jsonl"
     events_file.unlink(missing_ok=True)
     if goals:
         env = {settings.CACHE_DIR_VAR: str(ctx.cache_dir), settings.EVENTS_VAR: str(events_file)}
         sys.stdout.flush()
-        result.ninja_rc = run_ninja(plan.ninja, ctx.out_dir, goals, jobs=request.jobs, keep_going=request.keep_going,
-                                    explain=request.explain, env=env)
+        result.ninja_rc = run_ninja(plan.ninja, ctx.out_dir, list(goals.values()), jobs=request.jobs,
+                                    keep_going=request.keep_going, explain=request.explain, env=env)
     if events_file.exists():
         result.events = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
         events_file.unlink()
     by_label: dict[str, list[dict]] = {}
     for event in result.events:
         by_label.setdefault(event["label"], []).append(event)
-    for label in selection.labels:
-        outcome, failure = _outcome(by_label.get(str(label), []))
-        result.outcomes[str(label)] = outcome
+    for label in map(str, labels):
+        outcome, failure = _outcome(by_label.get(label, []))
+        if failure is None and result.ninja_rc and not is_up_to_date(plan.ninja, ctx.out_dir, goals[label]):
+            # No failure of its own, yet not done: ninja stopped first, or its action died without a word.
+            outcome, failure = "failed", "not completed: the build stopped before this target was done " \
+                                         "(see the errors above; -k builds everything that can be built)"
+        result.outcomes[label] = outcome
         if failure:
-            result.failures[str(label)] = failure
+            result.failures[label] = failure
     if result.ninja_rc and not result.failures:
         # ninja failed before any action ran (a missing input, a broken build.ninja): say so, never stay silent.
         result.failures["(ninja)"] = f"ninja exited with code {result.ninja_rc}; see its output above"
-    result.seconds = time.monotonic() - started
-    record_cache_use(ctx.cache_dir, result)
-    return result
+
+
+def _force_missing_artifacts(ctx: Context, labels: list) -> None:
+    """Artifacts are not ninja outputs (their names carry digests), so a deleted one would go unnoticed:
+    dropping the manifest makes ninja re-run the compile, which links them back from the cache."""
+    for label in labels:
+        manifest = ctx.out_dir / ctx.plan.targets[str(label)]["goals"]["compile"]
+        aliases = [manifest.parent / f"{label.name}.{ext}" for ext in ("so", "pt2")]
+        if manifest.exists() and not all(os.path.exists(a) for a in aliases):
+            manifest.unlink()
 
 
 def record_cache_use(cache_dir: Path, result: BuildResult) -> None:

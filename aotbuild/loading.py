@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import layout
-from .errors import Location, TargetError
-from .labels import Label
+from .errors import LabelError, Location, TargetError
+from .labels import Label, parse_pattern
 from .schema import Target, WorkspaceConfig, parse_build_file, parse_workspace
 from .workspace import WORKSPACE_FILE, discover_packages
 from .yaml_source import load_yaml
@@ -23,10 +23,14 @@ class Workspace:
     targets: dict[str, list[Target]] = field(default_factory=dict)
     broken: dict[str, TargetError] = field(default_factory=dict)  # package -> why its BUILD file failed
     broken_targets: dict[Label, TargetError] = field(default_factory=dict)  # one bad target, siblings fine
+    weights: set[str] = field(default_factory=set)  # every weights file named, found or not
 
     def build_files(self) -> list[str]:
         """Workspace-relative paths of every file the plan was made from."""
         return [WORKSPACE_FILE] + [layout.build_file(p) for p in self.packages]
+
+    def weights_files(self) -> list[str]:
+        return sorted(self.weights)
 
     def all_targets(self) -> list[Target]:
         return [t for p in self.packages for t in self.targets.get(p, [])]
@@ -43,6 +47,7 @@ def load_workspace(root: Path) -> Workspace:
     for package in ws.packages:
         file = layout.build_file(package)
         try:
+            _check_package_name(package, file)
             node = load_yaml(root / file, file)
             targets, errors = parse_build_file(node, file, package, config.defaults)
         except TargetError as e:
@@ -52,11 +57,22 @@ def load_workspace(root: Path) -> Workspace:
         ws.targets[package] = []
         for target in targets:
             try:
+                if target.weights:
+                    ws.weights.add(target.weights)
                 _check_weights(root, target)
                 ws.targets[package].append(target)
             except TargetError as e:
                 ws.broken_targets[target.label] = e
     return ws
+
+
+def _check_package_name(package: str, file: str) -> None:
+    """A directory name becomes part of labels, ninja paths and shell commands: it must be a valid label."""
+    try:
+        parse_pattern(f"//{package}:all")
+    except LabelError as e:
+        raise TargetError(Location(file), f"the directory '{package}' is not a valid package name: {e}",
+                          "rename it with letters, digits, '_', '-', '.' and '+' only") from None
 
 
 def _check_weights(root: Path, target: Target) -> None:

@@ -22,3 +22,9 @@ def run_ninja(binary: str, out_dir: Path, goals: list[str], *, jobs: int | None,
     if explain:
         cmd += ["-d", "explain"]
     return subprocess.run(cmd + goals, env={**os.environ, **env}, check=False).returncode
+
+
+def is_up_to_date(binary: str, out_dir: Path, goal: str) -> bool:
+    """Ask ninja (dry run) whether `goal` needs no work."""
+    proc = subprocess.run([binary, "-C", str(out_dir), "-n", goal], capture_output=True, text=True, check=False)
+    return proc.returncode == 0 and "no work to do" in proc.stdout

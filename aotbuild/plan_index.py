@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ class Plan:
     cache_dir: str | None  # WORKSPACE.aot.yaml's cache.dir, so a no-op run needs no YAML parser
     ignore: list[str]  # WORKSPACE.aot.yaml's ignore
     ninja: str  # the ninja binary of the `ninja` package, so a no-op run need not import it
+    python: str  # the interpreter build.ninja runs actions with: another one means another torch
+    watched: list[str]  # other files the plan checked (weights): one appearing or changing means re-plan
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -44,14 +47,14 @@ def is_current(plan: Plan | None, root: Path, out_dir: Path, build_files: list[s
     """Whether build.ninja still reflects the workspace: same aotbuild, same packages, no newer BUILD file.
 
     `build_files` is the freshly discovered list, or None to check only what can be checked without it."""
-    if plan is None or plan.version != __version__ or not os.path.exists(plan.ninja):
+    if plan is None or plan.version != __version__ or plan.python != sys.executable or not os.path.exists(plan.ninja):
         return False
     planned_at = _mtime(out_dir / layout.NINJA_FILE)
     if planned_at is None:
         return False
     if build_files is not None and build_files != plan.build_files:
         return False
-    for f in plan.build_files:
+    for f in plan.build_files + plan.watched:
         mtime = _mtime(root / f)
         if mtime is None or mtime > planned_at:
             return False

@@ -246,6 +246,25 @@ def _parse_inputs(ctx: _Ctx, node: Node, dims: dict[str, DimSpec]) -> tuple[Tens
     return tuple(specs)
 
 
+def _check_plain_data(ctx: _Ctx, node: Node, fld: str) -> None:
+    """Strings, numbers, booleans, null, lists and mappings only: kwargs go into JSON specs and cache keys."""
+    if isinstance(node.value, dict):
+        for key, child in node.value.items():
+            _check_plain_data(ctx, child, f"{fld}.{key}")
+    elif isinstance(node.value, list):
+        for child in node.value:
+            _check_plain_data(ctx, child, fld)
+    elif not isinstance(node.value, (str, int, float, bool, type(None))):
+        raise ctx.error(node, fld, f"expected plain data, found {type(node.value).__name__} ({node.value!r})",
+                        "quote it to pass a string")
+
+
+def _parse_kwargs(ctx: _Ctx, node: Node) -> dict[str, Any]:
+    _expect(ctx, node, "kwargs", dict, "a mapping of keyword arguments")
+    _check_plain_data(ctx, node, "kwargs")
+    return node.plain()
+
+
 _FIELD_PARSERS: dict[str, Callable[[_Ctx, Node], Any]] = {
     "tolerance": _parse_tolerance, "tags": _parse_tags, "options": _parse_options,
     "seed": lambda ctx, n: _int(ctx, n, "seed", 0),
@@ -293,7 +312,11 @@ def parse_build_file(node: Node, file: str, package: str, workspace_defaults: di
     A file-level problem raises; a bad target is returned apart, so its siblings can still build (-k)."""
     ctx = _Ctx(file)
     mapping = _check_keys(ctx, node, BUILD_FILE_FIELDS, None)
-    defaults = {**workspace_defaults, **parse_defaults(ctx, mapping.get("defaults"))}
+    file_defaults = parse_defaults(ctx, mapping.get("defaults"))
+    defaults = {**workspace_defaults, **file_defaults}
+    if "options" in workspace_defaults and "options" in file_defaults:  # options merge key by key, per level
+        merged = {**workspace_defaults["options"].value, **file_defaults["options"].value}
+        defaults["options"] = Node(merged, file_defaults["options"].line)
     targets_node = mapping.get("targets", Node({}, node.line))
     targets, errors = [], {}
     for name, spec in _expect(ctx, targets_node, "targets", dict, "a mapping of target names").items():
@@ -330,8 +353,7 @@ def _parse_target(ctx: _Ctx, node: Node, label: Label, file: str, defaults: dict
     if isinstance(inputs, str) and dims:
         raise ctx.error(mapping["dims"], "dims", "dims need declared input shapes, not a callable",
                         "declare inputs by shape to use dynamic dimensions")
-    kwargs = _expect(ctx, mapping["kwargs"], "kwargs", dict, "a mapping of keyword arguments") and mapping["kwargs"].plain() \
-        if "kwargs" in mapping else {}
+    kwargs = _parse_kwargs(ctx, mapping["kwargs"]) if "kwargs" in mapping else {}
     weights = _relative_path(ctx, mapping["weights"], "weights", label.package) if "weights" in mapping else None
     return Target(label=label, build_file=file, line=node.line, model=model, kwargs=kwargs or {}, weights=weights,
                   inputs=inputs, dims=dims, **fields)

@@ -41,6 +41,9 @@ def outcomes(result: BuildResult, plan: Plan, out_dir: Path) -> list[TestOutcome
             found.append(TestOutcome(label, False, False, seconds, result.failures[label], []))
             continue
         verified_path = out_dir / plan.targets[label]["goals"]["verify"]
+        if not verified_path.exists():
+            found.append(TestOutcome(label, False, False, seconds, "not verified: no result was written", []))
+            continue
         verified = json.loads(verified_path.read_text())
         cached = not ran or ran[0]["outcome"] == "verify-cache hit"
         found.append(TestOutcome(label, True, cached, seconds, _summary(verified), verified["cases"]))

@@ -101,8 +101,9 @@ def _stamp(env: Mapping[str, str], files: list[str]) -> list[Any]:
             stats.append([f, st.st_mtime_ns, st.st_size, st.st_ino])
         except OSError:
             stats.append([f, None])
+    gpus = sorted(os.listdir("/proc/driver/nvidia/gpus")) if os.path.isdir("/proc/driver/nvidia/gpus") else []
     return [sys.executable, sys.version, __version__, settings.toolchain_env(env), cpu_isa(),
-            shutil.which(env.get("CXX", "g++")), shutil.which("nvidia-smi"), stats]
+            shutil.which(env.get("CXX", "g++")), shutil.which("nvidia-smi"), gpus, stats]
 
 
 def cached_fingerprint(stamp_file: Path, env: Mapping[str, str]) -> dict[str, Any]:

@@ -54,7 +54,7 @@ def torch_tripwire(directory: Path) -> tuple[dict[str, str], Path]:
         "import os, sys\n"
         f"open({str(marker)!r}, 'a').write(' '.join(sys.argv) + '\\n')\n"
         "raise ImportError('torch imported under the tripwire')\n")
-    return {"PYTHONPATH": str(fake.parent)}, marker
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(fake.parent), os.environ.get("PYTHONPATH")]))}, marker
 
 
 TARGETS = ["//models:cnn", "//models:encoder", "//models:fusion", "//models:mlp", "//models:mlp_dynamic",

@@ -96,3 +96,11 @@ def test_build_ninja_regenerates_when_a_build_file_changes(ws: Path) -> None:
     assert run.stdout.split() == ["//good:a", "//good:b"]
     assert ninja_file.stat().st_mtime_ns > before
     assert spec.stat().st_mtime_ns == spec_before  # an unchanged target's spec keeps its mtime: it stays up to date
+
+
+def test_a_directory_that_is_no_valid_package_name_is_reported_not_fatal(ws: Path) -> None:
+    write(ws / "bad dir" / "BUILD.aot.yaml", "targets: {}\n")
+    run = aotbuild(["query", "//good:all"], ws)
+    assert run.code == 0 and run.stdout.split() == ["//good:a"]
+    run = aotbuild(["query", "//..."], ws)
+    assert run.code == 2 and "not a valid package name" in run.stderr

@@ -122,3 +122,25 @@ def test_bad_file_raises_with_line(tmp_path: Path, text: str, line: int, problem
 def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
     _, errors = parse(tmp_path, "targets:\n  a:\n    model: m:f\n    input: m:g\n")
     assert "did you mean 'inputs'" in str(errors[Label("pkg", "a")])
+
+
+def test_options_merge_key_by_key_across_workspace_file_and_target(tmp_path: Path) -> None:
+    ws_file = tmp_path / "WORKSPACE.aot.yaml"
+    ws_file.write_text("defaults:\n  options: {a: 1, b: 1}\n")
+    from aotbuild.schema import parse_workspace
+
+    config = parse_workspace(load_yaml(ws_file, "WORKSPACE.aot.yaml"), "WORKSPACE.aot.yaml")
+    path = tmp_path / "BUILD.aot.yaml"
+    path.write_text("defaults:\n  options: {b: 2, c: 2}\ntargets:\n"
+                    "  t: {model: m:f, inputs: m:g, options: {c: 3, d: 3}}\n  u: {model: m:f, inputs: m:g}\n")
+    (t, u), errors = parse_build_file(load_yaml(path, "p/BUILD.aot.yaml"), "p/BUILD.aot.yaml", "p", config.defaults)
+    assert not errors
+    assert t.options == {"a": 1, "b": 2, "c": 3, "d": 3}
+    assert u.options == {"a": 1, "b": 2, "c": 2}
+
+
+def test_kwargs_must_be_plain_data(tmp_path: Path) -> None:
+    _, errors = parse(tmp_path, "targets:\n  a:\n    model: m:f\n    inputs: m:g\n    kwargs: {when: 2024-01-01}\n")
+    error = errors[Label("pkg", "a")]
+    assert error.where.field == "kwargs.when" and error.where.line == 5
+    assert "expected plain data" in str(error) and "quote it" in str(error)

@@ -43,14 +43,9 @@ def _load_program(ctx: ActionContext, graph: dict[str, Any]) -> bytes:
     data = ctx.store.get_bytes(graph["program"])
     if data is not None:
         return data
-    # Evicted or corrupt: export again (deterministic for this graph hash) rather than fail the build.
-    from . import export
+    from .export import reexport
 
-    spec_ctx = ActionContext(**{**ctx.__dict__, "spec": ctx.read_json("export.json"), "action": "export"})
-    result = export.export_program(spec_ctx)
-    if result["graph_hash"] != graph["graph_hash"]:
-        raise ActionError(ctx.label, "compile", "the model changed since it was exported; build again")
-    return ctx.store.get_bytes(result["program"]) or b""
+    return reexport(ctx, graph["graph_hash"], "program")
 
 
 def _export_backends(torch: Any, dynamic: bool) -> contextlib.AbstractContextManager:
@@ -66,10 +61,10 @@ def _export_backends(torch: Any, dynamic: bool) -> contextlib.AbstractContextMan
     return stack
 
 
-def _single_library(package: zipfile.ZipFile) -> str:
+def _single_library(package: zipfile.ZipFile, label: str) -> str:
     libraries = [n for n in package.namelist() if n.endswith(".so") and "/data/aotinductor/" in n]
     if len(libraries) != 1:
-        raise ActionError("", "compile", f"expected one model library in the package, found {libraries}")
+        raise ActionError(label, "compile", f"expected one model library in the package, found {libraries}")
     return libraries[0]
 
 
@@ -80,6 +75,7 @@ def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], key: str) -> di
     with staging_dir(ctx.store.root, key) as stage:
         import torch
 
+        ctx.check_toolchain(torch.__version__)
         program = torch.export.load(io.BytesIO(_load_program(ctx, graph)))
         # The file stem becomes the archive's root folder, so it is fixed too.
         pt2 = stage / "model.pt2"
@@ -88,7 +84,7 @@ def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], key: str) -> di
                                                      inductor_configs=inductor_options(ctx.spec))
         so = stage / "model.so"
         with zipfile.ZipFile(pt2) as package, open(so, "wb") as out:
-            out.write(package.read(_single_library(package)))
+            out.write(package.read(_single_library(package, ctx.label)))
         entry: dict[str, Any] = {"torch": torch.__version__}
         for kind, path in (("pt2", pt2), ("so", so)):
             entry[kind] = {"sha256": ctx.store.put_file(path), "size": path.stat().st_size}
@@ -121,7 +117,13 @@ def compile_(ctx: ActionContext) -> str:
         "dynamic": ctx.read_json("export.json")["dims"],
     }
     paths = TargetPaths(parse_label(ctx.label))
-    artifacts.materialize(blobs, ctx.target_dir, paths, entry, manifest)
+    try:
+        artifacts.materialize(blobs, ctx.target_dir, paths, entry, manifest)
+    except FileNotFoundError:
+        # `cache gc` removed a blob between lookup and link: compile again, once.
+        if outcome == "compiled":
+            raise
+        return compile_(ctx)
     return outcome
 
 

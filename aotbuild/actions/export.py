@@ -7,12 +7,16 @@ unchanged sources find its result without importing torch; otherwise torch.expor
 from __future__ import annotations
 
 import io
-from pathlib import Path
+import time
 from typing import Any
 
+from ..errors import InfraError
 from ..fsutil import atomic_write, write_if_changed
-from ..hashing import key_of, pretty_json, sha256_file
+from ..hashing import key_of, pretty_json
+from . import dependencies
 from .runtime import ActionContext, run_action
+
+MAX_DEPENDENCY_LISTS = 8
 
 
 def _source_key(ctx: ActionContext) -> dict[str, Any]:
@@ -21,53 +25,37 @@ def _source_key(ctx: ActionContext) -> dict[str, Any]:
     return {"spec": spec, "toolchain": ctx.toolchain()["export"]}
 
 
-def _file_hashes(root: Path, files: list[str]) -> dict[str, str | None]:
-    hashes: dict[str, str | None] = {}
-    for rel in files:
-        try:
-            hashes[rel] = sha256_file(root / rel)
-        except FileNotFoundError:
-            hashes[rel] = None  # a deleted dependency is a different source state, never an error here
-    return hashes
-
-
 def _cached_result(ctx: ActionContext) -> dict[str, Any] | None:
+    """Level 1: each dependency list recorded for this source key, tried with its files' current content."""
     source = _source_key(ctx)
-    deps = ctx.store.get_action(key_of("export-deps", source))
-    if deps is None:
-        return None
-    return ctx.store.get_action(key_of("export", {**source, "files": _file_hashes(ctx.root, deps["files"])}))
+    recorded = ctx.store.get_action(key_of("export-deps", source))
+    for deps in recorded["lists"] if recorded else []:
+        result = ctx.store.get_action(key_of("export", {**source, **dependencies.state(ctx.root, deps)}))
+        if result is not None:
+            return result
+    return None
 
 
-def _workspace_files(root: Path, extra: list[str]) -> list[str]:
-    """Every workspace .py the process imported (the model's discovered dependencies), plus `extra`."""
-    import sys
-
-    found = set(extra)
-    out_dir = root / "aot-out"
-    for module in list(sys.modules.values()):
-        file = getattr(module, "__file__", None)
-        if not file or not file.endswith(".py"):
-            continue
-        path = Path(file).resolve()
-        if not path.is_relative_to(root) or path.is_relative_to(out_dir):
-            continue
-        rel = path.relative_to(root)
-        # Virtual environments inside the workspace are tooling, not model code.
-        if any(p.startswith(".") or p == "site-packages" for p in rel.parts):
-            continue
-        found.add(rel.as_posix())
-    return sorted(found)
+def _record(ctx: ActionContext, result: dict[str, Any]) -> None:
+    """Store the result, then add its dependency list to the source key's lists (several, like ccache's
+    manifests, so switching between branches keeps hitting)."""
+    source = _source_key(ctx)
+    deps = result["deps"]
+    ctx.store.put_action(key_of("export", {**source, **dependencies.state(ctx.root, deps)}), result)
+    recorded = ctx.store.get_action(key_of("export-deps", source))
+    lists = [deps] + [d for d in (recorded["lists"] if recorded else []) if d != deps]
+    ctx.store.put_action(key_of("export-deps", source), {"lists": lists[:MAX_DEPENDENCY_LISTS]})
 
 
 def export_program(ctx: ActionContext) -> dict[str, Any]:
     """Run torch.export and store the program and the eager reference outputs; returns the level-2 result."""
     import torch
 
-    from ..errors import UserError
     from . import example_inputs, graph_hash, model_loader
 
+    ctx.check_toolchain(torch.__version__)
     spec, device = ctx.spec, ctx.spec["device"]
+    started_ns = time.time_ns()
     model = model_loader.build_model(spec, ctx.root, device)
     cases = example_inputs.cases(spec, device)
     example = cases[0]
@@ -76,9 +64,7 @@ def export_program(ctx: ActionContext) -> dict[str, Any]:
             ep = torch.export.export(model, example.args, example.kwargs,
                                      dynamic_shapes=example_inputs.dynamic_shapes(spec))
     except Exception as e:
-        raise UserError(f"torch.export rejected the model: {type(e).__name__}: {e}\n"
-                        "  fix: make forward() traceable (no data-dependent Python control flow; "
-                        "use torch.cond or tensor ops)") from e
+        raise _export_error(ctx.label, e) from e
     digest_of_graph = graph_hash.graph_hash(ep)
     buffer = io.BytesIO()
     torch.export.save(ep, buffer)
@@ -91,13 +77,41 @@ def export_program(ctx: ActionContext) -> dict[str, Any]:
         lambda x: x.cpu() if isinstance(x, torch.Tensor) else x, references), buffer)
     reference = ctx.store.put_bytes(buffer.getvalue())
     extra = [spec["weights"]] if spec["weights"] else []
-    files = _workspace_files(ctx.root, extra)
+    deps = {"files": dependencies.workspace_files(ctx.root, extra), "packages": dependencies.distributions()}
+    dependencies.check_unchanged_since(ctx.root, deps["files"], started_ns, ctx.label)
     call = ep.module_call_graph[0].signature
-    return {"graph_hash": digest_of_graph, "program": program, "reference": reference, "files": files,
+    return {"graph_hash": digest_of_graph, "program": program, "reference": reference, "deps": deps,
             "cases": [c.name for c in cases], "blobs": [program, reference],
             "inputs": [{"name": n.name, "shape": [str(s) for s in n.meta["val"].shape], "dtype": str(n.meta["val"].dtype)}
                        for n in ep.graph.nodes if n.op == "placeholder" and n.name in ep.graph_signature.user_inputs],
             "outputs": str(call.out_spec) if call else None}
+
+
+def reexport(ctx: ActionContext, graph_hash: str, blob: str) -> bytes:
+    """Export again to recover an evicted or corrupt blob ("program" or "reference") of graph.json's graph.
+
+    Cheaper than failing: the model is unchanged (ninja would have re-run the export otherwise)."""
+    export_ctx = ActionContext(**{**ctx.__dict__, "spec": ctx.read_json("export.json"), "action": "export"})
+    result = export_program(export_ctx)
+    data = ctx.store.get_bytes(result[blob])
+    if result["graph_hash"] != graph_hash or data is None:
+        raise InfraError(f"{ctx.label}: the exported {blob} is missing from the cache and the model no longer "
+                         "exports to the same graph; run `aotbuild build` again")
+    return data
+
+
+def _export_error(label: str, e: Exception) -> Exception:
+    """Untraceable model code is the user's to fix (exit 2, with advice); anything else is a failed action."""
+    import torch
+    from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
+
+    from ..errors import ActionError, UserError
+
+    text = f"{type(e).__name__}: {e}"
+    if isinstance(e, (GuardOnDataDependentSymNode, torch._dynamo.exc.UserError, torch._dynamo.exc.Unsupported)):
+        return UserError(f"torch.export rejected the model: {text}\n  fix: make forward() traceable: no Python "
+                         "control flow on tensor values (use torch.cond or tensor ops), no unsupported constructs")
+    return ActionError(label, "export", f"torch.export failed: {text}")
 
 
 def _program_for_graph(ctx: ActionContext, result: dict[str, Any]) -> str:
@@ -117,7 +131,7 @@ def write_outputs(ctx: ActionContext, result: dict[str, Any]) -> None:
     reference = {"label": ctx.label, "reference": result["reference"], "cases": result["cases"]}
     write_if_changed(ctx.target_dir / "reference.json", pretty_json(reference))
     write_if_changed(ctx.target_dir / "graph.json", pretty_json(graph))
-    deps = " ".join(str(ctx.root / f).replace(" ", "\\ ") for f in result["files"])
+    deps = " ".join(p.replace(" ", "\\ ") for p in dependencies.depfile_paths(ctx.root, result["deps"]))
     # The depfile must name the output exactly as build.ninja does (relative to aot-out/).
     output = (ctx.target_dir / "graph.json").relative_to(ctx.out_dir).as_posix()
     atomic_write(ctx.target_dir / "graph.json.d", f"{output}: {deps}\n".encode())
@@ -129,10 +143,7 @@ def export(ctx: ActionContext) -> str:
         write_outputs(ctx, result)
         return "action-cache hit"
     result = export_program(ctx)
-    source = _source_key(ctx)
-    # Blobs first (export_program stored them), then the entries that point at them.
-    ctx.store.put_action(key_of("export", {**source, "files": _file_hashes(ctx.root, result["files"])}), result)
-    ctx.store.put_action(key_of("export-deps", source), {"files": result["files"]})
+    _record(ctx, result)  # after the blobs it points at, which export_program stored
     write_outputs(ctx, result)
     return "exported"
 

@@ -21,7 +21,10 @@ def _tensor_bytes(h: "hashlib._Hash", name: str, t: torch.Tensor) -> None:
 def graph_hash(ep: torch.export.ExportedProgram) -> str:
     h = hashlib.sha256()
     h.update(f"torch={torch.__version__}\n".encode())
-    h.update(ep.graph_module.code.encode())
+    # Every GraphModule, not just the top one: torch.cond / while_loop branches live in child modules.
+    for name, module in sorted(ep.graph_module.named_modules(), key=lambda item: item[0]):
+        if isinstance(module, torch.fx.GraphModule):
+            h.update(f"module {name}\n{module.code}\n".encode())
     h.update(str(ep.graph_signature).encode())
     h.update(repr(sorted((str(k), str(v)) for k, v in ep.range_constraints.items())).encode())
     call = ep.module_call_graph[0].signature

@@ -42,8 +42,11 @@ def build_model(spec: dict[str, Any], root: Path, device: str) -> torch.nn.Modul
     if not isinstance(model, torch.nn.Module):
         raise UserError(f"model: factory '{spec['model']}' returned {type(model).__name__}, not a torch.nn.Module")
     if spec["weights"]:
+        path = (root / spec["weights"]).resolve()
+        if not path.is_relative_to(root.resolve()):  # checked when planning too; a symlink may have moved since
+            raise UserError(f"weights: '{spec['weights']}' resolves outside the workspace")
         # weights_only: a checkpoint is data, and must never run code on the build machine.
-        state = torch.load(root / spec["weights"], map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
         try:
             model.load_state_dict(state)
         except RuntimeError as e:

@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import layout, settings
 from ..cache.local import LocalStore
-from ..errors import AotbuildError
+from ..errors import AotbuildError, InfraError
 from ..hashing import canonical_json
 
 
@@ -40,6 +40,15 @@ class ActionContext:
 
     def toolchain(self) -> dict[str, Any]:
         return json.loads((self.out_dir / layout.TOOLCHAIN_FILE).read_text())
+
+    def check_toolchain(self, torch_version: str) -> None:
+        """Before storing anything computed with torch: the keys must describe the torch that computed it."""
+        expected = self.toolchain()["export"]
+        running = {"torch": torch_version, "python": ".".join(map(str, sys.version_info[:3]))}
+        if running != {k: expected[k] for k in running}:
+            raise InfraError(f"this action runs torch {running['torch']} on Python {running['python']}, but "
+                             f"toolchain.json says torch {expected['torch']} on Python {expected['python']}; "
+                             "run `aotbuild build` (not plain ninja) to refresh it")
 
     def report(self, outcome: str, **extra: Any) -> None:
         """Append one event line for the CLI's summary (O_APPEND keeps concurrent small writes whole)."""

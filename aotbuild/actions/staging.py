@@ -12,14 +12,29 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import filelock
 
+from ..errors import InfraError
+
 BASE = Path("/tmp") / f"aotbuild-{os.getuid()}"
 KEY_CHARS = 24  # enough to never collide in one machine's /tmp, short enough for readable compiler lines
+
+
+def _own_private_dir(path: Path) -> None:
+    """/tmp is shared: the base dir must be ours, private and no symlink, or someone else could swap what
+    inductor compiles. Fail closed."""
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise InfraError(f"{path} is not a private directory owned by this user; remove it and build again")
 
 
 @contextmanager
@@ -27,8 +42,8 @@ def staging_dir(cache_root: Path, key: str) -> Iterator[Path]:
     """Hold the machine-wide lock for `key` and yield a clean staging dir; sets the env vars inductor reads.
 
     Must be entered before torch is imported: inductor reads these variables once."""
+    _own_private_dir(BASE)
     fixed = BASE / key[:KEY_CHARS]
-    fixed.parent.mkdir(parents=True, exist_ok=True)
     # Two builds with different cache roots may compile one key at once; they take turns on the fixed path.
     with filelock.FileLock(str(fixed) + ".lock"):
         shutil.rmtree(fixed, ignore_errors=True)
