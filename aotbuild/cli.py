@@ -13,6 +13,7 @@ from . import __version__, engine, layout
 from .errors import AotbuildError, UserError
 from .fsutil import atomic_write
 from .hashing import pretty_json
+from .ninja_runner import discovered_deps
 from .selection import select
 from .workspace import find_root
 
@@ -145,18 +146,27 @@ def cmd_query(args: argparse.Namespace) -> int:
     for error in selection.errors:
         print(f"error: {error}", file=sys.stderr)
     rows = []
-    for label in selection.labels:
+    exports = [plan.targets[str(label)]["goals"]["export"] for label in selection.labels]
+    deps = discovered_deps(plan.ninja, ctx.out_dir, exports) if args.output == "json" and exports else {}
+    for label, export_goal in zip(selection.labels, exports):
         info = plan.targets[str(label)]
         target_dir = ctx.out_dir / info["goals"]["compile"].rsplit("/", 1)[0]
         rows.append({"label": str(label), "tags": info["tags"], "outputs": {
             "so": str(target_dir / f"{label.name}.so"), "pt2": str(target_dir / f"{label.name}.pt2"),
-            "manifest": str(target_dir / "manifest.json")}})
+            "manifest": str(target_dir / "manifest.json")},
+            # What the last export imported (workspace files, distributions' METADATA); empty before a build.
+            "deps": [_workspace_relative(d, ctx.root) for d in deps.get(export_goal, [])]})
     if args.output == "json":
         print(json.dumps(rows, indent=2))
     else:
         for row in rows:
             print(row["label"])
     return 2 if selection.errors else 0
+
+
+def _workspace_relative(path: str, root: Path) -> str:
+    p = Path(path)
+    return p.relative_to(root).as_posix() if p.is_relative_to(root) else path
 
 
 def cmd_cache(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ from . import layout, settings, toolchain
 from .errors import UserError
 from .fsutil import atomic_write, write_if_changed
 from .hashing import pretty_json
-from .ninja_runner import is_up_to_date, run_ninja
+from .ninja_runner import is_up_to_date, restat, run_ninja
 from .plan_index import Plan, is_current, read_plan
 from .selection import select
 from .workspace import WORKSPACE_FILE, current_package, discover_packages, find_root
@@ -94,7 +94,11 @@ def replan(root: Path, out_dir: Path) -> Plan:
     from .planner import write_plan
 
     write_toolchain(out_dir)
-    return write_plan(load_workspace(root), out_dir)
+    plan = write_plan(load_workspace(root), out_dir)
+    # ninja remembers build.ninja's mtime from its own last regeneration; tell it about ours, or its
+    # generator edge would plan once more.
+    restat(plan.ninja, out_dir, layout.NINJA_FILE, layout.PLAN_FILE)
+    return plan
 
 
 def write_toolchain(out_dir: Path) -> None:

@@ -28,3 +28,23 @@ def is_up_to_date(binary: str, out_dir: Path, goal: str) -> bool:
     """Ask ninja (dry run) whether `goal` needs no work."""
     proc = subprocess.run([binary, "-C", str(out_dir), "-n", goal], capture_output=True, text=True, check=False)
     return proc.returncode == 0 and "no work to do" in proc.stdout
+
+
+def discovered_deps(binary: str, out_dir: Path, outputs: list[str]) -> dict[str, list[str]]:
+    """The dependencies ninja recorded from depfiles (`ninja -t deps`), per output; empty if never built."""
+    proc = subprocess.run([binary, "-C", str(out_dir), "-t", "deps", *outputs], capture_output=True, text=True,
+                          check=False)
+    found: dict[str, list[str]] = {o: [] for o in outputs}
+    current = None
+    for line in proc.stdout.splitlines():
+        if line and not line.startswith(" "):
+            current = line.split(":", 1)[0]
+        elif line.strip() and current in found:
+            found[current].append(line.strip())
+    return found
+
+
+def restat(binary: str, out_dir: Path, *outputs: str) -> None:
+    """Record the outputs' current mtimes in ninja's log (`ninja -t restat`); a no-op before ninja's first run."""
+    if (out_dir / ".ninja_log").exists():
+        subprocess.run([binary, "-C", str(out_dir), "-t", "restat", *outputs], capture_output=True, check=False)

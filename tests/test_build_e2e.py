@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,14 @@ def test_failures_are_reported_per_target_and_keep_going_builds_the_rest(cold, t
     # The same model under a second label is never compiled twice: its artifacts come from the cache.
     assert run.report["targets"]["//pkg:bad_field"] == "artifact-cache hit"
     assert run.report["targets"]["//pkg:good"] == "up to date"
+
+
+def test_query_lists_outputs_and_discovered_dependencies(cold) -> None:
+    ws, env = cold
+    run = aotbuild(["query", "//vision:classifier", "--output", "json"], ws, env)
+    assert run.code == 0, run.output
+    (row,) = json.loads(run.stdout)
+    assert row["outputs"]["so"].endswith("vision/classifier/classifier.so")
+    # Imported across packages, the checkpoint, and installed distributions (by their METADATA).
+    assert {"models/layers.py", "vision/classifier.py", "vision/classifier_weights.pt"} <= set(row["deps"])
+    assert any(d.endswith(".dist-info/METADATA") and "torch-" in d for d in row["deps"])

@@ -76,20 +76,36 @@ def make_context(action: str, spec_path: str) -> ActionContext:
 
 
 def run_action(action: str, body: Callable[[ActionContext], str]) -> None:
-    """Entry point shared by actions: `body` returns its outcome; failures print a clear message and log a traceback."""
+    """Entry point shared by actions: `body` returns its outcome.
+
+    Everything torch and the compiler print goes to <target>/<action>.log, so a build shows ninja's progress
+    and, for a failure, one clear message naming that log; nothing is lost."""
     if len(sys.argv) != 2:
         sys.exit(f"usage: python -m aotbuild.actions.{action} <target-dir>/<spec>.json")
     ctx = make_context(action, sys.argv[1])
     log = ctx.target_dir / f"{action}.log"
+    terminal = _redirect_output(log)
     try:
         outcome = body(ctx)
     except Exception as e:  # noqa: BLE001 - every failure must reach the user, with its log
-        log.write_text(traceback.format_exc())
+        traceback.print_exc()
+        sys.stderr.flush()
         message = str(e) if isinstance(e, AotbuildError) else f"{type(e).__name__}: {e}"
         first = message.strip().splitlines()[0] if message.strip() else type(e).__name__
         code = e.exit_code if isinstance(e, AotbuildError) else 1
         ctx.report("failed", message=first[:500], log=str(log), exit_code=code)
-        print(f"error: {ctx.label}: {action} failed: {message.strip()}\n  full log: {log}", file=sys.stderr)
+        os.write(terminal, f"error: {ctx.label}: {action} failed: {message.strip()}\n  full log: {log}\n".encode())
         sys.exit(code)
-    log.unlink(missing_ok=True)
     ctx.report(outcome)
+
+
+def _redirect_output(log: Path) -> int:
+    """Point fds 1 and 2 (Python's and native code's output alike) at `log`; returns a dup of the old stderr."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    terminal = os.dup(2)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    return terminal
