@@ -164,15 +164,27 @@ def _run(ctx: Context, request: BuildRequest, labels: list, result: BuildResult)
     for label in map(str, labels):
         outcome, failure = _outcome(by_label.get(label, []))
         if failure is None and result.ninja_rc and not is_up_to_date(plan.ninja, ctx.out_dir, goals[label]):
-            # No failure of its own, yet not done: ninja stopped first, or its action died without a word.
-            outcome, failure = "failed", "not completed: the build stopped before this target was done " \
-                                         "(see the errors above; -k builds everything that can be built)"
+            # No failure of its own, yet not done: its action crashed, or ninja stopped before reaching it.
+            outcome, failure = "failed", _crash_report(ctx.out_dir / goals[label]) or (
+                "not completed: the build stopped before this target was done "
+                "(see the errors above; -k builds everything that can be built)")
         result.outcomes[label] = outcome
         if failure:
             result.failures[label] = failure
     if result.ninja_rc and not result.failures:
         # ninja failed before any action ran (a missing input, a broken build.ninja): say so, never stay silent.
         result.failures["(ninja)"] = f"ninja exited with code {result.ninja_rc}; see its output above"
+
+
+def _crash_report(goal: Path) -> str | None:
+    """An action killed by a signal reports nothing, but faulthandler leaves 'Fatal Python error' in its log."""
+    for log in sorted(goal.parent.glob("*.log")):
+        text = log.read_text(errors="replace")
+        if "Fatal Python error" in text:
+            where = [line.strip() for line in text.splitlines() if line.strip().startswith("File ")]
+            detail = f" in {where[0]}" if where else ""
+            return f"{log.stem} crashed: {text.split('Fatal Python error: ')[1].splitlines()[0]}{detail} (log: {log})"
+    return None
 
 
 def _force_missing_artifacts(ctx: Context, labels: list) -> None:

@@ -43,8 +43,11 @@ def torch_versions() -> dict[str, str | None]:
         for node in ast.parse(version_py.read_text()).body:
             if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Constant):
                 target = node.targets[0] if isinstance(node, ast.Assign) else node.target
-                if isinstance(target, ast.Name) and target.id in ("git_version", "cuda"):
-                    found["torch_git" if target.id == "git_version" else "torch_cuda"] = node.value.value
+                names = {"__version__": "torch", "git_version": "torch_git", "cuda": "torch_cuda"}
+                if isinstance(target, ast.Name) and target.id in names:
+                    # version.py's __version__ is torch.__version__ (with +cu130 and the like, which
+                    # distribution metadata may lack): the one the actions can compare themselves against.
+                    found[names[target.id]] = node.value.value
     return found
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import sys
@@ -85,6 +86,7 @@ def run_action(action: str, body: Callable[[ActionContext], str]) -> None:
     ctx = make_context(action, sys.argv[1])
     log = ctx.target_dir / f"{action}.log"
     terminal = _redirect_output(log)
+    faulthandler.enable()  # a crash in native code (a segfault in a runtime) still leaves a traceback in the log
     try:
         outcome = body(ctx)
     except Exception as e:  # noqa: BLE001 - every failure must reach the user, with its log
