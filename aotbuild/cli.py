@@ -13,6 +13,7 @@ from . import __version__, engine, layout
 from .errors import AotbuildError, UserError
 from .fsutil import atomic_write
 from .hashing import pretty_json
+from .layout import TargetPaths
 from .ninja_runner import discovered_deps
 from .selection import select
 from .workspace import find_root
@@ -87,6 +88,10 @@ def _age(text: str) -> float:
 
 
 def cmd_build(args: argparse.Namespace, goal: str) -> int:
+    return _build(args, goal).exit_code
+
+
+def _build(args: argparse.Namespace, goal: str) -> engine.BuildResult:
     request = engine.BuildRequest(args.patterns, goal, args.jobs, args.keep_going, args.explain, args.cache_dir)
     result = engine.build(request, Path.cwd())
     for error in result.config_errors:
@@ -94,7 +99,7 @@ def cmd_build(args: argparse.Namespace, goal: str) -> int:
     if goal == "verify":
         from . import test_report
 
-        ctx = engine.open_workspace(Path.cwd(), args.cache_dir)
+        ctx = result.context
         tests = test_report.outcomes(result, ctx.plan, ctx.out_dir)
         print("\n".join(test_report.lines(tests)))
         test_report.write_reports(tests, args.junit_xml, args.json_report)
@@ -110,19 +115,17 @@ def cmd_build(args: argparse.Namespace, goal: str) -> int:
                   "actions": [{k: e[k] for k in ("label", "action", "outcome", "seconds")} for e in result.events],
                   "seconds": round(result.seconds, 3), "exit_code": result.exit_code}
         atomic_write(Path(args.report), pretty_json(report))
-    return result.exit_code
+    return result
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    code = cmd_build(args, "compile")
-    if code:
-        return code
-    ctx = engine.open_workspace(Path.cwd(), args.cache_dir)
-    plan = ctx.plan
-    selection = select(plan, args.patterns, ctx.current_package)
+    result = _build(args, "compile")
+    if result.exit_code:
+        return result.exit_code
+    ctx = result.context
     rows = []
-    for label in selection.labels:  # one at a time: timings need the machine to themselves
-        target_dir = ctx.out_dir / plan.targets[str(label)]["goals"]["compile"].rsplit("/", 1)[0]
+    for label in result.labels:  # one at a time: timings need the machine to themselves
+        target_dir = ctx.out_dir / TargetPaths(label).dir
         proc = subprocess.run([sys.executable, "-m", "aotbuild.actions.bench", str(target_dir), str(ctx.root),
                                str(args.warmup), str(args.repeats)], capture_output=True, text=True)
         if proc.returncode:
@@ -149,11 +152,11 @@ def cmd_query(args: argparse.Namespace) -> int:
     exports = [plan.targets[str(label)]["goals"]["export"] for label in selection.labels]
     deps = discovered_deps(plan.ninja, ctx.out_dir, exports) if args.output == "json" and exports else {}
     for label, export_goal in zip(selection.labels, exports):
-        info = plan.targets[str(label)]
-        target_dir = ctx.out_dir / info["goals"]["compile"].rsplit("/", 1)[0]
-        rows.append({"label": str(label), "tags": info["tags"], "outputs": {
-            "so": str(target_dir / f"{label.name}.so"), "pt2": str(target_dir / f"{label.name}.pt2"),
-            "manifest": str(target_dir / "manifest.json")},
+        paths = TargetPaths(label)
+        rows.append({"label": str(label), "tags": plan.targets[str(label)]["tags"], "outputs": {
+            "so": str(ctx.out_dir / paths.dir / paths.alias("so")),
+            "pt2": str(ctx.out_dir / paths.dir / paths.alias("pt2")),
+            "manifest": str(ctx.out_dir / paths.manifest)},
             # What the last export imported (workspace files, distributions' METADATA); empty before a build.
             "deps": [_workspace_relative(d, ctx.root) for d in deps.get(export_goal, [])]})
     if args.output == "json":

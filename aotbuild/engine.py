@@ -14,6 +14,8 @@ from . import layout, settings, toolchain
 from .errors import UserError
 from .fsutil import atomic_write, write_if_changed
 from .hashing import pretty_json
+from .labels import Label
+from .layout import TargetPaths
 from .ninja_runner import is_up_to_date, restat, run_ninja
 from .plan_index import Plan, is_current, read_plan
 from .selection import select
@@ -43,6 +45,8 @@ class BuildResult:
     ninja_rc: int = 0
     seconds: float = 0.0
     events: list[dict] = field(default_factory=list)
+    context: Context | None = None  # the workspace as this build saw it, for reports that follow
+    labels: list[Label] = field(default_factory=list)  # the buildable targets selected
 
     @property
     def corrupt(self) -> list[str]:
@@ -122,7 +126,7 @@ def build(request: BuildRequest, cwd: Path) -> BuildResult:
     ctx = open_workspace(cwd, request.cache_dir)
     plan = ctx.plan
     selection = select(plan, request.patterns, ctx.current_package)
-    result = BuildResult(config_errors=selection.errors)
+    result = BuildResult(config_errors=selection.errors, context=ctx, labels=selection.labels)
     if selection.errors and not request.keep_going:
         raise UserError("\n".join(selection.errors))
     import filelock  # here, not at the top: query and plan never need it
@@ -143,7 +147,7 @@ def build(request: BuildRequest, cwd: Path) -> BuildResult:
     return result
 
 
-def _run(ctx: Context, request: BuildRequest, labels: list, result: BuildResult) -> None:
+def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: BuildResult) -> None:
     plan = ctx.plan
     write_toolchain(ctx.out_dir)
     goals = {str(label): plan.targets[str(label)]["goals"][request.goal] for label in labels}
@@ -187,13 +191,14 @@ def _crash_report(goal: Path) -> str | None:
     return None
 
 
-def _force_missing_artifacts(ctx: Context, labels: list) -> None:
+def _force_missing_artifacts(ctx: Context, labels: list[Label]) -> None:
     """Artifacts are not ninja outputs (their names carry digests), so a deleted one would go unnoticed:
     dropping the manifest makes ninja re-run the compile, which links them back from the cache."""
     for label in labels:
-        manifest = ctx.out_dir / ctx.plan.targets[str(label)]["goals"]["compile"]
-        aliases = [manifest.parent / f"{label.name}.{ext}" for ext in ("so", "pt2")]
-        if manifest.exists() and not all(os.path.exists(a) for a in aliases):
+        paths = TargetPaths(label)
+        target_dir = ctx.out_dir / paths.dir
+        manifest = ctx.out_dir / paths.manifest
+        if manifest.exists() and not all(os.path.exists(target_dir / paths.alias(ext)) for ext in ("so", "pt2")):
             manifest.unlink()
 
 

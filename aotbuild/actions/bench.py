@@ -32,6 +32,7 @@ def bench(target_dir: Path, root: Path, warmup: int, repeats: int) -> dict[str, 
     from torch.utils import _pytree as pytree
 
     from . import example_inputs, model_loader
+    from .verify import so_runner
 
     spec = json.loads((target_dir / "export.json").read_text())
     manifest = json.loads((target_dir / "manifest.json").read_text())
@@ -39,9 +40,7 @@ def bench(target_dir: Path, root: Path, warmup: int, repeats: int) -> dict[str, 
     model = model_loader.build_model(spec, root, device)
     case = example_inputs.cases(spec, device)[0]
     pt2 = torch._inductor.aoti_load_package(str(target_dir / manifest["artifacts"]["pt2"]["file"]))
-    so_path = str(target_dir / manifest["artifacts"]["so"]["file"])
-    so = torch._C._aoti.AOTIModelContainerRunnerCpu(so_path, 1) if device == "cpu" else \
-        torch._C._aoti.AOTIModelContainerRunnerCuda(so_path, 1, device)
+    so = so_runner(target_dir / manifest["artifacts"]["so"]["file"], device)
     flat = pytree.tree_leaves((case.args, case.kwargs))
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 

@@ -6,10 +6,8 @@ is never verified twice, and a cached failure fails again without importing torc
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
-from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from .. import __version__
@@ -68,9 +66,7 @@ def run_checks(ctx: ActionContext, manifest: dict[str, Any], reference_digest: s
     device = manifest["device"]
     cases = pytree.tree_map(lambda x: x.to(device) if isinstance(x, torch.Tensor) else x, cases)
     pt2 = torch._inductor.aoti_load_package(str(ctx.target_dir / manifest["artifacts"]["pt2"]["file"]))
-    so = torch._C._aoti.AOTIModelContainerRunnerCpu(str(ctx.target_dir / manifest["artifacts"]["so"]["file"]), 1) \
-        if manifest["device"] == "cpu" else torch._C._aoti.AOTIModelContainerRunnerCuda(
-            str(ctx.target_dir / manifest["artifacts"]["so"]["file"]), 1, manifest["device"])
+    so = so_runner(ctx.target_dir / manifest["artifacts"]["so"]["file"], device)
     declared = ctx.spec["tolerance"]
     results = []
     for case in cases:
@@ -81,8 +77,7 @@ def run_checks(ctx: ActionContext, manifest: dict[str, Any], reference_digest: s
         for artifact, run in (("pt2", lambda: pytree.tree_leaves(pt2(*case["args"], **case["kwargs"]))),
                               ("so", lambda: so.run(flat_inputs))):
             try:
-                with _quiet_stderr():
-                    outputs = compare(expected, run(), paths, declared)
+                outputs = compare(expected, run(), paths, declared)
             except Exception as e:  # noqa: BLE001 - an artifact that refuses in-range inputs is a failed check
                 outputs = [{"output": "*", "ok": False,
                             "problem": f"the artifact refused these inputs: {_first_line(e)}"}]
@@ -103,8 +98,7 @@ def _out_of_range(ctx: ActionContext, cases: list[dict], so: Any) -> list[dict]:
         sizes[dim["name"]] = dim["max"] + 1
         case = make_case(export_spec, sizes, "out of range", export_spec["device"])
         try:
-            with _quiet_stderr():
-                so.run(pytree.tree_leaves((case.args, case.kwargs)))
+            so.run(pytree.tree_leaves((case.args, case.kwargs)))
             refused, message = False, "ran without error"
         except Exception as e:  # noqa: BLE001 - the runner raises a plain RuntimeError, CUDA ones vary
             # Only the artifact's own input check counts as a refusal; any other error is a failure to report.
@@ -114,23 +108,18 @@ def _out_of_range(ctx: ActionContext, cases: list[dict], so: Any) -> list[dict]:
     return rejected
 
 
+def so_runner(path: Path, device: str) -> Any:
+    """The AOTInductor runner for a bare .so on `device` (what C++ deployments use, minus the .pt2 wrapper)."""
+    import torch
+
+    if device == "cpu":
+        return torch._C._aoti.AOTIModelContainerRunnerCpu(str(path), 1)
+    return torch._C._aoti.AOTIModelContainerRunnerCuda(str(path), 1, device)
+
+
 def _first_line(e: Exception) -> str:
     text = str(e).strip()
     return (text.splitlines()[0] if text else type(e).__name__)[:300]
-
-
-@contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """The AOTI runtime prints its input-check errors to fd 2 before raising; the exception says it already."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def failures(result: dict[str, Any]) -> list[str]:
