@@ -106,6 +106,11 @@ def _build(args: argparse.Namespace, goal: str) -> engine.BuildResult:
     else:
         for label, message in sorted(result.failures.items()):
             print(f"FAILED {label}: {message}", file=sys.stderr)
+    skipped = sorted(label for label, outcome in result.outcomes.items() if outcome == engine.NEEDS_GPU)
+    if skipped:
+        print(f"note: {len(skipped)} CUDA target{'s' if len(skipped) != 1 else ''} skipped, no GPU here and not in "
+              f"the cache: {', '.join(skipped)} (a GPU runner sharing the cache builds them; name one to make "
+              "its absence an error)", file=sys.stderr)
     for name in result.corrupt:
         print(f"warning: cache entry {name} failed its digest check; removed and rebuilt", file=sys.stderr)
     print(engine.summary_line(result))

@@ -11,20 +11,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import layout, settings, toolchain
-from .errors import UserError
+from .errors import NeedsGpuError, UserError
 from .fsutil import atomic_write, write_if_changed
 from .hashing import pretty_json
 from .labels import Label
 from .layout import TargetPaths
 from .ninja_runner import is_up_to_date, restat, run_ninja
 from .plan_index import Plan, is_current, read_plan
-from .selection import select
+from .selection import named_explicitly, select
 from .workspace import WORKSPACE_FILE, current_package, discover_packages, find_root
 
+NEEDS_GPU = "skipped: needs a GPU"  # a CUDA target reached by a wildcard on a machine without one, not cached
 LAST_BUILD_FILE = "last-build.json"  # in the cache root, beside v1/
 # How a target's result came about, from the most to the least work done.
 OUTCOMES = ("failed", "compiled", "artifact-cache hit", "exported", "action-cache hit", "verified",
-            "verify-cache hit", "up to date")
+            "verify-cache hit", "up to date", NEEDS_GPU)
 
 
 @dataclass(frozen=True)
@@ -154,11 +155,23 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
     _force_missing_artifacts(ctx, labels)
     events_file = ctx.out_dir / layout.STATE_DIR / f"events-{os.getpid()}.jsonl"
     events_file.unlink(missing_ok=True)
-    if goals:
-        env = {settings.CACHE_DIR_VAR: str(ctx.cache_dir), settings.EVENTS_VAR: str(events_file)}
-        sys.stdout.flush()
-        result.ninja_rc = run_ninja(plan.ninja, ctx.out_dir, list(goals.values()), jobs=request.jobs,
+    # Without a GPU, CUDA targets that a wildcard reached can only come from the cache: they run last, with
+    # -k, so one that is not cached is skipped and never stops the others. Named ones fail as usual.
+    optional = set() if _host_has_gpu(ctx) else {
+        label for label in goals if plan.targets[label].get("device", "cpu").startswith("cuda")
+        and label not in named_explicitly(request.patterns, ctx.current_package)}
+    env = {settings.CACHE_DIR_VAR: str(ctx.cache_dir), settings.EVENTS_VAR: str(events_file)}
+    sys.stdout.flush()
+    required = [goal for label, goal in goals.items() if label not in optional]
+    if required:
+        result.ninja_rc = run_ninja(plan.ninja, ctx.out_dir, required, jobs=request.jobs,
                                     keep_going=request.keep_going, explain=request.explain, env=env)
+    optional_rc = result.ninja_rc  # not run after a failure without -k: those targets are not completed
+    optional_log = ctx.out_dir / layout.STATE_DIR / "gpu-targets.log"
+    if optional and (request.keep_going or not result.ninja_rc):
+        optional_rc = run_ninja(plan.ninja, ctx.out_dir, [goals[label] for label in sorted(optional)],
+                                jobs=request.jobs, keep_going=True, explain=request.explain, env=env,
+                                log=optional_log)
     if events_file.exists():
         result.events = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
         events_file.unlink()
@@ -166,8 +179,13 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
     for event in result.events:
         by_label.setdefault(event["label"], []).append(event)
     for label in map(str, labels):
-        outcome, failure = _outcome(by_label.get(label, []))
-        if failure is None and result.ninja_rc and not is_up_to_date(plan.ninja, ctx.out_dir, goals[label]):
+        events = by_label.get(label, [])
+        if label in optional and any(e.get("exit_code") == NeedsGpuError.exit_code for e in events):
+            result.outcomes[label] = NEEDS_GPU
+            continue
+        outcome, failure = _outcome(events)
+        rc = optional_rc if label in optional else result.ninja_rc
+        if failure is None and rc and not is_up_to_date(plan.ninja, ctx.out_dir, goals[label]):
             # No failure of its own, yet not done: its action crashed, or ninja stopped before reaching it.
             outcome, failure = "failed", _crash_report(ctx.out_dir / goals[label]) or (
                 "not completed: the build stopped before this target was done "
@@ -175,9 +193,18 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
         result.outcomes[label] = outcome
         if failure:
             result.failures[label] = failure
+    if optional_rc and any(label in optional for label in result.failures):
+        result.ninja_rc = result.ninja_rc or optional_rc
+        if optional_log.exists():  # a real failure among them: show what ninja said
+            sys.stderr.write(optional_log.read_text(errors="replace"))
     if result.ninja_rc and not result.failures:
         # ninja failed before any action ran (a missing input, a broken build.ninja): say so, never stay silent.
         result.failures["(ninja)"] = f"ninja exited with code {result.ninja_rc}; see its output above"
+
+
+def _host_has_gpu(ctx: Context) -> bool:
+    toolchain = json.loads((ctx.out_dir / layout.TOOLCHAIN_FILE).read_text())
+    return toolchain["host"]["gpu_arch"] is not None
 
 
 def _crash_report(goal: Path) -> str | None:

@@ -68,6 +68,19 @@ class ActionError(AotbuildError):
         super().__init__(text)
 
 
+class NeedsGpuError(ActionError):
+    """A CUDA target's result is neither cached nor computable here: this machine has no GPU.
+
+    Its own exit code lets the engine tell "skip, a GPU runner builds it" from a real failure."""
+
+    exit_code = 4
+
+    def __init__(self, label: str, action: str) -> None:
+        super().__init__(label, action, "needs a CUDA GPU: there is none on this machine and the result is not in "
+                         "the cache\n  fix: build it on a GPU machine sharing this cache (or its remote cache); set "
+                         "AOTBUILD_GPU_ARCH to the GPU runner's compute capability (e.g. 9.0) so keys match")
+
+
 class VerificationError(AotbuildError):
     """An artifact's outputs differ from eager PyTorch beyond tolerance. Exit code 3."""
 

@@ -26,8 +26,8 @@ def python_command() -> str:
 def build_graph(ws: Workspace, python: str) -> BuildGraph:
     graph = BuildGraph()
     for kind in rules.RULES.values():
-        if kind.pool:
-            graph.add_pool(*kind.pool)
+        for pool in kind.pools:
+            graph.add_pool(*pool)
         graph.add_rule(kind.rule(python))
     # Regenerates build.ninja when a BUILD/WORKSPACE file changes, so plain `ninja` stays correct too.
     graph.add_rule(Rule(GENERATOR_RULE, f"cd .. && {python} -m aotbuild plan", "plan", generator=True,
@@ -49,7 +49,7 @@ def build_graph(ws: Workspace, python: str) -> BuildGraph:
 
 def make_plan(ws: Workspace) -> Plan:
     targets = {
-        str(t.label): {"package": t.label.package, "tags": list(t.tags),
+        str(t.label): {"package": t.label.package, "tags": list(t.tags), "device": t.device,
                        "goals": {kind.name: kind.goal(t) for kind in rules.RULES.values()}}
         for t in ws.all_targets()
     }

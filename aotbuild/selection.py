@@ -34,3 +34,16 @@ def select(plan: Plan, patterns: list[str], current_package: str | None) -> Sele
         labels = resolve([str(p) for p in positive], known, current_package) if positive else []
     errors += [plan.broken_targets[str(label)] for label in labels if str(label) in plan.broken_targets]
     return Selection([label for label in labels if str(label) in plan.targets], errors)
+
+
+def named_explicitly(patterns: list[str], current_package: str | None) -> set[str]:
+    """Labels the user wrote out by name (not reached through :all or /...): failures there are never skipped."""
+    named = set()
+    for pattern in map(lambda p: parse_pattern(p, current_package), patterns):
+        if pattern.kind == "target" and pattern.name is not None:
+            label = str(Label(pattern.package, pattern.name))
+            if pattern.negative:
+                named.discard(label)
+            else:
+                named.add(label)
+    return named

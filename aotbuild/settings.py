@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 CACHE_DIR_VAR = "AOTBUILD_CACHE_DIR"
+GPU_ARCH_VAR = "AOTBUILD_GPU_ARCH"  # the GPU arch CUDA artifacts are keyed for where none is visible (CPU-only CI)
 EVENTS_VAR = "AOTBUILD_EVENTS"  # set by the CLI so actions can report what they did; unset under plain ninja
 # Variables that change what inductor generates, so they belong in the artifact key.
 TOOLCHAIN_PREFIXES = ("TORCHINDUCTOR_", "AOT_INDUCTOR_", "AOTI_", "TORCH_COMPILE_")
@@ -41,6 +42,12 @@ def action_cache_dir(env: Mapping[str, str]) -> Path:
     """The cache root an action uses: the CLI always exports it; plain ninja falls back to the default."""
     value = env.get(CACHE_DIR_VAR)
     return Path(value) if value else default_cache_dir(env)
+
+
+def declared_gpu_arch(env: Mapping[str, str]) -> str | None:
+    """A compute capability such as '9.0', or several comma-separated; None when not declared."""
+    value = env.get(GPU_ARCH_VAR, "").strip()
+    return ",".join(sorted(a.strip() for a in value.split(",") if a.strip())) or None
 
 
 def events_file(env: Mapping[str, str]) -> Path | None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .engine import BuildResult
+from .engine import NEEDS_GPU, BuildResult
 from .fsutil import atomic_write
 from .hashing import pretty_json
 from .plan_index import Plan
@@ -22,6 +22,7 @@ class TestOutcome:
     seconds: float
     message: str  # failure text, or a one-line summary of what was checked
     cases: list[dict[str, Any]]
+    skipped: bool = False  # a CUDA target on a machine without a GPU, its result not cached
 
 
 def _summary(verified: dict[str, Any]) -> str:
@@ -37,6 +38,10 @@ def outcomes(result: BuildResult, plan: Plan, out_dir: Path) -> list[TestOutcome
     for label in result.outcomes:
         ran = [e for e in result.events if e["label"] == label and e["action"] == "verify"]
         seconds = sum(e["seconds"] for e in result.events if e["label"] == label)
+        if result.outcomes[label] == NEEDS_GPU:
+            found.append(TestOutcome(label, False, False, seconds, "needs a GPU: none here, and no cached result",
+                                     [], skipped=True))
+            continue
         if label in result.failures:
             found.append(TestOutcome(label, False, False, seconds, result.failures[label], []))
             continue
@@ -52,12 +57,15 @@ def outcomes(result: BuildResult, plan: Plan, out_dir: Path) -> list[TestOutcome
 
 def junit_xml(results: list[TestOutcome]) -> bytes:
     suite = ET.Element("testsuite", name="aotbuild", tests=str(len(results)),
-                       failures=str(sum(not r.passed for r in results)), errors="0",
+                       failures=str(sum(not r.passed and not r.skipped for r in results)), errors="0",
+                       skipped=str(sum(r.skipped for r in results)),
                        time=f"{sum(r.seconds for r in results):.3f}")
     for r in results:
         case = ET.SubElement(suite, "testcase", classname=r.label.split(":")[0].lstrip("/") or "root",
                              name=r.label, time=f"{r.seconds:.3f}")
-        if r.passed:
+        if r.skipped:
+            ET.SubElement(case, "skipped", message=r.message)
+        elif r.passed:
             ET.SubElement(case, "system-out").text = r.message + (" (cached)" if r.cached else "")
         else:
             ET.SubElement(case, "failure", message=r.message[:500]).text = r.message
@@ -77,7 +85,7 @@ def write_reports(results: list[TestOutcome], junit: str | None, json_path: str 
 def lines(results: list[TestOutcome]) -> list[str]:
     out = []
     for r in results:
-        status = "PASSED" if r.passed else "FAILED"
+        status = "SKIPPED" if r.skipped else "PASSED" if r.passed else "FAILED"
         cached = " (cached)" if r.cached and r.passed else ""
         out.append(f"{status:6} {r.label}{cached}: {r.message}")
     return out

@@ -87,12 +87,31 @@ def gpu_arch() -> str | None:
     return ",".join(caps) or None
 
 
+def triton_version() -> str | None:
+    """Triton generates the CUDA kernels: its version changes them. Read from metadata, never imported."""
+    import importlib.metadata
+
+    for name in ("triton", "pytorch-triton"):
+        try:
+            return f"{name} {importlib.metadata.version(name)}"
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
 def fingerprint(env: Mapping[str, str]) -> dict[str, Any]:
-    """Split by use: `export` keys the action cache, `compile` (plus `cuda` for GPU targets) keys artifacts."""
+    """Split by use: `export` keys the action cache, `compile` (plus `cuda` for GPU targets) keys artifacts.
+
+    `cuda.gpu_arch` is the arch CUDA artifacts are keyed for: declared ($AOTBUILD_GPU_ARCH) or else the visible
+    GPUs', so a CPU-only runner can name the arch a GPU runner compiled for and fetch its artifacts. `host` is
+    what this machine has, for decisions only (never in a key): without a GPU, CUDA work can only be fetched."""
     torch = torch_versions()
     export = {"python": ".".join(map(str, sys.version_info[:3])), "aotbuild": __version__, **torch}
     compile_ = {**export, "cxx": compiler_version(env), "cpu_isa": cpu_isa(), "env": settings.toolchain_env(env)}
-    return {"export": export, "compile": compile_, "cuda": {"cuda": torch["torch_cuda"], "gpu_arch": gpu_arch()}}
+    detected = gpu_arch()
+    cuda = {"cuda": torch["torch_cuda"], "gpu_arch": settings.declared_gpu_arch(env) or detected,
+            "triton": triton_version()}
+    return {"export": export, "compile": compile_, "cuda": cuda, "host": {"gpu_arch": detected}}
 
 
 def _stamp(env: Mapping[str, str], files: list[str]) -> list[Any]:
@@ -106,6 +125,7 @@ def _stamp(env: Mapping[str, str], files: list[str]) -> list[Any]:
             stats.append([f, None])
     gpus = sorted(os.listdir("/proc/driver/nvidia/gpus")) if os.path.isdir("/proc/driver/nvidia/gpus") else []
     return [sys.executable, sys.version, __version__, settings.toolchain_env(env), cpu_isa(),
+            settings.declared_gpu_arch(env),
             shutil.which(env.get("CXX", "g++")), shutil.which("nvidia-smi"), gpus, stats]
 
 

@@ -18,16 +18,16 @@ class RuleKind:
     """One kind of action: its ninja rule (given the Python to run) and its edges for a target."""
 
     name: str
-    pool: tuple[str, int] | None
+    pools: tuple[tuple[str, int], ...]  # ninja pools its edges use (name, depth)
     rule: Callable[[str], Rule]
     edges: Callable[[Target], list[Edge]]
     goal: Callable[[Target], str]  # the output that means "this action is done" for the target
 
 
 RULES: dict[str, RuleKind] = {
-    "export": RuleKind("export", None, export_rule.rule, export_rule.edges, export_rule.goal),
-    "compile": RuleKind("compile", compile_rule.POOL, compile_rule.rule, compile_rule.edges, compile_rule.goal),
-    "verify": RuleKind("verify", None, verify_rule.rule, verify_rule.edges, verify_rule.goal),
+    "export": RuleKind("export", (), export_rule.rule, export_rule.edges, export_rule.goal),
+    "compile": RuleKind("compile", compile_rule.POOLS, compile_rule.rule, compile_rule.edges, compile_rule.goal),
+    "verify": RuleKind("verify", (), verify_rule.rule, verify_rule.edges, verify_rule.goal),
 }
 BUILD_GOAL = "compile"  # `aotbuild build` wants artifacts
 TEST_GOAL = "verify"  # `aotbuild test` wants verified artifacts

@@ -24,6 +24,9 @@ def _pool_depth() -> int:
 
 
 POOL = ("aot_compile_pool", _pool_depth())
+# CUDA compiles also run kernels on the GPU (autotuning, benchmarking choices): few at a time share it well.
+GPU_POOL = ("aot_gpu_compile_pool", 2)
+POOLS = (POOL, GPU_POOL)
 
 
 def rule(python: str) -> Rule:
@@ -36,8 +39,11 @@ def spec_files(target: Target) -> dict[str, dict]:
 
 def edges(target: Target) -> list[Edge]:
     paths = TargetPaths(target.label)
+    variables = (("spec", paths.compile_spec), ("label", str(target.label)))
+    if target.device.startswith("cuda"):
+        variables += (("pool", GPU_POOL[0]),)  # an edge's pool overrides its rule's
     return [Edge(NAME, (paths.manifest,), (paths.graph, paths.compile_spec), (layout.TOOLCHAIN_FILE,),
-                 variables=(("spec", paths.compile_spec), ("label", str(target.label))))]
+                 variables=variables)]
 
 
 def goal(target: Target) -> str:

@@ -24,10 +24,45 @@ from .runtime import ActionContext, run_action
 # Always on: weights inside the .so make it self-contained, and the lower bound check rejects batch 1 otherwise.
 BASE_OPTIONS: dict[str, Any] = {"aot_inductor.package_constants_in_so": True}
 DYNAMIC_OPTIONS: dict[str, Any] = {"aot_inductor.check_lowerbound": False}
+# CUDA kernels go into the .so instead of separate .cubin files that it would load from the compile directory:
+# without this the bare .so breaks once that directory is gone (torch versions that lack it: see manifest).
+CUDA_OPTIONS: dict[str, Any] = {"aot_inductor.embed_kernel_binary": True}
 
 
 def inductor_options(spec: dict[str, Any]) -> dict[str, Any]:
-    return {**BASE_OPTIONS, **(DYNAMIC_OPTIONS if spec["dynamic"] else {}), **spec["options"]}
+    cuda = CUDA_OPTIONS if spec["device"].startswith("cuda") else {}
+    return {**BASE_OPTIONS, **cuda, **(DYNAMIC_OPTIONS if spec["dynamic"] else {}), **spec["options"]}
+
+
+def _known_to(torch: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """Drop our own defaults that this torch's inductor does not have (a user's own options always pass through,
+    so a misspelt one fails loudly). The key already names the torch version, so this stays deterministic."""
+    config = torch._inductor.config
+    ours = {k for k in CUDA_OPTIONS if k not in options or options[k] == CUDA_OPTIONS[k]}
+
+    def known(name: str) -> bool:
+        obj: Any = config
+        for part in name.split("."):
+            if not hasattr(obj, part):
+                return False
+            obj = getattr(obj, part)
+        return True
+
+    return {k: v for k, v in options.items() if k not in ours or known(k)}
+
+
+def check_cxx_runtime(so: Path, label: str, compiler: str | None) -> None:
+    """Fail the compile, not the deployment: a .so with its own static libstdc++ segfaults once loaded beside
+    torch's shared one (std::regex in the AOTI runtime mixes the two copies' locale facets)."""
+    from .elf_deps import SHARED_CXX_RUNTIMES, links_shared_cxx_runtime
+
+    if not links_shared_cxx_runtime(so):
+        cxx = os.environ.get("CXX", "g++")
+        raise ActionError(label, "compile", f"the model library links no shared C++ runtime "
+                          f"({' or '.join(SHARED_CXX_RUNTIMES)}): the compiler CXX={cxx} ({compiler}) links "
+                          "libstdc++ statically (a wrapper adding -static-libstdc++?), and such a library crashes "
+                          "when loaded into a process that uses torch\n  fix: point CXX (and CC) at a plain "
+                          "compiler, e.g. CXX=/usr/bin/g++ CC=/usr/bin/gcc, and build again")
 
 
 def compile_key(ctx: ActionContext, graph: dict[str, Any]) -> str:
@@ -72,20 +107,25 @@ def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], key: str) -> di
     """AOTInductor on a miss: compile in the key's fixed staging dir, store the .pt2 and its .so in the CAS."""
     from .staging import staging_dir
 
+    ctx.require_gpu(ctx.spec["device"])
     with staging_dir(ctx.store.root, key) as stage:
         import torch
 
         ctx.check_toolchain(torch.__version__)
+        options = _known_to(torch, inductor_options(ctx.spec))
         program = torch.export.load(io.BytesIO(_load_program(ctx, graph)))
         # The file stem becomes the archive's root folder, so it is fixed too.
         pt2 = stage / "model.pt2"
         with _export_backends(torch, ctx.spec["dynamic"]):
             torch._inductor.aoti_compile_and_package(program, package_path=str(pt2),
-                                                     inductor_configs=inductor_options(ctx.spec))
+                                                     inductor_configs=options)
         so = stage / "model.so"
         with zipfile.ZipFile(pt2) as package, open(so, "wb") as out:
             out.write(package.read(_single_library(package, ctx.label)))
-        entry: dict[str, Any] = {"torch": torch.__version__}
+            # What a bare .so needs beside it: CUDA kernels not embedded stay in the package only.
+            kernels = sorted(n.rsplit("/", 1)[-1] for n in package.namelist() if n.endswith((".cubin", ".fatbin")))
+        check_cxx_runtime(so, ctx.label, ctx.toolchain()["compile"]["cxx"])
+        entry: dict[str, Any] = {"torch": torch.__version__, "so_needs_kernel_files": kernels}
         for kind, path in (("pt2", pt2), ("so", so)):
             entry[kind] = {"sha256": ctx.store.put_file(path), "size": path.stat().st_size}
     entry["blobs"] = [entry["pt2"]["sha256"], entry["so"]["sha256"]]
@@ -114,6 +154,8 @@ def compile_(ctx: ActionContext) -> str:
         "cpu_isa": toolchain["compile"]["cpu_isa"], "compiler": toolchain["compile"]["cxx"],
         "gpu_arch": toolchain["cuda"]["gpu_arch"] if ctx.spec["device"].startswith("cuda") else None,
         "inputs": graph["inputs"], "outputs": graph["outputs"], "options": inductor_options(ctx.spec),
+        # Empty: the bare .so is self-contained. Else the kernel files it loads from where it was compiled.
+        "so_needs_kernel_files": entry.get("so_needs_kernel_files", []),
         "dynamic": ctx.read_json("export.json")["dims"],
     }
     paths = TargetPaths(parse_label(ctx.label))

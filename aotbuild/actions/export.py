@@ -49,12 +49,14 @@ def _record(ctx: ActionContext, result: dict[str, Any]) -> None:
 
 def export_program(ctx: ActionContext) -> dict[str, Any]:
     """Run torch.export and store the program and the eager reference outputs; returns the level-2 result."""
+    spec, device = ctx.spec, ctx.spec["device"]
+    ctx.require_gpu(device)  # before importing torch: a skipped CUDA target costs nothing
     import torch
 
     from . import example_inputs, graph_hash, model_loader
 
     ctx.check_toolchain(torch.__version__)
-    spec, device = ctx.spec, ctx.spec["device"]
+    full_precision_on_gpu(torch, device)
     started_ns = time.time_ns()
     model = model_loader.build_model(spec, ctx.root, device)
     cases = example_inputs.cases(spec, device)
@@ -85,6 +87,14 @@ def export_program(ctx: ActionContext) -> dict[str, Any]:
             "inputs": [{"name": n.name, "shape": [str(s) for s in n.meta["val"].shape], "dtype": str(n.meta["val"].dtype)}
                        for n in ep.graph.nodes if n.op == "placeholder" and n.name in ep.graph_signature.user_inputs],
             "outputs": str(call.out_spec) if call else None}
+
+
+def full_precision_on_gpu(torch: Any, device: str) -> None:
+    """TF32 off for this action process: eager references and verify runs then compute in true float32, so
+    float32 tolerances stay meaningful (cuDNN convolutions default to TF32, about 1e-3 relative error)."""
+    if device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
 
 
 def reexport(ctx: ActionContext, graph_hash: str, blob: str) -> bytes:

@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import layout, settings
 from ..cache.local import LocalStore
-from ..errors import AotbuildError, InfraError
+from ..errors import AotbuildError, InfraError, NeedsGpuError
 from ..hashing import canonical_json
 
 
@@ -50,6 +50,18 @@ class ActionContext:
             raise InfraError(f"this action runs torch {running['torch']} on Python {running['python']}, but "
                              f"toolchain.json says torch {expected['torch']} on Python {expected['python']}; "
                              "run `aotbuild build` (not plain ninja) to refresh it")
+
+    def require_gpu(self, device: str) -> None:
+        """Before computing anything on `device`: a CUDA one must be here, of the arch the keys name."""
+        if not device.startswith("cuda"):
+            return
+        toolchain = self.toolchain()
+        here = toolchain["host"]["gpu_arch"]
+        if here is None:
+            raise NeedsGpuError(self.label, self.action)
+        if toolchain["cuda"]["gpu_arch"] != here:
+            raise InfraError(f"{settings.GPU_ARCH_VAR}={toolchain['cuda']['gpu_arch']} but this machine's GPUs are "
+                             f"{here}: its CUDA artifacts would be keyed for another arch; unset the variable here")
 
     def report(self, outcome: str, **extra: Any) -> None:
         """Append one event line for the CLI's summary (O_APPEND keeps concurrent small writes whole)."""

@@ -54,8 +54,13 @@ def run_checks(ctx: ActionContext, manifest: dict[str, Any], reference_digest: s
     import io
 
     os.environ["AOTI_RUNTIME_CHECK_INPUTS"] = "1"  # the artifact enforces declared ranges: checked below
+    ctx.require_gpu(manifest["device"])
     import torch
     from torch.utils import _pytree as pytree
+
+    from .export import full_precision_on_gpu
+
+    full_precision_on_gpu(torch, manifest["device"])
 
     data = ctx.store.get_bytes(reference_digest)
     if data is None:  # evicted by gc or corrupt: recompute the eager outputs rather than fail
