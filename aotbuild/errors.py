@@ -61,6 +61,7 @@ class ActionError(AotbuildError):
     def __init__(self, label: str, action: str, message: str, log: Path | None = None) -> None:
         self.label = label
         self.action = action
+        self.message = message  # without the "label: action failed:" prefix, for callers that add their own
         self.log = log
         text = f"{label}: {action} failed: {message}"
         if log is not None:

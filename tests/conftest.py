@@ -40,8 +40,10 @@ def aotbuild(args: list[str], cwd: Path, env: dict[str, str] | None = None, repo
     return Run(proc.returncode, proc.stdout, proc.stderr, data)
 
 
-def copy_example(dest: Path) -> Path:
-    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("aot-out", "__pycache__"))
+def copy_example(dest: Path, gpu: bool = False) -> Path:
+    """The example workspace; its CUDA package only when asked (without a GPU, //... skips it: tests/test_cuda.py)."""
+    skip = ("aot-out", "__pycache__") + (() if gpu else (GPU_PACKAGE,))
+    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns(*skip))
     return dest
 
 
@@ -57,6 +59,7 @@ def torch_tripwire(directory: Path) -> tuple[dict[str, str], Path]:
     return {"PYTHONPATH": os.pathsep.join(filter(None, [str(fake.parent), os.environ.get("PYTHONPATH")]))}, marker
 
 
+GPU_PACKAGE = "gpu"
 TARGETS = ["//models:cnn", "//models:encoder", "//models:fusion", "//models:mlp", "//models:mlp_dynamic",
            "//vision:classifier", "//vision:classifier_dynamic"]
 

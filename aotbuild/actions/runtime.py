@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import layout, settings
 from ..cache.local import LocalStore
-from ..errors import AotbuildError, InfraError, NeedsGpuError
+from ..errors import ActionError, AotbuildError, InfraError, NeedsGpuError
 from ..hashing import canonical_json
 
 
@@ -104,7 +104,8 @@ def run_action(action: str, body: Callable[[ActionContext], str]) -> None:
     except Exception as e:  # noqa: BLE001 - every failure must reach the user, with its log
         traceback.print_exc()
         sys.stderr.flush()
-        message = str(e) if isinstance(e, AotbuildError) else f"{type(e).__name__}: {e}"
+        message = (e.message if isinstance(e, ActionError) else str(e) if isinstance(e, AotbuildError)
+                   else f"{type(e).__name__}: {e}")
         first = message.strip().splitlines()[0] if message.strip() else type(e).__name__
         code = e.exit_code if isinstance(e, AotbuildError) else 1
         ctx.report("failed", message=first[:500], log=str(log), exit_code=code)
