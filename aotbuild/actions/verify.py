@@ -7,6 +7,7 @@ is never verified twice, and a cached failure fails again without importing torc
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -102,15 +103,31 @@ def _out_of_range(ctx: ActionContext, cases: list[dict], so: Any) -> list[dict]:
         sizes = {d["name"]: d["example"] for d in export_spec["dims"]}
         sizes[dim["name"]] = dim["max"] + 1
         case = make_case(export_spec, sizes, "out of range", export_spec["device"])
+        log = ctx.target_dir / "verify.log"  # this process's stderr: where the AOTI runtime prints its errors
+        printed_from = log.stat().st_size if log.exists() else 0
         try:
             so.run(pytree.tree_leaves((case.args, case.kwargs)))
             refused, message = False, "ran without error"
         except Exception as e:  # noqa: BLE001 - the runner raises a plain RuntimeError, CUDA ones vary
             # Only the artifact's own input check counts as a refusal; any other error is a failure to report.
-            message = _first_line(e)
+            # Some torch versions (2.11) raise only "run_func_(...) API call failed" and print the reason.
+            sys.stderr.flush()
+            message = _runtime_reason(log, printed_from) or _first_line(e)
             refused = "dim value is too large" in message and str(dim["max"]) in message
         rejected.append({"dim": dim["name"], "size": dim["max"] + 1, "refused": refused, "message": message})
     return rejected
+
+
+def _runtime_reason(log: Path, offset: int) -> str | None:
+    """The AOTI runtime's own error line printed to the log since `offset`, if any."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(offset)
+            printed = f.read().decode(errors="replace")
+    except OSError:
+        return None
+    reasons = [line.strip() for line in printed.splitlines() if "dim value" in line or line.startswith("Error: ")]
+    return reasons[0][:300] if reasons else None
 
 
 def so_runner(path: Path, device: str) -> Any:
@@ -136,8 +153,13 @@ def failures(result: dict[str, Any]) -> list[str]:
                                                 f"max rel error {rec['max_rel']:.3g} (rtol {rec['rtol']:g})")
                 out.append(f"{case['artifact']} output {rec['output']} on case '{case['case']}': {detail}")
     for r in result["rejected"]:
-        if not r["refused"]:
+        if r["refused"]:
+            continue
+        if r["message"] == "ran without error":
             out.append(f"so accepted {r['dim']}={r['size']}, outside the declared range")
+        else:
+            out.append(f"so failed on {r['dim']}={r['size']} (outside the declared range) without its own range "
+                       f"check: {r['message']}")
     return out
 
 
