@@ -13,6 +13,8 @@ import pytest
 
 from aotbuild.actions.elf_deps import links_shared_cxx_runtime, needed_libraries
 from aotbuild.engine import NEEDS_GPU
+from aotbuild.labels import parse_label
+from aotbuild.layout import TargetPaths
 from aotbuild.selection import named_explicitly
 
 from .conftest import EXAMPLE, GPU_PACKAGE, TARGETS, aotbuild, torch_tripwire
@@ -114,10 +116,11 @@ def test_cuda_artifact_in_the_cache_materializes_without_a_gpu(cold, tmp_path: P
     assert run.code == 0, run.output
     assert run.report["targets"] == {"//gpu:mlp": "artifact-cache hit", "//gpu:cnn_dynamic": NEEDS_GPU}
     assert not marker.exists()
-    manifest = json.loads((ws / "aot-out/gpu/mlp/manifest.json").read_text())
+    paths = TargetPaths(parse_label("//gpu:mlp"))
+    manifest = json.loads((ws / "aot-out" / paths.manifest).read_text())
     assert manifest["device"] == "cuda" and manifest["gpu_arch"] == "9.0"
     assert manifest["artifacts"]["so"]["sha256"] == entry["so"]["sha256"]
-    assert os.path.samefile(ws / "aot-out/gpu/mlp/mlp.so",
+    assert os.path.samefile(ws / "aot-out" / paths.dir / paths.alias("so"),
                             Path(env["AOTBUILD_CACHE_DIR"]) / "v1/cas" / entry["so"]["sha256"][:2] / entry["so"]["sha256"])
 
     # Another declared arch is another key: nothing to fetch, and named, it fails clearly.
@@ -161,6 +164,6 @@ def test_compiler_linking_libstdcxx_statically_fails_the_compile(tmp_path: Path)
     assert run.code == 1, run.output
     assert f"CXX={wrapper}" in run.stderr and "links no shared C++ runtime" in run.stderr
     assert "fix: point CXX (and CC) at a plain compiler, e.g. CXX=/usr/bin/g++" in run.output
-    assert not list((ws / "aot-out" / "m" / "tiny").glob("*.so")), "no artifact may be produced"
+    assert not list((ws / "aot-out" / TargetPaths(parse_label("//m:tiny")).dir).glob("*.so")), "no artifact"
     entries = [json.loads(p.read_text())["payload"] for p in (tmp_path / "cache/v1/ac").rglob("*") if p.is_file()]
     assert entries and not [e for e in entries if "so" in e], "nothing compiled may enter the artifact cache"
