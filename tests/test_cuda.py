@@ -73,7 +73,7 @@ def test_wildcard_skips_uncached_cuda_targets_and_naming_one_fails(cold, tmp_pat
 
     run = aotbuild(["build", "//gpu:mlp"], ws, env)
     assert run.code == 1
-    assert "needs a CUDA GPU" in run.stderr and "AOTBUILD_GPU_ARCH" in run.stderr
+    assert "needs a CUDA GPU" in run.stderr and "AOTBUILD_GPU_ARCH" in run.output
     assert run.report["targets"] == {"//gpu:mlp": "failed"}
 
 
