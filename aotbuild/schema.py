@@ -14,10 +14,11 @@ from .yaml_source import Node
 
 DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "bool")
 INT_DTYPES = ("int64", "int32")
-DEVICES = re.compile(r"^(cpu|cuda(:\d+)?)$")
-CALLABLE_REF = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
-TARGET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+=,@~-]*$")
-DIM_NAME = re.compile(r"^[A-Za-z_]\w*$")
+# Always used with fullmatch: `$` in re.match accepts a trailing newline, which would reach build.ninja.
+DEVICES = re.compile(r"cpu|cuda(:\d+)?")
+CALLABLE_REF = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", re.ASCII)
+TARGET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=,@~-]*")
+DIM_NAME = re.compile(r"[A-Za-z_]\w*", re.ASCII)
 
 # Fields a `defaults:` block may set; model and inputs are per-target by nature.
 DEFAULTABLE = ("device", "seed", "options", "tolerance", "tags")
@@ -187,8 +188,8 @@ def _parse_dims(ctx: _Ctx, node: Node) -> tuple[DimSpec, ...]:
     dims = []
     for name, spec in _expect(ctx, node, "dims", dict, "a mapping of dimension names").items():
         fld = f"dims.{name}"
-        if not DIM_NAME.match(name):
-            raise ctx.error(spec, fld, f"dimension name '{name}' is not an identifier")
+        if not DIM_NAME.fullmatch(name):
+            raise ctx.error(spec, fld, f"dimension name {name!r} is not an identifier")
         mapping = _check_keys(ctx, spec, DIM_FIELDS, fld)
         for key in ("min", "max"):
             if key not in mapping:
@@ -208,7 +209,7 @@ def _parse_dims(ctx: _Ctx, node: Node) -> tuple[DimSpec, ...]:
 
 def _parse_inputs(ctx: _Ctx, node: Node, dims: dict[str, DimSpec]) -> tuple[TensorSpec, ...] | str:
     if isinstance(node.value, str):
-        if not CALLABLE_REF.match(node.value):
+        if not CALLABLE_REF.fullmatch(node.value):
             raise ctx.error(node, "inputs", f"expected 'module:callable', found {node.value!r}")
         return node.value
     specs = []
@@ -273,7 +274,7 @@ _FIELD_PARSERS: dict[str, Callable[[_Ctx, Node], Any]] = {
 
 def _parse_device(ctx: _Ctx, node: Node) -> str:
     value = _expect(ctx, node, "device", str, "'cpu' or 'cuda'")
-    if not DEVICES.match(value):
+    if not DEVICES.fullmatch(value):
         raise ctx.error(node, "device", f"unknown device '{value}'", "use 'cpu', 'cuda' or 'cuda:N'")
     return value
 
@@ -320,10 +321,11 @@ def parse_build_file(node: Node, file: str, package: str, workspace_defaults: di
     targets_node = mapping.get("targets", Node({}, node.line))
     targets, errors = [], {}
     for name, spec in _expect(ctx, targets_node, "targets", dict, "a mapping of target names").items():
-        if not TARGET_NAME.match(name) or name == "all":
-            raise ctx.for_target(name).error(spec, None, f"invalid target name '{name}'",
-                                             "use letters, digits, '_', '-' and '.'; 'all' is reserved")
         try:
+            if not TARGET_NAME.fullmatch(name) or name == "all":
+                # Recorded like any bad target, so its siblings still build; the selection shows it.
+                raise ctx.for_target(name).error(spec, None, f"invalid target name {name!r}",
+                                                 "use letters, digits, '_', '-' and '.'; 'all' is reserved")
             targets.append(_parse_target(ctx.for_target(name), spec, Label(package, name), file, defaults))
         except TargetError as e:
             errors[Label(package, name)] = e
@@ -337,7 +339,7 @@ def _parse_target(ctx: _Ctx, node: Node, label: Label, file: str, defaults: dict
     if "inputs" not in mapping:
         raise ctx.error(node, "inputs", "missing 'inputs'", "write inputs: {x: {shape: [8, 64], dtype: float32}}")
     model = _expect(ctx, mapping["model"], "model", str, "'module:callable'")
-    if not CALLABLE_REF.match(model):
+    if not CALLABLE_REF.fullmatch(model):
         raise ctx.error(mapping["model"], "model", f"expected 'module:callable', found {model!r}",
                         "write e.g. model: models.mlp:MLP")
     fields: dict[str, Any] = {}

@@ -63,7 +63,7 @@ TARGETS = ["//models:cnn", "//models:encoder", "//models:fusion", "//models:mlp"
 
 def artifact_digests(ws: Path) -> dict[str, str]:
     return {str(p.relative_to(ws)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted((ws / "aot-out").glob("*/*/*-*.*")) if p.suffix in (".so", ".pt2")}
+            for p in sorted((ws / "aot-out").glob("*/@*/*-*.*")) if p.suffix in (".so", ".pt2")}
 
 
 @pytest.fixture(scope="session")
