@@ -21,8 +21,13 @@ TARGET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=,@~-]*")
 DIM_NAME = re.compile(r"[A-Za-z_]\w*", re.ASCII)
 
 # Fields a `defaults:` block may set; model and inputs are per-target by nature.
-DEFAULTABLE = ("device", "seed", "options", "tolerance", "tags")
-TARGET_FIELDS = ("model", "kwargs", "weights", "seed", "inputs", "dims", "device", "options", "tolerance", "tags")
+DEFAULTABLE = ("device", "seed", "options", "tolerance", "tags", "max_input_bytes")
+TARGET_FIELDS = ("model", "kwargs", "weights", "seed", "inputs", "dims", "device", "options", "tolerance", "tags",
+                 "max_input_bytes")
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int64": 8, "int32": 4, "bool": 1}
+# Generated example inputs larger than this are refused when planning, before anything allocates them.
+DEFAULT_MAX_INPUT_BYTES = 1 << 30
+_SIZE_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 INPUT_FIELDS = ("shape", "dtype", "low", "high", "keyword")
 DIM_FIELDS = ("min", "max", "example")
 BUILD_FILE_FIELDS = ("defaults", "targets")
@@ -74,6 +79,7 @@ class Target:
     options: dict[str, Any] = field(default_factory=dict)
     tolerance: Tolerance | None = None  # None: defaults by dtype at verification time
     tags: tuple[str, ...] = ()
+    max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES  # a plan-time guard only: in no spec or key
 
     def export_spec(self) -> dict[str, Any]:
         """Everything that determines the exported program (and nothing that only affects compiling)."""
@@ -266,7 +272,39 @@ def _parse_kwargs(ctx: _Ctx, node: Node) -> dict[str, Any]:
     return node.plain()
 
 
+def _parse_size(ctx: _Ctx, node: Node) -> int:
+    value = node.value
+    if isinstance(value, str) and value[-1:].upper() in _SIZE_UNITS and value[:-1].strip().isdigit():
+        return int(value[:-1]) * _SIZE_UNITS[value[-1].upper()]
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    raise ctx.error(node, "max_input_bytes", f"expected a size such as 1073741824, 512M or 2G, found {value!r}")
+
+
+def _input_bytes(inputs: tuple[TensorSpec, ...], dims: tuple[DimSpec, ...]) -> tuple[int, str]:
+    """Bytes of one example case at the largest declared sizes (verification runs there), and the biggest input."""
+    largest = {d.name: d.max for d in dims}
+    total, biggest, biggest_text = 0, -1, ""
+    for spec in inputs:
+        n = DTYPE_BYTES[spec.dtype]
+        for size in spec.shape:
+            n *= largest[size] if isinstance(size, str) else size
+        total += n
+        if n > biggest:
+            biggest, biggest_text = n, f"{spec.name}: {list(spec.shape)} {spec.dtype}"
+    return total, biggest_text
+
+
+def _human(n: int) -> str:
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        scale = _SIZE_UNITS[unit[0]]
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
 _FIELD_PARSERS: dict[str, Callable[[_Ctx, Node], Any]] = {
+    "max_input_bytes": _parse_size,
     "tolerance": _parse_tolerance, "tags": _parse_tags, "options": _parse_options,
     "seed": lambda ctx, n: _int(ctx, n, "seed", 0),
 }
@@ -355,6 +393,14 @@ def _parse_target(ctx: _Ctx, node: Node, label: Label, file: str, defaults: dict
     if isinstance(inputs, str) and dims:
         raise ctx.error(mapping["dims"], "dims", "dims need declared input shapes, not a callable",
                         "declare inputs by shape to use dynamic dimensions")
+    if not isinstance(inputs, str):
+        limit = fields.get("max_input_bytes", DEFAULT_MAX_INPUT_BYTES)
+        size, biggest = _input_bytes(inputs, dims)
+        if size > limit:
+            raise ctx.error(mapping["inputs"], "inputs",
+                            f"the example inputs take {_human(size)} at their largest declared sizes "
+                            f"({biggest}), over the limit of {_human(limit)}",
+                            "declare smaller shapes or dims, or raise max_input_bytes (in the target or defaults)")
     kwargs = _parse_kwargs(ctx, mapping["kwargs"]) if "kwargs" in mapping else {}
     weights = _relative_path(ctx, mapping["weights"], "weights", label.package) if "weights" in mapping else None
     return Target(label=label, build_file=file, line=node.line, model=model, kwargs=kwargs or {}, weights=weights,
