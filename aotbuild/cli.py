@@ -55,7 +55,7 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--output", choices=("label", "json"), default="label")
     _add_cache_flag(q)
     sub.add_parser("clean", help="remove aot-out/ (the cache is kept)")
-    sub.add_parser("plan", help="regenerate aot-out/build.ninja (ninja runs this itself)")
+    sub.add_parser("plan", help="regenerate aot-out/.aotbuild/build.ninja (ninja runs this itself)")
     c = sub.add_parser("cache", help="inspect and maintain the cache")
     _add_cache_flag(c)
     csub = c.add_subparsers(dest="cache_command", required=True, metavar="ACTION")

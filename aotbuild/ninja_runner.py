@@ -1,4 +1,4 @@
-"""Run the ninja binary from the `ninja` wheel on aot-out/build.ninja."""
+"""Run the ninja binary from the `ninja` wheel on aot-out/.aotbuild/build.ninja."""
 
 from __future__ import annotations
 

@@ -89,12 +89,12 @@ def prepare(out_dir: Path, labels: list[Label], full: bool) -> list[str]:
         target_dir = out_dir / paths.dir
         if not (target_dir / "manifest.json").exists():
             continue
-        if full:
+        if not all(os.path.exists(target_dir / paths.alias(ext)) for ext in KINDS):
+            _drop_done_markers(target_dir)
+        elif full:
             for path in repair_mismatched(target_dir):
                 warnings.append(f"{path} does not match the sha256 in its manifest.json (changed in place?); "
                                 "removed it, rebuilding")
-        elif not all(os.path.exists(target_dir / paths.alias(ext)) for ext in KINDS):
-            _drop_done_markers(target_dir)
     return warnings
 
 

@@ -1,4 +1,4 @@
-"""Planning: targets -> in-memory action graph -> aot-out/build.ninja, spec files and the plan index. No torch."""
+"""Planning: targets -> in-memory action graph -> aot-out/.aotbuild/build.ninja (spec files as its edges) and the plan index. No torch."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -222,3 +223,66 @@ def test_refused_weights_never_suggest_weights_only_false(tmp_path: Path, tiny_c
     for text in (run.output, log):
         assert "weights_only=False" not in text and "weights_only` argument" not in text
         assert "allowlist" not in text
+
+
+# The chaos test: builds interleaved with `cache gc --max-size 0`, SIGINT and SIGKILL, then everything is sound.
+
+CHAOS_SECONDS = 60.0  # new rounds start only this long; the whole test stays well under 3 minutes on 2 cores
+
+
+def _copy_cache(src: Path, dest: Path) -> None:
+    """Hard-link copy (blobs are read-only and replaced, never edited): cheap, and gc here leaves src alone."""
+    shutil.copytree(src, dest, copy_function=os.link, ignore=shutil.ignore_patterns("locks", "leases", "last-build.json"))
+
+
+def _start(args: list[str], ws: Path, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "aotbuild", *args], cwd=ws, env={**os.environ, **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def test_chaos_builds_gc_and_signals_end_sound(tmp_path: Path, tiny_cache: dict[str, str]) -> None:
+    import random
+
+    seed = int(os.environ.get("AOTBUILD_CHAOS_SEED", time.time_ns() % 100000))
+    rng = random.Random(seed)
+    cache = tmp_path / "cache"
+    _copy_cache(Path(tiny_cache["AOTBUILD_CACHE_DIR"]), cache)
+    env = {"AOTBUILD_CACHE_DIR": str(cache)}
+    ws = make_tiny(tmp_path / "ws")
+    model = ws / "m" / "tiny.py"
+    log = [f"seed {seed}"]
+
+    # gc racing a build that is not interrupted: the build must still succeed.
+    build = _start(["build", "//..."], ws, env)
+    time.sleep(rng.uniform(0.0, 1.5))
+    gc = aotbuild(["cache", "gc", "--max-size", "0"], ws, env)
+    out, err = build.communicate(timeout=150)
+    assert gc.code == 0 and build.returncode == 0, f"{log}\n{gc.output}\n{out}\n{err}"
+
+    started = time.monotonic()
+    while time.monotonic() - started < CHAOS_SECONDS:
+        if rng.random() < 0.5:  # a source edit makes the export run for real (torch) next time
+            model.write_text(model.read_text() + f"# edit {rng.random()}\n")
+        build = _start(["build", "//..."], ws, env)
+        time.sleep(rng.uniform(1.0, 6.0))  # after start-up: a Ctrl-C then is a clean exit
+        move = rng.choice(["sigint", "sigkill", "gc"])
+        log.append(move)
+        if move == "gc":
+            assert aotbuild(["cache", "gc", "--max-size", "0"], ws, env).code == 0
+            build.send_signal(signal.SIGINT)
+        elif move == "sigint":
+            build.send_signal(signal.SIGINT)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(build.pid, signal.SIGKILL)  # the CLI and ninja; actions live on in their own groups
+        out, err = build.communicate(timeout=150)
+        assert "Traceback" not in err, f"{log}\n{err}"
+        assert build.returncode in (0, 130, -signal.SIGKILL), f"{log}\n{out}\n{err}"
+
+    # Orphaned actions of a SIGKILLed build still hold the workspace lock: this build waits for them.
+    run = aotbuild(["build", "//..."], ws, env)
+    assert run.code == 0, f"{log}\n{run.output}"
+    run = aotbuild(["cache", "verify"], ws, env, report=False)
+    assert run.code == 0, f"{log}\n{run.output}"
+    files_match_manifests(ws, A, B)
+    assert aotbuild(["build", "//..."], ws, env).report["targets"] == {"//m:a": "up to date", "//m:b": "up to date"}
