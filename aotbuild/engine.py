@@ -79,6 +79,10 @@ def open_workspace(cwd: Path, cache_flag: str | None) -> Context:
         raise UserError(f"{out_dir} is a symlink (to {os.readlink(out_dir)}); aotbuild writes only into an "
                         "output directory of its own, never through a link\n"
                         "  fix: `aotbuild clean` removes the link (and leaves its target alone)")
+    from .output_checks import unlink_foreign_symlinks
+
+    for warning in unlink_foreign_symlinks(out_dir, [layout.STATE_DIR]):  # before anything is written there
+        print(f"warning: {warning}", file=sys.stderr)
     plan = ensure_plan(root, out_dir)
     cache = settings.cache_dir(settings.environ(), cache_flag, plan.cache_dir, root)
     return Context(root, out_dir, cache, current_package(root, cwd), plan)

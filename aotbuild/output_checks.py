@@ -84,7 +84,7 @@ def prepare(out_dir: Path, labels: list[Label], full: bool) -> list[str]:
     `full` (for `aotbuild test`) rehashes every artifact against its manifest before a cached verification
     can be trusted; otherwise only missing artifacts are noticed, which costs a stat per file."""
     all_paths = [TargetPaths(label) for label in labels]
-    warnings = unlink_foreign_symlinks(out_dir, [layout.STATE_DIR, *(p.dir for p in all_paths)])
+    warnings = unlink_foreign_symlinks(out_dir, [p.dir for p in all_paths])
     for paths in all_paths:
         target_dir = out_dir / paths.dir
         if not (target_dir / "manifest.json").exists():

@@ -208,3 +208,15 @@ def test_example_inputs_over_the_size_limit_are_refused_when_planning(ws: Path) 
     write(ws / "WORKSPACE.aot.yaml", "defaults: {max_input_bytes: 1M}\n")
     run = aotbuild(["query", "//big:small"], ws)
     assert run.code == 2 and "over the limit of 1.0 MiB" in run.stderr
+
+
+def test_a_symlinked_state_dir_is_never_written_through(ws: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (ws / "aot-out").mkdir()
+    (ws / "aot-out" / layout.STATE_DIR).symlink_to(elsewhere)
+    run = aotbuild(["query", "//..."], ws)
+    assert run.code == 0, run.output
+    assert "was a symlink" in run.stderr
+    assert list(elsewhere.iterdir()) == []
+    assert (ws / "aot-out" / layout.PLAN_FILE).is_file()

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import layout, settings
+from .local import LAYOUT
 
-LAYOUT = "v1"
 LEASES = "leases"
 # Entries used this long before a live build started still count as used by it (coarse file timestamps).
 LEASE_SLACK_S = 2.0
