@@ -235,9 +235,16 @@ def _copy_cache(src: Path, dest: Path) -> None:
     shutil.copytree(src, dest, copy_function=os.link, ignore=shutil.ignore_patterns("locks", "leases", "last-build.json"))
 
 
-def _start(args: list[str], ws: Path, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "aotbuild", *args], cwd=ws, env={**os.environ, **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+def _start(args: list[str], ws: Path, env: dict[str, str], output: Path) -> subprocess.Popen:
+    # Output to a file, not a pipe: the actions of a SIGKILLed build keep the pipe open while they finish.
+    with open(output, "w") as out:
+        return subprocess.Popen([sys.executable, "-m", "aotbuild", *args], cwd=ws, env={**os.environ, **env},
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _finish(build: subprocess.Popen, output: Path) -> str:
+    build.wait(timeout=150)
+    return output.read_text()
 
 
 def test_chaos_builds_gc_and_signals_end_sound(tmp_path: Path, tiny_cache: dict[str, str]) -> None:
@@ -253,17 +260,18 @@ def test_chaos_builds_gc_and_signals_end_sound(tmp_path: Path, tiny_cache: dict[
     log = [f"seed {seed}"]
 
     # gc racing a build that is not interrupted: the build must still succeed.
-    build = _start(["build", "//..."], ws, env)
+    output = tmp_path / "build.out"
+    build = _start(["build", "//..."], ws, env, output)
     time.sleep(rng.uniform(0.0, 1.5))
     gc = aotbuild(["cache", "gc", "--max-size", "0"], ws, env)
-    out, err = build.communicate(timeout=150)
-    assert gc.code == 0 and build.returncode == 0, f"{log}\n{gc.output}\n{out}\n{err}"
+    out = _finish(build, output)
+    assert gc.code == 0 and build.returncode == 0, f"{log}\n{gc.output}\n{out}"
 
     started = time.monotonic()
     while time.monotonic() - started < CHAOS_SECONDS:
         if rng.random() < 0.5:  # a source edit makes the export run for real (torch) next time
             model.write_text(model.read_text() + f"# edit {rng.random()}\n")
-        build = _start(["build", "//..."], ws, env)
+        build = _start(["build", "//..."], ws, env, output)
         time.sleep(rng.uniform(1.0, 6.0))  # after start-up: a Ctrl-C then is a clean exit
         move = rng.choice(["sigint", "sigkill", "gc"])
         log.append(move)
@@ -275,9 +283,9 @@ def test_chaos_builds_gc_and_signals_end_sound(tmp_path: Path, tiny_cache: dict[
         else:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(build.pid, signal.SIGKILL)  # the CLI and ninja; actions live on in their own groups
-        out, err = build.communicate(timeout=150)
-        assert "Traceback" not in err, f"{log}\n{err}"
-        assert build.returncode in (0, 130, -signal.SIGKILL), f"{log}\n{out}\n{err}"
+        out = _finish(build, output)
+        assert "Traceback" not in out, f"{log}\n{out}"
+        assert build.returncode in (0, 130, -signal.SIGKILL), f"{log}\n{out}"
 
     # Orphaned actions of a SIGKILLed build still hold the workspace lock: this build waits for them.
     run = aotbuild(["build", "//..."], ws, env)
