@@ -227,7 +227,7 @@ def test_refused_weights_never_suggest_weights_only_false(tmp_path: Path, tiny_c
 
 # The chaos test: builds interleaved with `cache gc --max-size 0`, SIGINT and SIGKILL, then everything is sound.
 
-CHAOS_SECONDS = 60.0  # new rounds start only this long; the whole test stays well under 3 minutes on 2 cores
+CHAOS_SECONDS = 45.0  # new rounds start only this long: the test stays bounded even when gc forces compiles
 
 
 def _copy_cache(src: Path, dest: Path) -> None:
@@ -243,7 +243,7 @@ def _start(args: list[str], ws: Path, env: dict[str, str], output: Path) -> subp
 
 
 def _finish(build: subprocess.Popen, output: Path) -> str:
-    build.wait(timeout=150)
+    build.wait(timeout=400)  # generous: a build that gc forced to recompile takes minutes on a busy 2-core box
     return output.read_text()
 
 
@@ -262,14 +262,17 @@ def test_chaos_builds_gc_and_signals_end_sound(tmp_path: Path, tiny_cache: dict[
     # gc racing a build that is not interrupted: the build must still succeed.
     output = tmp_path / "build.out"
     build = _start(["build", "//..."], ws, env, output)
-    time.sleep(rng.uniform(0.0, 1.5))
+    deadline = time.monotonic() + 60
+    while not any((cache / "v1" / "leases").glob("*.lease")) and build.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     gc = aotbuild(["cache", "gc", "--max-size", "0"], ws, env)
     out = _finish(build, output)
     assert gc.code == 0 and build.returncode == 0, f"{log}\n{gc.output}\n{out}"
 
     started = time.monotonic()
     while time.monotonic() - started < CHAOS_SECONDS:
-        if rng.random() < 0.5:  # a source edit makes the export run for real (torch) next time
+        if rng.random() < 0.3:  # a source edit makes the export run for real (torch) next time
             model.write_text(model.read_text() + f"# edit {rng.random()}\n")
         build = _start(["build", "//..."], ws, env, output)
         time.sleep(rng.uniform(1.0, 6.0))  # after start-up: a Ctrl-C then is a clean exit
