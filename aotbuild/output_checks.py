@@ -105,3 +105,24 @@ def target_dirs(out_dir: Path) -> Iterator[Path]:
         for d in dirnames:
             if d.startswith(layout.TARGET_PREFIX):
                 yield Path(dirpath) / d
+
+
+def referenced_entries(out_dir: Path) -> set[str]:
+    """Cache entries ("ac/<key>", "cas/<digest>") that the targets under `out_dir` were last built from."""
+    names: set[str] = set()
+    for target_dir in target_dirs(out_dir):
+        for file, fields in (("manifest.json", ("compile_key",)), ("graph.json", ("program",)),
+                             ("reference.json", ("reference",))):
+            try:
+                doc = json.loads((target_dir / file).read_text())
+            except (OSError, ValueError):
+                continue
+            if not isinstance(doc, dict):
+                continue
+            for fld in fields:
+                if isinstance(doc.get(fld), str):
+                    names.add(f"{'ac' if fld == 'compile_key' else 'cas'}/{doc[fld]}")
+            for art in (doc.get("artifacts") or {}).values() if isinstance(doc.get("artifacts"), dict) else ():
+                if isinstance(art, dict) and isinstance(art.get("sha256"), str):
+                    names.add(f"cas/{art['sha256']}")
+    return names

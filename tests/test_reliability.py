@@ -220,3 +220,21 @@ def test_a_symlinked_state_dir_is_never_written_through(ws: Path, tmp_path: Path
     assert "was a symlink" in run.stderr
     assert list(elsewhere.iterdir()) == []
     assert (ws / "aot-out" / layout.PLAN_FILE).is_file()
+
+
+def test_gc_keeps_what_a_running_builds_targets_were_built_from(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "cache")
+    blob = store.put_bytes(b"an artifact")
+    key = "ab" * 32
+    store.put_action(key, {"so": blob, "blobs": [blob]})
+    other = store.put_bytes(b"nobody uses this")
+    hour_ago = time.time() - 3600
+    for path in (tmp_path / "cache" / "v1").rglob("*"):
+        if path.is_file():
+            os.utime(path, (hour_ago, hour_ago))
+    out = tmp_path / "ws" / "aot-out"
+    target = out / TargetPaths(Label("m", "a")).dir
+    write(target / "manifest.json", json.dumps({"compile_key": key, "artifacts": {"so": {"sha256": blob}}}))
+    with CacheAccess.open(tmp_path / "cache", out).lease():
+        assert store.gc(max_bytes=0) == [f"cas/{other}"]
+    assert sorted(store.gc(max_bytes=0)) == sorted([f"cas/{blob}", f"ac/{key}"])

@@ -38,15 +38,16 @@ def _writable(root: Path) -> bool:
 @dataclass(frozen=True)
 class CacheAccess:
     root: Path
+    out_dir: Path
     writable: bool
     warning: str | None
 
     @classmethod
     def open(cls, root: Path, out_dir: Path) -> CacheAccess:
         if _writable(root):
-            return cls(root, True, None)
-        return cls(root, False, f"cache {root} cannot be written: using it read-only (hits are used, anything "
-                                f"missing is built into {overlay_dir(out_dir)} only)")
+            return cls(root, out_dir, True, None)
+        return cls(root, out_dir, False, f"cache {root} cannot be written: using it read-only (hits are used, "
+                                         f"anything missing is built into {overlay_dir(out_dir)} only)")
 
     def env(self) -> dict[str, str]:
         """What the actions need to know: a read-only cache is read through, never written."""
@@ -64,7 +65,8 @@ class CacheAccess:
         fd, path = tempfile.mkstemp(dir=directory, prefix="build-", suffix=".lease")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            os.write(fd, f"{os.getpid()} {time.time()}\n".encode())
+            # The output dir lets gc keep what this workspace's targets last used, not only what was used since.
+            os.write(fd, f"{os.getpid()} {time.time()} {self.out_dir}\n".encode())
             yield (fd,)
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -72,15 +74,27 @@ class CacheAccess:
             os.close(fd)
 
 
+@dataclass(frozen=True)
+class LiveLeases:
+    since: float | None  # start of the oldest running build (minus slack), None when none runs
+    out_dirs: tuple[Path, ...]  # the output directories of the running builds
+
+
 def live_leases_since(base: Path) -> float | None:
-    """The start time of the oldest build holding a lease on the cache at `base` (root/v1), or None.
+    """The start time of the oldest build holding a lease on the cache at `base` (root/v1), or None."""
+    return live_leases(base).since
+
+
+def live_leases(base: Path) -> LiveLeases:
+    """The builds holding a lease on the cache at `base` (root/v1).
 
     A lease file whose lock can be taken belongs to a build that is gone: it is removed."""
     oldest: float | None = None
+    out_dirs: list[Path] = []
     try:
         names = os.listdir(base / LEASES)
     except FileNotFoundError:
-        return None
+        return LiveLeases(None, ())
     for name in names:
         path = base / LEASES / name
         if not name.endswith(".lease"):
@@ -94,8 +108,11 @@ def live_leases_since(base: Path) -> float | None:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 started = os.fstat(fd).st_mtime
+                fields = os.read(fd, 4096).decode(errors="replace").rstrip("\n").split(" ", 2)
                 with contextlib.suppress(ValueError, IndexError):
-                    started = min(started, float(os.read(fd, 200).split()[1]))
+                    started = min(started, float(fields[1]))
+                if len(fields) == 3:
+                    out_dirs.append(Path(fields[2]))
                 oldest = started if oldest is None else min(oldest, started)
                 continue
             # The build is gone; a new one never reuses a name (mkstemp), so removing it is safe.
@@ -103,4 +120,4 @@ def live_leases_since(base: Path) -> float | None:
                 os.unlink(path)
         finally:
             os.close(fd)
-    return None if oldest is None else oldest - LEASE_SLACK_S
+    return LiveLeases(None if oldest is None else oldest - LEASE_SLACK_S, tuple(out_dirs))

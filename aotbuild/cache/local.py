@@ -294,12 +294,16 @@ class LocalStore:
 
     def gc(self, max_bytes: int | None = None, max_age_s: float | None = None, now: float | None = None) -> list[str]:
         """Evict least-recently-used entries beyond `max_bytes` or older than `max_age_s`; skip locked ones."""
-        from .access import live_leases_since
+        from ..output_checks import referenced_entries
+        from .access import live_leases
 
         now = time.time() if now is None else now
-        # Entries used since the oldest running build started may be what it is working with right now
-        # (a program it just stored, a blob it is about to link): never evicted while that build runs.
-        in_use_since = live_leases_since(self._base)
+        # Never evicted while a build runs: entries used since the oldest running build started (a program it
+        # just stored, a blob it is about to link), and those its workspace's targets last used (it will
+        # likely look them up again).
+        leases = live_leases(self._base)
+        in_use_since = leases.since
+        held = {name for out_dir in leases.out_dirs for name in referenced_entries(out_dir)}
         entries, temps = self._scan()
         for path, mtime in temps:
             if now - mtime > TEMP_MAX_AGE_S:
@@ -312,7 +316,7 @@ class LocalStore:
             over = max_bytes is not None and total > max_bytes
             if not (too_old or over):
                 break  # sorted oldest first and total only shrinks, so nothing later qualifies either
-            if in_use_since is not None and e.mtime >= in_use_since:
+            if (in_use_since is not None and e.mtime >= in_use_since) or e.name in held:
                 self.skipped_in_use += 1
                 continue
             if self._evict(e):
