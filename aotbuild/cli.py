@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -54,7 +55,7 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--output", choices=("label", "json"), default="label")
     _add_cache_flag(q)
     sub.add_parser("clean", help="remove aot-out/ (the cache is kept)")
-    sub.add_parser("plan", help="regenerate aot-out/build.ninja (ninja runs this itself)")
+    sub.add_parser("plan", help="regenerate aot-out/.aotbuild/build.ninja (ninja runs this itself)")
     c = sub.add_parser("cache", help="inspect and maintain the cache")
     _add_cache_flag(c)
     csub = c.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
@@ -91,7 +92,30 @@ def cmd_build(args: argparse.Namespace, goal: str) -> int:
     return _build(args, goal).exit_code
 
 
+def _check_report_path(text: str | None, flag: str) -> None:
+    """Fail before a long build, not after it, when a report could not be written."""
+    if text is None:
+        return
+    path = Path(text)
+    if path.is_dir():
+        raise UserError(f"{flag} {text}: is a directory\n  fix: name a file, e.g. {path / 'report'}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserError(f"{flag} {text}: directory {parent} does not exist\n  fix: create it, or name another path")
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UserError(f"{flag} {text}: cannot write in {parent}: {e.strerror}\n  fix: name a writable path") from None
+
+
 def _build(args: argparse.Namespace, goal: str) -> engine.BuildResult:
+    _check_report_path(args.report, "--report")
+    _check_report_path(getattr(args, "junit_xml", None), "--junit-xml")
+    _check_report_path(getattr(args, "json_report", None), "--json")
     request = engine.BuildRequest(args.patterns, goal, args.jobs, args.keep_going, args.explain, args.cache_dir)
     result = engine.build(request, Path.cwd())
     for error in result.config_errors:
@@ -197,17 +221,25 @@ def cmd_cache(args: argparse.Namespace) -> int:
             print(f"last build: {usage['hits']} hits, {usage['misses']} misses, {usage['actions']} actions, "
                   f"{len(usage['corrupt'])} corrupt entries; outcomes {usage['outcomes']}")
     elif args.cache_command == "verify":
+        from .output_checks import repair_mismatched, target_dirs
+
         corrupt = store.verify()
         for name in corrupt:
             print(f"corrupt (removed): {name}")
-        print(f"aotbuild: cache verified, {len(corrupt)} corrupt entries removed")
-        return 1 if corrupt else 0
+        # What aot-out/ links to may be a copy, or changed after the cache entry was replaced: check it too.
+        bad = [path for d in target_dirs(ctx.out_dir) for path in repair_mismatched(d)]
+        for path in bad:
+            print(f"corrupt (removed; the next build restores it): {path} differs from its manifest.json")
+        print(f"aotbuild: cache verified, {len(corrupt)} corrupt entries removed; "
+              f"{len(bad)} artifacts in {ctx.out_dir} differ from their manifests")
+        return 1 if corrupt or bad else 0
     elif args.cache_command == "gc":
         if not args.max_size and not args.max_age:
             raise UserError("cache gc needs --max-size and/or --max-age")
         removed = store.gc(_size(args.max_size) if args.max_size else None,
                            _age(args.max_age) if args.max_age else None)
-        print(f"aotbuild: evicted {len(removed)} entries")
+        kept = f"; kept {store.skipped_in_use} in use by a running build" if store.skipped_in_use else ""
+        print(f"aotbuild: evicted {len(removed)} entries{kept}")
     return 0
 
 
@@ -238,8 +270,13 @@ def run(argv: list[str]) -> int:
         return cmd_query(args)
     if args.command == "clean":
         out = find_root(Path.cwd()) / layout.OUT_DIR
+        if out.is_symlink():  # remove the link only: its target is not aotbuild's to delete
+            target = os.readlink(out)
+            out.unlink()
+            print(f"aotbuild: removed the symlink {out} (its target {target} was left alone)")
+            return 0
         if out.exists():
-            shutil.rmtree(out)
+            shutil.rmtree(out)  # rmtree never follows symlinks inside the tree; it unlinks them
         print(f"aotbuild: removed {out}")
         return 0
     if args.command == "plan":

@@ -15,7 +15,6 @@ from .errors import NeedsGpuError, UserError
 from .fsutil import atomic_write, write_if_changed
 from .hashing import pretty_json
 from .labels import Label
-from .layout import TargetPaths
 from .ninja_runner import is_up_to_date, restat, run_ninja
 from .plan_index import Plan, is_current, read_plan
 from .selection import named_explicitly, select
@@ -77,6 +76,14 @@ def open_workspace(cwd: Path, cache_flag: str | None) -> Context:
     """Find the workspace and make sure its plan is current; a no-op run reads plan.json and stats files only."""
     root = find_root(cwd)
     out_dir = root / layout.OUT_DIR
+    if out_dir.is_symlink():
+        raise UserError(f"{out_dir} is a symlink (to {os.readlink(out_dir)}); aotbuild writes only into an "
+                        "output directory of its own, never through a link\n"
+                        "  fix: `aotbuild clean` removes the link (and leaves its target alone)")
+    from .output_checks import unlink_foreign_symlinks
+
+    for warning in unlink_foreign_symlinks(out_dir, [layout.STATE_DIR]):  # before anything is written there
+        print(f"warning: {warning}", file=sys.stderr)
     plan = ensure_plan(root, out_dir)
     cache = settings.cache_dir(settings.environ(), cache_flag, plan.cache_dir, root)
     return Context(root, out_dir, cache, current_package(root, cwd), plan)
@@ -130,29 +137,31 @@ def build(request: BuildRequest, cwd: Path) -> BuildResult:
     result = BuildResult(config_errors=selection.errors, context=ctx, labels=selection.labels)
     if selection.errors and not request.keep_going:
         raise UserError("\n".join(selection.errors))
-    import filelock  # here, not at the top: query and plan never need it
+    from .cache.access import CacheAccess
+    from .workspace_lock import exclusive
 
     # One build per workspace at a time: two ninjas must not share .ninja_log/.ninja_deps or output files.
-    lock = filelock.FileLock(str(ctx.out_dir / layout.STATE_DIR / "build.lock"))
-    try:
-        lock.acquire(timeout=0)
-    except filelock.Timeout:
-        print("aotbuild: waiting for another build in this workspace to finish", file=sys.stderr)
-        lock.acquire()
-    try:
-        _run(ctx, request, selection.labels, result)
-    finally:
-        lock.release()
+    with exclusive(ctx.out_dir / layout.STATE_DIR / "build.lock") as lock_fd:
+        access = CacheAccess.open(ctx.cache_dir, ctx.out_dir)
+        if access.warning:
+            print(f"warning: {access.warning}", file=sys.stderr)
+        with access.lease() as lease_fd:
+            _run(ctx, request, selection.labels, result, access.env(), (lock_fd, *lease_fd))
     result.seconds = time.monotonic() - started
-    record_cache_use(ctx.cache_dir, result)
+    if access.writable:
+        record_cache_use(ctx.cache_dir, result)
     return result
 
 
-def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: BuildResult) -> None:
+def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: BuildResult,
+         cache_env: dict[str, str], pass_fds: tuple[int, ...]) -> None:
+    from . import output_checks
+
     plan = ctx.plan
     write_toolchain(ctx.out_dir)
     goals = {str(label): plan.targets[str(label)]["goals"][request.goal] for label in labels}
-    _force_missing_artifacts(ctx, labels)
+    for warning in output_checks.prepare(ctx.out_dir, labels, full=request.goal == "verify"):
+        print(f"warning: {warning}", file=sys.stderr)
     events_file = ctx.out_dir / layout.STATE_DIR / f"events-{os.getpid()}.jsonl"
     events_file.unlink(missing_ok=True)
     # Without a GPU, CUDA targets that a wildcard reached can only come from the cache: they run last, with
@@ -160,18 +169,24 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
     optional = set() if _host_has_gpu(ctx) else {
         label for label in goals if plan.targets[label].get("device", "cpu").startswith("cuda")
         and label not in named_explicitly(request.patterns, ctx.current_package)}
-    env = {settings.CACHE_DIR_VAR: str(ctx.cache_dir), settings.EVENTS_VAR: str(events_file)}
+    env = {settings.CACHE_DIR_VAR: str(ctx.cache_dir), settings.EVENTS_VAR: str(events_file), **cache_env}
     sys.stdout.flush()
     required = [goal for label, goal in goals.items() if label not in optional]
-    if required:
-        result.ninja_rc = run_ninja(plan.ninja, ctx.out_dir, required, jobs=request.jobs,
-                                    keep_going=request.keep_going, explain=request.explain, env=env)
-    optional_rc = result.ninja_rc  # not run after a failure without -k: those targets are not completed
+    optional_rc = 0
     optional_log = ctx.out_dir / layout.STATE_DIR / "gpu-targets.log"
-    if optional and (request.keep_going or not result.ninja_rc):
-        optional_rc = run_ninja(plan.ninja, ctx.out_dir, [goals[label] for label in sorted(optional)],
-                                jobs=request.jobs, keep_going=True, explain=request.explain, env=env,
-                                log=optional_log)
+    try:
+        if required:
+            result.ninja_rc = run_ninja(plan.ninja, ctx.out_dir, required, jobs=request.jobs,
+                                        keep_going=request.keep_going, explain=request.explain, env=env,
+                                        pass_fds=pass_fds)
+        optional_rc = result.ninja_rc  # not run after a failure without -k: those targets are not completed
+        if optional and (request.keep_going or not result.ninja_rc):
+            optional_rc = run_ninja(plan.ninja, ctx.out_dir, [goals[label] for label in sorted(optional)],
+                                    jobs=request.jobs, keep_going=True, explain=request.explain, env=env,
+                                    pass_fds=pass_fds, log=optional_log)
+    except BaseException:  # Interrupted: no summary follows, so the events would never be read
+        events_file.unlink(missing_ok=True)
+        raise
     if events_file.exists():
         result.events = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
         events_file.unlink()
@@ -216,17 +231,6 @@ def _crash_report(goal: Path) -> str | None:
             detail = f" in {where[0]}" if where else ""
             return f"{log.stem} crashed: {text.split('Fatal Python error: ')[1].splitlines()[0]}{detail} (log: {log})"
     return None
-
-
-def _force_missing_artifacts(ctx: Context, labels: list[Label]) -> None:
-    """Artifacts are not ninja outputs (their names carry digests), so a deleted one would go unnoticed:
-    dropping the manifest makes ninja re-run the compile, which links them back from the cache."""
-    for label in labels:
-        paths = TargetPaths(label)
-        target_dir = ctx.out_dir / paths.dir
-        manifest = ctx.out_dir / paths.manifest
-        if manifest.exists() and not all(os.path.exists(target_dir / paths.alias(ext)) for ext in ("so", "pt2")):
-            manifest.unlink()
 
 
 def record_cache_use(cache_dir: Path, result: BuildResult) -> None:

@@ -32,7 +32,8 @@ class Location:
         if self.file is not None:
             parts.append(f"{self.file}:{self.line}" if self.line else str(self.file))
         if self.target:
-            parts.append(f"target '{self.target}'")
+            # repr() shows a newline or tab in a name instead of breaking the message across lines.
+            parts.append(f"target '{self.target}'" if self.target.isprintable() else f"target {self.target!r}")
         if self.field:
             parts.append(f"field '{self.field}'")
         return ", ".join(parts)

@@ -220,9 +220,13 @@ def _missing_package(package: str, packages: set[str]) -> LabelError:
 
 
 def resolve(
-    patterns: Sequence[str], labels: Iterable[Label], current_package: str | None = None
+    patterns: Sequence[str], labels: Iterable[Label], current_package: str | None = None,
+    all_packages: Iterable[str] | None = None,
 ) -> list[Label]:
-    """Apply `patterns` left to right over the known `labels`; return sorted unique matches."""
+    """Apply `patterns` left to right over the known `labels`; return sorted unique matches.
+
+    `all_packages` names every package, those without targets included, so that an empty one is
+    reported as empty rather than missing."""
     parsed = [parse_pattern(text, current_package) for text in patterns]
     if not parsed:
         raise LabelError("no target patterns given; name at least one, e.g. //...")
@@ -233,14 +237,20 @@ def resolve(
         )
     known = set(labels)
     packages = {label.package for label in known}
+    empty = set(all_packages or ()) - packages
     selected: set[Label] = set()
     for pattern in parsed:
         matched = {label for label in known if pattern.matches(label)}
         # Negative patterns may name nothing: subtracting an absent target is harmless.
         if not pattern.negative and not matched:
+            if pattern.kind == "target" and pattern.package in empty:
+                raise LabelError(f"no target '{pattern.name}' in package '//{pattern.package}': it has no targets")
             if pattern.kind == "target":
                 raise _missing_target(pattern, known, packages)
             if pattern.kind == "all":
+                if pattern.package in empty:
+                    raise LabelError(f"package '//{pattern.package}' has no targets: its BUILD.aot.yaml "
+                                     "declares none (or only invalid ones, reported above)")
                 raise _missing_package(pattern.package, packages)
             if pattern.package:
                 raise LabelError(f"no packages under '{pattern}'")

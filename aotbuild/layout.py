@@ -7,8 +7,14 @@ from dataclasses import dataclass
 from .labels import Label
 
 OUT_DIR = "aot-out"
-NINJA_FILE = "build.ninja"
-STATE_DIR = ".aotbuild"  # aotbuild's own bookkeeping inside aot-out/; '.' keeps it apart from package names
+# Two namespaces in aot-out/ that cannot collide with anything a BUILD file names: aotbuild's own files live
+# under '.aotbuild/' (no package segment or target name may start with '.'), and a target's directory is
+# '<package>/@<name>' ('@' can start no target name and appear in no package segment, while the files in a
+# target directory are all named by aotbuild and never start with '@').
+STATE_DIR = ".aotbuild"
+NINJA_FILE = f"{STATE_DIR}/build.ninja"  # plain ninja: `ninja -C aot-out -f .aotbuild/build.ninja`
+NINJA_BUILDDIR = STATE_DIR  # where ninja keeps .ninja_log and .ninja_deps
+TARGET_PREFIX = "@"
 PLAN_FILE = f"{STATE_DIR}/plan.json"
 TOOLCHAIN_FILE = f"{STATE_DIR}/toolchain.json"
 EVENTS_FILE = f"{STATE_DIR}/events.jsonl"
@@ -32,7 +38,8 @@ class TargetPaths:
 
     @property
     def dir(self) -> str:
-        return f"{self.label.package}/{self.label.name}" if self.label.package else self.label.name
+        name = f"{TARGET_PREFIX}{self.label.name}"
+        return f"{self.label.package}/{name}" if self.label.package else name
 
     def file(self, name: str) -> str:
         return f"{self.dir}/{name}"

@@ -72,10 +72,13 @@ class BuildGraph:
             raise GraphError(f"duplicate output '{name}'")
         self.phonies[name] = inputs
 
-    def write(self, stream: TextIO, header: str = "") -> None:
+    def write(self, stream: TextIO, header: str = "", builddir: str | None = None) -> None:
         w = Writer(stream, width=120)
         if header:
             w.comment(header)
+            w.newline()
+        if builddir:
+            w.variable("builddir", builddir)
             w.newline()
         for name, depth in sorted(self.pools.items()):
             w.pool(name, depth)

@@ -1,4 +1,4 @@
-"""Run the ninja binary from the `ninja` wheel on aot-out/build.ninja."""
+"""Run the ninja binary from the `ninja` wheel on aot-out/.aotbuild/build.ninja."""
 
 from __future__ import annotations
 
@@ -7,15 +7,23 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
+from . import layout
+from .interrupts import forwarded
 
+
+def _ninja(binary: str, out_dir: Path) -> list[str]:
+    """ninja run from aot-out/ on aotbuild's build file, which lives in the state dir, apart from targets."""
+    return [binary, "-C", str(out_dir), "-f", layout.NINJA_FILE]
 
 def run_ninja(binary: str, out_dir: Path, goals: list[str], *, jobs: int | None, keep_going: bool, explain: bool,
-              env: Mapping[str, str], log: Path | None = None) -> int:
+              env: Mapping[str, str], pass_fds: tuple[int, ...] = (), log: Path | None = None) -> int:
     """Run ninja with our stdout/stderr so a terminal gets its live status line; returns its exit code.
 
     With `log`, its output goes to that file instead, for a pass whose expected failures are not news.
-    `binary` is the `ninja` package's executable, recorded in the plan (importing the package costs 10 ms)."""
-    cmd = [binary, "-C", str(out_dir)]
+    `binary` is the `ninja` package's executable, recorded in the plan (importing the package costs 10 ms).
+    A signal to the CLI stops ninja and every action (interrupts.forwarded), then raises Interrupted;
+    `pass_fds` are inherited by ninja and its actions (the workspace lock and the cache lease)."""
+    cmd = _ninja(binary, out_dir)
     if jobs is not None:
         cmd += ["-j", str(jobs)]
     if keep_going:
@@ -23,21 +31,25 @@ def run_ninja(binary: str, out_dir: Path, goals: list[str], *, jobs: int | None,
     if explain:
         cmd += ["-d", "explain"]
     if log is None:
-        return subprocess.run(cmd + goals, env={**os.environ, **env}, check=False).returncode
+        proc = subprocess.Popen(cmd + goals, env={**os.environ, **env}, pass_fds=pass_fds)
+        with forwarded(proc):
+            return proc.wait()
     with open(log, "wb") as out:
-        return subprocess.run(cmd + goals, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
-                              check=False).returncode
+        proc = subprocess.Popen(cmd + goals, env={**os.environ, **env}, pass_fds=pass_fds, stdout=out,
+                                stderr=subprocess.STDOUT)
+        with forwarded(proc):
+            return proc.wait()
 
 
 def is_up_to_date(binary: str, out_dir: Path, goal: str) -> bool:
     """Ask ninja (dry run) whether `goal` needs no work."""
-    proc = subprocess.run([binary, "-C", str(out_dir), "-n", goal], capture_output=True, text=True, check=False)
+    proc = subprocess.run([*_ninja(binary, out_dir), "-n", goal], capture_output=True, text=True, check=False)
     return proc.returncode == 0 and "no work to do" in proc.stdout
 
 
 def discovered_deps(binary: str, out_dir: Path, outputs: list[str]) -> dict[str, list[str]]:
     """The dependencies ninja recorded from depfiles (`ninja -t deps`), per output; empty if never built."""
-    proc = subprocess.run([binary, "-C", str(out_dir), "-t", "deps", *outputs], capture_output=True, text=True,
+    proc = subprocess.run([*_ninja(binary, out_dir), "-t", "deps", *outputs], capture_output=True, text=True,
                           check=False)
     found: dict[str, list[str]] = {o: [] for o in outputs}
     current = None
@@ -51,5 +63,5 @@ def discovered_deps(binary: str, out_dir: Path, outputs: list[str]) -> dict[str,
 
 def restat(binary: str, out_dir: Path, *outputs: str) -> None:
     """Record the outputs' current mtimes in ninja's log (`ninja -t restat`); a no-op before ninja's first run."""
-    if (out_dir / ".ninja_log").exists():
-        subprocess.run([binary, "-C", str(out_dir), "-t", "restat", *outputs], capture_output=True, check=False)
+    if (out_dir / layout.NINJA_BUILDDIR / ".ninja_log").exists():
+        subprocess.run([*_ninja(binary, out_dir), "-t", "restat", *outputs], capture_output=True, check=False)

@@ -14,14 +14,20 @@ from .yaml_source import Node
 
 DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "bool")
 INT_DTYPES = ("int64", "int32")
-DEVICES = re.compile(r"^(cpu|cuda(:\d+)?)$")
-CALLABLE_REF = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
-TARGET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+=,@~-]*$")
-DIM_NAME = re.compile(r"^[A-Za-z_]\w*$")
+# Always used with fullmatch: `$` in re.match accepts a trailing newline, which would reach build.ninja.
+DEVICES = re.compile(r"cpu|cuda(:\d+)?")
+CALLABLE_REF = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", re.ASCII)
+TARGET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=,@~-]*")
+DIM_NAME = re.compile(r"[A-Za-z_]\w*", re.ASCII)
 
 # Fields a `defaults:` block may set; model and inputs are per-target by nature.
-DEFAULTABLE = ("device", "seed", "options", "tolerance", "tags")
-TARGET_FIELDS = ("model", "kwargs", "weights", "seed", "inputs", "dims", "device", "options", "tolerance", "tags")
+DEFAULTABLE = ("device", "seed", "options", "tolerance", "tags", "max_input_bytes")
+TARGET_FIELDS = ("model", "kwargs", "weights", "seed", "inputs", "dims", "device", "options", "tolerance", "tags",
+                 "max_input_bytes")
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int64": 8, "int32": 4, "bool": 1}
+# Generated example inputs larger than this are refused when planning, before anything allocates them.
+DEFAULT_MAX_INPUT_BYTES = 1 << 30
+_SIZE_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 INPUT_FIELDS = ("shape", "dtype", "low", "high", "keyword")
 DIM_FIELDS = ("min", "max", "example")
 BUILD_FILE_FIELDS = ("defaults", "targets")
@@ -73,6 +79,7 @@ class Target:
     options: dict[str, Any] = field(default_factory=dict)
     tolerance: Tolerance | None = None  # None: defaults by dtype at verification time
     tags: tuple[str, ...] = ()
+    max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES  # a plan-time guard only: in no spec or key
 
     def export_spec(self) -> dict[str, Any]:
         """Everything that determines the exported program (and nothing that only affects compiling)."""
@@ -187,8 +194,8 @@ def _parse_dims(ctx: _Ctx, node: Node) -> tuple[DimSpec, ...]:
     dims = []
     for name, spec in _expect(ctx, node, "dims", dict, "a mapping of dimension names").items():
         fld = f"dims.{name}"
-        if not DIM_NAME.match(name):
-            raise ctx.error(spec, fld, f"dimension name '{name}' is not an identifier")
+        if not DIM_NAME.fullmatch(name):
+            raise ctx.error(spec, fld, f"dimension name {name!r} is not an identifier")
         mapping = _check_keys(ctx, spec, DIM_FIELDS, fld)
         for key in ("min", "max"):
             if key not in mapping:
@@ -208,7 +215,7 @@ def _parse_dims(ctx: _Ctx, node: Node) -> tuple[DimSpec, ...]:
 
 def _parse_inputs(ctx: _Ctx, node: Node, dims: dict[str, DimSpec]) -> tuple[TensorSpec, ...] | str:
     if isinstance(node.value, str):
-        if not CALLABLE_REF.match(node.value):
+        if not CALLABLE_REF.fullmatch(node.value):
             raise ctx.error(node, "inputs", f"expected 'module:callable', found {node.value!r}")
         return node.value
     specs = []
@@ -265,7 +272,39 @@ def _parse_kwargs(ctx: _Ctx, node: Node) -> dict[str, Any]:
     return node.plain()
 
 
+def _parse_size(ctx: _Ctx, node: Node) -> int:
+    value = node.value
+    if isinstance(value, str) and value[-1:].upper() in _SIZE_UNITS and value[:-1].strip().isdigit():
+        return int(value[:-1]) * _SIZE_UNITS[value[-1].upper()]
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    raise ctx.error(node, "max_input_bytes", f"expected a size such as 1073741824, 512M or 2G, found {value!r}")
+
+
+def _input_bytes(inputs: tuple[TensorSpec, ...], dims: tuple[DimSpec, ...]) -> tuple[int, str]:
+    """Bytes of one example case at the largest declared sizes (verification runs there), and the biggest input."""
+    largest = {d.name: d.max for d in dims}
+    total, biggest, biggest_text = 0, -1, ""
+    for spec in inputs:
+        n = DTYPE_BYTES[spec.dtype]
+        for size in spec.shape:
+            n *= largest[size] if isinstance(size, str) else size
+        total += n
+        if n > biggest:
+            biggest, biggest_text = n, f"{spec.name}: {list(spec.shape)} {spec.dtype}"
+    return total, biggest_text
+
+
+def _human(n: int) -> str:
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        scale = _SIZE_UNITS[unit[0]]
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
 _FIELD_PARSERS: dict[str, Callable[[_Ctx, Node], Any]] = {
+    "max_input_bytes": _parse_size,
     "tolerance": _parse_tolerance, "tags": _parse_tags, "options": _parse_options,
     "seed": lambda ctx, n: _int(ctx, n, "seed", 0),
 }
@@ -273,7 +312,7 @@ _FIELD_PARSERS: dict[str, Callable[[_Ctx, Node], Any]] = {
 
 def _parse_device(ctx: _Ctx, node: Node) -> str:
     value = _expect(ctx, node, "device", str, "'cpu' or 'cuda'")
-    if not DEVICES.match(value):
+    if not DEVICES.fullmatch(value):
         raise ctx.error(node, "device", f"unknown device '{value}'", "use 'cpu', 'cuda' or 'cuda:N'")
     return value
 
@@ -320,10 +359,11 @@ def parse_build_file(node: Node, file: str, package: str, workspace_defaults: di
     targets_node = mapping.get("targets", Node({}, node.line))
     targets, errors = [], {}
     for name, spec in _expect(ctx, targets_node, "targets", dict, "a mapping of target names").items():
-        if not TARGET_NAME.match(name) or name == "all":
-            raise ctx.for_target(name).error(spec, None, f"invalid target name '{name}'",
-                                             "use letters, digits, '_', '-' and '.'; 'all' is reserved")
         try:
+            if not TARGET_NAME.fullmatch(name) or name == "all":
+                # Recorded like any bad target, so its siblings still build; the selection shows it.
+                raise ctx.for_target(name).error(spec, None, f"invalid target name {name!r}",
+                                                 "use letters, digits, '_', '-' and '.'; 'all' is reserved")
             targets.append(_parse_target(ctx.for_target(name), spec, Label(package, name), file, defaults))
         except TargetError as e:
             errors[Label(package, name)] = e
@@ -337,7 +377,7 @@ def _parse_target(ctx: _Ctx, node: Node, label: Label, file: str, defaults: dict
     if "inputs" not in mapping:
         raise ctx.error(node, "inputs", "missing 'inputs'", "write inputs: {x: {shape: [8, 64], dtype: float32}}")
     model = _expect(ctx, mapping["model"], "model", str, "'module:callable'")
-    if not CALLABLE_REF.match(model):
+    if not CALLABLE_REF.fullmatch(model):
         raise ctx.error(mapping["model"], "model", f"expected 'module:callable', found {model!r}",
                         "write e.g. model: models.mlp:MLP")
     fields: dict[str, Any] = {}
@@ -353,6 +393,14 @@ def _parse_target(ctx: _Ctx, node: Node, label: Label, file: str, defaults: dict
     if isinstance(inputs, str) and dims:
         raise ctx.error(mapping["dims"], "dims", "dims need declared input shapes, not a callable",
                         "declare inputs by shape to use dynamic dimensions")
+    if not isinstance(inputs, str):
+        limit = fields.get("max_input_bytes", DEFAULT_MAX_INPUT_BYTES)
+        size, biggest = _input_bytes(inputs, dims)
+        if size > limit:
+            raise ctx.error(mapping["inputs"], "inputs",
+                            f"the example inputs take {_human(size)} at their largest declared sizes "
+                            f"({biggest}), over the limit of {_human(limit)}",
+                            "declare smaller shapes or dims, or raise max_input_bytes (in the target or defaults)")
     kwargs = _parse_kwargs(ctx, mapping["kwargs"]) if "kwargs" in mapping else {}
     weights = _relative_path(ctx, mapping["weights"], "weights", label.package) if "weights" in mapping else None
     return Target(label=label, build_file=file, line=node.line, model=model, kwargs=kwargs or {}, weights=weights,

@@ -19,19 +19,36 @@ def _touches(pattern: Pattern, package: str) -> bool:
     return pattern.matches(Label(package, pattern.name or "_"))
 
 
+def _packages(plan: Plan) -> list[str]:
+    """Every package of the plan, with or without targets (from its BUILD files)."""
+    suffix = "BUILD.aot.yaml"
+    return [f[: -len(suffix)].rstrip("/") for f in plan.build_files if f.endswith(suffix)]
+
+
 def select(plan: Plan, patterns: list[str], current_package: str | None) -> Selection:
     parsed = [parse_pattern(p, current_package) for p in patterns]
+    known = [parse_label(label) for label in plan.targets]
+    unnamed: dict[str, list[str]] = {}  # package -> errors of targets whose very name is invalid
+    for text, error in plan.broken_targets.items():
+        try:
+            known.append(parse_label(text))
+        except LabelError:
+            unnamed.setdefault(text[2:].rpartition(":")[0], []).append(error)
     broken_packages = [p for p in plan.broken if any(_touches(pat, p) for pat in parsed if not pat.negative)]
-    errors = [plan.broken[p] for p in sorted(broken_packages)]
-    known = [parse_label(label) for label in plan.targets] + [parse_label(label) for label in plan.broken_targets]
+    # A target with an invalid name is selected by a wildcard over its package, never by naming a sibling.
+    unnamed_touched = [p for p in sorted(unnamed)
+                       if any(pat.kind != "target" and _touches(pat, p) for pat in parsed if not pat.negative)]
+    errors = [plan.broken[p] for p in sorted(broken_packages)] + [e for p in unnamed_touched for e in unnamed[p]]
+    packages = _packages(plan)
     try:
-        labels = resolve(patterns, known, current_package)
+        labels = resolve(patterns, known, current_package, packages)
     except LabelError:
         if not errors:
             raise
         # The pattern names a package whose BUILD file is broken: that error is the one worth showing.
-        positive = [pat for pat in parsed if not pat.negative and not any(_touches(pat, p) for p in broken_packages)]
-        labels = resolve([str(p) for p in positive], known, current_package) if positive else []
+        skipped = set(broken_packages) | set(unnamed_touched)
+        positive = [pat for pat in parsed if not pat.negative and not any(_touches(pat, p) for p in skipped)]
+        labels = resolve([str(p) for p in positive], known, current_package, packages) if positive else []
     errors += [plan.broken_targets[str(label)] for label in labels if str(label) in plan.broken_targets]
     return Selection([label for label in labels if str(label) in plan.targets], errors)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 CACHE_DIR_VAR = "AOTBUILD_CACHE_DIR"
 GPU_ARCH_VAR = "AOTBUILD_GPU_ARCH"  # the GPU arch CUDA artifacts are keyed for where none is visible (CPU-only CI)
+CACHE_READONLY_VAR = "AOTBUILD_CACHE_READONLY"  # set by the CLI when the cache cannot be written
 EVENTS_VAR = "AOTBUILD_EVENTS"  # set by the CLI so actions can report what they did; unset under plain ninja
 # Variables that change what inductor generates, so they belong in the artifact key.
 TOOLCHAIN_PREFIXES = ("TORCHINDUCTOR_", "AOT_INDUCTOR_", "AOTI_", "TORCH_COMPILE_")
@@ -58,3 +59,7 @@ def events_file(env: Mapping[str, str]) -> Path | None:
 def toolchain_env(env: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in sorted(env.items())
             if (k.startswith(TOOLCHAIN_PREFIXES) or k in TOOLCHAIN_VARS) and k not in NOT_IN_KEY}
+
+
+def cache_read_only(env: Mapping[str, str]) -> bool:
+    return env.get(CACHE_READONLY_VAR) == "1"

@@ -27,8 +27,8 @@ step "bare .so: loads on its own (test above ran it); what the manifest says it 
 python3 - <<'PY'
 import json, torch
 for t in ("mlp", "cnn_dynamic"):
-    m = json.load(open(f"aot-out/gpu/{t}/manifest.json"))
-    torch._C._aoti.AOTIModelContainerRunnerCuda(f"aot-out/gpu/{t}/{t}.so", 1, "cuda")  # loads by itself
+    m = json.load(open(f"aot-out/gpu/@{t}/manifest.json"))
+    torch._C._aoti.AOTIModelContainerRunnerCuda(f"aot-out/gpu/@{t}/{t}.so", 1, "cuda")  # loads by itself
     print(t, "so_needs_kernel_files:", m.get("so_needs_kernel_files"), "options:", {k: v for k, v in m["options"].items() if "embed" in k})
 PY
 cp -r "$repo/example_project" "$work/b" && rm -rf "$work/b/aot-out"

@@ -66,7 +66,7 @@ TARGETS = ["//models:cnn", "//models:encoder", "//models:fusion", "//models:mlp"
 
 def artifact_digests(ws: Path) -> dict[str, str]:
     return {str(p.relative_to(ws)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted((ws / "aot-out").glob("*/*/*-*.*")) if p.suffix in (".so", ".pt2")}
+            for p in sorted((ws / "aot-out").glob("*/@*/*-*.*")) if p.suffix in (".so", ".pt2")}
 
 
 @pytest.fixture(scope="session")
@@ -79,3 +79,40 @@ def cold(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]
     assert run.code == 0, run.output
     assert run.report["targets"] == {t: "compiled" for t in TARGETS}
     return ws, env
+
+
+TINY_MODEL = '''import torch
+
+
+class Tiny(torch.nn.Module):
+    def __init__(self, n: int = 4) -> None:
+        super().__init__()
+        torch.manual_seed(n)  # the weights are part of the graph: every export must give the same ones
+        self.lin = torch.nn.Linear(n, n)
+
+    def forward(self, x):
+        return self.lin(x).relu()
+'''
+TINY_BUILD = ("targets:\n"
+              "  a: {model: m.tiny:Tiny, inputs: {x: {shape: [2, 4], dtype: float32}}}\n"
+              "  b: {model: m.tiny:Tiny, kwargs: {n: 3}, inputs: {x: {shape: [2, 3], dtype: float32}}}\n")
+
+
+def make_tiny(dest: Path) -> Path:
+    """A two-target workspace of tiny models: cheap to compile, for tests that must build for real."""
+    (dest / "m").mkdir(parents=True)
+    (dest / "WORKSPACE.aot.yaml").write_text("")
+    (dest / "m" / "__init__.py").write_text("")
+    (dest / "m" / "tiny.py").write_text(TINY_MODEL)
+    (dest / "m" / "BUILD.aot.yaml").write_text(TINY_BUILD)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A cache holding the tiny workspace's artifacts (built once per session); copy with make_tiny to hit it."""
+    base = tmp_path_factory.mktemp("tiny")
+    env = {"AOTBUILD_CACHE_DIR": str(base / "cache")}
+    run = aotbuild(["build", "//..."], make_tiny(base / "ws"), env)
+    assert run.code == 0, run.output
+    return env

@@ -33,7 +33,7 @@ def test_every_target_has_artifacts_and_manifest(cold) -> None:
     ws, _ = cold
     for label in TARGETS:
         package, name = label[2:].split(":")
-        d = ws / "aot-out" / package / name
+        d = ws / "aot-out" / package / f"@{name}"
         manifest = (d / "manifest.json").read_text()
         for ext in ("so", "pt2"):
             alias = d / f"{name}.{ext}"
@@ -105,14 +105,14 @@ def test_helper_module_change_rebuilds_its_importers(warm_copy) -> None:
 def test_build_file_change_rebuilds_that_target_only(warm_copy) -> None:
     ws, env = warm_copy
     build_file = ws / "models" / "BUILD.aot.yaml"
-    ninja_before = (ws / "aot-out" / "build.ninja").stat().st_mtime_ns
+    ninja_before = (ws / "aot-out" / ".aotbuild" / "build.ninja").stat().st_mtime_ns
     build_file.write_text(build_file.read_text().replace("x: {shape: [8, 64], dtype: float32}",
                                                          "x: {shape: [4, 64], dtype: float32}"))
     run = aotbuild(["build", "//..."], ws, env)
     assert run.code == 0, run.output
-    assert (ws / "aot-out" / "build.ninja").stat().st_mtime_ns > ninja_before
+    assert (ws / "aot-out" / ".aotbuild" / "build.ninja").stat().st_mtime_ns > ninja_before
     assert actions(run) == {("//models:mlp", "export"), ("//models:mlp", "compile")}
-    assert '"8"' not in (ws / "aot-out" / "models" / "mlp" / "manifest.json").read_text()
+    assert '"8"' not in (ws / "aot-out" / "models" / "@mlp" / "manifest.json").read_text()
 
 
 BAD_MODELS = '''
@@ -165,19 +165,19 @@ def test_failures_are_reported_per_target_and_keep_going_builds_the_rest(cold, t
     (ws / "pkg" / "BUILD.aot.yaml").write_text(BAD_BUILD)
     run = aotbuild(["build", "//pkg:all"], ws, env)
     assert run.code == 2 and "pkg/BUILD.aot.yaml:18" in run.stderr and "unknown key 'optoins'" in run.stderr
-    assert not (ws / "aot-out" / "pkg" / "good" / "manifest.json").exists()  # without -k nothing is built
+    assert not (ws / "aot-out" / "pkg" / "@good" / "manifest.json").exists()  # without -k nothing is built
 
     run = aotbuild(["build", "-k", "//pkg:all"], ws, env)
     assert run.code == 2, run.output
     assert run.report["targets"]["//pkg:good"] == "compiled"
-    assert (ws / "aot-out" / "pkg" / "good" / "good.so").exists()
+    assert (ws / "aot-out" / "pkg" / "@good" / "good.so").exists()
     failures = run.report["failures"]
     assert "no such module" in failures["//pkg:missing_module"] and "pkg.nowhere" in failures["//pkg:missing_module"]
     assert "factory exploded on purpose" in failures["//pkg:factory_raises"]
     assert "torch.export rejected the model" in failures["//pkg:export_rejects"]
     for label in ("missing_module", "factory_raises", "export_rejects"):
-        assert (ws / "aot-out" / "pkg" / label / "export.log").exists()
-        assert not (ws / "aot-out" / "pkg" / label / "graph.json").exists()
+        assert (ws / "aot-out" / "pkg" / f"@{label}" / "export.log").exists()
+        assert not (ws / "aot-out" / "pkg" / f"@{label}" / "graph.json").exists()
 
     # With the BUILD error fixed, only the action failures remain: exit code 1.
     (ws / "pkg" / "BUILD.aot.yaml").write_text(BAD_BUILD.replace("    optoins: {}\n", ""))

@@ -63,7 +63,7 @@ def replace_with_flipped_byte(path: Path) -> None:
 
 
 def assert_outputs_sound(ws: Path) -> None:
-    manifests = list((ws / "aot-out").glob("*/*/manifest.json"))
+    manifests = list((ws / "aot-out").glob("*/@*/manifest.json"))
     assert manifests
     for manifest_path in manifests:
         manifest = json.loads(manifest_path.read_text())
@@ -85,7 +85,7 @@ def test_another_checkout_and_cache_root_compile_identical_bytes(cold, tmp_path:
 def test_flipped_byte_in_cache_is_detected_rebuilt_and_reported(cold, tmp_path: Path) -> None:
     ws, env = cold
     cache = Path(env["AOTBUILD_CACHE_DIR"])
-    manifest = json.loads((ws / "aot-out" / "models" / "mlp" / "manifest.json").read_text())
+    manifest = json.loads((ws / "aot-out" / "models" / "@mlp" / "manifest.json").read_text())
     so_digest = manifest["artifacts"]["so"]["sha256"]
     replace_with_flipped_byte(blob_path(cache, so_digest))
 
@@ -95,7 +95,7 @@ def test_flipped_byte_in_cache_is_detected_rebuilt_and_reported(cold, tmp_path: 
     assert f"cas/{so_digest}" in run.report["corrupt"]
     assert "failed its digest check" in run.stderr
     assert run.report["targets"]["//models:mlp"] == "compiled"
-    assert hashlib.sha256((fresh / "aot-out/models/mlp/mlp.so").read_bytes()).hexdigest() == so_digest
+    assert hashlib.sha256((fresh / "aot-out/models/@mlp/mlp.so").read_bytes()).hexdigest() == so_digest
 
     pt2_digest = manifest["artifacts"]["pt2"]["sha256"]
     replace_with_flipped_byte(blob_path(cache, pt2_digest))

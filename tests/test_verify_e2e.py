@@ -35,7 +35,7 @@ def test_every_example_target_passes(tested) -> None:
 
 def test_dynamic_target_is_checked_at_min_mid_max_and_refuses_out_of_range(tested) -> None:
     ws, _, _, _, _ = tested
-    verified = json.loads((ws / "aot-out/models/mlp_dynamic/verified.json").read_text())
+    verified = json.loads((ws / "aot-out/models/@mlp_dynamic/verified.json").read_text())
     cases = {c["case"] for c in verified["cases"]}
     assert cases == {"example", "batch=1 (min)", "batch=32 (mid)", "batch=64 (max)"}
     assert {c["artifact"] for c in verified["cases"]} == {"so", "pt2"}
@@ -82,13 +82,13 @@ def test_a_wrong_artifact_fails_with_its_error_and_exit_3(cold, tmp_path: Path) 
 """)
     assert aotbuild(["build", "//vision:classifier", "//vision:other"], ws, env).code == 0
     # Put the classifier's artifacts where //vision:other's belong, as a bad deploy or a stale copy would.
-    good = json.loads((ws / "aot-out/vision/classifier/manifest.json").read_text())
-    manifest_path = ws / "aot-out/vision/other/manifest.json"
+    good = json.loads((ws / "aot-out/vision/@classifier/manifest.json").read_text())
+    manifest_path = ws / "aot-out/vision/@other/manifest.json"
     manifest = json.loads(manifest_path.read_text())
     for kind in ("so", "pt2"):
-        dst = ws / "aot-out/vision/other" / manifest["artifacts"][kind]["file"]
+        dst = ws / "aot-out/vision/@other" / manifest["artifacts"][kind]["file"]
         dst.unlink()
-        shutil.copy(ws / "aot-out/vision/classifier" / good["artifacts"][kind]["file"], dst)
+        shutil.copy(ws / "aot-out/vision/@classifier" / good["artifacts"][kind]["file"], dst)
         manifest["artifacts"][kind]["sha256"] = hashlib.sha256(dst.read_bytes()).hexdigest()
     os.chmod(manifest_path, 0o644)
     manifest_path.write_text(json.dumps(manifest))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import pytest
@@ -106,7 +108,6 @@ FILE_ERRORS = [
     ("targets: [1, 2]\n", 1, "expected a mapping"),
     ("targets:\n  a: {model: m:f, inputs: m:g}\n  a: {model: m:f, inputs: m:g}\n", 3, "duplicate key 'a'"),
     ("defaults: {model: m:f}\n", 1, "unknown key 'model'"),
-    ("targets:\n  all: {model: m:f, inputs: m:g}\n", 2, "invalid target name"),
 ]
 
 
@@ -144,3 +145,28 @@ def test_kwargs_must_be_plain_data(tmp_path: Path) -> None:
     error = errors[Label("pkg", "a")]
     assert error.where.field == "kwargs.when" and error.where.line == 5
     assert "expected plain data" in str(error) and "quote it" in str(error)
+
+
+@pytest.mark.parametrize("name", ["all", "x\n", "x\ny", "bad name", "-x"])
+def test_invalid_target_name_is_one_bad_target_not_a_bad_file(tmp_path: Path, name: str) -> None:
+    good, errors = parse(tmp_path, f"targets:\n  {json.dumps(name)}: {{model: m:f, inputs: m:g}}\n"
+                                   "  ok: {model: m:f, inputs: m:g}\n")
+    assert [t.label.name for t in good] == ["ok"]
+    error = errors[Label("pkg", name)]
+    assert "invalid target name" in str(error) and "pkg/BUILD.aot.yaml:2" in str(error)
+    assert "\n" not in str(error).split("\n  fix:")[0]  # a newline in the name is shown escaped
+
+
+@pytest.mark.parametrize("field, value", [("model", '"m:f\\n"'), ("device", '"cpu\\n"'),
+                                          ("inputs", '"m:g\\n"')])
+def test_trailing_newline_is_rejected_in_every_pattern_checked_field(tmp_path: Path, field: str, value: str) -> None:
+    fields = {"model": '"m:f"', "inputs": '"m:g"', field: value}
+    body = ", ".join(f"{k}: {v}" for k, v in fields.items())
+    good, errors = parse(tmp_path, f"targets:\n  a: {{{body}}}\n")
+    assert not good and field in str(errors[Label("pkg", "a")])
+
+
+def test_dim_name_with_trailing_newline_is_rejected(tmp_path: Path) -> None:
+    good, errors = parse(tmp_path, 'targets:\n  a:\n    model: m:f\n    inputs: {x: {shape: ["b\\n", 2], dtype: float32}}\n'
+                                   '    dims: {"b\\n": {min: 1, max: 4}}\n')
+    assert not good and "not an identifier" in str(errors[Label("pkg", "a")])

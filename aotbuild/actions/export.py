@@ -103,10 +103,14 @@ def reexport(ctx: ActionContext, graph_hash: str, blob: str) -> bytes:
     Cheaper than failing: the model is unchanged (ninja would have re-run the export otherwise)."""
     export_ctx = ActionContext(**{**ctx.__dict__, "spec": ctx.read_json("export.json"), "action": "export"})
     result = export_program(export_ctx)
-    data = ctx.store.get_bytes(result[blob])
-    if result["graph_hash"] != graph_hash or data is None:
+    if result["graph_hash"] != graph_hash:
         raise InfraError(f"{ctx.label}: the exported {blob} is missing from the cache and the model no longer "
                          "exports to the same graph; run `aotbuild build` again")
+    data = ctx.store.get_bytes(result[blob])
+    if data is None:
+        raise InfraError(f"{ctx.label}: the exported {blob} was removed from the cache {ctx.store.root} while "
+                         "this build was using it (by `aotbuild cache gc` or another process deleting files "
+                         "there); run `aotbuild build` again")
     return data
 
 

@@ -31,6 +31,24 @@ def resolve_callable(ref: str, field: str) -> Any:
     return obj
 
 
+def load_weights(path: Path, name: str) -> Any:
+    """torch.load with weights_only=True, whose refusal is reported without torch's advice to turn it off."""
+    import pickle
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        # torch's text suggests weights_only=False, i.e. running the file's code: never pass that on (from None).
+        reason = next((line.strip() for line in str(e).splitlines() if "WeightsUnpickler error" in line),
+                      "it holds objects other than tensors and plain containers")
+        reason = reason.split(". Please")[0].rstrip(".")  # torch goes on to suggest allowlisting what it found
+        raise UserError(f"weights: '{name}' was refused: {reason}. aotbuild loads weights as data only, so a "
+                        "checkpoint can never run code on the build machine\n"
+                        "  fix: save a plain state_dict: torch.save(model.state_dict(), path)") from None
+    except (RuntimeError, OSError, EOFError) as e:
+        raise UserError(f"weights: cannot read '{name}' as a torch.save file: {str(e).splitlines()[0]}") from None
+
+
 def build_model(spec: dict[str, Any], root: Path, device: str) -> torch.nn.Module:
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
@@ -46,7 +64,7 @@ def build_model(spec: dict[str, Any], root: Path, device: str) -> torch.nn.Modul
         if not path.is_relative_to(root.resolve()):  # checked when planning too; a symlink may have moved since
             raise UserError(f"weights: '{spec['weights']}' resolves outside the workspace")
         # weights_only: a checkpoint is data, and must never run code on the build machine.
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_weights(path, spec["weights"])
         try:
             model.load_state_dict(state)
         except RuntimeError as e:

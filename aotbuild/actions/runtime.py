@@ -8,7 +8,7 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,13 +78,34 @@ class ActionContext:
             os.close(fd)
 
 
+def open_store(env: Mapping[str, str], out_dir: Path) -> LocalStore:
+    """The cache as the CLI found it: writable, or read-only behind an overlay inside aot-out/."""
+    root = settings.action_cache_dir(env)
+    if settings.cache_read_only(env):
+        from ..cache.access import overlay_dir
+        from ..cache.overlay import OverlayStore
+
+        return OverlayStore(overlay_dir(out_dir), root)
+    return LocalStore(root)
+
+
+def _inside(out_dir: Path, spec_file: Path) -> None:
+    """Never write through a symlink out of aot-out/ (the CLI removes such links; plain ninja does not)."""
+    real = os.path.realpath(spec_file.parent)
+    expected = os.path.join(os.path.realpath(out_dir), os.path.relpath(spec_file.parent, out_dir))
+    if real != expected:
+        raise InfraError(f"{spec_file.parent} leads out of aot-out/ through a symlink (to {real}); "
+                         "aotbuild does not write through it: remove the link, or run `aotbuild build`")
+
+
 def make_context(action: str, spec_path: str) -> ActionContext:
     env = settings.environ()
     out_dir = Path.cwd()
     spec_file = out_dir / spec_path
+    _inside(out_dir, spec_file)
     return ActionContext(action=action, out_dir=out_dir, root=out_dir.parent, target_dir=spec_file.parent,
                          spec=json.loads(spec_file.read_text()),
-                         store=LocalStore(settings.action_cache_dir(env)), events=settings.events_file(env),
+                         store=open_store(env, out_dir), events=settings.events_file(env),
                          started=time.monotonic())
 
 
@@ -95,7 +116,10 @@ def run_action(action: str, body: Callable[[ActionContext], str]) -> None:
     and, for a failure, one clear message naming that log; nothing is lost."""
     if len(sys.argv) != 2:
         sys.exit(f"usage: python -m aotbuild.actions.{action} <target-dir>/<spec>.json")
-    ctx = make_context(action, sys.argv[1])
+    try:
+        ctx = make_context(action, sys.argv[1])
+    except AotbuildError as e:  # nowhere safe to log to: say it on the terminal
+        sys.exit(f"error: {action} {sys.argv[1]}: {e}")
     log = ctx.target_dir / f"{action}.log"
     terminal = _redirect_output(log)
     faulthandler.enable()  # a crash in native code (a segfault in a runtime) still leaves a traceback in the log
@@ -119,7 +143,8 @@ def _redirect_output(log: Path) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     terminal = os.dup(2)
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    log.unlink(missing_ok=True)  # a fresh file: O_TRUNC would follow a symlink planted in its place
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)

@@ -59,10 +59,12 @@ def _check_hex(what: str, value: str) -> str:
 class LocalStore:
     """A cache directory shared by concurrent processes; holds no state beyond its counters."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, read_only: bool = False) -> None:
         self.root = Path(root)
         self.counters = CacheCounters()
         self._base = self.root / LAYOUT
+        self.read_only = read_only  # a corrupt entry is then only reported (and missed), never removed
+        self.skipped_in_use = 0  # entries the last gc left because a running build may be using them
 
     def _cas_path(self, digest: str) -> Path:
         d = _check_hex("digest", digest)
@@ -158,6 +160,9 @@ class LocalStore:
 
     def _discard(self, path: Path, seen: os.stat_result, name: str) -> None:
         # Only unlink the file we judged: a concurrent writer may already have replaced it with a good copy.
+        if self.read_only:
+            self.counters.corrupt.append(name)
+            return
         try:
             now = os.stat(path)
             if (now.st_dev, now.st_ino) == (seen.st_dev, seen.st_ino):
@@ -188,15 +193,21 @@ class LocalStore:
 
     def get_action(self, key: str) -> dict[str, Any] | None:
         """The verified value for `key`, or None (a miss) if absent, corrupt, or naming a missing blob."""
+        value = self._lookup_action(key)
+        if value is None:
+            self.counters.misses += 1
+            return None
+        self.counters.hits += 1
+        return value
+
+    def _lookup_action(self, key: str) -> dict[str, Any] | None:
         path = self._ac_path(key)
         value = self._read_action(key, path)
         blobs = value.get("blobs") if value is not None else None
         # An entry whose outputs were evicted is useless; the rebuild overwrites it, so leave it in place.
         if value is None or (blobs is not None and not self._all_present(blobs)):
-            self.counters.misses += 1
             return None
         _touch(path)
-        self.counters.hits += 1
         return value
 
     def _all_present(self, blobs: Any) -> bool:
@@ -283,7 +294,16 @@ class LocalStore:
 
     def gc(self, max_bytes: int | None = None, max_age_s: float | None = None, now: float | None = None) -> list[str]:
         """Evict least-recently-used entries beyond `max_bytes` or older than `max_age_s`; skip locked ones."""
+        from ..output_checks import referenced_entries
+        from .access import live_leases
+
         now = time.time() if now is None else now
+        # Never evicted while a build runs: entries used since the oldest running build started (a program it
+        # just stored, a blob it is about to link), and those its workspace's targets last used (it will
+        # likely look them up again).
+        leases = live_leases(self._base)
+        in_use_since = leases.since
+        held = {name for out_dir in leases.out_dirs for name in referenced_entries(out_dir)}
         entries, temps = self._scan()
         for path, mtime in temps:
             if now - mtime > TEMP_MAX_AGE_S:
@@ -296,6 +316,9 @@ class LocalStore:
             over = max_bytes is not None and total > max_bytes
             if not (too_old or over):
                 break  # sorted oldest first and total only shrinks, so nothing later qualifies either
+            if (in_use_since is not None and e.mtime >= in_use_since) or e.name in held:
+                self.skipped_in_use += 1
+                continue
             if self._evict(e):
                 total -= e.size
                 removed.append(e.name)

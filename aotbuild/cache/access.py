@@ -1,0 +1,123 @@
+"""How one build uses its cache: writable, under a lease that keeps `cache gc` off what it uses, or read-only."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import layout, settings
+from .local import LAYOUT
+
+LEASES = "leases"
+# Entries used this long before a live build started still count as used by it (coarse file timestamps).
+LEASE_SLACK_S = 2.0
+
+
+def overlay_dir(out_dir: Path) -> Path:
+    """Where a build with a read-only cache keeps what it had to build itself: inside aot-out/ only."""
+    return out_dir / layout.STATE_DIR / "cache"
+
+
+def _writable(root: Path) -> bool:
+    try:
+        (root / LAYOUT).mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=root / LAYOUT, prefix=".probe.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+        return True
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class CacheAccess:
+    root: Path
+    out_dir: Path
+    writable: bool
+    warning: str | None
+
+    @classmethod
+    def open(cls, root: Path, out_dir: Path) -> CacheAccess:
+        if _writable(root):
+            return cls(root, out_dir, True, None)
+        return cls(root, out_dir, False, f"cache {root} cannot be written: using it read-only (hits are used, "
+                                         f"anything missing is built into {overlay_dir(out_dir)} only)")
+
+    def env(self) -> dict[str, str]:
+        """What the actions need to know: a read-only cache is read through, never written."""
+        return {} if self.writable else {settings.CACHE_READONLY_VAR: "1"}
+
+    @contextlib.contextmanager
+    def lease(self) -> Iterator[tuple[int, ...]]:
+        """Hold a lease on the cache for the build; yields descriptors for ninja and the actions to inherit,
+        so a lease stays live while any of them runs, even after the CLI itself is killed."""
+        if not self.writable:
+            yield ()
+            return
+        directory = self.root / LAYOUT / LEASES
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, path = tempfile.mkstemp(dir=directory, prefix="build-", suffix=".lease")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            # The output dir lets gc keep what this workspace's targets last used, not only what was used since.
+            os.write(fd, f"{os.getpid()} {time.time()} {self.out_dir}\n".encode())
+            yield (fd,)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            os.close(fd)
+
+
+@dataclass(frozen=True)
+class LiveLeases:
+    since: float | None  # start of the oldest running build (minus slack), None when none runs
+    out_dirs: tuple[Path, ...]  # the output directories of the running builds
+
+
+def live_leases_since(base: Path) -> float | None:
+    """The start time of the oldest build holding a lease on the cache at `base` (root/v1), or None."""
+    return live_leases(base).since
+
+
+def live_leases(base: Path) -> LiveLeases:
+    """The builds holding a lease on the cache at `base` (root/v1).
+
+    A lease file whose lock can be taken belongs to a build that is gone: it is removed."""
+    oldest: float | None = None
+    out_dirs: list[Path] = []
+    try:
+        names = os.listdir(base / LEASES)
+    except FileNotFoundError:
+        return LiveLeases(None, ())
+    for name in names:
+        path = base / LEASES / name
+        if not name.endswith(".lease"):
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                started = os.fstat(fd).st_mtime
+                fields = os.read(fd, 4096).decode(errors="replace").rstrip("\n").split(" ", 2)
+                with contextlib.suppress(ValueError, IndexError):
+                    started = min(started, float(fields[1]))
+                if len(fields) == 3:
+                    out_dirs.append(Path(fields[2]))
+                oldest = started if oldest is None else min(oldest, started)
+                continue
+            # The build is gone; a new one never reuses a name (mkstemp), so removing it is safe.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        finally:
+            os.close(fd)
+    return LiveLeases(None if oldest is None else oldest - LEASE_SLACK_S, tuple(out_dirs))

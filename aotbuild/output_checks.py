@@ -1,0 +1,128 @@
+"""Before ninja runs: make aot-out/ safe to write (no foreign symlinks) and its artifacts match their manifests.
+
+Artifacts are not ninja outputs (their names carry digests), so ninja can neither see one deleted nor one
+changed in place; dropping the manifest makes the compile edge run again, and it re-links from the cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from . import layout
+from .hashing import sha256_file
+from .labels import Label
+from .layout import TargetPaths
+
+KINDS = ("so", "pt2")
+# Files whose presence tells ninja that an artifact was built or verified.
+_DONE_MARKERS = ("manifest.json", "verified.json")
+
+
+def unlink_foreign_symlinks(out_dir: Path, relative_dirs: Iterable[str]) -> list[str]:
+    """Remove any symlink standing where aotbuild keeps a directory of its own; they are never followed.
+
+    aotbuild creates no directory links, so a link there was put by someone else: writing through it would
+    put build outputs (and deletions of stale ones) into a directory outside aot-out/."""
+    warnings = []
+    seen: set[Path] = set()
+    for rel in relative_dirs:
+        path = out_dir
+        for part in rel.split("/"):
+            path = path / part
+            if path in seen:
+                continue
+            seen.add(path)
+            if path.is_symlink():
+                target = os.readlink(path)
+                path.unlink()
+                warnings.append(f"{path} was a symlink to {target}; removed it (aotbuild never writes through "
+                                "links in aot-out/; the link's target was left untouched)")
+                break
+    return warnings
+
+
+def _drop_done_markers(target_dir: Path) -> None:
+    for name in _DONE_MARKERS:
+        (target_dir / name).unlink(missing_ok=True)
+
+
+def mismatched_artifacts(target_dir: Path) -> list[Path]:
+    """Artifacts of a target directory whose sha256 differs from manifest.json (missing ones included)."""
+    try:
+        manifest = json.loads((target_dir / "manifest.json").read_text())
+        artifacts = manifest["artifacts"]
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return []
+    bad = []
+    for art in artifacts.values():
+        path = target_dir / art["file"]
+        try:
+            if path.is_symlink() or sha256_file(path) != art["sha256"]:
+                bad.append(path)
+        except FileNotFoundError:
+            bad.append(path)
+    return bad
+
+
+def repair_mismatched(target_dir: Path) -> list[Path]:
+    """Remove artifacts that differ from the manifest, and the markers, so the next build re-creates them."""
+    bad = mismatched_artifacts(target_dir)
+    if bad:
+        for path in bad:
+            if path.is_symlink() or path.exists():
+                path.unlink()
+        _drop_done_markers(target_dir)
+    return bad
+
+
+def prepare(out_dir: Path, labels: list[Label], full: bool) -> list[str]:
+    """Called by the build with the workspace lock held; returns warnings for the user.
+
+    `full` (for `aotbuild test`) rehashes every artifact against its manifest before a cached verification
+    can be trusted; otherwise only missing artifacts are noticed, which costs a stat per file."""
+    all_paths = [TargetPaths(label) for label in labels]
+    warnings = unlink_foreign_symlinks(out_dir, [p.dir for p in all_paths])
+    for paths in all_paths:
+        target_dir = out_dir / paths.dir
+        if not (target_dir / "manifest.json").exists():
+            continue
+        if not all(os.path.exists(target_dir / paths.alias(ext)) for ext in KINDS):
+            _drop_done_markers(target_dir)
+        elif full:
+            for path in repair_mismatched(target_dir):
+                warnings.append(f"{path} does not match the sha256 in its manifest.json (changed in place?); "
+                                "removed it, rebuilding")
+    return warnings
+
+
+def target_dirs(out_dir: Path) -> Iterator[Path]:
+    """Every target directory under aot-out/, without following symlinks."""
+    for dirpath, dirnames, _ in os.walk(out_dir):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for d in dirnames:
+            if d.startswith(layout.TARGET_PREFIX):
+                yield Path(dirpath) / d
+
+
+def referenced_entries(out_dir: Path) -> set[str]:
+    """Cache entries ("ac/<key>", "cas/<digest>") that the targets under `out_dir` were last built from."""
+    names: set[str] = set()
+    for target_dir in target_dirs(out_dir):
+        for file, fields in (("manifest.json", ("compile_key",)), ("graph.json", ("program",)),
+                             ("reference.json", ("reference",))):
+            try:
+                doc = json.loads((target_dir / file).read_text())
+            except (OSError, ValueError):
+                continue
+            if not isinstance(doc, dict):
+                continue
+            for fld in fields:
+                if isinstance(doc.get(fld), str):
+                    names.add(f"{'ac' if fld == 'compile_key' else 'cas'}/{doc[fld]}")
+            for art in (doc.get("artifacts") or {}).values() if isinstance(doc.get("artifacts"), dict) else ():
+                if isinstance(art, dict) and isinstance(art.get("sha256"), str):
+                    names.add(f"cas/{art['sha256']}")
+    return names
