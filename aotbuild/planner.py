@@ -1,8 +1,13 @@
-"""Planning: targets -> in-memory action graph -> aot-out/build.ninja, spec files and the plan index. No torch."""
+"""Planning: BUILD files -> per-package ninja files, spec files, build.ninja and the plan index. No torch.
+
+Incremental: the index (plan_index.py) says which packages changed since the last plan; only those are parsed
+again and only their files rewritten, each only if its content changed. Everything written here can be
+regenerated from the workspace, so it is replaced atomically but never fsynced.
+"""
 
 from __future__ import annotations
 
-import io
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -10,64 +15,107 @@ from pathlib import Path
 import ninja
 
 from . import __version__, layout, rules
-from .fsutil import atomic_write, write_if_changed
+from .errors import Location, TargetError
+from .file_state import MAX_SOURCE_BYTES, FileState, read_state
+from .fsutil import replace_if_changed_unsynced, replace_unsynced
 from .hashing import pretty_json
-from .loading import Workspace
-from .ninja_graph import BuildGraph, Edge, Rule
-from .plan_index import Plan
-
-GENERATOR_RULE = "aot_plan"
+from .loading import Package, load_package
+from .ninja_files import PACKAGES_DIR, package_file, package_ninja, top_ninja
+from .plan_index import PackageEntry, Plan, Staleness, encode_plan, watch_state
+from .schema import WorkspaceConfig, parse_workspace
+from .workspace import WORKSPACE_FILE, discover_packages
+from .yaml_source import decode, parse_yaml, too_large
 
 
 def python_command() -> str:
     return shlex.quote(sys.executable)
 
 
-def build_graph(ws: Workspace, python: str) -> BuildGraph:
-    graph = BuildGraph()
-    for kind in rules.RULES.values():
-        if kind.pool:
-            graph.add_pool(*kind.pool)
-        graph.add_rule(kind.rule(python))
-    # Regenerates build.ninja when a BUILD/WORKSPACE file changes, so plain `ninja` stays correct too.
-    graph.add_rule(Rule(GENERATOR_RULE, f"cd .. && {python} -m aotbuild plan", "plan", generator=True,
-                        restat=True))
-    goals = []
-    for target in ws.all_targets():
-        for kind in rules.RULES.values():
-            for edge in kind.edges(target):
-                graph.add_edge(edge)
-        goals.append(rules.RULES[rules.BUILD_GOAL].goal(target))
-    graph.add_edge(Edge(GENERATOR_RULE, (layout.NINJA_FILE,),
-                        tuple(layout.from_out(f) for f in ws.build_files()),
-                        implicit_outputs=(layout.PLAN_FILE,)))
-    # The spec files are written by planning too, but are no outputs of this edge: they are rewritten only
-    # when they change (that keeps their targets up to date), so ninja would think the edge always stale.
-    graph.add_phony("all", tuple(goals))
-    return graph
+def _read_source(root: Path, file: str) -> tuple[FileState, str]:
+    state, data = read_state(f"{root}/{file}", MAX_SOURCE_BYTES)
+    if data is None:
+        if state.sig is None:
+            raise TargetError(Location(file), "file disappeared while planning", "run the command again")
+        raise too_large(file, int(state.sha256.removeprefix("size:")))
+    return state, decode(data, file)
 
 
-def make_plan(ws: Workspace) -> Plan:
-    targets = {
-        str(t.label): {"package": t.label.package, "tags": list(t.tags),
-                       "goals": {kind.name: kind.goal(t) for kind in rules.RULES.values()}}
-        for t in ws.all_targets()
-    }
-    return Plan(__version__, ws.build_files(), targets, {p: str(e) for p, e in ws.broken.items()},
-                {str(label): str(e) for label, e in ws.broken_targets.items()}, ws.config.cache_dir,
-                list(ws.config.ignore), str(Path(ninja.BIN_DIR) / "ninja"), sys.executable, ws.weights_files())
+def read_config(root: Path) -> tuple[FileState, WorkspaceConfig]:
+    state, text = _read_source(root, WORKSPACE_FILE)
+    return state, parse_workspace(parse_yaml(text, WORKSPACE_FILE), WORKSPACE_FILE)
 
 
-def write_plan(ws: Workspace, out_dir: Path) -> Plan:
-    """Write spec files (only those that changed, so unchanged targets stay up to date), build.ninja, plan.json."""
-    graph = build_graph(ws, python_command())
-    for target in ws.all_targets():
+def plan_package(root: Path, out_dir: Path, package: str, config: WorkspaceConfig, python: str) -> PackageEntry:
+    """Parse one package and write its spec files and ninja file; returns its index entry."""
+    file = layout.build_file(package)
+    try:
+        state, text = _read_source(root, file)
+    except TargetError as e:
+        state, _ = read_state(f"{root}/{file}", MAX_SOURCE_BYTES)
+        loaded = Package(package, broken=e)
+    else:
+        loaded = load_package(root, package, config, text)
+    for target in loaded.targets:
         for path, content in rules.spec_files(target).items():
-            write_if_changed(out_dir / path, pretty_json(content))
-    text = io.StringIO()
-    graph.write(text, header=f"Generated by aotbuild {__version__} from the BUILD.aot.yaml files. Do not edit.")
-    plan = make_plan(ws)
-    # plan.json and build.ninja always, build.ninja last: their fresh mtimes mark the generator edge done.
-    atomic_write(out_dir / layout.PLAN_FILE, pretty_json(plan.to_json()))
-    atomic_write(out_dir / layout.NINJA_FILE, text.getvalue().encode())
+            replace_if_changed_unsynced(out_dir / path, pretty_json(content))
+    ninja_path = out_dir / package_file(package)
+    if loaded.targets:
+        replace_if_changed_unsynced(ninja_path, package_ninja(package, loaded.targets, python).encode())
+    else:
+        ninja_path.unlink(missing_ok=True)
+    targets = {t.label.name: {"tags": list(t.tags), "goals": {k.name: k.goal(t) for k in rules.RULES.values()}}
+               for t in loaded.targets}
+    return PackageEntry(state, targets, None if loaded.broken is None else str(loaded.broken),
+                        {label.name: str(e) for label, e in loaded.broken_targets.items()},
+                        {w: watch_state(f"{root}/{w}") for w in sorted(loaded.weights)})
+
+
+def update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) -> Plan:
+    """Bring the plan up to date: re-plan every package when `stale.full` says so, else only the changed ones.
+    Writes the package files first and the index last, so a crash in between leaves an index that still
+    names the changes as pending."""
+    python = python_command()
+    workspace_state, config = read_config(root)
+    full = stale.full is not None or old is None
+    if full:
+        packages = discover_packages(root, config.ignore)
+        entries: dict[str, PackageEntry] = {}
+        to_plan = packages
+    else:
+        assert old is not None
+        packages = stale.packages
+        entries = {p: e for p, e in old.packages.items() if p not in stale.removed}
+        for package in stale.removed:
+            (out_dir / package_file(package)).unlink(missing_ok=True)
+        for package, entry in entries.items():
+            moved = stale.moved.get(layout.build_file(package))
+            if moved is not None:
+                entries[package] = PackageEntry(moved, entry.targets, entry.broken, entry.broken_targets,
+                                                entry.watched)
+        to_plan = stale.changed
+    for package in to_plan:
+        entries[package] = plan_package(root, out_dir, package, config, python)
+    entries = {p: entries[p] for p in packages}  # discovery order: sorted, as the index and ninja expect
+    with_targets = [p for p in packages if entries[p].targets]
+    if full:
+        _remove_stray_package_files(out_dir, {package_file(p) for p in with_targets})
+    top = top_ninja(python, [WORKSPACE_FILE] + [layout.build_file(p) for p in packages], with_targets)
+    ninja_file = out_dir / layout.NINJA_FILE
+    if not replace_if_changed_unsynced(ninja_file, top.encode()):
+        # A fresh mtime marks ninja's generator edge done for every BUILD file read so far.
+        os.utime(ninja_file)
+    plan = Plan(__version__, sys.executable, str(Path(ninja.BIN_DIR) / "ninja"), config.cache_dir,
+                list(config.ignore), workspace_state, entries)
+    replace_unsynced(out_dir / layout.PLAN_FILE, encode_plan(plan))
     return plan
+
+
+def _remove_stray_package_files(out_dir: Path, keep: set[str]) -> None:
+    """Package files that an earlier plan wrote for packages gone or broken since."""
+    try:
+        names = os.listdir(out_dir / PACKAGES_DIR)
+    except FileNotFoundError:
+        return
+    for name in names:
+        if name.endswith(".ninja") and f"{PACKAGES_DIR}/{name}" not in keep:
+            (out_dir / PACKAGES_DIR / name).unlink(missing_ok=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import LabelError
-from .labels import Label, Pattern, parse_label, parse_pattern, resolve
+from .labels import Label, Pattern, parse_pattern, resolve
 from .plan_index import Plan
 
 
@@ -23,7 +23,7 @@ def select(plan: Plan, patterns: list[str], current_package: str | None) -> Sele
     parsed = [parse_pattern(p, current_package) for p in patterns]
     broken_packages = [p for p in plan.broken if any(_touches(pat, p) for pat in parsed if not pat.negative)]
     errors = [plan.broken[p] for p in sorted(broken_packages)]
-    known = [parse_label(label) for label in plan.targets] + [parse_label(label) for label in plan.broken_targets]
+    known = plan.labels + plan.broken_labels  # checked when planned: no need to parse 10,000 labels again
     try:
         labels = resolve(patterns, known, current_package)
     except LabelError:
