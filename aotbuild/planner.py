@@ -7,6 +7,8 @@ regenerated from the workspace, so it is replaced atomically but never fsynced.
 
 from __future__ import annotations
 
+import gc
+import json
 import os
 import shlex
 import sys
@@ -18,7 +20,6 @@ from . import __version__, layout, rules
 from .errors import Location, TargetError
 from .file_state import MAX_SOURCE_BYTES, FileState, read_state
 from .fsutil import replace_if_changed_unsynced, replace_unsynced
-from .hashing import pretty_json
 from .loading import Package, load_package
 from .ninja_files import PACKAGES_DIR, package_file, package_ninja, top_ninja
 from .plan_index import PackageEntry, Plan, Staleness, encode_plan, watch_state
@@ -55,9 +56,7 @@ def plan_package(root: Path, out_dir: Path, package: str, config: WorkspaceConfi
         loaded = Package(package, broken=e)
     else:
         loaded = load_package(root, package, config, text)
-    for target in loaded.targets:
-        for path, content in rules.spec_files(target).items():
-            replace_if_changed_unsynced(out_dir / path, pretty_json(content))
+    _write_specs(out_dir, loaded)
     ninja_path = out_dir / package_file(package)
     if loaded.targets:
         replace_if_changed_unsynced(ninja_path, package_ninja(package, loaded.targets, python).encode())
@@ -70,10 +69,46 @@ def plan_package(root: Path, out_dir: Path, package: str, config: WorkspaceConfi
                         {w: watch_state(f"{root}/{w}") for w in sorted(loaded.weights)})
 
 
+def spec_json(value: object) -> bytes:
+    """A spec file's bytes: one line of sorted JSON. json's C encoder writes only unindented JSON, and an
+    indented spec took a third of the time of planning 10,000 targets."""
+    return (json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": ")) + "\n").encode()
+
+
+def _write_specs(out_dir: Path, package: Package) -> None:
+    """Write the package's spec files whose content changed; keeping the others' mtimes keeps them built."""
+    out = f"{out_dir}/"
+    created: set[str] = set()  # directories made here: their files cannot exist yet, nor be read by an action
+    for target in package.targets:
+        for path, content in rules.spec_files(target).items():
+            full = out + path
+            parent = full.rsplit("/", 1)[0]
+            if parent not in created and not os.path.isdir(parent):
+                os.makedirs(parent)
+                created.add(parent)
+            if parent in created:
+                with open(full, "wb") as f:
+                    f.write(spec_json(content))
+            else:
+                replace_if_changed_unsynced(Path(full), spec_json(content))
+
+
 def update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) -> Plan:
     """Bring the plan up to date: re-plan every package when `stale.full` says so, else only the changed ones.
     Writes the package files first and the index last, so a crash in between leaves an index that still
     names the changes as pending."""
+    # Planning makes hundreds of thousands of small objects and no garbage cycles worth collecting: the
+    # cyclic collector rescanning the growing heap took a third of the time of a 10,000-target plan.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _update_plan(root, out_dir, old, stale)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) -> Plan:
     python = python_command()
     workspace_state, config = read_config(root)
     full = stale.full is not None or old is None
