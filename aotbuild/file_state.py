@@ -56,20 +56,26 @@ def observe(sig: list[int] | None, data: bytes | None, read_at_ns: int) -> FileS
 
 
 def read_state(path: str, limit: int) -> tuple[FileState, bytes | None]:
-    """The file's state and content (None when missing or over `limit` bytes, which are never read whole).
+    """The file's state and content (None when missing, unreadable, or over `limit` bytes, which are never read
+    whole; then the state's sha256 field says which: None, "error:<why>" or "size:<bytes>").
 
     Signature first, then content: an edit in between shows up as a moved signature next time."""
     now = time.time_ns()
     sig = signature(path)
     data: bytes | None = None
+    problem = None
     if sig is not None and sig[2] <= limit:
         try:
             with open(path, "rb") as f:
                 data = f.read(limit + 1)
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        except (FileNotFoundError, NotADirectoryError):
             sig = None
+        except OSError as e:  # a directory, no permission: the file stays, but unreadable
+            problem = f"error:{e.strerror}"
     state = observe(sig, data, now)
-    if sig is not None and (data is None or len(data) > limit):
+    if problem is not None:
+        state = FileState(sig, problem, state.racy)
+    elif sig is not None and (data is None or len(data) > limit):
         # Too large to hash cheaply: its size stands in for its content, so growing or shrinking it re-plans.
         state, data = FileState(sig, f"size:{max(sig[2], len(data or b''))}", state.racy), None
     return state, data

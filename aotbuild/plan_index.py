@@ -65,7 +65,7 @@ class Plan:
     @cached_property
     def targets(self) -> dict[str, dict[str, Any]]:
         """label -> {"package", "tags", "goals"}, for every target that parsed."""
-        return {str(Label(p, name)): {"package": p, **t} for p, e in self.packages.items()
+        return {f"//{p}:{name}": {"package": p, **t} for p, e in self.packages.items()  # str(Label(p, name))
                 for name, t in e.targets.items()}
 
     @cached_property
@@ -85,7 +85,7 @@ class Plan:
     @cached_property
     def broken_targets(self) -> dict[str, str]:
         """label -> error text, for single targets that failed while their siblings parsed."""
-        return {str(Label(p, name)): text for p, e in self.packages.items() for name, text in e.broken_targets.items()}
+        return {f"//{p}:{name}": text for p, e in self.packages.items() for name, text in e.broken_targets.items()}
 
     @property
     def build_files(self) -> list[str]:

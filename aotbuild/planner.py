@@ -37,6 +37,9 @@ def _read_source(root: Path, file: str) -> tuple[FileState, str]:
     if data is None:
         if state.sig is None:
             raise TargetError(Location(file), "file disappeared while planning", "run the command again")
+        assert state.sha256 is not None
+        if state.sha256.startswith("error:"):
+            raise TargetError(Location(file), f"cannot read the file: {state.sha256.removeprefix('error:')}")
         raise too_large(file, int(state.sha256.removeprefix("size:")))
     return state, decode(data, file)
 

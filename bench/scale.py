@@ -25,6 +25,7 @@ import sysconfig
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -80,19 +81,26 @@ def export_deps(ws: Path) -> str:
     return " ".join(str(f) for f in files)
 
 
-def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS (MiB) of the largest process in the tree, and stdout of one command."""
+class Timing(NamedTuple):
+    seconds: float  # wall
+    cpu: float  # user + system seconds of the whole process tree: what the work costs on a machine of its own
+    rss: int  # peak resident MiB of the largest process in the tree
+    stdout: str
+
+
+def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> Timing:
     probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
              "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-             "d = time.perf_counter() - t; sys.stderr.write(r.stderr); "
-             "print(d, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode); print(r.stdout)")
+             "d = time.perf_counter() - t; u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+             "sys.stderr.write(r.stderr); print(d, u.ru_utime + u.ru_stime, u.ru_maxrss, r.returncode); "
+             "print(r.stdout)")
     out = subprocess.run([sys.executable, "-c", probe, *cmd], cwd=cwd, env={**os.environ, **env},
                          capture_output=True, text=True, check=True)
     first, _, rest = out.stdout.partition("\n")
-    seconds, rss, code = first.split()
+    seconds, cpu, rss, code = first.split()
     if code != "0":
         raise SystemExit(f"benchmark command failed ({code}): {' '.join(cmd)}\n{rest}\n{out.stderr}")
-    return float(seconds), int(rss) // 1024, rest
+    return Timing(float(seconds), float(cpu), int(rss) // 1024, rest)
 
 
 def main() -> None:
@@ -104,9 +112,13 @@ def main() -> None:
     args = p.parse_args()
     rows: list[dict] = []
 
-    def row(name: str, seconds: float, rss: int, note: str = "") -> None:
-        rows.append({"scenario": name, "seconds": round(seconds, 3), "peak_rss_mib": rss, "note": note})
-        print(f"  {name}: {seconds:.3f}s, {rss} MiB  {note}", flush=True)
+    def row(name: str, t: Timing, note: str = "") -> None:
+        rows.append({"scenario": name, "seconds": round(t.seconds, 3), "cpu_seconds": round(t.cpu, 3),
+                     "peak_rss_mib": t.rss, "note": note, "load": round(os.getloadavg()[0], 1)})
+        print(f"  {name}: {t.seconds:.3f}s wall, {t.cpu:.3f}s cpu, {t.rss} MiB  {note}", flush=True)
+
+    def last_line(t: Timing) -> str:
+        return t.stdout.strip().splitlines()[-1]
 
     with tempfile.TemporaryDirectory(prefix="aotbuild-scale-") as tmp_name:
         tmp = Path(tmp_name)
@@ -119,34 +131,32 @@ def main() -> None:
 
         def median(cmd: list[str], what: str) -> None:
             runs = [timed(cmd, ws, env) for _ in range(args.repeats)]
-            row(what, statistics.median(r[0] for r in runs), max(r[1] for r in runs),
-                f"median of {args.repeats}")
+            row(what, Timing(statistics.median(r.seconds for r in runs), statistics.median(r.cpu for r in runs),
+                             max(r.rss for r in runs), ""), f"median of {args.repeats}")
 
-        row(f"first plan, {n} targets", *timed(cli + ["plan"], ws, env)[:2], "`aotbuild plan`, nothing planned before")
+        row(f"first plan, {n} targets", timed(cli + ["plan"], ws, env), "`aotbuild plan`, nothing planned before")
         median(cli + ["query", "//..."], f"no-op query, {n} targets")
-        seconds, rss, out = timed(cli + ["build", "//..."], ws, standin)
-        row(f"first build, {n} targets, stand-in actions", seconds, rss,
-            f"{2 * n} action processes; {out.strip().splitlines()[-1]}")
+        t = timed(cli + ["build", "//..."], ws, standin)
+        row(f"first build, {n} targets, stand-in actions", t, f"{2 * n} action processes; {last_line(t)}")
         median(cli + ["build", "//..."], f"no-op build, {n} targets")
         ninja_bin = str(Path(__import__("ninja").BIN_DIR) / "ninja")
         median([ninja_bin, "-C", "aot-out", "all"], f"plain ninja no-op, {n} targets")
 
         build_file = ws / "group0" / "pkg0" / "BUILD.aot.yaml"
         os.utime(build_file)
-        seconds, rss, out = timed(cli + ["build", "//..."], ws, env)
-        row("touch one BUILD file, build", seconds, rss, out.strip().splitlines()[-1])
+        t = timed(cli + ["build", "//..."], ws, env)
+        row("touch one BUILD file, build", t, last_line(t))
         build_file.write_text(build_file.read_text().replace("model: lib.tiny:Tiny", "model: lib.tiny:Tiny\n    tags: [x]", 1))
-        seconds, rss, out = timed(cli + ["build", "//..."], ws, env)
-        row("edit one BUILD file (a tag), build", seconds, rss, "re-plans 1 package; " + out.strip().splitlines()[-1])
+        t = timed(cli + ["build", "//..."], ws, env)
+        row("edit one BUILD file (a tag), build", t, "re-plans 1 package; " + last_line(t))
         build_file.write_text(build_file.read_text().replace("shape: [2,", "shape: [3,", 1))
-        seconds, rss, out = timed(cli + ["build", "//..."], ws, standin)
-        row("edit one BUILD file (a shape), build", seconds, rss,
-            "re-plans 1 package, 1 export + 1 compile (stand-ins); " + out.strip().splitlines()[-1])
+        t = timed(cli + ["build", "//..."], ws, standin)
+        row("edit one BUILD file (a shape), build", t,
+            "re-plans 1 package, 1 export + 1 compile (stand-ins); " + last_line(t))
         (ws / "newpkg").mkdir()
         (ws / "newpkg" / "BUILD.aot.yaml").write_text(
             "targets:\n  t: {model: lib.tiny:Tiny, inputs: {x: {shape: [2, 4], dtype: float32}}}\n")
-        seconds, rss, out = timed(cli + ["query", "//..."], ws, env)
-        row("add a package, query", seconds, rss, "re-plans 1 package")
+        row("add a package, query", timed(cli + ["query", "//..."], ws, env), "re-plans 1 package")
 
     result = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                           "python": platform.python_version(), "load": os.getloadavg()},
