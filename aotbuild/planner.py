@@ -114,7 +114,8 @@ def update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) -
 def _update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) -> Plan:
     python = python_command()
     workspace_state, config = read_config(root)
-    full = stale.full is not None or old is None
+    # A WORKSPACE.aot.yaml edited since `stale` was computed reaches every package too.
+    full = stale.full is not None or old is None or old.workspace.sha256 != workspace_state.sha256
     if full:
         packages = discover_packages(root, config.ignore)
         entries: dict[str, PackageEntry] = {}
