@@ -88,6 +88,7 @@ def load_yaml(path: Path, display: str) -> Node:
 
 
 def parse_yaml(text: str, display: str) -> Node:
+    """Parse YAML text already read (and size-checked); every problem is a TargetError naming `display`."""
     loader = LOADER(text)
     try:
         root = loader.get_single_node()

@@ -176,3 +176,12 @@ def test_a_workspace_file_change_replans_everything(ws: Path, parsed: list[str])
     plan(ws)
     assert len(parsed) == 6
     assert '"seed": 3' in (ws / layout.OUT_DIR / "group0/pkg5/m2/export.json").read_text()
+
+
+def test_an_index_from_an_older_aotbuild_is_planned_over(ws: Path, parsed: list[str]) -> None:
+    out = ws / layout.OUT_DIR
+    (out / ".aotbuild").mkdir(parents=True)
+    (out / layout.PLAN_FILE).write_text('{"version": "0.1.0", "build_files": [], "targets": {}}')
+    (out / layout.NINJA_FILE).write_text("# a monolithic build.ninja of the previous planner\n")
+    assert len(plan(ws).targets) == 18 and len(parsed) == 6
+    assert "subninja .aotbuild/pkgs/group0~pkg0.ninja" in (out / layout.NINJA_FILE).read_text()
