@@ -73,8 +73,8 @@ def plan_package(root: Path, out_dir: Path, package: str, config: WorkspaceConfi
 
 
 def spec_json(value: object) -> bytes:
-    """A spec file's bytes: one line of sorted JSON. json's C encoder writes only unindented JSON, and an
-    indented spec took a third of the time of planning 10,000 targets."""
+    """A spec file's bytes: one line of sorted JSON. json's C encoder writes only unindented JSON; indented,
+    the pure-Python encoder took a fifth of the time of planning 10,000 targets."""
     return (json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": ")) + "\n").encode()
 
 
@@ -101,7 +101,7 @@ def update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) -
     Writes the package files first and the index last, so a crash in between leaves an index that still
     names the changes as pending."""
     # Planning makes hundreds of thousands of small objects and no garbage cycles worth collecting: the
-    # cyclic collector rescanning the growing heap took a third of the time of a 10,000-target plan.
+    # cyclic collector rescanning the growing heap made parsing 10,000 targets' YAML up to four times slower.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
