@@ -177,9 +177,13 @@ def cmd_query(args: argparse.Namespace) -> int:
     selection = select(plan, args.patterns, ctx.current_package)
     for error in selection.errors:
         print(f"error: {error}", file=sys.stderr)
+    if args.output == "label":  # labels only: at 10,000 targets the output paths below cost more than planning
+        if selection.labels:
+            print("\n".join(map(str, selection.labels)))
+        return 2 if selection.errors else 0
     rows = []
     exports = [plan.targets[str(label)]["goals"]["export"] for label in selection.labels]
-    deps = discovered_deps(plan.ninja, ctx.out_dir, exports) if args.output == "json" and exports else {}
+    deps = discovered_deps(plan.ninja, ctx.out_dir, exports) if exports else {}
     for label, export_goal in zip(selection.labels, exports):
         paths = TargetPaths(label)
         rows.append({"label": str(label), "tags": plan.targets[str(label)]["tags"], "outputs": {
@@ -188,11 +192,7 @@ def cmd_query(args: argparse.Namespace) -> int:
             "manifest": str(ctx.out_dir / paths.manifest)},
             # What the last export imported (workspace files, distributions' METADATA); empty before a build.
             "deps": [_workspace_relative(d, ctx.root) for d in deps.get(export_goal, [])]})
-    if args.output == "json":
-        print(json.dumps(rows, indent=2))
-    else:
-        for row in rows:
-            print(row["label"])
+    print(json.dumps(rows, indent=2))
     return 2 if selection.errors else 0
 
 

@@ -16,9 +16,9 @@ from .fsutil import atomic_write, write_if_changed
 from .hashing import pretty_json
 from .labels import Label
 from .ninja_runner import is_up_to_date, restat, run_ninja
-from .plan_index import Plan, is_current, read_plan
+from .plan_index import Plan, read_plan, staleness
 from .selection import named_explicitly, select
-from .workspace import WORKSPACE_FILE, current_package, discover_packages, find_root
+from .workspace import current_package, find_root
 
 NEEDS_GPU = "skipped: needs a GPU"  # a CUDA target reached by a wildcard on a machine without one, not cached
 LAST_BUILD_FILE = "last-build.json"  # in the cache root, beside v1/
@@ -90,23 +90,32 @@ def open_workspace(cwd: Path, cache_flag: str | None) -> Context:
 
 
 def ensure_plan(root: Path, out_dir: Path) -> Plan:
+    """The current plan. A no-op run reads plan.json and stats the BUILD files; it writes nothing unless a BUILD
+    file's stat moved without its content changing (then only the index learns the new stat)."""
     plan = read_plan(out_dir)
-    # WORKSPACE.aot.yaml can change `ignore`, so it is checked before packages are discovered with it.
-    if is_current(plan, root, out_dir, None):
+    stale = staleness(plan, root, out_dir)
+    if stale.current and not stale.moved:
         assert plan is not None
-        build_files = [WORKSPACE_FILE] + [layout.build_file(p) for p in discover_packages(root, tuple(plan.ignore))]
-        if is_current(plan, root, out_dir, build_files):
-            return plan
+        return plan
     return replan(root, out_dir)
 
 
 def replan(root: Path, out_dir: Path) -> Plan:
+    """Re-plan what changed, under a lock: two commands planning at once would interleave their writes."""
     # Imported here: YAML parsing and the ninja writer cost more than a whole no-op build.
-    from .loading import load_workspace
-    from .planner import write_plan
+    import filelock
 
-    write_toolchain(out_dir)
-    plan = write_plan(load_workspace(root), out_dir)
+    from .planner import update_plan
+
+    (out_dir / layout.STATE_DIR).mkdir(parents=True, exist_ok=True)
+    with filelock.FileLock(str(out_dir / layout.STATE_DIR / "plan.lock")):
+        write_toolchain(out_dir)
+        plan = read_plan(out_dir)
+        stale = staleness(plan, root, out_dir)  # again: another command may have planned while we waited
+        if stale.current and not stale.moved:
+            assert plan is not None
+            return plan
+        plan = update_plan(root, out_dir, plan, stale)
     # ninja remembers build.ninja's mtime from its own last regeneration; tell it about ours, or its
     # generator edge would plan once more.
     restat(plan.ninja, out_dir, layout.NINJA_FILE, layout.PLAN_FILE)

@@ -36,3 +36,38 @@ def write_if_changed(path: Path, data: bytes) -> bool:
         pass
     atomic_write(path, data)
     return True
+
+
+def replace_unsynced(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace `path` atomically (temp file + rename) but without fsync: for derived files that can always be
+    regenerated (plan files). A crash may lose the new content, never leave half of it; one fsync per file
+    was most of the time of planning a large workspace."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one writer per process: the pid is unique enough
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.fchmod(fd, mode)  # O_CREAT's mode passes through the umask; `mode` is what the caller asked for
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def replace_if_changed_unsynced(path: Path, data: bytes) -> bool:
+    """write_if_changed for regenerable files: unchanged content keeps its mtime (ninja's restat prunes)."""
+    try:
+        with open(path, "rb") as f:
+            if f.read() == data:
+                return False
+    except FileNotFoundError:
+        pass
+    replace_unsynced(path, data)
+    return True

@@ -258,4 +258,5 @@ def resolve(
             selected -= matched
         else:
             selected |= matched
-    return sorted(selected)
+    # A key, not Label's generated __lt__ (the same order): sorting 10,000 labels that way took 40 ms.
+    return sorted(selected, key=lambda label: (label.package, label.name))

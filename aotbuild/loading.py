@@ -10,7 +10,7 @@ from .errors import LabelError, Location, TargetError
 from .labels import Label, parse_pattern
 from .schema import Target, WorkspaceConfig, parse_build_file, parse_workspace
 from .workspace import WORKSPACE_FILE, discover_packages
-from .yaml_source import load_yaml
+from .yaml_source import load_yaml, parse_yaml
 
 
 @dataclass
@@ -36,8 +36,43 @@ class Workspace:
         return [t for p in self.packages for t in self.targets.get(p, [])]
 
 
+@dataclass
+class Package:
+    """One package as parsed: its targets, or why its BUILD file or some of its targets are unusable."""
+
+    name: str
+    targets: list[Target] = field(default_factory=list)
+    broken: TargetError | None = None
+    broken_targets: dict[Label, TargetError] = field(default_factory=dict)
+    weights: set[str] = field(default_factory=set)  # every weights file named, found or not
+
+
 def load_config(root: Path) -> WorkspaceConfig:
     return parse_workspace(load_yaml(root / WORKSPACE_FILE, WORKSPACE_FILE), WORKSPACE_FILE)
+
+
+def load_package(root: Path, package: str, config: WorkspaceConfig, text: str | None = None) -> Package:
+    """Parse one package from its BUILD file (or from `text`, its content already read). Never raises for the
+    user's mistakes: a broken file or target is recorded, so that the rest of the workspace still builds."""
+    file = layout.build_file(package)
+    result = Package(package)
+    try:
+        _check_package_name(package, file)
+        node = load_yaml(root / file, file) if text is None else parse_yaml(text, file)
+        targets, errors = parse_build_file(node, file, package, config.defaults)
+    except TargetError as e:
+        result.broken = e
+        return result
+    result.broken_targets.update(errors)
+    for target in targets:
+        try:
+            if target.weights:
+                result.weights.add(target.weights)
+            _check_weights(root, target)
+            result.targets.append(target)
+        except TargetError as e:
+            result.broken_targets[target.label] = e
+    return result
 
 
 def load_workspace(root: Path) -> Workspace:
@@ -45,24 +80,13 @@ def load_workspace(root: Path) -> Workspace:
     config = load_config(root)
     ws = Workspace(root, config, discover_packages(root, config.ignore))
     for package in ws.packages:
-        file = layout.build_file(package)
-        try:
-            _check_package_name(package, file)
-            node = load_yaml(root / file, file)
-            targets, errors = parse_build_file(node, file, package, config.defaults)
-        except TargetError as e:
-            ws.broken[package] = e
+        loaded = load_package(root, package, config)
+        if loaded.broken is not None:
+            ws.broken[package] = loaded.broken
             continue
-        ws.broken_targets.update(errors)
-        ws.targets[package] = []
-        for target in targets:
-            try:
-                if target.weights:
-                    ws.weights.add(target.weights)
-                _check_weights(root, target)
-                ws.targets[package].append(target)
-            except TargetError as e:
-                ws.broken_targets[target.label] = e
+        ws.targets[package] = loaded.targets
+        ws.broken_targets.update(loaded.broken_targets)
+        ws.weights |= loaded.weights
     return ws
 
 

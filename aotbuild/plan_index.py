@@ -1,61 +1,164 @@
-"""The plan index (aot-out/.aotbuild/plan.json): what build.ninja holds, read on every run without YAML or torch."""
+"""The plan index (aot-out/.aotbuild/plan.json): what the ninja files hold, package by package, and the state of
+every file they were made from. Read on every run without YAML, ninja or torch."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from . import __version__, layout
+from .file_state import MAX_SOURCE_BYTES, FileState, verdict
+from .labels import Label
+from .workspace import WORKSPACE_FILE, discover_packages
+
+FORMAT = 2  # bumped whenever the index's shape changes: an older index is simply planned over
+
+
+@dataclass(frozen=True)
+class PackageEntry:
+    """One package as planned: its BUILD file's state and what parsing it gave."""
+
+    file: FileState
+    targets: dict[str, dict[str, Any]]  # name -> {"tags": [...], "goals": {rule kind: path under aot-out}}
+    broken: str | None = None  # the BUILD file itself is unusable: why
+    broken_targets: dict[str, str] = field(default_factory=dict)  # name -> why that target is unusable
+    watched: dict[str, list[int] | None] = field(default_factory=dict)  # weights path -> [dev, ino] or None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.file.to_json(), "targets": self.targets, "broken": self.broken,
+                "broken_targets": self.broken_targets, "watched": self.watched}
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> PackageEntry:
+        return PackageEntry(FileState.from_json(data["file"]), data["targets"], data["broken"],
+                            data["broken_targets"], data["watched"])
 
 
 @dataclass(frozen=True)
 class Plan:
     version: str
-    build_files: list[str]  # workspace-relative: WORKSPACE.aot.yaml, then every BUILD.aot.yaml
-    targets: dict[str, dict[str, Any]]  # label -> {"package", "tags", "goals": {rule kind: output path}}
-    broken: dict[str, str]  # package -> error text: the BUILD file itself is unusable
-    broken_targets: dict[str, str]  # label -> error text: that target only
+    python: str  # the interpreter the ninja files run actions with: another one means another torch
+    ninja: str  # the ninja binary of the `ninja` package, so a no-op run need not import it
     cache_dir: str | None  # WORKSPACE.aot.yaml's cache.dir, so a no-op run needs no YAML parser
     ignore: list[str]  # WORKSPACE.aot.yaml's ignore
-    ninja: str  # the ninja binary of the `ninja` package, so a no-op run need not import it
-    python: str  # the interpreter build.ninja runs actions with: another one means another torch
-    watched: list[str]  # other files the plan checked (weights): one appearing or changing means re-plan
+    workspace: FileState
+    packages: dict[str, PackageEntry]  # package -> entry, sorted by package
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"format": FORMAT, "version": self.version, "python": self.python, "ninja": self.ninja,
+                "cache_dir": self.cache_dir, "ignore": self.ignore, "workspace": self.workspace.to_json(),
+                "packages": {p: e.to_json() for p, e in self.packages.items()}}
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> Plan:
+        if data.get("format") != FORMAT:
+            raise ValueError("another index format")
+        return Plan(data["version"], data["python"], data["ninja"], data["cache_dir"], data["ignore"],
+                    FileState.from_json(data["workspace"]),
+                    {p: PackageEntry.from_json(e) for p, e in data["packages"].items()})
+
+    @cached_property
+    def targets(self) -> dict[str, dict[str, Any]]:
+        """label -> {"package", "tags", "goals"}, for every target that parsed."""
+        return {f"//{p}:{name}": {"package": p, **t} for p, e in self.packages.items()  # str(Label(p, name))
+                for name, t in e.targets.items()}
+
+    @cached_property
+    def labels(self) -> list[Label]:
+        """Every buildable target, without re-parsing label text (the planner already checked each name)."""
+        return [Label(p, name) for p, e in self.packages.items() for name in e.targets]
+
+    @cached_property
+    def broken_labels(self) -> list[Label]:
+        return [Label(p, name) for p, e in self.packages.items() for name in e.broken_targets]
+
+    @cached_property
+    def broken(self) -> dict[str, str]:
+        """package -> error text, for BUILD files that are unusable as a whole."""
+        return {p: e.broken for p, e in self.packages.items() if e.broken is not None}
+
+    @cached_property
+    def broken_targets(self) -> dict[str, str]:
+        """label -> error text, for single targets that failed while their siblings parsed."""
+        return {f"//{p}:{name}": text for p, e in self.packages.items() for name, text in e.broken_targets.items()}
+
+    @property
+    def build_files(self) -> list[str]:
+        """Workspace-relative: WORKSPACE.aot.yaml, then every BUILD.aot.yaml."""
+        return [WORKSPACE_FILE] + [layout.build_file(p) for p in self.packages]
 
 
 def read_plan(out_dir: Path) -> Plan | None:
     try:
-        return Plan(**json.loads((out_dir / layout.PLAN_FILE).read_text()))
-    except (FileNotFoundError, json.JSONDecodeError, TypeError):
-        return None  # absent, or written by another aotbuild version: plan again
+        with open(out_dir / layout.PLAN_FILE, "rb") as f:
+            return Plan.from_json(json.loads(f.read()))
+    except (FileNotFoundError, ValueError, KeyError, TypeError, IndexError):
+        return None  # absent, or written by another aotbuild: plan again
 
 
-def _mtime(path: Path) -> int | None:
+def encode_plan(plan: Plan) -> bytes:
+    # Compact: at 10,000 targets every byte is read back by every run.
+    return json.dumps(plan.to_json(), separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class Staleness:
+    """What re-planning must do: everything (`full` says why), or the named packages only."""
+
+    full: str | None = None
+    packages: list[str] = field(default_factory=list)  # every package on disk now
+    changed: list[str] = field(default_factory=list)  # new packages, and those whose BUILD file or weights changed
+    removed: list[str] = field(default_factory=list)
+    moved: dict[str, FileState] = field(default_factory=dict)  # build file -> new state; same content
+
+    @property
+    def current(self) -> bool:
+        return self.full is None and not self.changed and not self.removed
+
+
+def watch_state(path: str) -> list[int] | None:
+    """What the plan depends on of a weights file: that it exists, and which file it is (a retargeted symlink
+    may now leave the workspace). Its content is the export's input, tracked by ninja."""
     try:
-        return os.stat(path).st_mtime_ns
-    except FileNotFoundError:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    return [st.st_dev, st.st_ino]
 
 
-def is_current(plan: Plan | None, root: Path, out_dir: Path, build_files: list[str] | None) -> bool:
-    """Whether build.ninja still reflects the workspace: same aotbuild, same packages, no newer BUILD file.
-
-    `build_files` is the freshly discovered list, or None to check only what can be checked without it."""
-    if plan is None or plan.version != __version__ or plan.python != sys.executable or not os.path.exists(plan.ninja):
-        return False
-    planned_at = _mtime(out_dir / layout.NINJA_FILE)
-    if planned_at is None:
-        return False
-    if build_files is not None and build_files != plan.build_files:
-        return False
-    for f in plan.build_files + plan.watched:
-        mtime = _mtime(root / f)
-        if mtime is None or mtime > planned_at:
-            return False
-    return True
+def staleness(plan: Plan | None, root: Path, out_dir: Path) -> Staleness:
+    """Compare the index with the workspace: stats every BUILD file, hashes only those whose stat moved."""
+    if plan is None:
+        return Staleness("no plan yet")
+    if plan.version != __version__ or plan.python != sys.executable:
+        return Staleness("aotbuild or its interpreter changed")
+    if not os.path.exists(plan.ninja) or not os.path.exists(out_dir / layout.NINJA_FILE):
+        return Staleness("build.ninja or the ninja binary is missing")
+    prefix = f"{root}/"
+    moved: dict[str, FileState] = {}
+    changed, state = verdict(prefix + WORKSPACE_FILE, plan.workspace, MAX_SOURCE_BYTES)
+    if changed:  # defaults, ignore and cache settings reach every package
+        return Staleness(f"{WORKSPACE_FILE} changed")
+    if state is not None:
+        moved[WORKSPACE_FILE] = state
+    packages = discover_packages(root, tuple(plan.ignore))
+    stale = []
+    for package in packages:
+        entry = plan.packages.get(package)
+        if entry is None:
+            stale.append(package)
+            continue
+        file = layout.build_file(package)
+        changed, state = verdict(prefix + file, entry.file, MAX_SOURCE_BYTES)
+        if changed or any(watch_state(prefix + w) != seen for w, seen in entry.watched.items()):
+            stale.append(package)
+        elif state is not None:
+            moved[file] = state
+    present = set(packages)
+    removed = [p for p in plan.packages if p not in present]
+    return Staleness(None, packages, stale, removed, moved)

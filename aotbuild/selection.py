@@ -20,14 +20,13 @@ def _touches(pattern: Pattern, package: str) -> bool:
 
 
 def _packages(plan: Plan) -> list[str]:
-    """Every package of the plan, with or without targets (from its BUILD files)."""
-    suffix = "BUILD.aot.yaml"
-    return [f[: -len(suffix)].rstrip("/") for f in plan.build_files if f.endswith(suffix)]
+    """Every package of the plan, with or without targets."""
+    return list(plan.packages)
 
 
 def select(plan: Plan, patterns: list[str], current_package: str | None) -> Selection:
     parsed = [parse_pattern(p, current_package) for p in patterns]
-    known = [parse_label(label) for label in plan.targets]
+    known = list(plan.labels)  # checked when planned: no need to parse 10,000 labels again
     unnamed: dict[str, list[str]] = {}  # package -> errors of targets whose very name is invalid
     for text, error in plan.broken_targets.items():
         try:

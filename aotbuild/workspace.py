@@ -32,19 +32,33 @@ def current_package(root: Path, cwd: Path) -> str | None:
 
 
 def discover_packages(root: Path, ignore: tuple[str, ...] = ()) -> list[str]:
-    """Every directory under root holding BUILD.aot.yaml, skipping outputs, hidden dirs and nested workspaces."""
-    found = []
+    """Every directory under root holding BUILD.aot.yaml, skipping outputs, hidden dirs and nested workspaces.
+
+    Sorted as a walk that visits sorted subdirectories would list them. Plain strings and os.scandir: this runs
+    on every command, and pathlib cost more than the walk itself in a workspace of a thousand packages."""
+    found: list[str] = []
     ignored = set(ignore) | {layout.OUT_DIR}
-    for dirpath, dirnames, filenames in os.walk(root):  # does not follow symlinks: nothing outside can sneak in
-        rel = Path(dirpath).relative_to(root).as_posix()
-        rel = "" if rel == "." else rel
-        if rel and WORKSPACE_FILE in filenames:
-            dirnames[:] = []  # a nested workspace is its own world, as in Bazel
-            continue
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__"
-                             and (f"{rel}/{d}" if rel else d) not in ignored)
-        if BUILD_FILE in filenames:
+
+    def walk(directory: str, rel: str) -> None:
+        subdirs, files = [], set()
+        try:
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    # follow_symlinks=False: nothing outside the workspace can sneak in through a link.
+                    if entry.is_dir(follow_symlinks=False):
+                        subdirs.append(entry.name)
+                    elif entry.name in (WORKSPACE_FILE, BUILD_FILE):
+                        files.add(entry.name)
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            return
+        if rel and WORKSPACE_FILE in files:
+            return  # a nested workspace is its own world, as in Bazel
+        if BUILD_FILE in files:
             found.append(rel)
+        for name in sorted(subdirs):
+            child = f"{rel}/{name}" if rel else name
+            if not name.startswith(".") and name != "__pycache__" and child not in ignored:
+                walk(f"{directory}/{name}", child)
+
+    walk(str(root), "")
     return found
-
-

@@ -54,8 +54,11 @@ def copy_example(dest: Path) -> Path:
 
 
 def ninja_goals(ws: Path) -> list[str]:
-    plan = json.loads((ws / "aot-out" / ".aotbuild" / "plan.json").read_text())
-    return [t["goals"]["compile"] for t in plan["targets"].values()]
+    from aotbuild.plan_index import read_plan
+
+    plan = read_plan(ws / "aot-out")
+    assert plan is not None, f"no plan in {ws}"
+    return [t["goals"]["compile"] for t in plan.targets.values()]
 
 
 def example_scenarios(tmp: Path, rows: list[dict], repeats: int, baseline: bool) -> None:

@@ -1,0 +1,169 @@
+"""Planning at monorepo scale: first plan, no-op, touch and edit of one BUILD file, on a synthetic workspace.
+
+    .venv/bin/python bench/scale.py [--packages 1000] [--per-package 10] [--repeats 5] [--json scale.json]
+
+Every command is the real `aotbuild` CLI running the real ninja. Only the actions are stand-ins: a build of
+10,000 targets runs 20,000 export/compile processes, hours of torch on a 2-core machine, and none of that is
+what this measures. The stand-in is the interpreter path the ninja files name: a bash script that, when
+AOTBUILD_BENCH_STANDIN is set and it is asked to run `-m aotbuild.actions.*`, writes what the action would
+(graph.json, a depfile naming the same 11 files a real export of these models names, the artifacts, their
+aliases, manifest.json, an event line) in about a millisecond; otherwise it execs the real Python under the
+same name, so the commands and ninja's log are exactly those of a real build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from bench.synthetic import generate  # noqa: E402
+
+STANDIN = r'''#!/bin/bash
+# aotbuild bench stand-in: see bench/scale.py.
+if [ -n "$AOTBUILD_BENCH_STANDIN" ] && [ "$1" = -m ] && [ "${2#aotbuild.actions.}" != "$2" ]; then
+  spec=$3; dir=${spec%/*}; name=${dir##*/}; action=${2#aotbuild.actions.}; label="//${dir%/*}:$name"
+  case $action in
+    export)
+      printf '{"graph_hash": "%s-%s"}\n' "$name" "$RANDOM" > "$dir/graph.json"
+      printf '{}\n' > "$dir/reference.json"
+      printf '%s: %s\n' "$dir/graph.json" "$AOTBUILD_BENCH_DEPS" > "$dir/graph.json.d"
+      outcome=exported;;
+    compile)
+      printf 'so' > "$dir/$name-0123456789abcdef.so"; printf 'pt2' > "$dir/$name-0123456789abcdef.pt2"
+      ln -sfn "$name-0123456789abcdef.so" "$dir/$name.so"; ln -sfn "$name-0123456789abcdef.pt2" "$dir/$name.pt2"
+      printf '{"label": "%s"}\n' "$label" > "$dir/manifest.json"
+      outcome=compiled;;
+  esac
+  if [ -n "$AOTBUILD_EVENTS" ]; then
+    printf '{"label": "%s", "action": "%s", "outcome": "%s", "seconds": 0, "hits": 0, "misses": 0, "corrupt": []}\n' \
+      "$label" "$action" "$outcome" >> "$AOTBUILD_EVENTS"
+  fi
+  exit 0
+fi
+exec -a "$0" @REAL@ "$@"
+'''
+
+
+def make_interpreter(where: Path) -> Path:
+    """A venv whose `python` is the stand-in script in front of this interpreter, seeing this venv's packages."""
+    subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(where)], check=True)
+    site = Path(sysconfig.get_paths(vars={"base": str(where), "platbase": str(where)})["purelib"])
+    (site / "_aotbuild_bench.pth").write_text(f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n")
+    python = where / "bin" / "python"
+    python.unlink()
+    python.write_text(STANDIN.replace("@REAL@", os.path.realpath(sys._base_executable)))
+    python.chmod(0o755)
+    # The `ninja` package finds its binary beside the running interpreter's scripts.
+    (where / "bin" / "ninja").symlink_to(Path(__import__("ninja").BIN_DIR) / "ninja")
+    return python
+
+
+def export_deps(ws: Path) -> str:
+    """The files a real export of the synthetic models lists in its depfile: the model's two workspace files and
+    the METADATA of every distribution it imported (as seen in a real build of this workspace)."""
+    site = Path(sysconfig.get_paths()["purelib"])
+    names = ["aotbuild", "filelock", "mpmath", "networkx", "numpy", "setuptools", "sympy", "torch", "typing_extensions"]
+    files = [ws / "lib" / "__init__.py", ws / "lib" / "tiny.py"]
+    files += [m for name in names for m in sorted(site.glob(f"{name}-*.dist-info/METADATA"))[:1]]
+    return " ".join(str(f) for f in files)
+
+
+class Timing(NamedTuple):
+    seconds: float  # wall
+    cpu: float  # user + system seconds of the whole process tree: what the work costs on a machine of its own
+    rss: int  # peak resident MiB of the largest process in the tree
+    stdout: str
+
+
+def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> Timing:
+    probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+             "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+             "d = time.perf_counter() - t; u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+             "sys.stderr.write(r.stderr); print(d, u.ru_utime + u.ru_stime, u.ru_maxrss, r.returncode); "
+             "print(r.stdout)")
+    out = subprocess.run([sys.executable, "-c", probe, *cmd], cwd=cwd, env={**os.environ, **env},
+                         capture_output=True, text=True, check=True)
+    first, _, rest = out.stdout.partition("\n")
+    seconds, cpu, rss, code = first.split()
+    if code != "0":
+        raise SystemExit(f"benchmark command failed ({code}): {' '.join(cmd)}\n{rest}\n{out.stderr}")
+    return Timing(float(seconds), float(cpu), int(rss) // 1024, rest)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--packages", type=int, default=1000)
+    p.add_argument("--per-package", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--json", default="scale-results.json")
+    args = p.parse_args()
+    rows: list[dict] = []
+
+    def row(name: str, t: Timing, note: str = "") -> None:
+        rows.append({"scenario": name, "seconds": round(t.seconds, 3), "cpu_seconds": round(t.cpu, 3),
+                     "peak_rss_mib": t.rss, "note": note, "load": round(os.getloadavg()[0], 1)})
+        print(f"  {name}: {t.seconds:.3f}s wall, {t.cpu:.3f}s cpu, {t.rss} MiB  {note}", flush=True)
+
+    def last_line(t: Timing) -> str:
+        return t.stdout.strip().splitlines()[-1]
+
+    with tempfile.TemporaryDirectory(prefix="aotbuild-scale-") as tmp_name:
+        tmp = Path(tmp_name)
+        python = make_interpreter(tmp / "venv")
+        ws = tmp / "ws"
+        n = len(generate(ws, args.packages, args.per_package))
+        env = {"AOTBUILD_CACHE_DIR": str(tmp / "cache"), "AOTBUILD_BENCH_DEPS": export_deps(ws)}
+        standin = {**env, "AOTBUILD_BENCH_STANDIN": "1"}
+        cli = [str(python), "-m", "aotbuild"]
+
+        def median(cmd: list[str], what: str) -> None:
+            runs = [timed(cmd, ws, env) for _ in range(args.repeats)]
+            row(what, Timing(statistics.median(r.seconds for r in runs), statistics.median(r.cpu for r in runs),
+                             max(r.rss for r in runs), ""), f"median of {args.repeats}")
+
+        row(f"first plan, {n} targets", timed(cli + ["plan"], ws, env), "`aotbuild plan`, nothing planned before")
+        median(cli + ["query", "//..."], f"no-op query, {n} targets")
+        t = timed(cli + ["build", "//..."], ws, standin)
+        row(f"first build, {n} targets, stand-in actions", t, f"{2 * n} action processes; {last_line(t)}")
+        median(cli + ["build", "//..."], f"no-op build, {n} targets")
+        ninja_bin = str(Path(__import__("ninja").BIN_DIR) / "ninja")
+        median([ninja_bin, "-C", "aot-out", "all"], f"plain ninja no-op, {n} targets")
+
+        build_file = ws / "group0" / "pkg0" / "BUILD.aot.yaml"
+        os.utime(build_file)
+        t = timed(cli + ["build", "//..."], ws, env)
+        row("touch one BUILD file, build", t, last_line(t))
+        build_file.write_text(build_file.read_text().replace("model: lib.tiny:Tiny", "model: lib.tiny:Tiny\n    tags: [x]", 1))
+        t = timed(cli + ["build", "//..."], ws, env)
+        row("edit one BUILD file (a tag), build", t, "re-plans 1 package; " + last_line(t))
+        build_file.write_text(build_file.read_text().replace("shape: [2,", "shape: [3,", 1))
+        t = timed(cli + ["build", "//..."], ws, standin)
+        row("edit one BUILD file (a shape), build", t,
+            "re-plans 1 package, 1 export + 1 compile (stand-ins); " + last_line(t))
+        (ws / "newpkg").mkdir()
+        (ws / "newpkg" / "BUILD.aot.yaml").write_text(
+            "targets:\n  t: {model: lib.tiny:Tiny, inputs: {x: {shape: [2, 4], dtype: float32}}}\n")
+        row("add a package, query", timed(cli + ["query", "//..."], ws, env), "re-plans 1 package")
+
+    result = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                          "python": platform.python_version(), "load": os.getloadavg()},
+              "when": time.strftime("%Y-%m-%d %H:%M"), "rows": rows}
+    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nmachine: {result['machine']}")
+
+
+if __name__ == "__main__":
+    main()
