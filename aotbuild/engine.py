@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import layout, settings, toolchain
+from . import dist_stamps, layout, settings, toolchain
 from .errors import UserError
 from .fsutil import atomic_write, write_if_changed
 from .hashing import pretty_json
@@ -150,6 +150,7 @@ def build(request: BuildRequest, cwd: Path) -> BuildResult:
 def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: BuildResult) -> None:
     plan = ctx.plan
     write_toolchain(ctx.out_dir)
+    dist_stamps.refresh(ctx.out_dir)  # an upgraded distribution re-runs the exports that imported it
     goals = {str(label): plan.targets[str(label)]["goals"][request.goal] for label in labels}
     _force_missing_artifacts(ctx, labels)
     events_file = ctx.out_dir / layout.STATE_DIR / f"events-{os.getpid()}.jsonl"

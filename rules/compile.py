@@ -36,7 +36,10 @@ def spec_files(target: Target) -> dict[str, dict]:
 
 def edges(target: Target) -> list[Edge]:
     paths = TargetPaths(target.label)
-    return [Edge(NAME, (paths.manifest,), (paths.graph, paths.compile_spec), (layout.TOOLCHAIN_FILE,),
+    # Every file the action reads is an input: export.json too (the spec a re-export of an evicted program
+    # needs), or an edit to it alone would leave this edge, and the manifest it writes, stale.
+    return [Edge(NAME, (paths.manifest,), (paths.graph, paths.compile_spec),
+                 (layout.TOOLCHAIN_FILE, paths.export_spec),
                  variables=(("spec", paths.compile_spec), ("label", str(target.label))))]
 
 
