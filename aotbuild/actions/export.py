@@ -55,13 +55,11 @@ def export_program(ctx: ActionContext) -> dict[str, Any]:
     """Run torch.export and store the program and the eager reference outputs; returns the level-2 result."""
     import torch
 
-    from . import example_inputs, graph_hash, interface, model_loader, option_check, signature_check
+    from . import example_inputs, graph_hash, interface, model_loader, signature_check
     from .locate import location
 
     ctx.check_toolchain(torch.__version__)
     spec, device = ctx.spec, ctx.spec["device"]
-    # Cheap checks first: a misspelled option or input must not cost a whole export to find.
-    option_check.check_options(json.loads((ctx.out_dir / _paths(ctx).compile_spec).read_text()))
     started_ns = time.time_ns()
     model = model_loader.build_model(spec, ctx.root, device)
     signature_check.check_inputs(model.forward, spec)
@@ -158,6 +156,10 @@ def export(ctx: ActionContext) -> str:
     if result is not None:
         write_outputs(ctx, result)
         return "action-cache hit"
+    from . import option_check
+
+    # The compile's options are checked before exporting: a misspelled one must not cost a whole export to find.
+    option_check.check_options(json.loads((ctx.out_dir / _paths(ctx).compile_spec).read_text()))
     result = export_program(ctx)
     _record(ctx, result)  # after the blobs it points at, which export_program stored
     write_outputs(ctx, result)

@@ -57,13 +57,31 @@ def _node_types(spec: pytree.TreeSpec) -> set[type]:
     return found
 
 
+def _custom_types(*specs: pytree.TreeSpec) -> list[type]:
+    found = {t for s in specs for t in _node_types(s)}
+    return sorted((t for t in found if t.__module__.partition(".")[0] not in _BUILTIN_MODULES),
+                  key=type_name)
+
+
+def check_serializable(where: Location, *specs: pytree.TreeSpec) -> None:
+    """A pytree type registered without a serialized_type_name makes torch.export.save fail with torch's
+    internal text; say which type it is and how to register it instead."""
+    for t in _custom_types(*specs):
+        entry = pytree.SUPPORTED_SERIALIZED_TYPES.get(t)
+        if entry is None or entry.serialized_type_name == pytree.NO_SERIALIZED_TYPE_NAME_FOUND:
+            name = type_name(t)
+            raise TargetError(where, f"forward()'s inputs or outputs use {name}, registered as a pytree node "
+                              "without a serialized name, so the exported program cannot be saved or loaded",
+                              f"register it with a name, e.g. torch.export.register_dataclass({t.__name__}, "
+                              f"serialized_type_name='{name}')")
+
+
 def required_imports(*specs: pytree.TreeSpec) -> list[str]:
     """Modules to import before a process can rebuild these specs: those defining their non-builtin node types.
 
     A library registers its types when the defining module is imported (transformers' ModelOutput subclasses,
     a workspace's registered dataclass), so importing that module is what torch.export.load needs."""
-    modules = {t.__module__ for s in specs for t in _node_types(s)}
-    return sorted(m for m in modules if m.partition(".")[0] not in _BUILTIN_MODULES and m != "__main__")
+    return sorted({t.__module__ for t in _custom_types(*specs)} - {"__main__"})
 
 
 def import_required(modules: list[str], root: Path, label: str) -> None:
@@ -160,6 +178,7 @@ def describe(ep: torch.export.ExportedProgram, spec: dict[str, Any], outputs: An
                           "shape": shape})
     call = ep.module_call_graph[0].signature
     in_spec, out_spec = call.in_spec, call.out_spec
+    check_serializable(where, in_spec, out_spec)
     return {
         "inputs": inputs,
         "outputs": described,
