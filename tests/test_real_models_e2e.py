@@ -173,11 +173,13 @@ def hook(event, args):
         mode, flags = args[1], args[2]
         if (mode is None and not flags & (os.O_WRONLY | os.O_RDWR)) or (mode and "r" in mode and "+" not in mode):
             reads.add(os.path.abspath(os.fsdecode(args[0])))
+log, module = sys.argv[1], sys.argv[2]
+sys.argv = [module, sys.argv[3]]
 sys.addaudithook(hook)
 try:
-    runpy.run_module(sys.argv[2], run_name="__main__", alter_sys=True)
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
 finally:
-    open(sys.argv[1], "w").write("\\n".join(sorted(reads)))
+    open(log, "w").write("\\n".join(sorted(reads)))
 """
 
 
