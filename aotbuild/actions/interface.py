@@ -164,6 +164,9 @@ def describe(ep: torch.export.ExportedProgram, spec: dict[str, Any], outputs: An
     inputs = []
     for node in placeholders:
         val = node.meta["val"]
+        if not isinstance(val, torch.Tensor):  # a Python number from an inputs callable, baked into the graph
+            inputs.append({"name": node.name, "dtype": type(val).__name__, "shape": None, "keyword": False})
+            continue
         inputs.append({"name": node.name, "dtype": str(val.dtype).removeprefix("torch."),
                        "shape": [_size(s, names) for s in val.shape],
                        "keyword": bool(declared.get(node.name, {}).get("keyword", False))})
