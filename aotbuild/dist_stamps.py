@@ -62,13 +62,24 @@ def _content(name: str, version: str | None) -> bytes:
     return f"{normalize(name)}=={version if version is not None else '(not installed)'}\n".encode()
 
 
+# The mtime a stamp gets when it is first created. A new stamp records no change for any build that came
+# before it, and a fresh mtime would be newer than the outputs of exports that ran at the same time (two
+# parallel exports creating the same stamp), making them re-run on the next build. Not 0: ninja's "missing".
+CREATED_MTIME_NS = 1_000_000_000
+
+
 def write_stamps(out_dir: Path, names: list[str]) -> list[str]:
-    """Stamp each distribution with its installed version (rewritten only on change); returns their paths."""
+    """Stamp each distribution with its installed version (rewritten only on change); returns their paths.
+
+    Call it before writing the outputs whose depfile names the stamps: a dependency must not be newer."""
     installed = installed_versions()
     paths = []
     for name in names:
         path = stamp_path(name)
-        write_if_changed(out_dir / path, _content(name, version_of(name, installed)))
+        target = out_dir / path
+        existed = target.exists()
+        if write_if_changed(target, _content(name, version_of(name, installed))) and not existed:
+            os.utime(target, ns=(CREATED_MTIME_NS, CREATED_MTIME_NS))
         paths.append(path)
     return paths
 

@@ -50,6 +50,8 @@ def test_rewriting_metadata_keeps_the_stamp_and_an_upgrade_changes_it(site: Path
     [path] = dist_stamps.write_stamps(out, ["fakelib"])
     stamp = out / path
     assert stamp.read_text() == "fakelib==1.0\n"
+    # New, it is older than any output: exports running beside the one creating it must not look stale.
+    assert stamp.stat().st_mtime_ns == dist_stamps.CREATED_MTIME_NS
     os.utime(stamp, ns=(1, 1))
     (info / "METADATA").write_text((info / "METADATA").read_text() + "\n")  # what a reinstall does
     dist_stamps.refresh(out)

@@ -252,3 +252,5 @@ def test_upgrading_an_imported_distribution_reexports(real_ws, tmp_path: Path) -
     assert run.code == 0, run.output
     assert ("//models:dataclass_out", "export") in {(a["label"], a["action"]) for a in run.report["actions"]}
     assert run.report["targets"][DC] == "exported"  # a new version, the same graph: no compile
+    run = aotbuild(["build", DC], ws, env)
+    assert run.report["targets"] == {DC: "up to date"}, run.output

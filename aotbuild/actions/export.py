@@ -143,9 +143,10 @@ def write_outputs(ctx: ActionContext, result: dict[str, Any]) -> None:
     graph = {"label": ctx.label, "graph_hash": result["graph_hash"], "program": _program_for_graph(ctx, result),
              "interface": result["interface"]}
     reference = {"label": ctx.label, "reference": result["reference"], "cases": result["cases"]}
+    # First: depfile_paths writes distribution stamps, which must not be newer than graph.json.
+    deps = " ".join(p.replace(" ", "\\ ") for p in dependencies.depfile_paths(ctx.root, ctx.out_dir, result["deps"]))
     write_if_changed(ctx.target_dir / "reference.json", pretty_json(reference))
     write_if_changed(ctx.target_dir / "graph.json", pretty_json(graph))
-    deps = " ".join(p.replace(" ", "\\ ") for p in dependencies.depfile_paths(ctx.root, ctx.out_dir, result["deps"]))
     # The depfile must name the output exactly as build.ninja does (relative to aot-out/).
     output = (ctx.target_dir / "graph.json").relative_to(ctx.out_dir).as_posix()
     atomic_write(ctx.target_dir / "graph.json.d", f"{output}: {deps}\n".encode())
