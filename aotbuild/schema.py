@@ -83,8 +83,8 @@ class Target:
         inputs: Any = self.inputs if isinstance(self.inputs, str) else [
             {"name": s.name, "shape": list(s.shape), "dtype": s.dtype, "low": s.low, "high": s.high,
              "keyword": s.keyword} for s in self.inputs]
-        return {"label": str(self.label), "where": self.where(), "model": self.model, "kwargs": self.kwargs, "weights": self.weights,
-                "seed": self.seed, "inputs": inputs, "device": self.device,
+        return {"label": str(self.label), "where": self.where(), "model": self.model, "kwargs": self.kwargs,
+                "weights": self.weights, "seed": self.seed, "inputs": inputs, "device": self.device,
                 "dims": [{"name": d.name, "min": d.min, "max": d.max, "example": d.example} for d in self.dims]}
 
     def compile_spec(self) -> dict[str, Any]:

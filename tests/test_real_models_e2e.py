@@ -209,13 +209,13 @@ def test_every_file_an_action_reads_is_an_input_of_its_edge(real_ws, tmp_path: P
     proc = subprocess.run([sys.executable, "-c", AUDIT, str(log), f"aotbuild.actions.{action}",
                            f"models/dataclass_out/{spec}"], cwd=ws / "aot-out", capture_output=True, text=True,
                           env={**os.environ, **env})
-    assert proc.returncode == 0, proc.stderr + (ws / "aot-out" / "models" / "dataclass_out" / f"{action}.log").read_text()
+    target = ws / "aot-out" / "models" / "dataclass_out"
+    assert proc.returncode == 0, proc.stderr + (target / f"{action}.log").read_text()
     out_dir = str((ws / "aot-out").resolve())
     reads_all = log.read_text().splitlines()
     assert reads_all, "the audit saw no reads: the hook is broken"
     reads = {str(Path(p).resolve()) for p in reads_all if p.startswith(out_dir) and not p.endswith(".log")
              and "/.aotbuild/dists/" not in p}  # distribution stamps are in the depfile
-    target = ws / "aot-out" / "models" / "dataclass_out"
     own = {str((target / p).resolve()) for p in products}  # write_if_changed reads an output before writing it
     # The artifacts are no ninja outputs (their names carry digests): manifest.json, which names them with
     # their sha256, stands for them, and verify checks them against it.

@@ -37,7 +37,8 @@ def check_inputs(forward: Any, spec: dict[str, Any]) -> None:
     inputs = spec["inputs"]
     for item in inputs:
         name = item["name"]
-        if name not in named and not (has_var_kwargs and item["keyword"]) and not (has_var_args and not item["keyword"]):
+        absorbed = has_var_kwargs if item["keyword"] else has_var_args  # **kwargs / *args take any name
+        if name not in named and not absorbed:
             hint = _did_you_mean(name, named)
             raise TargetError(location(spec, f"inputs.{name}"), f"input '{name}' matches no parameter of {shown}",
                               hint or f"name each input after a parameter: {', '.join(named) or '(none)'}")
@@ -62,5 +63,6 @@ def check_inputs(forward: Any, spec: dict[str, Any]) -> None:
             continue
         if param.name not in given and param.name not in bound_positionally:
             hint = _did_you_mean(param.name, sorted(given - set(named)))
-            raise TargetError(location(spec, "inputs"), f"forward()'s required parameter '{param.name}' has no input; "
-                              f"{shown}", hint or f"declare it: inputs: {{{param.name}: {{shape: [...], dtype: float32}}}}")
+            fix = hint or f"declare it: inputs: {{{param.name}: {{shape: [...], dtype: float32}}}}"
+            raise TargetError(location(spec, "inputs"),
+                              f"forward()'s required parameter '{param.name}' has no input; {shown}", fix)
