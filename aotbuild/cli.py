@@ -190,7 +190,7 @@ def cmd_query(args: argparse.Namespace) -> int:
             "so": str(ctx.out_dir / paths.dir / paths.alias("so")),
             "pt2": str(ctx.out_dir / paths.dir / paths.alias("pt2")),
             "manifest": str(ctx.out_dir / paths.manifest)},
-            # What the last export imported (workspace files, distributions' METADATA); empty before a build.
+            # What the last export imported (workspace files, distribution stamps); empty before a build.
             "deps": [_workspace_relative(d, ctx.root) for d in deps.get(export_goal, [])]})
     print(json.dumps(rows, indent=2))
     return 2 if selection.errors else 0

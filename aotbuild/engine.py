@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import layout, settings, toolchain
+from . import dist_stamps, layout, settings, toolchain
 from .errors import NeedsGpuError, UserError
 from .fsutil import atomic_write, write_if_changed
 from .hashing import pretty_json
@@ -168,6 +168,7 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
 
     plan = ctx.plan
     write_toolchain(ctx.out_dir)
+    dist_stamps.refresh(ctx.out_dir)  # an upgraded distribution re-runs the exports that imported it
     goals = {str(label): plan.targets[str(label)]["goals"][request.goal] for label in labels}
     for warning in output_checks.prepare(ctx.out_dir, labels, full=request.goal == "verify"):
         print(f"warning: {warning}", file=sys.stderr)

@@ -81,18 +81,22 @@ class Target:
     tags: tuple[str, ...] = ()
     max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES  # a plan-time guard only: in no spec or key
 
+    def where(self) -> dict[str, Any]:
+        """Where the target is declared, so that actions can name file and line in their errors (never keyed)."""
+        return {"file": self.build_file, "line": self.line}
+
     def export_spec(self) -> dict[str, Any]:
         """Everything that determines the exported program (and nothing that only affects compiling)."""
         inputs: Any = self.inputs if isinstance(self.inputs, str) else [
             {"name": s.name, "shape": list(s.shape), "dtype": s.dtype, "low": s.low, "high": s.high,
              "keyword": s.keyword} for s in self.inputs]
-        return {"label": str(self.label), "model": self.model, "kwargs": self.kwargs, "weights": self.weights,
-                "seed": self.seed, "inputs": inputs, "device": self.device,
+        return {"label": str(self.label), "where": self.where(), "model": self.model, "kwargs": self.kwargs,
+                "weights": self.weights, "seed": self.seed, "inputs": inputs, "device": self.device,
                 "dims": [{"name": d.name, "min": d.min, "max": d.max, "example": d.example} for d in self.dims]}
 
     def compile_spec(self) -> dict[str, Any]:
         """What the compile step needs besides the graph: device and inductor options."""
-        return {"label": str(self.label), "device": self.device, "options": self.options,
+        return {"label": str(self.label), "where": self.where(), "device": self.device, "options": self.options,
                 "dynamic": bool(self.dims)}
 
     def verify_spec(self) -> dict[str, Any]:

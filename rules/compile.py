@@ -42,8 +42,10 @@ def edges(target: Target) -> list[Edge]:
     variables = (("spec", paths.compile_spec), ("label", str(target.label)))
     if target.device.startswith("cuda"):
         variables += (("pool", GPU_POOL[0]),)  # an edge's pool overrides its rule's
-    return [Edge(NAME, (paths.manifest,), (paths.graph, paths.compile_spec), (layout.TOOLCHAIN_FILE,),
-                 variables=variables)]
+    # Every file the action reads is an input: export.json too (the spec a re-export of an evicted program
+    # needs), or an edit to it alone would leave this edge, and the manifest it writes, stale.
+    return [Edge(NAME, (paths.manifest,), (paths.graph, paths.compile_spec),
+                 (layout.TOOLCHAIN_FILE, paths.export_spec), variables=variables)]
 
 
 def goal(target: Target) -> str:

@@ -22,7 +22,8 @@ def spec_files(target: Target) -> dict[str, dict]:
 
 def edges(target: Target) -> list[Edge]:
     paths = TargetPaths(target.label)
-    implicit = [layout.TOOLCHAIN_FILE]
+    # Every file the action reads is an input: compile.json for the options checked before exporting.
+    implicit = [layout.TOOLCHAIN_FILE, paths.compile_spec]
     if target.weights:
         implicit.append(layout.from_out(target.weights))
     # reference.json (eager outputs for verification) is a by-product: restat keeps both pruned when unchanged.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from aotbuild import layout
 from aotbuild.layout import TargetPaths
 from aotbuild.ninja_graph import Edge, Rule
 from aotbuild.schema import Target
@@ -20,7 +21,10 @@ def spec_files(target: Target) -> dict[str, dict]:
 def edges(target: Target) -> list[Edge]:
     paths = TargetPaths(target.label)
     spec = paths.file("verify.json")
+    # Every file the action reads is an input: export.json (out-of-range cases), and graph.json and the
+    # toolchain, which a re-export of an evicted reference needs.
     return [Edge(NAME, (paths.file("verified.json"),), (paths.manifest, paths.file("reference.json"), spec),
+                 (paths.export_spec, paths.graph, layout.TOOLCHAIN_FILE),
                  variables=(("spec", spec), ("label", str(target.label))))]
 
 

@@ -32,6 +32,7 @@ def bench(target_dir: Path, root: Path, warmup: int, repeats: int) -> dict[str, 
     from torch.utils import _pytree as pytree
 
     from . import example_inputs, model_loader
+    from .interface import import_required
     from .verify import so_runner
 
     spec = json.loads((target_dir / "export.json").read_text())
@@ -39,6 +40,7 @@ def bench(target_dir: Path, root: Path, warmup: int, repeats: int) -> dict[str, 
     device = spec["device"]
     model = model_loader.build_model(spec, root, device)
     case = example_inputs.cases(spec, device)[0]
+    import_required(manifest.get("requires_imports", []), root, spec["label"])
     pt2 = torch._inductor.aoti_load_package(str(target_dir / manifest["artifacts"]["pt2"]["file"]))
     so = so_runner(target_dir / manifest["artifacts"]["so"]["file"], device)
     flat = pytree.tree_leaves((case.args, case.kwargs))

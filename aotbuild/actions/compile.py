@@ -111,7 +111,12 @@ def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], key: str) -> di
     with staging_dir(ctx.store.root, key) as stage:
         import torch
 
+        from . import interface, option_check
+
         ctx.check_toolchain(torch.__version__)
+        option_check.check_options(ctx.spec)  # before loading: an unknown option fails in a second
+        # torch.export.load rebuilds the input/output specs, so the modules registering their types come first.
+        interface.import_required(graph["interface"]["requires_imports"], ctx.root, ctx.label)
         options = _known_to(torch, inductor_options(ctx.spec))
         program = torch.export.load(io.BytesIO(_load_program(ctx, graph)))
         # The file stem becomes the archive's root folder, so it is fixed too.
@@ -153,10 +158,11 @@ def compile_(ctx: ActionContext) -> str:
         "torch": toolchain["compile"]["torch"], "device": ctx.spec["device"],
         "cpu_isa": toolchain["compile"]["cpu_isa"], "compiler": toolchain["compile"]["cxx"],
         "gpu_arch": toolchain["cuda"]["gpu_arch"] if ctx.spec["device"].startswith("cuda") else None,
-        "inputs": graph["inputs"], "outputs": graph["outputs"], "options": inductor_options(ctx.spec),
+        "options": inductor_options(ctx.spec),
         # Empty: the bare .so is self-contained. Else the kernel files it loads from where it was compiled.
         "so_needs_kernel_files": entry.get("so_needs_kernel_files", []),
-        "dynamic": ctx.read_json("export.json")["dims"],
+        # inputs, outputs, dims, in_spec, out_spec and requires_imports: see interface.describe and the README.
+        **graph["interface"],
     }
     paths = TargetPaths(parse_label(ctx.label))
     try:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import layout
+from .. import dist_stamps, layout
 from ..errors import ActionError
 from ..hashing import sha256_file
 
@@ -62,17 +62,11 @@ def state(root: Path, deps: dict[str, list[str]]) -> dict[str, Any]:
     return {"files": files, "packages": {name: _version(name) for name in deps["packages"]}}
 
 
-def depfile_paths(root: Path, deps: dict[str, list[str]]) -> list[str]:
-    """Absolute paths for the depfile: the files, and each distribution's METADATA (rewritten on upgrade)."""
-    paths = [str(root / f) for f in deps["files"]]
-    for name in deps["packages"]:
-        try:
-            dist_path = getattr(importlib.metadata.distribution(name), "_path", None)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-        if dist_path is not None and (Path(dist_path) / "METADATA").is_file():
-            paths.append(str(Path(dist_path) / "METADATA"))
-    return paths
+def depfile_paths(root: Path, out_dir: Path, deps: dict[str, list[str]]) -> list[str]:
+    """Absolute paths for the depfile: the files, and a version stamp per distribution (see dist_stamps;
+    not its METADATA, which a reinstall of the same version rewrites)."""
+    stamps = dist_stamps.write_stamps(out_dir, deps["packages"])
+    return [str(root / f) for f in deps["files"]] + [str(out_dir / s) for s in stamps]
 
 
 def check_unchanged_since(root: Path, files: list[str], started_ns: int, label: str) -> None:

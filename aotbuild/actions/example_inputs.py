@@ -50,7 +50,7 @@ def make_case(spec: dict[str, Any], sizes: dict[str, int], name: str, device: st
 def cases(spec: dict[str, Any], device: str) -> list[Case]:
     """The example case first, then each dynamic dimension at its min, middle and max (others at example)."""
     if isinstance(spec["inputs"], str):
-        fn = resolve_callable(spec["inputs"], "inputs")
+        fn = resolve_callable(spec["inputs"], "inputs", spec)
         result = fn()
         if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], tuple)
                 and isinstance(result[1], dict)):

@@ -7,12 +7,15 @@ unchanged sources find its result without importing torch; otherwise torch.expor
 from __future__ import annotations
 
 import io
+import json
 import time
 from typing import Any
 
 from ..errors import InfraError
 from ..fsutil import atomic_write, write_if_changed
 from ..hashing import key_of, pretty_json
+from ..labels import parse_label
+from ..layout import TargetPaths
 from . import dependencies
 from .runtime import ActionContext, run_action
 
@@ -21,7 +24,8 @@ MAX_DEPENDENCY_LISTS = 8
 
 def _source_key(ctx: ActionContext) -> dict[str, Any]:
     # The label only names the target: one model declared under two labels shares one cache entry.
-    spec = {k: v for k, v in ctx.spec.items() if k != "label"}
+    # `where` (file and line) is for error messages: moving a target in its file changes no result.
+    spec = {k: v for k, v in ctx.spec.items() if k not in ("label", "where")}
     return {"spec": spec, "toolchain": ctx.toolchain()["export"]}
 
 
@@ -31,7 +35,7 @@ def _cached_result(ctx: ActionContext) -> dict[str, Any] | None:
     recorded = ctx.store.get_action(key_of("export-deps", source))
     for deps in recorded["lists"] if recorded else []:
         result = ctx.store.get_action(key_of("export", {**source, **dependencies.state(ctx.root, deps)}))
-        if result is not None:
+        if result is not None and "interface" in result:  # older entries lack the artifact's interface
             return result
     return None
 
@@ -53,12 +57,14 @@ def export_program(ctx: ActionContext) -> dict[str, Any]:
     ctx.require_gpu(device)  # before importing torch: a skipped CUDA target costs nothing
     import torch
 
-    from . import example_inputs, graph_hash, model_loader
+    from . import example_inputs, graph_hash, interface, model_loader, signature_check
+    from .locate import location
 
     ctx.check_toolchain(torch.__version__)
     full_precision_on_gpu(torch, device)
     started_ns = time.time_ns()
     model = model_loader.build_model(spec, ctx.root, device)
+    signature_check.check_inputs(model.forward, spec)
     cases = example_inputs.cases(spec, device)
     example = cases[0]
     try:
@@ -67,13 +73,21 @@ def export_program(ctx: ActionContext) -> dict[str, Any]:
                                      dynamic_shapes=example_inputs.dynamic_shapes(spec))
     except Exception as e:
         raise _export_error(ctx.label, e) from e
+    with torch.no_grad():
+        outputs = [model(*c.args, **c.kwargs) for c in cases]
+    # Raises for outputs that are not tensors, before anything is stored.
+    described = interface.describe(ep, spec, outputs[0], location(spec))
     digest_of_graph = graph_hash.graph_hash(ep)
     buffer = io.BytesIO()
     torch.export.save(ep, buffer)
     program = ctx.store.put_bytes(buffer.getvalue())
-    with torch.no_grad():
-        references = [{"name": c.name, "args": c.args, "kwargs": c.kwargs,
-                       "outputs": model(*c.args, **c.kwargs)} for c in cases]
+    # Outputs as flat tensors with their paths: a model's own output type (a registered dataclass) could not be
+    # loaded back with weights_only=True.
+    references = []
+    for c, out in zip(cases, outputs):
+        leaves = interface.flat_outputs(out, ctx.label, location(spec))
+        references.append({"name": c.name, "args": c.args, "kwargs": c.kwargs,
+                           "outputs": [t for _, _, t in leaves], "paths": [p for _, p, _ in leaves]})
     buffer = io.BytesIO()
     torch.save(torch.utils._pytree.tree_map(
         lambda x: x.cpu() if isinstance(x, torch.Tensor) else x, references), buffer)
@@ -81,12 +95,12 @@ def export_program(ctx: ActionContext) -> dict[str, Any]:
     extra = [spec["weights"]] if spec["weights"] else []
     deps = {"files": dependencies.workspace_files(ctx.root, extra), "packages": dependencies.distributions()}
     dependencies.check_unchanged_since(ctx.root, deps["files"], started_ns, ctx.label)
-    call = ep.module_call_graph[0].signature
     return {"graph_hash": digest_of_graph, "program": program, "reference": reference, "deps": deps,
-            "cases": [c.name for c in cases], "blobs": [program, reference],
-            "inputs": [{"name": n.name, "shape": [str(s) for s in n.meta["val"].shape], "dtype": str(n.meta["val"].dtype)}
-                       for n in ep.graph.nodes if n.op == "placeholder" and n.name in ep.graph_signature.user_inputs],
-            "outputs": str(call.out_spec) if call else None}
+            "cases": [c.name for c in cases], "blobs": [program, reference], "interface": described}
+
+
+def _paths(ctx: ActionContext) -> TargetPaths:
+    return TargetPaths(parse_label(ctx.label))
 
 
 def full_precision_on_gpu(torch: Any, device: str) -> None:
@@ -141,11 +155,12 @@ def _program_for_graph(ctx: ActionContext, result: dict[str, Any]) -> str:
 
 def write_outputs(ctx: ActionContext, result: dict[str, Any]) -> None:
     graph = {"label": ctx.label, "graph_hash": result["graph_hash"], "program": _program_for_graph(ctx, result),
-             "inputs": result["inputs"], "outputs": result["outputs"]}
+             "interface": result["interface"]}
     reference = {"label": ctx.label, "reference": result["reference"], "cases": result["cases"]}
+    # First: depfile_paths writes distribution stamps, which must not be newer than graph.json.
+    deps = " ".join(p.replace(" ", "\\ ") for p in dependencies.depfile_paths(ctx.root, ctx.out_dir, result["deps"]))
     write_if_changed(ctx.target_dir / "reference.json", pretty_json(reference))
     write_if_changed(ctx.target_dir / "graph.json", pretty_json(graph))
-    deps = " ".join(p.replace(" ", "\\ ") for p in dependencies.depfile_paths(ctx.root, result["deps"]))
     # The depfile must name the output exactly as build.ninja does (relative to aot-out/).
     output = (ctx.target_dir / "graph.json").relative_to(ctx.out_dir).as_posix()
     atomic_write(ctx.target_dir / "graph.json.d", f"{output}: {deps}\n".encode())
@@ -156,6 +171,10 @@ def export(ctx: ActionContext) -> str:
     if result is not None:
         write_outputs(ctx, result)
         return "action-cache hit"
+    from . import option_check
+
+    # The compile's options are checked before exporting: a misspelled one must not cost a whole export to find.
+    option_check.check_options(json.loads((ctx.out_dir / _paths(ctx).compile_spec).read_text()))
     result = export_program(ctx)
     _record(ctx, result)  # after the blobs it points at, which export_program stored
     write_outputs(ctx, result)

@@ -12,16 +12,29 @@ import torch
 from ..errors import UserError
 
 
-def resolve_callable(ref: str, field: str) -> Any:
-    """'pkg.module:attr.sub' -> the object; errors say which field named it and what went wrong."""
+def _raised_at(e: BaseException) -> str:
+    """The innermost frame of a traceback, as 'file:line': where in the user's module the import failed."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return f" at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else ""
+
+
+def resolve_callable(ref: str, field: str, spec: dict[str, Any] | None = None) -> Any:
+    """'pkg.module:attr.sub' -> the object; errors name the target (given its `spec`), the field, the module
+    and what went wrong."""
     module_name, _, attr_path = ref.partition(":")
+    target = f"target {spec['label']}, " if spec else ""
     try:
         obj: Any = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
         if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
-            raise UserError(f"{field}: cannot import module '{module_name}' (from '{ref}'): no such module "
+            raise UserError(f"{target}{field}: cannot import module '{module_name}' (from '{ref}'): no such module "
                             f"under the workspace root") from e
-        raise UserError(f"{field}: importing '{module_name}' failed: {e}") from e
+        raise UserError(f"{target}{field}: importing module '{module_name}' failed: {e}") from e
+    except Exception as e:  # noqa: BLE001 - the user's module raised while being imported: say which and where
+        raise UserError(f"{target}{field}: importing module '{module_name}' (from '{ref}') raised "
+                        f"{type(e).__name__}: {e}{_raised_at(e)}") from e
     for part in attr_path.split("."):
         if not hasattr(obj, part):
             raise UserError(f"{field}: module '{module_name}' has no attribute '{attr_path}'")
@@ -32,8 +45,17 @@ def resolve_callable(ref: str, field: str) -> Any:
 
 
 def load_weights(path: Path, name: str) -> Any:
-    """torch.load with weights_only=True, whose refusal is reported without torch's advice to turn it off."""
+    """A state_dict from a .safetensors file, or torch.load with weights_only=True, whose refusal is reported
+    without torch's advice to turn it off."""
     import pickle
+
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+        except ImportError as e:
+            raise UserError(f"weights: '{name}' is a .safetensors file, but the safetensors package is not "
+                            "installed\n  fix: pip install 'aotbuild[safetensors]' (or safetensors)") from e
+        return load_file(str(path), device="cpu")  # a plain tensor format: loading it runs no code
 
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -52,7 +74,7 @@ def load_weights(path: Path, name: str) -> Any:
 def build_model(spec: dict[str, Any], root: Path, device: str) -> torch.nn.Module:
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
-    factory = resolve_callable(spec["model"], "model")
+    factory = resolve_callable(spec["model"], "model", spec)
     try:
         model = factory(**spec["kwargs"])
     except Exception as e:

@@ -1,0 +1,45 @@
+"""Inductor `options` checked against the running torch's config before any export or compile work."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from ..errors import TargetError
+from .locate import location
+
+
+def check_options(spec: dict[str, Any]) -> None:
+    """Unknown keys and values of the wrong type raise a TargetError naming the option, with a fix.
+
+    torch._inductor.config knows its keys (dotted for nested groups, e.g. `aot_inductor.debug_compile`), so an
+    option misspelled in BUILD.aot.yaml fails here in a second, not after a full export."""
+    options = spec["options"]
+    if not options:
+        return
+    from torch._inductor import config
+
+    known = config.get_config_copy()
+    for key, value in options.items():
+        where = location(spec, f"options.{key}")
+        if key not in known:
+            close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.7)
+            group = key.rpartition(".")[0]
+            fix = (f"did you mean '{close[0]}'?" if close else
+                   f"see torch._inductor.config{' (group ' + group + ')' if group else ''} for the keys this torch has")
+            raise TargetError(where, f"unknown inductor option '{key}' for torch {_torch_version()}", fix)
+        default = known[key]
+        # YAML gives bool/int/float/str/None; only a clear mismatch of a bool or number setting is reported.
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise TargetError(where, f"inductor option '{key}' takes true or false, found {value!r}",
+                              f"write {key}: {str(bool(default)).lower()}")
+        if (isinstance(default, (int, float)) and not isinstance(default, bool)
+                and (isinstance(value, bool) or not isinstance(value, (int, float)))):
+            raise TargetError(where, f"inductor option '{key}' takes a number, found {value!r}",
+                              f"write {key}: {default!r}")
+
+
+def _torch_version() -> str:
+    import torch
+
+    return torch.__version__

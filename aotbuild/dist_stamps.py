@@ -1,0 +1,97 @@
+"""One small file per installed distribution an export imported, holding only its name and version.
+
+The export's depfile names these instead of the distributions' own METADATA: `pip install -e .` and
+`.ci/setup` rewrite METADATA (new mtime, same version), which made ninja re-run every export. Each build
+refreshes the stamps from the installed versions and rewrites only those whose version changed, so an
+upgrade re-runs the exports that imported that distribution and a reinstall re-runs none. No torch.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+from . import layout
+from .fsutil import write_if_changed
+
+STAMP_DIR = f"{layout.STATE_DIR}/dists"  # relative to aot-out/
+
+
+def normalize(name: str) -> str:
+    """PEP 503 normalized name: 'MarkupSafe' and 'markupsafe', 'typing_extensions' and 'typing-extensions' agree."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def installed_versions() -> dict[str, str]:
+    """normalized name -> version, from the `.dist-info` directory names on sys.path (first one wins, as for
+    imports). Listing a few directories costs about a millisecond; reading every METADATA would cost tens."""
+    found: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith(".dist-info"):
+                dist, _, version = name[: -len(".dist-info")].partition("-")
+                if version:
+                    found.setdefault(normalize(dist), version)
+    return found
+
+
+def version_of(name: str, installed: dict[str, str]) -> str | None:
+    found = installed.get(normalize(name))
+    if found is not None:
+        return found
+    import importlib.metadata  # only for the rare distribution without a .dist-info directory
+
+    try:  # egg-info and other layouts the directory names do not spell out
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def stamp_path(name: str) -> str:
+    """The stamp of distribution `name`, relative to aot-out/."""
+    return f"{STAMP_DIR}/{normalize(name)}"
+
+
+def _content(name: str, version: str | None) -> bytes:
+    return f"{normalize(name)}=={version if version is not None else '(not installed)'}\n".encode()
+
+
+# The mtime a stamp gets when it is first created. A new stamp records no change for any build that came
+# before it, and a fresh mtime would be newer than the outputs of exports that ran at the same time (two
+# parallel exports creating the same stamp), making them re-run on the next build. Not 0: ninja's "missing".
+CREATED_MTIME_NS = 1_000_000_000
+
+
+def write_stamps(out_dir: Path, names: list[str]) -> list[str]:
+    """Stamp each distribution with its installed version (rewritten only on change); returns their paths.
+
+    Call it before writing the outputs whose depfile names the stamps: a dependency must not be newer."""
+    installed = installed_versions()
+    paths = []
+    for name in names:
+        path = stamp_path(name)
+        target = out_dir / path
+        existed = target.exists()
+        if write_if_changed(target, _content(name, version_of(name, installed))) and not existed:
+            os.utime(target, ns=(CREATED_MTIME_NS, CREATED_MTIME_NS))
+        paths.append(path)
+    return paths
+
+
+def refresh(out_dir: Path) -> None:
+    """Before ninja runs: bring every existing stamp up to date with what is installed now."""
+    directory = out_dir / STAMP_DIR
+    try:
+        names = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return
+    installed = installed_versions()
+    for name in names:
+        if not name.startswith("."):
+            write_if_changed(directory / name, _content(name, version_of(name, installed)))

@@ -1,0 +1,3 @@
+"""A module that raises while being imported."""
+
+raise ValueError("boom: this module is broken")

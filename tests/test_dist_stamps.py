@@ -1,0 +1,76 @@
+"""Distribution stamps: keyed by name and version, rewritten only when the version changes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from aotbuild import dist_stamps
+
+
+def install(site: Path, name: str, version: str) -> Path:
+    for old in site.glob(f"{name}-*.dist-info"):
+        for f in old.iterdir():
+            f.unlink()
+        old.rmdir()
+    info = site / f"{name}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    return info
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.setattr(sys, "path", [str(site), *sys.path])
+    return site
+
+
+@pytest.mark.parametrize("name,normal", [("MarkupSafe", "markupsafe"), ("typing_extensions", "typing-extensions"),
+                                         ("zope.interface", "zope-interface"), ("a__b", "a-b")])
+def test_normalize(name: str, normal: str) -> None:
+    assert dist_stamps.normalize(name) == normal
+
+
+def test_versions_come_from_dist_info_names_first_on_path_wins(site: Path, tmp_path: Path) -> None:
+    install(site, "Fake_Lib", "1.2.3")
+    later = tmp_path / "later"
+    install(later, "fake_lib", "9.9")
+    sys.path.append(str(later))
+    assert dist_stamps.installed_versions()["fake-lib"] == "1.2.3"
+
+
+def test_rewriting_metadata_keeps_the_stamp_and_an_upgrade_changes_it(site: Path, tmp_path: Path) -> None:
+    out = tmp_path / "aot-out"
+    info = install(site, "fakelib", "1.0")
+    [path] = dist_stamps.write_stamps(out, ["fakelib"])
+    stamp = out / path
+    assert stamp.read_text() == "fakelib==1.0\n"
+    # New, it is older than any output: exports running beside the one creating it must not look stale.
+    assert stamp.stat().st_mtime_ns == dist_stamps.CREATED_MTIME_NS
+    os.utime(stamp, ns=(1, 1))
+    (info / "METADATA").write_text((info / "METADATA").read_text() + "\n")  # what a reinstall does
+    dist_stamps.refresh(out)
+    assert stamp.stat().st_mtime_ns == 1  # untouched: ninja sees nothing new
+    install(site, "fakelib", "2.0")
+    dist_stamps.refresh(out)
+    assert stamp.read_text() == "fakelib==2.0\n" and stamp.stat().st_mtime_ns != 1
+
+
+def test_a_removed_distribution_changes_its_stamp(site: Path, tmp_path: Path) -> None:
+    out = tmp_path / "aot-out"
+    info = install(site, "gone", "1.0")
+    [path] = dist_stamps.write_stamps(out, ["gone"])
+    (info / "METADATA").unlink()
+    info.rmdir()
+    dist_stamps.refresh(out)
+    assert (out / path).read_text() == "gone==(not installed)\n"
+
+
+def test_refresh_without_stamps_does_nothing(tmp_path: Path) -> None:
+    dist_stamps.refresh(tmp_path / "aot-out")
+    assert not (tmp_path / "aot-out").exists()
