@@ -18,7 +18,9 @@ from .labels import Label
 from .layout import TargetPaths
 from .ninja_runner import is_up_to_date, restat, run_ninja
 from .plan_index import Plan, is_current, read_plan
+from .remote_summary import check_remote_url
 from .selection import select
+from .sharding import shard
 from .workspace import WORKSPACE_FILE, current_package, discover_packages, find_root
 
 LAST_BUILD_FILE = "last-build.json"  # in the cache root, beside v1/
@@ -35,6 +37,10 @@ class BuildRequest:
     keep_going: bool = False
     explain: bool = False
     cache_dir: str | None = None
+    remote_cache: str | None = None  # --remote-cache; None: the variable or WORKSPACE cache.remote decides
+    remote_upload: bool = False
+    remote_required: bool = False
+    shard: tuple[int, int] | None = None  # (K, N) of --shard K/N
 
 
 @dataclass
@@ -126,7 +132,8 @@ def build(request: BuildRequest, cwd: Path) -> BuildResult:
     ctx = open_workspace(cwd, request.cache_dir)
     plan = ctx.plan
     selection = select(plan, request.patterns, ctx.current_package)
-    result = BuildResult(config_errors=selection.errors, context=ctx, labels=selection.labels)
+    labels = shard(selection.labels, *request.shard) if request.shard else selection.labels
+    result = BuildResult(config_errors=selection.errors, context=ctx, labels=labels)
     if selection.errors and not request.keep_going:
         raise UserError("\n".join(selection.errors))
     import filelock  # here, not at the top: query and plan never need it
@@ -139,7 +146,7 @@ def build(request: BuildRequest, cwd: Path) -> BuildResult:
         print("aotbuild: waiting for another build in this workspace to finish", file=sys.stderr)
         lock.acquire()
     try:
-        _run(ctx, request, selection.labels, result)
+        _run(ctx, request, labels, result)
     finally:
         lock.release()
     result.seconds = time.monotonic() - started
@@ -154,14 +161,18 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
     _force_missing_artifacts(ctx, labels)
     events_file = ctx.out_dir / layout.STATE_DIR / f"events-{os.getpid()}.jsonl"
     events_file.unlink(missing_ok=True)
+    events_file.with_name(events_file.name + ".remote-down").unlink(missing_ok=True)
     if goals:
-        env = {settings.CACHE_DIR_VAR: str(ctx.cache_dir), settings.EVENTS_VAR: str(events_file)}
+        remote = check_remote_url(settings.remote_url(settings.environ(), request.remote_cache, plan.remote_cache))
+        env = {settings.CACHE_DIR_VAR: str(ctx.cache_dir), settings.EVENTS_VAR: str(events_file),
+               **settings.remote_env(remote, request.remote_upload, request.remote_required)}
         sys.stdout.flush()
         result.ninja_rc = run_ninja(plan.ninja, ctx.out_dir, list(goals.values()), jobs=request.jobs,
                                     keep_going=request.keep_going, explain=request.explain, env=env)
     if events_file.exists():
         result.events = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
         events_file.unlink()
+    events_file.with_name(events_file.name + ".remote-down").unlink(missing_ok=True)
     by_label: dict[str, list[dict]] = {}
     for event in result.events:
         by_label.setdefault(event["label"], []).append(event)

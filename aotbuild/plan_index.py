@@ -24,6 +24,7 @@ class Plan:
     ninja: str  # the ninja binary of the `ninja` package, so a no-op run need not import it
     python: str  # the interpreter build.ninja runs actions with: another one means another torch
     watched: list[str]  # other files the plan checked (weights): one appearing or changing means re-plan
+    remote_cache: str | None = None  # WORKSPACE.aot.yaml's cache.remote
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -55,7 +55,8 @@ def make_plan(ws: Workspace) -> Plan:
     }
     return Plan(__version__, ws.build_files(), targets, {p: str(e) for p, e in ws.broken.items()},
                 {str(label): str(e) for label, e in ws.broken_targets.items()}, ws.config.cache_dir,
-                list(ws.config.ignore), str(Path(ninja.BIN_DIR) / "ninja"), sys.executable, ws.weights_files())
+                list(ws.config.ignore), str(Path(ninja.BIN_DIR) / "ninja"), sys.executable, ws.weights_files(),
+                ws.config.remote_cache)
 
 
 def write_plan(ws: Workspace, out_dir: Path) -> Plan:

@@ -76,3 +76,6 @@ def cold(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]
     assert run.code == 0, run.output
     assert run.report["targets"] == {t: "compiled" for t in TARGETS}
     return ws, env
+
+
+from .remote_servers import moto_server, nginx_server  # noqa: E402,F401 - session fixtures shared by the remote tests

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import layout, settings
-from ..cache.local import LocalStore
+from ..cache.layered import LayeredStore, open_store
 from ..errors import AotbuildError, InfraError
 from ..hashing import canonical_json
 
@@ -28,7 +28,7 @@ class ActionContext:
     root: Path
     target_dir: Path
     spec: dict[str, Any]
-    store: LocalStore
+    store: LayeredStore
     events: Path | None
     started: float
 
@@ -58,7 +58,7 @@ class ActionContext:
         record = {"label": self.label, "action": self.action, "outcome": outcome,
                   "seconds": round(time.monotonic() - self.started, 3),
                   "hits": self.store.counters.hits, "misses": self.store.counters.misses,
-                  "corrupt": self.store.counters.corrupt, **extra}
+                  "corrupt": self.store.counters.corrupt, "remote": self.store.remote_report(), **extra}
         fd = os.open(self.events, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, canonical_json(record) + b"\n")
@@ -72,7 +72,7 @@ def make_context(action: str, spec_path: str) -> ActionContext:
     spec_file = out_dir / spec_path
     return ActionContext(action=action, out_dir=out_dir, root=out_dir.parent, target_dir=spec_file.parent,
                          spec=json.loads(spec_file.read_text()),
-                         store=LocalStore(settings.action_cache_dir(env)), events=settings.events_file(env),
+                         store=open_store(env), events=settings.events_file(env),
                          started=time.monotonic())
 
 
