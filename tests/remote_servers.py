@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -132,11 +133,15 @@ class Nginx:
 
 
 @pytest.fixture(scope="session")
-def nginx_server(tmp_path_factory: pytest.TempPathFactory):
-    server = Nginx(tmp_path_factory.mktemp("nginx"), free_port())
+def nginx_server():
+    # Not under pytest's tmp dirs: those are 0700, and nginx's workers (nobody, under root) must traverse it.
+    base = Path(tempfile.mkdtemp(prefix="aotbuild-nginx-"))
+    os.chmod(base, 0o755)
+    server = Nginx(base, free_port())
     server.start()
     yield server
     server.stop()
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @dataclass
@@ -180,3 +185,66 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+class FaultProxy:
+    """A pass-through HTTP proxy in front of nginx that cuts chosen response bodies short, to test truncation.
+
+    `truncate` maps a path substring to how many responses to cut (None: all of them)."""
+
+    def __init__(self, upstream_port: int, truncate: dict[str, int | None]) -> None:
+        import http.client
+        import http.server
+        import threading
+
+        proxy = self
+        self.truncate = dict(truncate)
+        self.cut: list[str] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                upstream = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=10)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                upstream.request(self.command, self.path, body=body, headers=headers)
+                resp = upstream.getresponse()
+                data = resp.read()
+                upstream.close()
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("connection", "transfer-encoding", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command == "HEAD":
+                    return
+                match = next((p for p in proxy.truncate if p in self.path), None)
+                if match is not None and resp.status == 200 and proxy.truncate[match] != 0:
+                    if proxy.truncate[match] is not None:
+                        proxy.truncate[match] -= 1
+                    proxy.cut.append(self.path)
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(data)
+
+            do_GET = do_PUT = do_HEAD = _forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, prefix: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{prefix}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
