@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..hashing import CHUNK
 from .store import IntegrityError, Kind, RemoteError, check_hex, copy_stream, decode_action, encode_action, verified_download
 
 T = TypeVar("T")
@@ -136,7 +137,7 @@ class HttpStore:
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:
             cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            conn = cls(self._host, self._port, timeout=self._connect_timeout)
+            conn = cls(self._host, self._port, timeout=self._connect_timeout, blocksize=CHUNK)
             conn.connect()
             assert conn.sock is not None
             conn.sock.settimeout(self._io_timeout)
@@ -152,7 +153,7 @@ class HttpStore:
         try:
             conn = self._connection()
             self.counters["requests"] += 1
-            conn.request(method, urllib.parse.quote(path), body=body, headers=headers)
+            conn.request(method, path, body=body, headers=headers)  # the prefix as given, keys are hex
             resp = conn.getresponse()
         except (OSError, http.client.HTTPException) as e:
             raise _Transient(_describe(e)) from None
