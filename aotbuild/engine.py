@@ -161,7 +161,7 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
     _force_missing_artifacts(ctx, labels)
     events_file = ctx.out_dir / layout.STATE_DIR / f"events-{os.getpid()}.jsonl"
     events_file.unlink(missing_ok=True)
-    events_file.with_name(events_file.name + ".remote-down").unlink(missing_ok=True)
+    settings.remote_down_file(events_file).unlink(missing_ok=True)
     if goals:
         remote = check_remote_url(settings.remote_url(settings.environ(), request.remote_cache, plan.remote_cache))
         env = {settings.CACHE_DIR_VAR: str(ctx.cache_dir), settings.EVENTS_VAR: str(events_file),
@@ -172,7 +172,7 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
     if events_file.exists():
         result.events = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
         events_file.unlink()
-    events_file.with_name(events_file.name + ".remote-down").unlink(missing_ok=True)
+    settings.remote_down_file(events_file).unlink(missing_ok=True)
     by_label: dict[str, list[dict]] = {}
     for event in result.events:
         by_label.setdefault(event["label"], []).append(event)

@@ -105,6 +105,11 @@ def remote_settings(env: Mapping[str, str]) -> RemoteSettings | None:
                           s3_endpoint=env.get(S3_ENDPOINT_VAR) or None)
 
 
+def remote_down_file(events: Path) -> Path:
+    """Touched by the first action that finds the remote failing, so the build's other actions skip it."""
+    return events.with_name(events.name + ".remote-down")
+
+
 def remote_env(url: str | None, upload: bool, required: bool) -> dict[str, str]:
     """The variables the CLI passes to actions (an empty URL overrides one inherited from the user)."""
     return {REMOTE_VAR: url or "", REMOTE_UPLOAD_VAR: "1" if upload else "0", REMOTE_REQUIRED_VAR: "1" if required else "0"}

@@ -46,7 +46,7 @@ def open_store(env: Mapping[str, str]) -> LayeredStore:
         return LayeredStore(local)
     events = settings.events_file(env)
     # Shared by every action of one build: once one finds the remote down, the others skip it at once.
-    marker = events.with_name(events.name + ".remote-down") if events is not None else None
+    marker = settings.remote_down_file(events) if events is not None else None
     store = LayeredStore(local, None, upload=config.upload, required=config.required, down_marker=marker)
     if marker is None or not marker.exists():
         try:
@@ -161,9 +161,11 @@ class LayeredStore:
             self.remote_counts["misses"] += 1
             return None
         for digest in value.get("blobs", []):
+            reported = len(self.warnings)
             if not self.local.has_blob(digest) and not self._fetch(digest):
-                self.warnings.append(f"{self.remote_name()}/ac/{key} points at cas/{digest}, which the remote "
-                                     "does not have; not used")
+                if len(self.warnings) == reported:  # absent, rather than bad bytes (reported already)
+                    self.warnings.append(f"remote cache {self.remote_name()}/ac/{key} points at cas/{digest}, "
+                                         "which the remote does not have; not used")
                 self.remote_counts["misses"] += 1
                 return None
         self.local.put_action(key, value)  # after its blobs, as every writer does

@@ -67,10 +67,10 @@ def decode_action(key: str, raw: bytes, where: str) -> dict[str, Any]:
     except (ValueError, KeyError, TypeError):
         ok = False
     if not ok:
-        raise IntegrityError(f"{where}/ac/{key} is not a valid action entry for its key")
+        raise IntegrityError(f"remote cache {where}/ac/{key} is not a valid action entry for its key")
     blobs = payload.get("blobs", [])
     if not (isinstance(blobs, list) and all(isinstance(d, str) and _HEX64.fullmatch(d) for d in blobs)):
-        raise IntegrityError(f"{where}/ac/{key} lists malformed blob digests")
+        raise IntegrityError(f"remote cache {where}/ac/{key} lists malformed blob digests")
     return payload
 
 
@@ -88,7 +88,7 @@ def verified_download(dest: Path, digest: str, where: str) -> Iterator[BinaryIO]
             os.fsync(hashing.file.fileno())
         got = hashing.sha256.hexdigest()
         if got != digest:
-            raise IntegrityError(f"{where}/cas/{digest} failed its digest check ({hashing.size} bytes hash to "
+            raise IntegrityError(f"remote cache {where}/cas/{digest} failed its digest check ({hashing.size} bytes hash to "
                                  f"{got[:16]}...)")
         os.replace(tmp, dest)
     finally:
