@@ -245,3 +245,18 @@ def test_summary_keeps_one_warning_for_a_dead_remote() -> None:
     assert summary["warnings"] == [down.format(1), "remote cache http://h/c/cas/x failed its digest check"]
     assert lines(summary)[-1].startswith("aotbuild: remote cache http://h/c: 1 hits, 2 misses")
     assert summarize([{"remote": {}}, {}]) is None
+
+
+def test_the_remote_is_opened_only_when_the_local_cache_misses(tmp_path: Path) -> None:
+    from aotbuild.cache.layered import open_store
+
+    env = {settings.CACHE_DIR_VAR: str(tmp_path / "local"), settings.REMOTE_VAR: f"http://127.0.0.1:{free_port()}/c",
+           settings.EVENTS_VAR: str(tmp_path / "events.jsonl")}
+    store = open_store(env)
+    store.local.put_action("ab" * 32, {"n": 1})
+    assert store.get_action("ab" * 32) == {"n": 1}
+    assert store.remote_report() == {}  # never connected: nothing to say
+    assert store.get_action("cd" * 32) is None  # a miss asks the remote, which is down
+    assert "Connection refused" in store.remote_report()["warnings"][0]
+    assert settings.remote_down_file(tmp_path / "events.jsonl").exists()
+    assert open_store(env).remote is None  # later actions of the build skip it from the start

@@ -18,7 +18,7 @@ import filelock
 from .. import settings
 from ..errors import UserError
 from .local import CacheCounters, LocalStore
-from .store import IntegrityError, RemoteError, Store
+from .store import IntegrityError, Kind, RemoteError, Store
 
 T = TypeVar("T")
 
@@ -47,13 +47,44 @@ def open_store(env: Mapping[str, str]) -> LayeredStore:
     events = settings.events_file(env)
     # Shared by every action of one build: once one finds the remote down, the others skip it at once.
     marker = settings.remote_down_file(events) if events is not None else None
-    store = LayeredStore(local, None, upload=config.upload, required=config.required, down_marker=marker)
-    if marker is None or not marker.exists():
-        try:
-            store.remote = store.backend = open_remote(config)
-        except RemoteError as e:
-            store.fail(e)
-    return store
+    remote = _LazyRemote(config) if marker is None or not marker.exists() else None
+    return LayeredStore(local, remote, upload=config.upload, required=config.required, down_marker=marker)
+
+
+class _LazyRemote:
+    """Opens the backend on first use: an action answered by the local cache never imports boto3 or
+    http.client, nor reads ~/.netrc."""
+
+    def __init__(self, config: settings.RemoteSettings) -> None:
+        self._config = config
+        self._store: Store | None = None
+
+    def _open(self) -> Store:
+        if self._store is None:
+            self._store = open_remote(self._config)
+        return self._store
+
+    @property
+    def name(self) -> str:
+        return str(getattr(self._open(), "name", "remote"))
+
+    def get_blob(self, digest: str, dest: Path) -> bool:
+        return self._open().get_blob(digest, dest)
+
+    def put_blob(self, digest: str, src: Path) -> None:
+        self._open().put_blob(digest, src)
+
+    def get_action(self, key: str) -> dict[str, Any] | None:
+        return self._open().get_action(key)
+
+    def put_action(self, key: str, value: dict[str, Any]) -> None:
+        self._open().put_action(key, value)
+
+    def contains(self, kind: Kind, key: str) -> bool:
+        return self._open().contains(kind, key)
+
+    def stats(self) -> dict[str, Any]:
+        return self._store.stats() if self._store is not None else {}
 
 
 class LayeredStore:
@@ -122,9 +153,9 @@ class LayeredStore:
 
     def remote_report(self) -> dict[str, Any]:
         """For the action's event: hits, misses, uploads, traffic and warnings; no credentials."""
-        if self.backend is None and not self.warnings:
-            return {}
         traffic = self.backend.stats() if self.backend is not None else {}
+        if not traffic and not self.warnings:
+            return {}  # the remote was never asked
         return {**traffic, **self.remote_counts, "warnings": self.warnings}
 
     # -- the remote side
