@@ -212,6 +212,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
             usage = json.loads(last.read_text())
             print(f"last build: {usage['hits']} hits, {usage['misses']} misses, {usage['actions']} actions, "
                   f"{len(usage['corrupt'])} corrupt entries; outcomes {usage['outcomes']}")
+            for line in remote_summary.lines(usage["remote"]) if usage.get("remote") else []:
+                print(line.replace("aotbuild: remote cache", "last build: remote cache", 1))
     elif args.cache_command == "verify":
         corrupt = store.verify()
         for name in corrupt:

@@ -18,7 +18,7 @@ from .labels import Label
 from .layout import TargetPaths
 from .ninja_runner import is_up_to_date, restat, run_ninja
 from .plan_index import Plan, is_current, read_plan
-from .remote_summary import check_remote_url
+from .remote_summary import check_remote_url, summarize
 from .selection import select
 from .sharding import shard
 from .workspace import WORKSPACE_FILE, current_package, discover_packages, find_root
@@ -164,6 +164,10 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
     settings.remote_down_file(events_file).unlink(missing_ok=True)
     if goals:
         remote = check_remote_url(settings.remote_url(settings.environ(), request.remote_cache, plan.remote_cache))
+        if remote is None and (request.remote_upload or request.remote_required):
+            flag = "--remote-upload" if request.remote_upload else "--remote-required"
+            raise UserError(f"{flag} needs a remote cache\n  fix: pass --remote-cache URL, set "
+                            f"{settings.REMOTE_VAR}, or add cache: {{remote: URL}} to {WORKSPACE_FILE}")
         env = {settings.CACHE_DIR_VAR: str(ctx.cache_dir), settings.EVENTS_VAR: str(events_file),
                **settings.remote_env(remote, request.remote_upload, request.remote_required)}
         sys.stdout.flush()
@@ -218,7 +222,7 @@ def record_cache_use(cache_dir: Path, result: BuildResult) -> None:
     if not result.events:
         return
     usage = {"hits": sum(e["hits"] for e in result.events), "misses": sum(e["misses"] for e in result.events),
-             "corrupt": result.corrupt, "actions": len(result.events),
+             "corrupt": result.corrupt, "actions": len(result.events), "remote": summarize(result.events),
              "outcomes": dict(Counter(result.outcomes.values()))}
     atomic_write(cache_dir / LAST_BUILD_FILE, pretty_json(usage))
 

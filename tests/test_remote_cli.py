@@ -41,3 +41,9 @@ def test_workspace_remote_is_used_and_the_flag_overrides_it(ws: Path, tmp_path: 
     assert run.code == 2 and "'gopher'" in run.stderr, run.output
     run = aotbuild(["build", "//...", "--remote-cache", "nntp://flag/c"], ws, env)
     assert run.code == 2 and "'nntp'" in run.stderr, run.output
+
+
+@pytest.mark.parametrize("flag", ["--remote-upload", "--remote-required"])
+def test_remote_policy_flags_need_a_remote(ws: Path, tmp_path: Path, flag: str) -> None:
+    run = aotbuild(["build", "//...", flag], ws, {"AOTBUILD_CACHE_DIR": str(tmp_path / "cache")})
+    assert run.code == 2 and f"{flag} needs a remote cache" in run.stderr, run.output
