@@ -148,14 +148,18 @@ def nginx_server():
 class Moto:
     endpoint: str
     bucket: str
+    _client: object = None
 
     def url(self, prefix: str) -> str:
         return f"s3://{self.bucket}/{prefix}"
 
     def client(self):
-        import boto3
+        """One client for the session: each new one costs a second or two of loading botocore's models."""
+        if self._client is None:
+            import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1")
+            self._client = boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1")
+        return self._client
 
 
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing-key-id", "AWS_SECRET_ACCESS_KEY": "aws-Secret-k3y",

@@ -55,7 +55,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     server = request.getfixturevalue("moto_server")
     prefix = f"c{os.urandom(6).hex()}/nested"
     s3 = server.client()
-    return Backend(S3Store(server.url(prefix), endpoint=server.endpoint),
+    return Backend(S3Store(server.url(prefix), client=s3),
                    lambda kind, key, raw: s3.put_object(Bucket=server.bucket, Key=f"{prefix}/{kind}/{key}", Body=raw))
 
 

@@ -19,7 +19,8 @@ MAX_ACTION_BYTES = 16 << 20
 
 
 class S3Store:
-    def __init__(self, url: str, *, endpoint: str | None = None) -> None:
+    def __init__(self, url: str, *, endpoint: str | None = None, client: Any = None) -> None:
+        """`client`: an existing boto3 S3 client to share (building one reads botocore's models: ~0.5 s)."""
         parts = urllib.parse.urlsplit(url)
         if parts.scheme != "s3" or not parts.netloc:
             raise UserError(f"remote cache {url!r}: expected s3://bucket/prefix")
@@ -37,9 +38,11 @@ class S3Store:
         self.name = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
         config = botocore.config.Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S,
                                         retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"})
-        session = boto3.session.Session()
-        self._client = session.client("s3", endpoint_url=endpoint, config=config,
-                                      region_name=session.region_name or "us-east-1")
+        if client is None:
+            session = boto3.session.Session()
+            client = session.client("s3", endpoint_url=endpoint, config=config,
+                                    region_name=session.region_name or "us-east-1")
+        self._client = client
         self.counters = {"requests": 0, "bytes_down": 0, "bytes_up": 0}
 
     def _key(self, kind: str, key: str) -> str:
