@@ -76,8 +76,8 @@ def decode_action(key: str, raw: bytes, where: str) -> dict[str, Any]:
 
 @contextmanager
 def verified_download(dest: Path, digest: str, where: str) -> Iterator[BinaryIO]:
-    """A file to stream a blob into; on exit its sha256 (and size, via `expect`) is checked and it is renamed
-    onto `dest`. Anything short or different raises IntegrityError and leaves `dest` untouched."""
+    """A file to stream a blob into; on exit its sha256 is checked and it is renamed onto `dest`. Other bytes
+    raise IntegrityError, and any failure (a body cut short included) leaves `dest` untouched."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.download")
     hashing = _HashingWriter(open(tmp, "wb"))
