@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import __version__, engine, layout
+from . import __version__, engine, layout, remote_summary
 from .errors import AotbuildError, UserError
 from .fsutil import atomic_write
 from .hashing import pretty_json
@@ -32,6 +32,14 @@ def _add_build_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-k", "--keep-going", action="store_true", help="build every target that can be built")
     p.add_argument("--explain", action="store_true", help="show why ninja considers each step out of date")
     p.add_argument("--report", metavar="PATH", help="write a JSON report: each target's outcome, failures, time")
+    p.add_argument("--remote-cache", metavar="URL", help="http(s)://host/prefix (Bazel HTTP cache protocol) or "
+                   "s3://bucket/prefix; default $AOTBUILD_REMOTE_CACHE, then WORKSPACE cache.remote; '' turns it off")
+    p.add_argument("--remote-upload", action="store_true", help="write results to the remote cache (CI); "
+                   "without it the remote is only read")
+    p.add_argument("--remote-required", action="store_true", help="fail the build when the remote cache fails, "
+                   "instead of warning and building locally")
+    p.add_argument("--shard", metavar="K/N", type=_shard, help="build only the K-th of N deterministic shares "
+                   "of the selected targets (a CI matrix)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -66,6 +74,15 @@ def parser() -> argparse.ArgumentParser:
     gc.add_argument("--max-size", help="size budget, e.g. 500M, 10G")
     gc.add_argument("--max-age", help="evict entries unused for longer, e.g. 7d, 12h")
     return p
+
+
+def _shard(text: str) -> tuple[int, int]:
+    from .sharding import parse_shard
+
+    try:
+        return parse_shard(text)
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _size(text: str) -> int:
@@ -116,7 +133,8 @@ def _build(args: argparse.Namespace, goal: str) -> engine.BuildResult:
     _check_report_path(args.report, "--report")
     _check_report_path(getattr(args, "junit_xml", None), "--junit-xml")
     _check_report_path(getattr(args, "json_report", None), "--json")
-    request = engine.BuildRequest(args.patterns, goal, args.jobs, args.keep_going, args.explain, args.cache_dir)
+    request = engine.BuildRequest(args.patterns, goal, args.jobs, args.keep_going, args.explain, args.cache_dir,
+                                  args.remote_cache, args.remote_upload, args.remote_required, args.shard)
     result = engine.build(request, Path.cwd())
     for error in result.config_errors:
         print(f"error: {error}", file=sys.stderr)
@@ -137,10 +155,13 @@ def _build(args: argparse.Namespace, goal: str) -> engine.BuildResult:
               "its absence an error)", file=sys.stderr)
     for name in result.corrupt:
         print(f"warning: cache entry {name} failed its digest check; removed and rebuilt", file=sys.stderr)
+    remote = remote_summary.summarize(result.events)
+    for line in remote_summary.lines(remote) if remote else []:
+        print(line, file=sys.stderr if line.startswith("warning:") else sys.stdout)
     print(engine.summary_line(result))
     if args.report:
         report = {"targets": result.outcomes, "failures": result.failures, "errors": result.config_errors,
-                  "corrupt": result.corrupt,
+                  "corrupt": result.corrupt, "remote": remote,
                   "actions": [{k: e[k] for k in ("label", "action", "outcome", "seconds")} for e in result.events],
                   "seconds": round(result.seconds, 3), "exit_code": result.exit_code}
         atomic_write(Path(args.report), pretty_json(report))
@@ -220,6 +241,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
             usage = json.loads(last.read_text())
             print(f"last build: {usage['hits']} hits, {usage['misses']} misses, {usage['actions']} actions, "
                   f"{len(usage['corrupt'])} corrupt entries; outcomes {usage['outcomes']}")
+            for line in remote_summary.lines(usage["remote"]) if usage.get("remote") else []:
+                print(line.replace("aotbuild: remote cache", "last build: remote cache", 1))
     elif args.cache_command == "verify":
         from .output_checks import repair_mismatched, target_dirs
 

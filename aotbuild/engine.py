@@ -17,8 +17,10 @@ from .hashing import pretty_json
 from .labels import Label
 from .ninja_runner import is_up_to_date, restat, run_ninja
 from .plan_index import Plan, read_plan, staleness
+from .remote_summary import check_remote_url, summarize
 from .selection import named_explicitly, select
-from .workspace import current_package, find_root
+from .sharding import shard
+from .workspace import WORKSPACE_FILE, current_package, find_root
 
 NEEDS_GPU = "skipped: needs a GPU"  # a CUDA target reached by a wildcard on a machine without one, not cached
 LAST_BUILD_FILE = "last-build.json"  # in the cache root, beside v1/
@@ -35,6 +37,10 @@ class BuildRequest:
     keep_going: bool = False
     explain: bool = False
     cache_dir: str | None = None
+    remote_cache: str | None = None  # --remote-cache; None: the variable or WORKSPACE cache.remote decides
+    remote_upload: bool = False
+    remote_required: bool = False
+    shard: tuple[int, int] | None = None  # (K, N) of --shard K/N
 
 
 @dataclass
@@ -143,7 +149,8 @@ def build(request: BuildRequest, cwd: Path) -> BuildResult:
     ctx = open_workspace(cwd, request.cache_dir)
     plan = ctx.plan
     selection = select(plan, request.patterns, ctx.current_package)
-    result = BuildResult(config_errors=selection.errors, context=ctx, labels=selection.labels)
+    labels = shard(selection.labels, *request.shard) if request.shard else selection.labels
+    result = BuildResult(config_errors=selection.errors, context=ctx, labels=labels)
     if selection.errors and not request.keep_going:
         raise UserError("\n".join(selection.errors))
     from .cache.access import CacheAccess
@@ -155,7 +162,7 @@ def build(request: BuildRequest, cwd: Path) -> BuildResult:
         if access.warning:
             print(f"warning: {access.warning}", file=sys.stderr)
         with access.lease() as lease_fd:
-            _run(ctx, request, selection.labels, result, access.env(), (lock_fd, *lease_fd))
+            _run(ctx, request, labels, result, access.env(), (lock_fd, *lease_fd))
     result.seconds = time.monotonic() - started
     if access.writable:
         record_cache_use(ctx.cache_dir, result)
@@ -174,12 +181,19 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
         print(f"warning: {warning}", file=sys.stderr)
     events_file = ctx.out_dir / layout.STATE_DIR / f"events-{os.getpid()}.jsonl"
     events_file.unlink(missing_ok=True)
+    settings.remote_down_file(events_file).unlink(missing_ok=True)
     # Without a GPU, CUDA targets that a wildcard reached can only come from the cache: they run last, with
     # -k, so one that is not cached is skipped and never stops the others. Named ones fail as usual.
     optional = set() if _host_has_gpu(ctx) else {
         label for label in goals if plan.targets[label].get("device", "cpu").startswith("cuda")
         and label not in named_explicitly(request.patterns, ctx.current_package)}
-    env = {settings.CACHE_DIR_VAR: str(ctx.cache_dir), settings.EVENTS_VAR: str(events_file), **cache_env}
+    remote = check_remote_url(settings.remote_url(settings.environ(), request.remote_cache, plan.remote_cache))
+    if remote is None and (request.remote_upload or request.remote_required):
+        flag = "--remote-upload" if request.remote_upload else "--remote-required"
+        raise UserError(f"{flag} needs a remote cache\n  fix: pass --remote-cache URL, set "
+                        f"{settings.REMOTE_VAR}, or add cache: {{remote: URL}} to {WORKSPACE_FILE}")
+    env = {settings.CACHE_DIR_VAR: str(ctx.cache_dir), settings.EVENTS_VAR: str(events_file), **cache_env,
+           **settings.remote_env(remote, request.remote_upload, request.remote_required)}
     sys.stdout.flush()
     required = [goal for label, goal in goals.items() if label not in optional]
     optional_rc = 0
@@ -200,6 +214,7 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
     if events_file.exists():
         result.events = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
         events_file.unlink()
+    settings.remote_down_file(events_file).unlink(missing_ok=True)
     by_label: dict[str, list[dict]] = {}
     for event in result.events:
         by_label.setdefault(event["label"], []).append(event)
@@ -248,7 +263,7 @@ def record_cache_use(cache_dir: Path, result: BuildResult) -> None:
     if not result.events:
         return
     usage = {"hits": sum(e["hits"] for e in result.events), "misses": sum(e["misses"] for e in result.events),
-             "corrupt": result.corrupt, "actions": len(result.events),
+             "corrupt": result.corrupt, "actions": len(result.events), "remote": summarize(result.events),
              "outcomes": dict(Counter(result.outcomes.values()))}
     atomic_write(cache_dir / LAST_BUILD_FILE, pretty_json(usage))
 

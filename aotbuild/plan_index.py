@@ -48,11 +48,12 @@ class Plan:
     ignore: list[str]  # WORKSPACE.aot.yaml's ignore
     workspace: FileState
     packages: dict[str, PackageEntry]  # package -> entry, sorted by package
+    remote_cache: str | None = None  # WORKSPACE.aot.yaml's cache.remote
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": self.version, "python": self.python, "ninja": self.ninja,
                 "cache_dir": self.cache_dir, "ignore": self.ignore, "workspace": self.workspace.to_json(),
-                "packages": {p: e.to_json() for p, e in self.packages.items()}}
+                "packages": {p: e.to_json() for p, e in self.packages.items()}, "remote_cache": self.remote_cache}
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> Plan:
@@ -60,7 +61,7 @@ class Plan:
             raise ValueError("another index format")
         return Plan(data["version"], data["python"], data["ninja"], data["cache_dir"], data["ignore"],
                     FileState.from_json(data["workspace"]),
-                    {p: PackageEntry.from_json(e) for p, e in data["packages"].items()})
+                    {p: PackageEntry.from_json(e) for p, e in data["packages"].items()}, data.get("remote_cache"))
 
     @cached_property
     def targets(self) -> dict[str, dict[str, Any]]:

@@ -120,7 +120,7 @@ def _update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) 
         # A fresh mtime marks ninja's generator edge done for every BUILD file read so far.
         os.utime(ninja_file)
     plan = Plan(__version__, sys.executable, str(Path(ninja.BIN_DIR) / "ninja"), config.cache_dir,
-                list(config.ignore), workspace_state, entries)
+                list(config.ignore), workspace_state, entries, config.remote_cache)
     replace_unsynced(out_dir / layout.PLAN_FILE, encode_plan(plan))
     return plan
 

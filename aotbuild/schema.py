@@ -109,6 +109,8 @@ class WorkspaceConfig:
     defaults: dict[str, Node]
     cache_dir: str | None
     ignore: tuple[str, ...]
+    remote_cache: str | None = None  # cache.remote: the remote cache's URL (no credentials: those come from
+    # the environment or ~/.netrc, since this file is committed)
 
 
 class _Ctx:
@@ -336,16 +338,18 @@ def parse_defaults(ctx: _Ctx, node: Node | None) -> dict[str, Node]:
 def parse_workspace(node: Node, file: str) -> WorkspaceConfig:
     ctx = _Ctx(file)
     mapping = _check_keys(ctx, node, WORKSPACE_FIELDS, None)
-    cache_dir = None
+    cache_dir = remote = None
     if "cache" in mapping:
-        cache = _check_keys(ctx, mapping["cache"], ("dir",), "cache")
+        cache = _check_keys(ctx, mapping["cache"], ("dir", "remote"), "cache")
         if "dir" in cache:
             cache_dir = _expect(ctx, cache["dir"], "cache.dir", str, "a directory path")
+        if "remote" in cache:
+            remote = _expect(ctx, cache["remote"], "cache.remote", str, "a URL: http(s)://host/prefix or s3://bucket/prefix")
     ignore: tuple[str, ...] = ()
     if "ignore" in mapping:
         items = _expect(ctx, mapping["ignore"], "ignore", list, "a list of directories")
         ignore = tuple(_expect(ctx, i, "ignore", str, "a directory path").strip("/") for i in items)
-    return WorkspaceConfig(parse_defaults(ctx, mapping.get("defaults")), cache_dir, ignore)
+    return WorkspaceConfig(parse_defaults(ctx, mapping.get("defaults")), cache_dir, ignore, remote)
 
 
 def parse_build_file(node: Node, file: str, package: str, workspace_defaults: dict[str, Node]

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 CACHE_DIR_VAR = "AOTBUILD_CACHE_DIR"
 GPU_ARCH_VAR = "AOTBUILD_GPU_ARCH"  # the GPU arch CUDA artifacts are keyed for where none is visible (CPU-only CI)
 CACHE_READONLY_VAR = "AOTBUILD_CACHE_READONLY"  # set by the CLI when the cache cannot be written
 EVENTS_VAR = "AOTBUILD_EVENTS"  # set by the CLI so actions can report what they did; unset under plain ninja
+# The remote cache: the CLI resolves --remote-cache / this variable / WORKSPACE cache.remote and exports the
+# result, with the upload and required policies, to the actions it runs.
+REMOTE_VAR = "AOTBUILD_REMOTE_CACHE"
+REMOTE_UPLOAD_VAR = "AOTBUILD_REMOTE_UPLOAD"
+REMOTE_REQUIRED_VAR = "AOTBUILD_REMOTE_REQUIRED"
+# Credentials for an HTTP remote (else ~/.netrc, or $NETRC); S3 uses boto3's own chain (AWS_* variables,
+# ~/.aws, instance roles). Never copied into any message, report or log.
+REMOTE_TOKEN_VAR = "AOTBUILD_REMOTE_TOKEN"
+REMOTE_USER_VAR = "AOTBUILD_REMOTE_USER"
+REMOTE_PASSWORD_VAR = "AOTBUILD_REMOTE_PASSWORD"
+S3_ENDPOINT_VAR = "AOTBUILD_S3_ENDPOINT"  # an S3-compatible store (MinIO, moto); boto3 also reads AWS_ENDPOINT_URL
 # Variables that change what inductor generates, so they belong in the artifact key.
 TOOLCHAIN_PREFIXES = ("TORCHINDUCTOR_", "AOT_INDUCTOR_", "AOTI_", "TORCH_COMPILE_")
 TOOLCHAIN_VARS = ("CXX", "CC", "CUDA_HOME", "TORCH_CUDA_ARCH_LIST")
@@ -63,3 +75,53 @@ def toolchain_env(env: Mapping[str, str]) -> dict[str, str]:
 
 def cache_read_only(env: Mapping[str, str]) -> bool:
     return env.get(CACHE_READONLY_VAR) == "1"
+
+
+@dataclass(frozen=True)
+class RemoteSettings:
+    """What an action needs to reach the remote cache. `repr` hides the secrets."""
+
+    url: str
+    upload: bool
+    required: bool
+    token: str | None = None
+    user: str | None = None
+    password: str | None = None
+    netrc: Path | None = None
+    s3_endpoint: str | None = None
+
+    def __repr__(self) -> str:
+        return f"RemoteSettings(upload={self.upload}, required={self.required})"
+
+
+def remote_url(env: Mapping[str, str], flag: str | None, workspace_setting: str | None) -> str | None:
+    """Precedence as for the cache dir: --remote-cache (an empty value turns the remote off), then
+    AOTBUILD_REMOTE_CACHE, then WORKSPACE.aot.yaml's cache.remote."""
+    if flag is not None:
+        return flag or None
+    if REMOTE_VAR in env:
+        return env[REMOTE_VAR] or None
+    return workspace_setting or None
+
+
+def remote_settings(env: Mapping[str, str]) -> RemoteSettings | None:
+    """The remote an action uses, as the CLI exported it; None when there is none."""
+    url = env.get(REMOTE_VAR)
+    if not url:
+        return None
+    home = env.get("HOME")
+    netrc = env.get("NETRC") or (str(Path(home) / ".netrc") if home else None)
+    return RemoteSettings(url=url, upload=env.get(REMOTE_UPLOAD_VAR) == "1", required=env.get(REMOTE_REQUIRED_VAR) == "1",
+                          token=env.get(REMOTE_TOKEN_VAR) or None, user=env.get(REMOTE_USER_VAR) or None,
+                          password=env.get(REMOTE_PASSWORD_VAR) or None, netrc=Path(netrc) if netrc else None,
+                          s3_endpoint=env.get(S3_ENDPOINT_VAR) or None)
+
+
+def remote_down_file(events: Path) -> Path:
+    """Touched by the first action that finds the remote failing, so the build's other actions skip it."""
+    return events.with_name(events.name + ".remote-down")
+
+
+def remote_env(url: str | None, upload: bool, required: bool) -> dict[str, str]:
+    """The variables the CLI passes to actions (an empty URL overrides one inherited from the user)."""
+    return {REMOTE_VAR: url or "", REMOTE_UPLOAD_VAR: "1" if upload else "0", REMOTE_REQUIRED_VAR: "1" if required else "0"}

@@ -116,3 +116,6 @@ def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     run = aotbuild(["build", "//..."], make_tiny(base / "ws"), env)
     assert run.code == 0, run.output
     return env
+
+
+from .remote_servers import moto_server, nginx_server  # noqa: E402,F401 - session fixtures shared by the remote tests

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import layout, settings
+from ..cache.layered import LayeredStore, open_layered
 from ..cache.local import LocalStore
 from ..errors import ActionError, AotbuildError, InfraError, NeedsGpuError
 from ..hashing import canonical_json
@@ -28,7 +29,7 @@ class ActionContext:
     root: Path
     target_dir: Path
     spec: dict[str, Any]
-    store: LocalStore
+    store: LayeredStore
     events: Path | None
     started: float
 
@@ -70,7 +71,7 @@ class ActionContext:
         record = {"label": self.label, "action": self.action, "outcome": outcome,
                   "seconds": round(time.monotonic() - self.started, 3),
                   "hits": self.store.counters.hits, "misses": self.store.counters.misses,
-                  "corrupt": self.store.counters.corrupt, **extra}
+                  "corrupt": self.store.counters.corrupt, "remote": self.store.remote_report(), **extra}
         fd = os.open(self.events, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, canonical_json(record) + b"\n")
@@ -78,15 +79,17 @@ class ActionContext:
             os.close(fd)
 
 
-def open_store(env: Mapping[str, str], out_dir: Path) -> LocalStore:
-    """The cache as the CLI found it: writable, or read-only behind an overlay inside aot-out/."""
+def open_store(env: Mapping[str, str], out_dir: Path) -> LayeredStore:
+    """The cache as the CLI found it: local (writable, or read-only behind an overlay inside aot-out/), then
+    the remote, if any."""
     root = settings.action_cache_dir(env)
+    local = LocalStore(root)
     if settings.cache_read_only(env):
         from ..cache.access import overlay_dir
         from ..cache.overlay import OverlayStore
 
-        return OverlayStore(overlay_dir(out_dir), root)
-    return LocalStore(root)
+        local = OverlayStore(overlay_dir(out_dir), root)
+    return open_layered(env, local)
 
 
 def _inside(out_dir: Path, spec_file: Path) -> None:

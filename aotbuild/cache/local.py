@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -140,6 +141,25 @@ class LocalStore:
     def has_blob(self, digest: str) -> bool:
         """Whether the blob exists; not verified, so cheap enough for every AC lookup."""
         return self._cas_path(digest).is_file()
+
+    # The Store protocol (cache/store.py), so remote backends and this one pass one contract suite.
+    def get_blob(self, digest: str, dest: Path) -> bool:
+        """Copy the verified blob to `dest` (streamed); False if absent or corrupt."""
+        path = self.blob_path(digest)
+        if path is None:
+            return False
+        try:
+            shutil.copyfile(path, dest)
+        except FileNotFoundError:
+            return False  # evicted between check and copy
+        return True
+
+    def put_blob(self, digest: str, src: Path) -> None:
+        if self.put_file(src) != digest:
+            raise CacheError(f"{src} does not hash to {digest}")
+
+    def contains(self, kind: str, key: str) -> bool:
+        return (self._cas_path(key) if kind == "cas" else self._ac_path(key)).is_file()
 
     def _verified(self, path: Path, digest: str) -> bool:
         """Rehash `path`; a mismatch removes it and records it as corrupt."""
