@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import InfraError
 from ..fsutil import atomic_write, write_if_changed
 from ..hashing import key_of, pretty_json
-from . import dependencies
+from . import dependencies, reference_io
 from .runtime import ActionContext, run_action
 
 MAX_DEPENDENCY_LISTS = 8
@@ -76,12 +76,13 @@ def export_program(ctx: ActionContext) -> dict[str, Any]:
     torch.save(torch.utils._pytree.tree_map(
         lambda x: x.cpu() if isinstance(x, torch.Tensor) else x, references), buffer)
     reference = ctx.store.put_bytes(buffer.getvalue())
+    flat = ctx.store.put_bytes(reference_io.encode(ctx.label, references))  # the same cases, for C++ consumers
     extra = [spec["weights"]] if spec["weights"] else []
     deps = {"files": dependencies.workspace_files(ctx.root, extra), "packages": dependencies.distributions()}
     dependencies.check_unchanged_since(ctx.root, deps["files"], started_ns, ctx.label)
     call = ep.module_call_graph[0].signature
-    return {"graph_hash": digest_of_graph, "program": program, "reference": reference, "deps": deps,
-            "cases": [c.name for c in cases], "blobs": [program, reference],
+    return {"graph_hash": digest_of_graph, "program": program, "reference": reference, "reference_io": flat,
+            "deps": deps, "cases": [c.name for c in cases], "blobs": [program, reference, flat],
             "inputs": [{"name": n.name, "shape": [str(s) for s in n.meta["val"].shape], "dtype": str(n.meta["val"].dtype)}
                        for n in ep.graph.nodes if n.op == "placeholder" and n.name in ep.graph_signature.user_inputs],
             "outputs": str(call.out_spec) if call else None}
@@ -125,12 +126,13 @@ def _program_for_graph(ctx: ActionContext, result: dict[str, Any]) -> str:
     return entry["program"]
 
 
-def write_outputs(ctx: ActionContext, result: dict[str, Any]) -> None:
+def write_outputs(ctx: ActionContext, result: dict[str, Any], flat_reference: bytes) -> None:
     graph = {"label": ctx.label, "graph_hash": result["graph_hash"], "program": _program_for_graph(ctx, result),
              "inputs": result["inputs"], "outputs": result["outputs"]}
     reference = {"label": ctx.label, "reference": result["reference"], "cases": result["cases"]}
     write_if_changed(ctx.target_dir / "reference.json", pretty_json(reference))
     write_if_changed(ctx.target_dir / "graph.json", pretty_json(graph))
+    reference_io.materialize(flat_reference, ctx.target_dir)
     deps = " ".join(p.replace(" ", "\\ ") for p in dependencies.depfile_paths(ctx.root, result["deps"]))
     # The depfile must name the output exactly as build.ninja does (relative to aot-out/).
     output = (ctx.target_dir / "graph.json").relative_to(ctx.out_dir).as_posix()
@@ -139,12 +141,17 @@ def write_outputs(ctx: ActionContext, result: dict[str, Any]) -> None:
 
 def export(ctx: ActionContext) -> str:
     result = _cached_result(ctx)
-    if result is not None:
-        write_outputs(ctx, result)
+    # An entry from before reference_io existed, or whose blob gc evicted, is a miss: export again.
+    flat = ctx.store.get_bytes(result["reference_io"]) if result and "reference_io" in result else None
+    if result is not None and flat is not None:
+        write_outputs(ctx, result, flat)
         return "action-cache hit"
     result = export_program(ctx)
     _record(ctx, result)  # after the blobs it points at, which export_program stored
-    write_outputs(ctx, result)
+    flat = ctx.store.get_bytes(result["reference_io"])
+    if flat is None:
+        raise InfraError(f"{ctx.label}: the reference inputs just stored are unreadable: check the cache disk")
+    write_outputs(ctx, result, flat)
     return "exported"
 
 
