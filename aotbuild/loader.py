@@ -128,12 +128,13 @@ class LoadedModel:
 
 
 def load(label: str, workspace: str | Path | None = None, *, check_host: bool = True) -> LoadedModel:
-    """The current .pt2 of `label`, digest-checked against manifest.json, host-checked, and loaded."""
+    """The current .pt2 of `label`, digest-checked against manifest.json, host-checked, and loaded with
+    libtorch's AOTIModelPackageLoader (see package_runner.py for why not torch._inductor.aoti_load_package)."""
     files = locate(label, workspace)
     path = files.check_digest("pt2")
     if check_host:
         check_host_matches(files)
     import_requirements(files)
-    import torch._inductor
+    from .package_runner import PackageRunner
 
-    return LoadedModel(str(files.label), path, files.manifest, torch._inductor.aoti_load_package(str(path)))
+    return LoadedModel(str(files.label), path, files.manifest, PackageRunner(str(path)))

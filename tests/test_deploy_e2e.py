@@ -120,3 +120,22 @@ def test_load_refuses_an_artifact_that_differs_from_its_manifest(cold, tmp_path:
     pt2.write_bytes(bytes(data))
     with pytest.raises(aotbuild.errors.VerificationError, match="does not match the sha256 in manifest.json"):
         aotbuild.load("//models:mlp", workspace=copy)
+
+
+def test_load_calls_with_keywords_returns_the_output_tree_and_skips_torch_inductor(cold) -> None:
+    """//models:fusion: three positional inputs, a keyword-only one, and a dict of outputs, in a fresh process."""
+    ws, _ = cold
+    script = (
+        "import sys, torch, aotbuild\n"
+        f"model = aotbuild.load('//models:fusion', workspace={str(ws)!r})\n"
+        "for case in torch.load(model.path.parent / 'reference_io.pt', weights_only=True)['cases']:\n"
+        "    ids, mask, dense, scale = case['inputs']\n"
+        "    out = model(ids, mask, dense, scale=scale)\n"
+        "    assert sorted(out) == ['embedding', 'logits'], out.keys()\n"
+        "    for path, want in zip(case['output_paths'], case['outputs']):\n"
+        "        torch.testing.assert_close(out[path[2:-2]], want, atol=1e-4, rtol=1e-4)\n"
+        "print('inductor imported:', 'torch._inductor' in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    # aoti_load_package would import torch._inductor and probe the CPU's ISAs in subprocesses (seconds).
+    assert proc.stdout.strip() == "inductor imported: False"
