@@ -1,3 +1,11 @@
 """aotbuild: an incremental, cached build system for AOTInductor model artifacts."""
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):  # noqa: ANN202 - PEP 562: `aotbuild.load` without importing loader (or torch) up front
+    if name == "load":
+        from .loader import load
+
+        return load
+    raise AttributeError(f"module 'aotbuild' has no attribute {name!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aotbuild import layout
+from aotbuild.actions import reference_io
 from aotbuild.layout import TargetPaths
 from aotbuild.ninja_graph import Edge, Rule
 from aotbuild.schema import Target
@@ -26,9 +27,10 @@ def edges(target: Target) -> list[Edge]:
     implicit = [layout.TOOLCHAIN_FILE, paths.compile_spec]
     if target.weights:
         implicit.append(layout.from_out(target.weights))
-    # reference.json (eager outputs for verification) is a by-product: restat keeps both pruned when unchanged.
+    # reference.json (eager outputs for verification) and reference_io.pt (the same cases as flat tensors, for
+    # C++ consumers) are by-products: restat keeps them pruned when unchanged.
     return [Edge(NAME, (paths.graph,), (paths.export_spec,), tuple(implicit),
-                 implicit_outputs=(paths.file("reference.json"),), variables=(("spec", paths.export_spec), ("label", str(target.label))))]
+                 implicit_outputs=(paths.file("reference.json"), paths.file(reference_io.FILE)), variables=(("spec", paths.export_spec), ("label", str(target.label))))]
 
 
 def goal(target: Target) -> str:

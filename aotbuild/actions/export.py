@@ -16,7 +16,7 @@ from ..fsutil import atomic_write, write_if_changed
 from ..hashing import key_of, pretty_json
 from ..labels import parse_label
 from ..layout import TargetPaths
-from . import dependencies
+from . import dependencies, reference_io
 from .runtime import ActionContext, run_action
 
 MAX_DEPENDENCY_LISTS = 8
@@ -92,11 +92,13 @@ def export_program(ctx: ActionContext) -> dict[str, Any]:
     torch.save(torch.utils._pytree.tree_map(
         lambda x: x.cpu() if isinstance(x, torch.Tensor) else x, references), buffer)
     reference = ctx.store.put_bytes(buffer.getvalue())
+    flat = ctx.store.put_bytes(reference_io.encode(ctx.label, references))  # the same cases, for C++ consumers
     extra = [spec["weights"]] if spec["weights"] else []
     deps = {"files": dependencies.workspace_files(ctx.root, extra), "packages": dependencies.distributions()}
     dependencies.check_unchanged_since(ctx.root, deps["files"], started_ns, ctx.label)
-    return {"graph_hash": digest_of_graph, "program": program, "reference": reference, "deps": deps,
-            "cases": [c.name for c in cases], "blobs": [program, reference], "interface": described}
+    return {"graph_hash": digest_of_graph, "program": program, "reference": reference, "reference_io": flat,
+            "deps": deps, "cases": [c.name for c in cases], "blobs": [program, reference, flat],
+            "interface": described}
 
 
 def _paths(ctx: ActionContext) -> TargetPaths:
@@ -153,7 +155,7 @@ def _program_for_graph(ctx: ActionContext, result: dict[str, Any]) -> str:
     return entry["program"]
 
 
-def write_outputs(ctx: ActionContext, result: dict[str, Any]) -> None:
+def write_outputs(ctx: ActionContext, result: dict[str, Any], flat_reference: bytes) -> None:
     graph = {"label": ctx.label, "graph_hash": result["graph_hash"], "program": _program_for_graph(ctx, result),
              "interface": result["interface"]}
     reference = {"label": ctx.label, "reference": result["reference"], "cases": result["cases"]}
@@ -161,6 +163,7 @@ def write_outputs(ctx: ActionContext, result: dict[str, Any]) -> None:
     deps = " ".join(p.replace(" ", "\\ ") for p in dependencies.depfile_paths(ctx.root, ctx.out_dir, result["deps"]))
     write_if_changed(ctx.target_dir / "reference.json", pretty_json(reference))
     write_if_changed(ctx.target_dir / "graph.json", pretty_json(graph))
+    reference_io.materialize(flat_reference, ctx.target_dir)
     # The depfile must name the output exactly as build.ninja does (relative to aot-out/).
     output = (ctx.target_dir / "graph.json").relative_to(ctx.out_dir).as_posix()
     atomic_write(ctx.target_dir / "graph.json.d", f"{output}: {deps}\n".encode())
@@ -168,8 +171,10 @@ def write_outputs(ctx: ActionContext, result: dict[str, Any]) -> None:
 
 def export(ctx: ActionContext) -> str:
     result = _cached_result(ctx)
-    if result is not None:
-        write_outputs(ctx, result)
+    # An entry from before reference_io existed, or whose blob gc evicted, is a miss: export again.
+    flat = ctx.store.get_bytes(result["reference_io"]) if result and "reference_io" in result else None
+    if result is not None and flat is not None:
+        write_outputs(ctx, result, flat)
         return "action-cache hit"
     from . import option_check
 
@@ -177,7 +182,10 @@ def export(ctx: ActionContext) -> str:
     option_check.check_options(json.loads((ctx.out_dir / _paths(ctx).compile_spec).read_text()))
     result = export_program(ctx)
     _record(ctx, result)  # after the blobs it points at, which export_program stored
-    write_outputs(ctx, result)
+    flat = ctx.store.get_bytes(result["reference_io"])
+    if flat is None:
+        raise InfraError(f"{ctx.label}: the reference inputs just stored are unreadable: check the cache disk")
+    write_outputs(ctx, result, flat)
     return "exported"
 
 

@@ -1,0 +1,57 @@
+"""reference_io.pt: each case's flat inputs and eager outputs, in a file C++ can read (torch::pickle_load).
+
+reference.json points at a pickle of pytrees (args, kwargs, outputs of any registered type) that only Python
+can open. Deployed code calls the artifact with flat tensor lists, so this file holds exactly that:
+
+    {"format": "aotbuild-reference-io/1", "label": str,
+     "cases": [{"name": str, "inputs": [Tensor, ...], "outputs": [Tensor, ...], "output_paths": [str, ...]}]}
+
+`inputs` are the leaves of (args, kwargs) in the order the .so and AOTIModelPackageLoader::run take them,
+`outputs` the leaves of the eager result in the order they return them; tensors are contiguous and on CPU.
+Written with torch.save (zip format), so Python reads it with torch.load(weights_only=True) and C++ with
+torch::pickle_load. Stored in the CAS by the export action and copied next to the artifacts.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from ..fsutil import write_if_changed
+
+FILE = "reference_io.pt"
+FORMAT = "aotbuild-reference-io/1"
+
+
+def encode(label: str, references: list[dict[str, Any]]) -> bytes:
+    """The file's bytes for export's reference cases ({name, args, kwargs, outputs} each)."""
+    import torch
+    from torch.utils import _pytree as pytree
+
+    def tensors(leaves: list[Any]) -> list[torch.Tensor]:
+        # Non-tensor leaves are constants torch.export baked into the graph: the artifact takes tensors only.
+        return [t.detach().cpu().contiguous() for t in leaves if isinstance(t, torch.Tensor)]
+
+    cases = []
+    for ref in references:
+        outputs, _ = pytree.tree_flatten_with_path(ref["outputs"])
+        cases.append({"name": ref["name"], "inputs": tensors(pytree.tree_leaves((ref["args"], ref["kwargs"]))),
+                      "outputs": tensors([leaf for _, leaf in outputs]),
+                      "output_paths": [pytree.keystr(p) or "output" for p, leaf in outputs
+                                       if isinstance(leaf, torch.Tensor)]})
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, "label": label, "cases": cases}, buffer)
+    return buffer.getvalue()
+
+
+def materialize(data: bytes, target_dir: Path) -> None:
+    """Place the file beside the artifacts (rewritten only when its bytes change, like reference.json)."""
+    write_if_changed(target_dir / FILE, data)
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Read the file back in Python (tensors and plain containers only: no code runs)."""
+    import torch
+
+    return torch.load(path, weights_only=True)

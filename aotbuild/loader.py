@@ -1,0 +1,140 @@
+"""aotbuild.load: a label's current .pt2 as a Python callable, checked against its manifest before it runs.
+
+Paths come from layout.TargetPaths and manifest.json (never spelled out here), so a deployment script keeps
+working wherever aot-out/ puts a target. torch is imported only once `load` has something to load.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import layout, toolchain
+from .errors import UserError, VerificationError
+from .hashing import sha256_file
+from .labels import Label, parse_label
+from .workspace import current_package, find_root
+
+
+@dataclass(frozen=True)
+class TargetFiles:
+    """A built target's files on disk, as its manifest names them."""
+
+    label: Label
+    root: Path
+    dir: Path
+    manifest: dict[str, Any]
+
+    def artifact(self, kind: str) -> Path:
+        """The immutable, versioned file (not the alias, which a concurrent build may swing to another one)."""
+        return self.dir / self.manifest["artifacts"][kind]["file"]
+
+    @property
+    def pt2(self) -> Path:
+        return self.artifact("pt2")
+
+    @property
+    def so(self) -> Path:
+        return self.artifact("so")
+
+    @property
+    def reference_io(self) -> Path:
+        """Flat inputs and eager outputs of each case (see aotbuild/actions/reference_io.py)."""
+        from .actions import reference_io
+
+        return self.dir / reference_io.FILE
+
+    def check_digest(self, kind: str) -> Path:
+        """The artifact's path once its bytes match the sha256 manifest.json records for it."""
+        path = self.artifact(kind)
+        if not path.is_file():
+            raise UserError(f"{self.label}: {path} named in {self.dir / 'manifest.json'} is missing\n"
+                            f"  fix: run `aotbuild build {self.label}`")
+        if sha256_file(path) != self.manifest["artifacts"][kind]["sha256"]:
+            raise VerificationError(f"{self.label}: {path} does not match the sha256 in manifest.json: it was "
+                                    f"modified after the build\n  fix: run `aotbuild clean`, then "
+                                    f"`aotbuild build {self.label}`")
+        return path
+
+
+def locate(label: str, workspace: str | Path | None = None) -> TargetFiles:
+    """Find `label`'s built files; `workspace` is any directory inside the workspace (default: cwd).
+
+    A relative label (`:mlp`) is resolved against the current directory's package, as on the command line."""
+    root = find_root(Path(workspace) if workspace is not None else Path.cwd())
+    parsed = parse_label(label, current_package(root, Path.cwd()))
+    paths = layout.TargetPaths(parsed)
+    manifest_path = root / layout.OUT_DIR / paths.manifest
+    if not manifest_path.is_file():
+        raise UserError(f"{parsed}: no manifest.json at {manifest_path}: the target has not been built\n"
+                        f"  fix: run `aotbuild build {parsed}` in {root}")
+    manifest = json.loads(manifest_path.read_text())
+    return TargetFiles(parsed, root, manifest_path.parent, manifest)
+
+
+def check_host_matches(files: TargetFiles) -> None:
+    """Refuse an artifact built for another torch, CPU ISA or GPU arch: AOTInductor code is tied to all three."""
+    m, fix = files.manifest, f"  fix: build {files.label} on this machine, or pass check_host=False if you know better"
+    running = toolchain.torch_versions()["torch"]
+    if running != m["torch"]:
+        raise UserError(f"{files.label} was built with torch {m['torch']}, this interpreter has torch {running}\n{fix}")
+    if m["device"] == "cpu" and m["cpu_isa"] != toolchain.cpu_isa():
+        # Compiled with -march=native: another CPU family may lack an instruction it uses (SIGILL, not an error).
+        raise UserError(f"{files.label} was compiled for CPU ISA {m['cpu_isa']}, this host is "
+                        f"{toolchain.cpu_isa()}\n{fix}")
+    if m["device"].startswith("cuda") and m.get("gpu_arch"):
+        host = set((toolchain.gpu_arch() or "").split(","))
+        if not set(m["gpu_arch"].split(",")) <= host:
+            raise UserError(f"{files.label} was compiled for GPU arch {m['gpu_arch']}, this host has "
+                            f"{', '.join(sorted(host - {''})) or 'no NVIDIA GPU'}\n{fix}")
+
+
+def import_requirements(files: TargetFiles) -> list[str]:
+    """Import the modules the manifest says the .pt2 needs (those registering pytree types of its inputs or
+    outputs), with the workspace root on sys.path as during export. Manifests without the field need none."""
+    modules = list(files.manifest.get("requires_imports") or [])
+    added = str(files.root) not in sys.path
+    if added:
+        sys.path.insert(0, str(files.root))
+    try:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except ImportError as e:
+                raise UserError(f"{files.label}: manifest.json lists module '{name}' as needed to load the .pt2, "
+                                f"but it does not import: {e}\n  fix: install it, or run from an environment "
+                                "where the model's code is importable") from e
+    finally:
+        if added:
+            sys.path.remove(str(files.root))
+    return modules
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A callable artifact: call it as the model's forward(); `manifest` says what it was built from."""
+
+    label: str
+    path: Path
+    manifest: dict[str, Any]
+    runner: Any
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.runner(*args, **kwargs)
+
+
+def load(label: str, workspace: str | Path | None = None, *, check_host: bool = True) -> LoadedModel:
+    """The current .pt2 of `label`, digest-checked against manifest.json, host-checked, and loaded with
+    libtorch's AOTIModelPackageLoader (see package_runner.py for why not torch._inductor.aoti_load_package)."""
+    files = locate(label, workspace)
+    path = files.check_digest("pt2")
+    if check_host:
+        check_host_matches(files)
+    import_requirements(files)
+    from .package_runner import PackageRunner
+
+    return LoadedModel(str(files.label), path, files.manifest, PackageRunner(str(path)))
