@@ -34,7 +34,7 @@ from bench.synthetic import generate  # noqa: E402
 STANDIN = r'''#!/bin/bash
 # aotbuild bench stand-in: see bench/scale.py.
 if [ -n "$AOTBUILD_BENCH_STANDIN" ] && [ "$1" = -m ] && [ "${2#aotbuild.actions.}" != "$2" ]; then
-  spec=$3; dir=${spec%/*}; name=${dir##*/}; action=${2#aotbuild.actions.}; label="//${dir%/*}:$name"
+  spec=$3; dir=${spec%/*}; name=${dir##*/}; name=${name#@}; action=${2#aotbuild.actions.}; label="//${dir%/*}:$name"
   case $action in
     export)
       printf '{"graph_hash": "%s-%s"}\n' "$name" "$RANDOM" > "$dir/graph.json"
