@@ -25,7 +25,8 @@ FORMAT = "aotbuild-reference-io/1"
 
 
 def encode(label: str, references: list[dict[str, Any]]) -> bytes:
-    """The file's bytes for export's reference cases ({name, args, kwargs, outputs} each)."""
+    """The file's bytes for export's reference cases: {name, args, kwargs, outputs} each, where outputs is
+    the model's output tree, or a flat list of tensors with their key paths in `paths`."""
     import torch
     from torch.utils import _pytree as pytree
 
@@ -35,11 +36,14 @@ def encode(label: str, references: list[dict[str, Any]]) -> bytes:
 
     cases = []
     for ref in references:
-        outputs, _ = pytree.tree_flatten_with_path(ref["outputs"])
+        if "paths" in ref:  # outputs already flat, with their key paths beside them
+            leaves, paths = list(ref["outputs"]), list(ref["paths"])
+        else:
+            flat, _ = pytree.tree_flatten_with_path(ref["outputs"])
+            leaves, paths = [leaf for _, leaf in flat], [pytree.keystr(p) for p, _ in flat]
         cases.append({"name": ref["name"], "inputs": tensors(pytree.tree_leaves((ref["args"], ref["kwargs"]))),
-                      "outputs": tensors([leaf for _, leaf in outputs]),
-                      "output_paths": [pytree.keystr(p) or "output" for p, leaf in outputs
-                                       if isinstance(leaf, torch.Tensor)]})
+                      "outputs": tensors(leaves),
+                      "output_paths": [p or "output" for p, leaf in zip(paths, leaves) if isinstance(leaf, torch.Tensor)]})
     buffer = io.BytesIO()
     torch.save({"format": FORMAT, "label": label, "cases": cases}, buffer)
     return buffer.getvalue()
