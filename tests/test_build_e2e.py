@@ -87,7 +87,7 @@ def test_real_model_change_rebuilds_that_target_only(warm_copy) -> None:
     assert run.report["targets"]["//models:cnn"] == "compiled"
     after = artifact_digests(ws)
     assert {k for k in after if "cnn" in k}.isdisjoint(before)
-    assert {k: v for k, v in after.items() if "/cnn/" not in k} == {k: v for k, v in before.items() if "/cnn/" not in k}
+    assert {k: v for k, v in after.items() if "/@cnn/" not in k} == {k: v for k, v in before.items() if "/@cnn/" not in k}
 
 
 def test_helper_module_change_rebuilds_its_importers(warm_copy) -> None:
@@ -193,7 +193,7 @@ def test_query_lists_outputs_and_discovered_dependencies(cold) -> None:
     run = aotbuild(["query", "//vision:classifier", "--output", "json"], ws, env)
     assert run.code == 0, run.output
     (row,) = json.loads(run.stdout)
-    assert row["outputs"]["so"].endswith("vision/classifier/classifier.so")
+    assert row["outputs"]["so"].endswith("vision/@classifier/classifier.so")
     # Imported across packages, the checkpoint, and installed distributions (by their version stamps).
     assert {"models/layers.py", "vision/classifier.py", "vision/classifier_weights.pt"} <= set(row["deps"])
     assert "aot-out/.aotbuild/dists/torch" in row["deps"]
