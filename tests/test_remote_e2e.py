@@ -155,7 +155,7 @@ def _remote_warnings(run) -> list[str]:
 def test_blob_failing_its_digest_is_rebuilt_locally(cold, http_remote, nginx_server: Nginx, tmp_path: Path) -> None:
     ws, _ = cold
     prefix = _copy_prefix(nginx_server, http_remote)
-    reference = json.loads((ws / "aot-out/models/mlp/reference.json").read_text())["reference"]
+    reference = json.loads((ws / "aot-out/models/@mlp/reference.json").read_text())["reference"]
     blob = nginx_server.root / prefix / "cas" / reference
     data = bytearray(blob.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -170,7 +170,7 @@ def test_entry_pointing_at_a_missing_blob_is_rebuilt_locally(cold, http_remote, 
                                                              tmp_path: Path) -> None:
     ws, _ = cold
     prefix = _copy_prefix(nginx_server, http_remote)
-    program = json.loads((ws / "aot-out/models/mlp/graph.json").read_text())["program"]
+    program = json.loads((ws / "aot-out/models/@mlp/graph.json").read_text())["program"]
     (nginx_server.root / prefix / "cas" / program).unlink()
     run, outcomes = _build_mlp(cold, tmp_path, nginx_server.url(prefix))
     assert outcomes[("//models:mlp", "export")] == "exported"
@@ -181,7 +181,7 @@ def test_entry_pointing_at_a_missing_blob_is_rebuilt_locally(cold, http_remote, 
 def test_truncated_bodies_are_retried_then_rebuilt_locally(cold, http_remote, nginx_server: Nginx,
                                                            tmp_path: Path) -> None:
     ws, _ = cold
-    reference = json.loads((ws / "aot-out/models/mlp/reference.json").read_text())["reference"]
+    reference = json.loads((ws / "aot-out/models/@mlp/reference.json").read_text())["reference"]
     proxy = FaultProxy(nginx_server.port, {f"/cas/{reference}": None})
     try:
         run, outcomes = _build_mlp(cold, tmp_path, proxy.url(http_remote))
