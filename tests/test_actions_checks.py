@@ -78,11 +78,11 @@ def test_safetensors_weights_without_the_package_say_how_to_install(tmp_path: Pa
     monkeypatch.setitem(sys.modules, "safetensors", None)
     monkeypatch.setitem(sys.modules, "safetensors.torch", None)
     with pytest.raises(UserError, match=r"pip install 'aotbuild\[safetensors\]'"):
-        model_loader._load_state_dict(tmp_path / "w.safetensors", "m/w.safetensors")
+        model_loader.load_weights(tmp_path / "w.safetensors", "m/w.safetensors")
 
 
 def test_safetensors_weights_load(tmp_path: Path) -> None:
     st = pytest.importorskip("safetensors.torch")
     st.save_file({"w": torch.arange(3.0)}, str(tmp_path / "w.safetensors"))
-    state = model_loader._load_state_dict(tmp_path / "w.safetensors", "m/w.safetensors")
+    state = model_loader.load_weights(tmp_path / "w.safetensors", "m/w.safetensors")
     assert torch.equal(state["w"], torch.arange(3.0))
