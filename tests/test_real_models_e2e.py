@@ -13,12 +13,17 @@ from pathlib import Path
 
 import pytest
 
+from aotbuild import layout
+from aotbuild.labels import parse_label
+from aotbuild.layout import TargetPaths
+
 from .conftest import aotbuild, torch_tripwire
 
 pytestmark = pytest.mark.torch
 
 WS = Path(__file__).resolve().parent / "real_models_ws"
 DC = "//models:dataclass_out"
+DC_DIR = TargetPaths(parse_label(DC)).dir  # relative to aot-out/
 
 
 def copy_ws(dest: Path) -> Path:
@@ -62,8 +67,7 @@ def real_ws(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, s
 
 
 def manifest(ws: Path, label: str = DC) -> dict:
-    package, name = label[2:].split(":")
-    return json.loads((ws / "aot-out" / package / name / "manifest.json").read_text())
+    return json.loads((ws / "aot-out" / TargetPaths(parse_label(label)).manifest).read_text())
 
 
 def test_manifest_describes_the_artifact_as_structured_json(real_ws) -> None:
@@ -78,7 +82,7 @@ def test_manifest_describes_the_artifact_as_structured_json(real_ws) -> None:
     assert m["out_spec"] == {"type": "models.outputs.Result", "context": [["logits", "hidden"], []],
                              "children": [{"leaf": 0}, {"leaf": 1}]}
     assert m["in_spec"]["type"] == "builtins.tuple"
-    text = (ws / "aot-out" / "models" / "dataclass_out" / "manifest.json").read_text()
+    text = (ws / "aot-out" / DC_DIR / "manifest.json").read_text()
     assert not re.search(r"\bs\d+\b", text) and "TreeSpec" not in text and "torch." not in json.dumps(m["outputs"])
 
 
@@ -98,7 +102,7 @@ print(type(out).__module__, type(out).__name__, tuple(out.logits.shape), tuple(o
 
 def test_pt2_loads_in_a_fresh_process_following_only_the_manifest(real_ws, tmp_path: Path) -> None:
     ws, _ = real_ws
-    target = ws / "aot-out" / "models" / "dataclass_out"
+    target = ws / "aot-out" / DC_DIR
     args = [str(target / "manifest.json"), str(ws)]
     pt2 = str(target / manifest(ws)["artifacts"]["pt2"]["file"])
     # A fresh process in another directory: nothing of the workspace is importable unless the manifest says so.
@@ -187,7 +191,8 @@ def _declared(ws: Path, output: str) -> set[str]:
     """The inputs of the edge producing `output`, as `ninja -t query` lists them under `input:`."""
     import ninja
 
-    text = subprocess.run([str(Path(ninja.BIN_DIR) / "ninja"), "-C", str(ws / "aot-out"), "-t", "query", output],
+    text = subprocess.run([str(Path(ninja.BIN_DIR) / "ninja"), "-C", str(ws / "aot-out"), "-f", layout.NINJA_FILE,
+                           "-t", "query", output],
                           capture_output=True, text=True, check=True).stdout
     section = text.split("  input:", 1)[1].split("  outputs:", 1)[0]
     return {str((ws / "aot-out" / line.strip().removeprefix("|| ").removeprefix("| ")).resolve())
@@ -195,7 +200,7 @@ def _declared(ws: Path, output: str) -> set[str]:
 
 
 @pytest.mark.parametrize("action,products,fresh_cache", [
-    ("export", ("graph.json", "reference.json", "graph.json.d"), True),
+    ("export", ("graph.json", "reference.json", "graph.json.d", "reference_io.pt"), True),
     ("compile", ("manifest.json",), False),
     ("verify", ("verified.json",), True),
 ])
@@ -207,9 +212,9 @@ def test_every_file_an_action_reads_is_an_input_of_its_edge(real_ws, tmp_path: P
     spec = {"export": "export.json", "compile": "compile.json", "verify": "verify.json"}[action]
     log = tmp_path / "reads.txt"
     proc = subprocess.run([sys.executable, "-c", AUDIT, str(log), f"aotbuild.actions.{action}",
-                           f"models/dataclass_out/{spec}"], cwd=ws / "aot-out", capture_output=True, text=True,
+                           f"{DC_DIR}/{spec}"], cwd=ws / "aot-out", capture_output=True, text=True,
                           env={**os.environ, **env})
-    target = ws / "aot-out" / "models" / "dataclass_out"
+    target = ws / "aot-out" / DC_DIR
     assert proc.returncode == 0, proc.stderr + (target / f"{action}.log").read_text()
     out_dir = str((ws / "aot-out").resolve())
     reads_all = log.read_text().splitlines()
@@ -220,7 +225,7 @@ def test_every_file_an_action_reads_is_an_input_of_its_edge(real_ws, tmp_path: P
     # The artifacts are no ninja outputs (their names carry digests): manifest.json, which names them with
     # their sha256, stands for them, and verify checks them against it.
     own |= {str((target / a["file"]).resolve()) for a in manifest(ws)["artifacts"].values()}
-    undeclared = reads - own - _declared(ws, f"models/dataclass_out/{products[0]}")
+    undeclared = reads - own - _declared(ws, f"{DC_DIR}/{products[0]}")
     assert not undeclared, f"{action} reads files its edge does not declare: {sorted(undeclared)}"
 
 

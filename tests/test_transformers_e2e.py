@@ -43,7 +43,7 @@ def test_tiny_transformers_model_builds_and_verifies(tmp_path: Path) -> None:
     (ws / "models" / "BUILD.aot.yaml").write_text(BUILD)
     run = aotbuild(["test", "//models:tiny_bert"], ws, {"AOTBUILD_CACHE_DIR": str(tmp_path / "cache")})
     assert run.code == 0, run.output
-    manifest = json.loads((ws / "aot-out" / "models" / "tiny_bert" / "manifest.json").read_text())
+    manifest = json.loads((ws / "aot-out" / "models" / "@tiny_bert" / "manifest.json").read_text())
     assert manifest["requires_imports"] == ["transformers.modeling_outputs"]
     assert [(o["name"], o["shape"]) for o in manifest["outputs"]] == [("last_hidden_state", [2, 8, 16]),
                                                                        ("pooler_output", [2, 16])]
