@@ -93,13 +93,7 @@ def top_ninja(python: str, build_files: list[str], packages: list[str]) -> str:
     w.newline()
     w.variable("builddir", layout.NINJA_BUILDDIR)  # .ninja_log and .ninja_deps stay in the state dir
     w.newline()
-    for name, depth in sorted(graph.pools.items()):
-        w.pool(name, depth)
-        w.newline()
-    for rule in graph.rules.values():
-        w.rule(rule.name, rule.command, description=rule.description, depfile=rule.depfile, deps=rule.deps,
-               pool=rule.pool, restat=rule.restat, generator=rule.generator)
-        w.newline()
+    graph.write_declarations(w)
     # The per-package files are written by planning too, but are no outputs of this edge: they are rewritten
     # only when they change, so ninja would think the edge always stale. Spec files are outputs of their own
     # edges in the package files (spec_edges), so a deleted one is recreated by the next build.

@@ -72,14 +72,8 @@ class BuildGraph:
             raise GraphError(f"duplicate output '{name}'")
         self.phonies[name] = inputs
 
-    def write(self, stream: TextIO, header: str = "", builddir: str | None = None) -> None:
-        w = Writer(stream, width=120)
-        if header:
-            w.comment(header)
-            w.newline()
-        if builddir:
-            w.variable("builddir", builddir)
-            w.newline()
+    def write_declarations(self, w: Writer) -> None:
+        """Pools, then rules: what a top-level build file declares for itself and its subninjas."""
         for name, depth in sorted(self.pools.items()):
             w.pool(name, depth)
             w.newline()
@@ -87,6 +81,13 @@ class BuildGraph:
             w.rule(rule.name, rule.command, description=rule.description, depfile=rule.depfile, deps=rule.deps,
                    pool=rule.pool, restat=rule.restat, generator=rule.generator)
             w.newline()
+
+    def write(self, stream: TextIO, header: str = "") -> None:
+        w = Writer(stream, width=120)
+        if header:
+            w.comment(header)
+            w.newline()
+        self.write_declarations(w)
         for edge in self.edges:
             w.build(list(edge.outputs), edge.rule, inputs=list(edge.inputs), implicit=list(edge.implicit),
                     order_only=list(edge.order_only), implicit_outputs=list(edge.implicit_outputs),
