@@ -40,6 +40,12 @@ def aotbuild(args: list[str], cwd: Path, env: dict[str, str] | None = None, repo
     return Run(proc.returncode, proc.stdout, proc.stderr, data)
 
 
+def write(path: Path, text: str) -> None:
+    """Write a test file, making its directories."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
 def copy_example(dest: Path, gpu: bool = False) -> Path:
     """The example workspace; its CUDA package only when asked (without a GPU, //... skips it: tests/test_cuda.py)."""
     skip = ("aot-out", "__pycache__") + (() if gpu else (GPU_PACKAGE,))

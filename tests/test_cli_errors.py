@@ -8,12 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import aotbuild, torch_tripwire
-
-
-def write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+from .conftest import aotbuild, torch_tripwire, write
 
 
 @pytest.fixture

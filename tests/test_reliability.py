@@ -19,14 +19,9 @@ from aotbuild.cache.local import LocalStore
 from aotbuild.labels import Label
 from aotbuild.layout import TargetPaths
 
-from .conftest import aotbuild
+from .conftest import aotbuild, write
 
 TARGET = "{model: m.f:g, inputs: {x: {shape: [2], dtype: float32}}}"
-
-
-def write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
 
 
 @pytest.fixture
