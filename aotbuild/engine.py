@@ -184,9 +184,9 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
     settings.remote_down_file(events_file).unlink(missing_ok=True)
     # Without a GPU, CUDA targets that a wildcard reached can only come from the cache: they run last, with
     # -k, so one that is not cached is skipped and never stops the others. Named ones fail as usual.
+    named = named_explicitly(request.patterns, ctx.current_package)
     optional = set() if _host_has_gpu(ctx) else {
-        label for label in goals if plan.targets[label].get("device", "cpu").startswith("cuda")
-        and label not in named_explicitly(request.patterns, ctx.current_package)}
+        label for label in goals if plan.targets[label].get("device", "cpu").startswith("cuda") and label not in named}
     remote = check_remote_url(settings.remote_url(settings.environ(), request.remote_cache, plan.remote_cache))
     if remote is None and (request.remote_upload or request.remote_required):
         flag = "--remote-upload" if request.remote_upload else "--remote-required"
