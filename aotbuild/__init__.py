@@ -5,7 +5,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str):  # noqa: ANN202 - PEP 562: `aotbuild.load` without importing loader (or torch) up front
     if name == "load":
-        from .loader import load
+        from aotbuild.deploy.loader import load
 
         return load
     raise AttributeError(f"module 'aotbuild' has no attribute {name!r}")

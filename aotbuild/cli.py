@@ -10,14 +10,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import __version__, engine, layout, remote_summary
-from .errors import AotbuildError, UserError
-from .fsutil import atomic_write
-from .hashing import pretty_json
-from .layout import TargetPaths
-from .ninja_runner import discovered_deps
-from .selection import select
-from .workspace import find_root
+from aotbuild import __version__, layout
+
+from aotbuild.engine import build as engine
+
+from aotbuild.reports import remote_summary
+from aotbuild.errors import AotbuildError, UserError
+from aotbuild.fsutil import atomic_write
+from aotbuild.hashing import pretty_json
+from aotbuild.layout import TargetPaths
+from aotbuild.ninja.runner import discovered_deps
+from aotbuild.workspace.selection import select
+from aotbuild.workspace.discovery import find_root
 
 
 def _add_cache_flag(p: argparse.ArgumentParser) -> None:
@@ -77,7 +81,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _shard(text: str) -> tuple[int, int]:
-    from .sharding import parse_shard
+    from aotbuild.planning.sharding import parse_shard
 
     try:
         return parse_shard(text)
@@ -139,7 +143,7 @@ def _build(args: argparse.Namespace, goal: str) -> engine.BuildResult:
     for error in result.config_errors:
         print(f"error: {error}", file=sys.stderr)
     if goal == "verify":
-        from . import test_report
+        from aotbuild.reports import test_report
 
         ctx = result.context
         tests = test_report.outcomes(result, ctx.plan, ctx.out_dir)
@@ -223,7 +227,7 @@ def _workspace_relative(path: str, root: Path) -> str:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    from .cache.local import LocalStore
+    from aotbuild.cache.local import LocalStore
 
     ctx = engine.open_workspace(Path.cwd(), args.cache_dir)
     store = LocalStore(ctx.cache_dir)
@@ -244,7 +248,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
             for line in remote_summary.lines(usage["remote"]) if usage.get("remote") else []:
                 print(line.replace("aotbuild: remote cache", "last build: remote cache", 1))
     elif args.cache_command == "verify":
-        from .output_checks import repair_mismatched, target_dirs
+        from aotbuild.engine.output_checks import repair_mismatched, target_dirs
 
         corrupt = store.verify()
         for name in corrupt:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .labels import Label
+from aotbuild.workspace.labels import Label
 
 OUT_DIR = "aot-out"
 # Two namespaces in aot-out/ that cannot collide with anything a BUILD file names: aotbuild's own files live

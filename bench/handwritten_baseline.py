@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from aotbuild.actions import example_inputs, model_loader
-from aotbuild.loading import load_workspace
+from aotbuild.workspace.loading import load_workspace
 
 
 def main(root: Path, out: Path) -> None:

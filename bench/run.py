@@ -54,7 +54,7 @@ def copy_example(dest: Path) -> Path:
 
 
 def ninja_goals(ws: Path) -> list[str]:
-    from aotbuild.plan_index import read_plan
+    from aotbuild.planning.plan_index import read_plan
 
     plan = read_plan(ws / "aot-out")
     assert plan is not None, f"no plan in {ws}"

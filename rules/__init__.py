@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from aotbuild.ninja_graph import Edge, Rule
-from aotbuild.schema import Target
+from aotbuild.ninja.graph import Edge, Rule
+from aotbuild.workspace.schema import Target
 
-from . import compile as compile_rule
-from . import export as export_rule
-from . import verify as verify_rule
+from aotbuild.rules import compile as compile_rule
+from aotbuild.rules import export as export_rule
+from aotbuild.rules import verify as verify_rule
 
 
 @dataclass(frozen=True)

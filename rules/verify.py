@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aotbuild import layout
 from aotbuild.layout import TargetPaths
-from aotbuild.ninja_graph import Edge, Rule
-from aotbuild.schema import Target
+from aotbuild.ninja.graph import Edge, Rule
+from aotbuild.workspace.schema import Target
 
 NAME = "aot_verify"
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from aotbuild import settings
+from aotbuild.workspace import settings
 from aotbuild.cache.http import HttpStore, redact
 from aotbuild.cache.layered import LayeredStore
 from aotbuild.cache.local import LocalStore
 from aotbuild.cache.store import RemoteError
-from aotbuild.remote_summary import check_remote_url, lines, summarize
+from aotbuild.reports.remote_summary import check_remote_url, lines, summarize
 from aotbuild.errors import UserError
 
 from .remote_servers import PASSWORD, TOKEN, USER, FaultProxy, free_port

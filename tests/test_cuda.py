@@ -13,10 +13,10 @@ import pytest
 
 from aotbuild.actions.elf_deps import links_shared_cxx_runtime, needed_libraries
 from aotbuild import layout
-from aotbuild.engine import NEEDS_GPU
-from aotbuild.labels import parse_label
+from aotbuild.engine.build import NEEDS_GPU
+from aotbuild.workspace.labels import parse_label
 from aotbuild.layout import TargetPaths
-from aotbuild.selection import named_explicitly
+from aotbuild.workspace.selection import named_explicitly
 
 from .conftest import EXAMPLE, GPU_PACKAGE, TARGETS, aotbuild, torch_tripwire
 
@@ -88,7 +88,7 @@ from pathlib import Path
 from aotbuild.actions import export, compile as compile_action
 from aotbuild.actions.runtime import ActionContext
 from aotbuild.cache.local import LocalStore
-from aotbuild.labels import parse_label
+from aotbuild.workspace.labels import parse_label
 from aotbuild.layout import TargetPaths
 
 out, store = Path({str(ws / 'aot-out')!r}), LocalStore(Path({str(cache)!r}))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import aotbuild
-from aotbuild import loader
+from aotbuild.deploy import loader
 
 from .conftest import REPO
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aotbuild import dist_stamps
+from aotbuild.planning import dist_stamps
 
 
 def install(site: Path, name: str, version: str) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aotbuild.engine import BuildResult, _crash_report, summary_line
+from aotbuild.engine.build import BuildResult, _crash_report, summary_line
 
 FAULTHANDLER_LOG = """some warning
 Fatal Python error: Segmentation fault

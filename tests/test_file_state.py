@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from aotbuild import file_state
-from aotbuild.file_state import read_state, verdict
+from aotbuild.planning import file_state
+from aotbuild.planning.file_state import read_state, verdict
 
 LIMIT = 1 << 20
 

@@ -10,8 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from aotbuild import engine, layout, planner
-from aotbuild.plan_index import read_plan
+from aotbuild import layout
+
+from aotbuild.engine import build as engine
+
+from aotbuild.planning import planner
+from aotbuild.planning.plan_index import read_plan
 from bench.synthetic import generate
 
 from .conftest import aotbuild

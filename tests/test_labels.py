@@ -1,11 +1,11 @@
-"""Table-driven tests for aotbuild.labels: parsing, matching and resolving target patterns."""
+"""Table-driven tests for aotbuild.workspace.labels: parsing, matching and resolving target patterns."""
 
 from __future__ import annotations
 
 import pytest
 
 from aotbuild.errors import LabelError, UserError
-from aotbuild.labels import Label, Pattern, parse_label, parse_pattern, resolve
+from aotbuild.workspace.labels import Label, Pattern, parse_label, parse_pattern, resolve
 
 # (text, current_package, package, kind, name, negative)
 VALID_PATTERNS = [

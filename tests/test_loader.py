@@ -11,9 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from aotbuild import layout, loader, toolchain
+from aotbuild import layout
+
+from aotbuild.deploy import loader
+
+from aotbuild.planning import toolchain
 from aotbuild.errors import UserError, VerificationError
-from aotbuild.labels import parse_label
+from aotbuild.workspace.labels import parse_label
 
 from .conftest import REPO, torch_tripwire
 

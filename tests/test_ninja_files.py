@@ -8,8 +8,8 @@ import io
 import ninja
 import pytest
 
-from aotbuild.ninja_files import edge_text, package_file, package_id
-from aotbuild.ninja_graph import Edge
+from aotbuild.ninja.files import edge_text, package_file, package_id
+from aotbuild.ninja.graph import Edge
 
 EDGES = [
     Edge("r", ("out",)),

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from aotbuild.ninja_graph import BuildGraph, Edge, GraphError, Rule
+from aotbuild.ninja.graph import BuildGraph, Edge, GraphError, Rule
 
 
 def small_graph() -> BuildGraph:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from aotbuild import layout
-from aotbuild.labels import parse_label
+from aotbuild.workspace.labels import parse_label
 from aotbuild.layout import TargetPaths
 
 from .conftest import aotbuild, torch_tripwire

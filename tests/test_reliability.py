@@ -16,7 +16,7 @@ import pytest
 from aotbuild import layout
 from aotbuild.cache.access import CacheAccess, live_leases_since
 from aotbuild.cache.local import LocalStore
-from aotbuild.labels import Label
+from aotbuild.workspace.labels import Label
 from aotbuild.layout import TargetPaths
 
 from .conftest import aotbuild, write

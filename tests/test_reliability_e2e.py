@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from aotbuild.labels import Label
+from aotbuild.workspace.labels import Label
 from aotbuild.layout import TargetPaths
 
 from .conftest import aotbuild, make_tiny

@@ -7,11 +7,11 @@ import random
 import pytest
 
 from aotbuild.errors import UserError
-from aotbuild.labels import parse_label
-from aotbuild.schema import parse_workspace
+from aotbuild.workspace.labels import parse_label
+from aotbuild.workspace.schema import parse_workspace
 from aotbuild.errors import TargetError
-from aotbuild.sharding import parse_shard, shard
-from aotbuild.yaml_source import load_yaml
+from aotbuild.planning.sharding import parse_shard, shard
+from aotbuild.workspace.yaml_source import load_yaml
 
 
 @pytest.mark.parametrize("text, expected", [("1/1", (1, 1)), ("2/4", (2, 4)), (" 3/3 ", (3, 3))])

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from aotbuild.errors import TargetError
-from aotbuild.labels import Label
-from aotbuild.schema import parse_build_file
-from aotbuild.yaml_source import load_yaml
+from aotbuild.workspace.labels import Label
+from aotbuild.workspace.schema import parse_build_file
+from aotbuild.workspace.yaml_source import load_yaml
 
 GOOD = """\
 defaults:
@@ -128,7 +128,7 @@ def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
 def test_options_merge_key_by_key_across_workspace_file_and_target(tmp_path: Path) -> None:
     ws_file = tmp_path / "WORKSPACE.aot.yaml"
     ws_file.write_text("defaults:\n  options: {a: 1, b: 1}\n")
-    from aotbuild.schema import parse_workspace
+    from aotbuild.workspace.schema import parse_workspace
 
     config = parse_workspace(load_yaml(ws_file, "WORKSPACE.aot.yaml"), "WORKSPACE.aot.yaml")
     path = tmp_path / "BUILD.aot.yaml"

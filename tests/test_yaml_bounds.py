@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aotbuild import yaml_source
+from aotbuild.workspace import yaml_source
 from aotbuild.errors import TargetError
-from aotbuild.file_state import MAX_SOURCE_BYTES
-from aotbuild.yaml_source import Node, load_yaml, parse_yaml
+from aotbuild.planning.file_state import MAX_SOURCE_BYTES
+from aotbuild.workspace.yaml_source import Node, load_yaml, parse_yaml
 
 from .test_incremental_plan import BOMB
 from .test_yaml_and_schema import GOOD

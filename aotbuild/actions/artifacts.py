@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..fsutil import write_if_changed
-from ..hashing import pretty_json
-from ..layout import TargetPaths
+from aotbuild.fsutil import write_if_changed
+from aotbuild.hashing import pretty_json
+from aotbuild.layout import TargetPaths
 
 KINDS = ("so", "pt2")
 

@@ -31,9 +31,9 @@ def bench(target_dir: Path, root: Path, warmup: int, repeats: int) -> dict[str, 
     import torch
     from torch.utils import _pytree as pytree
 
-    from . import example_inputs, model_loader
-    from .interface import import_required
-    from .verify import so_runner
+    from aotbuild.actions import example_inputs, model_loader
+    from aotbuild.actions.interface import import_required
+    from aotbuild.actions.verify import so_runner
 
     spec = json.loads((target_dir / "export.json").read_text())
     manifest = json.loads((target_dir / "manifest.json").read_text())

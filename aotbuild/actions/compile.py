@@ -13,13 +13,13 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
-from ..errors import ActionError
-from ..hashing import key_of
-from ..layout import TargetPaths
-from ..labels import parse_label
-from . import artifacts
-from .runtime import ActionContext, run_action
+from aotbuild import __version__
+from aotbuild.errors import ActionError
+from aotbuild.hashing import key_of
+from aotbuild.layout import TargetPaths
+from aotbuild.workspace.labels import parse_label
+from aotbuild.actions import artifacts
+from aotbuild.actions.runtime import ActionContext, run_action
 
 # Always on: weights inside the .so make it self-contained, and the lower bound check rejects batch 1 otherwise.
 BASE_OPTIONS: dict[str, Any] = {"aot_inductor.package_constants_in_so": True}
@@ -54,7 +54,7 @@ def _known_to(torch: Any, options: dict[str, Any]) -> dict[str, Any]:
 def check_cxx_runtime(so: Path, label: str, compiler: str | None) -> None:
     """Fail the compile, not the deployment: a .so with its own static libstdc++ segfaults once loaded beside
     torch's shared one (std::regex in the AOTI runtime mixes the two copies' locale facets)."""
-    from .elf_deps import SHARED_CXX_RUNTIMES, links_shared_cxx_runtime
+    from aotbuild.actions.elf_deps import SHARED_CXX_RUNTIMES, links_shared_cxx_runtime
 
     if not links_shared_cxx_runtime(so):
         cxx = os.environ.get("CXX", "g++")
@@ -78,7 +78,7 @@ def _load_program(ctx: ActionContext, graph: dict[str, Any]) -> bytes:
     data = ctx.store.get_bytes(graph["program"])
     if data is not None:
         return data
-    from .export import reexport
+    from aotbuild.actions.export import reexport
 
     return reexport(ctx, graph["graph_hash"], "program")
 
@@ -105,13 +105,13 @@ def _single_library(package: zipfile.ZipFile, label: str) -> str:
 
 def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], key: str) -> dict[str, Any]:
     """AOTInductor on a miss: compile in the key's fixed staging dir, store the .pt2 and its .so in the CAS."""
-    from .staging import staging_dir
+    from aotbuild.actions.staging import staging_dir
 
     ctx.require_gpu(ctx.spec["device"])
     with staging_dir(ctx.store.root, key) as stage:
         import torch
 
-        from . import interface, option_check
+        from aotbuild.actions import interface, option_check
 
         ctx.check_toolchain(torch.__version__)
         option_check.check_options(ctx.spec)  # before loading: an unknown option fails in a second

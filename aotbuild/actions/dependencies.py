@@ -12,9 +12,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import dist_stamps, layout
-from ..errors import ActionError
-from ..hashing import sha256_file
+from aotbuild import layout
+
+from aotbuild.planning import dist_stamps
+from aotbuild.errors import ActionError
+from aotbuild.hashing import sha256_file
 
 
 def workspace_files(root: Path, extra: list[str]) -> list[str]:

@@ -11,13 +11,13 @@ import json
 import time
 from typing import Any
 
-from ..errors import InfraError
-from ..fsutil import atomic_write, write_if_changed
-from ..hashing import key_of, pretty_json
-from ..labels import parse_label
-from ..layout import TargetPaths
-from . import dependencies, reference_io
-from .runtime import ActionContext, run_action
+from aotbuild.errors import InfraError
+from aotbuild.fsutil import atomic_write, write_if_changed
+from aotbuild.hashing import key_of, pretty_json
+from aotbuild.workspace.labels import parse_label
+from aotbuild.layout import TargetPaths
+from aotbuild.actions import dependencies, reference_io
+from aotbuild.actions.runtime import ActionContext, run_action
 
 MAX_DEPENDENCY_LISTS = 8
 
@@ -57,8 +57,8 @@ def export_program(ctx: ActionContext) -> dict[str, Any]:
     ctx.require_gpu(device)  # before importing torch: a skipped CUDA target costs nothing
     import torch
 
-    from . import example_inputs, graph_hash, interface, model_loader, signature_check
-    from .locate import location
+    from aotbuild.actions import example_inputs, graph_hash, interface, model_loader, signature_check
+    from aotbuild.actions.locate import location
 
     ctx.check_toolchain(torch.__version__)
     full_precision_on_gpu(torch, device)
@@ -135,7 +135,7 @@ def _export_error(label: str, e: Exception) -> Exception:
     import torch
     from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
 
-    from ..errors import ActionError, UserError
+    from aotbuild.errors import ActionError, UserError
 
     text = f"{type(e).__name__}: {e}"
     if isinstance(e, (GuardOnDataDependentSymNode, torch._dynamo.exc.UserError, torch._dynamo.exc.Unsupported)):
@@ -176,7 +176,7 @@ def export(ctx: ActionContext) -> str:
     if result is not None and flat is not None:
         write_outputs(ctx, result, flat)
         return "action-cache hit"
-    from . import option_check
+    from aotbuild.actions import option_check
 
     # The compile's options are checked before exporting: a misspelled one must not cost a whole export to find.
     option_check.check_options(json.loads((ctx.out_dir / _paths(ctx).compile_spec).read_text()))

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch.utils import _pytree as pytree
 
-from ..errors import Location, TargetError, UserError
+from aotbuild.errors import Location, TargetError, UserError
 
 # Node types every torch process can rebuild without importing anything: pytree registers them itself.
 _BUILTIN_MODULES = ("builtins", "collections", "torch")

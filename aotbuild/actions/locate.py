@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import Location
+from aotbuild.errors import Location
 
 
 def location(spec: dict[str, Any], field: str | None = None) -> Location:

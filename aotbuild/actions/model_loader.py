@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from ..errors import UserError
+from aotbuild.errors import UserError
 
 
 def _raised_at(e: BaseException) -> str:

@@ -18,7 +18,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from ..fsutil import write_if_changed
+from aotbuild.fsutil import write_if_changed
 
 FILE = "reference_io.pt"
 FORMAT = "aotbuild-reference-io/1"

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import layout, settings
-from ..cache.layered import LayeredStore, open_layered
-from ..cache.local import LocalStore
-from ..errors import ActionError, AotbuildError, InfraError, NeedsGpuError
-from ..hashing import canonical_json
+from aotbuild import layout
+
+from aotbuild.workspace import settings
+from aotbuild.cache.layered import LayeredStore, open_layered
+from aotbuild.cache.local import LocalStore
+from aotbuild.errors import ActionError, AotbuildError, InfraError, NeedsGpuError
+from aotbuild.hashing import canonical_json
 
 
 @dataclass
@@ -85,8 +87,8 @@ def open_store(env: Mapping[str, str], out_dir: Path) -> LayeredStore:
     root = settings.action_cache_dir(env)
     local = LocalStore(root)
     if settings.cache_read_only(env):
-        from ..cache.access import overlay_dir
-        from ..cache.overlay import OverlayStore
+        from aotbuild.cache.access import overlay_dir
+        from aotbuild.cache.overlay import OverlayStore
 
         local = OverlayStore(overlay_dir(out_dir), root)
     return open_layered(env, local)

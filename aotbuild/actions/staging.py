@@ -25,8 +25,8 @@ from pathlib import Path
 
 import filelock
 
-from ..errors import InfraError
-from ..toolchain import cpu_isa
+from aotbuild.errors import InfraError
+from aotbuild.planning.toolchain import cpu_isa
 
 BASE = Path("/tmp") / f"aotbuild-{os.getuid()}"
 KEY_CHARS = 24  # enough to never collide in one machine's /tmp, short enough for readable compiler lines

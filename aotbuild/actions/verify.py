@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
-from ..errors import VerificationError
-from ..fsutil import write_if_changed
-from ..hashing import key_of, pretty_json
-from .runtime import ActionContext, run_action
+from aotbuild import __version__
+from aotbuild.errors import VerificationError
+from aotbuild.fsutil import write_if_changed
+from aotbuild.hashing import key_of, pretty_json
+from aotbuild.actions.runtime import ActionContext, run_action
 
 # Defaults by dtype where a target gives no tolerance: about 100 ulps of each type at unit scale.
 DEFAULT_TOLERANCE = {"float64": (1e-7, 1e-7), "float32": (1e-4, 1e-4), "bfloat16": (2e-2, 2e-2),
@@ -59,17 +59,17 @@ def run_checks(ctx: ActionContext, manifest: dict[str, Any], reference_digest: s
     import torch
     from torch.utils import _pytree as pytree
 
-    from .export import full_precision_on_gpu
+    from aotbuild.actions.export import full_precision_on_gpu
 
     full_precision_on_gpu(torch, manifest["device"])
 
-    from .interface import import_required
+    from aotbuild.actions.interface import import_required
 
     # Running the .pt2 rebuilds its output type, so the modules that register it are imported first.
     import_required(manifest["requires_imports"], ctx.root, ctx.label)
     data = ctx.store.get_bytes(reference_digest)
     if data is None:  # evicted by gc or corrupt: recompute the eager outputs rather than fail
-        from .export import reexport
+        from aotbuild.actions.export import reexport
 
         data = reexport(ctx, ctx.read_json("graph.json")["graph_hash"], "reference")
     cases = torch.load(io.BytesIO(data), weights_only=True)  # from our cache, digest verified
@@ -97,7 +97,7 @@ def _out_of_range(ctx: ActionContext, cases: list[dict], so: Any) -> list[dict]:
     """For each dynamic dim, one size past max must be refused by the artifact, not silently run."""
     from torch.utils import _pytree as pytree
 
-    from .example_inputs import make_case
+    from aotbuild.actions.example_inputs import make_case
 
     export_spec = ctx.read_json("export.json")
     rejected = []
@@ -166,7 +166,7 @@ def failures(result: dict[str, Any]) -> list[str]:
 
 
 def _check_files_match_manifest(ctx: ActionContext, manifest: dict[str, Any]) -> None:
-    from ..hashing import sha256_file
+    from aotbuild.hashing import sha256_file
 
     for kind, art in manifest["artifacts"].items():
         if sha256_file(ctx.target_dir / art["file"]) != art["sha256"]:

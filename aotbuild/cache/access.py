@@ -11,8 +11,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import layout, settings
-from .local import LAYOUT
+from aotbuild import layout
+
+from aotbuild.workspace import settings
+from aotbuild.cache.local import LAYOUT
 
 LEASES = "leases"
 # Entries used this long before a live build started still count as used by it (coarse file timestamps).

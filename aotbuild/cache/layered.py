@@ -15,10 +15,10 @@ from typing import Any, TypeVar
 
 import filelock
 
-from .. import settings
-from ..errors import UserError
-from .local import CacheCounters, LocalStore
-from .store import IntegrityError, Kind, RemoteError, Store
+from aotbuild.workspace import settings
+from aotbuild.errors import UserError
+from aotbuild.cache.local import CacheCounters, LocalStore
+from aotbuild.cache.store import IntegrityError, Kind, RemoteError, Store
 
 T = TypeVar("T")
 
@@ -27,12 +27,12 @@ def open_remote(config: settings.RemoteSettings) -> Store:
     """The backend a URL names: http(s):// speaks Bazel's HTTP cache protocol, s3:// uses boto3."""
     scheme = config.url.split("://", 1)[0].lower() if "://" in config.url else ""
     if scheme in ("http", "https"):
-        from .http import HttpStore
+        from aotbuild.cache.http import HttpStore
 
         return HttpStore(config.url, token=config.token, user=config.user, password=config.password,
                          netrc_file=config.netrc)
     if scheme == "s3":
-        from .s3 import S3Store
+        from aotbuild.cache.s3 import S3Store
 
         return S3Store(config.url, endpoint=config.s3_endpoint)
     raise UserError(f"remote cache URL must start with http://, https:// or s3://, got scheme {scheme!r}")

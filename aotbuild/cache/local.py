@@ -314,8 +314,8 @@ class LocalStore:
 
     def gc(self, max_bytes: int | None = None, max_age_s: float | None = None, now: float | None = None) -> list[str]:
         """Evict least-recently-used entries beyond `max_bytes` or older than `max_age_s`; skip locked ones."""
-        from ..output_checks import referenced_entries
-        from .access import live_leases
+        from aotbuild.engine.output_checks import referenced_entries
+        from aotbuild.cache.access import live_leases
 
         now = time.time() if now is None else now
         # Never evicted while a build runs: entries used since the oldest running build started (a program it

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .local import LocalStore, _is_hex, _touch
+from aotbuild.cache.local import LocalStore, _is_hex, _touch
 
 
 class OverlayStore(LocalStore):

@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, Protocol
 
-from ..errors import CacheError, InfraError
-from ..hashing import CHUNK, canonical_json, sha256_bytes
+from aotbuild.errors import CacheError, InfraError
+from aotbuild.hashing import CHUNK, canonical_json, sha256_bytes
 
 Kind = Literal["cas", "ac"]
 _HEX64 = re.compile(r"[0-9a-f]{64}")

@@ -12,8 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from . import __version__, settings
-from .fsutil import atomic_write
+from aotbuild import __version__
+
+from aotbuild.workspace import settings
+from aotbuild.fsutil import atomic_write
 
 
 def torch_version_file() -> Path | None:

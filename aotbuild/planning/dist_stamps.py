@@ -13,8 +13,8 @@ import re
 import sys
 from pathlib import Path
 
-from . import layout
-from .fsutil import write_if_changed
+from aotbuild import layout
+from aotbuild.fsutil import write_if_changed
 
 STAMP_DIR = f"{layout.STATE_DIR}/dists"  # relative to aot-out/
 

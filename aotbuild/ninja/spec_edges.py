@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import shlex
 
-from .ninja_graph import Edge, Rule
+from aotbuild.ninja.graph import Edge, Rule
 
 NAME = "aot_spec"
 

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .engine import NEEDS_GPU, BuildResult
-from .fsutil import atomic_write
-from .hashing import pretty_json
-from .plan_index import Plan
+from aotbuild.engine.build import NEEDS_GPU, BuildResult
+from aotbuild.fsutil import atomic_write
+from aotbuild.hashing import pretty_json
+from aotbuild.planning.plan_index import Plan
 
 
 @dataclass(frozen=True)

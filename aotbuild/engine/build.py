@@ -10,17 +10,23 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import dist_stamps, layout, settings, toolchain
-from .errors import NeedsGpuError, UserError
-from .fsutil import atomic_write, write_if_changed
-from .hashing import pretty_json
-from .labels import Label
-from .ninja_runner import is_up_to_date, restat, run_ninja
-from .plan_index import Plan, read_plan, staleness
-from .remote_summary import check_remote_url, summarize
-from .selection import named_explicitly, select
-from .sharding import shard
-from .workspace import WORKSPACE_FILE, current_package, find_root
+from aotbuild import layout
+
+from aotbuild.planning import dist_stamps
+
+from aotbuild.workspace import settings
+
+from aotbuild.planning import toolchain
+from aotbuild.errors import NeedsGpuError, UserError
+from aotbuild.fsutil import atomic_write, write_if_changed
+from aotbuild.hashing import pretty_json
+from aotbuild.workspace.labels import Label
+from aotbuild.ninja.runner import is_up_to_date, restat, run_ninja
+from aotbuild.planning.plan_index import Plan, read_plan, staleness
+from aotbuild.reports.remote_summary import check_remote_url, summarize
+from aotbuild.workspace.selection import named_explicitly, select
+from aotbuild.planning.sharding import shard
+from aotbuild.workspace.discovery import WORKSPACE_FILE, current_package, find_root
 
 NEEDS_GPU = "skipped: needs a GPU"  # a CUDA target reached by a wildcard on a machine without one, not cached
 LAST_BUILD_FILE = "last-build.json"  # in the cache root, beside v1/
@@ -86,7 +92,7 @@ def open_workspace(cwd: Path, cache_flag: str | None) -> Context:
         raise UserError(f"{out_dir} is a symlink (to {os.readlink(out_dir)}); aotbuild writes only into an "
                         "output directory of its own, never through a link\n"
                         "  fix: `aotbuild clean` removes the link (and leaves its target alone)")
-    from .output_checks import unlink_foreign_symlinks
+    from aotbuild.engine.output_checks import unlink_foreign_symlinks
 
     for warning in unlink_foreign_symlinks(out_dir, [layout.STATE_DIR]):  # before anything is written there
         print(f"warning: {warning}", file=sys.stderr)
@@ -111,7 +117,7 @@ def replan(root: Path, out_dir: Path) -> Plan:
     # Imported here: YAML parsing and the ninja writer cost more than a whole no-op build.
     import filelock
 
-    from .planner import update_plan
+    from aotbuild.planning.planner import update_plan
 
     (out_dir / layout.STATE_DIR).mkdir(parents=True, exist_ok=True)
     with filelock.FileLock(str(out_dir / layout.STATE_DIR / "plan.lock")):
@@ -153,8 +159,8 @@ def build(request: BuildRequest, cwd: Path) -> BuildResult:
     result = BuildResult(config_errors=selection.errors, context=ctx, labels=labels)
     if selection.errors and not request.keep_going:
         raise UserError("\n".join(selection.errors))
-    from .cache.access import CacheAccess
-    from .workspace_lock import exclusive
+    from aotbuild.cache.access import CacheAccess
+    from aotbuild.engine.workspace_lock import exclusive
 
     # One build per workspace at a time: two ninjas must not share .ninja_log/.ninja_deps or output files.
     with exclusive(ctx.out_dir / layout.STATE_DIR / "build.lock") as lock_fd:
@@ -171,7 +177,7 @@ def build(request: BuildRequest, cwd: Path) -> BuildResult:
 
 def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: BuildResult,
          cache_env: dict[str, str], pass_fds: tuple[int, ...]) -> None:
-    from . import output_checks
+    from aotbuild.engine import output_checks
 
     plan = ctx.plan
     write_toolchain(ctx.out_dir)

@@ -7,8 +7,8 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from . import layout
-from .interrupts import forwarded
+from aotbuild import layout
+from aotbuild.engine.interrupts import forwarded
 
 
 def _ninja(binary: str, out_dir: Path) -> list[str]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import layout
-from .errors import UserError
+from aotbuild import layout
+from aotbuild.errors import UserError
 
 WORKSPACE_FILE = "WORKSPACE.aot.yaml"
 BUILD_FILE = "BUILD.aot.yaml"

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, Callable
 
-from .errors import Location, TargetError
-from .labels import Label
-from .yaml_source import Node
+from aotbuild.errors import Location, TargetError
+from aotbuild.workspace.labels import Label
+from aotbuild.workspace.yaml_source import Node
 
 DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "bool")
 INT_DTYPES = ("int64", "int32")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import LabelError
-from .labels import Label, Pattern, parse_label, parse_pattern, resolve
-from .plan_index import Plan
+from aotbuild.errors import LabelError
+from aotbuild.workspace.labels import Label, Pattern, parse_label, parse_pattern, resolve
+from aotbuild.planning.plan_index import Plan
 
 
 @dataclass(frozen=True)

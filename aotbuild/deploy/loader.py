@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import layout, toolchain
-from .errors import UserError, VerificationError
-from .hashing import sha256_file
-from .labels import Label, parse_label
-from .workspace import current_package, find_root
+from aotbuild import layout
+
+from aotbuild.planning import toolchain
+from aotbuild.errors import UserError, VerificationError
+from aotbuild.hashing import sha256_file
+from aotbuild.workspace.labels import Label, parse_label
+from aotbuild.workspace.discovery import current_package, find_root
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class TargetFiles:
     @property
     def reference_io(self) -> Path:
         """Flat inputs and eager outputs of each case (see aotbuild/actions/reference_io.py)."""
-        from .actions import reference_io
+        from aotbuild.actions import reference_io
 
         return self.dir / reference_io.FILE
 
@@ -135,6 +137,6 @@ def load(label: str, workspace: str | Path | None = None, *, check_host: bool = 
     if check_host:
         check_host_matches(files)
     import_requirements(files)
-    from .package_runner import PackageRunner
+    from aotbuild.deploy.package_runner import PackageRunner
 
     return LoadedModel(str(files.label), path, files.manifest, PackageRunner(str(path)))

@@ -11,10 +11,10 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from . import layout
-from .hashing import sha256_file
-from .labels import Label
-from .layout import TargetPaths
+from aotbuild import layout
+from aotbuild.hashing import sha256_file
+from aotbuild.workspace.labels import Label
+from aotbuild.layout import TargetPaths
 
 KINDS = ("so", "pt2")
 # Files whose presence tells ninja that an artifact was built or verified.

@@ -7,9 +7,11 @@ import io
 
 import ninja
 
-from . import __version__, layout, rules, spec_edges
-from .ninja_graph import BuildGraph, Edge, Rule
-from .schema import Target
+from aotbuild import __version__, layout, rules
+
+from aotbuild.ninja import spec_edges
+from aotbuild.ninja.graph import BuildGraph, Edge, Rule
+from aotbuild.workspace.schema import Target
 
 GENERATOR_RULE = "aot_plan"
 PACKAGES_DIR = f"{layout.STATE_DIR}/pkgs"

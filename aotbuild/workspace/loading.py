@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import layout
-from .errors import LabelError, Location, TargetError
-from .labels import Label, parse_pattern
-from .schema import Target, WorkspaceConfig, parse_build_file, parse_workspace
-from .workspace import WORKSPACE_FILE, discover_packages
-from .yaml_source import load_yaml, parse_yaml
+from aotbuild import layout
+from aotbuild.errors import LabelError, Location, TargetError
+from aotbuild.workspace.labels import Label, parse_pattern
+from aotbuild.workspace.schema import Target, WorkspaceConfig, parse_build_file, parse_workspace
+from aotbuild.workspace.discovery import WORKSPACE_FILE, discover_packages
+from aotbuild.workspace.yaml_source import load_yaml, parse_yaml
 
 
 @dataclass

@@ -8,8 +8,8 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from .errors import Location, TargetError
-from .file_state import MAX_SOURCE_BYTES
+from aotbuild.errors import Location, TargetError
+from aotbuild.planning.file_state import MAX_SOURCE_BYTES
 
 _IMPLICIT = yaml.SafeLoader.yaml_implicit_resolvers  # first character -> [(tag, regexp)], YAML 1.1's
 _ANY_START = _IMPLICIT.get(None, [])

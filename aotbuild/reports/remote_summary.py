@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import UserError
+from aotbuild.errors import UserError
 
 SCHEMES = ("http://", "https://", "s3://")
 COUNTS = ("hits", "misses", "uploads", "requests", "bytes_down", "bytes_up")

@@ -11,10 +11,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from . import __version__, layout
-from .file_state import MAX_SOURCE_BYTES, FileState, verdict
-from .labels import Label
-from .workspace import WORKSPACE_FILE, discover_packages
+from aotbuild import __version__, layout
+from aotbuild.planning.file_state import MAX_SOURCE_BYTES, FileState, verdict
+from aotbuild.workspace.labels import Label
+from aotbuild.workspace.discovery import WORKSPACE_FILE, discover_packages
 
 FORMAT = 2  # bumped whenever the index's shape changes: an older index is simply planned over
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from .errors import UserError
-from .labels import Label
+from aotbuild.errors import UserError
+from aotbuild.workspace.labels import Label
 
 _SHARD = re.compile(r"([0-9]+)/([0-9]+)")
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import FrameType
 
-from .errors import AotbuildError
+from aotbuild.errors import AotbuildError
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # After ninja exits, how long an action group may take to finish its cleanup before it is killed.

@@ -1,0 +1,1 @@
+"""Deployment: loading built artifacts from Python and running a package's model."""

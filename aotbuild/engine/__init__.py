@@ -1,0 +1,1 @@
+"""Running a build: locks, leases, signals, ninja passes and output checks around one `build`."""

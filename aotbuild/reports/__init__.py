@@ -1,0 +1,1 @@
+"""Reports: the JUnit test report and the remote-cache summary."""

@@ -1,0 +1,1 @@
+"""Loading: the workspace on disk, BUILD files, labels and target schemas (no torch, no ninja)."""
