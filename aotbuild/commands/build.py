@@ -1,0 +1,104 @@
+"""`aotbuild build`, `test` and `bench`: run the engine for a goal, then print and write the reports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from aotbuild.engine import build as engine
+from aotbuild.errors import UserError
+from aotbuild.fsutil import atomic_write
+from aotbuild.hashing import pretty_json
+from aotbuild.layout import TargetPaths
+from aotbuild.reports import remote_summary
+
+
+def cmd_build(args: argparse.Namespace, goal: str) -> int:
+    return _build(args, goal).exit_code
+
+
+def _check_report_path(text: str | None, flag: str) -> None:
+    """Fail before a long build, not after it, when a report could not be written."""
+    if text is None:
+        return
+    path = Path(text)
+    if path.is_dir():
+        raise UserError(f"{flag} {text}: is a directory\n  fix: name a file, e.g. {path / 'report'}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserError(f"{flag} {text}: directory {parent} does not exist\n  fix: create it, or name another path")
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UserError(f"{flag} {text}: cannot write in {parent}: {e.strerror}\n  fix: name a writable path") from None
+
+
+def _build(args: argparse.Namespace, goal: str) -> engine.BuildResult:
+    _check_report_path(args.report, "--report")
+    _check_report_path(getattr(args, "junit_xml", None), "--junit-xml")
+    _check_report_path(getattr(args, "json_report", None), "--json")
+    request = engine.BuildRequest(args.patterns, goal, args.jobs, args.keep_going, args.explain, args.cache_dir,
+                                  args.remote_cache, args.remote_upload, args.remote_required, args.shard)
+    result = engine.build(request, Path.cwd())
+    for error in result.config_errors:
+        print(f"error: {error}", file=sys.stderr)
+    if goal == "verify":
+        from aotbuild.reports import test_report
+
+        ctx = result.context
+        tests = test_report.outcomes(result, ctx.plan, ctx.out_dir)
+        print("\n".join(test_report.lines(tests)))
+        test_report.write_reports(tests, args.junit_xml, args.json_report)
+    else:
+        for label, message in sorted(result.failures.items()):
+            print(f"FAILED {label}: {message}", file=sys.stderr)
+    skipped = sorted(label for label, outcome in result.outcomes.items() if outcome == engine.NEEDS_GPU)
+    if skipped:
+        print(f"note: {len(skipped)} CUDA target{'s' if len(skipped) != 1 else ''} skipped, no GPU here and not in "
+              f"the cache: {', '.join(skipped)} (a GPU runner sharing the cache builds them; name one to make "
+              "its absence an error)", file=sys.stderr)
+    for name in result.corrupt:
+        print(f"warning: cache entry {name} failed its digest check; removed and rebuilt", file=sys.stderr)
+    remote = remote_summary.summarize(result.events)
+    for line in remote_summary.lines(remote) if remote else []:
+        print(line, file=sys.stderr if line.startswith("warning:") else sys.stdout)
+    print(engine.summary_line(result))
+    if args.report:
+        report = {"targets": result.outcomes, "failures": result.failures, "errors": result.config_errors,
+                  "corrupt": result.corrupt, "remote": remote,
+                  "actions": [{k: e[k] for k in ("label", "action", "outcome", "seconds")} for e in result.events],
+                  "seconds": round(result.seconds, 3), "exit_code": result.exit_code}
+        atomic_write(Path(args.report), pretty_json(report))
+    return result
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    result = _build(args, "compile")
+    if result.exit_code:
+        return result.exit_code
+    ctx = result.context
+    rows = []
+    for label in result.labels:  # one at a time: timings need the machine to themselves
+        target_dir = ctx.out_dir / TargetPaths(label).dir
+        proc = subprocess.run([sys.executable, "-m", "aotbuild.actions.bench", str(target_dir), str(ctx.root),
+                               str(args.warmup), str(args.repeats)], capture_output=True, text=True)
+        if proc.returncode:
+            print(f"FAILED {label}: bench failed:\n{proc.stderr.strip()}", file=sys.stderr)
+            return 1
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    print(f"{'target':36} {'eager ms':>9} {'.pt2 ms':>9} {'.so ms':>9} {'p90 .so':>9} {'speed-up':>8} threads")
+    for r in rows:
+        speedup = r["eager"]["median_ms"] / r["so"]["median_ms"]
+        print(f"{r['label']:36} {r['eager']['median_ms']:9.3f} {r['pt2']['median_ms']:9.3f} "
+              f"{r['so']['median_ms']:9.3f} {r['so']['p90_ms']:9.3f} {speedup:7.2f}x {r['threads']:>7}")
+    if args.json_report:
+        atomic_write(Path(args.json_report), pretty_json(rows))
+    return 0

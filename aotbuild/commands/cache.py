@@ -1,0 +1,75 @@
+"""`aotbuild cache path|stats|verify|gc`: inspect and maintain the local cache."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from aotbuild.engine import build as engine
+from aotbuild.errors import UserError
+from aotbuild.reports import remote_summary
+
+
+def _size(text: str) -> int:
+    """'500M', '10G', '1024' -> bytes."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    value = text.strip().upper().removesuffix("B")
+    try:
+        return int(float(value[:-1]) * units[value[-1]]) if value and value[-1] in units else int(value)
+    except ValueError:
+        raise UserError(f"--max-size {text!r}: expected a size such as 500M, 10G or 1073741824") from None
+
+
+def _age(text: str) -> float:
+    """'30d', '12h', '90m', '3600' -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    value = text.strip().lower()
+    try:
+        return float(value[:-1]) * units[value[-1]] if value and value[-1] in units else float(value)
+    except ValueError:
+        raise UserError(f"--max-age {text!r}: expected an age such as 30d, 12h or 3600") from None
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from aotbuild.cache.local import LocalStore
+
+    ctx = engine.open_workspace(Path.cwd(), args.cache_dir)
+    store = LocalStore(ctx.cache_dir)
+    if args.cache_command == "path":
+        print(ctx.cache_dir)
+    elif args.cache_command == "stats":
+        for key, value in store.stats().items():
+            print(f"{key}: {value}")
+        # Inductor's precompiled headers: not cache entries (gc leaves them), but they take disk space.
+        headers = ctx.cache_dir / "tmp"
+        size = sum(f.stat().st_size for f in headers.rglob("*") if f.is_file()) if headers.exists() else 0
+        print(f"compiler_tmp_bytes: {size}")
+        last = ctx.cache_dir / engine.LAST_BUILD_FILE
+        if last.exists():
+            usage = json.loads(last.read_text())
+            print(f"last build: {usage['hits']} hits, {usage['misses']} misses, {usage['actions']} actions, "
+                  f"{len(usage['corrupt'])} corrupt entries; outcomes {usage['outcomes']}")
+            for line in remote_summary.lines(usage["remote"]) if usage.get("remote") else []:
+                print(line.replace("aotbuild: remote cache", "last build: remote cache", 1))
+    elif args.cache_command == "verify":
+        from aotbuild.engine.output_checks import repair_mismatched, target_dirs
+
+        corrupt = store.verify()
+        for name in corrupt:
+            print(f"corrupt (removed): {name}")
+        # What aot-out/ links to may be a copy, or changed after the cache entry was replaced: check it too.
+        bad = [path for d in target_dirs(ctx.out_dir) for path in repair_mismatched(d)]
+        for path in bad:
+            print(f"corrupt (removed; the next build restores it): {path} differs from its manifest.json")
+        print(f"aotbuild: cache verified, {len(corrupt)} corrupt entries removed; "
+              f"{len(bad)} artifacts in {ctx.out_dir} differ from their manifests")
+        return 1 if corrupt or bad else 0
+    elif args.cache_command == "gc":
+        if not args.max_size and not args.max_age:
+            raise UserError("cache gc needs --max-size and/or --max-age")
+        removed = store.gc(_size(args.max_size) if args.max_size else None,
+                           _age(args.max_age) if args.max_age else None)
+        kept = f"; kept {store.skipped_in_use} in use by a running build" if store.skipped_in_use else ""
+        print(f"aotbuild: evicted {len(removed)} entries{kept}")
+    return 0

@@ -1,0 +1,43 @@
+"""`aotbuild query`: list the targets that patterns select, with their outputs and discovered deps."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from aotbuild.engine import build as engine
+from aotbuild.layout import TargetPaths
+from aotbuild.ninja.runner import discovered_deps
+from aotbuild.workspace.selection import select
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    ctx = engine.open_workspace(Path.cwd(), args.cache_dir)
+    plan = ctx.plan
+    selection = select(plan, args.patterns, ctx.current_package)
+    for error in selection.errors:
+        print(f"error: {error}", file=sys.stderr)
+    if args.output == "label":  # labels only: at 10,000 targets the output paths below cost more than planning
+        if selection.labels:
+            print("\n".join(map(str, selection.labels)))
+        return 2 if selection.errors else 0
+    rows = []
+    exports = [plan.targets[str(label)]["goals"]["export"] for label in selection.labels]
+    deps = discovered_deps(plan.ninja, ctx.out_dir, exports) if exports else {}
+    for label, export_goal in zip(selection.labels, exports):
+        paths = TargetPaths(label)
+        rows.append({"label": str(label), "tags": plan.targets[str(label)]["tags"], "outputs": {
+            "so": str(ctx.out_dir / paths.dir / paths.alias("so")),
+            "pt2": str(ctx.out_dir / paths.dir / paths.alias("pt2")),
+            "manifest": str(ctx.out_dir / paths.manifest)},
+            # What the last export imported (workspace files, distribution stamps); empty before a build.
+            "deps": [_workspace_relative(d, ctx.root) for d in deps.get(export_goal, [])]})
+    print(json.dumps(rows, indent=2))
+    return 2 if selection.errors else 0
+
+
+def _workspace_relative(path: str, root: Path) -> str:
+    p = Path(path)
+    return p.relative_to(root).as_posix() if p.is_relative_to(root) else path
