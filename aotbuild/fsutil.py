@@ -1,48 +1,33 @@
-"""Atomic file writes: temp file + fsync + rename in the same directory, so readers never see half a file."""
+"""File helpers: atomic writes and symlink swaps (temp + rename in the same directory), link-or-copy, streaming.
+
+Every rename-into-place in aotbuild goes through here, so readers never see half a file or a missing link."""
 
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, BinaryIO
+
+CHUNK = 1 << 20
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace `path` with `data` atomically; `mode` sets permissions (mkstemp's own 0600 would hide outputs)."""
-    import tempfile  # here, not at the top: a no-op build writes nothing and should not pay for it
+def _temp_name(path: Path) -> Path:
+    """A temp file beside `path`: unique per process and thread; a crashed writer's leftover is overwritten."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+
+def _unlink_quiet(path: Path) -> None:
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def write_if_changed(path: Path, data: bytes) -> bool:
-    """Write `data` unless `path` already holds exactly it; keeping the mtime lets ninja's restat prune."""
-    try:
-        if path.read_bytes() == data:
-            return False
+        os.unlink(path)
     except FileNotFoundError:
         pass
-    atomic_write(path, data)
-    return True
 
 
-def replace_unsynced(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace `path` atomically (temp file + rename) but without fsync: for derived files that can always be
-    regenerated (plan files). A crash may lose the new content, never leave half of it; one fsync per file
-    was most of the time of planning a large workspace."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one writer per process: the pid is unique enough
+def _write_then_replace(path: Path, data: bytes, mode: int, sync: bool) -> None:
+    tmp = _temp_name(path)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     except FileNotFoundError:
@@ -52,22 +37,139 @@ def replace_unsynced(path: Path, data: bytes, mode: int = 0o644) -> None:
         os.fchmod(fd, mode)  # O_CREAT's mode passes through the umask; `mode` is what the caller asked for
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        _unlink_quiet(tmp)
         raise
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace `path` with `data` atomically and durably (fsync before the rename)."""
+    _write_then_replace(path, data, mode, sync=True)
+
+
+def replace_unsynced(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace `path` atomically but without fsync: for derived files that can always be regenerated (plan
+    files). A crash may lose the new content, never leave half of it; one fsync per file was most of the time
+    of planning a large workspace."""
+    _write_then_replace(path, data, mode, sync=False)
+
+
+def _unchanged(path: Path, data: bytes) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read() == data
+    except FileNotFoundError:
+        return False
+
+
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Write `data` unless `path` already holds exactly it; keeping the mtime lets ninja's restat prune."""
+    if _unchanged(path, data):
+        return False
+    atomic_write(path, data)
+    return True
 
 
 def replace_if_changed_unsynced(path: Path, data: bytes) -> bool:
     """write_if_changed for regenerable files: unchanged content keeps its mtime (ninja's restat prunes)."""
-    try:
-        with open(path, "rb") as f:
-            if f.read() == data:
-                return False
-    except FileNotFoundError:
-        pass
+    if _unchanged(path, data):
+        return False
     replace_unsynced(path, data)
     return True
+
+
+def atomic_symlink(link: Path, target: str | Path) -> None:
+    """Point `link` at `target` by renaming a new link over it: readers see the old or the new one, never none."""
+    if link.is_symlink() and os.readlink(link) == str(target):
+        return
+    tmp = _temp_name(link)
+    _unlink_quiet(tmp)
+    os.symlink(target, tmp)
+    try:
+        os.replace(tmp, link)
+    except BaseException:
+        _unlink_quiet(tmp)
+        raise
+
+
+def copy_stream(src: BinaryIO, dst: Any, limit: int | None = None) -> int:
+    """Copy in CHUNK pieces (never the whole file in memory); returns the bytes copied."""
+    n = 0
+    while limit is None or n < limit:
+        chunk = src.read(CHUNK if limit is None else min(CHUNK, limit - n))
+        if not chunk:
+            break
+        dst.write(chunk)
+        n += len(chunk)
+    return n
+
+
+class PendingFile:
+    """A temp file being written; commit() makes it durable and renames it onto its destination."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file: BinaryIO = open(path, "wb")
+
+    def commit(self, dest: Path, mode: int = 0o644) -> None:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        os.chmod(self.path, mode)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.path, dest)
+
+
+@contextmanager
+def pending_file(directory: Path, name: str) -> Iterator[PendingFile]:
+    """A new temp file in `directory` (on the destination's filesystem, so the rename is atomic), for content
+    whose destination may only be known once written (a digest); removed on exit unless committed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    pending = PendingFile(_temp_name(directory / name))
+    try:
+        yield pending
+    finally:
+        pending.file.close()
+        _unlink_quiet(pending.path)
+
+
+@contextmanager
+def temp_path(directory: Path, name: str) -> Iterator[Path]:
+    """A unique path in `directory` for a callee to create the file at; removed on exit."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = _temp_name(directory / name)
+    try:
+        yield path
+    finally:
+        _unlink_quiet(path)
+
+
+def link_or_copy(src: Path, dst: Path, mode: int = 0o444) -> None:
+    """Place `src` at `dst` atomically: a hard link where possible (free, and read-only like a cache blob),
+    else a durable copy with `mode` (across filesystems)."""
+    tmp = _temp_name(dst)
+    _unlink_quiet(tmp)
+    try:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            with open(src, "rb") as s, open(tmp, "wb") as d:
+                copy_stream(s, d)
+                d.flush()
+                os.fsync(d.fileno())
+            os.chmod(tmp, mode)
+        os.replace(tmp, dst)
+    except BaseException:
+        _unlink_quiet(tmp)
+        raise
+
+
+def check_writable(directory: Path) -> None:
+    """Raise OSError unless a file can be created in `directory` (a probe, removed again)."""
+    probe = _temp_name(directory / "probe")
+    os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+    os.unlink(probe)

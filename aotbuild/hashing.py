@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-CHUNK = 1 << 20
+from aotbuild.fsutil import CHUNK
 
 
 def canonical_json(value: Any) -> bytes:
@@ -24,12 +24,31 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path: Path) -> str:
+def sha256_stream(f: BinaryIO) -> str:
+    """The sha256 of what is left to read in `f`, read in CHUNK pieces (never the whole file in memory)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
+    while chunk := f.read(CHUNK):
+        h.update(chunk)
     return h.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    with open(path, "rb") as f:
+        return sha256_stream(f)
+
+
+class HashingWriter:
+    """A writable file that hashes what passes through it."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file = file
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self.file.write(data)
 
 
 def key_of(kind: str, value: Any) -> str:

@@ -6,36 +6,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from aotbuild.fsutil import write_if_changed
+from aotbuild.fsutil import atomic_symlink, link_or_copy, write_if_changed
 from aotbuild.hashing import pretty_json
 from aotbuild.layout import TargetPaths
 
 KINDS = ("so", "pt2")
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    """Hard link from the cache (free, and read-only like the blob); copy across filesystems."""
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        with open(src, "rb") as s, open(tmp, "wb") as d:
-            while chunk := s.read(1 << 20):
-                d.write(chunk)
-            d.flush()
-            os.fsync(d.fileno())
-        os.chmod(tmp, 0o444)
-    os.replace(tmp, dst)
-
-
-def _point_alias(alias: Path, target_name: str) -> None:
-    if alias.is_symlink() and os.readlink(alias) == target_name:
-        return
-    tmp = alias.with_name(f".{alias.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    os.symlink(target_name, tmp)
-    os.replace(tmp, alias)  # rename over the old link: readers see the old or the new artifact, never none
 
 
 def materialize(blobs: dict[str, Path], target_dir: Path, paths: TargetPaths, entry: dict[str, Any],
@@ -51,8 +26,8 @@ def materialize(blobs: dict[str, Path], target_dir: Path, paths: TargetPaths, en
         dst = target_dir / name
         # Re-place unless it is the cache's own verified inode: a stale or damaged copy must not survive.
         if not (dst.exists() and os.path.samefile(dst, blobs[digest])):
-            _link_or_copy(blobs[digest], dst)
-        _point_alias(target_dir / paths.alias(kind), name)
+            link_or_copy(blobs[digest], dst)  # a hard link from the cache, read-only like the blob
+        atomic_symlink(target_dir / paths.alias(kind), name)  # readers see the old or the new artifact, never none
         artifacts[kind] = {"file": name, "alias": paths.alias(kind), **entry[kind]}
     for old in target_dir.iterdir():  # earlier versions live on in the cache; keep the directory to the current one
         if old.name.startswith(f"{paths.label.name}-") and old.suffix.lstrip(".") in KINDS and old.name not in current:

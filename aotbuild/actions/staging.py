@@ -26,6 +26,7 @@ from pathlib import Path
 import filelock
 
 from aotbuild.errors import InfraError
+from aotbuild.fsutil import atomic_symlink
 from aotbuild.planning.toolchain import cpu_isa
 
 BASE = Path("/tmp") / f"aotbuild-{os.getuid()}"
@@ -53,11 +54,8 @@ def _torch_site() -> Path:
     return Path(spec.origin).parent.parent
 
 
-def _relink(link: Path, target: Path) -> None:
-    tmp = link.with_name(f".{link.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    os.symlink(target, tmp)
-    os.replace(tmp, link)
+def _links_are(want: dict[str, Path]) -> bool:
+    return all((BASE / n).is_symlink() and Path(os.readlink(BASE / n)) == t for n, t in want.items())
 
 
 @contextmanager
@@ -70,10 +68,13 @@ def _shared_links(cache_root: Path) -> Iterator[None]:
     fd = os.open(BASE / "links.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)
-        if any(not (BASE / n).is_symlink() or Path(os.readlink(BASE / n)) != t for n, t in want.items()):
-            fcntl.flock(fd, fcntl.LOCK_EX)  # not atomic, so the links are set only while holding it
+        # flock converts a lock by dropping it and taking the other kind, so another compile may take the
+        # exclusive lock between our two calls and point the links elsewhere: they are set only while holding
+        # it exclusively, and checked again each time the shared lock is back, until they are right under it.
+        while not _links_are(want):
+            fcntl.flock(fd, fcntl.LOCK_EX)
             for name, target in want.items():
-                _relink(BASE / name, target)
+                atomic_symlink(BASE / name, target)
             fcntl.flock(fd, fcntl.LOCK_SH)
         yield
     finally:

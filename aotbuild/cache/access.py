@@ -15,6 +15,7 @@ from aotbuild import layout
 
 from aotbuild.workspace import settings
 from aotbuild.cache.local import LAYOUT
+from aotbuild.fsutil import check_writable
 
 LEASES = "leases"
 # Entries used this long before a live build started still count as used by it (coarse file timestamps).
@@ -29,9 +30,7 @@ def overlay_dir(out_dir: Path) -> Path:
 def _writable(root: Path) -> bool:
     try:
         (root / LAYOUT).mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=root / LAYOUT, prefix=".probe.", suffix=".tmp")
-        os.close(fd)
-        os.unlink(probe)
+        check_writable(root / LAYOUT)
         return True
     except OSError:
         return False

@@ -7,8 +7,6 @@ the build goes on with local work, unless --remote-required. Bad bytes from the 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,6 +15,7 @@ import filelock
 
 from aotbuild.workspace import settings
 from aotbuild.errors import UserError
+from aotbuild.fsutil import temp_path
 from aotbuild.cache.local import CacheCounters, LocalStore
 from aotbuild.cache.store import IntegrityError, Kind, RemoteError, Store
 
@@ -206,21 +205,16 @@ class LayeredStore:
         """Download a blob into the local cache; False if the remote lacks it or its bytes are bad."""
         if self.remote is None:
             return False
-        tmp_dir = self.local.root / "v1" / "tmp"  # the local store's temp dir: gc removes what a crash leaves
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=tmp_dir, prefix=".remote.", suffix=".tmp")
-        os.close(fd)
-        tmp = Path(name)
-        try:
-            if not self.remote.get_blob(digest, tmp):
+        # In the local store's temp dir: gc removes what a crash leaves.
+        with temp_path(self.local.base / "tmp", "remote") as tmp:
+            try:
+                if not self.remote.get_blob(digest, tmp):
+                    return False
+                self.local.put_blob(digest, tmp)
+                return True
+            except IntegrityError as e:
+                self.warnings.append(f"{e}; not used, rebuilt locally")
                 return False
-            self.local.put_blob(digest, tmp)
-            return True
-        except IntegrityError as e:
-            self.warnings.append(f"{e}; not used, rebuilt locally")
-            return False
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def _upload(self, key: str, value: dict[str, Any], only_if_absent: bool) -> None:
         remote = self.remote

@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import re
 import shutil
-import tempfile
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import filelock
 
+from aotbuild.cache import eviction
+from aotbuild.cache.store import check_hex, encode_action, is_hex, parse_action
 from aotbuild.errors import CacheError
-from aotbuild.fsutil import atomic_write
-from aotbuild.hashing import CHUNK, canonical_json, sha256_bytes
+from aotbuild.fsutil import atomic_write, copy_stream, pending_file
+from aotbuild.hashing import HashingWriter, canonical_json, sha256_bytes, sha256_stream
 
 LAYOUT = "v1"
 BLOB_MODE = 0o444
-# A writer that has not touched its temp file for this long has crashed; younger ones may still be writing.
-TEMP_MAX_AGE_S = 3600.0
-
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-
 
 @dataclass
 class CacheCounters:
@@ -37,47 +28,27 @@ class CacheCounters:
     corrupt: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class _Entry:
-    name: str  # "cas/<digest>" or "ac/<key>"
-    path: Path
-    size: int
-    mtime: float
-    key: str  # the digest or action key, which also names the entry's lock
-
-
-def _is_hex(value: object) -> bool:
-    return isinstance(value, str) and _HEX64.fullmatch(value) is not None
-
-
-def _check_hex(what: str, value: str) -> str:
-    # Keys become path components: anything but 64 lowercase hex could escape the root or alias an entry.
-    if not _is_hex(value):
-        raise CacheError(f"invalid cache {what} {value!r}: expected 64 lowercase hex characters")
-    return value
-
-
 class LocalStore:
     """A cache directory shared by concurrent processes; holds no state beyond its counters."""
 
     def __init__(self, root: Path, read_only: bool = False) -> None:
         self.root = Path(root)
         self.counters = CacheCounters()
-        self._base = self.root / LAYOUT
+        self.base = self.root / LAYOUT  # every entry, lock and temp file lives under it
         self.read_only = read_only  # a corrupt entry is then only reported (and missed), never removed
         self.skipped_in_use = 0  # entries the last gc left because a running build may be using them
 
     def _cas_path(self, digest: str) -> Path:
-        d = _check_hex("digest", digest)
-        return self._base / "cas" / d[:2] / d
+        d = check_hex("digest", digest)
+        return self.base / "cas" / d[:2] / d
 
     def _ac_path(self, key: str) -> Path:
-        k = _check_hex("key", key)
-        return self._base / "ac" / k[:2] / k
+        k = check_hex("key", key)
+        return self.base / "ac" / k[:2] / k
 
     def _lock_path(self, key: str) -> Path:
-        k = _check_hex("key", key)
-        return self._base / "locks" / k[:2] / f"{k}.lock"
+        k = check_hex("key", key)
+        return self.base / "locks" / k[:2] / f"{k}.lock"
 
     def put_bytes(self, data: bytes) -> str:
         """Store `data` read-only under its sha256 and return the digest; a sound existing copy is kept."""
@@ -93,30 +64,18 @@ class LocalStore:
     def put_file(self, path: Path) -> str:
         """Stream `path` into the store (hashing while copying) and return its digest."""
         with open(path, "rb") as src:  # errors about the source are the caller's, not the cache's
-            tmp: str | None = None
             try:
                 # The destination depends on the digest, so stream into tmp/ (same filesystem) and rename after.
-                (self._base / "tmp").mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=self._base / "tmp", prefix=".put.", suffix=".tmp")
-                h = hashlib.sha256()
-                with os.fdopen(fd, "wb") as out:
-                    while chunk := src.read(CHUNK):
-                        h.update(chunk)
-                        out.write(chunk)
-                    out.flush()
-                    os.fsync(out.fileno())
-                digest = h.hexdigest()
-                dest = self._cas_path(digest)
-                if not self._verified(dest, digest):
-                    os.chmod(tmp, BLOB_MODE)
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(tmp, dest)
+                with pending_file(self.base / "tmp", "put") as pending:
+                    writer = HashingWriter(pending.file)
+                    copy_stream(src, writer)
+                    digest = writer.sha256.hexdigest()
+                    dest = self._cas_path(digest)
+                    if not self._verified(dest, digest):
+                        pending.commit(dest, BLOB_MODE)
                 return digest
             except OSError as e:
                 raise CacheError(f"cannot store {path} in cache {self.root}: {e}") from e
-            finally:
-                if tmp is not None:
-                    _unlink_quiet(Path(tmp))
 
     def get_bytes(self, digest: str) -> bytes | None:
         """The blob's bytes, re-verified; None if absent or corrupt (a corrupt blob is removed)."""
@@ -163,17 +122,15 @@ class LocalStore:
 
     def _verified(self, path: Path, digest: str) -> bool:
         """Rehash `path`; a mismatch removes it and records it as corrupt."""
-        h = hashlib.sha256()
         try:
             with open(path, "rb") as f:
                 st = os.fstat(f.fileno())
-                while chunk := f.read(CHUNK):
-                    h.update(chunk)
+                got = sha256_stream(f)
         except FileNotFoundError:
             return False
         except OSError as e:
             raise CacheError(f"cannot read cache blob {path}: {e}") from e
-        if h.hexdigest() == digest:
+        if got == digest:
             return True
         self._discard(path, st, f"cas/{digest}")
         return False
@@ -199,13 +156,13 @@ class LocalStore:
         if not isinstance(value, dict):
             raise TypeError(f"action cache values are dicts, got {type(value).__name__}")
         blobs = value.get("blobs")
-        if blobs is not None and not (isinstance(blobs, list) and all(_is_hex(d) for d in blobs)):
+        if blobs is not None and not (isinstance(blobs, list) and all(is_hex(d) for d in blobs)):
             raise CacheError(f"action {key}: 'blobs' must be a list of 64-hex-character digests, got {blobs!r}")
         try:
-            payload = canonical_json(value)
+            canonical_json(value)
         except (TypeError, ValueError) as e:
             raise CacheError(f"action {key}: value is not JSON-serializable: {e}") from e
-        doc = canonical_json({"key": key, "sha256": sha256_bytes(payload), "payload": value})
+        doc = encode_action(key, value)
         try:
             atomic_write(path, doc)
         except OSError as e:
@@ -234,24 +191,15 @@ class LocalStore:
         if not isinstance(blobs, list):
             return False
         # Touching as we check keeps a hot entry's blobs young, so gc does not leave it dangling.
-        return all(_is_hex(d) and _touch(self._cas_path(d)) for d in blobs)
+        return all(is_hex(d) and _touch(self._cas_path(d)) for d in blobs)
 
     def _read_action(self, key: str, path: Path) -> dict[str, Any] | None:
         """Parse and checksum an AC entry; a bad one is removed and recorded as corrupt."""
         if (got := _read(path)) is None:
             return None
         raw, st = got
-        try:
-            doc = json.loads(raw)
-            payload = doc["payload"]
-            # The key check catches a sound entry copied or renamed into the wrong place.
-            ok = (
-                isinstance(payload, dict)
-                and doc.get("key") == key
-                and doc.get("sha256") == sha256_bytes(canonical_json(payload))
-            )
-        except (ValueError, KeyError, TypeError):
-            ok = False
+        payload = parse_action(key, raw)
+        ok = payload is not None
         if not ok:
             self._discard(path, st, f"ac/{key}")
             return None
@@ -267,35 +215,10 @@ class LocalStore:
         # Not a singleton: gc must see a lock held elsewhere in this process as held, too.
         return filelock.FileLock(path, timeout=timeout)
 
-    def _scan(self) -> tuple[list[_Entry], list[tuple[Path, float]]]:
-        """All entries, and all temp files with their mtimes; files that vanish mid-scan are skipped."""
-        entries: list[_Entry] = []
-        temps: list[tuple[Path, float]] = []
-        for kind in ("cas", "ac"):
-            for shard in _scandir(self._base / kind):
-                if len(shard.name) != 2 or not shard.is_dir(follow_symlinks=False):
-                    continue
-                for e in _scandir(Path(shard.path)):
-                    if e.name.startswith(".") or e.name.endswith(".tmp"):
-                        _note_temp(e, temps)
-                        continue
-                    # Foreign files are not entries: never count, verify or delete them.
-                    if not (_is_hex(e.name) and e.name.startswith(shard.name)):
-                        continue
-                    try:
-                        st = e.stat(follow_symlinks=False)
-                    except FileNotFoundError:
-                        continue
-                    if e.is_file(follow_symlinks=False):
-                        entries.append(_Entry(f"{kind}/{e.name}", Path(e.path), st.st_size, st.st_mtime, e.name))
-        for e in _scandir(self._base / "tmp"):
-            _note_temp(e, temps)
-        return entries, temps
-
     def stats(self) -> dict[str, Any]:
         """Entry counts and sizes; temp files are not entries."""
         out: dict[str, Any] = {"cas_entries": 0, "cas_bytes": 0, "ac_entries": 0, "ac_bytes": 0}
-        for e in self._scan()[0]:
+        for e in eviction.scan(self.base)[0]:
             kind = e.name.split("/", 1)[0]
             out[f"{kind}_entries"] += 1
             out[f"{kind}_bytes"] += e.size
@@ -304,7 +227,7 @@ class LocalStore:
     def verify(self) -> list[str]:
         """Rehash every blob and check every action entry; remove and return the corrupt ones."""
         start = len(self.counters.corrupt)
-        entries, _ = self._scan()
+        entries, _ = eviction.scan(self.base)
         for e in entries:
             if e.name.startswith("cas/"):
                 self._verified(e.path, e.key)
@@ -314,54 +237,7 @@ class LocalStore:
 
     def gc(self, max_bytes: int | None = None, max_age_s: float | None = None, now: float | None = None) -> list[str]:
         """Evict least-recently-used entries beyond `max_bytes` or older than `max_age_s`; skip locked ones."""
-        from aotbuild.engine.output_checks import referenced_entries
-        from aotbuild.cache.access import live_leases
-
-        now = time.time() if now is None else now
-        # Never evicted while a build runs: entries used since the oldest running build started (a program it
-        # just stored, a blob it is about to link), and those its workspace's targets last used (it will
-        # likely look them up again).
-        leases = live_leases(self._base)
-        in_use_since = leases.since
-        held = {name for out_dir in leases.out_dirs for name in referenced_entries(out_dir)}
-        entries, temps = self._scan()
-        for path, mtime in temps:
-            if now - mtime > TEMP_MAX_AGE_S:
-                _unlink_quiet(path)
-        entries.sort(key=lambda e: e.mtime)
-        total = sum(e.size for e in entries)
-        removed: list[str] = []
-        for e in entries:
-            too_old = max_age_s is not None and now - e.mtime > max_age_s
-            over = max_bytes is not None and total > max_bytes
-            if not (too_old or over):
-                break  # sorted oldest first and total only shrinks, so nothing later qualifies either
-            if (in_use_since is not None and e.mtime >= in_use_since) or e.name in held:
-                self.skipped_in_use += 1
-                continue
-            if self._evict(e):
-                total -= e.size
-                removed.append(e.name)
-        return removed
-
-    def _evict(self, e: _Entry) -> bool:
-        lock = self.lock(e.key)
-        try:
-            lock.acquire(timeout=0)
-        except filelock.Timeout:
-            return False  # someone is building or reading it right now
-        try:
-            st = os.stat(e.path)
-            if st.st_mtime != e.mtime:
-                return False  # used or rewritten since the scan: no longer the oldest
-            os.unlink(e.path)
-            return True
-        except FileNotFoundError:
-            return False
-        except OSError as err:
-            raise CacheError(f"cannot evict cache entry {e.path}: {err}") from err
-        finally:
-            lock.release()
+        return eviction.gc(self, max_bytes, max_age_s, now)
 
 
 def _read(path: Path) -> tuple[bytes, os.stat_result] | None:
@@ -373,29 +249,6 @@ def _read(path: Path) -> tuple[bytes, os.stat_result] | None:
         return None
     except OSError as e:
         raise CacheError(f"cannot read cache entry {path}: {e}") from e
-
-
-def _scandir(path: Path) -> Iterator[os.DirEntry[str]]:
-    try:
-        with os.scandir(path) as it:
-            yield from it
-    except FileNotFoundError:
-        return
-
-
-def _note_temp(e: os.DirEntry[str], temps: list[tuple[Path, float]]) -> None:
-    try:
-        if e.is_file(follow_symlinks=False):
-            temps.append((Path(e.path), e.stat(follow_symlinks=False).st_mtime))
-    except FileNotFoundError:
-        pass
-
-
-def _unlink_quiet(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def _touch(path: Path) -> bool:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aotbuild.cache.local import LocalStore, _is_hex, _touch
+from aotbuild.cache.local import LocalStore, _touch
+from aotbuild.cache.store import is_hex
 
 
 class OverlayStore(LocalStore):
@@ -33,4 +34,4 @@ class OverlayStore(LocalStore):
     def _all_present(self, blobs: Any) -> bool:
         # An overlay entry may point at blobs of either layer (a program exported here, an artifact cached there).
         return isinstance(blobs, list) and all(
-            _is_hex(d) and (_touch(self._cas_path(d)) or self.lower.has_blob(d)) for d in blobs)
+            is_hex(d) and (_touch(self._cas_path(d)) or self.lower.has_blob(d)) for d in blobs)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from aotbuild.errors import CacheError, InfraError
-from aotbuild.hashing import CHUNK, canonical_json, sha256_bytes
+from aotbuild.fsutil import copy_stream, pending_file  # noqa: F401 - copy_stream: the backends import it here
+from aotbuild.hashing import HashingWriter, canonical_json, sha256_bytes
 
 Kind = Literal["cas", "ac"]
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -45,9 +44,13 @@ class Store(Protocol):
     def stats(self) -> dict[str, Any]: ...
 
 
+def is_hex(value: object) -> bool:
+    return isinstance(value, str) and _HEX64.fullmatch(value) is not None
+
+
 def check_hex(what: str, value: str) -> str:
-    # Keys become URL and path components: anything but 64 lowercase hex could escape the prefix.
-    if not (isinstance(value, str) and _HEX64.fullmatch(value)):
+    # Keys become URL and path components: anything but 64 lowercase hex could escape the prefix or the root.
+    if not is_hex(value):
         raise CacheError(f"invalid cache {what} {value!r}: expected 64 lowercase hex characters")
     return value
 
@@ -57,8 +60,9 @@ def encode_action(key: str, value: dict[str, Any]) -> bytes:
     return canonical_json({"key": key, "sha256": sha256_bytes(canonical_json(value)), "payload": value})
 
 
-def decode_action(key: str, raw: bytes, where: str) -> dict[str, Any]:
-    """The payload of an encoded entry; IntegrityError if it is damaged or filed under the wrong key."""
+def parse_action(key: str, raw: bytes) -> dict[str, Any] | None:
+    """The payload of an encoded entry, or None if it is damaged or filed under the wrong key (the key check
+    catches a sound entry copied or renamed into the wrong place)."""
     try:
         doc = json.loads(raw)
         payload = doc["payload"]
@@ -66,56 +70,29 @@ def decode_action(key: str, raw: bytes, where: str) -> dict[str, Any]:
               and doc.get("sha256") == sha256_bytes(canonical_json(payload)))
     except (ValueError, KeyError, TypeError):
         ok = False
-    if not ok:
+    return payload if ok else None
+
+
+def decode_action(key: str, raw: bytes, where: str) -> dict[str, Any]:
+    """The payload of an encoded entry; IntegrityError if it is damaged or filed under the wrong key."""
+    payload = parse_action(key, raw)
+    if payload is None:
         raise IntegrityError(f"remote cache {where}/ac/{key} is not a valid action entry for its key")
     blobs = payload.get("blobs", [])
-    if not (isinstance(blobs, list) and all(isinstance(d, str) and _HEX64.fullmatch(d) for d in blobs)):
+    if not (isinstance(blobs, list) and all(is_hex(d) for d in blobs)):
         raise IntegrityError(f"remote cache {where}/ac/{key} lists malformed blob digests")
     return payload
 
 
 @contextmanager
-def verified_download(dest: Path, digest: str, where: str) -> Iterator[BinaryIO]:
+def verified_download(dest: Path, digest: str, where: str) -> Iterator[HashingWriter]:
     """A file to stream a blob into; on exit its sha256 is checked and it is renamed onto `dest`. Other bytes
     raise IntegrityError, and any failure (a body cut short included) leaves `dest` untouched."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.download")
-    hashing = _HashingWriter(open(tmp, "wb"))
-    try:
-        with hashing.file:
-            yield hashing  # type: ignore[misc]
-            hashing.file.flush()
-            os.fsync(hashing.file.fileno())
+    with pending_file(dest.parent, f"{dest.name}.download") as pending:
+        hashing = HashingWriter(pending.file)
+        yield hashing
         got = hashing.sha256.hexdigest()
         if got != digest:
             raise IntegrityError(f"remote cache {where}/cas/{digest} failed its digest check ({hashing.size} bytes hash to "
                                  f"{got[:16]}...)")
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-class _HashingWriter:
-    """A writable file that hashes what passes through it."""
-
-    def __init__(self, file: BinaryIO) -> None:
-        self.file = file
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.sha256.update(data)
-        self.size += len(data)
-        return self.file.write(data)
-
-
-def copy_stream(src: BinaryIO, dst: Any, limit: int | None = None) -> int:
-    """Copy in CHUNK pieces (never the whole file in memory); returns the bytes copied."""
-    n = 0
-    while limit is None or n < limit:
-        chunk = src.read(CHUNK if limit is None else min(CHUNK, limit - n))
-        if not chunk:
-            break
-        dst.write(chunk)
-        n += len(chunk)
-    return n
+        pending.commit(dest)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 from aotbuild.engine import build as engine
 from aotbuild.errors import UserError
-from aotbuild.fsutil import atomic_write
+from aotbuild.fsutil import atomic_write, check_writable
 from aotbuild.hashing import pretty_json
 from aotbuild.layout import TargetPaths
 from aotbuild.reports import remote_summary
@@ -31,12 +30,8 @@ def _check_report_path(text: str | None, flag: str) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise UserError(f"{flag} {text}: directory {parent} does not exist\n  fix: create it, or name another path")
-    import tempfile
-
     try:
-        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".probe")
-        os.close(fd)
-        os.unlink(probe)
+        check_writable(parent)
     except OSError as e:
         raise UserError(f"{flag} {text}: cannot write in {parent}: {e.strerror}\n  fix: name a writable path") from None
 

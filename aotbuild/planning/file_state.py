@@ -8,10 +8,11 @@ still changes the signature, and the content hash decides.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from dataclasses import dataclass
+
+from aotbuild.hashing import sha256_bytes
 
 # A BUILD file describes targets; megabytes of YAML are a mistake or an attack, and would stall planning.
 MAX_SOURCE_BYTES = 1 << 20
@@ -29,7 +30,7 @@ def signature(path: str) -> list[int] | None:
 
 
 def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return sha256_bytes(data)
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ def compiler_version(env: Mapping[str, str]) -> str | None:
 
 def cpu_isa() -> str:
     """The host CPU's instruction-set flags: inductor compiles CPU code with -march=native by default."""
-    import hashlib
+    from aotbuild.hashing import sha256_bytes
 
     flags = ""
     try:
@@ -75,7 +75,7 @@ def cpu_isa() -> str:
                 break
     except OSError:
         pass
-    return f"{os.uname().machine}:{hashlib.sha256(flags.encode()).hexdigest()[:16]}"
+    return f"{os.uname().machine}:{sha256_bytes(flags.encode())[:16]}"
 
 
 def gpu_arch() -> str | None:

@@ -1,0 +1,133 @@
+"""Walking and evicting a local cache directory: entry scans (stats, verify) and least-recently-used gc."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import filelock
+
+from aotbuild.cache.store import is_hex
+from aotbuild.errors import CacheError
+
+if TYPE_CHECKING:
+    from aotbuild.cache.local import LocalStore
+
+# A writer that has not touched its temp file for this long has crashed; younger ones may still be writing.
+TEMP_MAX_AGE_S = 3600.0
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str  # "cas/<digest>" or "ac/<key>"
+    path: Path
+    size: int
+    mtime: float
+    key: str  # the digest or action key, which also names the entry's lock
+
+
+def scan(base: Path) -> tuple[list[Entry], list[tuple[Path, float]]]:
+    """All entries under the layout dir `base`, and all temp files with their mtimes; files that vanish
+    mid-scan are skipped."""
+    entries: list[Entry] = []
+    temps: list[tuple[Path, float]] = []
+    for kind in ("cas", "ac"):
+        for shard in _scandir(base / kind):
+            if len(shard.name) != 2 or not shard.is_dir(follow_symlinks=False):
+                continue
+            for e in _scandir(Path(shard.path)):
+                if e.name.startswith(".") or e.name.endswith(".tmp"):
+                    _note_temp(e, temps)
+                    continue
+                # Foreign files are not entries: never count, verify or delete them.
+                if not (is_hex(e.name) and e.name.startswith(shard.name)):
+                    continue
+                try:
+                    st = e.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if e.is_file(follow_symlinks=False):
+                    entries.append(Entry(f"{kind}/{e.name}", Path(e.path), st.st_size, st.st_mtime, e.name))
+    for e in _scandir(base / "tmp"):
+        _note_temp(e, temps)
+    return entries, temps
+
+
+def gc(store: LocalStore, max_bytes: int | None, max_age_s: float | None, now: float | None) -> list[str]:
+    """Evict least-recently-used entries beyond `max_bytes` or older than `max_age_s`; skip locked ones and
+    count those a running build may use in store.skipped_in_use."""
+    from aotbuild.engine.output_checks import referenced_entries
+    from aotbuild.cache.access import live_leases
+
+    now = time.time() if now is None else now
+    # Never evicted while a build runs: entries used since the oldest running build started (a program it
+    # just stored, a blob it is about to link), and those its workspace's targets last used (it will
+    # likely look them up again).
+    leases = live_leases(store.base)
+    in_use_since = leases.since
+    held = {name for out_dir in leases.out_dirs for name in referenced_entries(out_dir)}
+    entries, temps = scan(store.base)
+    for path, mtime in temps:
+        if now - mtime > TEMP_MAX_AGE_S:
+            _unlink_quiet(path)
+    entries.sort(key=lambda e: e.mtime)
+    total = sum(e.size for e in entries)
+    removed: list[str] = []
+    for e in entries:
+        too_old = max_age_s is not None and now - e.mtime > max_age_s
+        over = max_bytes is not None and total > max_bytes
+        if not (too_old or over):
+            break  # sorted oldest first and total only shrinks, so nothing later qualifies either
+        if (in_use_since is not None and e.mtime >= in_use_since) or e.name in held:
+            store.skipped_in_use += 1
+            continue
+        if _evict(store.lock(e.key), e):
+            total -= e.size
+            removed.append(e.name)
+    return removed
+
+
+def _evict(lock: filelock.FileLock, e: Entry) -> bool:
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        return False  # someone is building or reading it right now
+    try:
+        st = os.stat(e.path)
+        if st.st_mtime != e.mtime:
+            return False  # used or rewritten since the scan: no longer the oldest
+        os.unlink(e.path)
+        return True
+    except FileNotFoundError:
+        return False
+    except OSError as err:
+        raise CacheError(f"cannot evict cache entry {e.path}: {err}") from err
+    finally:
+        lock.release()
+
+
+def _scandir(path: Path) -> Iterator[os.DirEntry[str]]:
+    try:
+        with os.scandir(path) as it:
+            yield from it
+    except FileNotFoundError:
+        return
+
+
+def _note_temp(e: os.DirEntry[str], temps: list[tuple[Path, float]]) -> None:
+    try:
+        if e.is_file(follow_symlinks=False):
+            temps.append((Path(e.path), e.stat(follow_symlinks=False).st_mtime))
+    except FileNotFoundError:
+        pass
+
+
+def _unlink_quiet(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
