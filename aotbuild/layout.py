@@ -32,7 +32,7 @@ def from_out(workspace_path: str) -> str:
 
 @dataclass(frozen=True)
 class TargetPaths:
-    """The files of one target, relative to aot-out/."""
+    """The files of one target, relative to aot-out/. Their names are declared by the kinds in rules/."""
 
     label: Label
 
@@ -43,22 +43,6 @@ class TargetPaths:
 
     def file(self, name: str) -> str:
         return f"{self.dir}/{name}"
-
-    @property
-    def export_spec(self) -> str:
-        return self.file("export.json")
-
-    @property
-    def compile_spec(self) -> str:
-        return self.file("compile.json")
-
-    @property
-    def graph(self) -> str:
-        return self.file("graph.json")
-
-    @property
-    def manifest(self) -> str:
-        return self.file("manifest.json")
 
     def log(self, action: str) -> str:
         return self.file(f"{action}.log")

@@ -14,13 +14,14 @@ import torch
 
 from aotbuild.actions import example_inputs, model_loader
 from aotbuild.workspace.loading import load_workspace
+from aotbuild.rules.export import ExportSpec
 
 
 def main(root: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     for target in load_workspace(root).all_targets():
-        spec = target.export_spec()
+        spec = ExportSpec.of(target).to_json()
         model = model_loader.build_model(spec, root, target.device)
         case = example_inputs.cases(spec, target.device)[0]
         ep = torch.export.export(model, case.args, case.kwargs, dynamic_shapes=example_inputs.dynamic_shapes(spec))

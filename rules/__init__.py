@@ -1,41 +1,136 @@
-"""Rules: what actions a target needs and how they connect. They only declare; the engine executes."""
+"""Rules: each kind of action, declared once as `KIND` in rules/<kind>.py beside its aotbuild/actions/<kind>.py.
+
+A declaration is data (spec file and its typed fields, files read and written, outcomes, pools); this module
+derives the ninja rule and edges from it, and finds the kinds: adding one is a file here plus its action.
+Planning, ninja, the engine, the CLI, reports and the actions themselves read file names from here. No torch.
+"""
 
 from __future__ import annotations
 
+import functools
+import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
-from aotbuild.ninja.graph import Edge, Rule
-from aotbuild.workspace.schema import Target
+from aotbuild import layout
+from aotbuild.layout import TargetPaths
+from aotbuild.workspace.labels import Label
 
-from aotbuild.rules import compile as compile_rule
-from aotbuild.rules import export as export_rule
-from aotbuild.rules import verify as verify_rule
+if TYPE_CHECKING:
+    from aotbuild.ninja.graph import Edge, Rule
+    from aotbuild.workspace.schema import Target
 
-
-@dataclass(frozen=True)
-class RuleKind:
-    """One kind of action: its ninja rule (given the Python to run) and its edges for a target."""
-
-    name: str
-    pools: tuple[tuple[str, int], ...]  # ninja pools its edges use (name, depth)
-    rule: Callable[[str], Rule]
-    edges: Callable[[Target], list[Edge]]
-    goal: Callable[[Target], str]  # the output that means "this action is done" for the target
-
-
-RULES: dict[str, RuleKind] = {
-    "export": RuleKind("export", (), export_rule.rule, export_rule.edges, export_rule.goal),
-    "compile": RuleKind("compile", compile_rule.POOLS, compile_rule.rule, compile_rule.edges, compile_rule.goal),
-    "verify": RuleKind("verify", (), verify_rule.rule, verify_rule.edges, verify_rule.goal),
-}
-BUILD_GOAL = "compile"  # `aotbuild build` wants artifacts
+BUILD_GOAL = "compile"  # `aotbuild build` (and bench) wants artifacts
 TEST_GOAL = "verify"  # `aotbuild test` wants verified artifacts
 
 
-def spec_files(target: Target) -> dict[str, dict]:
-    """The per-target spec files the planner writes (path relative to aot-out -> content)."""
-    files: dict[str, dict] = {}
-    for kind in (export_rule, compile_rule, verify_rule):
-        files.update(kind.spec_files(target))
-    return files
+class Spec(Protocol):
+    """A kind's spec file, as a frozen dataclass: what its action needs of the target, and nothing else."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class CacheRef:
+    """A field of an output file that names a cache entry: gc keeps the entries a workspace last built from."""
+
+    file: str
+    field: str
+    store: str  # "ac" or "cas"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of action. File names are in the target directory (aot-out/<pkg>/@<name>/), except those
+    under aot-out/.aotbuild/ (layout.STATE_DIR), which are aotbuild's own (the toolchain)."""
+
+    name: str  # runs as `python -m aotbuild.actions.<name>`; names its log, its events and its ninja rule
+    spec: Callable[[Target], Spec]  # the spec file's content for a target
+    spec_file: str
+    goal: str  # the output that means "this action is done" for the target
+    inputs: tuple[str, ...]  # files it reads, in ninja's explicit inputs (its spec among them)
+    implicit: tuple[str, ...] = ()  # more files it reads (every one is a declared input: no stale outputs)
+    by_products: tuple[str, ...] = ()  # outputs besides its goal (restat keeps them pruned when unchanged)
+    ran: str = ""  # the outcome it reports when it did the work...
+    hit: str = ""  # ...and when its cache had the answer
+    cost: int = 0  # how much work `ran` means, for ordering outcomes (most work first)
+    after: tuple[str, ...] = ()  # kinds whose outputs it reads: they come first in every listing
+    pools: tuple[tuple[str, int], ...] = ()  # ninja pools its edges use (name, depth)
+    pool: str | None = None  # its rule's pool
+    depfile: bool = False  # it writes <goal>.d, ninja folds it into its log (deps = gcc)
+    cache_refs: tuple[CacheRef, ...] = ()
+    extra_implicit: Callable[[Target], tuple[str, ...]] = lambda target: ()  # per-target inputs (weights)
+    extra_variables: Callable[[Target], tuple[tuple[str, str], ...]] = lambda target: ()  # e.g. a GPU pool
+
+    @property
+    def rule_name(self) -> str:
+        return f"aot_{self.name}"
+
+    def rule(self, python: str) -> Rule:
+        from aotbuild.ninja.graph import Rule  # planning only: the engine and actions read declarations
+
+        return Rule(self.rule_name, f"{python} -m aotbuild.actions.{self.name} $spec", f"{self.name} $label",
+                    restat=True, depfile="$out.d" if self.depfile else None, deps="gcc" if self.depfile else None,
+                    pool=self.pool)
+
+    def goal_path(self, label: Label) -> str:
+        """The goal relative to aot-out/."""
+        return TargetPaths(label).file(self.goal)
+
+    def spec_path(self, label: Label) -> str:
+        return TargetPaths(label).file(self.spec_file)
+
+    def edges(self, target: Target) -> list[Edge]:
+        from aotbuild.ninja.graph import Edge
+
+        paths = TargetPaths(target.label)
+        spec = paths.file(self.spec_file)
+        return [Edge(self.rule_name, (paths.file(self.goal),), tuple(_path(paths, f) for f in self.inputs),
+                     tuple(_path(paths, f) for f in self.implicit) + self.extra_implicit(target),
+                     implicit_outputs=tuple(paths.file(f) for f in self.by_products),
+                     variables=(("spec", spec), ("label", str(target.label))) + self.extra_variables(target))]
+
+
+def _path(paths: TargetPaths, name: str) -> str:
+    return name if name.startswith(f"{layout.STATE_DIR}/") else paths.file(name)
+
+
+@functools.cache
+def kinds() -> tuple[Kind, ...]:
+    """Every module here with a `KIND`, each after the kinds it reads from (ties by name)."""
+    found = {}
+    for module in pkgutil.iter_modules(__path__):
+        kind = getattr(importlib.import_module(f"{__name__}.{module.name}"), "KIND", None)
+        if isinstance(kind, Kind):
+            found[kind.name] = kind
+    ordered: list[Kind] = []
+    while len(ordered) < len(found):
+        ready = sorted(n for n, k in found.items() if k not in ordered and all(found[a] in ordered for a in k.after))
+        if not ready:
+            raise RuntimeError(f"rules: kinds {sorted(set(found) - {k.name for k in ordered})} wait on each other")
+        ordered.append(found[ready[0]])
+    made = {f for k in ordered for f in (k.spec_file, k.goal, *k.by_products)}
+    for k in ordered:  # a misspelt input would be a file no edge makes: ninja would fail on every target
+        for name in k.inputs + k.implicit:
+            if not name.startswith(f"{layout.STATE_DIR}/") and name not in made:
+                raise RuntimeError(f"rules/{k.name}.py: input {name!r} is no kind's spec, goal or by-product")
+    return tuple(ordered)
+
+
+def kind(name: str) -> Kind:
+    for k in kinds():
+        if k.name == name:
+            return k
+    raise KeyError(f"no rule kind {name!r}; known: {', '.join(k.name for k in kinds())}")
+
+
+def spec_files(target: Target) -> dict[str, dict[str, Any]]:
+    """The per-target spec files (path relative to aot-out -> content), written by ninja's spec edges."""
+    return {k.spec_path(target.label): k.spec(target).to_json() for k in kinds()}
+
+
+def outcomes() -> tuple[str, ...]:
+    """Each kind's outcomes, most work first."""
+    return tuple(o for k in sorted(kinds(), key=lambda k: -k.cost) for o in (k.ran, k.hit))

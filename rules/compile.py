@@ -1,15 +1,20 @@
-"""The compile rule: graph.json + options -> .so/.pt2 artifacts and manifest.json, through the artifact cache."""
+"""The compile kind: graph.json + options -> .so/.pt2 artifacts and manifest.json, through the artifact cache."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from aotbuild import layout
-from aotbuild.layout import TargetPaths
-from aotbuild.ninja.graph import Edge, Rule
-from aotbuild.workspace.schema import Target
+from aotbuild.rules import CacheRef, Kind, export
 
-NAME = "aot_compile"
+if TYPE_CHECKING:
+    from aotbuild.workspace.schema import Target
+
+SPEC = "compile.json"
+MANIFEST = "manifest.json"
+ARTIFACTS = ("so", "pt2")  # the extensions of what it places in the target dir: versioned files and aliases
 GIB = 1 << 30
 # A cold AOTInductor compile peaks around 2-3 GiB (the compiler plus torch); cap parallel compiles by memory.
 COMPILE_MEMORY = 3 * GIB
@@ -29,24 +34,34 @@ GPU_POOL = ("aot_gpu_compile_pool", 2)
 POOLS = (POOL, GPU_POOL)
 
 
-def rule(python: str) -> Rule:
-    return Rule(NAME, f"{python} -m aotbuild.actions.compile $spec", "compile $label", restat=True, pool=POOL[0])
+@dataclass(frozen=True)
+class CompileSpec:
+    """compile.json: what the compile step needs besides the graph: device and inductor options."""
+
+    label: str
+    where: dict[str, Any]
+    device: str
+    options: dict[str, Any]
+    dynamic: bool
+
+    @classmethod
+    def of(cls, target: Target) -> CompileSpec:
+        return cls(str(target.label), target.where(), target.device, target.options, bool(target.dims))
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
 
 
-def spec_files(target: Target) -> dict[str, dict]:
-    return {TargetPaths(target.label).compile_spec: target.compile_spec()}
+def _gpu_pool(target: Target) -> tuple[tuple[str, str], ...]:
+    return (("pool", GPU_POOL[0]),) if target.device.startswith("cuda") else ()  # an edge's pool overrides
 
 
-def edges(target: Target) -> list[Edge]:
-    paths = TargetPaths(target.label)
-    variables = (("spec", paths.compile_spec), ("label", str(target.label)))
-    if target.device.startswith("cuda"):
-        variables += (("pool", GPU_POOL[0]),)  # an edge's pool overrides its rule's
-    # Every file the action reads is an input: export.json too (the spec a re-export of an evicted program
-    # needs), or an edit to it alone would leave this edge, and the manifest it writes, stale.
-    return [Edge(NAME, (paths.manifest,), (paths.graph, paths.compile_spec),
-                 (layout.TOOLCHAIN_FILE, paths.export_spec), variables=variables)]
-
-
-def goal(target: Target) -> str:
-    return TargetPaths(target.label).manifest
+# Every file the action reads is an input: export.json too (the spec a re-export of an evicted program
+# needs), or an edit to it alone would leave this edge, and the manifest it writes, stale.
+KIND = Kind(
+    name="compile", spec=CompileSpec.of, spec_file=SPEC, goal=MANIFEST,
+    inputs=(export.GRAPH, SPEC), implicit=(layout.TOOLCHAIN_FILE, export.SPEC),
+    ran="compiled", hit="artifact-cache hit", cost=3, after=("export",),
+    pools=POOLS, pool=POOL[0], extra_variables=_gpu_pool,
+    cache_refs=(CacheRef(MANIFEST, "compile_key", "ac"),),
+)

@@ -1,37 +1,60 @@
-"""The export rule: model code -> exported program in the cache + graph.json (restat prunes unchanged graphs)."""
+"""The export kind: model code -> exported program in the cache + graph.json (restat prunes unchanged graphs)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
 from aotbuild import layout
-from aotbuild.actions import reference_io
-from aotbuild.layout import TargetPaths
-from aotbuild.ninja.graph import Edge, Rule
-from aotbuild.workspace.schema import Target
+from aotbuild.rules import CacheRef, Kind
 
-NAME = "aot_export"
+if TYPE_CHECKING:
+    from aotbuild.workspace.schema import Target
 
-
-def rule(python: str) -> Rule:
-    # deps = gcc: ninja folds the depfile (every workspace .py the model imported) into its own log.
-    return Rule(NAME, f"{python} -m aotbuild.actions.export $spec", "export $label", restat=True,
-                depfile="$out.d", deps="gcc")
+SPEC = "export.json"
+GRAPH = "graph.json"
+# Eager outputs for verification (a pickle in the cache), and the same cases as flat tensors for C++ consumers.
+REFERENCE = "reference.json"
+REFERENCE_IO = "reference_io.pt"
 
 
-def spec_files(target: Target) -> dict[str, dict]:
-    return {TargetPaths(target.label).export_spec: target.export_spec()}
+@dataclass(frozen=True)
+class ExportSpec:
+    """export.json: everything that determines the exported program (and nothing that only affects compiling)."""
+
+    label: str
+    where: dict[str, Any]  # file and line, for the action's errors; never keyed
+    model: str
+    kwargs: dict[str, Any]
+    weights: str | None
+    seed: int
+    inputs: list[dict[str, Any]] | str  # declared tensors, or "module:callable"
+    device: str
+    dims: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, target: Target) -> ExportSpec:
+        inputs: Any = target.inputs if isinstance(target.inputs, str) else [
+            {"name": s.name, "shape": list(s.shape), "dtype": s.dtype, "low": s.low, "high": s.high,
+             "keyword": s.keyword} for s in target.inputs]
+        return cls(str(target.label), target.where(), target.model, target.kwargs, target.weights, target.seed,
+                   inputs, target.device,
+                   [{"name": d.name, "min": d.min, "max": d.max, "example": d.example} for d in target.dims])
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
 
 
-def edges(target: Target) -> list[Edge]:
-    paths = TargetPaths(target.label)
-    # Every file the action reads is an input: compile.json for the options checked before exporting.
-    implicit = [layout.TOOLCHAIN_FILE, paths.compile_spec]
-    if target.weights:
-        implicit.append(layout.from_out(target.weights))
-    # reference.json (eager outputs for verification) and reference_io.pt (the same cases as flat tensors, for
-    # C++ consumers) are by-products: restat keeps them pruned when unchanged.
-    return [Edge(NAME, (paths.graph,), (paths.export_spec,), tuple(implicit),
-                 implicit_outputs=(paths.file("reference.json"), paths.file(reference_io.FILE)), variables=(("spec", paths.export_spec), ("label", str(target.label))))]
+def _weights(target: Target) -> tuple[str, ...]:
+    return (layout.from_out(target.weights),) if target.weights else ()
 
 
-def goal(target: Target) -> str:
-    return TargetPaths(target.label).graph
+# Every file the action reads is an input: compile.json too (compile.SPEC, spelled here: compile imports this
+# module), for the options checked before exporting.
+KIND = Kind(
+    name="export", spec=ExportSpec.of, spec_file=SPEC, goal=GRAPH,
+    inputs=(SPEC,), implicit=(layout.TOOLCHAIN_FILE, "compile.json"), extra_implicit=_weights,
+    by_products=(REFERENCE, REFERENCE_IO), ran="exported", hit="action-cache hit", cost=2,
+    depfile=True,  # every workspace .py the model imported: ninja folds it into its own log
+    cache_refs=(CacheRef(GRAPH, "program", "cas"), CacheRef(REFERENCE, "reference", "cas")),
+)

@@ -1,32 +1,42 @@
-"""The verify rule: run an artifact on the example and range-edge inputs and compare with eager references."""
+"""The verify kind: run an artifact on the example and range-edge inputs and compare with eager references."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
 from aotbuild import layout
-from aotbuild.layout import TargetPaths
-from aotbuild.ninja.graph import Edge, Rule
-from aotbuild.workspace.schema import Target
+from aotbuild.rules import Kind, export
+from aotbuild.rules.compile import MANIFEST
 
-NAME = "aot_verify"
+if TYPE_CHECKING:
+    from aotbuild.workspace.schema import Target
 
-
-def rule(python: str) -> Rule:
-    return Rule(NAME, f"{python} -m aotbuild.actions.verify $spec", "verify $label", restat=True)
-
-
-def spec_files(target: Target) -> dict[str, dict]:
-    return {TargetPaths(target.label).file("verify.json"): target.verify_spec()}
+SPEC = "verify.json"
+VERIFIED = "verified.json"
 
 
-def edges(target: Target) -> list[Edge]:
-    paths = TargetPaths(target.label)
-    spec = paths.file("verify.json")
-    # Every file the action reads is an input: export.json (out-of-range cases), and graph.json and the
-    # toolchain, which a re-export of an evicted reference needs.
-    return [Edge(NAME, (paths.file("verified.json"),), (paths.manifest, paths.file("reference.json"), spec),
-                 (paths.export_spec, paths.graph, layout.TOOLCHAIN_FILE),
-                 variables=(("spec", spec), ("label", str(target.label))))]
+@dataclass(frozen=True)
+class VerifySpec:
+    """verify.json: the tolerance to compare with (None: defaults by dtype)."""
+
+    label: str
+    tolerance: dict[str, float] | None
+
+    @classmethod
+    def of(cls, target: Target) -> VerifySpec:
+        tol = target.tolerance
+        return cls(str(target.label), None if tol is None else {"atol": tol.atol, "rtol": tol.rtol})
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
 
 
-def goal(target: Target) -> str:
-    return TargetPaths(target.label).file("verified.json")
+# Every file the action reads is an input: export.json (out-of-range cases), and graph.json and the
+# toolchain, which a re-export of an evicted reference needs.
+KIND = Kind(
+    name="verify", spec=VerifySpec.of, spec_file=SPEC, goal=VERIFIED,
+    inputs=(MANIFEST, export.REFERENCE, SPEC),
+    implicit=(export.SPEC, export.GRAPH, layout.TOOLCHAIN_FILE),
+    ran="verified", hit="verify-cache hit", cost=1, after=("compile",),
+)

@@ -126,7 +126,7 @@ def test_cuda_artifact_in_the_cache_materializes_without_a_gpu(cold, tmp_path: P
     assert run.report["targets"] == {"//gpu:mlp": "artifact-cache hit", "//gpu:cnn_dynamic": NEEDS_GPU}
     assert not marker.exists()
     paths = TargetPaths(parse_label("//gpu:mlp"))
-    manifest = json.loads((ws / "aot-out" / paths.manifest).read_text())
+    manifest = json.loads((ws / "aot-out" / paths.file("manifest.json")).read_text())
     assert manifest["device"] == "cuda" and manifest["gpu_arch"] == "9.0"
     assert manifest["artifacts"]["so"]["sha256"] == entry["so"]["sha256"]
     assert os.path.samefile(ws / "aot-out" / paths.dir / paths.alias("so"),

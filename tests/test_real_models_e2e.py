@@ -67,7 +67,7 @@ def real_ws(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, s
 
 
 def manifest(ws: Path, label: str = DC) -> dict:
-    return json.loads((ws / "aot-out" / TargetPaths(parse_label(label)).manifest).read_text())
+    return json.loads((ws / "aot-out" / TargetPaths(parse_label(label)).file("manifest.json")).read_text())
 
 
 def test_manifest_describes_the_artifact_as_structured_json(real_ws) -> None:

@@ -39,7 +39,7 @@ def plain_ninja(ws: Path, *outputs: str) -> subprocess.CompletedProcess:
 
 def spec_outputs(ws: Path, label: Label) -> list[str]:
     paths = TargetPaths(label)
-    return [paths.export_spec, paths.compile_spec]
+    return [paths.file("export.json"), paths.file("compile.json")]
 
 
 # Fault 1: a trailing newline in a target name.
@@ -85,7 +85,7 @@ def test_colliding_names_plan_and_build_spec_files(ws: Path) -> None:
     proc = plain_ninja(ws, *[o for label in labels for o in spec_outputs(ws, label)])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for label in labels:
-        spec = json.loads((ws / "aot-out" / TargetPaths(label).export_spec).read_text())
+        spec = json.loads((ws / "aot-out" / TargetPaths(label).file("export.json")).read_text())
         assert spec["label"] == str(label)
     assert aotbuild(["query", "//..."], ws).code == 0  # the plan still reads back
 

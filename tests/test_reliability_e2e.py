@@ -60,7 +60,7 @@ def ws(tmp_path: Path, tiny_cache: dict[str, str]) -> Path:
 
 def test_deleted_target_dir_recovers(ws: Path, tiny_cache: dict[str, str]) -> None:
     shutil.rmtree(ws / "aot-out" / A.dir)
-    (ws / "aot-out" / B.compile_spec).unlink()
+    (ws / "aot-out" / B.file("compile.json")).unlink()
     run = aotbuild(["build", "//..."], ws, tiny_cache)
     assert run.code == 0, run.output
     files_match_manifests(ws, A, B)
@@ -122,7 +122,7 @@ def test_artifact_changed_in_place_is_caught_by_test_and_by_cache_verify(ws: Pat
     run = aotbuild(["cache", "verify"], ws, tiny_cache, report=False)
     assert run.code == 1
     assert str(ws / "aot-out" / B.dir) in run.stdout and "differs from its manifest" in run.stdout
-    assert not (ws / "aot-out" / B.manifest).exists()  # so the next build restores it
+    assert not (ws / "aot-out" / B.file("manifest.json")).exists()  # so the next build restores it
 
 
 # Fault 7

@@ -58,8 +58,11 @@ def test_good_file_parses_into_frozen_targets(tmp_path: Path) -> None:
 
 def test_export_spec_excludes_compile_only_fields(tmp_path: Path) -> None:
     (mlp, _), _ = parse(tmp_path, GOOD)
-    assert "options" not in mlp.export_spec()
-    assert mlp.compile_spec()["options"] == {"a.b": 1, "c.d": True}
+    from aotbuild.rules.compile import CompileSpec
+    from aotbuild.rules.export import ExportSpec
+
+    assert "options" not in ExportSpec.of(mlp).to_json()
+    assert CompileSpec.of(mlp).to_json()["options"] == {"a.b": 1, "c.d": True}
 
 
 TARGET_ERRORS = [

@@ -9,8 +9,8 @@ from typing import Any
 from aotbuild.fsutil import atomic_symlink, link_or_copy, write_if_changed
 from aotbuild.hashing import pretty_json
 from aotbuild.layout import TargetPaths
+from aotbuild.rules.compile import ARTIFACTS, MANIFEST
 
-KINDS = ("so", "pt2")
 
 
 def materialize(blobs: dict[str, Path], target_dir: Path, paths: TargetPaths, entry: dict[str, Any],
@@ -19,7 +19,7 @@ def materialize(blobs: dict[str, Path], target_dir: Path, paths: TargetPaths, en
     then the manifest (last, so a crash before it leaves the edge dirty). Returns whether manifest.json changed."""
     current = set()
     artifacts = {}
-    for kind in KINDS:
+    for kind in ARTIFACTS:
         digest = entry[kind]["sha256"]
         name = paths.versioned(digest, kind)
         current.add(name)
@@ -30,6 +30,6 @@ def materialize(blobs: dict[str, Path], target_dir: Path, paths: TargetPaths, en
         atomic_symlink(target_dir / paths.alias(kind), name)  # readers see the old or the new artifact, never none
         artifacts[kind] = {"file": name, "alias": paths.alias(kind), **entry[kind]}
     for old in target_dir.iterdir():  # earlier versions live on in the cache; keep the directory to the current one
-        if old.name.startswith(f"{paths.label.name}-") and old.suffix.lstrip(".") in KINDS and old.name not in current:
+        if old.name.startswith(f"{paths.label.name}-") and old.suffix.lstrip(".") in ARTIFACTS and old.name not in current:
             old.unlink()
-    return write_if_changed(target_dir / "manifest.json", pretty_json({**manifest, "artifacts": artifacts}))
+    return write_if_changed(target_dir / MANIFEST, pretty_json({**manifest, "artifacts": artifacts}))

@@ -35,8 +35,11 @@ def bench(target_dir: Path, root: Path, warmup: int, repeats: int) -> dict[str, 
     from aotbuild.actions.interface import import_required
     from aotbuild.actions.verify import so_runner
 
-    spec = json.loads((target_dir / "export.json").read_text())
-    manifest = json.loads((target_dir / "manifest.json").read_text())
+    from aotbuild.rules.compile import MANIFEST
+    from aotbuild.rules.export import SPEC as EXPORT_SPEC
+
+    spec = json.loads((target_dir / EXPORT_SPEC).read_text())
+    manifest = json.loads((target_dir / MANIFEST).read_text())
     device = spec["device"]
     model = model_loader.build_model(spec, root, device)
     case = example_inputs.cases(spec, device)[0]

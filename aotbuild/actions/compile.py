@@ -18,6 +18,9 @@ from aotbuild.errors import ActionError
 from aotbuild.hashing import key_of
 from aotbuild.layout import TargetPaths
 from aotbuild.workspace.labels import parse_label
+from aotbuild.rules.compile import ARTIFACTS
+from aotbuild.rules.compile import KIND as COMPILE
+from aotbuild.rules.export import GRAPH
 from aotbuild.actions import artifacts
 from aotbuild.actions.runtime import ActionContext, run_action
 
@@ -138,7 +141,7 @@ def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], key: str) -> di
 
 
 def compile_(ctx: ActionContext) -> str:
-    graph = ctx.read_json("graph.json")
+    graph = ctx.read_json(GRAPH)
     key = compile_key(ctx, graph)
     outcome = "artifact-cache hit"
     entry, blobs = _verified_entry(ctx, key)
@@ -181,7 +184,7 @@ def _verified_entry(ctx: ActionContext, key: str) -> tuple[dict[str, Any] | None
     if entry is None:
         return None, {}
     blobs = {}
-    for kind in artifacts.KINDS:
+    for kind in ARTIFACTS:
         path = ctx.store.blob_path(entry[kind]["sha256"])
         if path is None:
             return None, {}
@@ -190,4 +193,4 @@ def _verified_entry(ctx: ActionContext, key: str) -> tuple[dict[str, Any] | None
 
 
 if __name__ == "__main__":
-    run_action("compile", compile_)
+    run_action(COMPILE.name, compile_)

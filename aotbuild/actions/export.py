@@ -7,15 +7,15 @@ unchanged sources find its result without importing torch; otherwise torch.expor
 from __future__ import annotations
 
 import io
-import json
 import time
 from typing import Any
 
 from aotbuild.errors import InfraError
 from aotbuild.fsutil import atomic_write, write_if_changed
 from aotbuild.hashing import key_of, pretty_json
-from aotbuild.workspace.labels import parse_label
-from aotbuild.layout import TargetPaths
+from aotbuild.rules.compile import SPEC as COMPILE_SPEC
+from aotbuild.rules.export import GRAPH, REFERENCE
+from aotbuild.rules.export import KIND as EXPORT
 from aotbuild.actions import dependencies, reference_io
 from aotbuild.actions.runtime import ActionContext, run_action
 
@@ -101,10 +101,6 @@ def export_program(ctx: ActionContext) -> dict[str, Any]:
             "interface": described}
 
 
-def _paths(ctx: ActionContext) -> TargetPaths:
-    return TargetPaths(parse_label(ctx.label))
-
-
 def full_precision_on_gpu(torch: Any, device: str) -> None:
     """TF32 off for this action process: eager references and verify runs then compute in true float32, so
     float32 tolerances stay meaningful (cuDNN convolutions default to TF32, about 1e-3 relative error)."""
@@ -117,7 +113,7 @@ def reexport(ctx: ActionContext, graph_hash: str, blob: str) -> bytes:
     """Export again to recover an evicted or corrupt blob ("program" or "reference") of graph.json's graph.
 
     Cheaper than failing: the model is unchanged (ninja would have re-run the export otherwise)."""
-    export_ctx = ActionContext(**{**ctx.__dict__, "spec": ctx.read_json("export.json"), "action": "export"})
+    export_ctx = ActionContext(**{**ctx.__dict__, "spec": ctx.read_json(EXPORT.spec_file), "action": EXPORT.name})
     result = export_program(export_ctx)
     if result["graph_hash"] != graph_hash:
         raise InfraError(f"{ctx.label}: the exported {blob} is missing from the cache and the model no longer "
@@ -161,12 +157,12 @@ def write_outputs(ctx: ActionContext, result: dict[str, Any], flat_reference: by
     reference = {"label": ctx.label, "reference": result["reference"], "cases": result["cases"]}
     # First: depfile_paths writes distribution stamps, which must not be newer than graph.json.
     deps = " ".join(p.replace(" ", "\\ ") for p in dependencies.depfile_paths(ctx.root, ctx.out_dir, result["deps"]))
-    write_if_changed(ctx.target_dir / "reference.json", pretty_json(reference))
-    write_if_changed(ctx.target_dir / "graph.json", pretty_json(graph))
+    write_if_changed(ctx.target_dir / REFERENCE, pretty_json(reference))
+    write_if_changed(ctx.target_dir / GRAPH, pretty_json(graph))
     reference_io.materialize(flat_reference, ctx.target_dir)
     # The depfile must name the output exactly as build.ninja does (relative to aot-out/).
-    output = (ctx.target_dir / "graph.json").relative_to(ctx.out_dir).as_posix()
-    atomic_write(ctx.target_dir / "graph.json.d", f"{output}: {deps}\n".encode())
+    output = (ctx.target_dir / GRAPH).relative_to(ctx.out_dir).as_posix()
+    atomic_write(ctx.target_dir / f"{GRAPH}.d", f"{output}: {deps}\n".encode())
 
 
 def export(ctx: ActionContext) -> str:
@@ -179,7 +175,7 @@ def export(ctx: ActionContext) -> str:
     from aotbuild.actions import option_check
 
     # The compile's options are checked before exporting: a misspelled one must not cost a whole export to find.
-    option_check.check_options(json.loads((ctx.out_dir / _paths(ctx).compile_spec).read_text()))
+    option_check.check_options(ctx.read_json(COMPILE_SPEC))
     result = export_program(ctx)
     _record(ctx, result)  # after the blobs it points at, which export_program stored
     flat = ctx.store.get_bytes(result["reference_io"])
@@ -190,4 +186,4 @@ def export(ctx: ActionContext) -> str:
 
 
 if __name__ == "__main__":
-    run_action("export", export)
+    run_action(EXPORT.name, export)

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from aotbuild.fsutil import write_if_changed
+from aotbuild.rules.export import REFERENCE_IO
 
-FILE = "reference_io.pt"
+FILE = REFERENCE_IO  # declared by the export kind, whose by-product it is
 FORMAT = "aotbuild-reference-io/1"
 
 

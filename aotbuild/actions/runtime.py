@@ -39,6 +39,11 @@ class ActionContext:
     def label(self) -> str:
         return self.spec["label"]
 
+    @property
+    def log(self) -> Path:
+        """Where this action's output (Python's and native code's) goes: <target>/<action>.log."""
+        return self.target_dir / f"{self.action}.log"
+
     def read_json(self, name: str) -> dict[str, Any]:
         return json.loads((self.target_dir / name).read_text())
 
@@ -125,7 +130,7 @@ def run_action(action: str, body: Callable[[ActionContext], str]) -> None:
         ctx = make_context(action, sys.argv[1])
     except AotbuildError as e:  # nowhere safe to log to: say it on the terminal
         sys.exit(f"error: {action} {sys.argv[1]}: {e}")
-    log = ctx.target_dir / f"{action}.log"
+    log = ctx.log
     terminal = _redirect_output(log)
     faulthandler.enable()  # a crash in native code (a segfault in a runtime) still leaves a traceback in the log
     try:

@@ -16,6 +16,10 @@ from aotbuild.errors import VerificationError
 from aotbuild.fsutil import write_if_changed
 from aotbuild.hashing import key_of, pretty_json
 from aotbuild.actions.runtime import ActionContext, run_action
+from aotbuild.rules.compile import MANIFEST
+from aotbuild.rules.export import GRAPH, REFERENCE
+from aotbuild.rules.export import SPEC as EXPORT_SPEC
+from aotbuild.rules.verify import KIND as VERIFY
 
 # Defaults by dtype where a target gives no tolerance: about 100 ulps of each type at unit scale.
 DEFAULT_TOLERANCE = {"float64": (1e-7, 1e-7), "float32": (1e-4, 1e-4), "bfloat16": (2e-2, 2e-2),
@@ -71,7 +75,7 @@ def run_checks(ctx: ActionContext, manifest: dict[str, Any], reference_digest: s
     if data is None:  # evicted by gc or corrupt: recompute the eager outputs rather than fail
         from aotbuild.actions.export import reexport
 
-        data = reexport(ctx, ctx.read_json("graph.json")["graph_hash"], "reference")
+        data = reexport(ctx, ctx.read_json(GRAPH)["graph_hash"], "reference")
     cases = torch.load(io.BytesIO(data), weights_only=True)  # from our cache, digest verified
     device = manifest["device"]
     cases = pytree.tree_map(lambda x: x.to(device) if isinstance(x, torch.Tensor) else x, cases)
@@ -99,13 +103,13 @@ def _out_of_range(ctx: ActionContext, cases: list[dict], so: Any) -> list[dict]:
 
     from aotbuild.actions.example_inputs import make_case
 
-    export_spec = ctx.read_json("export.json")
+    export_spec = ctx.read_json(EXPORT_SPEC)
     rejected = []
     for dim in export_spec["dims"]:
         sizes = {d["name"]: d["example"] for d in export_spec["dims"]}
         sizes[dim["name"]] = dim["max"] + 1
         case = make_case(export_spec, sizes, "out of range", export_spec["device"])
-        log = ctx.target_dir / "verify.log"  # this process's stderr: where the AOTI runtime prints its errors
+        log = ctx.log  # this process's stderr: where the AOTI runtime prints its errors
         printed_from = log.stat().st_size if log.exists() else 0
         try:
             so.run(pytree.tree_leaves((case.args, case.kwargs)))
@@ -175,25 +179,25 @@ def _check_files_match_manifest(ctx: ActionContext, manifest: dict[str, Any]) ->
 
 
 def verify(ctx: ActionContext) -> str:
-    manifest = ctx.read_json("manifest.json")
+    manifest = ctx.read_json(MANIFEST)
     _check_files_match_manifest(ctx, manifest)
-    reference = ctx.read_json("reference.json")["reference"]
+    reference = ctx.read_json(REFERENCE)["reference"]
     key = key_of("verify", {"so": manifest["artifacts"]["so"]["sha256"], "pt2": manifest["artifacts"]["pt2"]["sha256"],
                             "reference": reference, "tolerance": ctx.spec["tolerance"], "aotbuild": __version__})
     result = ctx.store.get_action(key)
-    outcome = "verify-cache hit"
+    outcome = VERIFY.hit
     if result is None:
         result = run_checks(ctx, manifest, reference)
         # Numbers are facts about the artifact; an exception may be this machine's (a busy GPU): not cached.
         if not any("problem" in rec for case in result["cases"] for rec in case["outputs"]):
             ctx.store.put_action(key, result)
-        outcome = "verified"
+        outcome = VERIFY.ran
     problems = failures(result)
     if problems:
         raise VerificationError("; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))
-    write_if_changed(ctx.target_dir / "verified.json", pretty_json({"label": ctx.label, **result}))
+    write_if_changed(ctx.target_dir / VERIFY.goal, pretty_json({"label": ctx.label, **result}))
     return outcome
 
 
 if __name__ == "__main__":
-    run_action("verify", verify)
+    run_action(VERIFY.name, verify)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from aotbuild import rules
 from aotbuild.engine import build as engine
 from aotbuild.errors import UserError
 from aotbuild.fsutil import atomic_write, check_writable
@@ -45,7 +46,7 @@ def _build(args: argparse.Namespace, goal: str) -> engine.BuildResult:
     result = engine.build(request, Path.cwd())
     for error in result.config_errors:
         print(f"error: {error}", file=sys.stderr)
-    if goal == "verify":
+    if goal == rules.TEST_GOAL:
         from aotbuild.reports import test_report
 
         ctx = result.context
@@ -76,7 +77,7 @@ def _build(args: argparse.Namespace, goal: str) -> engine.BuildResult:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    result = _build(args, "compile")
+    result = _build(args, rules.BUILD_GOAL)
     if result.exit_code:
         return result.exit_code
     ctx = result.context

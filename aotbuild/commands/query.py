@@ -10,6 +10,8 @@ from pathlib import Path
 from aotbuild.engine import build as engine
 from aotbuild.layout import TargetPaths
 from aotbuild.ninja.runner import discovered_deps
+from aotbuild.rules.compile import ARTIFACTS, MANIFEST
+from aotbuild.rules.export import KIND as EXPORT
 from aotbuild.workspace.selection import select
 
 
@@ -24,14 +26,13 @@ def cmd_query(args: argparse.Namespace) -> int:
             print("\n".join(map(str, selection.labels)))
         return 2 if selection.errors else 0
     rows = []
-    exports = [plan.targets[str(label)]["goals"]["export"] for label in selection.labels]
+    exports = [plan.targets[str(label)]["goals"][EXPORT.name] for label in selection.labels]
     deps = discovered_deps(plan.ninja, ctx.out_dir, exports) if exports else {}
     for label, export_goal in zip(selection.labels, exports):
         paths = TargetPaths(label)
+        outputs = {ext: str(ctx.out_dir / paths.dir / paths.alias(ext)) for ext in ARTIFACTS}
         rows.append({"label": str(label), "tags": plan.targets[str(label)]["tags"], "outputs": {
-            "so": str(ctx.out_dir / paths.dir / paths.alias("so")),
-            "pt2": str(ctx.out_dir / paths.dir / paths.alias("pt2")),
-            "manifest": str(ctx.out_dir / paths.manifest)},
+            **outputs, "manifest": str(ctx.out_dir / paths.file(MANIFEST))},
             # What the last export imported (workspace files, distribution stamps); empty before a build.
             "deps": [_workspace_relative(d, ctx.root) for d in deps.get(export_goal, [])]})
     print(json.dumps(rows, indent=2))

@@ -18,6 +18,7 @@ from aotbuild import layout
 from aotbuild.planning import toolchain
 from aotbuild.errors import UserError, VerificationError
 from aotbuild.hashing import sha256_file
+from aotbuild.rules.compile import MANIFEST
 from aotbuild.workspace.labels import Label, parse_label
 from aotbuild.workspace.discovery import current_package, find_root
 
@@ -70,7 +71,7 @@ def locate(label: str, workspace: str | Path | None = None) -> TargetFiles:
     root = find_root(Path(workspace) if workspace is not None else Path.cwd())
     parsed = parse_label(label, current_package(root, Path.cwd()))
     paths = layout.TargetPaths(parsed)
-    manifest_path = root / layout.OUT_DIR / paths.manifest
+    manifest_path = root / layout.OUT_DIR / paths.file(MANIFEST)
     if not manifest_path.is_file():
         raise UserError(f"{parsed}: no manifest.json at {manifest_path}: the target has not been built\n"
                         f"  fix: run `aotbuild build {parsed}` in {root}")

@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aotbuild import layout
+from aotbuild import layout, rules
 
 from aotbuild.planning import dist_stamps
 
@@ -31,14 +31,13 @@ from aotbuild.workspace.discovery import WORKSPACE_FILE, current_package, find_r
 NEEDS_GPU = "skipped: needs a GPU"  # a CUDA target reached by a wildcard on a machine without one, not cached
 LAST_BUILD_FILE = "last-build.json"  # in the cache root, beside v1/
 # How a target's result came about, from the most to the least work done.
-OUTCOMES = ("failed", "compiled", "artifact-cache hit", "exported", "action-cache hit", "verified",
-            "verify-cache hit", "up to date", NEEDS_GPU)
+OUTCOMES = ("failed", *rules.outcomes(), "up to date", NEEDS_GPU)
 
 
 @dataclass(frozen=True)
 class BuildRequest:
     patterns: list[str]
-    goal: str  # a rule kind name: "compile" for build, "verify" for test
+    goal: str  # a rule kind name: rules.BUILD_GOAL for build, rules.TEST_GOAL for test
     jobs: int | None = None
     keep_going: bool = False
     explain: bool = False
@@ -183,7 +182,7 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
     write_toolchain(ctx.out_dir)
     dist_stamps.refresh(ctx.out_dir)  # an upgraded distribution re-runs the exports that imported it
     goals = {str(label): plan.targets[str(label)]["goals"][request.goal] for label in labels}
-    for warning in output_checks.prepare(ctx.out_dir, labels, full=request.goal == "verify"):
+    for warning in output_checks.prepare(ctx.out_dir, labels, full=request.goal == rules.TEST_GOAL):
         print(f"warning: {warning}", file=sys.stderr)
     events_file = ctx.out_dir / layout.STATE_DIR / f"events-{os.getpid()}.jsonl"
     events_file.unlink(missing_ok=True)

@@ -11,14 +11,12 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from aotbuild import layout
+from aotbuild import layout, rules
 from aotbuild.hashing import sha256_file
 from aotbuild.workspace.labels import Label
 from aotbuild.layout import TargetPaths
+from aotbuild.rules.compile import ARTIFACTS, MANIFEST
 
-KINDS = ("so", "pt2")
-# Files whose presence tells ninja that an artifact was built or verified.
-_DONE_MARKERS = ("manifest.json", "verified.json")
 
 
 def unlink_foreign_symlinks(out_dir: Path, relative_dirs: Iterable[str]) -> list[str]:
@@ -45,14 +43,16 @@ def unlink_foreign_symlinks(out_dir: Path, relative_dirs: Iterable[str]) -> list
 
 
 def _drop_done_markers(target_dir: Path) -> None:
-    for name in _DONE_MARKERS:
-        (target_dir / name).unlink(missing_ok=True)
+    """Remove the goals whose presence tells ninja the artifacts were built, or checked (kinds reading them)."""
+    for kind in rules.kinds():
+        if kind.goal == MANIFEST or MANIFEST in kind.inputs:
+            (target_dir / kind.goal).unlink(missing_ok=True)
 
 
 def mismatched_artifacts(target_dir: Path) -> list[Path]:
     """Artifacts of a target directory whose sha256 differs from manifest.json (missing ones included)."""
     try:
-        manifest = json.loads((target_dir / "manifest.json").read_text())
+        manifest = json.loads((target_dir / MANIFEST).read_text())
         artifacts = manifest["artifacts"]
     except (FileNotFoundError, ValueError, KeyError, TypeError):
         return []
@@ -87,9 +87,9 @@ def prepare(out_dir: Path, labels: list[Label], full: bool) -> list[str]:
     warnings = unlink_foreign_symlinks(out_dir, [p.dir for p in all_paths])
     for paths in all_paths:
         target_dir = out_dir / paths.dir
-        if not (target_dir / "manifest.json").exists():
+        if not (target_dir / MANIFEST).exists():
             continue
-        if not all(os.path.exists(target_dir / paths.alias(ext)) for ext in KINDS):
+        if not all(os.path.exists(target_dir / paths.alias(ext)) for ext in ARTIFACTS):
             _drop_done_markers(target_dir)
         elif full:
             for path in repair_mismatched(target_dir):
@@ -110,18 +110,20 @@ def target_dirs(out_dir: Path) -> Iterator[Path]:
 def referenced_entries(out_dir: Path) -> set[str]:
     """Cache entries ("ac/<key>", "cas/<digest>") that the targets under `out_dir` were last built from."""
     names: set[str] = set()
+    refs: dict[str, list[rules.CacheRef]] = {}  # output file -> its fields that name cache entries
+    for ref in (ref for kind in rules.kinds() for ref in kind.cache_refs):
+        refs.setdefault(ref.file, []).append(ref)
     for target_dir in target_dirs(out_dir):
-        for file, fields in (("manifest.json", ("compile_key",)), ("graph.json", ("program",)),
-                             ("reference.json", ("reference",))):
+        for file, fields in refs.items():
             try:
                 doc = json.loads((target_dir / file).read_text())
             except (OSError, ValueError):
                 continue
             if not isinstance(doc, dict):
                 continue
-            for fld in fields:
-                if isinstance(doc.get(fld), str):
-                    names.add(f"{'ac' if fld == 'compile_key' else 'cas'}/{doc[fld]}")
+            for ref in fields:
+                if isinstance(doc.get(ref.field), str):
+                    names.add(f"{ref.store}/{doc[ref.field]}")
             for art in (doc.get("artifacts") or {}).values() if isinstance(doc.get("artifacts"), dict) else ():
                 if isinstance(art, dict) and isinstance(art.get("sha256"), str):
                     names.add(f"cas/{art['sha256']}")

@@ -37,7 +37,7 @@ def package_goal(package: str) -> str:
 
 def _rules_graph(python: str) -> BuildGraph:
     graph = BuildGraph()
-    for kind in rules.RULES.values():
+    for kind in rules.kinds():
         for pool in kind.pools:
             graph.add_pool(*pool)
         graph.add_rule(kind.rule(python))
@@ -75,12 +75,12 @@ def package_ninja(package: str, targets: list[Target], python: str) -> str:
     graph = _rules_graph(python)  # only to check each edge's rule and outputs; not written here
     goals = []
     for target in targets:
-        for kind in rules.RULES.values():
+        for kind in rules.kinds():
             for edge in kind.edges(target):
                 graph.add_edge(edge)
         for path, content in rules.spec_files(target).items():
             graph.add_edge(spec_edges.edge(path, content))
-        goals.append(rules.RULES[rules.BUILD_GOAL].goal(target))
+        goals.append(rules.kind(rules.BUILD_GOAL).goal_path(target.label))
     return "".join([f"# {HEADER}\n# Package //{package}\n\n", *map(edge_text, graph.edges),
                     edge_text(Edge("phony", (package_goal(package),), tuple(goals)))])
 

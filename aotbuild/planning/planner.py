@@ -65,7 +65,7 @@ def plan_package(root: Path, out_dir: Path, package: str, config: WorkspaceConfi
     else:
         ninja_path.unlink(missing_ok=True)
     targets = {t.label.name: {"tags": list(t.tags), "device": t.device,
-                              "goals": {k.name: k.goal(t) for k in rules.RULES.values()}}
+                              "goals": {k.name: k.goal_path(t.label) for k in rules.kinds()}}
                for t in loaded.targets}
     return PackageEntry(state, targets, None if loaded.broken is None else str(loaded.broken),
                         {label.name: str(e) for label, e in loaded.broken_targets.items()},

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from aotbuild.engine.build import NEEDS_GPU, BuildResult
+from aotbuild.rules.verify import KIND as VERIFY
 from aotbuild.fsutil import atomic_write
 from aotbuild.hashing import pretty_json
 from aotbuild.planning.plan_index import Plan
@@ -36,7 +37,7 @@ def _summary(verified: dict[str, Any]) -> str:
 def outcomes(result: BuildResult, plan: Plan, out_dir: Path) -> list[TestOutcome]:
     found = []
     for label in result.outcomes:
-        ran = [e for e in result.events if e["label"] == label and e["action"] == "verify"]
+        ran = [e for e in result.events if e["label"] == label and e["action"] == VERIFY.name]
         seconds = sum(e["seconds"] for e in result.events if e["label"] == label)
         if result.outcomes[label] == NEEDS_GPU:
             found.append(TestOutcome(label, False, False, seconds, "needs a GPU: none here, and no cached result",
@@ -45,12 +46,12 @@ def outcomes(result: BuildResult, plan: Plan, out_dir: Path) -> list[TestOutcome
         if label in result.failures:
             found.append(TestOutcome(label, False, False, seconds, result.failures[label], []))
             continue
-        verified_path = out_dir / plan.targets[label]["goals"]["verify"]
+        verified_path = out_dir / plan.targets[label]["goals"][VERIFY.name]
         if not verified_path.exists():
             found.append(TestOutcome(label, False, False, seconds, "not verified: no result was written", []))
             continue
         verified = json.loads(verified_path.read_text())
-        cached = not ran or ran[0]["outcome"] == "verify-cache hit"
+        cached = not ran or ran[0]["outcome"] == VERIFY.hit
         found.append(TestOutcome(label, True, cached, seconds, _summary(verified), verified["cases"]))
     return found
 

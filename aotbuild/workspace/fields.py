@@ -1,0 +1,225 @@
+"""Parsers for the fields of a target, each checking type and range and naming file, line and field on error."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import PurePosixPath
+from typing import Any, Callable
+
+from aotbuild.errors import Location, TargetError
+from aotbuild.workspace.target import (CALLABLE_REF, DEVICES, DIM_FIELDS, DIM_NAME, DTYPE_BYTES, DTYPES,
+                                       INPUT_FIELDS, INT_DTYPES, DimSpec, TensorSpec, Tolerance, SIZE_UNITS)
+from aotbuild.workspace.yaml_source import Node
+
+
+class Ctx:
+    """Builds located errors for one file (and optionally one target)."""
+
+    def __init__(self, file: str, target: str | None = None) -> None:
+        self.file = file
+        self.target = target
+
+    def error(self, node: Node | int | None, fld: str | None, problem: str, fix: str | None = None) -> TargetError:
+        line = node.line if isinstance(node, Node) else node
+        return TargetError(Location(self.file, line, self.target, fld), problem, fix)
+
+    def for_target(self, name: str) -> "Ctx":
+        return Ctx(self.file, name)
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)
+
+
+def expect(ctx: Ctx, node: Node, fld: str, kind: type | tuple[type, ...], what: str) -> Any:
+    value = node.value
+    # YAML's true/false are ints to Python; never let a boolean pass where a number is wanted.
+    ok = isinstance(value, kind) and not (isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)))
+    if not ok:
+        raise ctx.error(node, fld, f"expected {what}, found {_type_name(value)} ({value!r})"
+                        if not isinstance(value, (dict, list)) else f"expected {what}, found {_type_name(value)}")
+    return value
+
+
+def check_keys(ctx: Ctx, node: Node, allowed: tuple[str, ...], where: str | None) -> dict[str, Node]:
+    mapping = expect(ctx, node, where or "", dict, "a mapping")
+    for key, value in mapping.items():
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            fix = f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(allowed)}"
+            name = f"{where}.{key}" if where else key
+            raise ctx.error(value, name, f"unknown key '{key}'", fix)
+    return mapping
+
+
+def relative_path(ctx: Ctx, node: Node, fld: str, package: str) -> str:
+    text = expect(ctx, node, fld, str, "a path relative to the package directory")
+    path = PurePosixPath(text)
+    if path.is_absolute() or ".." in path.parts or "\\" in text:
+        raise ctx.error(node, fld, f"path '{text}' must stay inside the package",
+                        "give a path relative to the BUILD.aot.yaml's directory, without '..'")
+    return str(PurePosixPath(package, path)) if package else str(path)
+
+
+def _int(ctx: Ctx, node: Node, fld: str, minimum: int | None = None) -> int:
+    value = expect(ctx, node, fld, int, "an integer")
+    if minimum is not None and value < minimum:
+        raise ctx.error(node, fld, f"expected an integer >= {minimum}, found {value}")
+    return value
+
+
+def _parse_tolerance(ctx: Ctx, node: Node) -> Tolerance:
+    mapping = check_keys(ctx, node, ("atol", "rtol"), "tolerance")
+    values = {}
+    for key in ("atol", "rtol"):
+        if key not in mapping:
+            raise ctx.error(node, "tolerance", f"missing '{key}'", "write tolerance: {atol: 1.0e-4, rtol: 1.0e-4}")
+        v = expect(ctx, mapping[key], f"tolerance.{key}", (int, float), "a non-negative number")
+        if v < 0:
+            raise ctx.error(mapping[key], f"tolerance.{key}", f"expected a non-negative number, found {v}")
+        values[key] = float(v)
+    return Tolerance(**values)
+
+
+def _parse_tags(ctx: Ctx, node: Node) -> tuple[str, ...]:
+    items = expect(ctx, node, "tags", list, "a list of strings")
+    return tuple(expect(ctx, item, "tags", str, "a string") for item in items)
+
+
+def _parse_options(ctx: Ctx, node: Node) -> dict[str, Any]:
+    mapping = expect(ctx, node, "options", dict, "a mapping of inductor config names to values")
+    for key, value in mapping.items():
+        if not isinstance(value.value, (str, int, float, bool, type(None))):
+            raise ctx.error(value, f"options.{key}", f"expected a scalar value, found {_type_name(value.value)}")
+    return node.plain()
+
+
+def parse_dims(ctx: Ctx, node: Node) -> tuple[DimSpec, ...]:
+    dims = []
+    for name, spec in expect(ctx, node, "dims", dict, "a mapping of dimension names").items():
+        fld = f"dims.{name}"
+        if not DIM_NAME.fullmatch(name):
+            raise ctx.error(spec, fld, f"dimension name {name!r} is not an identifier")
+        mapping = check_keys(ctx, spec, DIM_FIELDS, fld)
+        for key in ("min", "max"):
+            if key not in mapping:
+                raise ctx.error(spec, fld, f"missing '{key}'", f"write {name}: {{min: 1, max: 64}}")
+        lo, hi = _int(ctx, mapping["min"], f"{fld}.min", 0), _int(ctx, mapping["max"], f"{fld}.max", 0)
+        if hi < lo:
+            raise ctx.error(mapping["max"], f"{fld}.max", f"max ({hi}) is below min ({lo})")
+        # torch.export specializes example sizes 0 and 1, so the example must be at least 2.
+        example = _int(ctx, mapping["example"], f"{fld}.example") if "example" in mapping else max(lo, 2)
+        if not (lo <= example <= hi) or example < 2:
+            raise ctx.error(mapping.get("example", spec), f"{fld}.example",
+                            f"example {example} must lie in [{lo}, {hi}] and be at least 2",
+                            "torch.export treats sizes 0 and 1 as constants; pick an example of 2 or more")
+        dims.append(DimSpec(name, lo, hi, example))
+    return tuple(dims)
+
+
+def parse_inputs(ctx: Ctx, node: Node, dims: dict[str, DimSpec]) -> tuple[TensorSpec, ...] | str:
+    if isinstance(node.value, str):
+        if not CALLABLE_REF.fullmatch(node.value):
+            raise ctx.error(node, "inputs", f"expected 'module:callable', found {node.value!r}")
+        return node.value
+    specs = []
+    for name, spec in expect(ctx, node, "inputs", dict, "a mapping of input names, or 'module:callable'").items():
+        fld = f"inputs.{name}"
+        mapping = check_keys(ctx, spec, INPUT_FIELDS, fld)
+        if "shape" not in mapping or "dtype" not in mapping:
+            raise ctx.error(spec, fld, "needs 'shape' and 'dtype'", f"write {name}: {{shape: [8, 64], dtype: float32}}")
+        shape = []
+        for entry in expect(ctx, mapping["shape"], f"{fld}.shape", list, "a list of sizes or dim names"):
+            if isinstance(entry.value, str):
+                if entry.value not in dims:
+                    raise ctx.error(entry, f"{fld}.shape", f"unknown dimension '{entry.value}'",
+                                    "declare it under dims:, e.g. dims: {batch: {min: 1, max: 64}}")
+                shape.append(entry.value)
+            else:
+                shape.append(_int(ctx, entry, f"{fld}.shape", 0))
+        dtype = expect(ctx, mapping["dtype"], f"{fld}.dtype", str, "a dtype name")
+        if dtype not in DTYPES:
+            raise ctx.error(mapping["dtype"], f"{fld}.dtype", f"unknown dtype '{dtype}'", f"use one of {', '.join(DTYPES)}")
+        low = _int(ctx, mapping["low"], f"{fld}.low") if "low" in mapping else None
+        high = _int(ctx, mapping["high"], f"{fld}.high") if "high" in mapping else None
+        if (low is not None or high is not None) and dtype not in INT_DTYPES:
+            raise ctx.error(mapping.get("low") or mapping["high"], f"{fld}.low", "low/high apply to integer inputs only")
+        if dtype in INT_DTYPES:
+            low, high = (0 if low is None else low), (100 if high is None else high)
+            if high <= low:
+                raise ctx.error(mapping.get("high", spec), f"{fld}.high", f"high ({high}) must exceed low ({low})")
+        keyword = expect(ctx, mapping["keyword"], f"{fld}.keyword", bool, "true or false") if "keyword" in mapping else False
+        specs.append(TensorSpec(name, tuple(shape), dtype, low, high, keyword))
+    used = {e for s in specs for e in s.shape if isinstance(e, str)}
+    for name in dims:
+        if name not in used:
+            raise ctx.error(node, "dims", f"dimension '{name}' is declared but no input shape uses it")
+    return tuple(specs)
+
+
+def _check_plain_data(ctx: Ctx, node: Node, fld: str) -> None:
+    """Strings, numbers, booleans, null, lists and mappings only: kwargs go into JSON specs and cache keys."""
+    if isinstance(node.value, dict):
+        for key, child in node.value.items():
+            _check_plain_data(ctx, child, f"{fld}.{key}")
+    elif isinstance(node.value, list):
+        for child in node.value:
+            _check_plain_data(ctx, child, fld)
+    elif not isinstance(node.value, (str, int, float, bool, type(None))):
+        raise ctx.error(node, fld, f"expected plain data, found {type(node.value).__name__} ({node.value!r})",
+                        "quote it to pass a string")
+
+
+def parse_kwargs(ctx: Ctx, node: Node) -> dict[str, Any]:
+    expect(ctx, node, "kwargs", dict, "a mapping of keyword arguments")
+    _check_plain_data(ctx, node, "kwargs")
+    return node.plain()
+
+
+def _parse_size(ctx: Ctx, node: Node) -> int:
+    value = node.value
+    if isinstance(value, str) and value[-1:].upper() in SIZE_UNITS and value[:-1].strip().isdigit():
+        return int(value[:-1]) * SIZE_UNITS[value[-1].upper()]
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    raise ctx.error(node, "max_input_bytes", f"expected a size such as 1073741824, 512M or 2G, found {value!r}")
+
+
+def input_bytes(inputs: tuple[TensorSpec, ...], dims: tuple[DimSpec, ...]) -> tuple[int, str]:
+    """Bytes of one example case at the largest declared sizes (verification runs there), and the biggest input."""
+    largest = {d.name: d.max for d in dims}
+    total, biggest, biggest_text = 0, -1, ""
+    for spec in inputs:
+        n = DTYPE_BYTES[spec.dtype]
+        for size in spec.shape:
+            n *= largest[size] if isinstance(size, str) else size
+        total += n
+        if n > biggest:
+            biggest, biggest_text = n, f"{spec.name}: {list(spec.shape)} {spec.dtype}"
+    return total, biggest_text
+
+
+def human_size(n: int) -> str:
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        scale = SIZE_UNITS[unit[0]]
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+FIELD_PARSERS: dict[str, Callable[[Ctx, Node], Any]] = {
+    "max_input_bytes": _parse_size,
+    "tolerance": _parse_tolerance, "tags": _parse_tags, "options": _parse_options,
+    "seed": lambda ctx, n: _int(ctx, n, "seed", 0),
+}
+
+
+def _parse_device(ctx: Ctx, node: Node) -> str:
+    value = expect(ctx, node, "device", str, "'cpu' or 'cuda'")
+    if not DEVICES.fullmatch(value):
+        raise ctx.error(node, "device", f"unknown device '{value}'", "use 'cpu', 'cuda' or 'cuda:N'")
+    return value
+
+
+FIELD_PARSERS["device"] = _parse_device
