@@ -18,6 +18,7 @@ TARGET_PREFIX = "@"
 PLAN_FILE = f"{STATE_DIR}/plan.json"
 TOOLCHAIN_FILE = f"{STATE_DIR}/toolchain.json"
 EVENTS_FILE = f"{STATE_DIR}/events.jsonl"
+CACHE_ROOT_FILE = f"{STATE_DIR}/cache-root.json"  # the cache the last build used: actions read it from here
 
 
 def build_file(package: str) -> str:

@@ -111,12 +111,18 @@ def kinds() -> tuple[Kind, ...]:
         if not ready:
             raise RuntimeError(f"rules: kinds {sorted(set(found) - {k.name for k in ordered})} wait on each other")
         ordered.append(found[ready[0]])
-    made = {f for k in ordered for f in (k.spec_file, k.goal, *k.by_products)}
-    for k in ordered:  # a misspelt input would be a file no edge makes: ninja would fail on every target
+    check_inputs(ordered)
+    return tuple(ordered)
+
+
+def check_inputs(kinds: list[Kind]) -> None:
+    """Every target file a kind reads is some kind's spec, goal or by-product: a misspelt input would be a
+    file no edge makes, and ninja would fail on every target."""
+    made = {f for k in kinds for f in (k.spec_file, k.goal, *k.by_products)}
+    for k in kinds:
         for name in k.inputs + k.implicit:
             if not name.startswith(f"{layout.STATE_DIR}/") and name not in made:
                 raise RuntimeError(f"rules/{k.name}.py: input {name!r} is no kind's spec, goal or by-product")
-    return tuple(ordered)
 
 
 def kind(name: str) -> Kind:

@@ -89,10 +89,11 @@ class ActionContext:
 def open_store(env: Mapping[str, str], out_dir: Path) -> LayeredStore:
     """The cache as the CLI found it: local (writable, or read-only behind an overlay inside aot-out/), then
     the remote, if any."""
-    root = settings.action_cache_dir(env)
+    from aotbuild.cache.access import overlay_dir, recorded_root
+
+    root = recorded_root(env, out_dir)
     local = LocalStore(root)
     if settings.cache_read_only(env):
-        from aotbuild.cache.access import overlay_dir
         from aotbuild.cache.overlay import OverlayStore
 
         local = OverlayStore(overlay_dir(out_dir), root)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from aotbuild import layout
 
 from aotbuild.workspace import settings
 from aotbuild.cache.local import LAYOUT
-from aotbuild.fsutil import check_writable
+from aotbuild.fsutil import check_writable, write_if_changed
+from aotbuild.hashing import pretty_json
 
 LEASES = "leases"
 # Entries used this long before a live build started still count as used by it (coarse file timestamps).
@@ -25,6 +27,24 @@ LEASE_SLACK_S = 2.0
 def overlay_dir(out_dir: Path) -> Path:
     """Where a build with a read-only cache keeps what it had to build itself: inside aot-out/ only."""
     return out_dir / layout.STATE_DIR / "cache"
+
+
+def record_root(out_dir: Path, root: Path) -> None:
+    """Tell this build's actions (and plain ninja's, later) which cache root it resolved: beside the plan,
+    not in an edge's command or inputs, since moving the cache changes no output."""
+    write_if_changed(out_dir / layout.CACHE_ROOT_FILE, pretty_json({"root": str(root)}))
+
+
+def recorded_root(env: Mapping[str, str], out_dir: Path) -> Path:
+    """The cache root an action uses: the one the last build here recorded; before any build, the one the CLI
+    would resolve without flags ($AOTBUILD_CACHE_DIR, WORKSPACE cache.dir from the plan, the default)."""
+    try:
+        return Path(json.loads((out_dir / layout.CACHE_ROOT_FILE).read_text())["root"])
+    except FileNotFoundError:
+        from aotbuild.planning.plan_index import read_plan
+
+        plan = read_plan(out_dir)
+        return settings.cache_dir(env, None, plan.cache_dir if plan else None, out_dir.parent)
 
 
 def _writable(root: Path) -> bool:

@@ -176,10 +176,12 @@ def build(request: BuildRequest, cwd: Path) -> BuildResult:
 
 def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: BuildResult,
          cache_env: dict[str, str], pass_fds: tuple[int, ...]) -> None:
+    from aotbuild.cache.access import record_root
     from aotbuild.engine import output_checks
 
     plan = ctx.plan
     write_toolchain(ctx.out_dir)
+    record_root(ctx.out_dir, ctx.cache_dir)
     dist_stamps.refresh(ctx.out_dir)  # an upgraded distribution re-runs the exports that imported it
     goals = {str(label): plan.targets[str(label)]["goals"][request.goal] for label in labels}
     for warning in output_checks.prepare(ctx.out_dir, labels, full=request.goal == rules.TEST_GOAL):
@@ -197,7 +199,7 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
         flag = "--remote-upload" if request.remote_upload else "--remote-required"
         raise UserError(f"{flag} needs a remote cache\n  fix: pass --remote-cache URL, set "
                         f"{settings.REMOTE_VAR}, or add cache: {{remote: URL}} to {WORKSPACE_FILE}")
-    env = {settings.CACHE_DIR_VAR: str(ctx.cache_dir), settings.EVENTS_VAR: str(events_file), **cache_env,
+    env = {settings.EVENTS_VAR: str(events_file), **cache_env,
            **settings.remote_env(remote, request.remote_upload, request.remote_required)}
     sys.stdout.flush()
     required = [goal for label, goal in goals.items() if label not in optional]

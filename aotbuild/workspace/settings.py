@@ -51,12 +51,6 @@ def cache_dir(env: Mapping[str, str], flag: str | None, workspace_setting: str |
     return default_cache_dir(env).resolve()
 
 
-def action_cache_dir(env: Mapping[str, str]) -> Path:
-    """The cache root an action uses: the CLI always exports it; plain ninja falls back to the default."""
-    value = env.get(CACHE_DIR_VAR)
-    return Path(value) if value else default_cache_dir(env)
-
-
 def declared_gpu_arch(env: Mapping[str, str]) -> str | None:
     """A compute capability such as '9.0', or several comma-separated; None when not declared."""
     value = env.get(GPU_ARCH_VAR, "").strip()
