@@ -19,7 +19,8 @@ def _temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
 
 
-def _unlink_quiet(path: Path) -> None:
+def unlink_quiet(path: Path) -> None:
+    """Remove `path` if it is there."""
     try:
         os.unlink(path)
     except FileNotFoundError:
@@ -42,7 +43,7 @@ def _write_then_replace(path: Path, data: bytes, mode: int, sync: bool) -> None:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        _unlink_quiet(tmp)
+        unlink_quiet(tmp)
         raise
 
 
@@ -87,12 +88,12 @@ def atomic_symlink(link: Path, target: str | Path) -> None:
     if link.is_symlink() and os.readlink(link) == str(target):
         return
     tmp = _temp_name(link)
-    _unlink_quiet(tmp)
+    unlink_quiet(tmp)
     os.symlink(target, tmp)
     try:
         os.replace(tmp, link)
     except BaseException:
-        _unlink_quiet(tmp)
+        unlink_quiet(tmp)
         raise
 
 
@@ -134,7 +135,7 @@ def pending_file(directory: Path, name: str) -> Iterator[PendingFile]:
         yield pending
     finally:
         pending.file.close()
-        _unlink_quiet(pending.path)
+        unlink_quiet(pending.path)
 
 
 @contextmanager
@@ -145,14 +146,14 @@ def temp_path(directory: Path, name: str) -> Iterator[Path]:
     try:
         yield path
     finally:
-        _unlink_quiet(path)
+        unlink_quiet(path)
 
 
 def link_or_copy(src: Path, dst: Path, mode: int = 0o444) -> None:
     """Place `src` at `dst` atomically: a hard link where possible (free, and read-only like a cache blob),
     else a durable copy with `mode` (across filesystems)."""
     tmp = _temp_name(dst)
-    _unlink_quiet(tmp)
+    unlink_quiet(tmp)
     try:
         try:
             os.link(src, tmp)
@@ -164,7 +165,7 @@ def link_or_copy(src: Path, dst: Path, mode: int = 0o444) -> None:
             os.chmod(tmp, mode)
         os.replace(tmp, dst)
     except BaseException:
-        _unlink_quiet(tmp)
+        unlink_quiet(tmp)
         raise
 
 

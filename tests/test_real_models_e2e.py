@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from aotbuild import layout
+from aotbuild.cache.access import record_root
 from aotbuild.workspace.labels import parse_label
 from aotbuild.layout import TargetPaths
 
@@ -207,20 +208,27 @@ def _declared(ws: Path, output: str) -> set[str]:
 def test_every_file_an_action_reads_is_an_input_of_its_edge(real_ws, tmp_path: Path, action: str,
                                                           products: tuple[str, ...], fresh_cache: bool) -> None:
     ws, env = real_ws
+    recorded = ws / "aot-out" / layout.CACHE_ROOT_FILE
+    last_root = recorded.read_bytes()
     if fresh_cache:  # cache misses take the paths that read the most (a re-export from the spec files)
-        env = {**env, "AOTBUILD_CACHE_DIR": str(tmp_path / "cache")}
+        record_root(ws / "aot-out", tmp_path / "cache")  # actions use the cache root the build recorded
     spec = {"export": "export.json", "compile": "compile.json", "verify": "verify.json"}[action]
     log = tmp_path / "reads.txt"
-    proc = subprocess.run([sys.executable, "-c", AUDIT, str(log), f"aotbuild.actions.{action}",
-                           f"{DC_DIR}/{spec}"], cwd=ws / "aot-out", capture_output=True, text=True,
-                          env={**os.environ, **env})
+    try:
+        proc = subprocess.run([sys.executable, "-c", AUDIT, str(log), f"aotbuild.actions.{action}",
+                               f"{DC_DIR}/{spec}"], cwd=ws / "aot-out", capture_output=True, text=True,
+                              env={**os.environ, **env})
+    finally:
+        recorded.write_bytes(last_root)
     target = ws / "aot-out" / DC_DIR
     assert proc.returncode == 0, proc.stderr + (target / f"{action}.log").read_text()
     out_dir = str((ws / "aot-out").resolve())
     reads_all = log.read_text().splitlines()
     assert reads_all, "the audit saw no reads: the hook is broken"
+    # Distribution stamps are in the depfile; the recorded cache root says where the cache is, and moving the
+    # cache changes no output.
     reads = {str(Path(p).resolve()) for p in reads_all if p.startswith(out_dir) and not p.endswith(".log")
-             and "/.aotbuild/dists/" not in p}  # distribution stamps are in the depfile
+             and "/.aotbuild/dists/" not in p and not p.endswith(layout.CACHE_ROOT_FILE)}
     own = {str((target / p).resolve()) for p in products}  # write_if_changed reads an output before writing it
     # The artifacts are no ninja outputs (their names carry digests): manifest.json, which names them with
     # their sha256, stands for them, and verify checks them against it.

@@ -13,6 +13,7 @@ import filelock
 
 from aotbuild.cache.store import is_hex
 from aotbuild.errors import CacheError
+from aotbuild.fsutil import unlink_quiet
 
 if TYPE_CHECKING:
     from aotbuild.cache.local import LocalStore
@@ -73,7 +74,7 @@ def gc(store: LocalStore, max_bytes: int | None, max_age_s: float | None, now: f
     entries, temps = scan(store.base)
     for path, mtime in temps:
         if now - mtime > TEMP_MAX_AGE_S:
-            _unlink_quiet(path)
+            unlink_quiet(path)
     entries.sort(key=lambda e: e.mtime)
     total = sum(e.size for e in entries)
     removed: list[str] = []
@@ -122,12 +123,5 @@ def _note_temp(e: os.DirEntry[str], temps: list[tuple[Path, float]]) -> None:
     try:
         if e.is_file(follow_symlinks=False):
             temps.append((Path(e.path), e.stat(follow_symlinks=False).st_mtime))
-    except FileNotFoundError:
-        pass
-
-
-def _unlink_quiet(path: Path) -> None:
-    try:
-        os.unlink(path)
     except FileNotFoundError:
         pass
