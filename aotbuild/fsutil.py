@@ -6,8 +6,9 @@ import os
 from pathlib import Path
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace `path` with `data` atomically; `mode` sets permissions (mkstemp's own 0600 would hide outputs)."""
+def atomic_write(path: Path, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
+    """Replace `path` with `data` atomically; `mode` sets permissions (mkstemp's own 0600 would hide outputs).
+    `durable=False` skips the fsync, for a caller that syncs the filesystem once after many writes."""
     import tempfile  # here, not at the top: a no-op build writes nothing and should not pay for it
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -16,7 +17,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
@@ -27,14 +29,14 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         raise
 
 
-def write_if_changed(path: Path, data: bytes) -> bool:
+def write_if_changed(path: Path, data: bytes, durable: bool = True) -> bool:
     """Write `data` unless `path` already holds exactly it; keeping the mtime lets ninja's restat prune."""
     try:
         if path.read_bytes() == data:
             return False
     except FileNotFoundError:
         pass
-    atomic_write(path, data)
+    atomic_write(path, data, durable=durable)
     return True
 
 

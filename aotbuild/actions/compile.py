@@ -189,7 +189,7 @@ def _materialize(ctx: ActionContext, graph: dict[str, Any], key: str, entry: dic
         **graph["interface"],
     }
     paths = TargetPaths(parse_label(ctx.label))
-    artifacts.materialize(blobs, ctx.target_dir, paths, entry, manifest)
+    artifacts.materialize(blobs, ctx.target_dir, paths, entry, manifest, ctx.durable)
 
 
 def _verified_entry(ctx: ActionContext, key: str) -> tuple[dict[str, Any] | None, dict[str, Path]]:

@@ -158,29 +158,33 @@ def _program_for_graph(ctx: ActionContext, result: dict[str, Any]) -> str:
     return entry["program"]
 
 
-def write_outputs(ctx: ActionContext, result: dict[str, Any], flat_reference: bytes) -> None:
+def write_outputs(ctx: ActionContext, result: dict[str, Any], flat_reference: bytes,
+                  installed: dict[str, str] | None = None) -> None:
     graph = {"label": ctx.label, "graph_hash": result["graph_hash"], "program": _program_for_graph(ctx, result),
              "interface": result["interface"]}
     reference = {"label": ctx.label, "reference": result["reference"], "cases": result["cases"]}
     # First: depfile_paths writes distribution stamps, which must not be newer than graph.json.
-    deps = " ".join(p.replace(" ", "\\ ") for p in dependencies.depfile_paths(ctx.root, ctx.out_dir, result["deps"]))
-    write_if_changed(ctx.target_dir / "reference.json", pretty_json(reference))
-    write_if_changed(ctx.target_dir / "graph.json", pretty_json(graph))
-    reference_io.materialize(flat_reference, ctx.target_dir)
+    deps = " ".join(p.replace(" ", "\\ ") for p in dependencies.depfile_paths(ctx.root, ctx.out_dir, result["deps"],
+                                                                                     installed))
+    write_if_changed(ctx.target_dir / "reference.json", pretty_json(reference), ctx.durable)
+    write_if_changed(ctx.target_dir / "graph.json", pretty_json(graph), ctx.durable)
+    reference_io.materialize(flat_reference, ctx.target_dir, ctx.durable)
     # The depfile must name the output exactly as build.ninja does (relative to aot-out/).
     output = (ctx.target_dir / "graph.json").relative_to(ctx.out_dir).as_posix()
-    atomic_write(ctx.target_dir / "graph.json.d", f"{output}: {deps}\n".encode())
+    atomic_write(ctx.target_dir / "graph.json.d", f"{output}: {deps}\n".encode(), durable=ctx.durable)
 
 
-def from_cache(ctx: ActionContext, state: StateOf = dependencies.state) -> bool:
+def from_cache(ctx: ActionContext, state: StateOf = dependencies.state,
+               installed: dict[str, str] | None = None) -> bool:
     """The hit path alone, without torch: write the outputs of a cached result; False on a miss. Also run by
-    the CLI in-process for many targets at once (engine/cache_pass.py), with `state` memoized there."""
+    the CLI in-process for many targets at once (engine/cache_pass.py), with `state` memoized there and the
+    installed distributions (dist_stamps.installed_versions) listed once."""
     result = _cached_result(ctx, state)
     # An entry from before reference_io existed, or whose blob gc evicted, is a miss: export again.
     flat = ctx.store.get_bytes(result["reference_io"]) if result and "reference_io" in result else None
     if result is None or flat is None:
         return False
-    write_outputs(ctx, result, flat)
+    write_outputs(ctx, result, flat, installed)
     return True
 
 
