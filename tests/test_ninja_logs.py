@@ -171,3 +171,14 @@ def test_deps_log_ids_read_back_what_ninja_wrote(tmp_path: Path) -> None:
     ids = logs.read_deps_ids(ws / ".ninja_deps")
     assert sorted(ids.values()) == list(range(len(ids)))
     assert {"a.out", "b.out", str(ws / "h1")} <= set(ids)
+
+
+def test_only_the_ninja_whose_formats_these_are(tmp_path: Path) -> None:
+    logs.check_ninja(NINJA)
+    fake = tmp_path / "ninja"
+    fake.write_text("#!/bin/sh\necho 1.12.1\n")
+    fake.chmod(0o755)
+    with pytest.raises(logs.FormatError):
+        logs.check_ninja(str(fake))
+    with pytest.raises(logs.FormatError):
+        logs.check_ninja(str(tmp_path / "absent"))

@@ -164,7 +164,7 @@ def compile_(ctx: ActionContext) -> str:
 
 def from_cache(ctx: ActionContext) -> bool:
     """The hit path alone, without torch or lock: place a verified entry's artifacts and manifest; False on a
-    miss. Also run by the CLI in-process for many targets at once (engine/cache_pass.py)."""
+    miss. Also run by the CLI in-process for many targets at once (engine/cache_hits.py)."""
     graph = ctx.read_json("graph.json")
     key = compile_key(ctx, graph)
     entry, blobs = _verified_entry(ctx, key)

@@ -177,7 +177,7 @@ def write_outputs(ctx: ActionContext, result: dict[str, Any], flat_reference: by
 def from_cache(ctx: ActionContext, state: StateOf = dependencies.state,
                installed: dict[str, str] | None = None) -> bool:
     """The hit path alone, without torch: write the outputs of a cached result; False on a miss. Also run by
-    the CLI in-process for many targets at once (engine/cache_pass.py), with `state` memoized there and the
+    the CLI in-process for many targets at once (engine/cache_hits.py), with `state` memoized there and the
     installed distributions (dist_stamps.installed_versions) listed once."""
     result = _cached_result(ctx, state)
     # An entry from before reference_io existed, or whose blob gc evicted, is a miss: export again.

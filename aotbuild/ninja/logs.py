@@ -25,8 +25,23 @@ _SEED = 0xBDD89AA982704029
 _SECRET = (0x2D358DCCAA6C78A5, 0x8BB84B93962EACC9, 0x4B33A62ED433D4A3)
 
 
+NINJA_VERSIONS = ("1.13.",)  # whose formats these are; another ninja gets no entries from us
+
+
 class FormatError(Exception):
     """A log on disk that this module does not know how to extend."""
+
+
+def check_ninja(binary: str) -> None:
+    """Raise FormatError unless `binary` is a ninja whose log formats this module writes."""
+    import subprocess
+
+    try:
+        version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise FormatError(f"cannot ask {binary} for its version: {e}") from None
+    if not version.startswith(NINJA_VERSIONS):
+        raise FormatError(f"ninja {version}: log formats unknown here")
 
 
 def _mix(a: int, b: int) -> int:
