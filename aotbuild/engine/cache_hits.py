@@ -30,7 +30,6 @@ from aotbuild.actions import dependencies
 from aotbuild.actions import export as export_action
 from aotbuild.actions.runtime import ActionContext, open_store
 from aotbuild.fsutil import replace_if_changed_unsynced
-from aotbuild.layout import TargetPaths
 from aotbuild.ninja import commands, logs, spec_edges
 from aotbuild.ninja.graph import Edge, Rule
 from aotbuild.planning import dist_stamps
@@ -51,7 +50,6 @@ class _NotDone(Exception):
 
 @dataclass(frozen=True)
 class _Setup:
-    root: Path
     out_dir: Path
     env: Mapping[str, str]
     rules: dict[str, Rule]
@@ -75,7 +73,8 @@ def resolve(root: Path, out_dir: Path, ninja: str, labels: list[Label], env: Map
 
     python = python_command()
     rule_list = [kind.rule(python) for kind in rules.RULES.values()] + [spec_edges.rule()]
-    setup = _Setup(root, out_dir, env, {r.name: r for r in rule_list}, _memo_state(),
+    # As the actions see it: ninja -C makes it their working directory, which resolves symlinks.
+    setup = _Setup(Path(os.path.realpath(out_dir)), env, {r.name: r for r in rule_list}, _memo_state(),
                    dist_stamps.installed_versions())
     targets = _load_targets(root, labels)
     pool = ThreadPoolExecutor(THREADS)
