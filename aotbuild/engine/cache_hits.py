@@ -168,11 +168,14 @@ def _resolve(setup: _Setup, target: Target) -> tuple[list[logs.Finished], bool]:
 
 def _record(setup: _Setup, edge: Edge, command: str, deps: tuple[str, ...] | None) -> logs.Finished:
     """The edge as ninja would log it after running it: every output's mtime, and a log mtime no older than
-    any input's, so that ninja finds it clean (and dirty again once an input changes)."""
+    its inputs', so that ninja finds it clean (and dirty again once an input changes). A discovered dependency
+    newer than all of those was edited while this pass read it: its edge is left to ninja."""
     outputs = tuple(commands.check_path(p) for p in (*edge.outputs, *edge.implicit_outputs))
     output_mtimes = tuple(_mtime(setup.out_dir / p) for p in outputs)
-    inputs = [setup.out_dir / p for p in (*edge.inputs, *edge.implicit)] + [Path(d) for d in deps or ()]
-    newest = max([*output_mtimes, *(_mtime(p) for p in inputs)])
+    inputs = [_mtime(setup.out_dir / p) for p in (*edge.inputs, *edge.implicit)]
+    newest = max([*output_mtimes, *inputs])
+    if any(_mtime(Path(d)) > newest for d in deps or ()):
+        raise _NotDone("a dependency changed while the pass read it")
     return logs.Finished(outputs, command, newest, deps, output_mtimes if deps is not None else ())
 
 
