@@ -146,7 +146,9 @@ def _resolve(setup: _Setup, target: Target) -> tuple[list[logs.Finished], bool]:
     """Run the target's chain in-process, edge by edge, until one cannot be done here; returns the edges
     done and whether that was all of them."""
     specs = {p: spec_edges.file_bytes(c) for p, c in rules.spec_files(target).items()}
-    runners: dict[str, Callable[[Edge], tuple[str, ...] | None]] = {
+    # Each runs one edge's work and returns its discovered dependencies (None: not a deps edge) and the event
+    # to report once the edge is recorded (None: no action of its own).
+    runners: dict[str, Callable[[Edge], tuple[tuple[str, ...] | None, Callable[[], None] | None]]] = {
         spec_edges.NAME: lambda e: _write_spec(setup, e, specs),
         export_rule.NAME: lambda e: _export(setup, e),
         compile_rule.NAME: lambda e: _compile(setup, e),
@@ -159,8 +161,10 @@ def _resolve(setup: _Setup, target: Target) -> tuple[list[logs.Finished], bool]:
             run = runners.get(edge.rule)
             if run is None:
                 break
-            deps = run(edge)
+            deps, report = run(edge)
             finished.append(_record(setup, edge, command, deps))
+            if report is not None:
+                report()
         except Exception:  # noqa: BLE001 - not swallowed: ninja runs this edge's action, which reports it
             break
     return finished, len(finished) == len(chain)
@@ -198,14 +202,14 @@ def _context(setup: _Setup, action: str, edge: Edge) -> ActionContext:
                          started=time.monotonic(), durable=False)
 
 
-def _write_spec(setup: _Setup, edge: Edge, specs: dict[str, bytes]) -> None:
+def _write_spec(setup: _Setup, edge: Edge, specs: dict[str, bytes]) -> tuple[None, None]:
     """The spec edge's command, in-process: write the file unless it already holds exactly these bytes."""
     (path,) = edge.outputs
     replace_if_changed_unsynced(setup.out_dir / path, specs[path])
-    return None
+    return None, None
 
 
-def _export(setup: _Setup, edge: Edge) -> tuple[str, ...]:
+def _export(setup: _Setup, edge: Edge) -> tuple[tuple[str, ...], Callable[[], None]]:
     ctx = _context(setup, "export", edge)
     try:
         hit = export_action.from_cache(ctx, setup.state, setup.installed)
@@ -215,12 +219,11 @@ def _export(setup: _Setup, edge: Edge) -> tuple[str, ...]:
         raise _NotDone("export: not in the cache")
     (graph,) = edge.outputs
     deps = _read_depfile(setup.out_dir, graph)
-    ctx.report("action-cache hit")
     _drop_log(ctx, "export")
-    return deps
+    return deps, lambda: ctx.report("action-cache hit")
 
 
-def _compile(setup: _Setup, edge: Edge) -> None:
+def _compile(setup: _Setup, edge: Edge) -> tuple[None, Callable[[], None]]:
     ctx = _context(setup, "compile", edge)
     try:
         hit = compile_action.from_cache(ctx)
@@ -228,9 +231,8 @@ def _compile(setup: _Setup, edge: Edge) -> None:
         _report_trouble(ctx)
     if not hit:
         raise _NotDone("compile: not in the cache")
-    ctx.report("artifact-cache hit")
     _drop_log(ctx, "compile")
-    return None
+    return None, lambda: ctx.report("artifact-cache hit")
 
 
 def _report_trouble(ctx: ActionContext) -> None:
