@@ -47,9 +47,10 @@ def _write_then_replace(path: Path, data: bytes, mode: int, sync: bool) -> None:
         raise
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace `path` with `data` atomically and durably (fsync before the rename)."""
-    _write_then_replace(path, data, mode, sync=True)
+def atomic_write(path: Path, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
+    """Replace `path` with `data` atomically and durably (fsync before the rename). `durable=False` skips the
+    fsync, for a caller that syncs the filesystem once after many writes (the CLI's cache pass)."""
+    _write_then_replace(path, data, mode, sync=durable)
 
 
 def replace_unsynced(path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -67,11 +68,11 @@ def _unchanged(path: Path, data: bytes) -> bool:
         return False
 
 
-def write_if_changed(path: Path, data: bytes) -> bool:
+def write_if_changed(path: Path, data: bytes, durable: bool = True) -> bool:
     """Write `data` unless `path` already holds exactly it; keeping the mtime lets ninja's restat prune."""
     if _unchanged(path, data):
         return False
-    atomic_write(path, data)
+    atomic_write(path, data, durable=durable)
     return True
 
 

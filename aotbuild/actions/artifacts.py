@@ -14,7 +14,7 @@ from aotbuild.rules.compile import ARTIFACTS, MANIFEST
 
 
 def materialize(blobs: dict[str, Path], target_dir: Path, paths: TargetPaths, entry: dict[str, Any],
-                manifest: dict[str, Any]) -> bool:
+                manifest: dict[str, Any], durable: bool = True) -> bool:
     """Place the artifacts of `entry` from their verified cache `blobs` (digest -> path), then the aliases,
     then the manifest (last, so a crash before it leaves the edge dirty). Returns whether manifest.json changed."""
     current = set()
@@ -32,4 +32,4 @@ def materialize(blobs: dict[str, Path], target_dir: Path, paths: TargetPaths, en
     for old in target_dir.iterdir():  # earlier versions live on in the cache; keep the directory to the current one
         if old.name.startswith(f"{paths.label.name}-") and old.suffix.lstrip(".") in ARTIFACTS and old.name not in current:
             old.unlink()
-    return write_if_changed(target_dir / MANIFEST, pretty_json({**manifest, "artifacts": artifacts}))
+    return write_if_changed(target_dir / MANIFEST, pretty_json({**manifest, "artifacts": artifacts}), durable)

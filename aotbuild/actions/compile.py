@@ -155,6 +155,30 @@ def compile_(ctx: ActionContext) -> str:
                 if entry is None:
                     raise ActionError(ctx.label, "compile", "the artifacts just stored are unreadable: check the cache disk")
                 outcome = "compiled"
+    try:
+        _materialize(ctx, graph, key, entry, blobs)
+    except FileNotFoundError:
+        # `cache gc` removed a blob between lookup and link: compile again, once.
+        if outcome == "compiled":
+            raise
+        return compile_(ctx)
+    return outcome
+
+
+def from_cache(ctx: ActionContext) -> bool:
+    """The hit path alone, without torch or lock: place a verified entry's artifacts and manifest; False on a
+    miss. Also run by the CLI in-process for many targets at once (engine/cache_hits.py)."""
+    graph = ctx.read_json("graph.json")
+    key = compile_key(ctx, graph)
+    entry, blobs = _verified_entry(ctx, key)
+    if entry is None:
+        return False
+    _materialize(ctx, graph, key, entry, blobs)
+    return True
+
+
+def _materialize(ctx: ActionContext, graph: dict[str, Any], key: str, entry: dict[str, Any],
+                 blobs: dict[str, Path]) -> None:
     toolchain = ctx.toolchain()
     manifest = {
         "label": ctx.label, "graph_hash": graph["graph_hash"], "compile_key": key, "aotbuild": __version__,
@@ -168,14 +192,7 @@ def compile_(ctx: ActionContext) -> str:
         **graph["interface"],
     }
     paths = TargetPaths(parse_label(ctx.label))
-    try:
-        artifacts.materialize(blobs, ctx.target_dir, paths, entry, manifest)
-    except FileNotFoundError:
-        # `cache gc` removed a blob between lookup and link: compile again, once.
-        if outcome == "compiled":
-            raise
-        return compile_(ctx)
-    return outcome
+    artifacts.materialize(blobs, ctx.target_dir, paths, entry, manifest, ctx.durable)
 
 
 def _verified_entry(ctx: ActionContext, key: str) -> tuple[dict[str, Any] | None, dict[str, Path]]:

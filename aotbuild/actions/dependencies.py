@@ -64,10 +64,11 @@ def state(root: Path, deps: dict[str, list[str]]) -> dict[str, Any]:
     return {"files": files, "packages": {name: _version(name) for name in deps["packages"]}}
 
 
-def depfile_paths(root: Path, out_dir: Path, deps: dict[str, list[str]]) -> list[str]:
+def depfile_paths(root: Path, out_dir: Path, deps: dict[str, list[str]],
+                  installed: dict[str, str] | None = None) -> list[str]:
     """Absolute paths for the depfile: the files, and a version stamp per distribution (see dist_stamps;
     not its METADATA, which a reinstall of the same version rewrites)."""
-    stamps = dist_stamps.write_stamps(out_dir, deps["packages"])
+    stamps = dist_stamps.write_stamps(out_dir, deps["packages"], installed)
     return [str(root / f) for f in deps["files"]] + [str(out_dir / s) for s in stamps]
 
 

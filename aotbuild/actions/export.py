@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from aotbuild.errors import InfraError
@@ -20,6 +22,7 @@ from aotbuild.actions import dependencies, reference_io
 from aotbuild.actions.runtime import ActionContext, run_action
 
 MAX_DEPENDENCY_LISTS = 8
+StateOf = Callable[[Path, dict[str, list[str]]], dict[str, Any]]  # dependencies.state, or a memo of it
 
 
 def _source_key(ctx: ActionContext) -> dict[str, Any]:
@@ -29,12 +32,12 @@ def _source_key(ctx: ActionContext) -> dict[str, Any]:
     return {"spec": spec, "toolchain": ctx.toolchain()["export"]}
 
 
-def _cached_result(ctx: ActionContext) -> dict[str, Any] | None:
+def _cached_result(ctx: ActionContext, state: StateOf = dependencies.state) -> dict[str, Any] | None:
     """Level 1: each dependency list recorded for this source key, tried with its files' current content."""
     source = _source_key(ctx)
     recorded = ctx.store.get_action(key_of("export-deps", source))
     for deps in recorded["lists"] if recorded else []:
-        result = ctx.store.get_action(key_of("export", {**source, **dependencies.state(ctx.root, deps)}))
+        result = ctx.store.get_action(key_of("export", {**source, **state(ctx.root, deps)}))
         if result is not None and "interface" in result:  # older entries lack the artifact's interface
             return result
     return None
@@ -151,26 +154,38 @@ def _program_for_graph(ctx: ActionContext, result: dict[str, Any]) -> str:
     return entry["program"]
 
 
-def write_outputs(ctx: ActionContext, result: dict[str, Any], flat_reference: bytes) -> None:
+def write_outputs(ctx: ActionContext, result: dict[str, Any], flat_reference: bytes,
+                  installed: dict[str, str] | None = None) -> None:
     graph = {"label": ctx.label, "graph_hash": result["graph_hash"], "program": _program_for_graph(ctx, result),
              "interface": result["interface"]}
     reference = {"label": ctx.label, "reference": result["reference"], "cases": result["cases"]}
     # First: depfile_paths writes distribution stamps, which must not be newer than graph.json.
-    deps = " ".join(p.replace(" ", "\\ ") for p in dependencies.depfile_paths(ctx.root, ctx.out_dir, result["deps"]))
-    write_if_changed(ctx.target_dir / REFERENCE, pretty_json(reference))
-    write_if_changed(ctx.target_dir / GRAPH, pretty_json(graph))
-    reference_io.materialize(flat_reference, ctx.target_dir)
+    deps = " ".join(p.replace(" ", "\\ ") for p in dependencies.depfile_paths(ctx.root, ctx.out_dir, result["deps"],
+                                                                                     installed))
+    write_if_changed(ctx.target_dir / REFERENCE, pretty_json(reference), ctx.durable)
+    write_if_changed(ctx.target_dir / GRAPH, pretty_json(graph), ctx.durable)
+    reference_io.materialize(flat_reference, ctx.target_dir, ctx.durable)
     # The depfile must name the output exactly as build.ninja does (relative to aot-out/).
     output = (ctx.target_dir / GRAPH).relative_to(ctx.out_dir).as_posix()
-    atomic_write(ctx.target_dir / f"{GRAPH}.d", f"{output}: {deps}\n".encode())
+    atomic_write(ctx.target_dir / f"{GRAPH}.d", f"{output}: {deps}\n".encode(), durable=ctx.durable)
+
+
+def from_cache(ctx: ActionContext, state: StateOf = dependencies.state,
+               installed: dict[str, str] | None = None) -> bool:
+    """The hit path alone, without torch: write the outputs of a cached result; False on a miss. Also run by
+    the CLI in-process for many targets at once (engine/cache_hits.py), with `state` memoized there and the
+    installed distributions (dist_stamps.installed_versions) listed once."""
+    result = _cached_result(ctx, state)
+    # An entry from before reference_io existed, or whose blob gc evicted, is a miss: export again.
+    flat = ctx.store.get_bytes(result["reference_io"]) if result and "reference_io" in result else None
+    if result is None or flat is None:
+        return False
+    write_outputs(ctx, result, flat, installed)
+    return True
 
 
 def export(ctx: ActionContext) -> str:
-    result = _cached_result(ctx)
-    # An entry from before reference_io existed, or whose blob gc evicted, is a miss: export again.
-    flat = ctx.store.get_bytes(result["reference_io"]) if result and "reference_io" in result else None
-    if result is not None and flat is not None:
-        write_outputs(ctx, result, flat)
+    if from_cache(ctx):
         return "action-cache hit"
     from aotbuild.actions import option_check
 

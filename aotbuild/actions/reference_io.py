@@ -50,9 +50,9 @@ def encode(label: str, references: list[dict[str, Any]]) -> bytes:
     return buffer.getvalue()
 
 
-def materialize(data: bytes, target_dir: Path) -> None:
+def materialize(data: bytes, target_dir: Path, durable: bool = True) -> None:
     """Place the file beside the artifacts (rewritten only when its bytes change, like reference.json)."""
-    write_if_changed(target_dir / FILE, data)
+    write_if_changed(target_dir / FILE, data, durable)
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -34,6 +34,7 @@ class ActionContext:
     store: LayeredStore
     events: Path | None
     started: float
+    durable: bool = True  # False: outputs are not fsynced one by one; engine/cache_hits.py syncs them at once
 
     @property
     def label(self) -> str:

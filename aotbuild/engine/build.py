@@ -201,6 +201,10 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
                         f"{settings.REMOTE_VAR}, or add cache: {{remote: URL}} to {WORKSPACE_FILE}")
     env = {settings.EVENTS_VAR: str(events_file), **cache_env,
            **settings.remote_env(remote, request.remote_upload, request.remote_required)}
+    if settings.cache_pass_enabled(settings.environ()):
+        from aotbuild.engine.cache_pass import resolve_hits
+
+        resolve_hits(ctx.root, ctx.out_dir, plan, labels, {**os.environ, **env})  # ninja then skips those
     sys.stdout.flush()
     required = [goal for label, goal in goals.items() if label not in optional]
     optional_rc = 0

@@ -69,17 +69,20 @@ def edge_text(edge: Edge) -> str:
     return f"build {outputs}: {edge.rule}{inputs}\n{variables}"
 
 
+def target_edges(target: Target) -> list[Edge]:
+    """Every edge of one target: each kind's, then its spec files'. The cache pass runs these same edges."""
+    edges = [edge for kind in rules.kinds() for edge in kind.edges(target)]
+    return edges + [spec_edges.edge(path, content) for path, content in rules.spec_files(target).items()]
+
+
 def package_ninja(package: str, targets: list[Target], python: str) -> str:
     """The edges of one package's targets, checked for duplicate outputs, and the package's phony goal.
     Rules live in build.ninja: a subninja sees its parent's rules."""
     graph = _rules_graph(python)  # only to check each edge's rule and outputs; not written here
     goals = []
     for target in targets:
-        for kind in rules.kinds():
-            for edge in kind.edges(target):
-                graph.add_edge(edge)
-        for path, content in rules.spec_files(target).items():
-            graph.add_edge(spec_edges.edge(path, content))
+        for edge in target_edges(target):
+            graph.add_edge(edge)
         goals.append(rules.kind(rules.BUILD_GOAL).goal_path(target.label))
     return "".join([f"# {HEADER}\n# Package //{package}\n\n", *map(edge_text, graph.edges),
                     edge_text(Edge("phony", (package_goal(package),), tuple(goals)))])

@@ -21,7 +21,16 @@ def rule() -> Rule:
     return Rule(NAME, write, "spec $out", restat=True)
 
 
+def _text(content: dict) -> str:
+    # Compact JSON is ASCII-escaped and one line.
+    return json.dumps(content, sort_keys=True, separators=(",", ":"))
+
+
 def edge(path: str, content: dict) -> Edge:
-    # Compact JSON is ASCII-escaped and one line, shell-quoted, then '$' doubled for ninja's own lexer.
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"))
-    return Edge(NAME, (path,), variables=(("content", shlex.quote(text).replace("$", "$$")),))
+    # Shell-quoted, then '$' doubled for ninja's own lexer.
+    return Edge(NAME, (path,), variables=(("content", shlex.quote(_text(content)).replace("$", "$$")),))
+
+
+def file_bytes(content: dict) -> bytes:
+    """What the edge's command leaves in its output file (for writers that run it in-process)."""
+    return (_text(content) + "\n").encode()

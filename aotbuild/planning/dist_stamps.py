@@ -68,11 +68,13 @@ def _content(name: str, version: str | None) -> bytes:
 CREATED_MTIME_NS = 1_000_000_000
 
 
-def write_stamps(out_dir: Path, names: list[str]) -> list[str]:
+def write_stamps(out_dir: Path, names: list[str], installed: dict[str, str] | None = None) -> list[str]:
     """Stamp each distribution with its installed version (rewritten only on change); returns their paths.
+    `installed` is installed_versions(), for a caller stamping many targets at once.
 
     Call it before writing the outputs whose depfile names the stamps: a dependency must not be newer."""
-    installed = installed_versions()
+    if installed is None:
+        installed = installed_versions()
     paths = []
     for name in names:
         path = stamp_path(name)

@@ -22,6 +22,8 @@ REMOTE_TOKEN_VAR = "AOTBUILD_REMOTE_TOKEN"
 REMOTE_USER_VAR = "AOTBUILD_REMOTE_USER"
 REMOTE_PASSWORD_VAR = "AOTBUILD_REMOTE_PASSWORD"
 S3_ENDPOINT_VAR = "AOTBUILD_S3_ENDPOINT"  # an S3-compatible store (MinIO, moto); boto3 also reads AWS_ENDPOINT_URL
+# "0": no cache pass in the CLI (engine/cache_pass.py): every hit runs its action process, as before it existed.
+CACHE_PASS_VAR = "AOTBUILD_CACHE_PASS"
 # Variables that change what inductor generates, so they belong in the artifact key.
 TOOLCHAIN_PREFIXES = ("TORCHINDUCTOR_", "AOT_INDUCTOR_", "AOTI_", "TORCH_COMPILE_")
 TOOLCHAIN_VARS = ("CXX", "CC", "CUDA_HOME", "TORCH_CUDA_ARCH_LIST")
@@ -119,3 +121,7 @@ def remote_down_file(events: Path) -> Path:
 def remote_env(url: str | None, upload: bool, required: bool) -> dict[str, str]:
     """The variables the CLI passes to actions (an empty URL overrides one inherited from the user)."""
     return {REMOTE_VAR: url or "", REMOTE_UPLOAD_VAR: "1" if upload else "0", REMOTE_REQUIRED_VAR: "1" if required else "0"}
+
+
+def cache_pass_enabled(env: Mapping[str, str]) -> bool:
+    return env.get(CACHE_PASS_VAR, "1") != "0"

@@ -1,0 +1,256 @@
+"""The cache pass's work (see engine/cache_pass.py): selected targets resolved from the cache in-process.
+
+A fresh checkout with a warm cache used to start two Python processes per target (export, compile) that each
+only found a cache hit, plus small shell processes for the spec files: minutes for 1,000 targets. Here the
+target's edges are run in-process by the same code the actions run on a hit (export.from_cache,
+compile.from_cache: same keys, same layered store, same outputs, byte for byte), on a few threads for fsync
+and the remote's latency. Each edge that completes is then recorded in ninja's build log (its exact command's
+hash) and, for the export, its deps log, as ninja would record it, so ninja finds those edges up to date and
+runs only what is left.
+
+Nothing here can make a build wrong: an edge it cannot prove done (a miss, a bad blob, a remote error, a
+command it cannot evaluate, a log format it does not know) is left to ninja and the normal action path,
+which then does the work and reports any error itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from aotbuild import layout, rules
+from aotbuild.actions import compile as compile_action
+from aotbuild.actions import dependencies
+from aotbuild.actions import export as export_action
+from aotbuild.actions.runtime import ActionContext, open_store
+from aotbuild.fsutil import replace_if_changed_unsynced
+from aotbuild.ninja import commands, files, logs, spec_edges
+from aotbuild.ninja.graph import Edge, Rule
+from aotbuild.planning import dist_stamps
+from aotbuild.rules import compile as compile_rule
+from aotbuild.rules import export as export_rule
+from aotbuild.workspace import settings
+from aotbuild.workspace.labels import Label
+from aotbuild.workspace.target import Target
+
+THREADS = 8  # mostly waiting: fsync (5 a target, as the actions do), small file operations, remote round trips
+FILE_SCOPE = {"builddir": layout.NINJA_BUILDDIR}  # build.ninja's top-level variables (ninja/files.py)
+_DEPFILE_UNSAFE = frozenset("\\$#:\t\r")
+
+
+class _NotDone(Exception):
+    """This edge is left to ninja (a miss, or something this pass cannot prove)."""
+
+
+@dataclass(frozen=True)
+class _Setup:
+    out_dir: Path
+    env: Mapping[str, str]
+    rules: dict[str, Rule]
+    state: export_action.StateOf
+    installed: dict[str, str]  # dist_stamps.installed_versions(), listed once for the whole pass
+
+
+def resolve(root: Path, out_dir: Path, ninja: str, labels: list[Label], env: Mapping[str, str]) -> int:
+    """Resolve `labels` from the cache where possible; returns how many were resolved completely.
+
+    `ninja` is the binary that will run the build; `env` the environment its actions get (cache dir,
+    events file, remote settings)."""
+    builddir = out_dir / layout.NINJA_BUILDDIR
+    try:  # before any work: a ninja or a log we could not extend means no pass at all
+        logs.check_ninja(ninja)
+        logs.check_build_log(builddir / logs.BUILD_LOG)
+        logs.read_deps_ids(builddir / logs.DEPS_LOG)
+    except logs.FormatError:
+        return 0
+    from aotbuild.planning.planner import python_command
+
+    python = python_command()
+    rule_list = [kind.rule(python) for kind in rules.kinds()] + [spec_edges.rule()]
+    # As the actions see it: ninja -C makes it their working directory, which resolves symlinks.
+    setup = _Setup(Path(os.path.realpath(out_dir)), env, {r.name: r for r in rule_list}, _memo_state(),
+                   dist_stamps.installed_versions())
+    targets = _load_targets(root, labels)
+    pool = ThreadPoolExecutor(THREADS)
+    try:
+        done = list(pool.map(lambda t: _resolve(setup, t), targets))
+    finally:  # interrupted: drop the targets not started (nothing is logged, so ninja redoes the rest)
+        pool.shutdown(wait=True, cancel_futures=True)
+    finished = [f for edges, _ in done for f in edges]
+    if finished:
+        # One sync for every output written above (the actions fsync each file: five per target), and before
+        # the logs claim them done, so a crash cannot leave ninja trusting an output that never reached disk.
+        os.sync()
+    logs.append(builddir, finished)
+    return sum(1 for _, complete in done if complete)
+
+
+def _load_targets(root: Path, labels: list[Label]) -> list[Target]:
+    """The selected targets as planning parsed them (only their packages are read again)."""
+    from aotbuild.workspace.loading import load_config, load_package
+
+    config = load_config(root)
+    wanted: dict[str, set[str]] = {}
+    for label in labels:
+        wanted.setdefault(label.package, set()).add(label.name)
+    found = []
+    for package, names in wanted.items():
+        found += [t for t in load_package(root, package, config).targets if t.label.name in names]
+    return found
+
+
+def _memo_state() -> export_action.StateOf:
+    """dependencies.state, computed once per dependency list for this pass (1,000 targets share a few)."""
+    memo: dict[tuple, dict[str, Any]] = {}
+
+    def state(root: Path, deps: dict[str, list[str]]) -> dict[str, Any]:
+        key = (tuple(deps["files"]), tuple(deps["packages"]))
+        if key not in memo:
+            memo[key] = dependencies.state(root, deps)
+        return memo[key]
+
+    return state
+
+
+def goal_chain(target: Target) -> list[Edge]:
+    """The edges the build goal needs, each after the edges making its inputs."""
+    edges = files.target_edges(target)
+    producer = {o: e for e in edges for o in (*e.outputs, *e.implicit_outputs)}
+    order: list[Edge] = []
+
+    def visit(path: str) -> None:
+        edge = producer.get(path)
+        if edge is None or edge in order:
+            return
+        for p in (*edge.inputs, *edge.implicit, *edge.order_only):
+            visit(p)
+        order.append(edge)
+
+    visit(rules.kind(rules.BUILD_GOAL).goal_path(target.label))
+    return order
+
+
+def _resolve(setup: _Setup, target: Target) -> tuple[list[logs.Finished], bool]:
+    """Run the target's chain in-process, edge by edge, until one cannot be done here; returns the edges
+    done and whether that was all of them."""
+    specs = {p: spec_edges.file_bytes(c) for p, c in rules.spec_files(target).items()}
+    # Each runs one edge's work and returns its discovered dependencies (None: not a deps edge) and the event
+    # to report once the edge is recorded (None: no action of its own).
+    runners: dict[str, Callable[[Edge], tuple[tuple[str, ...] | None, Callable[[], None] | None]]] = {
+        spec_edges.NAME: lambda e: _write_spec(setup, e, specs),
+        export_rule.KIND.rule_name: lambda e: _export(setup, e),
+        compile_rule.KIND.rule_name: lambda e: _compile(setup, e),
+    }
+    finished: list[logs.Finished] = []
+    chain = goal_chain(target)
+    for edge in chain:
+        try:
+            command = commands.command(setup.rules[edge.rule], edge, FILE_SCOPE)
+            run = runners.get(edge.rule)
+            if run is None:
+                break
+            deps, report = run(edge)
+            finished.append(_record(setup, edge, command, deps))
+            if report is not None:
+                report()
+        except Exception:  # noqa: BLE001 - not swallowed: ninja runs this edge's action, which reports it
+            break
+    return finished, len(finished) == len(chain)
+
+
+def _record(setup: _Setup, edge: Edge, command: str, deps: tuple[str, ...] | None) -> logs.Finished:
+    """The edge as ninja would log it after running it: every output's mtime, and a log mtime no older than
+    its inputs', so that ninja finds it clean (and dirty again once an input changes). A discovered dependency
+    newer than all of those was edited while this pass read it: its edge is left to ninja."""
+    outputs = tuple(commands.check_path(p) for p in (*edge.outputs, *edge.implicit_outputs))
+    output_mtimes = tuple(_mtime(setup.out_dir / p) for p in outputs)
+    inputs = [_mtime(setup.out_dir / p) for p in (*edge.inputs, *edge.implicit)]
+    newest = max([*output_mtimes, *inputs])
+    if any(_mtime(Path(d)) > newest for d in deps or ()):
+        raise _NotDone("a dependency changed while the pass read it")
+    return logs.Finished(outputs, command, newest, deps, output_mtimes if deps is not None else ())
+
+
+def _mtime(path: Path) -> int:
+    try:
+        mtime = os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        raise _NotDone(f"{path} is missing") from None
+    return mtime or 1  # ninja's Stat: 0 means missing, so a real 0 reads as 1
+
+
+def _context(setup: _Setup, action: str, edge: Edge) -> ActionContext:
+    """What the action process would see for this edge: its spec (the path ninja passes as $spec), a store
+    of its own (per-action counters, as each process has), the build's events file."""
+    spec_path = dict(edge.variables)["spec"]
+    spec_file = setup.out_dir / spec_path
+    return ActionContext(action=action, out_dir=setup.out_dir, root=setup.out_dir.parent,
+                         target_dir=spec_file.parent, spec=json.loads(spec_file.read_text()),
+                         store=open_store(setup.env, setup.out_dir), events=settings.events_file(setup.env),
+                         started=time.monotonic(), durable=False)
+
+
+def _write_spec(setup: _Setup, edge: Edge, specs: dict[str, bytes]) -> tuple[None, None]:
+    """The spec edge's command, in-process: write the file unless it already holds exactly these bytes."""
+    (path,) = edge.outputs
+    replace_if_changed_unsynced(setup.out_dir / path, specs[path])
+    return None, None
+
+
+def _export(setup: _Setup, edge: Edge) -> tuple[tuple[str, ...], Callable[[], None]]:
+    ctx = _context(setup, "export", edge)
+    try:
+        hit = export_action.from_cache(ctx, setup.state, setup.installed)
+    finally:
+        _report_trouble(ctx)
+    if not hit:
+        raise _NotDone("export: not in the cache")
+    (graph,) = edge.outputs
+    deps = _read_depfile(setup.out_dir, graph)
+    _drop_log(ctx, "export")
+    return deps, lambda: ctx.report("action-cache hit")
+
+
+def _compile(setup: _Setup, edge: Edge) -> tuple[None, Callable[[], None]]:
+    ctx = _context(setup, "compile", edge)
+    try:
+        hit = compile_action.from_cache(ctx)
+    finally:
+        _report_trouble(ctx)
+    if not hit:
+        raise _NotDone("compile: not in the cache")
+    _drop_log(ctx, "compile")
+    return None, lambda: ctx.report("artifact-cache hit")
+
+
+def _report_trouble(ctx: ActionContext) -> None:
+    """Remote warnings (down, bad bytes) must reach the summary even when ninja's action takes over: it
+    would skip the remote this pass marked down without saying why. "up to date" ranks below any real
+    outcome, so the target's outcome stays the action's."""
+    if ctx.store.warnings:
+        replace(ctx, action="cache-pass").report("up to date")
+        ctx.store.warnings.clear()
+
+
+def _drop_log(ctx: ActionContext, action: str) -> None:
+    """The action's log from an earlier run (a failure, say) would describe a result this pass replaced."""
+    (ctx.target_dir / f"{action}.log").unlink(missing_ok=True)
+
+
+def _read_depfile(out_dir: Path, output: str) -> tuple[str, ...]:
+    """The dependencies the export's depfile names, as ninja reads them with deps = gcc; the file is then
+    removed, as ninja removes it. Anything but plain paths (escapes, odd characters) is left to ninja."""
+    depfile = out_dir / f"{output}.d"
+    text = depfile.read_text()
+    head, sep, rest = text.partition(": ")
+    if head != output or not sep or not rest.endswith("\n") or _DEPFILE_UNSAFE & set(rest[:-1]) or "\n" in rest[:-1]:
+        raise _NotDone(f"{depfile}: not a depfile this pass reads")
+    deps = tuple(commands.check_path(p) for p in rest[:-1].split(" ") if p)
+    depfile.unlink()
+    return deps

@@ -1,0 +1,215 @@
+"""Appending to ninja's own build log and deps log, so ninja counts edges finished outside it as done.
+
+The formats are ninja 1.13's (src/build_log.cc, log v7 with rapidhash command hashes; src/deps_log.cc, deps v4).
+Any other version on disk is refused (FormatError): the caller then leaves every edge to ninja, which is
+only slower. Only append: ninja reads the last entry of an output, and recompacts the files itself.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+BUILD_LOG = ".ninja_log"
+DEPS_LOG = ".ninja_deps"
+BUILD_LOG_HEADER = b"# ninja log v7\n"
+DEPS_LOG_HEADER = b"# ninjadeps\n"
+DEPS_LOG_VERSION = 4
+MAX_RECORD = (1 << 19) - 1  # ninja's kMaxRecordSize
+
+_M64 = (1 << 64) - 1
+_SEED = 0xBDD89AA982704029
+_SECRET = (0x2D358DCCAA6C78A5, 0x8BB84B93962EACC9, 0x4B33A62ED433D4A3)
+
+
+NINJA_VERSIONS = ("1.13.",)  # whose formats these are; another ninja gets no entries from us
+
+
+class FormatError(Exception):
+    """A log on disk that this module does not know how to extend."""
+
+
+def check_ninja(binary: str) -> None:
+    """Raise FormatError unless `binary` is a ninja whose log formats this module writes."""
+    import subprocess
+
+    try:
+        version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise FormatError(f"cannot ask {binary} for its version: {e}") from None
+    if not version.startswith(NINJA_VERSIONS):
+        raise FormatError(f"ninja {version}: log formats unknown here")
+
+
+def _mix(a: int, b: int) -> int:
+    r = a * b
+    return (r & _M64) ^ (r >> 64)
+
+
+def _mum(a: int, b: int) -> tuple[int, int]:
+    r = a * b
+    return r & _M64, r >> 64
+
+
+def rapidhash(data: bytes) -> int:
+    """rapidhash (ninja's third_party/rapidhash.h, fast and unrolled variants agree), ninja's command hash."""
+    n = len(data)
+    seed = _SEED ^ _mix(_SEED ^ _SECRET[0], _SECRET[1]) ^ n
+
+    def r64(i: int) -> int:
+        return int.from_bytes(data[i:i + 8], "little")
+
+    def r32(i: int) -> int:
+        return int.from_bytes(data[i:i + 4], "little")
+
+    if n <= 16:
+        if n >= 4:
+            last = n - 4
+            a = (r32(0) << 32) | r32(last)
+            delta = (n & 24) >> (n >> 3)
+            b = (r32(delta) << 32) | r32(last - delta)
+        elif n > 0:
+            a, b = (data[0] << 56) | (data[n >> 1] << 32) | data[n - 1], 0
+        else:
+            a = b = 0
+    else:
+        p, i = 0, n
+        if i > 48:
+            see1 = see2 = seed
+            while i >= 48:
+                seed = _mix(r64(p) ^ _SECRET[0], r64(p + 8) ^ seed)
+                see1 = _mix(r64(p + 16) ^ _SECRET[1], r64(p + 24) ^ see1)
+                see2 = _mix(r64(p + 32) ^ _SECRET[2], r64(p + 40) ^ see2)
+                p, i = p + 48, i - 48
+            seed ^= see1 ^ see2
+        if i > 16:
+            seed = _mix(r64(p) ^ _SECRET[2], r64(p + 8) ^ seed ^ _SECRET[1])
+            if i > 32:
+                seed = _mix(r64(p + 16) ^ _SECRET[2], r64(p + 24) ^ seed)
+        a, b = r64(p + i - 16), r64(p + i - 8)
+    a, b = _mum(a ^ _SECRET[1], b ^ seed)
+    return _mix(a ^ _SECRET[0] ^ n, b ^ _SECRET[1])
+
+
+@dataclass(frozen=True)
+class Finished:
+    """One edge done outside ninja: its outputs (ninja's node paths), evaluated command, log mtime, and for
+    deps edges the dependencies with each output's mtime (ninja records deps for every output)."""
+
+    outputs: tuple[str, ...]
+    command: str
+    mtime_ns: int
+    deps: tuple[str, ...] | None = None
+    output_mtimes_ns: tuple[int, ...] = ()
+
+
+def check_build_log(path: Path) -> None:
+    """Raise FormatError unless the log is absent or of the version this module writes."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline()
+    except FileNotFoundError:
+        return
+    if first and first != BUILD_LOG_HEADER:
+        raise FormatError(f"{path}: unknown build log version {first[:40]!r}")
+
+
+def read_deps_ids(path: Path) -> dict[str, int]:
+    """The path ids of an existing deps log (path -> id); FormatError for another version or any damage
+    (ninja would truncate a damaged log, and records appended after the damage would be lost or misread)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    head = len(DEPS_LOG_HEADER)
+    if len(data) == 0:
+        return {}
+    if data[:head] != DEPS_LOG_HEADER or data[head:head + 4] != struct.pack("<i", DEPS_LOG_VERSION):
+        raise FormatError(f"{path}: unknown deps log signature or version")
+    ids: dict[str, int] = {}
+    pos, end = head + 4, len(data)
+    while pos < end:
+        if pos + 4 > end:
+            raise FormatError(f"{path}: truncated record at byte {pos}")
+        (size,) = struct.unpack_from("<I", data, pos)
+        is_deps, size = size >> 31, size & 0x7FFFFFFF
+        body = pos + 4
+        if size > MAX_RECORD or body + size > end or size % 4:
+            raise FormatError(f"{path}: bad record at byte {pos}")
+        if is_deps:
+            count = size // 4 - 3
+            if count < 0 or any(i < 0 or i >= len(ids) for i in struct.unpack_from(f"<{count}i", data, body + 12)):
+                raise FormatError(f"{path}: deps record names an unknown path at byte {pos}")
+        else:
+            raw = data[body:body + size - 4].rstrip(b"\0")
+            (checksum,) = struct.unpack_from("<I", data, body + size - 4)
+            name = raw.decode("utf-8", "surrogateescape")
+            if not raw or checksum != (~len(ids)) & 0xFFFFFFFF or name in ids:
+                raise FormatError(f"{path}: bad path record at byte {pos}")
+            ids[name] = len(ids)
+        pos = body + size
+    return ids
+
+
+def _path_record(path: str, node_id: int) -> bytes:
+    raw = path.encode("utf-8", "surrogateescape")
+    padding = (4 - len(raw) % 4) % 4
+    size = len(raw) + padding + 4
+    if size > MAX_RECORD:
+        raise FormatError(f"path too long for the deps log: {path[:80]}...")
+    return struct.pack("<I", size) + raw + b"\0" * padding + struct.pack("<I", (~node_id) & 0xFFFFFFFF)
+
+
+def _deps_record(out_id: int, mtime_ns: int, dep_ids: list[int]) -> bytes:
+    size = 4 * (3 + len(dep_ids))
+    if size > MAX_RECORD:
+        raise FormatError("too many dependencies for one deps record")
+    return struct.pack(f"<IiII{len(dep_ids)}i", size | 0x80000000, out_id, mtime_ns & 0xFFFFFFFF,
+                       (mtime_ns >> 32) & 0xFFFFFFFF, *dep_ids)
+
+
+def append(builddir: Path, finished: Iterable[Finished]) -> None:
+    """Record `finished` edges as ninja would after running them: deps first, then the build log (an edge
+    whose deps are recorded but whose command is not is still run by ninja; never the other way round)."""
+    finished = list(finished)
+    build_log, deps_log = builddir / BUILD_LOG, builddir / DEPS_LOG
+    check_build_log(build_log)
+    ids = read_deps_ids(deps_log)
+    records = bytearray()
+    if not deps_log.exists() or deps_log.stat().st_size == 0:
+        records += DEPS_LOG_HEADER + struct.pack("<i", DEPS_LOG_VERSION)
+
+    def node(path: str) -> int:
+        if path not in ids:
+            records.extend(_path_record(path, len(ids)))
+            ids[path] = len(ids)
+        return ids[path]
+
+    for edge in finished:
+        if edge.deps is None:
+            continue
+        for output, mtime in zip(edge.outputs, edge.output_mtimes_ns, strict=True):
+            out_id = node(output)
+            dep_ids = [node(d) for d in edge.deps]
+            records += _deps_record(out_id, mtime, dep_ids)
+    lines = [f"0\t0\t{edge.mtime_ns}\t{out}\t{rapidhash(edge.command.encode()):x}\n"
+             for edge in finished for out in edge.outputs]
+    builddir.mkdir(parents=True, exist_ok=True)
+    if records:
+        _append_bytes(deps_log, bytes(records))
+    if lines:
+        fresh = not build_log.exists() or build_log.stat().st_size == 0
+        _append_bytes(build_log, (BUILD_LOG_HEADER if fresh else b"") + "".join(lines).encode("utf-8", "surrogateescape"))
+
+
+def _append_bytes(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)

@@ -1,0 +1,184 @@
+"""ninja's build log, deps log and command evaluation, checked against the real ninja binary of the wheel."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import ninja
+import pytest
+
+from aotbuild.ninja import commands, logs, spec_edges
+from aotbuild.ninja.graph import Edge, Rule
+
+NINJA = str(Path(ninja.BIN_DIR) / "ninja")
+
+
+def _ninja(cwd: Path, *args: str) -> str:
+    proc = subprocess.run([NINJA, *args], cwd=cwd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def _log_hashes(cwd: Path) -> dict[str, str]:
+    lines = (cwd / ".ninja_log").read_text().splitlines()
+    assert lines[0] == "# ninja log v7"
+    return {line.split("\t")[3]: line.split("\t")[4] for line in lines[1:]}
+
+
+# Every length class of rapidhash: 1-3, 4-16, 17-32, 33-48, 49-95, 96, more than 96 bytes.
+COMMANDS = [":", "ls", "pwd", "true", "true 12345678901", "true 123456789012", "true " + "a" * 20,
+            "true " + "b" * 40, "true " + "c" * 43, "true " + "d" * 44, "true " + "e" * 80, "true " + "f" * 91,
+            "true " + "g" * 300, "true 'quoted $x' \"and\" \\ back"]
+
+
+def test_rapidhash_is_the_hash_ninja_logs(tmp_path: Path) -> None:
+    lines = []
+    for i, command in enumerate(COMMANDS):
+        lines += [f"rule r{i}", f"  command = {command.replace('$', '$$')}", f"build o{i}: r{i}"]
+    (tmp_path / "build.ninja").write_text("\n".join(lines) + "\n")
+    _ninja(tmp_path)
+    hashes = _log_hashes(tmp_path)
+    assert {f"o{i}": format(logs.rapidhash(c.encode()), "x") for i, c in enumerate(COMMANDS)} == hashes
+
+
+@pytest.mark.parametrize("path,escaped", [
+    ("pkg/@m0/export.json", "'pkg/@m0/export.json'"),
+    ("plain/path_+-.json", "plain/path_+-.json"),
+    ("it's", "'it'\\''s'"),
+    ("a b", "'a b'"),
+])
+def test_shell_escape_follows_ninja(path: str, escaped: str) -> None:
+    assert commands.shell_escape(path) == escaped
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("a$$b", "a$b"), ("a$ b", "a b"), ("a$:b", "a:b"), ("x $\n    y", "x y"), ("$v.x", "V.x"), ("${v}x", "Vx"),
+    ("${v.x}", "W"),
+])
+def test_evaluate_follows_ninjas_lexer(text: str, expected: str) -> None:
+    assert commands.evaluate(text, {"v": "V", "v.x": "W"}.__getitem__) == expected
+
+
+@pytest.mark.parametrize("text", ["a$", "a$!b", "${unclosed"])
+def test_evaluate_refuses_what_ninja_rejects(text: str) -> None:
+    with pytest.raises(commands.Unevaluable):
+        commands.evaluate(text, lambda name: "")
+
+
+def test_commands_equal_ninjas_own_evaluation(tmp_path: Path) -> None:
+    """The rule and edge objects, written with ninja's Writer, evaluate to what `ninja -t commands` prints."""
+    from aotbuild.ninja.graph import BuildGraph
+
+    graph = BuildGraph()
+    rules = [Rule("tool", f"{sys.executable} -m tool $spec --out $out --in $in", "tool $label", restat=True,
+                  depfile="$out.d", deps="gcc"),
+             spec_edges.rule(),
+             Rule("indirect", "echo ${flags} $builddir/x", "indirect")]
+    for rule in rules:
+        graph.add_rule(rule)
+    edges = [Edge("tool", ("pkg/@t/graph.json",), ("pkg/@t/export.json", "it's here"), ("side",),
+                  implicit_outputs=("pkg/@t/extra",), variables=(("spec", "pkg/@t/export.json"), ("label", "//pkg:t"))),
+             spec_edges.edge("pkg/@t/export.json", {"kwargs": {"s": "$HOME 'q' \"dq\""}, "n": 1}),
+             Edge("indirect", ("ind",), variables=(("flags", "-a$ -b $builddir"),))]
+    for edge in edges:
+        graph.add_edge(edge)
+    graph.add_phony("all", tuple(e.outputs[0] for e in edges))
+    with open(tmp_path / "build.ninja", "w") as f:
+        f.write("builddir = state\n")
+        graph.write(f)
+    for edge in edges:
+        expected = _ninja(tmp_path, "-t", "commands", "-s", edge.outputs[0]).rstrip("\n")
+        assert commands.command(graph.rules[edge.rule], edge, {"builddir": "state"}) == expected
+
+
+def test_unknown_variables_are_unevaluable() -> None:
+    rule = Rule("r", "run $nowhere", "r")
+    with pytest.raises(commands.Unevaluable):
+        commands.command(rule, Edge("r", ("o",)), {})
+
+
+DEPS_RULES = """
+rule gen
+  command = cp $in $out && printf '%s: %s\\n' $out $$PWD/$dep > $out.d
+  depfile = $out.d
+  deps = gcc
+  restat = 1
+rule copy
+  command = cp $in $out
+  restat = 1
+"""
+
+
+def _deps_workspace(tmp_path: Path) -> Path:
+    (tmp_path / "build.ninja").write_text(DEPS_RULES + "build a.out: gen a.in\n  dep = h1\n"
+                                          "build b.out: gen b.in\n  dep = h1\n" "build c.out: copy a.in\n")
+    for name in ("a.in", "b.in", "h1"):
+        (tmp_path / name).write_text(name)
+    return tmp_path
+
+
+def _finished(ws: Path, output: str, command: str, inputs: list[str], deps: tuple[str, ...] | None) -> logs.Finished:
+    mtimes = [os.stat(ws / p).st_mtime_ns for p in [output, *inputs, *(deps or ())]]
+    return logs.Finished((output,), command, max(mtimes), deps,
+                         (os.stat(ws / output).st_mtime_ns,) if deps is not None else ())
+
+
+def test_appended_edges_are_up_to_date_for_ninja_and_dirty_again_on_change(tmp_path: Path) -> None:
+    ws = _deps_workspace(tmp_path)
+    _ninja(ws, "a.out")  # ninja's own deps log and build log come first; ours are appended to them
+    (ws / "b.out").write_text("b.in")
+    (ws / "c.out").write_text("a.in")
+    h1 = str(ws / "h1")
+    ninja_cmd = f"cp b.in b.out && printf '%s: %s\\n' b.out $PWD/h1 > b.out.d"
+    logs.append(ws, [_finished(ws, "b.out", ninja_cmd, ["b.in"], (h1,)),
+                     _finished(ws, "c.out", "cp a.in c.out", ["a.in"], None)])
+    assert "no work to do" in _ninja(ws, "-n")
+    assert h1 in _ninja(ws, "-t", "deps", "b.out")
+    os.utime(ws / "h1", ns=(os.stat(ws / "h1").st_mtime_ns + 10**9,) * 2)  # a discovered dependency changed
+    explained = subprocess.run([NINJA, "-n", "-d", "explain"], cwd=ws, capture_output=True, text=True).stderr
+    assert "b.out" in explained and "a.out" in explained
+
+
+def test_a_wrong_command_is_not_up_to_date(tmp_path: Path) -> None:
+    ws = _deps_workspace(tmp_path)
+    (ws / "a.out").write_text("a.in")
+    (ws / "c.out").write_text("a.in")
+    logs.append(ws, [_finished(ws, "c.out", "cp a.in c.out # not the rule", ["a.in"], None)])
+    assert "command line changed for c.out" in subprocess.run(
+        [NINJA, "-n", "-d", "explain", "c.out"], cwd=ws, capture_output=True, text=True).stderr
+
+
+def test_other_log_versions_are_refused(tmp_path: Path) -> None:
+    (tmp_path / ".ninja_log").write_text("# ninja log v6\n")
+    with pytest.raises(logs.FormatError):
+        logs.append(tmp_path, [])
+    (tmp_path / ".ninja_log").unlink()
+    (tmp_path / ".ninja_deps").write_bytes(b"# ninjadeps\n" + struct.pack("<i", 3))
+    with pytest.raises(logs.FormatError):
+        logs.read_deps_ids(tmp_path / ".ninja_deps")
+    (tmp_path / ".ninja_deps").write_bytes(b"# ninjadeps\n" + struct.pack("<i", 4) + b"\x10\x00")  # cut short
+    with pytest.raises(logs.FormatError):
+        logs.read_deps_ids(tmp_path / ".ninja_deps")
+
+
+def test_deps_log_ids_read_back_what_ninja_wrote(tmp_path: Path) -> None:
+    ws = _deps_workspace(tmp_path)
+    _ninja(ws, "a.out", "b.out")
+    ids = logs.read_deps_ids(ws / ".ninja_deps")
+    assert sorted(ids.values()) == list(range(len(ids)))
+    assert {"a.out", "b.out", str(ws / "h1")} <= set(ids)
+
+
+def test_only_the_ninja_whose_formats_these_are(tmp_path: Path) -> None:
+    logs.check_ninja(NINJA)
+    fake = tmp_path / "ninja"
+    fake.write_text("#!/bin/sh\necho 1.12.1\n")
+    fake.chmod(0o755)
+    with pytest.raises(logs.FormatError):
+        logs.check_ninja(str(fake))
+    with pytest.raises(logs.FormatError):
+        logs.check_ninja(str(tmp_path / "absent"))
