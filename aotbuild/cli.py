@@ -15,6 +15,7 @@ from aotbuild import __version__, layout
 from aotbuild.engine import build as engine
 
 from aotbuild.reports import remote_summary
+from aotbuild.reports.text import plural
 from aotbuild.errors import AotbuildError, UserError
 from aotbuild.fsutil import atomic_write
 from aotbuild.hashing import pretty_json
@@ -22,6 +23,23 @@ from aotbuild.layout import TargetPaths
 from aotbuild.ninja.runner import discovered_deps
 from aotbuild.workspace.selection import select
 from aotbuild.workspace.discovery import find_root
+
+# What `aotbuild --help` opens with: what the tool does for its user (the module docstring is for developers).
+DESCRIPTION = """\
+Build PyTorch models ahead of time, incrementally, from a shared cache.
+
+Declare models in BUILD.aot.yaml files; aotbuild exports and compiles each one with AOTInductor into a
+self-contained .so and .pt2 under aot-out/, rebuilds only what changed, reuses what any build already
+compiled, and `aotbuild test` checks every artifact against eager PyTorch."""
+EXAMPLES = """\
+examples:
+  aotbuild build //...                every target of the workspace
+  aotbuild build //models:all -k      one package, building all that can be built
+  aotbuild test //models:mlp          build, then verify against eager PyTorch
+  aotbuild query //... --output json  targets, their outputs and dependencies
+  aotbuild cache stats                what the cache holds
+
+A COMMAND's own options: aotbuild COMMAND --help. Documentation: README.md."""
 
 
 def _add_cache_flag(p: argparse.ArgumentParser) -> None:
@@ -47,11 +65,12 @@ def _add_build_flags(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="aotbuild", description=__doc__)
+    p = argparse.ArgumentParser(prog="aotbuild", description=DESCRIPTION, epilog=EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"aotbuild {__version__}")
     p.add_argument("--cache-dir", help="cache root (default: $AOTBUILD_CACHE_DIR, WORKSPACE cache.dir, "
                                        "$XDG_CACHE_HOME/aotbuild)")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
     _add_build_flags(sub.add_parser("build", help="export and compile stale targets"))
     t = sub.add_parser("test", help="build, then verify each artifact against eager PyTorch")
     _add_build_flags(t)
@@ -234,19 +253,12 @@ def cmd_cache(args: argparse.Namespace) -> int:
     if args.cache_command == "path":
         print(ctx.cache_dir)
     elif args.cache_command == "stats":
-        for key, value in store.stats().items():
-            print(f"{key}: {value}")
-        # Inductor's precompiled headers: not cache entries (gc leaves them), but they take disk space.
-        headers = ctx.cache_dir / "tmp"
-        size = sum(f.stat().st_size for f in headers.rglob("*") if f.is_file()) if headers.exists() else 0
-        print(f"compiler_tmp_bytes: {size}")
+        from aotbuild.cache import compiler_temp
+        from aotbuild.reports.cache_report import stats_lines
+
         last = ctx.cache_dir / engine.LAST_BUILD_FILE
-        if last.exists():
-            usage = json.loads(last.read_text())
-            print(f"last build: {usage['hits']} hits, {usage['misses']} misses, {usage['actions']} actions, "
-                  f"{len(usage['corrupt'])} corrupt entries; outcomes {usage['outcomes']}")
-            for line in remote_summary.lines(usage["remote"]) if usage.get("remote") else []:
-                print(line.replace("aotbuild: remote cache", "last build: remote cache", 1))
+        usage = json.loads(last.read_text()) if last.exists() else None
+        print("\n".join(stats_lines(store.stats(), compiler_temp.usage(ctx.cache_dir).bytes, usage)))
     elif args.cache_command == "verify":
         from aotbuild.engine.output_checks import repair_mismatched, target_dirs
 
@@ -257,16 +269,23 @@ def cmd_cache(args: argparse.Namespace) -> int:
         bad = [path for d in target_dirs(ctx.out_dir) for path in repair_mismatched(d)]
         for path in bad:
             print(f"corrupt (removed; the next build restores it): {path} differs from its manifest.json")
-        print(f"aotbuild: cache verified, {len(corrupt)} corrupt entries removed; "
-              f"{len(bad)} artifacts in {ctx.out_dir} differ from their manifests")
+        print(f"aotbuild: cache verified, {plural(len(corrupt), 'corrupt entry')} removed; "
+              f"{plural(len(bad), 'artifact')} in {ctx.out_dir} {'differs' if len(bad) == 1 else 'differ'} "
+              "from their manifests")
         return 1 if corrupt or bad else 0
     elif args.cache_command == "gc":
         if not args.max_size and not args.max_age:
             raise UserError("cache gc needs --max-size and/or --max-age")
-        removed = store.gc(_size(args.max_size) if args.max_size else None,
-                           _age(args.max_age) if args.max_age else None)
-        kept = f"; kept {store.skipped_in_use} in use by a running build" if store.skipped_in_use else ""
-        print(f"aotbuild: evicted {len(removed)} entries{kept}")
+        from aotbuild.cache import compiler_temp
+        from aotbuild.reports.text import human_bytes
+
+        gc = compiler_temp.collect(store, _size(args.max_size) if args.max_size else None,
+                                   _age(args.max_age) if args.max_age else None)
+        temp = f" and {human_bytes(gc.temp_reclaimed)} of compiler temp space" if gc.temp_reclaimed else ""
+        kept = [f"{gc.kept_in_use} in use by a running build"] if gc.kept_in_use else []
+        kept += ["the compiler temp space, in use by a running build or compile"] if gc.temp_kept_in_use else []
+        print(f"aotbuild: evicted {plural(len(gc.removed), 'entry')}{temp}"
+              + (f"; kept {' and '.join(kept)}" if kept else ""))
     return 0
 
 
