@@ -68,7 +68,7 @@ rule f
 build a: s
   t = 0.2
 build b: s
-  t = 1.3
+  t = 1.6
 build c: s a
   t = 0.1
 build d: f
@@ -90,6 +90,7 @@ def test_run_ninja_on_a_terminal_draws_the_line_and_passes_failures_through(tmp_
     (tmp_path / layout.NINJA_FILE).write_text(BUILD)
     terminal = Terminal()
     monkeypatch.setattr("sys.stdout", terminal)
+    monkeypatch.setattr(progress, "REDRAW_S", 0.1)  # redrawn every 0.1 s of silence: [1s] well before b ends
     monkeypatch.setenv("TERM", "xterm")
     rc = runner.run_ninja(str(Path(ninja.BIN_DIR) / "ninja"), tmp_path, ["a", "b", "c", "d"], jobs=2,
                           keep_going=True, explain=False, env={})
@@ -107,7 +108,7 @@ def test_run_ninja_on_a_terminal_draws_the_line_and_passes_failures_through(tmp_
 
 def test_without_a_terminal_ninja_prints_as_usual(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
     (tmp_path / layout.STATE_DIR).mkdir()
-    (tmp_path / layout.NINJA_FILE).write_text(BUILD.replace("1.3", "0.1"))
+    (tmp_path / layout.NINJA_FILE).write_text(BUILD.replace("1.6", "0.1"))
     rc = runner.run_ninja(str(Path(ninja.BIN_DIR) / "ninja"), tmp_path, ["a"], jobs=1, keep_going=False,
                           explain=False, env={})
     assert rc == 0 and "[1/1] compile //m:a" in capfd.readouterr().out
