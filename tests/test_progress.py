@@ -104,6 +104,7 @@ def test_run_ninja_on_a_terminal_draws_the_line_and_passes_failures_through(tmp_
     assert done == sorted(done) and done[-1] == 4, lines  # counts never go down
     assert "FAILED: [code=1] \x1b[0md \necho failing; exit 1\nfailing\n" in drawn
     assert "out-b\n" in drawn and drawn.endswith("\r\x1b[K")  # the line is cleared for the summary
+    assert "Entering directory" not in drawn
 
 
 def test_without_a_terminal_ninja_prints_as_usual(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:

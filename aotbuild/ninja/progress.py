@@ -123,9 +123,13 @@ def _wide_pty() -> tuple[int, int]:
 
 
 def start(cmd: list[str], env: Mapping[str, str], pass_fds: tuple[int, ...]) -> tuple[subprocess.Popen, int]:
+    cwd = None
+    if "-C" in cmd:  # run there instead: `-C` makes ninja announce "Entering directory", noise on this line
+        i = cmd.index("-C")
+        cmd, cwd = cmd[:i] + cmd[i + 2:], cmd[i + 1]
     master, slave = _wide_pty()
     try:
-        proc = subprocess.Popen(cmd, env={**env, "NINJA_STATUS": NINJA_STATUS}, pass_fds=pass_fds,
+        proc = subprocess.Popen(cmd, env={**env, "NINJA_STATUS": NINJA_STATUS}, pass_fds=pass_fds, cwd=cwd,
                                 stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
     except BaseException:
         os.close(master)
