@@ -15,7 +15,7 @@ from aotbuild import __version__, layout
 from aotbuild.engine import build as engine
 
 from aotbuild.reports import remote_summary
-from aotbuild.reports.text import plural
+from aotbuild.text import plural
 from aotbuild.errors import AotbuildError, UserError
 from aotbuild.fsutil import atomic_write
 from aotbuild.hashing import pretty_json
@@ -277,7 +277,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
         if not args.max_size and not args.max_age:
             raise UserError("cache gc needs --max-size and/or --max-age")
         from aotbuild.cache import compiler_temp
-        from aotbuild.reports.text import human_bytes
+        from aotbuild.text import human_bytes
 
         gc = compiler_temp.collect(store, _size(args.max_size) if args.max_size else None,
                                    _age(args.max_age) if args.max_age else None)

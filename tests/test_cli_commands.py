@@ -17,7 +17,7 @@ from aotbuild.actions import staging
 from aotbuild.cache.access import CacheAccess
 from aotbuild.cache.local import LocalStore
 from aotbuild.engine.build import LAST_BUILD_FILE, BuildResult, summary_line
-from aotbuild.reports.text import human_bytes, plural, table
+from aotbuild.text import human_bytes, plural, table
 
 from .conftest import aotbuild, torch_tripwire, write
 

@@ -47,9 +47,9 @@ def test_the_line_names_what_runs_by_verb_and_counts_finished_actions_only() -> 
                                            (4, 2, "compile //m:b"), (4, 3, "export //m:c")]:
         state.status(started, finished, description)
         lines.append(state.line(65.0, 200))
-    assert lines[2] == "[1m05s] 0 actions done · exporting //m:c · compiling //m:a, //m:b"
+    assert lines[2] == "[1m05s] 0 actions done · compiling //m:a, //m:b · exporting //m:c"
     assert lines[4] == lines[3] == lines[2]  # spec files are no actions: neither shown nor counted
-    assert lines[5] == "[1m05s] 1 action done · exporting //m:c · compiling //m:a"
+    assert lines[5] == "[1m05s] 1 action done · compiling //m:a · exporting //m:c"
     assert lines[6] == "[1m05s] 2 actions done · compiling //m:a"
     assert state.line(65.0, 20) == "[1m05s] 2 actions d…"  # never wraps the terminal
 
@@ -113,3 +113,13 @@ def test_without_a_terminal_ninja_prints_as_usual(tmp_path: Path, capfd: pytest.
     rc = runner.run_ninja(str(Path(ninja.BIN_DIR) / "ninja"), tmp_path, ["a"], jobs=1, keep_going=False,
                           explain=False, env={})
     assert rc == 0 and "[1/1] compile //m:a" in capfd.readouterr().out
+
+
+@pytest.mark.parametrize("description, shown", [("verify //m:a", "verifying //m:a"), ("bench //m:a", "benching //m:a"),
+                                                ("spec m/@a/verify.json", None), ("plan", None)])
+def test_any_rule_described_as_a_verb_and_a_label_is_an_action(description: str, shown: str | None) -> None:
+    state = progress.Progress()
+    state.status(1, 0, description)
+    assert state.line(0, 200) == "[0s] 0 actions done" + (f" · {shown}" if shown else "")
+    state.status(1, 1, description)
+    assert state.done == (1 if shown else 0)

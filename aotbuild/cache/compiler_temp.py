@@ -1,9 +1,4 @@
-"""The compiler's temp space in a cache root (`<root>/tmp/`: inductor's precompiled headers, the compiler's
-temp files), measured for `cache stats` and reclaimed by `cache gc` together with the cache's entries.
-
-It is no cache entry: nothing points at it and every compile recreates what it needs (a few seconds for the
-headers), so gc removes it whole, before any entry, when the size budget needs room or nothing has used it
-for longer than --max-age; never while a build holds a lease on the cache or a compile stages there."""
+"""The compiler's temp space in a cache root (<root>/tmp/), measured for `cache stats` and reclaimed by `cache gc`."""
 
 from __future__ import annotations
 
@@ -19,7 +14,10 @@ from pathlib import Path
 from aotbuild.cache.access import live_leases
 from aotbuild.cache.local import LocalStore
 
-DIR = "tmp"  # staging.py points $TMPDIR of every compile here
+DIR = "tmp"  # staging.py points $TMPDIR of every compile here: inductor's precompiled headers, compiler temp files
+# It is no cache entry: nothing points at it and a compile recreates what it needs (a few seconds for the
+# headers), so gc empties it whole, before evicting any entry, when the size budget needs room or nothing has
+# used it for longer than --max-age; never while a build holds a lease on the cache or a compile stages there.
 
 
 @dataclass(frozen=True)

@@ -279,7 +279,7 @@ def summary_line(result: BuildResult) -> str:
 
     Targets whose BUILD entry is broken (built past with -k) count among the selected targets; a BUILD file
     unusable as a whole names no targets, so it is counted as a file."""
-    from aotbuild.reports.text import plural
+    from aotbuild.text import plural
 
     counts = Counter(result.outcomes.values())
     parts = [f"{counts[o]} {o}" for o in OUTCOMES if counts[o]]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from aotbuild.errors import AotbuildError
-from aotbuild.reports.text import plural
+from aotbuild.text import plural
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # After ninja exits, how long an action group may take to finish its cleanup before it is killed.

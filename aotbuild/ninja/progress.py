@@ -1,9 +1,4 @@
-"""The live progress line on a terminal: elapsed time, actions done, and which targets each action is running.
-
-ninja's own line shows one edge at a time and a total that shrinks as restat prunes edges. So ninja runs on
-a pseudo-terminal (it prints a status on every edge start and finish only to a terminal), with NINJA_STATUS
-set to counters we can parse; this module turns those into its own line and passes everything else ninja
-prints (failures, command output) through above it. Counts only go up: actions started and finished."""
+"""The live progress line on a terminal: elapsed time, actions done, and the targets each running action works on."""
 
 from __future__ import annotations
 
@@ -22,13 +17,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from aotbuild.reports.text import plural
+from aotbuild.text import plural
 
+# ninja's own line shows one edge at a time, and a total that shrinks as restat prunes edges. So ninja runs on
+# a pseudo-terminal (only to a terminal does it print a status as each edge starts, not just as it ends),
+# with NINJA_STATUS set to counters we parse; its other output (failures, command output) passes through
+# above our line. The counts shown only go up.
 # %s started edges, %f finished edges; the edge's description follows. \x1d never appears in descriptions.
 NINJA_STATUS = "\x1d%s %f\x1d"
 _STATUS = re.compile(rb"\r\x1d(\d+) (\d+)\x1d(.*?)\x1b\[K")
-# Descriptions of the rules that are aotbuild actions ("compile //m:a"), and how the line names them.
-VERBS = {"export": "exporting", "compile": "compiling", "verify": "verifying"}
+# An edge whose description is a verb and a label ("compile //m:a", as rules/ describe theirs) is an action
+# on a target; others (spec files, re-planning) are bookkeeping, neither shown nor counted.
+_ACTION = re.compile(r"(\w+) (//\S*)")
 REDRAW_S = 0.5
 
 
@@ -40,6 +40,11 @@ def elapsed_text(seconds: float) -> str:
     if s < 3600:
         return f"{s // 60}m{s % 60:02d}s"
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def _gerund(verb: str) -> str:
+    """'compile' -> 'compiling', 'export' -> 'exporting', 'verify' -> 'verifying'."""
+    return (verb[:-1] if verb.endswith("e") and not verb.endswith("ee") else verb) + "ing"
 
 
 @dataclass
@@ -61,7 +66,7 @@ class Progress:
             if self.running[description] > 0:
                 self.running[description] -= 1
             self.running += Counter()  # drops descriptions no longer running
-            if description.split(" ", 1)[0] in VERBS:
+            if _ACTION.fullmatch(description):
                 self.done += 1
 
     def line(self, elapsed: float, width: int) -> str:
@@ -69,11 +74,10 @@ class Progress:
         parts = [f"[{elapsed_text(elapsed)}] {plural(self.done, 'action')} done"]
         by_verb: dict[str, list[str]] = {}
         for description in self.running.elements():
-            verb, _, what = description.partition(" ")
-            if verb in VERBS:
-                by_verb.setdefault(verb, []).append(what)
-        parts += [f"{VERBS[verb]} {', '.join(sorted(labels))}" for verb, labels in sorted(
-            by_verb.items(), key=lambda kv: list(VERBS).index(kv[0]))]
+            action = _ACTION.fullmatch(description)
+            if action:
+                by_verb.setdefault(action[1], []).append(action[2])
+        parts += [f"{_gerund(verb)} {', '.join(sorted(labels))}" for verb, labels in sorted(by_verb.items())]
         text = " · ".join(parts)
         return text if len(text) <= width else text[:max(0, width - 1)] + "…"
 

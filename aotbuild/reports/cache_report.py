@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aotbuild.reports import remote_summary
-from aotbuild.reports.text import human_bytes, plural, table
+from aotbuild.text import human_bytes, plural, table
 
 
 def stats_lines(stats: dict[str, Any], temp_bytes: int, last: dict[str, Any] | None) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aotbuild.errors import UserError
-from aotbuild.reports.text import plural
+from aotbuild.text import plural
 
 SCHEMES = ("http://", "https://", "s3://")
 COUNTS = ("hits", "misses", "uploads", "requests", "bytes_down", "bytes_up")

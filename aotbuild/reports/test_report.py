@@ -12,7 +12,7 @@ from aotbuild.engine.build import NEEDS_GPU, BuildResult
 from aotbuild.fsutil import atomic_write
 from aotbuild.hashing import pretty_json
 from aotbuild.planning.plan_index import Plan
-from aotbuild.reports.text import plural
+from aotbuild.text import plural
 
 
 @dataclass(frozen=True)
