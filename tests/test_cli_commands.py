@@ -236,3 +236,14 @@ def test_gc_never_reclaims_compiler_temp_space_a_build_or_compile_is_using(ws: P
         os.close(fd)
     main(capsys, "cache", "gc", "--max-age", "1d")
     assert not headers.exists()
+
+
+def test_cache_verify_counts_in_words(ws: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    cache = tmp_path / "cache"
+    digest = LocalStore(cache).put_bytes(b"precious")
+    blob = cache / "v1" / "cas" / digest[:2] / digest
+    blob.chmod(0o644)
+    blob.write_bytes(b"damaged")
+    code, out = main(capsys, "cache", "verify")
+    assert code == 1 and out.splitlines()[-1] == (f"aotbuild: cache verified, 1 corrupt entry removed; 0 artifacts in "
+                                                  f"{ws / 'aot-out'} differ from their manifests")
