@@ -9,6 +9,24 @@ from aotbuild import __version__
 from aotbuild.errors import AotbuildError, UserError
 
 
+# What `aotbuild --help` opens with: what the tool does for its user (the module docstring is for developers).
+DESCRIPTION = """\
+Build PyTorch models ahead of time, incrementally, from a shared cache.
+
+Declare models in BUILD.aot.yaml files; aotbuild exports and compiles each one with AOTInductor into a
+self-contained .so and .pt2 under aot-out/, rebuilds only what changed, reuses what any build already
+compiled, and `aotbuild test` checks every artifact against eager PyTorch."""
+EXAMPLES = """\
+examples:
+  aotbuild build //...                every target of the workspace
+  aotbuild build //models:all -k      one package, building all that can be built
+  aotbuild test //models:mlp          build, then verify against eager PyTorch
+  aotbuild query //... --output json  targets, their outputs and dependencies
+  aotbuild cache stats                what the cache holds
+
+A COMMAND's own options: aotbuild COMMAND --help. Documentation: README.md."""
+
+
 def _add_cache_flag(p: argparse.ArgumentParser) -> None:
     # SUPPRESS: a subcommand's --cache-dir only overrides the global one when given.
     p.add_argument("--cache-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -32,11 +50,12 @@ def _add_build_flags(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="aotbuild", description=__doc__)
+    p = argparse.ArgumentParser(prog="aotbuild", description=DESCRIPTION, epilog=EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"aotbuild {__version__}")
     p.add_argument("--cache-dir", help="cache root (default: $AOTBUILD_CACHE_DIR, WORKSPACE cache.dir, "
                                        "$XDG_CACHE_HOME/aotbuild)")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
     _add_build_flags(sub.add_parser("build", help="export and compile stale targets"))
     t = sub.add_parser("test", help="build, then verify each artifact against eager PyTorch")
     _add_build_flags(t)

@@ -243,7 +243,7 @@ def test_summary_keeps_one_warning_for_a_dead_remote() -> None:
     summary = summarize(events)
     assert summary is not None and summary["hits"] == 1 and summary["requests"] == 5
     assert summary["warnings"] == [down.format(1), "remote cache http://h/c/cas/x failed its digest check"]
-    assert lines(summary)[-1].startswith("aotbuild: remote cache http://h/c: 1 hits, 2 misses")
+    assert lines(summary)[-1].startswith("aotbuild: remote cache http://h/c: 1 hit, 2 misses")
     assert summarize([{"remote": {}}, {}]) is None
 
 

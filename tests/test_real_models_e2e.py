@@ -97,7 +97,8 @@ if sys.argv[3] == "imports":
         importlib.import_module(module)
 runner = torch._inductor.aoti_load_package(sys.argv[4])
 out = runner(torch.randn(5, 8), scale=torch.ones(6))
-print(type(out).__module__, type(out).__name__, tuple(out.logits.shape), tuple(out.hidden.shape))
+print(json.dumps({"type": f"{type(out).__module__}.{type(out).__name__}", "logits": list(out.logits.shape),
+                  "hidden": list(out.hidden.shape)}))
 """
 
 
@@ -110,7 +111,7 @@ def test_pt2_loads_in_a_fresh_process_following_only_the_manifest(real_ws, tmp_p
     ok = subprocess.run([sys.executable, "-c", LOAD, *args, "imports", pt2], cwd=tmp_path, capture_output=True,
                         text=True)
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.split() == ["models.outputs", "Result", "(5,", "4)", "(5,", "6)"]
+    assert json.loads(ok.stdout) == {"type": "models.outputs.Result", "logits": [5, 4], "hidden": [5, 6]}
     without = subprocess.run([sys.executable, "-c", LOAD, *args, "none", pt2], cwd=tmp_path, capture_output=True,
                              text=True)
     assert without.returncode != 0 and "models.outputs.Result" in without.stderr  # the import is really needed

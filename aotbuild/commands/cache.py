@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aotbuild.engine import build as engine
 from aotbuild.errors import UserError
-from aotbuild.reports import remote_summary
+from aotbuild.text import plural
 
 
 def _size(text: str) -> int:
@@ -39,19 +39,12 @@ def cmd_cache(args: argparse.Namespace) -> int:
     if args.cache_command == "path":
         print(ctx.cache_dir)
     elif args.cache_command == "stats":
-        for key, value in store.stats().items():
-            print(f"{key}: {value}")
-        # Inductor's precompiled headers: not cache entries (gc leaves them), but they take disk space.
-        headers = ctx.cache_dir / "tmp"
-        size = sum(f.stat().st_size for f in headers.rglob("*") if f.is_file()) if headers.exists() else 0
-        print(f"compiler_tmp_bytes: {size}")
+        from aotbuild.cache import compiler_temp
+        from aotbuild.reports.cache_report import stats_lines
+
         last = ctx.cache_dir / engine.LAST_BUILD_FILE
-        if last.exists():
-            usage = json.loads(last.read_text())
-            print(f"last build: {usage['hits']} hits, {usage['misses']} misses, {usage['actions']} actions, "
-                  f"{len(usage['corrupt'])} corrupt entries; outcomes {usage['outcomes']}")
-            for line in remote_summary.lines(usage["remote"]) if usage.get("remote") else []:
-                print(line.replace("aotbuild: remote cache", "last build: remote cache", 1))
+        usage = json.loads(last.read_text()) if last.exists() else None
+        print("\n".join(stats_lines(store.stats(), compiler_temp.usage(ctx.cache_dir).bytes, usage)))
     elif args.cache_command == "verify":
         from aotbuild.engine.output_checks import repair_mismatched, target_dirs
 
@@ -62,14 +55,21 @@ def cmd_cache(args: argparse.Namespace) -> int:
         bad = [path for d in target_dirs(ctx.out_dir) for path in repair_mismatched(d)]
         for path in bad:
             print(f"corrupt (removed; the next build restores it): {path} differs from its manifest.json")
-        print(f"aotbuild: cache verified, {len(corrupt)} corrupt entries removed; "
-              f"{len(bad)} artifacts in {ctx.out_dir} differ from their manifests")
+        print(f"aotbuild: cache verified, {plural(len(corrupt), 'corrupt entry')} removed; "
+              f"{plural(len(bad), 'artifact')} in {ctx.out_dir} {'differs' if len(bad) == 1 else 'differ'} "
+              "from their manifests")
         return 1 if corrupt or bad else 0
     elif args.cache_command == "gc":
         if not args.max_size and not args.max_age:
             raise UserError("cache gc needs --max-size and/or --max-age")
-        removed = store.gc(_size(args.max_size) if args.max_size else None,
-                           _age(args.max_age) if args.max_age else None)
-        kept = f"; kept {store.skipped_in_use} in use by a running build" if store.skipped_in_use else ""
-        print(f"aotbuild: evicted {len(removed)} entries{kept}")
+        from aotbuild.cache import compiler_temp
+        from aotbuild.text import human_bytes
+
+        gc = compiler_temp.collect(store, _size(args.max_size) if args.max_size else None,
+                                   _age(args.max_age) if args.max_age else None)
+        temp = f" and {human_bytes(gc.temp_reclaimed)} of compiler temp space" if gc.temp_reclaimed else ""
+        kept = [f"{gc.kept_in_use} in use by a running build"] if gc.kept_in_use else []
+        kept += ["the compiler temp space, in use by a running build or compile"] if gc.temp_kept_in_use else []
+        print(f"aotbuild: evicted {plural(len(gc.removed), 'entry')}{temp}"
+              + (f"; kept {' and '.join(kept)}" if kept else ""))
     return 0

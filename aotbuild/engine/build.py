@@ -279,11 +279,21 @@ def record_cache_use(cache_dir: Path, result: BuildResult) -> None:
     atomic_write(cache_dir / LAST_BUILD_FILE, pretty_json(usage))
 
 
-def summary_line(result: BuildResult, what: str = "targets") -> str:
+def summary_line(result: BuildResult) -> str:
+    """'aotbuild: 4 targets: 2 compiled, 1 up to date, 1 not built (error in its BUILD file) in 1.50s'.
+
+    Targets whose BUILD entry is broken (built past with -k) count among the selected targets; a BUILD file
+    unusable as a whole names no targets, so it is counted as a file."""
+    from aotbuild.text import plural
+
     counts = Counter(result.outcomes.values())
     parts = [f"{counts[o]} {o}" for o in OUTCOMES if counts[o]]
-    errors = f", {len(result.config_errors)} with errors in BUILD files" if result.config_errors else ""
-    return (f"aotbuild: {len(result.outcomes)} {what}: {', '.join(parts) or 'nothing to do'}{errors} "
-            f"in {result.seconds:.2f}s")
-
-
+    plan = result.context.plan if result.context is not None else None
+    broken_files = set(plan.broken.values()) if plan is not None else set()
+    files = sum(e in broken_files for e in result.config_errors)
+    broken_targets = len(result.config_errors) - files
+    if broken_targets:
+        parts.append(f"{broken_targets} not built (error in {'its' if broken_targets == 1 else 'their'} BUILD file)")
+    unusable = f"; {plural(files, 'BUILD file')} unusable" if files else ""
+    targets = plural(len(result.outcomes) + broken_targets, "target")
+    return f"aotbuild: {targets}: {', '.join(parts) or 'nothing to do'}{unusable} in {result.seconds:.2f}s"

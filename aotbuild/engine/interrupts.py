@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from aotbuild.errors import AotbuildError
+from aotbuild.text import plural
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # After ninja exits, how long an action group may take to finish its cleanup before it is killed.
@@ -97,7 +98,7 @@ def forwarded(proc: subprocess.Popen) -> Iterator[_State]:
         state.signals.append(signum)
         _remember_groups(state)
         if len(state.signals) == 1:
-            print(f"\naotbuild: {signal.Signals(signum).name}: stopping {len(state.groups)} running action(s); "
+            print(f"\naotbuild: {signal.Signals(signum).name}: stopping {plural(len(state.groups), 'running action')}; "
                   "press Ctrl-C again to kill them", file=sys.stderr, flush=True)
             for pgid in state.groups:
                 _send(pgid, signum)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -30,6 +31,12 @@ def run_ninja(binary: str, out_dir: Path, goals: list[str], *, jobs: int | None,
         cmd += ["-k", "0"]
     if explain:
         cmd += ["-d", "explain"]
+    if log is None and sys.stdout.isatty() and os.environ.get("TERM", "dumb") != "dumb":
+        from aotbuild.ninja import progress  # our own progress line: elapsed time and what is running
+
+        proc, terminal = progress.start(cmd + goals, {**os.environ, **env}, pass_fds)
+        with forwarded(proc):
+            return progress.show(proc, terminal, sys.stdout)
     if log is None:
         proc = subprocess.Popen(cmd + goals, env={**os.environ, **env}, pass_fds=pass_fds)
         with forwarded(proc):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aotbuild.errors import UserError
+from aotbuild.text import plural
 
 SCHEMES = ("http://", "https://", "s3://")
 COUNTS = ("hits", "misses", "uploads", "requests", "bytes_down", "bytes_up")
@@ -37,8 +38,9 @@ def lines(summary: dict[str, Any]) -> list[str]:
     """The build's remote-cache lines: the warnings, then one line of totals."""
     out = [f"warning: {w}" for w in summary["warnings"]]
     if summary["url"]:
-        out.append(f"aotbuild: remote cache {summary['url']}: {summary['hits']} hits, {summary['misses']} misses, "
-                   f"{summary['uploads']} uploads; {summary['requests']} requests, "
+        out.append(f"aotbuild: remote cache {summary['url']}: {plural(summary['hits'], 'hit')}, "
+                   f"{plural(summary['misses'], 'miss')}, {plural(summary['uploads'], 'upload')}; "
+                   f"{plural(summary['requests'], 'request')}, "
                    f"{_mb(summary['bytes_down'])} down, {_mb(summary['bytes_up'])} up")
     return out
 

@@ -13,6 +13,7 @@ from aotbuild.rules.verify import KIND as VERIFY
 from aotbuild.fsutil import atomic_write
 from aotbuild.hashing import pretty_json
 from aotbuild.planning.plan_index import Plan
+from aotbuild.text import plural
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ def _summary(verified: dict[str, Any]) -> str:
     errors = [o.get("max_abs", 0.0) for c in verified["cases"] for o in c["outputs"]]
     names = sorted({c["case"] for c in verified["cases"]})
     refused = [f"{r['dim']}={r['size']}" for r in verified["rejected"]]
-    text = f"{len(names)} input cases x .so and .pt2, max abs error {max(errors, default=0.0):.2g}"
+    text = f"{plural(len(names), 'input case')} x .so and .pt2, max abs error {max(errors, default=0.0):.2g}"
     return text + (f"; out-of-range {', '.join(refused)} refused" if refused else "")
 
 

@@ -1,0 +1,103 @@
+"""The compiler's temp space in a cache root (<root>/tmp/), measured for `cache stats` and reclaimed by `cache gc`."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from aotbuild.cache.access import live_leases
+from aotbuild.cache.local import LocalStore
+
+DIR = "tmp"  # staging.py points $TMPDIR of every compile here: inductor's precompiled headers, compiler temp files
+# It is no cache entry: nothing points at it and a compile recreates what it needs (a few seconds for the
+# headers), so gc empties it whole, before evicting any entry, when the size budget needs room or nothing has
+# used it for longer than --max-age; never while a build holds a lease on the cache or a compile stages there.
+
+
+@dataclass(frozen=True)
+class Usage:
+    bytes: int
+    last_used: float | None  # newest mtime in the tree (dirs too: the compiler's temp files come and go)
+
+
+def usage(cache_root: Path) -> Usage:
+    total, newest = 0, None
+    for dirpath, _, files in os.walk(cache_root / DIR):
+        for path in [dirpath, *(os.path.join(dirpath, f) for f in files)]:
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            newest = st.st_mtime if newest is None else max(newest, st.st_mtime)
+            if path != dirpath:
+                total += st.st_size
+    return Usage(total, newest)
+
+
+@contextmanager
+def _no_compile_staging(cache_root: Path) -> Iterator[bool]:
+    """True while no compile can use the temp space: no build holds a lease on this cache, and no compile
+    (plain ninja's included) holds the staging links, which gc then keeps locked until it is done."""
+    if live_leases(cache_root / "v1").since is not None:
+        yield False
+        return
+    from aotbuild.actions.staging import BASE  # no torch: staging imports it only inside a compile
+
+    try:
+        fd = os.open(BASE / "links.lock", os.O_RDWR)
+    except FileNotFoundError:
+        yield True  # no compile ever staged on this machine as this user
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class GcResult:
+    removed: list[str]  # cache entries evicted
+    temp_reclaimed: int  # bytes of compiler temp space removed (0: none)
+    temp_kept_in_use: bool  # it should have gone but a build or compile was using it
+    kept_in_use: int  # entries kept because a running build uses them
+
+
+def collect(store: LocalStore, max_bytes: int | None, max_age_s: float | None, now: float | None = None) -> GcResult:
+    """`cache gc`: the compiler temp space first (cheapest to recreate), then entries, least recently used first."""
+    now = time.time() if now is None else now
+    temp = usage(store.root)
+    stats = store.stats()
+    entries_bytes = stats["cas_bytes"] + stats["ac_bytes"]
+    over = max_bytes is not None and entries_bytes + temp.bytes > max_bytes
+    idle = max_age_s is not None and temp.last_used is not None and now - temp.last_used > max_age_s
+    reclaimed, kept = 0, False
+    if temp.bytes and (over or idle):
+        with _no_compile_staging(store.root) as free:
+            if free:
+                _empty(store.root / DIR)
+                reclaimed = temp.bytes - usage(store.root).bytes
+            kept = not free
+    budget = None if max_bytes is None else max(0, max_bytes - (temp.bytes - reclaimed))
+    removed = store.gc(budget, max_age_s, now)
+    return GcResult(removed, reclaimed, kept, store.skipped_in_use)
+
+
+def _empty(directory: Path) -> None:
+    """Remove what the directory holds but keep it: a compile waiting on the staging lock has already made
+    it and will point $TMPDIR there."""
+    for entry in os.scandir(directory):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            Path(entry.path).unlink(missing_ok=True)

@@ -1,0 +1,183 @@
+"""The live progress line on a terminal: elapsed time, actions done, and the targets each running action works on."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import re
+import select
+import shutil
+import struct
+import subprocess
+import termios
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from aotbuild.text import plural
+
+# ninja's own line shows one edge at a time, and a total that shrinks as restat prunes edges. So ninja runs on
+# a pseudo-terminal (only to a terminal does it print a status as each edge starts, not just as it ends),
+# with NINJA_STATUS set to counters we parse; its other output (failures, command output) passes through
+# above our line. The counts shown only go up.
+# %s started edges, %f finished edges; the edge's description follows. \x1d never appears in descriptions.
+NINJA_STATUS = "\x1d%s %f\x1d"
+_STATUS = re.compile(rb"\r\x1d(\d+) (\d+)\x1d(.*?)\x1b\[K")
+# An edge whose description is a verb and a label ("compile //m:a", as rules/ describe theirs) is an action
+# on a target; others (spec files, re-planning) are bookkeeping, neither shown nor counted.
+_ACTION = re.compile(r"(\w+) (//\S*)")
+REDRAW_S = 0.5
+
+
+def elapsed_text(seconds: float) -> str:
+    """'7s', '1m05s', '1h02m'."""
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def _gerund(verb: str) -> str:
+    """'compile' -> 'compiling', 'export' -> 'exporting', 'verify' -> 'verifying'."""
+    return (verb[:-1] if verb.endswith("e") and not verb.endswith("ee") else verb) + "ing"
+
+
+@dataclass
+class Progress:
+    """What ninja has started and finished so far, from its status prints."""
+
+    started: int = 0
+    finished: int = 0
+    done: int = 0  # aotbuild actions finished (spec files and re-planning are not worth counting)
+    running: Counter = field(default_factory=Counter)  # description -> how many edges with it run
+
+    def status(self, started: int, finished: int, description: str) -> None:
+        """One status print: ninja prints one as each edge starts (`started` went up) and as it ends."""
+        if started > self.started:
+            self.started = started
+            self.running[description] += 1
+        elif finished > self.finished:
+            self.finished = finished
+            if self.running[description] > 0:
+                self.running[description] -= 1
+            self.running += Counter()  # drops descriptions no longer running
+            if _ACTION.fullmatch(description):
+                self.done += 1
+
+    def line(self, elapsed: float, width: int) -> str:
+        """'[1m05s] 3 actions done · compiling //m:a, //m:b · exporting //m:c', cut to `width` columns."""
+        parts = [f"[{elapsed_text(elapsed)}] {plural(self.done, 'action')} done"]
+        by_verb: dict[str, list[str]] = {}
+        for description in self.running.elements():
+            action = _ACTION.fullmatch(description)
+            if action:
+                by_verb.setdefault(action[1], []).append(action[2])
+        parts += [f"{_gerund(verb)} {', '.join(sorted(labels))}" for verb, labels in sorted(by_verb.items())]
+        text = " · ".join(parts)
+        return text if len(text) <= width else text[:max(0, width - 1)] + "…"
+
+
+class StreamParser:
+    """Splits ninja's terminal output into status prints (fed to a Progress) and text to show as it is."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self._pending = b""
+        self._after_status = False
+
+    def feed(self, data: bytes) -> bytes:
+        """Returns the text to show (newlines normalized); keeps an incomplete status print for later."""
+        data = self._pending + data
+        keep = data.rfind(b"\r\x1d")
+        if keep != -1 and _STATUS.match(data, keep) is None:
+            data, self._pending = data[:keep], data[keep:]
+        elif data.endswith(b"\r"):  # perhaps the start of a status print, or of a \r\n
+            data, self._pending = data[:-1], b"\r"
+        else:
+            self._pending = b""
+        pieces = _STATUS.split(data)  # text, started, finished, description, text, ...
+        shown = []
+        for i in range(0, len(pieces), 4):
+            text = pieces[i]
+            if text and self._after_status:
+                # ninja ends its status line with a newline before other output; our line is redrawn instead.
+                text = text.removeprefix(b"\r\n")
+                self._after_status = False
+            shown.append(text)
+            if i + 3 < len(pieces):
+                self.progress.status(int(pieces[i + 1]), int(pieces[i + 2]), pieces[i + 3].decode(errors="replace"))
+                self._after_status = True
+        return b"".join(shown).replace(b"\r\n", b"\n")
+
+    def flush(self) -> bytes:
+        rest, self._pending = self._pending, b""
+        return rest.replace(b"\r\n", b"\n")
+
+
+def _wide_pty() -> tuple[int, int]:
+    """A pseudo-terminal wide enough that ninja never shortens a description."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 10000, 0, 0))
+    return master, slave
+
+
+def start(cmd: list[str], env: Mapping[str, str], pass_fds: tuple[int, ...]) -> tuple[subprocess.Popen, int]:
+    cwd = None
+    if "-C" in cmd:  # run there instead: `-C` makes ninja announce "Entering directory", noise on this line
+        i = cmd.index("-C")
+        cmd, cwd = cmd[:i] + cmd[i + 2:], cmd[i + 1]
+    master, slave = _wide_pty()
+    try:
+        proc = subprocess.Popen(cmd, env={**env, "NINJA_STATUS": NINJA_STATUS}, pass_fds=pass_fds, cwd=cwd,
+                                stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+    except BaseException:
+        os.close(master)
+        raise
+    finally:
+        os.close(slave)
+    return proc, master
+
+
+def show(proc: subprocess.Popen, master: int, out: TextIO, width: int | None = None) -> int:
+    """Read ninja's output until it exits, drawing the progress line on `out` (a terminal); ninja's exit code."""
+    progress = Progress()
+    parser = StreamParser(progress)
+    started = time.monotonic()
+    columns = width or shutil.get_terminal_size().columns
+    drawn = ""
+
+    def draw(text: bytes = b"") -> None:
+        nonlocal drawn
+        line = progress.line(time.monotonic() - started, columns - 1)
+        if text:
+            out.write("\r\x1b[K" + text.decode(errors="replace"))
+            drawn = ""
+        if line != drawn:
+            out.write("\r\x1b[K" + line)
+            drawn = line
+        out.flush()
+
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], REDRAW_S)
+            if not ready:
+                draw()
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every writer of the terminal has closed it
+                chunk = b""
+            if not chunk:
+                break
+            draw(parser.feed(chunk))
+        draw(parser.flush())
+        out.write("\r\x1b[K")  # the summary that follows says what happened, with the time
+        out.flush()
+    finally:
+        os.close(master)
+    return proc.wait()
