@@ -78,8 +78,7 @@ def package_ninja(package: str, targets: list[Target], python: str) -> str:
         for kind in rules.RULES.values():
             for edge in kind.edges(target):
                 graph.add_edge(edge)
-        for path, content in rules.spec_files(target).items():
-            graph.add_edge(spec_edges.edge(path, content))
+        graph.add_edge(spec_edges.edge(str(target.label), rules.spec_files(target)))
         goals.append(rules.RULES[rules.BUILD_GOAL].goal(target))
     return "".join([f"# {HEADER}\n# Package //{package}\n\n", *map(edge_text, graph.edges),
                     edge_text(Edge("phony", (package_goal(package),), tuple(goals)))])
