@@ -6,7 +6,7 @@ Every command is the real `aotbuild` CLI running the real ninja. Only the action
 10,000 targets runs 20,000 export/compile processes, hours of torch on a 2-core machine, and none of that is
 what this measures. The stand-in is the interpreter path the ninja files name: a bash script that, when
 AOTBUILD_BENCH_STANDIN is set and it is asked to run `-m aotbuild.actions.*`, writes what the action would
-(graph.json, a depfile naming the same 11 files a real export of these models names, the artifacts, their
+(graph.json, reference.json, reference_io.pt, a depfile naming the same 11 files a real export of these models names, the artifacts, their
 aliases, manifest.json, an event line) in about a millisecond; otherwise it execs the real Python under the
 same name, so the commands and ninja's log are exactly those of a real build.
 """
@@ -38,7 +38,7 @@ if [ -n "$AOTBUILD_BENCH_STANDIN" ] && [ "$1" = -m ] && [ "${2#aotbuild.actions.
   case $action in
     export)
       printf '{"graph_hash": "%s-%s"}\n' "$name" "$RANDOM" > "$dir/graph.json"
-      printf '{}\n' > "$dir/reference.json"
+      printf '{}\n' > "$dir/reference.json"; printf 'pt' > "$dir/reference_io.pt"
       printf '%s: %s\n' "$dir/graph.json" "$AOTBUILD_BENCH_DEPS" > "$dir/graph.json.d"
       outcome=exported;;
     compile)

@@ -27,17 +27,18 @@ def unlink_foreign_symlinks(out_dir: Path, relative_dirs: Iterable[str]) -> list
     aotbuild creates no directory links, so a link there was put by someone else: writing through it would
     put build outputs (and deletions of stale ones) into a directory outside aot-out/."""
     warnings = []
-    seen: set[Path] = set()
-    for rel in relative_dirs:
-        path = out_dir
+    seen: set[str] = set()
+    base = str(out_dir)
+    for rel in relative_dirs:  # strings and os.path: run for every selected target, and pathlib cost 10x more
+        path = base
         for part in rel.split("/"):
-            path = path / part
+            path = f"{path}/{part}"
             if path in seen:
                 continue
             seen.add(path)
-            if path.is_symlink():
+            if os.path.islink(path):
                 target = os.readlink(path)
-                path.unlink()
+                os.unlink(path)
                 warnings.append(f"{path} was a symlink to {target}; removed it (aotbuild never writes through "
                                 "links in aot-out/; the link's target was left untouched)")
                 break
@@ -85,16 +86,17 @@ def prepare(out_dir: Path, labels: list[Label], full: bool) -> list[str]:
     can be trusted; otherwise only missing artifacts are noticed, which costs a stat per file."""
     all_paths = [TargetPaths(label) for label in labels]
     warnings = unlink_foreign_symlinks(out_dir, [p.dir for p in all_paths])
+    base = str(out_dir)
     for paths in all_paths:
-        target_dir = out_dir / paths.dir
-        if not (target_dir / "manifest.json").exists():
-            continue
-        if not all(os.path.exists(target_dir / paths.alias(ext)) for ext in KINDS):
-            _drop_done_markers(target_dir)
-        elif full:
-            for path in repair_mismatched(target_dir):
-                warnings.append(f"{path} does not match the sha256 in its manifest.json (changed in place?); "
-                                "removed it, rebuilding")
+        target_dir = f"{base}/{paths.dir}"
+        # Two stats per target when both aliases are there (a manifest or not, nothing to drop then).
+        if all(os.path.exists(f"{target_dir}/{paths.alias(ext)}") for ext in KINDS):
+            if full:
+                for path in repair_mismatched(Path(target_dir)):
+                    warnings.append(f"{path} does not match the sha256 in its manifest.json (changed in place?); "
+                                    "removed it, rebuilding")
+        elif os.path.exists(f"{target_dir}/manifest.json"):
+            _drop_done_markers(Path(target_dir))
     return warnings
 
 
