@@ -189,7 +189,8 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
     plan = ctx.plan
     write_toolchain(ctx.out_dir)
     dist_stamps.refresh(ctx.out_dir)  # an upgraded distribution re-runs the exports that imported it
-    goals = {str(label): plan.targets[str(label)]["goals"][request.goal] for label in labels}
+    entries = {str(label): plan.packages[label.package].targets[label.name] for label in labels}
+    goals = {label: entry["goals"][request.goal] for label, entry in entries.items()}
     for warning in output_checks.prepare(ctx.out_dir, labels, full=request.goal == "verify"):
         print(f"warning: {warning}", file=sys.stderr)
     events_file = ctx.out_dir / layout.STATE_DIR / f"events-{os.getpid()}.jsonl"
@@ -199,7 +200,7 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
     # -k, so one that is not cached is skipped and never stops the others. Named ones fail as usual.
     named = named_explicitly(request.patterns, ctx.current_package)
     optional = set() if _host_has_gpu(ctx) else {
-        label for label in goals if plan.targets[label].get("device", "cpu").startswith("cuda") and label not in named}
+        label for label in goals if entries[label].get("device", "cpu").startswith("cuda") and label not in named}
     remote = check_remote_url(settings.remote_url(settings.environ(), request.remote_cache, plan.remote_cache))
     if remote is None and (request.remote_upload or request.remote_required):
         flag = "--remote-upload" if request.remote_upload else "--remote-required"
