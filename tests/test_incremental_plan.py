@@ -42,10 +42,13 @@ def planned_shapes(out: Path, package: str) -> dict[str, list]:
     """Each target's first input shape, as planned: parsed from the export spec edges of the package's file."""
     lines = (out / ".aotbuild/pkgs" / (package.replace("/", "~") + ".ninja")).read_text().splitlines()
     shapes = {}
-    for build, content in zip(lines, lines[1:]):
-        if build.startswith("build ") and build.endswith("/export.json: aot_spec"):
-            spec = json.loads(shlex.split(content.removeprefix("  content = ").replace("$$", "$"))[0])
-            shapes[spec["label"]] = spec["inputs"][0]["shape"]
+    for line in lines:
+        if line.startswith("  specs = "):  # the spec edge's files: path 'json' path 'json' ...
+            words = shlex.split(line.removeprefix("  specs = ").replace("$$", "$"))
+            for path, text in zip(words[::2], words[1::2]):
+                if path.endswith("/export.json"):
+                    spec = json.loads(text)
+                    shapes[spec["label"]] = spec["inputs"][0]["shape"]
     return shapes
 
 

@@ -197,9 +197,9 @@ def _context(setup: _Setup, action: str, edge: Edge) -> ActionContext:
 
 
 def _write_spec(setup: _Setup, edge: Edge, specs: dict[str, bytes]) -> tuple[None, None]:
-    """The spec edge's command, in-process: write the file unless it already holds exactly these bytes."""
-    (path,) = edge.outputs
-    replace_if_changed_unsynced(setup.out_dir / path, specs[path])
+    """The spec edge's command, in-process: write each file unless it already holds exactly these bytes."""
+    for path in edge.outputs:
+        replace_if_changed_unsynced(setup.out_dir / path, specs[path])
     return None, None
 
 

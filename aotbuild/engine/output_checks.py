@@ -24,21 +24,27 @@ def unlink_foreign_symlinks(out_dir: Path, relative_dirs: Iterable[str]) -> list
 
     aotbuild creates no directory links, so a link there was put by someone else: writing through it would
     put build outputs (and deletions of stale ones) into a directory outside aot-out/."""
-    warnings = []
-    seen: set[Path] = set()
+    # Read each parent directory once (os.scandir says which entries are links without a stat each) rather than
+    # lstat every directory on every path: 1,100 listings instead of 11,000 lstats for 10,000 targets.
+    base = str(out_dir)
+    wanted: dict[str, set[str]] = {}  # parent directory -> names under it that must not be links
     for rel in relative_dirs:
-        path = out_dir
+        parent = base
         for part in rel.split("/"):
-            path = path / part
-            if path in seen:
-                continue
-            seen.add(path)
-            if path.is_symlink():
-                target = os.readlink(path)
-                path.unlink()
-                warnings.append(f"{path} was a symlink to {target}; removed it (aotbuild never writes through "
-                                "links in aot-out/; the link's target was left untouched)")
-                break
+            wanted.setdefault(parent, set()).add(part)
+            parent = f"{parent}/{part}"
+    warnings = []
+    for parent in sorted(wanted, key=lambda p: p.count("/")):  # parents first: a removed link hides its subtree
+        try:
+            with os.scandir(parent) as entries:
+                links = [e.path for e in entries if e.name in wanted[parent] and e.is_symlink()]
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # not made yet, or under a link removed above
+        for path in links:
+            target = os.readlink(path)
+            os.unlink(path)
+            warnings.append(f"{path} was a symlink to {target}; removed it (aotbuild never writes through "
+                            "links in aot-out/; the link's target was left untouched)")
     return warnings
 
 
@@ -85,16 +91,17 @@ def prepare(out_dir: Path, labels: list[Label], full: bool) -> list[str]:
     can be trusted; otherwise only missing artifacts are noticed, which costs a stat per file."""
     all_paths = [TargetPaths(label) for label in labels]
     warnings = unlink_foreign_symlinks(out_dir, [p.dir for p in all_paths])
+    base = str(out_dir)
     for paths in all_paths:
-        target_dir = out_dir / paths.dir
-        if not (target_dir / MANIFEST).exists():
-            continue
-        if not all(os.path.exists(target_dir / paths.alias(ext)) for ext in ARTIFACTS):
-            _drop_done_markers(target_dir)
-        elif full:
-            for path in repair_mismatched(target_dir):
-                warnings.append(f"{path} does not match the sha256 in its manifest.json (changed in place?); "
-                                "removed it, rebuilding")
+        target_dir = f"{base}/{paths.dir}"
+        # Two stats per target when both aliases are there (a manifest or not, nothing to drop then).
+        if all(os.path.exists(f"{target_dir}/{paths.alias(ext)}") for ext in ARTIFACTS):
+            if full:
+                for path in repair_mismatched(Path(target_dir)):
+                    warnings.append(f"{path} does not match the sha256 in its manifest.json (changed in place?); "
+                                    "removed it, rebuilding")
+        elif os.path.exists(f"{target_dir}/{MANIFEST}"):
+            _drop_done_markers(Path(target_dir))
     return warnings
 
 

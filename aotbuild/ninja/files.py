@@ -72,7 +72,7 @@ def edge_text(edge: Edge) -> str:
 def target_edges(target: Target) -> list[Edge]:
     """Every edge of one target: each kind's, then its spec files'. The cache pass runs these same edges."""
     edges = [edge for kind in rules.kinds() for edge in kind.edges(target)]
-    return edges + [spec_edges.edge(path, content) for path, content in rules.spec_files(target).items()]
+    return edges + [spec_edges.edge(str(target.label), rules.spec_files(target))]
 
 
 def package_ninja(package: str, targets: list[Target], python: str) -> str:
