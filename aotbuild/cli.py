@@ -42,6 +42,8 @@ def _add_build_flags(p: argparse.ArgumentParser) -> None:
                    "without it the remote is only read")
     p.add_argument("--remote-required", action="store_true", help="fail the build when the remote cache fails, "
                    "instead of warning and building locally")
+    p.add_argument("--no-workers", dest="workers", action="store_false", help="run each action in a process of its "
+                   "own instead of forking it from a warm worker that imported torch once (also: AOTBUILD_WORKERS=0)")
     p.add_argument("--shard", metavar="K/N", type=_shard, help="build only the K-th of N deterministic shares "
                    "of the selected targets (a CI matrix)")
 
@@ -138,7 +140,8 @@ def _build(args: argparse.Namespace, goal: str) -> engine.BuildResult:
     _check_report_path(getattr(args, "junit_xml", None), "--junit-xml")
     _check_report_path(getattr(args, "json_report", None), "--json")
     request = engine.BuildRequest(args.patterns, goal, args.jobs, args.keep_going, args.explain, args.cache_dir,
-                                  args.remote_cache, args.remote_upload, args.remote_required, args.shard)
+                                  args.remote_cache, args.remote_upload, args.remote_required, args.shard,
+                                  args.workers)
     result = engine.build(request, Path.cwd())
     for error in result.config_errors:
         print(f"error: {error}", file=sys.stderr)
@@ -166,7 +169,8 @@ def _build(args: argparse.Namespace, goal: str) -> engine.BuildResult:
     if args.report:
         report = {"targets": result.outcomes, "failures": result.failures, "errors": result.config_errors,
                   "corrupt": result.corrupt, "remote": remote,
-                  "actions": [{k: e[k] for k in ("label", "action", "outcome", "seconds")} for e in result.events],
+                  "actions": [{k: e[k] for k in ("label", "action", "outcome", "seconds", "phases") if k in e}
+                              for e in result.events],
                   "seconds": round(result.seconds, 3), "exit_code": result.exit_code}
         atomic_write(Path(args.report), pretty_json(report))
     return result

@@ -7,6 +7,7 @@ import os
 from aotbuild import layout
 from aotbuild.layout import TargetPaths
 from aotbuild.ninja.graph import Edge, Rule
+from aotbuild.workers.command import action_command
 from aotbuild.workspace.schema import Target
 
 NAME = "aot_compile"
@@ -30,7 +31,7 @@ POOLS = (POOL, GPU_POOL)
 
 
 def rule(python: str) -> Rule:
-    return Rule(NAME, f"{python} -m aotbuild.actions.compile $spec", "compile $label", restat=True, pool=POOL[0])
+    return Rule(NAME, action_command(python, "aotbuild.actions.compile", "$spec"), "compile $label", restat=True, pool=POOL[0])
 
 
 def spec_files(target: Target) -> dict[str, dict]:

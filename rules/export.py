@@ -6,6 +6,7 @@ from aotbuild import layout
 from aotbuild.actions import reference_io
 from aotbuild.layout import TargetPaths
 from aotbuild.ninja.graph import Edge, Rule
+from aotbuild.workers.command import action_command
 from aotbuild.workspace.schema import Target
 
 NAME = "aot_export"
@@ -13,7 +14,7 @@ NAME = "aot_export"
 
 def rule(python: str) -> Rule:
     # deps = gcc: ninja folds the depfile (every workspace .py the model imported) into its own log.
-    return Rule(NAME, f"{python} -m aotbuild.actions.export $spec", "export $label", restat=True,
+    return Rule(NAME, action_command(python, "aotbuild.actions.export", "$spec"), "export $label", restat=True,
                 depfile="$out.d", deps="gcc")
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from aotbuild import layout
 from aotbuild.layout import TargetPaths
 from aotbuild.ninja.graph import Edge, Rule
+from aotbuild.workers.command import action_command
 from aotbuild.workspace.schema import Target
 
 NAME = "aot_verify"
 
 
 def rule(python: str) -> Rule:
-    return Rule(NAME, f"{python} -m aotbuild.actions.verify $spec", "verify $label", restat=True)
+    return Rule(NAME, action_command(python, "aotbuild.actions.verify", "$spec"), "verify $label", restat=True)
 
 
 def spec_files(target: Target) -> dict[str, dict]:

@@ -46,7 +46,14 @@ def _own_private_dir(path: Path) -> None:
         os.chmod(path, 0o700)  # ours, but opened up (an older aotbuild, a umask): close it before use
 
 
+# Set once in a warm worker (aotbuild.workers.server), which imported torch through BASE/site before forking
+# its actions: where that link must point for them.
+_preimported_site: Path | None = None
+
+
 def _torch_site() -> Path:
+    if "torch" in sys.modules and _preimported_site is not None:
+        return _preimported_site
     spec = importlib.util.find_spec("torch")  # locates without importing
     if spec is None or spec.origin is None or "torch" in sys.modules:
         raise InfraError("torch must be importable, and not yet imported, when staging a compile")
@@ -78,6 +85,31 @@ def _shared_links(cache_root: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock; so does the kernel if the process is killed
+
+
+@contextmanager
+def torch_imported_through_site() -> Iterator[None]:
+    """Import torch as a compile would (through BASE/site, with inductor's import-time settings), for a warm
+    worker: the actions it forks then see the same paths, so they produce the same bytes. Holds the links'
+    lock for the duration (shared once BASE/site is right) and yields with torch imported."""
+    global _preimported_site
+    _own_private_dir(BASE)
+    site = _torch_site()
+    fd = os.open(BASE / "links.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _relink(BASE / "site", site)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        sys.path.insert(0, str(BASE / "site"))
+        # Read once, at import: precompiled headers under $TMPDIR, line tables off (as staging_dir sets them).
+        os.environ["TMPDIR"] = str(BASE / "root" / "tmp")
+        os.environ.setdefault("AOT_INDUCTOR_ENABLE_LINE_TABLES", "0")
+        import torch  # noqa: F401
+
+        _preimported_site = site
+        yield
+    finally:
+        os.close(fd)
 
 
 @contextmanager

@@ -47,6 +47,7 @@ class BuildRequest:
     remote_upload: bool = False
     remote_required: bool = False
     shard: tuple[int, int] | None = None  # (K, N) of --shard K/N
+    workers: bool = True  # False (--no-workers): one process per action, no warm worker
 
 
 @dataclass
@@ -200,6 +201,8 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
                         f"{settings.REMOTE_VAR}, or add cache: {{remote: URL}} to {WORKSPACE_FILE}")
     env = {settings.CACHE_DIR_VAR: str(ctx.cache_dir), settings.EVENTS_VAR: str(events_file), **cache_env,
            **settings.remote_env(remote, request.remote_upload, request.remote_required)}
+    if not request.workers:
+        env[settings.WORKERS_VAR] = "0"
     sys.stdout.flush()
     required = [goal for label, goal in goals.items() if label not in optional]
     optional_rc = 0

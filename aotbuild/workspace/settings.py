@@ -11,6 +11,9 @@ CACHE_DIR_VAR = "AOTBUILD_CACHE_DIR"
 GPU_ARCH_VAR = "AOTBUILD_GPU_ARCH"  # the GPU arch CUDA artifacts are keyed for where none is visible (CPU-only CI)
 CACHE_READONLY_VAR = "AOTBUILD_CACHE_READONLY"  # set by the CLI when the cache cannot be written
 EVENTS_VAR = "AOTBUILD_EVENTS"  # set by the CLI so actions can report what they did; unset under plain ninja
+# "0": each action in a process of its own (--no-workers); else warm workers. Read by aotbuild.workers.client,
+# which imports nothing of aotbuild and so names it itself; a test keeps the two equal.
+WORKERS_VAR = "AOTBUILD_WORKERS"
 # The remote cache: the CLI resolves --remote-cache / this variable / WORKSPACE cache.remote and exports the
 # result, with the upload and required policies, to the actions it runs.
 REMOTE_VAR = "AOTBUILD_REMOTE_CACHE"
