@@ -169,7 +169,7 @@ def _build(args: argparse.Namespace, goal: str) -> engine.BuildResult:
     if args.report:
         report = {"targets": result.outcomes, "failures": result.failures, "errors": result.config_errors,
                   "corrupt": result.corrupt, "remote": remote,
-                  "actions": [{k: e[k] for k in ("label", "action", "outcome", "seconds", "phases") if k in e}
+                  "actions": [{k: e[k] for k in ("label", "action", "outcome", "seconds", "phases", "worker") if k in e}
                               for e in result.events],
                   "seconds": round(result.seconds, 3), "exit_code": result.exit_code}
         atomic_write(Path(args.report), pretty_json(report))

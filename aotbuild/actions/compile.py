@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,10 @@ def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], key: str) -> di
     from aotbuild.actions.staging import staging_dir
 
     ctx.require_gpu(ctx.spec["device"])
+    waiting = time.monotonic()
     with staging_dir(ctx.store.root, key) as stage:
+        # Waits while another build compiles the same key in its staging dir.
+        ctx.phases.add("staging", time.monotonic() - waiting)
         with ctx.phases.phase("import"):  # about 0 in a warm worker, which imported torch before forking
             import torch
 

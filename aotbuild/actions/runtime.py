@@ -76,7 +76,7 @@ class ActionContext:
                   "seconds": round(time.monotonic() - self.started, 3),
                   "hits": self.store.counters.hits, "misses": self.store.counters.misses,
                   "corrupt": self.store.counters.corrupt, "remote": self.store.remote_report(),
-                  "phases": self.phases.rounded(), **extra}
+                  "phases": self.phases.rounded(), "worker": settings.worker_pid(os.environ), **extra}
         fd = os.open(self.events, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, canonical_json(record) + b"\n")

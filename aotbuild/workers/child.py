@@ -44,6 +44,7 @@ def _become(request: dict, fds: list[int], startup_dir: str) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
+    os.environ["AOTBUILD_WORKER_PID"] = str(os.getppid())  # settings.WORKER_PID_VAR: the action reports it
     tempfile.tempdir = None  # recomputed from this action's TMPDIR
     sys.argv = list(request["argv"])  # the module name first; runpy replaces it with the module's path
     # `python -m` puts its working directory on the path; the server's was its own (preloading put the

@@ -57,7 +57,7 @@ def preload() -> None:
     from aotbuild.actions import staging
 
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(str(staging.BASE), "workers", f"inductor-{os.getpid()}")
-    with staging.torch_imported_through_site():
+    with staging.torch_imported_through_link():
         for name in PRELOAD:
             try:
                 importlib.import_module(name)
