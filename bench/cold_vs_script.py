@@ -70,6 +70,12 @@ def run_aotbuild(tmp: Path, name: str, workers: bool) -> tuple[float, dict]:
     return time.monotonic() - started, json.loads(report.read_text())
 
 
+def staging_wait(report: dict) -> float:
+    """Seconds compiles waited for a key's staging dir held by another build (on a shared machine: another
+    user of the same uid compiling the same model). Summed over actions; 0 on a machine of one's own."""
+    return sum(a.get("phases", {}).get("staging", 0.0) for a in report["actions"])
+
+
 def phase_totals(report: dict) -> dict[str, float]:
     totals: dict[str, float] = {}
     for action in report["actions"]:
@@ -84,31 +90,32 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--no-workers-too", action="store_true", help="also time `aotbuild build --no-workers`")
     args = p.parse_args()
-    rows: list[tuple[int, str, float, float]] = []
+    rows: list[tuple[int, str, float, float, float]] = []  # round, command, seconds, load before, staging wait
     phases: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="aotbuild-cold-") as tmp_name:
         for r in range(args.rounds):
             tmp = Path(tmp_name) / f"round{r}"
             tmp.mkdir()
             before = load()
-            rows.append((r, "hand-written script", run_script(tmp), before))
+            rows.append((r, "hand-written script", run_script(tmp), before, 0.0))
             before = load()
             seconds, report = run_aotbuild(tmp, "workers", workers=True)
-            rows.append((r, "aotbuild build //... (workers)", seconds, before))
+            rows.append((r, "aotbuild build //... (workers)", seconds, before, staging_wait(report)))
             for name, value in phase_totals(report).items():
                 phases[name] = phases.get(name, 0.0) + value / args.rounds
             if args.no_workers_too:
                 before = load()
-                rows.append((r, "aotbuild build //... --no-workers", run_aotbuild(tmp, "alone", False)[0], before))
+                seconds, report = run_aotbuild(tmp, "alone", workers=False)
+                rows.append((r, "aotbuild build //... --no-workers", seconds, before, staging_wait(report)))
     cores = os.cpu_count()
     print(f"machine: {cores} cores, python {sys.version.split()[0]}, CXX={os.environ.get('CXX', '(unset)')}")
-    print(f"{'round':>5}  {'command':<36} {'seconds':>8} {'load before':>11} {'/ script':>9}")
+    print(f"{'round':>5}  {'command':<36} {'seconds':>8} {'load before':>11} {'/ script':>9} {'staging wait':>12}")
     ratios: dict[str, list[float]] = {}
-    for r, name, seconds, before in rows:
-        script = next(s for rr, n, s, _ in rows if rr == r and n == "hand-written script")
+    for r, name, seconds, before, waited in rows:
+        script = next(s for rr, n, s, _, _ in rows if rr == r and n == "hand-written script")
         ratio = seconds / script
         ratios.setdefault(name, []).append(ratio)
-        print(f"{r:>5}  {name:<36} {seconds:>8.1f} {before:>11.2f} {ratio:>8.2f}x")
+        print(f"{r:>5}  {name:<36} {seconds:>8.1f} {before:>11.2f} {ratio:>8.2f}x {waited:>12.1f}")
     for name, values in ratios.items():
         if name != "hand-written script":
             print(f"median ratio, {name}: {statistics.median(values):.2f}x the script")
