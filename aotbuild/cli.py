@@ -45,6 +45,8 @@ def _add_build_flags(p: argparse.ArgumentParser) -> None:
                    "without it the remote is only read")
     p.add_argument("--remote-required", action="store_true", help="fail the build when the remote cache fails, "
                    "instead of warning and building locally")
+    p.add_argument("--no-workers", dest="workers", action="store_false", help="run each action in a process of its "
+                   "own instead of forking it from a warm worker that imported torch once (also: AOTBUILD_WORKERS=0)")
     p.add_argument("--shard", metavar="K/N", type=_shard, help="build only the K-th of N deterministic shares "
                    "of the selected targets (a CI matrix)")
 

@@ -153,8 +153,9 @@ def _fill(cache: Path) -> LocalStore:
 
 
 def _compiler_temp(cache: Path, age_s: float = 0.0, size: int = 2048) -> Path:
-    """What compiles leave in <cache>/tmp: precompiled headers under torchinductor_<user>/."""
-    headers = cache / "tmp" / "torchinductor_me" / "precompiled_headers" / "abc.h.gch"
+    """What compiles leave in their $TMPDIR (staging.BASE/tmp, whatever the cache): precompiled headers under
+    torchinductor_<user>/."""
+    headers = staging.BASE / "tmp" / "torchinductor_me" / "precompiled_headers" / "abc.h.gch"
     write(headers, "h" * size)
     then = time.time() - age_s
     for path in [headers, *headers.parents][:4]:
@@ -177,7 +178,7 @@ def test_cache_stats_prints_a_table(ws: Path, tmp_path: Path, capsys: pytest.Cap
         f"                            entries{'size'.rjust(len(total) + 2)}",
         f"artifacts, programs (cas/)        1{'2.9 KiB'.rjust(len(total) + 2)}",
         f"action results (ac/)              1{human_bytes(ac).rjust(len(total) + 2)}",
-        f"compiler temp space (tmp/)        -{'2.0 MiB'.rjust(len(total) + 2)}",
+        f"compiler temp space               -{'2.0 MiB'.rjust(len(total) + 2)}",
         f"total                             2  {total}",
         "",
         "last build: 1 hit, 2 misses, 3 actions, 0 corrupt entries",
@@ -192,14 +193,14 @@ def test_gc_reclaims_compiler_temp_space_unused_for_longer_than_max_age(ws: Path
     headers = _compiler_temp(cache, age_s=2 * DAY)
     code, out = main(capsys, "cache", "gc", "--max-age", "1d")
     assert code == 0 and out == "aotbuild: evicted 0 entries and 2.0 KiB of compiler temp space\n"
-    assert not headers.exists() and (cache / "tmp").is_dir()  # emptied, kept: a waiting compile points there
+    assert not headers.exists() and (staging.BASE / "tmp").is_dir()  # emptied, kept: a waiting compile points there
     assert LocalStore(cache).stats()["cas_entries"] == 1  # the entries were used today
 
 
 def test_gc_keeps_compiler_temp_space_used_recently(ws: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     cache = tmp_path / "cache"
     headers = _compiler_temp(cache, age_s=2 * DAY)
-    write(cache / "tmp" / "cc1234.s", "")  # a compile's temp file today: the space is in use
+    write(staging.BASE / "tmp" / "cc1234.s", "")  # a compile's temp file today: the space is in use
     code, out = main(capsys, "cache", "gc", "--max-age", "1d")
     assert code == 0 and out == "aotbuild: evicted 0 entries\n" and headers.exists()
 
@@ -226,8 +227,7 @@ def test_gc_never_reclaims_compiler_temp_space_a_build_or_compile_is_using(ws: P
         code, out = main(capsys, "cache", "gc", "--max-age", "1d")
     assert out == ("aotbuild: evicted 0 entries; kept the compiler temp space, in use by a running build or "
                    "compile\n") and headers.exists()
-    staging.BASE.mkdir()
-    fd = os.open(staging.BASE / "links.lock", os.O_RDWR | os.O_CREAT)
+    fd = os.open(staging.temp_lock_path(), os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)  # a compile is staging (under plain ninja: no lease)
         main(capsys, "cache", "gc", "--max-age", "1d")

@@ -85,20 +85,20 @@ pool aot_gpu_compile_pool
   depth = 2
 
 rule aot_export
-  command = {python} -m aotbuild.actions.export $spec
+  command = {python} -S {client} aotbuild.actions.export $spec
   description = export $label
   depfile = $out.d
   restat = 1
   deps = gcc
 
 rule aot_compile
-  command = {python} -m aotbuild.actions.compile $spec
+  command = {python} -S {client} aotbuild.actions.compile $spec
   description = compile $label
   pool = aot_compile_pool
   restat = 1
 
 rule aot_verify
-  command = {python} -m aotbuild.actions.verify $spec
+  command = {python} -S {client} aotbuild.actions.verify $spec
   description = verify $label
   restat = 1
 
@@ -156,7 +156,10 @@ def test_build_ninja_declares_pools_rules_generator_and_subninjas_exactly(ws: Pa
     depth = re.search(r"pool aot_compile_pool\n  depth = (\d+)\n", text)  # sized by this machine's memory
     assert depth is not None and int(depth[1]) >= 1
     python = shlex.quote(sys.executable)
-    assert text == BUILD_NINJA.format(version=__version__, depth=depth[1], python=python)
+    from aotbuild.workers.command import CLIENT
+
+    client = shlex.quote(str(CLIENT))  # a warm worker's client runs each action
+    assert text == BUILD_NINJA.format(version=__version__, depth=depth[1], python=python, client=client)
 
 
 # -- where the cache lives

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -111,22 +112,28 @@ def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], key: str) -> di
     from aotbuild.actions.staging import staging_dir
 
     ctx.require_gpu(ctx.spec["device"])
+    waiting = time.monotonic()
     with staging_dir(ctx.store.root, key) as stage:
-        import torch
+        # Waits while another build compiles the same key in its staging dir.
+        ctx.phases.add("staging", time.monotonic() - waiting)
+        with ctx.phases.phase("import"):  # about 0 in a warm worker, which imported torch before forking
+            import torch
 
-        from aotbuild.actions import interface, option_check
+            from aotbuild.actions import interface, option_check
 
         ctx.check_toolchain(torch.__version__)
         option_check.check_options(ctx.spec)  # before loading: an unknown option fails in a second
         # torch.export.load rebuilds the input/output specs, so the modules registering their types come first.
         interface.import_required(graph["interface"]["requires_imports"], ctx.root, ctx.label)
         options = _known_to(torch, inductor_options(ctx.spec))
-        program = torch.export.load(io.BytesIO(_load_program(ctx, graph)))
+        with ctx.phases.phase("load_program"):
+            program = torch.export.load(io.BytesIO(_load_program(ctx, graph)))
         # The file stem becomes the archive's root folder, so it is fixed too.
         pt2 = stage / "model.pt2"
-        with _export_backends(torch, ctx.spec["dynamic"]):
+        with _export_backends(torch, ctx.spec["dynamic"]), ctx.phases.phase("trace_and_package"):
             torch._inductor.aoti_compile_and_package(program, package_path=str(pt2),
                                                      inductor_configs=options)
+        ctx.phases.split_inductor(torch, "trace_and_package")
         so = stage / "model.so"
         with zipfile.ZipFile(pt2) as package, open(so, "wb") as out:
             out.write(package.read(_single_library(package, ctx.label)))

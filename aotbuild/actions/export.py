@@ -58,25 +58,27 @@ def export_program(ctx: ActionContext) -> dict[str, Any]:
     """Run torch.export and store the program and the eager reference outputs; returns the level-2 result."""
     spec, device = ctx.spec, ctx.spec["device"]
     ctx.require_gpu(device)  # before importing torch: a skipped CUDA target costs nothing
-    import torch
+    with ctx.phases.phase("import"):  # about 0 in a warm worker, which imported these before forking
+        import torch
 
-    from aotbuild.actions import example_inputs, graph_hash, interface, model_loader, signature_check
-    from aotbuild.actions.locate import location
+        from aotbuild.actions import example_inputs, graph_hash, interface, model_loader, signature_check
+        from aotbuild.actions.locate import location
 
     ctx.check_toolchain(torch.__version__)
     full_precision_on_gpu(torch, device)
     started_ns = time.time_ns()
-    model = model_loader.build_model(spec, ctx.root, device)
+    with ctx.phases.phase("load_model"):
+        model = model_loader.build_model(spec, ctx.root, device)
     signature_check.check_inputs(model.forward, spec)
     cases = example_inputs.cases(spec, device)
     example = cases[0]
     try:
-        with torch.no_grad():
+        with torch.no_grad(), ctx.phases.phase("export"):
             ep = torch.export.export(model, example.args, example.kwargs,
                                      dynamic_shapes=example_inputs.dynamic_shapes(spec))
     except Exception as e:
         raise _export_error(ctx.label, e) from e
-    with torch.no_grad():
+    with torch.no_grad(), ctx.phases.phase("reference_outputs"):
         outputs = [model(*c.args, **c.kwargs) for c in cases]
     # Raises for outputs that are not tensors, before anything is stored.
     described = interface.describe(ep, spec, outputs[0], location(spec))

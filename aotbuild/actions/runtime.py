@@ -9,12 +9,13 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aotbuild import layout
 
+from aotbuild.actions.phases import Phases
 from aotbuild.workspace import settings
 from aotbuild.cache.layered import LayeredStore, open_layered
 from aotbuild.cache.local import LocalStore
@@ -35,6 +36,7 @@ class ActionContext:
     events: Path | None
     started: float
     durable: bool = True  # False: outputs are not fsynced one by one; engine/cache_hits.py syncs them at once
+    phases: Phases = field(default_factory=Phases)
 
     @property
     def label(self) -> str:
@@ -79,7 +81,8 @@ class ActionContext:
         record = {"label": self.label, "action": self.action, "outcome": outcome,
                   "seconds": round(time.monotonic() - self.started, 3),
                   "hits": self.store.counters.hits, "misses": self.store.counters.misses,
-                  "corrupt": self.store.counters.corrupt, "remote": self.store.remote_report(), **extra}
+                  "corrupt": self.store.counters.corrupt, "remote": self.store.remote_report(),
+                  "phases": self.phases.rounded(), "worker": settings.worker_pid(os.environ), **extra}
         fd = os.open(self.events, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, canonical_json(record) + b"\n")
@@ -132,12 +135,14 @@ def run_action(action: str, body: Callable[[ActionContext], str]) -> None:
         ctx = make_context(action, sys.argv[1])
     except AotbuildError as e:  # nowhere safe to log to: say it on the terminal
         sys.exit(f"error: {action} {sys.argv[1]}: {e}")
+    ctx.phases.add("startup", _seconds_since_process_start())
     log = ctx.log
     terminal = _redirect_output(log)
     faulthandler.enable()  # a crash in native code (a segfault in a runtime) still leaves a traceback in the log
     try:
         outcome = body(ctx)
     except Exception as e:  # noqa: BLE001 - every failure must reach the user, with its log
+        print(ctx.phases.line(), flush=True)
         traceback.print_exc()
         sys.stderr.flush()
         message = (e.message if isinstance(e, ActionError) else str(e) if isinstance(e, AotbuildError)
@@ -147,7 +152,22 @@ def run_action(action: str, body: Callable[[ActionContext], str]) -> None:
         ctx.report("failed", message=first[:500], log=str(log), exit_code=code)
         os.write(terminal, f"error: {ctx.label}: {action} failed: {message.strip()}\n  full log: {log}\n".encode())
         sys.exit(code)
+    print(ctx.phases.line(), flush=True)
     ctx.report(outcome)
+
+
+def _seconds_since_process_start() -> float:
+    """From this process's creation (its fork, for a warm worker's action) to now: interpreter start-up and
+    imports, or the fork. Linux /proc; 0 elsewhere."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            stat = f.read()
+        with open("/proc/uptime", "rb") as f:
+            uptime = float(f.read().split()[0])
+        ticks = int(stat[stat.rfind(b")") + 2:].split()[19])  # field 22, starttime
+        return max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _redirect_output(log: Path) -> int:

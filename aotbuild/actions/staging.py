@@ -6,19 +6,23 @@ Inductor bakes literal paths into what it generates, and never resolves symlinks
   /tmp/aotbuild-<uid>/k/<key>/inductor (a warm one would gain a second copy of the compile-command
   comments that are packaged into the .pt2). It is seeded with inductor's CPU-ISA probes, kept in the cache
   root per ISA: without them every compile would build and run six probe programs again (~8 s);
-- $TMPDIR, where the precompiled headers live (their path is on the compiler line), and torch's include
-  dirs: /tmp/aotbuild-<uid>/root and /site are symlinks to the cache root in use and to the site-packages
-  torch is imported from. Every compile sees the same paths, and the headers persist in the cache root.
+- $TMPDIR, where the precompiled headers live (their path is on the compiler line): /tmp/aotbuild-<uid>/tmp;
+- torch's include dirs: torch is imported through /tmp/aotbuild-<uid>/torch-<build>/torch, a link to an
+  installed torch of that build (torch_link_dir). Every compile sees the same paths.
+An earlier design linked one /site and one /root for everybody behind a readers-writer lock: compiles from
+two virtualenvs or two cache roots then took turns (this machine's builds waited minutes on it).
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import importlib.util
 import os
 import shutil
 import stat
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +30,6 @@ from pathlib import Path
 import filelock
 
 from aotbuild.errors import InfraError
-from aotbuild.fsutil import atomic_symlink
 from aotbuild.planning.toolchain import cpu_isa
 
 BASE = Path("/tmp") / f"aotbuild-{os.getuid()}"
@@ -47,63 +50,103 @@ def _own_private_dir(path: Path) -> None:
         os.chmod(path, 0o700)  # ours, but opened up (an older aotbuild, a umask): close it before use
 
 
-def _torch_site() -> Path:
+def _torch_dir() -> Path:
     spec = importlib.util.find_spec("torch")  # locates without importing
     if spec is None or spec.origin is None or "torch" in sys.modules:
         raise InfraError("torch must be importable, and not yet imported, when staging a compile")
-    return Path(spec.origin).parent.parent
+    return Path(spec.origin).parent
 
 
-def _links_are(want: dict[str, Path]) -> bool:
-    return all((BASE / n).is_symlink() and Path(os.readlink(BASE / n)) == t for n, t in want.items())
+def torch_link_dir(torch_dir: Path) -> Path:
+    """BASE/torch-<build>: holds one link, `torch`, to an installed torch of this exact build (its version.py
+    names version and git commit). Virtualenvs with the same torch share the name, so they compile through one
+    path and produce the same bytes, and none ever repoints another's: no lock between their compiles."""
+    build = hashlib.sha256((torch_dir / "version.py").read_bytes()).hexdigest()[:16]
+    return BASE / f"torch-{build}"
+
+
+def _link_torch(torch_dir: Path) -> Path:
+    """Make BASE/torch-<build>/torch lead to an installed torch of this build; returns the dir to import from.
+    A link to another virtualenv's copy stays (same build, same files); one whose target is gone is replaced."""
+    link_dir = torch_link_dir(torch_dir)
+    link_dir.mkdir(mode=0o700, exist_ok=True)
+    link = link_dir / "torch"
+    current = Path(os.readlink(link)) if link.is_symlink() else None
+    if current is None or not (current / "version.py").is_file():
+        tmp = link_dir / f".torch.{os.getpid()}.tmp"
+        tmp.unlink(missing_ok=True)
+        os.symlink(torch_dir, tmp)
+        os.replace(tmp, link)
+    return link_dir
 
 
 @contextmanager
-def _shared_links(cache_root: Path) -> Iterator[None]:
-    """Point BASE/root and BASE/site where this compile needs them, and keep them so until it ends.
+def torch_imported_through_link() -> Iterator[None]:
+    """Import torch as a compile would (through BASE/torch-<build>, with inductor's import-time settings),
+    for a warm worker: the actions it forks then see the same paths, so they produce the same bytes."""
+    _own_private_dir(BASE)
+    link_dir = _link_torch(_torch_dir())
+    sys.path.insert(0, str(link_dir))
+    # Read once, at import: precompiled headers under $TMPDIR, line tables off (as staging_dir sets them).
+    _set_tmpdir()
+    os.environ.setdefault("AOT_INDUCTOR_ENABLE_LINE_TABLES", "0")
+    import torch  # noqa: F401
 
-    A readers-writer lock: compiles that agree on both links (one cache, one virtualenv: the usual case)
-    hold it shared and run side by side; one that needs them elsewhere waits for those to finish."""
-    want = {"root": cache_root.resolve(), "site": _torch_site()}
-    fd = os.open(BASE / "links.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    yield
+
+
+def temp_lock_path() -> Path:
+    """Compiles hold this lock shared while they use BASE/tmp; `cache gc` empties BASE/tmp only exclusively."""
+    return BASE / "tmp.lock"
+
+
+@contextmanager
+def using_temp_space() -> Iterator[None]:
+    """Hold BASE/tmp (the precompiled headers) in use: shared among compiles, which never wait on each other;
+    `cache gc` takes it exclusively, without waiting, and leaves the space alone when it cannot."""
+    fd = os.open(temp_lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)
-        # flock converts a lock by dropping it and taking the other kind, so another compile may take the
-        # exclusive lock between our two calls and point the links elsewhere: they are set only while holding
-        # it exclusively, and checked again each time the shared lock is back, until they are right under it.
-        while not _links_are(want):
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            for name, target in want.items():
-                atomic_symlink(BASE / name, target)
-            fcntl.flock(fd, fcntl.LOCK_SH)
         yield
     finally:
         os.close(fd)  # releases the lock; so does the kernel if the process is killed
+
+
+def _set_tmpdir() -> None:
+    """Inductor keeps precompiled headers under $TMPDIR (their path is on every compiler line): one fixed,
+    private dir for every compile of this user, whatever its cache root."""
+    tmp = BASE / "tmp"
+    tmp.mkdir(mode=0o700, exist_ok=True)
+    os.environ["TMPDIR"] = str(tmp)
+    tempfile.tempdir = None  # recomputed from it
 
 
 @contextmanager
 def staging_dir(cache_root: Path, key: str) -> Iterator[Path]:
     """A clean staging dir for `key`, with the environment inductor reads set; yields where to write the .pt2.
 
-    Must be entered before torch is imported: inductor reads these variables once, and torch must be
-    imported through BASE/site."""
+    Must be entered before torch is imported (or in a warm worker's action, whose server imported it through
+    torch_imported_through_link): inductor reads these variables once, and torch must be imported through
+    the link."""
     _own_private_dir(BASE)
     (cache_root / "tmp").mkdir(parents=True, exist_ok=True)
     fixed = BASE / "k" / key[:KEY_CHARS]
     fixed.parent.mkdir(exist_ok=True)
     # Two builds with different cache roots may compile one key at once; they take turns on its dir.
-    with filelock.FileLock(str(fixed) + ".lock"), _shared_links(cache_root):
+    with filelock.FileLock(str(fixed) + ".lock"):
         shutil.rmtree(fixed, ignore_errors=True)
         (fixed / "stage").mkdir(parents=True)
         seeds = cache_root / "inductor-seed" / cpu_isa().replace(":", "-")
         _copy_probes(seeds, fixed / "inductor")
-        sys.path.insert(0, str(BASE / "site"))
+        if "torch" not in sys.modules:  # else a warm worker imported it through the link already
+            sys.path.insert(0, str(_link_torch(_torch_dir())))
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(fixed / "inductor")
-        os.environ["TMPDIR"] = str(BASE / "root" / "tmp")
+        _set_tmpdir()
         # Line tables embed source paths; off unless the user asked for them (the variable is in the key).
         os.environ.setdefault("AOT_INDUCTOR_ENABLE_LINE_TABLES", "0")
         try:
-            yield fixed / "stage"
+            with using_temp_space():
+                yield fixed / "stage"
             _copy_probes(fixed / "inductor", seeds)
         finally:
             shutil.rmtree(fixed, ignore_errors=True)

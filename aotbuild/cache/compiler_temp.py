@@ -1,4 +1,5 @@
-"""The compiler's temp space in a cache root (<root>/tmp/), measured for `cache stats` and reclaimed by `cache gc`."""
+"""The compiler's temp space (/tmp/aotbuild-<uid>/tmp: precompiled headers, compiler temp files), measured for
+`cache stats` and reclaimed by `cache gc`."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from pathlib import Path
 from aotbuild.cache.access import live_leases
 from aotbuild.cache.local import LocalStore
 
-DIR = "tmp"  # staging.py points $TMPDIR of every compile here: inductor's precompiled headers, compiler temp files
-# It is no cache entry: nothing points at it and a compile recreates what it needs (a few seconds for the
+# staging.py points $TMPDIR of every compile of this user there, whatever its cache root (the headers' path is on
+# every compiler line, so one fixed path keeps artifacts byte-identical across cache roots). It is no cache entry: nothing points at it and a compile recreates what it needs (a few seconds for the
 # headers), so gc empties it whole, before evicting any entry, when the size budget needs room or nothing has
 # used it for longer than --max-age; never while a build holds a lease on the cache or a compile stages there.
 
@@ -26,9 +27,15 @@ class Usage:
     last_used: float | None  # newest mtime in the tree (dirs too: the compiler's temp files come and go)
 
 
-def usage(cache_root: Path) -> Usage:
+def temp_dir() -> Path:
+    from aotbuild.actions.staging import BASE  # no torch: staging imports it only inside a compile
+
+    return BASE / "tmp"
+
+
+def usage() -> Usage:
     total, newest = 0, None
-    for dirpath, _, files in os.walk(cache_root / DIR):
+    for dirpath, _, files in os.walk(temp_dir()):
         for path in [dirpath, *(os.path.join(dirpath, f) for f in files)]:
             try:
                 st = os.lstat(path)
@@ -43,14 +50,14 @@ def usage(cache_root: Path) -> Usage:
 @contextmanager
 def _no_compile_staging(cache_root: Path) -> Iterator[bool]:
     """True while no compile can use the temp space: no build holds a lease on this cache, and no compile
-    (plain ninja's included) holds the staging links, which gc then keeps locked until it is done."""
+    (plain ninja's included, any cache root) holds the temp space, which gc then keeps locked until it is done."""
     if live_leases(cache_root / "v1").since is not None:
         yield False
         return
-    from aotbuild.actions.staging import BASE  # no torch: staging imports it only inside a compile
+    from aotbuild.actions.staging import temp_lock_path
 
     try:
-        fd = os.open(BASE / "links.lock", os.O_RDWR)
+        fd = os.open(temp_lock_path(), os.O_RDWR)
     except FileNotFoundError:
         yield True  # no compile ever staged on this machine as this user
         return
@@ -76,7 +83,7 @@ class GcResult:
 def collect(store: LocalStore, max_bytes: int | None, max_age_s: float | None, now: float | None = None) -> GcResult:
     """`cache gc`: the compiler temp space first (cheapest to recreate), then entries, least recently used first."""
     now = time.time() if now is None else now
-    temp = usage(store.root)
+    temp = usage()
     stats = store.stats()
     entries_bytes = stats["cas_bytes"] + stats["ac_bytes"]
     over = max_bytes is not None and entries_bytes + temp.bytes > max_bytes
@@ -85,8 +92,8 @@ def collect(store: LocalStore, max_bytes: int | None, max_age_s: float | None, n
     if temp.bytes and (over or idle):
         with _no_compile_staging(store.root) as free:
             if free:
-                _empty(store.root / DIR)
-                reclaimed = temp.bytes - usage(store.root).bytes
+                _empty(temp_dir())
+                reclaimed = temp.bytes - usage().bytes
             kept = not free
     budget = None if max_bytes is None else max(0, max_bytes - (temp.bytes - reclaimed))
     removed = store.gc(budget, max_age_s, now)
@@ -94,8 +101,8 @@ def collect(store: LocalStore, max_bytes: int | None, max_age_s: float | None, n
 
 
 def _empty(directory: Path) -> None:
-    """Remove what the directory holds but keep it: a compile waiting on the staging lock has already made
-    it and will point $TMPDIR there."""
+    """Remove what the directory holds but keep it: a compile about to take the temp-space lock has already
+    made it and points $TMPDIR there."""
     for entry in os.scandir(directory):
         if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path, ignore_errors=True)

@@ -42,7 +42,8 @@ def _build(args: argparse.Namespace, goal: str) -> engine.BuildResult:
     _check_report_path(getattr(args, "junit_xml", None), "--junit-xml")
     _check_report_path(getattr(args, "json_report", None), "--json")
     request = engine.BuildRequest(args.patterns, goal, args.jobs, args.keep_going, args.explain, args.cache_dir,
-                                  args.remote_cache, args.remote_upload, args.remote_required, args.shard)
+                                  args.remote_cache, args.remote_upload, args.remote_required, args.shard,
+                                  args.workers)
     result = engine.build(request, Path.cwd())
     for error in result.config_errors:
         print(f"error: {error}", file=sys.stderr)
@@ -70,7 +71,8 @@ def _build(args: argparse.Namespace, goal: str) -> engine.BuildResult:
     if args.report:
         report = {"targets": result.outcomes, "failures": result.failures, "errors": result.config_errors,
                   "corrupt": result.corrupt, "remote": remote,
-                  "actions": [{k: e[k] for k in ("label", "action", "outcome", "seconds")} for e in result.events],
+                  "actions": [{k: e[k] for k in ("label", "action", "outcome", "seconds", "phases", "worker") if k in e}
+                              for e in result.events],
                   "seconds": round(result.seconds, 3), "exit_code": result.exit_code}
         atomic_write(Path(args.report), pretty_json(report))
     return result

@@ -44,7 +44,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
         last = ctx.cache_dir / engine.LAST_BUILD_FILE
         usage = json.loads(last.read_text()) if last.exists() else None
-        print("\n".join(stats_lines(store.stats(), compiler_temp.usage(ctx.cache_dir).bytes, usage)))
+        print("\n".join(stats_lines(store.stats(), compiler_temp.usage().bytes, usage)))
     elif args.cache_command == "verify":
         from aotbuild.engine.output_checks import repair_mismatched, target_dirs
 

@@ -47,6 +47,7 @@ class BuildRequest:
     remote_upload: bool = False
     remote_required: bool = False
     shard: tuple[int, int] | None = None  # (K, N) of --shard K/N
+    workers: bool = True  # False (--no-workers): one process per action, no warm worker
 
 
 @dataclass
@@ -209,6 +210,8 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
                         f"{settings.REMOTE_VAR}, or add cache: {{remote: URL}} to {WORKSPACE_FILE}")
     env = {settings.EVENTS_VAR: str(events_file), **cache_env,
            **settings.remote_env(remote, request.remote_upload, request.remote_required)}
+    if not request.workers:
+        env[settings.WORKERS_VAR] = "0"
     if settings.cache_pass_enabled(settings.environ()):
         from aotbuild.engine.cache_pass import resolve_hits
 

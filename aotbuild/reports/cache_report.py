@@ -15,7 +15,7 @@ def stats_lines(stats: dict[str, Any], temp_bytes: int, last: dict[str, Any] | N
     entries = sum(r[1] for r in rows)
     size = sum(r[2] for r in rows) + temp_bytes
     cells = [(what, str(n), human_bytes(b)) for what, n, b in rows]
-    cells += [("compiler temp space (tmp/)", "-", human_bytes(temp_bytes)), ("total", str(entries), human_bytes(size))]
+    cells += [("compiler temp space", "-", human_bytes(temp_bytes)), ("total", str(entries), human_bytes(size))]
     out = [f"cache {stats['root']}", *table(("", "entries", "size"), cells)]
     if last is not None:
         outcomes = ", ".join(f"{n} {o}" for o, n in sorted(last["outcomes"].items(), key=lambda kv: -kv[1]))

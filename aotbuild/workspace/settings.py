@@ -11,6 +11,10 @@ CACHE_DIR_VAR = "AOTBUILD_CACHE_DIR"
 GPU_ARCH_VAR = "AOTBUILD_GPU_ARCH"  # the GPU arch CUDA artifacts are keyed for where none is visible (CPU-only CI)
 CACHE_READONLY_VAR = "AOTBUILD_CACHE_READONLY"  # set by the CLI when the cache cannot be written
 EVENTS_VAR = "AOTBUILD_EVENTS"  # set by the CLI so actions can report what they did; unset under plain ninja
+# "0": each action in a process of its own (--no-workers); else warm workers. Read by aotbuild.workers.client,
+# which imports nothing of aotbuild and so names it itself; a test keeps the two equal.
+WORKERS_VAR = "AOTBUILD_WORKERS"
+WORKER_PID_VAR = "AOTBUILD_WORKER_PID"  # set by a warm worker in each action it forks: its own pid, for reports
 # The remote cache: the CLI resolves --remote-cache / this variable / WORKSPACE cache.remote and exports the
 # result, with the upload and required policies, to the actions it runs.
 REMOTE_VAR = "AOTBUILD_REMOTE_CACHE"
@@ -67,6 +71,11 @@ def events_file(env: Mapping[str, str]) -> Path | None:
 def toolchain_env(env: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in sorted(env.items())
             if (k.startswith(TOOLCHAIN_PREFIXES) or k in TOOLCHAIN_VARS) and k not in NOT_IN_KEY}
+
+
+def worker_pid(env: Mapping[str, str]) -> int | None:
+    value = env.get(WORKER_PID_VAR)
+    return int(value) if value and value.isdigit() else None
 
 
 def cache_read_only(env: Mapping[str, str]) -> bool:

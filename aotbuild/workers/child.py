@@ -1,0 +1,83 @@
+"""One forked action: become the process `python -m <module> <args>` would have been, run it, report, exit."""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import traceback
+
+
+def _exit_code(e: SystemExit) -> int:
+    """As the interpreter maps sys.exit's argument: None is 0, an int itself, anything else printed and 1."""
+    if e.code is None:
+        return 0
+    if isinstance(e.code, int):
+        return e.code
+    print(e.code, file=sys.stderr)
+    return 1
+
+
+def _die_with_client(conn: socket.socket) -> None:
+    """The client waits on this connection until we exit; if it goes away (ninja was killed), stop too, with
+    everything this action started."""
+    try:
+        while conn.recv(1024):
+            pass
+    except OSError:
+        pass
+    os.killpg(os.getpid(), signal.SIGTERM)
+
+
+def _become(request: dict, fds: list[int], startup_dir: str) -> None:
+    os.dup2(fds[0], 0)
+    os.dup2(fds[1], 1)
+    os.dup2(fds[2], 2)
+    for fd in fds:
+        if fd > 2:
+            os.close(fd)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    os.environ["AOTBUILD_WORKER_PID"] = str(os.getppid())  # settings.WORKER_PID_VAR: the action reports it
+    tempfile.tempdir = None  # recomputed from this action's TMPDIR
+    sys.argv = list(request["argv"])  # the module name first; runpy replaces it with the module's path
+    # `python -m` puts its working directory on the path; the server's was its own (preloading put the
+    # staging site before it, as a compile's own import does).
+    sys.path[sys.path.index(startup_dir)] = request["cwd"]
+
+
+def run(request: dict, fds: list[int], conn: socket.socket, listener: socket.socket, startup_dir: str) -> None:
+    """In the forked child; never returns."""
+    code = 1
+    try:
+        os.setpgid(0, 0)  # a group of its own: a forwarded signal reaches the action and its compilers
+        signal.set_wakeup_fd(-1)
+        for signum in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a fresh interpreter
+        listener.close()
+        module = request["argv"][0]
+        _become(request, fds, startup_dir)
+        threading.Thread(target=_die_with_client, args=(conn,), daemon=True).start()
+        try:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+            code = 0
+        except SystemExit as e:
+            code = _exit_code(e)
+        except BaseException:  # noqa: BLE001 - what an uncaught exception does in a process of its own
+            traceback.print_exc()
+            code = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            conn.sendall(json.dumps({"exit": code}).encode() + b"\n")
+        except OSError:
+            pass
+    finally:
+        os._exit(code)

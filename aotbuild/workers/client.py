@@ -1,0 +1,179 @@
+"""The command ninja runs for an action: hand it to a warm worker and exit with the action's status.
+
+Run as `python -S client.py <module> <args...>`: no site, stdlib only, no aotbuild import, so it starts in
+about 15 ms; torch lives in the worker. The worker's forked child writes straight to this process's stdout
+and stderr (passed over the socket), so ninja sees the action's output as if it had run it itself.
+AOTBUILD_WORKERS=0 (`aotbuild build --no-workers`) runs the action in this process's place, as before.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+
+WORKERS_VAR = "AOTBUILD_WORKERS"  # the same name as settings.WORKERS_VAR (this file imports nothing of aotbuild)
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BASE = f"/tmp/aotbuild-{os.getuid()}"
+START_TIMEOUT_S = 60.0  # a server binds its socket before importing torch: this is only a missed start
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Unavailable(Exception):
+    """No worker could be reached or started: run the action here instead."""
+
+
+def server_key(environ: dict[str, str]) -> str:
+    """One server per interpreter, aotbuild checkout and environment: torch reads variables when imported,
+    so a worker serves only clients whose environment it was started with. aotbuild's own variables (cache
+    dir, events file) are read by each action, not at import, so builds that differ only there share one."""
+    relevant = sorted((k, v) for k, v in environ.items() if not k.startswith("AOTBUILD_"))
+    text = json.dumps([sys.executable, PACKAGE_ROOT, relevant])
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def socket_path(environ: dict[str, str]) -> str:
+    return os.path.join(BASE, "workers", f"{server_key(environ)}.sock")
+
+
+def _private_dirs() -> None:
+    """/tmp is shared: our dirs must be ours and closed to others, or another user could answer as a worker."""
+    for path in (BASE, os.path.join(BASE, "workers")):
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+            raise Unavailable(f"{path} is not a private directory of this user")
+
+
+def _connect(path: str) -> socket.socket | None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+        return sock
+    except (FileNotFoundError, ConnectionRefusedError):
+        sock.close()
+        return None
+
+
+def connect_or_start(path: str) -> socket.socket:
+    """Connect to the server at `path`, starting it first if none listens (one starter at a time)."""
+    sock = _connect(path)
+    if sock is not None:
+        return sock
+    _private_dirs()
+    fd = os.open(path + ".start.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        sock = _connect(path)  # another client may have started it while we waited
+        if sock is not None:
+            return sock
+        read_end, write_end = os.pipe()
+        log = os.open(path + ".log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        subprocess.Popen([sys.executable, "-m", "aotbuild.workers.server", path, str(write_end)],
+                         cwd=PACKAGE_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                         pass_fds=(write_end,), start_new_session=True, close_fds=True)
+        os.close(write_end)
+        os.close(log)
+        ready = _wait_readable(read_end, START_TIMEOUT_S)  # the server closes it once it listens
+        os.close(read_end)
+        if not ready:
+            raise Unavailable(f"no worker started within {START_TIMEOUT_S:.0f} s (see {path}.log)")
+        sock = _connect(path)
+        if sock is None:
+            raise Unavailable(f"the worker did not start (see {path}.log)")
+        return sock
+    finally:
+        os.close(fd)
+
+
+def _wait_readable(fd: int, timeout: float) -> bool:
+    import select
+
+    readable, _, _ = select.select([fd], [], [], timeout)
+    return bool(readable)
+
+
+def _request(sock: socket.socket, argv: list[str]) -> None:
+    body = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
+    socket.send_fds(sock, [len(body).to_bytes(4, "big") + body], [0, 1, 2])
+
+
+class _Lines:
+    """The server's replies: one JSON object per line."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.file = sock.makefile("rb")
+
+    def next(self) -> dict | None:
+        while True:
+            try:
+                line = self.file.readline()
+            except InterruptedError:
+                continue
+            return json.loads(line) if line.strip() else None
+
+
+def run_once(argv: list[str], path: str, forwarded: list[int]) -> dict | None:
+    """One attempt; the worker's final word ({"exit": n} or {"signal": n}), None if it vanished mid-action."""
+    sock = connect_or_start(path)
+    with sock:
+        _request(sock, argv)
+        replies = _Lines(sock)
+        started = replies.next()
+        if started is None:
+            return None
+        group = started["pid"]  # the action's process group: the action and its compilers
+
+        def forward(signum: int, _frame: object) -> None:
+            forwarded.append(signum)
+            try:
+                os.killpg(group, signum)
+            except ProcessLookupError:
+                pass
+
+        for signum in SIGNALS:
+            signal.signal(signum, forward)
+        try:
+            return replies.next()
+        finally:
+            for signum in SIGNALS:
+                signal.signal(signum, signal.SIG_DFL)
+
+
+def main(argv: list[str]) -> int:
+    if os.environ.get(WORKERS_VAR, "1") == "0":
+        os.execv(sys.executable, [sys.executable, "-m", *argv])
+    try:
+        path = socket_path(dict(os.environ))
+        forwarded: list[int] = []
+        for attempt in (1, 2):
+            final = run_once(argv, path, forwarded)
+            if forwarded:  # stopped on purpose (ninja or the CLI was interrupted): never retried
+                return 128 + forwarded[0]
+            if final is not None and "exit" in final:
+                return final["exit"]
+            why = f"was killed by signal {final['signal']}" if final else "vanished"
+            if attempt == 1:
+                print(f"aotbuild: the worker running `{' '.join(argv)}` {why}; running it again",
+                      file=sys.stderr, flush=True)
+                time.sleep(0.1)
+        print(f"aotbuild: the worker running `{' '.join(argv)}` {why} again; giving up", file=sys.stderr)
+        return 1
+    except (Unavailable, OSError) as e:
+        print(f"aotbuild: no warm worker ({e}); running the action in its own process", file=sys.stderr,
+              flush=True)
+        os.execv(sys.executable, [sys.executable, "-m", *argv])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

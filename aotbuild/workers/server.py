@@ -1,0 +1,215 @@
+"""The warm worker: a fork server that imported torch once and forks one fresh child per action.
+
+Started by the first action client of a build (aotbuild.workers.client) as
+`python -m aotbuild.workers.server <socket> <ready-fd>`. It binds the socket first (clients queue on it),
+then imports torch and inductor the way a compile does (aotbuild.actions.staging), before anything starts
+OpenMP threads or CUDA, so a forked child may use both. Each request forks a child (aotbuild.workers.child)
+that runs the action with the client's stdio, directory and environment: the child starts from the server's
+clean module state, so no target's model modules are visible to another's. The server stays
+single-threaded (forking a process with threads is unsafe) and exits after AOTBUILD_WORKER_IDLE_S seconds
+(default 10) with no action running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import shutil
+import signal
+import socket
+import sys
+import time
+
+IDLE_VAR = "AOTBUILD_WORKER_IDLE_S"
+DEFAULT_IDLE_S = 10.0
+MAX_REQUEST = 1 << 24
+# Imported before forking; whatever an action imports beyond these it imports itself (correct, only slower).
+PRELOAD = (
+    "torch", "torch.export", "torch._dynamo", "torch._functorch.aot_autograd", "torch._inductor",
+    "torch._inductor.compile_fx", "torch._inductor.lowering", "torch._inductor.graph", "torch._inductor.scheduler",
+    "torch._inductor.codecache", "torch._inductor.cpp_builder", "torch._inductor.codegen.cpp",
+    "torch._inductor.codegen.cpp_wrapper_cpu", "torch._inductor.package", "torch._export.serde.serialize",
+    "torch.fx.experimental.symbolic_shapes", "torch.utils._pytree",
+    # Not the action modules themselves: each runs as __main__, as `python -m` would run it.
+    "aotbuild.actions.runtime", "aotbuild.actions.artifacts", "aotbuild.actions.dependencies",
+    "aotbuild.actions.reference_io", "aotbuild.actions.example_inputs", "aotbuild.actions.model_loader", "aotbuild.actions.interface",
+    "aotbuild.actions.graph_hash", "aotbuild.actions.signature_check", "aotbuild.actions.option_check",
+)
+
+
+def _bind(path: str) -> socket.socket:
+    """Listen at `path`; the client that started us holds the start lock, so a file there is a dead server's."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+    sock.listen(512)
+    return sock
+
+
+def preload() -> None:
+    """torch as a compile imports it (through the staging links), then the modules actions use."""
+    import importlib
+
+    from aotbuild.actions import staging
+
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(str(staging.BASE), "workers", f"inductor-{os.getpid()}")
+    with staging.torch_imported_through_link():
+        for name in PRELOAD:
+            try:
+                importlib.import_module(name)
+            except ImportError as e:  # an older torch lacks one: the action imports what it needs itself
+                print(f"preload: {name}: {e}", file=sys.stderr, flush=True)
+    import torch
+
+    if torch.cuda.is_initialized():
+        raise RuntimeError("CUDA was initialized while preloading: forked actions could not use it")
+
+
+def _read_request(conn: socket.socket) -> tuple[dict, list[int]]:
+    head, fds, _, _ = socket.recv_fds(conn, 4, 3)
+    while len(head) < 4:
+        more = conn.recv(4 - len(head))
+        if not more:
+            raise ConnectionError("client closed before its request")
+        head += more
+    size = int.from_bytes(head, "big")
+    if size > MAX_REQUEST:
+        raise ConnectionError(f"request of {size} bytes")
+    body = b""
+    while len(body) < size:
+        more = conn.recv(size - len(body))
+        if not more:
+            raise ConnectionError("client closed mid-request")
+        body += more
+    return json.loads(body), fds
+
+
+def send(conn: socket.socket, message: dict) -> None:
+    try:
+        conn.sendall(json.dumps(message).encode() + b"\n")
+    except OSError:  # the client is gone (interrupted): nobody to tell
+        pass
+
+
+class Server:
+    def __init__(self, path: str, listener: socket.socket, idle_s: float, startup_dir: str) -> None:
+        self.path = path
+        self.startup_dir = startup_dir
+        self.listener = listener
+        self.idle_s = idle_s
+        self.running: dict[int, socket.socket] = {}  # child pid -> its client's connection
+        self.last_active = time.monotonic()
+        self.inode = os.stat(path).st_ino  # to remove only our own socket file when idle
+
+    def serve(self, conn: socket.socket) -> None:
+        from aotbuild.workers import child
+
+        try:
+            request, fds = _read_request(conn)
+        except (OSError, ValueError) as e:
+            print(f"bad request: {e}", file=sys.stderr, flush=True)
+            conn.close()
+            return
+        pid = os.fork()
+        if pid == 0:
+            child.run(request, fds, conn, self.listener, self.startup_dir)  # never returns
+        try:
+            os.setpgid(pid, pid)  # also done by the child; here too, so the client's first signal finds it
+        except OSError:
+            pass
+        for fd in fds:
+            os.close(fd)
+        self.running[pid] = conn
+        send(conn, {"pid": pid})
+
+    def reap(self) -> None:
+        """Tell each finished child's client how it ended (a child reports its own exit first; a killed one
+        cannot)."""
+        while self.running:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            conn = self.running.pop(pid, None)
+            if conn is None:
+                continue
+            if os.WIFSIGNALED(status):
+                send(conn, {"signal": os.WTERMSIG(status)})
+            else:
+                send(conn, {"exit": os.waitstatus_to_exitcode(status)})
+            conn.close()
+            self.last_active = time.monotonic()
+
+    def accept_pending(self) -> None:
+        self.listener.setblocking(False)
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            conn.setblocking(True)
+            self.serve(conn)
+            self.last_active = time.monotonic()
+
+    def loop(self) -> None:
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        os.set_blocking(wake_r, False)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so SIGCHLD wakes the selector
+        selector = selectors.DefaultSelector()
+        selector.register(self.listener, selectors.EVENT_READ)
+        selector.register(wake_r, selectors.EVENT_READ)
+        while True:
+            idle_left = self.idle_s - (time.monotonic() - self.last_active)
+            if not self.running and idle_left <= 0:
+                break
+            for key, _ in selector.select(timeout=max(idle_left, 0.05) if not self.running else 1.0):
+                if key.fileobj is self.listener:
+                    self.accept_pending()
+                else:
+                    while True:
+                        try:
+                            if not os.read(wake_r, 512):
+                                break
+                        except (BlockingIOError, InterruptedError):
+                            break
+            self.reap()
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        """Idle: stop taking new clients (they start a new server), serve any already queued, then exit."""
+        try:
+            if os.stat(self.path).st_ino == self.inode:
+                os.unlink(self.path)
+        except OSError:
+            pass
+        self.accept_pending()
+        while self.running:
+            time.sleep(0.05)
+            self.reap()
+        self.listener.close()
+        shutil.rmtree(os.environ["TORCHINDUCTOR_CACHE_DIR"], ignore_errors=True)
+
+
+def main(argv: list[str]) -> None:
+    path, ready_fd = argv[0], int(argv[1])
+    startup_dir = sys.path[0]
+    listener = _bind(path)
+    os.close(ready_fd)  # clients may connect now; they wait in the backlog until the preload is done
+    started = time.monotonic()
+    preload()
+    print(f"pid {os.getpid()} ready in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+    idle_s = float(os.environ.get(IDLE_VAR, DEFAULT_IDLE_S))
+    server = Server(path, listener, idle_s, startup_dir)
+    server.loop()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,86 @@
+"""Warm workers without torch: the client's contract, its server key, the no-workers path, phase accounting."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from aotbuild.actions.phases import Phases
+from aotbuild.workers import client
+from aotbuild.workers.child import _exit_code
+from aotbuild.workers.command import CLIENT, action_command
+from aotbuild.workspace import settings
+from aotbuild.rules import kinds
+
+
+def test_client_and_settings_name_the_same_variable() -> None:
+    assert client.WORKERS_VAR == settings.WORKERS_VAR
+
+
+def test_client_imports_only_the_standard_library() -> None:
+    """It runs with -S (no site-packages): anything else would fail there, or cost start-up time."""
+    tree = ast.parse(CLIENT.read_text())
+    modules = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+               for alias in node.names}
+    modules |= {node.module.split(".")[0] for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
+    assert modules and modules <= set(sys.stdlib_module_names) | {"__future__"}, modules
+
+
+def test_every_action_rule_runs_through_the_client() -> None:
+    for kind in kinds():
+        command = kind.rule("/venv/bin/python").command
+        assert command.startswith(f"/venv/bin/python -S {CLIENT} aotbuild.actions.{kind.name} "), command
+
+
+def test_server_key_ignores_aotbuild_variables_only() -> None:
+    base = {"PATH": "/bin", "HOME": "/root"}
+    key = client.server_key(base)
+    assert client.server_key({**base, "AOTBUILD_EVENTS": "/x", "AOTBUILD_CACHE_DIR": "/c"}) == key
+    assert client.server_key({**base, "OMP_NUM_THREADS": "1"}) != key  # torch reads it when imported
+    assert client.server_key({**base, "CXX": "clang++"}) != key
+
+
+def test_no_workers_execs_the_module_in_the_clients_place(tmp_path: Path) -> None:
+    (tmp_path / "act.py").write_text("import os, sys\nprint(os.getpid())\nsys.exit(int(sys.argv[1]))\n")
+    proc = subprocess.Popen([sys.executable, "-S", str(CLIENT), "act", "4"], cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, env={"AOTBUILD_WORKERS": "0", "PATH": "/usr/bin:/bin"})
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 4
+    assert out.strip() == str(proc.pid)  # exec'd: no worker, no fork
+
+
+def test_action_command_quotes_the_client_path() -> None:
+    assert action_command("py", "m", "$spec") == f"py -S {CLIENT} m $spec"
+
+
+@pytest.mark.parametrize(("code", "expected"), [(None, 0), (0, 0), (3, 3), ("error: boom", 1)])
+def test_exit_codes_map_as_the_interpreter_maps_them(code, expected) -> None:
+    assert _exit_code(SystemExit(code)) == expected
+
+
+def fake_torch(metrics: dict[str, list[float]]) -> SimpleNamespace:
+    return SimpleNamespace(_dynamo=SimpleNamespace(utils=SimpleNamespace(compilation_time_metrics=metrics)))
+
+
+def test_inductor_timers_split_the_compile_call() -> None:
+    phases = Phases()
+    phases.add("trace_and_package", 20.0)
+    phases.split_inductor(fake_torch({"GraphLowering.run": [1.0], "GraphLowering.codegen": [2.0, 1.0],
+                                      "aoti_precompile_header": [4.0], "AotCodeCompiler.compile": [10.0]}),
+                          "trace_and_package")
+    assert phases.rounded() == {"trace_and_package": 6.0, "lower": 1.0, "codegen": 3.0,
+                                "precompiled_header": 4.0, "cxx_compile_link": 6.0}
+    assert phases.line().startswith("phases: trace_and_package 6.00 s, lower 1.00 s")
+
+
+def test_unknown_inductor_timers_leave_the_total() -> None:
+    phases = Phases()
+    phases.add("trace_and_package", 5.0)
+    phases.split_inductor(fake_torch({"something_else": [1.0]}), "trace_and_package")
+    assert phases.rounded() == {"trace_and_package": 5.0}

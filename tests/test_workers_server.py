@@ -1,0 +1,173 @@
+"""The warm worker end to end through its real client: output, status, isolation, crashes, signals, idle exit.
+
+The actions here are tiny Python modules, not exports: what is tested is the fork server (which does import
+torch once, so these carry the torch mark), in seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from aotbuild.workers import client
+from aotbuild.workers.command import CLIENT
+
+pytestmark = pytest.mark.torch
+
+ACTION = '''import os, sys, time
+from pathlib import Path
+import same
+here = Path.cwd()
+print("value", same.VALUE, "pid", os.getpid(), "ppid", os.getppid(), "torch", "torch" in sys.modules, flush=True)
+print("to stderr", file=sys.stderr, flush=True)
+if len(sys.argv) > 2 and sys.argv[2] == "sleep-once":
+    if not (here / "marker").exists():
+        (here / "marker").write_text("")
+        (here / "pid").write_text(str(os.getpid()))
+        time.sleep(120)
+elif len(sys.argv) > 2 and sys.argv[2] == "sleep":
+    (here / "pid").write_text(str(os.getpid()))
+    time.sleep(float(sys.argv[3]))
+sys.exit(int(sys.argv[1]))
+'''
+
+
+@pytest.fixture(scope="module")
+def worker_env() -> dict[str, str]:
+    """An environment no other test shares, so these tests get a server of their own (the key covers it)."""
+    return {**os.environ, "W11_SERVER_KEY": uuid.uuid4().hex,
+            "AOTBUILD_WORKER_IDLE_S": "4"}
+
+
+def action_dir(base: Path, value: int) -> Path:
+    base.mkdir(parents=True)
+    (base / "act.py").write_text(ACTION)
+    (base / "same.py").write_text(f"VALUE = {value}\n")
+    return base
+
+
+def run(cwd: Path, env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-S", str(CLIENT), "act", *args], cwd=cwd, env=env, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+def fields(stdout: str) -> dict[str, str]:
+    words = stdout.split("\n", 1)[0].split()
+    return dict(zip(words[::2], words[1::2]))
+
+
+def server_pid(env: dict[str, str]) -> int | None:
+    path = client.socket_path(env)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"aotbuild.workers.server" in cmdline and path.encode() in cmdline:
+                return int(entry.name)
+    return None
+
+
+def wait_for(predicate, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+def test_output_status_and_fresh_modules_per_action(worker_env, tmp_path: Path) -> None:
+    one, two = action_dir(tmp_path / "one", 1), action_dir(tmp_path / "two", 2)
+    first = run(one, worker_env, "7")
+    assert first.returncode == 7, first.stderr
+    second = run(two, worker_env, "0")
+    assert second.returncode == 0, second.stderr
+    a, b = fields(first.stdout), fields(second.stdout)
+    # Same module name, different files: each action imported its own, in a process forked from one server
+    # that had torch already imported.
+    assert (a["value"], b["value"]) == ("1", "2")
+    assert a["ppid"] == b["ppid"] == str(server_pid(worker_env))
+    assert a["pid"] != b["pid"] and a["torch"] == b["torch"] == "True"
+    assert "to stderr" in first.stderr and "to stderr" not in first.stdout
+
+
+def test_action_killed_mid_run_is_run_again(worker_env, tmp_path: Path) -> None:
+    where = action_dir(tmp_path / "k", 3)
+    proc = subprocess.Popen([sys.executable, "-S", str(CLIENT), "act", "0", "sleep-once"], cwd=where,
+                            env=worker_env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert wait_for(lambda: (where / "pid").exists() and (where / "pid").read_text(), 60)
+    os.kill(int((where / "pid").read_text()), signal.SIGKILL)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "was killed by signal 9; running it again" in err
+    assert out.count("value 3") == 2  # the killed attempt and the one that finished
+
+
+def test_server_killed_mid_action_still_reports_the_action(worker_env, tmp_path: Path) -> None:
+    where = action_dir(tmp_path / "s", 4)
+    proc = subprocess.Popen([sys.executable, "-S", str(CLIENT), "act", "5", "sleep", "3"], cwd=where,
+                            env=worker_env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert wait_for(lambda: (where / "pid").exists() and (where / "pid").read_text(), 60)
+    old = server_pid(worker_env)
+    os.kill(old, signal.SIGKILL)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 5, err  # the action itself told its client how it ended
+    assert "running it again" not in err
+    again = run(where, worker_env, "0")  # a new server replaces the dead one
+    assert again.returncode == 0, again.stderr
+    assert fields(again.stdout)["ppid"] != str(old)
+
+
+def test_signal_to_the_client_reaches_the_action(worker_env, tmp_path: Path) -> None:
+    where = action_dir(tmp_path / "t", 5)
+    proc = subprocess.Popen([sys.executable, "-S", str(CLIENT), "act", "0", "sleep", "120"], cwd=where,
+                            env=worker_env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert wait_for(lambda: (where / "pid").exists() and (where / "pid").read_text(), 60)
+    action = int((where / "pid").read_text())
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert wait_for(lambda: not Path(f"/proc/{action}").exists() or
+                    Path(f"/proc/{action}/stat").read_text().split()[2] == "Z", 10)
+
+
+def test_client_killed_stops_its_action(worker_env, tmp_path: Path) -> None:
+    where = action_dir(tmp_path / "c", 6)
+    proc = subprocess.Popen([sys.executable, "-S", str(CLIENT), "act", "0", "sleep", "120"], cwd=where,
+                            env=worker_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_for(lambda: (where / "pid").exists() and (where / "pid").read_text(), 60)
+    action = int((where / "pid").read_text())
+    proc.kill()  # as ninja's SIGKILL after a second interrupt: the action must not outlive it
+    proc.wait()
+    assert wait_for(lambda: not Path(f"/proc/{action}").exists() or
+                    Path(f"/proc/{action}/stat").read_text().split()[2] == "Z", 10)
+
+
+def test_idle_server_exits_and_removes_its_socket(worker_env, tmp_path: Path) -> None:
+    where = action_dir(tmp_path / "i", 7)
+    assert run(where, worker_env, "0").returncode == 0
+    pid = server_pid(worker_env)
+    assert pid is not None and Path(client.socket_path(worker_env)).exists()
+    assert wait_for(lambda: not Path(f"/proc/{pid}").exists(), 4 + 10)  # AOTBUILD_WORKER_IDLE_S=4
+    assert not Path(client.socket_path(worker_env)).exists()
+
+
+def test_no_workers_runs_the_action_in_the_clients_place(worker_env, tmp_path: Path) -> None:
+    where = action_dir(tmp_path / "n", 8)
+    env = {**worker_env, "AOTBUILD_WORKERS": "0", "W11_SERVER_KEY": uuid.uuid4().hex}
+    proc = subprocess.Popen([sys.executable, "-S", str(CLIENT), "act", "3"], cwd=where, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 3, err
+    assert fields(out)["pid"] == str(proc.pid)  # exec'd: no server, no fork
+    assert fields(out)["torch"] == "False"
+    assert server_pid(env) is None
