@@ -162,8 +162,8 @@ def write_outputs(ctx: ActionContext, result: dict[str, Any], flat_reference: by
              "interface": result["interface"]}
     reference = {"label": ctx.label, "reference": result["reference"], "cases": result["cases"]}
     # First: depfile_paths writes distribution stamps, which must not be newer than graph.json.
-    deps = " ".join(p.replace(" ", "\\ ") for p in dependencies.depfile_paths(ctx.root, ctx.out_dir, result["deps"],
-                                                                                     installed))
+    paths = dependencies.depfile_paths(ctx.root, ctx.out_dir, result["deps"], installed)
+    deps = " ".join(p.replace(" ", "\\ ") for p in paths)
     write_if_changed(ctx.target_dir / REFERENCE, pretty_json(reference), ctx.durable)
     write_if_changed(ctx.target_dir / GRAPH, pretty_json(graph), ctx.durable)
     reference_io.materialize(flat_reference, ctx.target_dir, ctx.durable)

@@ -56,6 +56,9 @@ def preload() -> None:
 
     from aotbuild.actions import staging
 
+    # torch.cuda.is_available()/device_count() arm CUDA's fork guard (every forked child then fails its first
+    # CUDA call, even inductor's device probe in a CPU compile) unless they ask NVML instead of the driver.
+    os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(str(staging.BASE), "workers", f"inductor-{os.getpid()}")
     with staging.torch_imported_through_link():
         for name in PRELOAD:
@@ -67,6 +70,19 @@ def preload() -> None:
 
     if torch.cuda.is_initialized():
         raise RuntimeError("CUDA was initialized while preloading: forked actions could not use it")
+    if _children_in_bad_fork():
+        raise RuntimeError("CUDA's fork guard was armed while preloading: forked actions could not use CUDA")
+
+
+def _children_in_bad_fork() -> bool:
+    """Whether a forked child would be refused CUDA: fork one that reports torch's own flag (no CUDA init)."""
+    import torch
+
+    pid = os.fork()
+    if pid == 0:
+        os._exit(1 if torch.cuda._is_in_bad_fork() else 0)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) != 0
 
 
 def _read_request(conn: socket.socket) -> tuple[dict, list[int]]:
