@@ -69,6 +69,19 @@ def discovered_deps(binary: str, out_dir: Path, outputs: list[str]) -> dict[str,
 
 
 def restat(binary: str, out_dir: Path, *outputs: str) -> None:
-    """Record the outputs' current mtimes in ninja's log (`ninja -t restat`); a no-op before ninja's first run."""
-    if (out_dir / layout.NINJA_BUILDDIR / ".ninja_log").exists():
-        subprocess.run([*_ninja(binary, out_dir), "-t", "restat", *outputs], capture_output=True, check=False)
+    """Tell ninja's log the generator edge's outputs are as new as they are now, after aotbuild re-planned by
+    itself; a no-op before ninja's first run. (`ninja -t restat` cannot: it ignores builddir and looks for
+    aot-out/.ninja_log.) A generator edge's command hash is never compared, only its log mtime, which must not
+    be older than the BUILD files, or ninja would plan once more. Another ninja log format: left alone, which
+    costs one extra (no-op) plan, never correctness."""
+    from aotbuild.ninja import logs
+
+    builddir = out_dir / layout.NINJA_BUILDDIR
+    if not (builddir / logs.BUILD_LOG).exists():
+        return
+    try:
+        logs.check_ninja(binary)
+        mtime = max(os.stat(out_dir / o).st_mtime_ns for o in outputs)
+        logs.append(builddir, [logs.Finished(tuple(outputs), "aotbuild plan (generator)", mtime)])
+    except (logs.FormatError, FileNotFoundError):
+        pass
