@@ -144,7 +144,7 @@ def test_sigkill_at_random_moments_never_corrupts_outputs_or_cache(cold, tmp_pat
     assert aotbuild(["build", "//..."], ws, env).code == 0
     target = ws / "aot-out" / "pkg" / "@a"
     killed_in = []
-    for trial in range(20):
+    for trial in range(10):  # five kills in each phase: where they land no longer depends on chance
         # A new graph each trial, so export, compile and cache writes all happen in the killed build.
         (ws / "pkg" / "tiny.py").write_text(TINY.format(scale=1.0 + trial + uuid.uuid4().int % 10**6 / 10**7))
         started = time.time_ns() - 1
