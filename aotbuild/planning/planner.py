@@ -8,7 +8,6 @@ regenerated from the workspace, so it is replaced atomically but never fsynced.
 from __future__ import annotations
 
 import gc
-import json
 import os
 import shlex
 import sys
