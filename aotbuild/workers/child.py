@@ -24,14 +24,14 @@ def _exit_code(e: SystemExit) -> int:
 
 
 def _die_with_client(conn: socket.socket) -> None:
-    """The client waits on this connection until we exit; if it goes away (ninja was killed), stop too, with
-    everything this action started."""
+    """The client waits on this connection until we exit; if it goes away, it was killed (the CLI's second
+    interrupt, or ninja killed): die as the action would have died with it, with everything it started."""
     try:
         while conn.recv(1024):
             pass
     except OSError:
         pass
-    os.killpg(os.getpid(), signal.SIGTERM)
+    os.killpg(os.getpid(), signal.SIGKILL)
 
 
 def _become(request: dict, fds: list[int], startup_dir: str) -> None:
