@@ -20,6 +20,7 @@ import signal
 import socket
 import sys
 import time
+from pathlib import Path
 
 IDLE_VAR = "AOTBUILD_WORKER_IDLE_S"
 DEFAULT_IDLE_S = 10.0
@@ -63,10 +64,30 @@ def preload() -> None:
                 importlib.import_module(name)
             except ImportError as e:  # an older torch lacks one: the action imports what it needs itself
                 print(f"preload: {name}: {e}", file=sys.stderr, flush=True)
+    _probe_cpu_isa()
     import torch
 
     if torch.cuda.is_initialized():
         raise RuntimeError("CUDA was initialized while preloading: forked actions could not use it")
+
+
+def _probe_cpu_isa() -> None:
+    """Inductor's one-time setup, done here once for every action: which vector ISAs this CPU and compiler
+    support. Each process otherwise probes them itself (compiling and loading a test library per ISA, several
+    seconds), and the answer is cached in memory only (functools.cache), so forked actions inherit it. The
+    probes start from the ISA seeds of the cache the first client named, as a compile's staging dir does."""
+    from aotbuild.actions import staging
+    from aotbuild.planning.toolchain import cpu_isa
+    from aotbuild.workspace import settings
+
+    try:
+        seeds = settings.action_cache_dir(os.environ) / "inductor-seed" / cpu_isa().replace(":", "-")
+        staging._copy_probes(seeds, Path(os.environ["TORCHINDUCTOR_CACHE_DIR"]))
+        from torch._inductor import cpu_vec_isa
+
+        cpu_vec_isa.valid_vec_isa_list()
+    except Exception as e:  # noqa: BLE001 - only a head start: each action can still probe for itself
+        print(f"preload: CPU ISA probe: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
 
 
 def _read_request(conn: socket.socket) -> tuple[dict, list[int]]:
@@ -86,6 +107,15 @@ def _read_request(conn: socket.socket) -> tuple[dict, list[int]]:
             raise ConnectionError("client closed mid-request")
         body += more
     return json.loads(body), fds
+
+
+def _client_gone(conn: socket.socket) -> bool:
+    try:
+        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
 
 
 def send(conn: socket.socket, message: dict) -> None:
@@ -112,6 +142,11 @@ class Server:
             request, fds = _read_request(conn)
         except (OSError, ValueError) as e:
             print(f"bad request: {e}", file=sys.stderr, flush=True)
+            conn.close()
+            return
+        if _client_gone(conn):  # it gave up waiting (a wedged start) and ran the action itself
+            for fd in fds:
+                os.close(fd)
             conn.close()
             return
         pid = os.fork()
