@@ -1,9 +1,12 @@
 """The warm worker: a fork server that imported torch once and forks one fresh child per action.
 
 Started by the first action client of a build (aotbuild.workers.client) as
-`python -m aotbuild.workers.server <socket> <ready-fd>`. It binds the socket first (clients queue on it),
-then imports torch and inductor the way a compile does (aotbuild.actions.staging), before anything starts
-OpenMP threads or CUDA, so a forked child may use both. Each request forks a child (aotbuild.workers.child)
+`python -m aotbuild.workers.server <socket> <ready-fd>`. It starts bare (no torch) and serves at once, so a
+build whose actions are all cache hits never imports torch. When one of its actions imports torch (a miss),
+it forks a warm server that imports torch and inductor the way a compile does (aotbuild.actions.staging) and
+probes the CPU ISAs, before anything starts OpenMP threads or CUDA (so a forked child may use both), then
+renames its own socket over the bare one's: later actions are forked from it, and the bare one exits once
+its own actions end. Each request forks a child (aotbuild.workers.child)
 that runs the action with the client's stdio, directory and environment: the child starts from the server's
 clean module state, so no target's model modules are visible to another's. The server stays
 single-threaded (forking a process with threads is unsafe) and exits after AOTBUILD_WORKER_IDLE_S seconds
@@ -48,6 +51,21 @@ def _bind(path: str) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(path)
     sock.listen(512)
+    return sock
+
+
+def _bind_over(path: str) -> socket.socket:
+    """Listen at a new socket and rename it over `path`: clients connect here from then on, while those queued
+    at the old one are still served there."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(tmp)
+    sock.listen(512)
+    os.rename(tmp, path)
     return sock
 
 
@@ -126,9 +144,13 @@ def send(conn: socket.socket, message: dict) -> None:
 
 
 class Server:
-    def __init__(self, path: str, listener: socket.socket, idle_s: float, startup_dir: str) -> None:
+    def __init__(self, path: str, listener: socket.socket, idle_s: float, startup_dir: str, warm: bool) -> None:
         self.path = path
         self.startup_dir = startup_dir
+        self.warm = warm
+        # A bare server's children write to this pipe when they import torch: then a warm one is wanted.
+        self.wanted_r, self.wanted_w = (None, None) if warm else os.pipe()
+        self.warming = False
         self.listener = listener
         self.idle_s = idle_s
         self.running: dict[int, socket.socket] = {}  # child pid -> its client's connection
@@ -151,7 +173,7 @@ class Server:
             return
         pid = os.fork()
         if pid == 0:
-            child.run(request, fds, conn, self.listener, self.startup_dir)  # never returns
+            child.run(request, fds, conn, self.listener, self.startup_dir, self.wanted_w)  # never returns
         try:
             os.setpgid(pid, pid)  # also done by the child; here too, so the client's first signal finds it
         except OSError:
@@ -201,13 +223,23 @@ class Server:
         selector = selectors.DefaultSelector()
         selector.register(self.listener, selectors.EVENT_READ)
         selector.register(wake_r, selectors.EVENT_READ)
+        if self.wanted_r is not None:
+            selector.register(self.wanted_r, selectors.EVENT_READ)
         while True:
             idle_left = self.idle_s - (time.monotonic() - self.last_active)
             if not self.running and idle_left <= 0:
                 break
-            for key, _ in selector.select(timeout=max(idle_left, 0.05) if not self.running else 1.0):
+            if self.warming and self.handed_off():
+                break
+            timeout = max(idle_left, 0.05) if not self.running else 1.0
+            for key, _ in selector.select(timeout=min(timeout, 0.5) if self.warming else timeout):
                 if key.fileobj is self.listener:
                     self.accept_pending()
+                elif key.fileobj == self.wanted_r:
+                    os.read(self.wanted_r, 4096)
+                    if not self.warming:
+                        self.warming = True
+                        self.start_warm()
                 else:
                     while True:
                         try:
@@ -217,6 +249,29 @@ class Server:
                             break
             self.reap()
         self.shutdown()
+
+    def handed_off(self) -> bool:
+        """A warm server took the socket path over: new clients go there."""
+        try:
+            return os.stat(self.path).st_ino != self.inode
+        except OSError:
+            return False
+
+    def start_warm(self) -> None:
+        """Fork the warm server: it imports torch, then takes the socket path over; this bare one serves until
+        then and exits after its own actions end."""
+        if os.fork() != 0:
+            return
+        try:
+            self.listener.close()
+            for conn in self.running.values():
+                conn.close()
+            preload()
+            listener = _bind_over(self.path)
+            print(f"pid {os.getpid()} warm", file=sys.stderr, flush=True)
+            Server(self.path, listener, self.idle_s, self.startup_dir, warm=True).loop()
+        finally:
+            os._exit(0)
 
     def shutdown(self) -> None:
         """Idle: stop taking new clients (they start a new server), serve any already queued, then exit."""
@@ -230,20 +285,18 @@ class Server:
             time.sleep(0.05)
             self.reap()
         self.listener.close()
-        shutil.rmtree(os.environ["TORCHINDUCTOR_CACHE_DIR"], ignore_errors=True)
+        if self.warm:
+            shutil.rmtree(os.environ["TORCHINDUCTOR_CACHE_DIR"], ignore_errors=True)
 
 
 def main(argv: list[str]) -> None:
     path, ready_fd = argv[0], int(argv[1])
     startup_dir = sys.path[0]
     listener = _bind(path)
-    os.close(ready_fd)  # clients may connect now; they wait in the backlog until the preload is done
-    started = time.monotonic()
-    preload()
-    print(f"pid {os.getpid()} ready in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+    os.close(ready_fd)  # clients may connect now
+    print(f"pid {os.getpid()} bare", file=sys.stderr, flush=True)
     idle_s = float(os.environ.get(IDLE_VAR, DEFAULT_IDLE_S))
-    server = Server(path, listener, idle_s, startup_dir)
-    server.loop()
+    Server(path, listener, idle_s, startup_dir, warm=False).loop()
 
 
 if __name__ == "__main__":
