@@ -151,6 +151,7 @@ class Server:
         # A bare server's children write to this pipe when they import torch: then a warm one is wanted.
         self.wanted_r, self.wanted_w = (None, None) if warm else os.pipe()
         self.warming = False
+        self.predecessor: int | None = None  # a warm server's bare parent
         self.listener = listener
         self.idle_s = idle_s
         self.running: dict[int, socket.socket] = {}  # child pid -> its client's connection
@@ -226,6 +227,9 @@ class Server:
         if self.wanted_r is not None:
             selector.register(self.wanted_r, selectors.EVENT_READ)
         while True:
+            if self.predecessor is not None and os.getppid() == self.predecessor:
+                # The bare server still runs actions of this build: not idle (its exit reparents us).
+                self.last_active = time.monotonic()
             idle_left = self.idle_s - (time.monotonic() - self.last_active)
             if not self.running and idle_left <= 0:
                 break
@@ -269,7 +273,9 @@ class Server:
             preload()
             listener = _bind_over(self.path)
             print(f"pid {os.getpid()} warm", file=sys.stderr, flush=True)
-            Server(self.path, listener, self.idle_s, self.startup_dir, warm=True).loop()
+            warm = Server(self.path, listener, self.idle_s, self.startup_dir, warm=True)
+            warm.predecessor = os.getppid()
+            warm.loop()
         finally:
             os._exit(0)
 
