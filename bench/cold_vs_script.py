@@ -51,7 +51,8 @@ def run_script(tmp: Path) -> float:
 
 
 def clear_aotbuild_state() -> None:
-    """What a cold aotbuild must not find: precompiled headers and a warm worker of an earlier build."""
+    """What a cold aotbuild must not find: precompiled headers and a warm worker of an earlier build.
+    The headers are shared by every build of this uid: run this where no other build of the uid runs."""
     for pch in (BASE / "tmp").glob("torchinductor_*"):
         shutil.rmtree(pch, ignore_errors=True)
     deadline = time.monotonic() + 60
