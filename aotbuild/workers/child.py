@@ -24,14 +24,14 @@ def _exit_code(e: SystemExit) -> int:
 
 
 def _die_with_client(conn: socket.socket) -> None:
-    """The client waits on this connection until we exit; if it goes away (ninja was killed), stop too, with
-    everything this action started."""
+    """The client waits on this connection until we exit; if it goes away, it was killed (the CLI's second
+    interrupt, or ninja killed): die as the action would have died with it, with everything it started."""
     try:
         while conn.recv(1024):
             pass
     except OSError:
         pass
-    os.killpg(os.getpid(), signal.SIGTERM)
+    os.killpg(os.getpid(), signal.SIGKILL)
 
 
 def _become(request: dict, fds: list[int], startup_dir: str) -> None:
@@ -52,7 +52,25 @@ def _become(request: dict, fds: list[int], startup_dir: str) -> None:
     sys.path[sys.path.index(startup_dir)] = request["cwd"]
 
 
-def run(request: dict, fds: list[int], conn: socket.socket, listener: socket.socket, startup_dir: str) -> None:
+class _TorchWanted:
+    """An import hook that tells a bare server, once, that this action imports torch (then a warm server
+    pays off); it finds nothing itself."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd: int | None = fd
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name == "torch" and self.fd is not None:
+            try:
+                os.write(self.fd, b"t")
+            except OSError:
+                pass
+            self.fd = None
+        return None
+
+
+def run(request: dict, fds: list[int], conn: socket.socket, listener: socket.socket, startup_dir: str,
+        torch_wanted: int | None) -> None:
     """In the forked child; never returns."""
     code = 1
     try:
@@ -64,6 +82,8 @@ def run(request: dict, fds: list[int], conn: socket.socket, listener: socket.soc
         listener.close()
         module = request["argv"][0]
         _become(request, fds, startup_dir)
+        if torch_wanted is not None and "torch" not in sys.modules:
+            sys.meta_path.insert(0, _TorchWanted(torch_wanted))
         threading.Thread(target=_die_with_client, args=(conn,), daemon=True).start()
         try:
             runpy.run_module(module, run_name="__main__", alter_sys=True)

@@ -23,6 +23,9 @@ WORKERS_VAR = "AOTBUILD_WORKERS"  # the same name as settings.WORKERS_VAR (this 
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BASE = f"/tmp/aotbuild-{os.getuid()}"
 START_TIMEOUT_S = 60.0  # a server binds its socket before importing torch: this is only a missed start
+# A server that has not forked our action by then is wedged (its import never ends): run the action here.
+# It checks that we are still connected before forking, so the action never runs twice.
+WEDGED_S = 300.0
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -129,7 +132,12 @@ def run_once(argv: list[str], path: str, forwarded: list[int]) -> dict | None:
     with sock:
         _request(sock, argv)
         replies = _Lines(sock)
-        started = replies.next()
+        sock.settimeout(WEDGED_S)
+        try:
+            started = replies.next()
+        except TimeoutError as e:
+            raise Unavailable(f"the worker at {path} did not start the action within {WEDGED_S:.0f} s") from e
+        sock.settimeout(None)
         if started is None:
             return None
         group = started["pid"]  # the action's process group: the action and its compilers

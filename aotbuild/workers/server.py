@@ -1,9 +1,12 @@
 """The warm worker: a fork server that imported torch once and forks one fresh child per action.
 
 Started by the first action client of a build (aotbuild.workers.client) as
-`python -m aotbuild.workers.server <socket> <ready-fd>`. It binds the socket first (clients queue on it),
-then imports torch and inductor the way a compile does (aotbuild.actions.staging), before anything starts
-OpenMP threads or CUDA, so a forked child may use both. Each request forks a child (aotbuild.workers.child)
+`python -m aotbuild.workers.server <socket> <ready-fd>`. It starts bare (no torch) and serves at once, so a
+build whose actions are all cache hits never imports torch. When one of its actions imports torch (a miss),
+it forks a warm server that imports torch and inductor the way a compile does (aotbuild.actions.staging) and
+probes the CPU ISAs, before anything starts OpenMP threads or CUDA (so a forked child may use both), then
+renames its own socket over the bare one's: later actions are forked from it, and the bare one exits once
+its own actions end. Each request forks a child (aotbuild.workers.child)
 that runs the action with the client's stdio, directory and environment: the child starts from the server's
 clean module state, so no target's model modules are visible to another's. The server stays
 single-threaded (forking a process with threads is unsafe) and exits after AOTBUILD_WORKER_IDLE_S seconds
@@ -20,6 +23,7 @@ import signal
 import socket
 import sys
 import time
+from pathlib import Path
 
 IDLE_VAR = "AOTBUILD_WORKER_IDLE_S"
 DEFAULT_IDLE_S = 10.0
@@ -50,6 +54,21 @@ def _bind(path: str) -> socket.socket:
     return sock
 
 
+def _bind_over(path: str) -> socket.socket:
+    """Listen at a new socket and rename it over `path`: clients connect here from then on, while those queued
+    at the old one are still served there."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(tmp)
+    sock.listen(512)
+    os.rename(tmp, path)
+    return sock
+
+
 def preload() -> None:
     """torch as a compile imports it (through the staging links), then the modules actions use."""
     import importlib
@@ -66,6 +85,7 @@ def preload() -> None:
                 importlib.import_module(name)
             except ImportError as e:  # an older torch lacks one: the action imports what it needs itself
                 print(f"preload: {name}: {e}", file=sys.stderr, flush=True)
+    _probe_cpu_isa()
     import torch
 
     if torch.cuda.is_initialized():
@@ -83,6 +103,25 @@ def _children_in_bad_fork() -> bool:
         os._exit(1 if torch.cuda._is_in_bad_fork() else 0)
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status) != 0
+
+
+def _probe_cpu_isa() -> None:
+    """Inductor's one-time setup, done here once for every action: which vector ISAs this CPU and compiler
+    support. Each process otherwise probes them itself (compiling and loading a test library per ISA, several
+    seconds), and the answer is cached in memory only (functools.cache), so forked actions inherit it. The
+    probes start from the ISA seeds of the cache the first client named, as a compile's staging dir does."""
+    from aotbuild.actions import staging
+    from aotbuild.planning.toolchain import cpu_isa
+    from aotbuild.workspace import settings
+
+    try:
+        seeds = settings.action_cache_dir(os.environ) / "inductor-seed" / cpu_isa().replace(":", "-")
+        staging._copy_probes(seeds, Path(os.environ["TORCHINDUCTOR_CACHE_DIR"]))
+        from torch._inductor import cpu_vec_isa
+
+        cpu_vec_isa.valid_vec_isa_list()
+    except Exception as e:  # noqa: BLE001 - only a head start: each action can still probe for itself
+        print(f"preload: CPU ISA probe: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
 
 
 def _read_request(conn: socket.socket) -> tuple[dict, list[int]]:
@@ -104,6 +143,15 @@ def _read_request(conn: socket.socket) -> tuple[dict, list[int]]:
     return json.loads(body), fds
 
 
+def _client_gone(conn: socket.socket) -> bool:
+    try:
+        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
 def send(conn: socket.socket, message: dict) -> None:
     try:
         conn.sendall(json.dumps(message).encode() + b"\n")
@@ -112,9 +160,14 @@ def send(conn: socket.socket, message: dict) -> None:
 
 
 class Server:
-    def __init__(self, path: str, listener: socket.socket, idle_s: float, startup_dir: str) -> None:
+    def __init__(self, path: str, listener: socket.socket, idle_s: float, startup_dir: str, warm: bool) -> None:
         self.path = path
         self.startup_dir = startup_dir
+        self.warm = warm
+        # A bare server's children write to this pipe when they import torch: then a warm one is wanted.
+        self.wanted_r, self.wanted_w = (None, None) if warm else os.pipe()
+        self.warming = False
+        self.predecessor: int | None = None  # a warm server's bare parent
         self.listener = listener
         self.idle_s = idle_s
         self.running: dict[int, socket.socket] = {}  # child pid -> its client's connection
@@ -130,9 +183,14 @@ class Server:
             print(f"bad request: {e}", file=sys.stderr, flush=True)
             conn.close()
             return
+        if _client_gone(conn):  # it gave up waiting (a wedged start) and ran the action itself
+            for fd in fds:
+                os.close(fd)
+            conn.close()
+            return
         pid = os.fork()
         if pid == 0:
-            child.run(request, fds, conn, self.listener, self.startup_dir)  # never returns
+            child.run(request, fds, conn, self.listener, self.startup_dir, self.wanted_w)  # never returns
         try:
             os.setpgid(pid, pid)  # also done by the child; here too, so the client's first signal finds it
         except OSError:
@@ -182,13 +240,26 @@ class Server:
         selector = selectors.DefaultSelector()
         selector.register(self.listener, selectors.EVENT_READ)
         selector.register(wake_r, selectors.EVENT_READ)
+        if self.wanted_r is not None:
+            selector.register(self.wanted_r, selectors.EVENT_READ)
         while True:
+            if self.predecessor is not None and os.getppid() == self.predecessor:
+                # The bare server still runs actions of this build: not idle (its exit reparents us).
+                self.last_active = time.monotonic()
             idle_left = self.idle_s - (time.monotonic() - self.last_active)
             if not self.running and idle_left <= 0:
                 break
-            for key, _ in selector.select(timeout=max(idle_left, 0.05) if not self.running else 1.0):
+            if self.warming and self.handed_off():
+                break
+            timeout = max(idle_left, 0.05) if not self.running else 1.0
+            for key, _ in selector.select(timeout=min(timeout, 0.5) if self.warming else timeout):
                 if key.fileobj is self.listener:
                     self.accept_pending()
+                elif key.fileobj == self.wanted_r:
+                    os.read(self.wanted_r, 4096)
+                    if not self.warming:
+                        self.warming = True
+                        self.start_warm()
                 else:
                     while True:
                         try:
@@ -198,6 +269,31 @@ class Server:
                             break
             self.reap()
         self.shutdown()
+
+    def handed_off(self) -> bool:
+        """A warm server took the socket path over: new clients go there."""
+        try:
+            return os.stat(self.path).st_ino != self.inode
+        except OSError:
+            return False
+
+    def start_warm(self) -> None:
+        """Fork the warm server: it imports torch, then takes the socket path over; this bare one serves until
+        then and exits after its own actions end."""
+        if os.fork() != 0:
+            return
+        try:
+            self.listener.close()
+            for conn in self.running.values():
+                conn.close()
+            preload()
+            listener = _bind_over(self.path)
+            print(f"pid {os.getpid()} warm", file=sys.stderr, flush=True)
+            warm = Server(self.path, listener, self.idle_s, self.startup_dir, warm=True)
+            warm.predecessor = os.getppid()
+            warm.loop()
+        finally:
+            os._exit(0)
 
     def shutdown(self) -> None:
         """Idle: stop taking new clients (they start a new server), serve any already queued, then exit."""
@@ -211,20 +307,18 @@ class Server:
             time.sleep(0.05)
             self.reap()
         self.listener.close()
-        shutil.rmtree(os.environ["TORCHINDUCTOR_CACHE_DIR"], ignore_errors=True)
+        if self.warm:
+            shutil.rmtree(os.environ["TORCHINDUCTOR_CACHE_DIR"], ignore_errors=True)
 
 
 def main(argv: list[str]) -> None:
     path, ready_fd = argv[0], int(argv[1])
     startup_dir = sys.path[0]
     listener = _bind(path)
-    os.close(ready_fd)  # clients may connect now; they wait in the backlog until the preload is done
-    started = time.monotonic()
-    preload()
-    print(f"pid {os.getpid()} ready in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+    os.close(ready_fd)  # clients may connect now
+    print(f"pid {os.getpid()} bare", file=sys.stderr, flush=True)
     idle_s = float(os.environ.get(IDLE_VAR, DEFAULT_IDLE_S))
-    server = Server(path, listener, idle_s, startup_dir)
-    server.loop()
+    Server(path, listener, idle_s, startup_dir, warm=False).loop()
 
 
 if __name__ == "__main__":
