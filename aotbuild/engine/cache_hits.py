@@ -230,10 +230,11 @@ def _compile(setup: _Setup, edge: Edge) -> tuple[None, Callable[[], None]]:
 
 
 def _report_trouble(ctx: ActionContext) -> None:
-    """Remote warnings (down, bad bytes) must reach the summary even when ninja's action takes over: it
-    would skip the remote this pass marked down without saying why. "up to date" ranks below any real
-    outcome, so the target's outcome stays the action's."""
-    if ctx.store.warnings:
+    """Remote warnings (down, bad bytes) and local entries that failed their digest check (removed here) must
+    reach the summary even when ninja's action takes over: it would skip the remote this pass marked down, or
+    find the bad entry already gone, without saying why. "up to date" ranks below any real outcome, so the
+    target's outcome stays the action's."""
+    if ctx.store.warnings or ctx.store.counters.corrupt:
         replace(ctx, action="cache-pass").report("up to date")
         ctx.store.warnings.clear()
 
