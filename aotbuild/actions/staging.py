@@ -129,7 +129,6 @@ def staging_dir(cache_root: Path, key: str) -> Iterator[Path]:
     torch_imported_through_link): inductor reads these variables once, and torch must be imported through
     the link."""
     _own_private_dir(BASE)
-    (cache_root / "tmp").mkdir(parents=True, exist_ok=True)
     fixed = BASE / "k" / key[:KEY_CHARS]
     fixed.parent.mkdir(exist_ok=True)
     # Two builds with different cache roots may compile one key at once; they take turns on its dir.

@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from aotbuild.fsutil import unlink_quiet
+
 IDLE_VAR = "AOTBUILD_WORKER_IDLE_S"
 DEFAULT_IDLE_S = 10.0
 MAX_REQUEST = 1 << 24
@@ -44,10 +46,7 @@ PRELOAD = (
 
 def _bind(path: str) -> socket.socket:
     """Listen at `path`; the client that started us holds the start lock, so a file there is a dead server's."""
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+    unlink_quiet(Path(path))
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(path)
     sock.listen(512)
@@ -58,13 +57,7 @@ def _bind_over(path: str) -> socket.socket:
     """Listen at a new socket and rename it over `path`: clients connect here from then on, while those queued
     at the old one are still served there."""
     tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        os.unlink(tmp)
-    except FileNotFoundError:
-        pass
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(tmp)
-    sock.listen(512)
+    sock = _bind(tmp)
     os.rename(tmp, path)
     return sock
 
