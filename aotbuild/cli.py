@@ -8,7 +8,6 @@ import sys
 from aotbuild import __version__
 from aotbuild.errors import AotbuildError, UserError
 
-
 # What `aotbuild --help` opens with: what the tool does for its user (the module docstring is for developers).
 DESCRIPTION = """\
 Build PyTorch models ahead of time, incrementally, from a shared cache.

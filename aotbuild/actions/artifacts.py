@@ -12,7 +12,6 @@ from aotbuild.layout import TargetPaths
 from aotbuild.rules.compile import ARTIFACTS, MANIFEST
 
 
-
 def materialize(blobs: dict[str, Path], target_dir: Path, paths: TargetPaths, entry: dict[str, Any],
                 manifest: dict[str, Any], durable: bool = True) -> bool:
     """Place the artifacts of `entry` from their verified cache `blobs` (digest -> path), then the aliases,

@@ -34,7 +34,6 @@ def bench(target_dir: Path, root: Path, warmup: int, repeats: int) -> dict[str, 
     from aotbuild.actions import example_inputs, model_loader
     from aotbuild.actions.interface import import_required
     from aotbuild.actions.verify import so_runner
-
     from aotbuild.rules.compile import MANIFEST
     from aotbuild.rules.export import SPEC as EXPORT_SPEC
 

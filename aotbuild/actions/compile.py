@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from aotbuild import __version__
+from aotbuild.actions import artifacts
+from aotbuild.actions.runtime import ActionContext, run_action
 from aotbuild.errors import ActionError
 from aotbuild.hashing import key_of
 from aotbuild.layout import TargetPaths
-from aotbuild.workspace.labels import parse_label
 from aotbuild.rules.compile import ARTIFACTS
 from aotbuild.rules.compile import KIND as COMPILE
 from aotbuild.rules.export import GRAPH
-from aotbuild.actions import artifacts
-from aotbuild.actions.runtime import ActionContext, run_action
+from aotbuild.workspace.labels import parse_label
 
 # Always on: weights inside the .so make it self-contained, and the lower bound check rejects batch 1 otherwise.
 BASE_OPTIONS: dict[str, Any] = {"aot_inductor.package_constants_in_so": True}

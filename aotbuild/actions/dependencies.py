@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from aotbuild import layout
-
-from aotbuild.planning import dist_stamps
 from aotbuild.errors import ActionError
 from aotbuild.hashing import sha256_file
+from aotbuild.planning import dist_stamps
 
 
 def workspace_files(root: Path, extra: list[str]) -> list[str]:

@@ -7,8 +7,8 @@ from typing import Any
 
 import torch
 
-from aotbuild.errors import UserError
 from aotbuild.actions.model_loader import resolve_callable
+from aotbuild.errors import UserError
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
           "float64": torch.float64, "int64": torch.int64, "int32": torch.int32, "bool": torch.bool}

@@ -12,14 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from aotbuild.actions import dependencies, reference_io
+from aotbuild.actions.runtime import ActionContext, run_action
 from aotbuild.errors import InfraError
 from aotbuild.fsutil import atomic_write, write_if_changed
 from aotbuild.hashing import key_of, pretty_json
 from aotbuild.rules.compile import SPEC as COMPILE_SPEC
 from aotbuild.rules.export import GRAPH, REFERENCE
 from aotbuild.rules.export import KIND as EXPORT
-from aotbuild.actions import dependencies, reference_io
-from aotbuild.actions.runtime import ActionContext, run_action
 
 MAX_DEPENDENCY_LISTS = 8
 StateOf = Callable[[Path, dict[str, list[str]]], dict[str, Any]]  # dependencies.state, or a memo of it

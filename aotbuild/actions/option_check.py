@@ -5,8 +5,8 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from aotbuild.errors import TargetError
 from aotbuild.actions.locate import location
+from aotbuild.errors import TargetError
 
 
 def check_options(spec: dict[str, Any]) -> None:

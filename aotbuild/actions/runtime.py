@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from aotbuild import layout
-
 from aotbuild.actions.phases import Phases
-from aotbuild.workspace import settings
 from aotbuild.cache.layered import LayeredStore, open_layered
 from aotbuild.cache.local import LocalStore
 from aotbuild.errors import ActionError, AotbuildError, InfraError, NeedsGpuError
 from aotbuild.hashing import canonical_json
+from aotbuild.workspace import settings
 
 
 @dataclass

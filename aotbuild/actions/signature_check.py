@@ -10,8 +10,8 @@ import difflib
 import inspect
 from typing import Any
 
-from aotbuild.errors import TargetError
 from aotbuild.actions.locate import location
+from aotbuild.errors import TargetError
 
 
 def _did_you_mean(name: str, candidates: list[str]) -> str | None:

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from aotbuild import __version__
+from aotbuild.actions.runtime import ActionContext, run_action
 from aotbuild.errors import VerificationError
 from aotbuild.fsutil import write_if_changed
 from aotbuild.hashing import key_of, pretty_json
-from aotbuild.actions.runtime import ActionContext, run_action
 from aotbuild.rules.compile import MANIFEST
 from aotbuild.rules.export import GRAPH, REFERENCE
 from aotbuild.rules.export import SPEC as EXPORT_SPEC

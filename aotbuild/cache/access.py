@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aotbuild import layout
-
-from aotbuild.workspace import settings
 from aotbuild.cache.local import LAYOUT
 from aotbuild.fsutil import check_writable, write_if_changed
 from aotbuild.hashing import pretty_json
+from aotbuild.workspace import settings
 
 LEASES = "leases"
 # Entries used this long before a live build started still count as used by it (coarse file timestamps).

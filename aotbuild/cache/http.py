@@ -14,8 +14,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from aotbuild.cache.store import (
+    IntegrityError,
+    Kind,
+    RemoteError,
+    check_hex,
+    copy_stream,
+    decode_action,
+    encode_action,
+    verified_download,
+)
 from aotbuild.hashing import CHUNK
-from aotbuild.cache.store import IntegrityError, Kind, RemoteError, check_hex, copy_stream, decode_action, encode_action, verified_download
 
 T = TypeVar("T")
 CONNECT_TIMEOUT_S = 5.0

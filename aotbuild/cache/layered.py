@@ -13,11 +13,11 @@ from typing import Any, TypeVar
 
 import filelock
 
-from aotbuild.workspace import settings
-from aotbuild.errors import UserError
-from aotbuild.fsutil import temp_path
 from aotbuild.cache.local import CacheCounters, LocalStore
 from aotbuild.cache.store import IntegrityError, Kind, RemoteError, Store
+from aotbuild.errors import UserError
+from aotbuild.fsutil import temp_path
+from aotbuild.workspace import settings
 
 T = TypeVar("T")
 

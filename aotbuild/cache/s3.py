@@ -9,8 +9,17 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from aotbuild.cache.store import (
+    IntegrityError,
+    Kind,
+    RemoteError,
+    check_hex,
+    copy_stream,
+    decode_action,
+    encode_action,
+    verified_download,
+)
 from aotbuild.errors import UserError
-from aotbuild.cache.store import IntegrityError, Kind, RemoteError, check_hex, copy_stream, decode_action, encode_action, verified_download
 
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 60.0

@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from aotbuild import layout
-
-from aotbuild.planning import toolchain
 from aotbuild.errors import UserError, VerificationError
 from aotbuild.hashing import sha256_file
+from aotbuild.planning import toolchain
 from aotbuild.rules.compile import MANIFEST
-from aotbuild.workspace.labels import Label, parse_label
 from aotbuild.workspace.discovery import current_package, find_root
+from aotbuild.workspace.labels import Label, parse_label
 
 
 @dataclass(frozen=True)

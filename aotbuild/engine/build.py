@@ -11,23 +11,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aotbuild import layout, rules
-
-from aotbuild.planning import dist_stamps
-
-from aotbuild.workspace import settings
-
-from aotbuild.planning import toolchain
 from aotbuild.errors import NeedsGpuError, UserError
 from aotbuild.fsutil import atomic_write, write_if_changed
 from aotbuild.hashing import pretty_json
-from aotbuild.workspace.labels import Label
 from aotbuild.ninja.runner import is_up_to_date, restat, run_ninja
+from aotbuild.planning import dist_stamps, toolchain
 from aotbuild.planning.file_state import signature
 from aotbuild.planning.plan_index import Plan, Staleness, read_plan, staleness
-from aotbuild.reports.remote_summary import check_remote_url, summarize
-from aotbuild.workspace.selection import named_explicitly, select
 from aotbuild.planning.sharding import shard
+from aotbuild.reports.remote_summary import check_remote_url, summarize
+from aotbuild.workspace import settings
 from aotbuild.workspace.discovery import WORKSPACE_FILE, current_package, find_root
+from aotbuild.workspace.labels import Label
+from aotbuild.workspace.selection import named_explicitly, select
 
 NEEDS_GPU = "skipped: needs a GPU"  # a CUDA target reached by a wildcard on a machine without one, not cached
 LAST_BUILD_FILE = "last-build.json"  # in the cache root, beside v1/

@@ -13,10 +13,9 @@ from pathlib import Path
 
 from aotbuild import layout, rules
 from aotbuild.hashing import sha256_file
-from aotbuild.workspace.labels import Label
 from aotbuild.layout import TargetPaths
 from aotbuild.rules.compile import ARTIFACTS, MANIFEST
-
+from aotbuild.workspace.labels import Label
 
 
 def unlink_foreign_symlinks(out_dir: Path, relative_dirs: Iterable[str]) -> list[str]:

@@ -8,7 +8,6 @@ import io
 import ninja
 
 from aotbuild import __version__, layout, rules
-
 from aotbuild.ninja import spec_edges
 from aotbuild.ninja.graph import BuildGraph, Edge, Rule
 from aotbuild.workspace.schema import Target

@@ -13,8 +13,8 @@ from typing import Any
 
 from aotbuild import __version__, layout
 from aotbuild.planning.file_state import MAX_SOURCE_BYTES, FileState, verdict
-from aotbuild.workspace.labels import Label
 from aotbuild.workspace.discovery import WORKSPACE_FILE, discover_packages
+from aotbuild.workspace.labels import Label
 
 FORMAT = 2  # bumped whenever the index's shape changes: an older index is simply planned over
 

@@ -17,13 +17,13 @@ import ninja
 
 from aotbuild import __version__, layout, rules
 from aotbuild.errors import Location, TargetError
-from aotbuild.planning.file_state import MAX_SOURCE_BYTES, FileState, read_state
 from aotbuild.fsutil import replace_if_changed_unsynced, replace_unsynced
-from aotbuild.workspace.loading import Package, load_package
 from aotbuild.ninja.files import PACKAGES_DIR, package_file, package_ninja, top_ninja
+from aotbuild.planning.file_state import MAX_SOURCE_BYTES, FileState, read_state
 from aotbuild.planning.plan_index import PackageEntry, Plan, Staleness, encode_plan, watch_state
-from aotbuild.workspace.schema import WorkspaceConfig, parse_workspace
 from aotbuild.workspace.discovery import WORKSPACE_FILE, discover_packages
+from aotbuild.workspace.loading import Package, load_package
+from aotbuild.workspace.schema import WorkspaceConfig, parse_workspace
 from aotbuild.workspace.yaml_source import decode, parse_yaml, too_large
 
 

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from aotbuild import __version__
-
-from aotbuild.workspace import settings
 from aotbuild.fsutil import atomic_write
+from aotbuild.workspace import settings
 
 
 def torch_version_file() -> Path | None:

@@ -7,8 +7,20 @@ from pathlib import PurePosixPath
 from typing import Any, Callable
 
 from aotbuild.errors import Location, TargetError
-from aotbuild.workspace.target import (CALLABLE_REF, DEVICES, DIM_FIELDS, DIM_NAME, DTYPE_BYTES, DTYPES,
-                                       INPUT_FIELDS, INT_DTYPES, DimSpec, TensorSpec, Tolerance, SIZE_UNITS)
+from aotbuild.workspace.target import (
+    CALLABLE_REF,
+    DEVICES,
+    DIM_FIELDS,
+    DIM_NAME,
+    DTYPE_BYTES,
+    DTYPES,
+    INPUT_FIELDS,
+    INT_DTYPES,
+    SIZE_UNITS,
+    DimSpec,
+    TensorSpec,
+    Tolerance,
+)
 from aotbuild.workspace.yaml_source import Node
 
 

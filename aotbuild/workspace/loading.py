@@ -7,9 +7,9 @@ from pathlib import Path
 
 from aotbuild import layout
 from aotbuild.errors import LabelError, Location, TargetError
+from aotbuild.workspace.discovery import WORKSPACE_FILE, discover_packages
 from aotbuild.workspace.labels import Label, parse_pattern
 from aotbuild.workspace.schema import Target, WorkspaceConfig, parse_build_file, parse_workspace
-from aotbuild.workspace.discovery import WORKSPACE_FILE, discover_packages
 from aotbuild.workspace.yaml_source import load_yaml, parse_yaml
 
 

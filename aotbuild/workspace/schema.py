@@ -5,12 +5,33 @@ from __future__ import annotations
 from typing import Any
 
 from aotbuild.errors import TargetError
-from aotbuild.workspace.fields import (FIELD_PARSERS, Ctx, check_keys, expect, human_size, input_bytes,
-                                       parse_dims, parse_inputs, parse_kwargs, relative_path)
+from aotbuild.workspace.fields import (
+    FIELD_PARSERS,
+    Ctx,
+    check_keys,
+    expect,
+    human_size,
+    input_bytes,
+    parse_dims,
+    parse_inputs,
+    parse_kwargs,
+    relative_path,
+)
 from aotbuild.workspace.labels import Label
-from aotbuild.workspace.target import (BUILD_FILE_FIELDS, CALLABLE_REF, DEFAULT_MAX_INPUT_BYTES, DEFAULTABLE,
-                                       TARGET_FIELDS, TARGET_NAME, WORKSPACE_FIELDS, DimSpec, Target,
-                                       TensorSpec, Tolerance, WorkspaceConfig)
+from aotbuild.workspace.target import (
+    BUILD_FILE_FIELDS,
+    CALLABLE_REF,
+    DEFAULT_MAX_INPUT_BYTES,
+    DEFAULTABLE,
+    TARGET_FIELDS,
+    TARGET_NAME,
+    WORKSPACE_FIELDS,
+    DimSpec,
+    Target,
+    TensorSpec,
+    Tolerance,
+    WorkspaceConfig,
+)
 from aotbuild.workspace.yaml_source import Node
 
 __all__ = ["DimSpec", "Target", "TensorSpec", "Tolerance", "WorkspaceConfig", "parse_build_file",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aotbuild.errors import LabelError
-from aotbuild.workspace.labels import Label, Pattern, parse_label, parse_pattern, resolve
 from aotbuild.planning.plan_index import Plan
+from aotbuild.workspace.labels import Label, Pattern, parse_label, parse_pattern, resolve
 
 
 @dataclass(frozen=True)
