@@ -60,11 +60,12 @@ def clear_aotbuild_state() -> None:
         time.sleep(1)  # servers exit after AOTBUILD_WORKER_IDLE_S (default 10 s) with nothing to do
 
 
-def run_aotbuild(tmp: Path, name: str, workers: bool, args_isolate: bool) -> tuple[float, dict]:
+def run_aotbuild(tmp: Path, name: str, workers: bool, args_isolate: bool,
+                 extra_env: dict[str, str] | None = None) -> tuple[float, dict]:
     clear_aotbuild_state()
     ws = workspace(tmp / f"{name}-ws")
     report = tmp / f"{name}.json"
-    env = {**os.environ, "AOTBUILD_CACHE_DIR": str(tmp / f"{name}-cache")}
+    env = {**os.environ, "AOTBUILD_CACHE_DIR": str(tmp / f"{name}-cache"), **(extra_env or {})}
     if args_isolate:
         # An unused inductor variable enters the toolchain key: compile keys no other build on this machine
         # has, so no staging dir is shared with (and waited for from) other users of this uid.
@@ -72,7 +73,12 @@ def run_aotbuild(tmp: Path, name: str, workers: bool, args_isolate: bool) -> tup
     cmd = [PY, "-m", "aotbuild", "build", "//...", "--report", str(report)] + ([] if workers else ["--no-workers"])
     started = time.monotonic()
     subprocess.run(cmd, cwd=ws, env=env, check=True, stdout=subprocess.DEVNULL)
-    return time.monotonic() - started, json.loads(report.read_text())
+    seconds, parsed = time.monotonic() - started, json.loads(report.read_text())
+    print(f"{name}: {seconds:.1f} s; per action (phases, seconds):", flush=True)
+    for action in parsed["actions"]:
+        phases = " ".join(f"{k}={v:.1f}" for k, v in action.get("phases", {}).items())
+        print(f"  {action['label']:<24} {action['action']:<8} {phases}", flush=True)
+    return seconds, parsed
 
 
 def staging_wait(report: dict) -> float:
@@ -96,6 +102,8 @@ def main() -> None:
     p.add_argument("--no-workers-too", action="store_true", help="also time `aotbuild build --no-workers`")
     p.add_argument("--isolate", action="store_true", help="compile keys of this run only (a shared machine where "
                    "other builds of the example under this uid would hold the same staging dirs)")
+    p.add_argument("--also-env", action="append", default=[], metavar="K=V",
+                   help="also time a workers build with this variable set (repeatable: one build per K=V)")
     args = p.parse_args()
     rows: list[tuple[int, str, float, float, float]] = []  # round, command, seconds, load before, staging wait
     phases: dict[str, float] = {}
@@ -114,6 +122,12 @@ def main() -> None:
                 before = load()
                 seconds, report = run_aotbuild(tmp, "alone", workers=False, args_isolate=args.isolate)
                 rows.append((r, "aotbuild build //... --no-workers", seconds, before, staging_wait(report)))
+            for i, assignment in enumerate(args.also_env):
+                key, _, value = assignment.partition("=")
+                before = load()
+                seconds, report = run_aotbuild(tmp, f"env{i}", workers=True, args_isolate=args.isolate,
+                                               extra_env={key: value})
+                rows.append((r, f"workers, {assignment}", seconds, before, staging_wait(report)))
     cores = os.cpu_count()
     print(f"machine: {cores} cores, python {sys.version.split()[0]}, CXX={os.environ.get('CXX', '(unset)')}")
     print(f"{'round':>5}  {'command':<36} {'seconds':>8} {'load before':>11} {'/ script':>9} {'staging wait':>12}")
