@@ -8,7 +8,8 @@ Each round runs the script (bench/handwritten_baseline.py: one process, imports 
 compiles the 7 CPU models in a loop, fresh inductor cache and $TMPDIR) and then `aotbuild build //...` on a
 fresh copy of example_project/ (without its gpu/ package) with an empty cache, and optionally the same with
 --no-workers. Everything aotbuild keeps between builds outside its cache is cleared first, so both start cold:
-its precompiled headers (/tmp/aotbuild-<uid>/tmp/torchinductor_*) and any warm worker (the idle timeout is
+its precompiled headers (/tmp/aotbuild-<uid>/tmp/torchinductor_*), its CPU-ISA answers
+(/tmp/aotbuild-<uid>/isa) and any warm worker (the idle timeout is
 waited out). Prints a table with wall seconds, the load average before each command, the ratio to the
 script in the same round, and where aotbuild's compile seconds went (summed phases from --report).
 """
@@ -55,6 +56,7 @@ def clear_aotbuild_state() -> None:
     The headers are shared by every build of this uid: run this where no other build of the uid runs."""
     for pch in (BASE / "tmp").glob("torchinductor_*"):
         shutil.rmtree(pch, ignore_errors=True)
+    shutil.rmtree(BASE / "isa", ignore_errors=True)  # inductor's CPU-ISA answers (actions/isa_probe.py)
     deadline = time.monotonic() + 60
     while any((BASE / "workers").glob("*.sock")) and time.monotonic() < deadline:
         time.sleep(1)  # servers exit after AOTBUILD_WORKER_IDLE_S (default 10 s) with nothing to do

@@ -38,12 +38,14 @@ def test_every_action_rule_runs_through_the_client() -> None:
         assert command.startswith(f"/venv/bin/python -S {CLIENT} aotbuild.actions.{kind.name} "), command
 
 
-def test_server_key_ignores_aotbuild_variables_only() -> None:
+def test_server_key_ignores_aotbuild_and_shell_variables_only() -> None:
     base = {"PATH": "/bin", "HOME": "/root"}
     key = client.server_key(base)
     assert client.server_key({**base, "AOTBUILD_EVENTS": "/x", "AOTBUILD_CACHE_DIR": "/c"}) == key
     assert client.server_key({**base, "OMP_NUM_THREADS": "1"}) != key  # torch reads it when imported
     assert client.server_key({**base, "CXX": "clang++"}) != key
+    # The shell ninja runs the client in sets these for itself; the CLI warming a server sees other values.
+    assert client.server_key({**base, "PWD": "/a", "OLDPWD": "/b", "SHLVL": "2", "_": "/bin/sh"}) == key
 
 
 def test_no_workers_execs_the_module_in_the_clients_place(tmp_path: Path) -> None:

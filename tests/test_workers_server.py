@@ -105,6 +105,24 @@ def test_output_status_and_fresh_modules_per_action(worker_env, tmp_path: Path) 
     assert "to stderr" in first.stderr and "to stderr" not in first.stdout
 
 
+def test_prewarm_makes_the_first_action_find_torch_imported(tmp_path: Path) -> None:
+    env = {**os.environ, "W11_SERVER_KEY": uuid.uuid4().hex, "AOTBUILD_WORKER_IDLE_S": "4"}
+    where = action_dir(tmp_path / "p", 5)
+    # What the CLI sees differs from what ninja's shell gives the client in these: the same server still.
+    assert client.prewarm({**env, "PWD": "/somewhere/else", "SHLVL": "7"})
+    log = Path(client.socket_path(env) + ".log")
+    assert wait_for(lambda: log.exists() and " warm" in log.read_text(), 120)  # warm, before any action
+    first = run(where, env, "0")  # asks for no torch, never signalled the bare server
+    assert first.returncode == 0, first.stderr
+    assert fields(first.stdout)["torch"] == "True"
+
+
+def test_prewarm_is_off_without_workers() -> None:
+    env = {**os.environ, "W11_SERVER_KEY": uuid.uuid4().hex, "AOTBUILD_WORKERS": "0"}
+    assert not client.prewarm(env)
+    assert server_pid(env) is None
+
+
 def test_action_killed_mid_run_is_run_again(worker_env, tmp_path: Path) -> None:
     where = action_dir(tmp_path / "k", 3)
     proc = subprocess.Popen([sys.executable, "-S", str(CLIENT), "act", "0", "sleep-once"], cwd=where,

@@ -119,7 +119,10 @@ def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], key: str) -> di
         with ctx.phases.phase("import"):  # about 0 in a warm worker, which imported torch before forking
             import torch
 
-            from aotbuild.actions import interface, option_check
+            from aotbuild.actions import interface, isa_probe, option_check
+            from aotbuild.actions.staging import BASE
+
+            isa_probe.remember(BASE)  # before inductor's first ISA check (a no-op in a warm worker's child)
 
         ctx.check_toolchain(torch.__version__)
         option_check.check_options(ctx.spec)  # before loading: an unknown option fails in a second

@@ -212,6 +212,10 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
         from aotbuild.engine.cache_pass import resolve_hits
 
         resolve_hits(ctx.root, ctx.out_dir, plan, labels, {**os.environ, **env})  # ninja then skips those
+        if request.workers and _misses_left(ctx.out_dir, plan, [x for x in labels if str(x) not in optional]):
+            from aotbuild.workers.client import prewarm
+
+            prewarm({**os.environ, **env})  # torch imported while the first exports start, not after
     sys.stdout.flush()
     required = [goal for label, goal in goals.items() if label not in optional]
     optional_rc = 0
@@ -258,6 +262,13 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
     if result.ninja_rc and not result.failures:
         # ninja failed before any action ran (a missing input, a broken build.ninja): say so, never stay silent.
         result.failures["(ninja)"] = f"ninja exited with code {result.ninja_rc}; see its output above"
+
+
+def _misses_left(out_dir: Path, plan: Plan, labels: list[Label]) -> bool:
+    """After the cache pass, a target still without its artifact is a cache miss: an export and a compile
+    with torch are coming."""
+    prefix = f"{out_dir}/"
+    return any(not os.path.exists(prefix + plan.targets[str(label)]["goals"][rules.BUILD_GOAL]) for label in labels)
 
 
 def _host_has_gpu(ctx: Context) -> bool:

@@ -29,6 +29,11 @@ WEDGED_S = 300.0
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+# What the shell between ninja and this client sets for itself (the CLI that warms a server up front sees
+# other values): torch reads none of them.
+SHELL_VARS = frozenset({"PWD", "OLDPWD", "SHLVL", "_"})
+
+
 class Unavailable(Exception):
     """No worker could be reached or started: run the action here instead."""
 
@@ -36,8 +41,9 @@ class Unavailable(Exception):
 def server_key(environ: dict[str, str]) -> str:
     """One server per interpreter, aotbuild checkout and environment: torch reads variables when imported,
     so a worker serves only clients whose environment it was started with. aotbuild's own variables (cache
-    dir, events file) are read by each action, not at import, so builds that differ only there share one."""
-    relevant = sorted((k, v) for k, v in environ.items() if not k.startswith("AOTBUILD_"))
+    dir, events file) are read by each action, not at import, so builds that differ only there share one,
+    and so do a client under ninja's shell and the CLI warming its server (prewarm)."""
+    relevant = sorted((k, v) for k, v in environ.items() if not k.startswith("AOTBUILD_") and k not in SHELL_VARS)
     text = json.dumps([sys.executable, PACKAGE_ROOT, relevant])
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
@@ -109,6 +115,21 @@ def _wait_readable(fd: int, timeout: float) -> bool:
 def _request(sock: socket.socket, argv: list[str]) -> None:
     body = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
     socket.send_fds(sock, [len(body).to_bytes(4, "big") + body], [0, 1, 2])
+
+
+def prewarm(environ: dict[str, str]) -> bool:
+    """Have the server for `environ` (the environment ninja's actions will get) import torch and probe the
+    CPU now: the CLI calls this when it knows actions that need torch will run, so compiles find the server
+    warm instead of importing torch themselves in the bare one. Best effort; whether the request was sent."""
+    if environ.get(WORKERS_VAR, "1") == "0":
+        return False
+    try:
+        with connect_or_start(socket_path(environ)) as sock:
+            body = json.dumps({"warm": True}).encode()
+            sock.sendall(len(body).to_bytes(4, "big") + body)
+        return True
+    except (Unavailable, OSError):
+        return False
 
 
 class _Lines:

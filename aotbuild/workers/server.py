@@ -39,8 +39,9 @@ PRELOAD = (
     "torch.fx.experimental.symbolic_shapes", "torch.utils._pytree",
     # Not the action modules themselves: each runs as __main__, as `python -m` would run it.
     "aotbuild.actions.runtime", "aotbuild.actions.artifacts", "aotbuild.actions.dependencies",
-    "aotbuild.actions.reference_io", "aotbuild.actions.example_inputs", "aotbuild.actions.model_loader", "aotbuild.actions.interface",
-    "aotbuild.actions.graph_hash", "aotbuild.actions.signature_check", "aotbuild.actions.option_check",
+    "aotbuild.actions.reference_io", "aotbuild.actions.example_inputs", "aotbuild.actions.model_loader",
+    "aotbuild.actions.interface", "aotbuild.actions.graph_hash", "aotbuild.actions.signature_check",
+    "aotbuild.actions.option_check", "aotbuild.actions.isa_probe",
 )
 
 
@@ -112,6 +113,9 @@ def _probe_cpu_isa() -> None:
         staging._copy_probes(seeds, Path(os.environ["TORCHINDUCTOR_CACHE_DIR"]))
         from torch._inductor import cpu_vec_isa
 
+        from aotbuild.actions import isa_probe
+
+        isa_probe.remember(staging.BASE)
         cpu_vec_isa.valid_vec_isa_list()
     except Exception as e:  # noqa: BLE001 - only a head start: each action can still probe for itself
         print(f"preload: CPU ISA probe: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
@@ -175,6 +179,10 @@ class Server:
         except (OSError, ValueError) as e:
             print(f"bad request: {e}", file=sys.stderr, flush=True)
             conn.close()
+            return
+        if request.get("warm"):  # the CLI knows torch work is coming (client.prewarm)
+            conn.close()
+            self.want_warm()
             return
         if _client_gone(conn):  # it gave up waiting (a wedged start) and ran the action itself
             for fd in fds:
@@ -250,9 +258,7 @@ class Server:
                     self.accept_pending()
                 elif key.fileobj == self.wanted_r:
                     os.read(self.wanted_r, 4096)
-                    if not self.warming:
-                        self.warming = True
-                        self.start_warm()
+                    self.want_warm()
                 else:
                     while True:
                         try:
@@ -269,6 +275,12 @@ class Server:
             return os.stat(self.path).st_ino != self.inode
         except OSError:
             return False
+
+    def want_warm(self) -> None:
+        """Torch is needed: a bare server forks its warm successor, once."""
+        if not self.warm and not self.warming:
+            self.warming = True
+            self.start_warm()
 
     def start_warm(self) -> None:
         """Fork the warm server: it imports torch, then takes the socket path over; this bare one serves until

@@ -1,0 +1,67 @@
+"""Inductor's CPU-ISA probe is answered once per toolchain: a second process asks inductor's own check for
+nothing it already answered yes to, and a no is never remembered."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.torch
+
+# Runs in a fresh interpreter (inductor caches its answer per process). `check_build` stands in for
+# inductor's real probe (a compile and a child `import torch` per ISA): it says yes to the ISAs named in
+# argv[2], records each call, and raises for any call when argv[2] is "raise".
+PROBE = r"""
+import json, sys
+from pathlib import Path
+from torch._inductor import cpu_vec_isa
+asked = []
+yes = sys.argv[2]
+def check_build(isa, code):
+    if yes == "raise":
+        raise AssertionError(f"inductor's own probe ran for {isa}")
+    asked.append(str(isa))
+    return str(isa) in yes.split(",")
+cpu_vec_isa.VecISA.check_build = check_build
+from aotbuild.actions import isa_probe
+isa_probe.remember(Path(sys.argv[1]))
+isa_probe.remember(Path(sys.argv[1]))  # idempotent: one wrapper, not two
+valid = [str(i) for i in cpu_vec_isa.valid_vec_isa_list()]
+print(json.dumps({"asked": asked, "valid": valid}))
+"""
+
+
+def probe(base: Path, yes: str, tmp_path: Path) -> dict:
+    env_cache = tmp_path / "inductor"
+    out = subprocess.run([sys.executable, "-c", PROBE, str(base), yes], capture_output=True, text=True,
+                         env={"TORCHINDUCTOR_CACHE_DIR": str(env_cache), "PATH": "/usr/bin:/bin"}, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_yes_is_remembered_for_the_next_process_and_a_no_is_not(tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    first = probe(base, "", tmp_path)  # learn which ISAs this CPU offers inductor's probe
+    if len(first["asked"]) < 2:
+        pytest.skip(f"this CPU offers fewer than two vector ISAs to probe: {first['asked']}")
+    assert first["valid"] == [] and not list(base.glob("isa/*.json"))  # every no: nothing kept
+    yes, no = first["asked"][-1], first["asked"][:-1]  # say yes to the last only
+    second = probe(base, yes, tmp_path)
+    assert second["valid"] == [yes] and second["asked"] == first["asked"]
+    [answers] = base.glob("isa/*.json")
+    [kept] = json.loads(answers.read_text())["loads"]
+    assert kept.startswith(f"{yes} [")  # the ISA, its flags, the test program's hash
+    third = probe(base, yes, tmp_path)  # the yes comes from the file; the noes are asked again
+    assert third["valid"] == [yes] and third["asked"] == no
+
+
+def test_remembered_answers_mean_no_probe_at_all(tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    first = probe(base, "", tmp_path)
+    everything = ",".join(first["asked"])
+    assert probe(base, everything, tmp_path)["valid"] == first["asked"]
+    assert probe(base, "raise", tmp_path)["valid"] == first["asked"]  # inductor's check never ran
