@@ -16,28 +16,40 @@ pytestmark = pytest.mark.torch
 # inductor's real probe (a compile and a child `import torch` per ISA): it says yes to the ISAs named in
 # argv[2], records each call, and raises for any call when argv[2] is "raise".
 PROBE = r"""
-import json, sys
+import json, sys, threading, time
 from pathlib import Path
 from torch._inductor import cpu_vec_isa
-asked = []
-yes = sys.argv[2]
+asked, active, most = [], [0], [0]
+yes, concurrently = sys.argv[2], sys.argv[3] == "concurrently"
+lock = threading.Lock()
 def check_build(isa, code):
     if yes == "raise":
         raise AssertionError(f"inductor's own probe ran for {isa}")
-    asked.append(str(isa))
+    with lock:
+        asked.append(str(isa))
+        active[0] += 1
+        most[0] = max(most[0], active[0])
+    time.sleep(0.3 if concurrently else 0)  # a probe takes time: the others start meanwhile
+    with lock:
+        active[0] -= 1
     return str(isa) in yes.split(",")
 cpu_vec_isa.VecISA.check_build = check_build
 from aotbuild.actions import isa_probe
 isa_probe.remember(Path(sys.argv[1]))
 isa_probe.remember(Path(sys.argv[1]))  # idempotent: one wrapper, not two
+if concurrently:
+    isa_probe.probe_concurrently()
+    asked_then = list(asked)
 valid = [str(i) for i in cpu_vec_isa.valid_vec_isa_list()]
-print(json.dumps({"asked": asked, "valid": valid}))
+later = len(asked) - len(asked_then) if concurrently else 0
+print(json.dumps({"asked": asked_then if concurrently else asked, "valid": valid, "most": most[0],
+                  "threads": threading.active_count(), "asked_after": later}))
 """
 
 
-def probe(base: Path, yes: str, tmp_path: Path) -> dict:
+def probe(base: Path, yes: str, tmp_path: Path, how: str = "inductors-order") -> dict:
     env_cache = tmp_path / "inductor"
-    out = subprocess.run([sys.executable, "-c", PROBE, str(base), yes], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", PROBE, str(base), yes, how], capture_output=True, text=True,
                          env={"TORCHINDUCTOR_CACHE_DIR": str(env_cache), "PATH": "/usr/bin:/bin"}, check=False)
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -65,3 +77,16 @@ def test_remembered_answers_mean_no_probe_at_all(tmp_path: Path) -> None:
     everything = ",".join(first["asked"])
     assert probe(base, everything, tmp_path)["valid"] == first["asked"]
     assert probe(base, "raise", tmp_path)["valid"] == first["asked"]  # inductor's check never ran
+
+
+def test_probing_concurrently_asks_every_offered_isa_at_once_and_records_the_answers(tmp_path: Path) -> None:
+    first = probe(tmp_path / "serial", "", tmp_path)
+    if len(first["asked"]) < 2:
+        pytest.skip(f"this CPU offers fewer than two vector ISAs to probe: {first['asked']}")
+    everything = ",".join(first["asked"])
+    base = tmp_path / "base"
+    together = probe(base, everything, tmp_path, "concurrently")
+    assert together["most"] >= 2  # checks overlapped
+    assert together["threads"] == 1  # and no thread is left behind (a fork server forks after this)
+    assert sorted(together["valid"]) == sorted(first["asked"]) and together["asked_after"] == 0
+    assert probe(base, "raise", tmp_path)["valid"] == first["asked"]  # recorded for the next process

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import sys
 from pathlib import Path
 from typing import Any
@@ -68,9 +69,10 @@ def remember(base: Path) -> None:
         if answer in _read(path):
             return True
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # Concurrent compiles of a cold machine wait for one probe instead of each running it: seven
-        # compiles probing at once on 16 cores took 60 s each, starting torch in 28 children.
-        with filelock.FileLock(str(path) + ".lock"):
+        # Concurrent compiles of a cold machine wait for one probe of each answer instead of each running it:
+        # seven compiles probing at once on 16 cores took 60 s each, starting torch in 28 children.
+        digest = hashlib.sha256(answer.encode()).hexdigest()[:16]
+        with filelock.FileLock(f"{path.with_suffix('')}.{digest}.lock"):
             if answer in _read(path):
                 return True
             ok = check_build(isa, code)
@@ -93,3 +95,23 @@ def _read(path: Path) -> set[str]:
 def _record(path: Path, answer: str) -> None:
     """Add one answer (under the file's lock)."""
     replace_unsynced(path, json.dumps({"loads": sorted(_read(path) | {answer})}, indent=0).encode())
+
+
+def probe_concurrently() -> None:
+    """Ask inductor's check about every vector ISA this CPU offers at once, one thread each, instead of one
+    after another as inductor does: each check starts a child interpreter that imports torch (about 5 s for
+    CUDA torch), and AMX alone runs three. With `remember` installed, the answers are recorded for every
+    process that asks later; the threads are gone when this returns."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from torch._inductor import cpu_vec_isa
+
+    checker = getattr(cpu_vec_isa, "x86_isa_checker", None)
+    candidates = list(getattr(cpu_vec_isa, "supported_vec_isa_list", []))
+    if checker is None or not candidates or platform.machine() not in ("x86_64", "AMD64"):
+        cpu_vec_isa.valid_vec_isa_list()  # inductor's own order elsewhere
+        return
+    flags = set(checker())
+    offered = [isa for isa in candidates if all(flag in flags for flag in str(isa).split())]
+    with ThreadPoolExecutor(max_workers=max(1, len(offered))) as pool:
+        list(pool.map(bool, offered))

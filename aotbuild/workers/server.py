@@ -100,25 +100,26 @@ def _children_in_bad_fork() -> bool:
 
 
 def _probe_cpu_isa() -> None:
-    """Inductor's one-time setup, done here once for every action: which vector ISAs this CPU and compiler
-    support. Each process otherwise probes them itself (compiling and loading a test library per ISA, several
-    seconds), and the answer is cached in memory only (functools.cache), so forked actions inherit it. The
-    probes start from the ISA seeds of the cache the first client named, as a compile's staging dir does."""
-    from aotbuild.actions import staging
-    from aotbuild.planning.toolchain import cpu_isa
-    from aotbuild.workspace import settings
-
+    """Inductor's one-time setup: which vector ISAs this CPU and compiler support. Answered once per
+    toolchain on disk (actions/isa_probe.py); a fresh machine's first answers come from a child forked here,
+    which checks every ISA at once while this server already serves (exports need no ISA; a compile that
+    asks waits for the answer it needs). The probes start from the ISA seeds of the cache the first client
+    named, as a compile's staging dir does."""
+    if os.fork() != 0:
+        return  # reaped with the actions' children (an unknown pid there)
     try:
+        from aotbuild.actions import isa_probe, staging
+        from aotbuild.planning.toolchain import cpu_isa
+        from aotbuild.workspace import settings
+
         seeds = settings.action_cache_dir(os.environ) / "inductor-seed" / cpu_isa().replace(":", "-")
         staging._copy_probes(seeds, Path(os.environ["TORCHINDUCTOR_CACHE_DIR"]))
-        from torch._inductor import cpu_vec_isa
-
-        from aotbuild.actions import isa_probe
-
         isa_probe.remember(staging.BASE)
-        cpu_vec_isa.valid_vec_isa_list()
-    except Exception as e:  # noqa: BLE001 - only a head start: each action can still probe for itself
+        isa_probe.probe_concurrently()
+    except Exception as e:  # noqa: BLE001 - only a head start: each compile can still probe for itself
         print(f"preload: CPU ISA probe: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+    finally:
+        os._exit(0)
 
 
 def _read_request(conn: socket.socket) -> tuple[dict, list[int]]:
