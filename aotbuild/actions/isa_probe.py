@@ -93,8 +93,9 @@ def _read(path: Path) -> set[str]:
 
 
 def _record(path: Path, answer: str) -> None:
-    """Add one answer (under the file's lock)."""
-    replace_unsynced(path, json.dumps({"loads": sorted(_read(path) | {answer})}, indent=0).encode())
+    """Add one answer. Probes of different answers run at once, so the file has a lock of its own."""
+    with filelock.FileLock(str(path) + ".lock"):
+        replace_unsynced(path, json.dumps({"loads": sorted(_read(path) | {answer})}, indent=0).encode())
 
 
 def probe_concurrently() -> None:
