@@ -115,6 +115,7 @@ def test_prewarm_makes_the_first_action_find_torch_imported(tmp_path: Path) -> N
     first = run(where, env, "0")  # asks for no torch, never signalled the bare server
     assert first.returncode == 0, first.stderr
     assert fields(first.stdout)["torch"] == "True"
+    assert "CPU ISA probe" not in log.read_text()  # the server's probe child started without an error
 
 
 def test_prewarm_is_off_without_workers() -> None:

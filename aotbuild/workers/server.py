@@ -103,22 +103,22 @@ def _probe_cpu_isa() -> None:
     """Inductor's one-time setup: which vector ISAs this CPU and compiler support. Answered once per
     toolchain on disk (actions/isa_probe.py); a fresh machine's first answers come from a child forked here,
     which checks every ISA at once while this server already serves (exports need no ISA; a compile that
-    asks waits for the answer it needs). The probes start from the ISA seeds of the cache the first client
-    named, as a compile's staging dir does."""
+    asks waits for the answers it needs)."""
     if os.fork() != 0:
         return  # reaped with the actions' children (an unknown pid there)
+    # Inductor builds the probe libraries in its cache dir: one of our own, which the server's idle exit
+    # (it removes its own) cannot pull from under a probe still running.
+    scratch = os.path.join(os.environ["TORCHINDUCTOR_CACHE_DIR"] + "-isa")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = scratch
     try:
         from aotbuild.actions import isa_probe, staging
-        from aotbuild.planning.toolchain import cpu_isa
-        from aotbuild.workspace import settings
 
-        seeds = settings.action_cache_dir(os.environ) / "inductor-seed" / cpu_isa().replace(":", "-")
-        staging._copy_probes(seeds, Path(os.environ["TORCHINDUCTOR_CACHE_DIR"]))
         isa_probe.remember(staging.BASE)
         isa_probe.probe_concurrently()
     except Exception as e:  # noqa: BLE001 - only a head start: each compile can still probe for itself
         print(f"preload: CPU ISA probe: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
     finally:
+        shutil.rmtree(scratch, ignore_errors=True)
         os._exit(0)
 
 
