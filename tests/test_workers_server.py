@@ -7,6 +7,7 @@ torch once, so these carry the torch mark), in seconds.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,9 +25,11 @@ pytestmark = pytest.mark.torch
 ACTION = '''import os, sys, time
 from pathlib import Path
 import same
+here = Path.cwd()
+with open(here / "attempts", "a") as f:
+    f.write(f"{os.getppid()}\\n")
 if "want-torch" in sys.argv:
     import torch
-here = Path.cwd()
 print("value", same.VALUE, "pid", os.getpid(), "ppid", os.getppid(), "torch", "torch" in sys.modules, flush=True)
 print("to stderr", file=sys.stderr, flush=True)
 if len(sys.argv) > 2 and sys.argv[2] == "sleep-once":
@@ -116,6 +119,21 @@ def test_prewarm_makes_the_first_action_find_torch_imported(tmp_path: Path) -> N
     assert first.returncode == 0, first.stderr
     assert fields(first.stdout)["torch"] == "True"
     assert "CPU ISA probe" not in log.read_text()  # the server's probe child started without an error
+
+
+def test_an_action_needing_torch_moves_to_the_warm_server_while_it_starts(tmp_path: Path) -> None:
+    env = {**os.environ, "W11_SERVER_KEY": uuid.uuid4().hex, "AOTBUILD_WORKER_IDLE_S": "4"}
+    where = action_dir(tmp_path / "h", 6)
+    assert client.prewarm(env)  # the bare server starts its warm successor, which imports torch for seconds
+    moved = run(where, env, "3", "want-torch")
+    assert moved.returncode == 3, moved.stderr
+    log = Path(client.socket_path(env) + ".log").read_text()
+    bare, warm = (int(re.search(rf"pid (\d+) {kind}", log)[1]) for kind in ("bare", "warm"))
+    # It started at the bare server, stopped at its `import torch`, and ran again, once, at the warm one.
+    assert (where / "attempts").read_text().split() == [str(bare), str(warm)]
+    assert fields(moved.stdout)["ppid"] == str(warm) and moved.stdout.count("value") == 1
+    hit = run(where, env, "0")  # no torch needed: runs wherever it lands, never moved
+    assert hit.returncode == 0 and (where / "attempts").read_text().split()[2:] == [fields(hit.stdout)["ppid"]]
 
 
 def test_prewarm_is_off_without_workers() -> None:

@@ -52,15 +52,27 @@ def _become(request: dict, fds: list[int], startup_dir: str) -> None:
     sys.path[sys.path.index(startup_dir)] = request["cwd"]
 
 
+class HandOff(BaseException):
+    """Raised at this action's `import torch` in a bare server whose warm successor is starting: the action
+    stops (a BaseException, so its own handlers let it pass and its `with` blocks clean up) and its client
+    runs it again at the warm server. Actions may be run again: ninja reruns them too."""
+
+
 class _TorchWanted:
     """An import hook that tells a bare server, once, that this action imports torch (then a warm server
-    pays off); it finds nothing itself."""
+    pays off), or that hands the action over while a warm one starts; it finds nothing itself."""
 
-    def __init__(self, fd: int) -> None:
-        self.fd: int | None = fd
+    def __init__(self, fd: int | None, hand_off: bool) -> None:
+        self.fd = fd
+        self.hand_off = hand_off
 
     def find_spec(self, name: str, path: object = None, target: object = None) -> None:
-        if name == "torch" and self.fd is not None:
+        if name != "torch":
+            return None
+        if self.hand_off:
+            self.hand_off = False
+            raise HandOff
+        if self.fd is not None:
             try:
                 os.write(self.fd, b"t")
             except OSError:
@@ -70,8 +82,9 @@ class _TorchWanted:
 
 
 def run(request: dict, fds: list[int], conn: socket.socket, listener: socket.socket, startup_dir: str,
-        torch_wanted: int | None) -> None:
-    """In the forked child; never returns."""
+        torch_wanted: int | None, hand_off_from: int | None = None) -> None:
+    """In the forked child; never returns. `hand_off_from`: the bare server's socket inode, when an action
+    needing torch is to be handed over to the warm server about to replace it there."""
     code = 1
     try:
         os.setpgid(0, 0)  # a group of its own: a forwarded signal reaches the action and its compilers
@@ -82,12 +95,18 @@ def run(request: dict, fds: list[int], conn: socket.socket, listener: socket.soc
         listener.close()
         module = request["argv"][0]
         _become(request, fds, startup_dir)
-        if torch_wanted is not None and "torch" not in sys.modules:
-            sys.meta_path.insert(0, _TorchWanted(torch_wanted))
+        if (torch_wanted is not None or hand_off_from is not None) and "torch" not in sys.modules:
+            sys.meta_path.insert(0, _TorchWanted(torch_wanted, hand_off_from is not None))
         threading.Thread(target=_die_with_client, args=(conn,), daemon=True).start()
         try:
             runpy.run_module(module, run_name="__main__", alter_sys=True)
             code = 0
+        except HandOff:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            conn.sendall(json.dumps({"hand_off": hand_off_from}).encode() + b"\n")
+            code = 0
+            return
         except SystemExit as e:
             code = _exit_code(e)
         except BaseException:  # noqa: BLE001 - what an uncaught exception does in a process of its own

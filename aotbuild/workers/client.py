@@ -26,6 +26,9 @@ START_TIMEOUT_S = 60.0  # a server binds its socket before importing torch: this
 # A server that has not forked our action by then is wedged (its import never ends): run the action here.
 # It checks that we are still connected before forking, so the action never runs twice.
 WEDGED_S = 300.0
+# A warm server replaces its bare parent within seconds (importing torch and inductor); one that has not
+# by then is not coming: the action then runs at the bare server, importing torch itself.
+HAND_OFF_WAIT_S = 120.0
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -112,8 +115,8 @@ def _wait_readable(fd: int, timeout: float) -> bool:
     return bool(readable)
 
 
-def _request(sock: socket.socket, argv: list[str]) -> None:
-    body = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
+def _request(sock: socket.socket, argv: list[str], hand_off: bool) -> None:
+    body = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "hand_off": hand_off}).encode()
     socket.send_fds(sock, [len(body).to_bytes(4, "big") + body], [0, 1, 2])
 
 
@@ -147,11 +150,12 @@ class _Lines:
             return json.loads(line) if line.strip() else None
 
 
-def run_once(argv: list[str], path: str, forwarded: list[int]) -> dict | None:
-    """One attempt; the worker's final word ({"exit": n} or {"signal": n}), None if it vanished mid-action."""
+def run_once(argv: list[str], path: str, forwarded: list[int], hand_off: bool = True) -> dict | None:
+    """One attempt; the worker's final word ({"exit": n}, {"signal": n}, or {"hand_off": inode}: run it again
+    at the warm server replacing the one at that inode), None if it vanished mid-action."""
     sock = connect_or_start(path)
     with sock:
-        _request(sock, argv)
+        _request(sock, argv, hand_off)
         replies = _Lines(sock)
         sock.settimeout(WEDGED_S)
         try:
@@ -179,6 +183,19 @@ def run_once(argv: list[str], path: str, forwarded: list[int]) -> dict | None:
                 signal.signal(signum, signal.SIG_DFL)
 
 
+def _wait_for_successor(path: str, inode: int, timeout: float) -> None:
+    """Until a warm server has bound `path` over the bare one at `inode`, the path is gone, or `timeout`
+    (then the action runs at whatever server is there, told not to hand off again)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if os.stat(path).st_ino != inode:
+                return
+        except FileNotFoundError:
+            return
+        time.sleep(0.05)
+
+
 def main(argv: list[str]) -> int:
     if os.environ.get(WORKERS_VAR, "1") == "0":
         os.execv(sys.executable, [sys.executable, "-m", *argv])
@@ -187,6 +204,10 @@ def main(argv: list[str]) -> int:
         forwarded: list[int] = []
         for attempt in (1, 2):
             final = run_once(argv, path, forwarded)
+            if final is not None and "hand_off" in final:
+                # The action needs torch and a warm server is starting: run it there (at most once more).
+                _wait_for_successor(path, final["hand_off"], HAND_OFF_WAIT_S)
+                final = run_once(argv, path, forwarded, hand_off=False)
             if forwarded:  # stopped on purpose (ninja or the CLI was interrupted): never retried
                 return 128 + forwarded[0]
             if final is not None and "exit" in final:

@@ -171,6 +171,7 @@ class Server:
         self.running: dict[int, socket.socket] = {}  # child pid -> its client's connection
         self.last_active = time.monotonic()
         self.inode = os.stat(path).st_ino  # to remove only our own socket file when idle
+        self.warm_pid: int | None = None  # the warm successor this bare server forked, while it is starting
 
     def serve(self, conn: socket.socket) -> None:
         from aotbuild.workers import child
@@ -190,9 +191,14 @@ class Server:
                 os.close(fd)
             conn.close()
             return
+        # While a warm successor starts, an action that turns out to need torch hands itself over to it
+        # rather than import torch and inductor here (12 s under a 16-core build's load); one that needs no
+        # torch (a cache hit) runs here at once. A client retrying after a failed start asks not to.
+        hand_off = self.warm_pid is not None and request.get("hand_off", True)
         pid = os.fork()
         if pid == 0:
-            child.run(request, fds, conn, self.listener, self.startup_dir, self.wanted_w)  # never returns
+            child.run(request, fds, conn, self.listener, self.startup_dir, self.wanted_w,
+                      self.inode if hand_off else None)  # never returns
         try:
             os.setpgid(pid, pid)  # also done by the child; here too, so the client's first signal finds it
         except OSError:
@@ -205,13 +211,15 @@ class Server:
     def reap(self) -> None:
         """Tell each finished child's client how it ended (a child reports its own exit first; a killed one
         cannot)."""
-        while self.running:
+        while True:  # also the warm successor and the ISA probe child, which have no client
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
+            if pid == self.warm_pid:  # the warm successor ended before taking over: nobody to hand off to
+                self.warm_pid = None
             conn = self.running.pop(pid, None)
             if conn is None:
                 continue
@@ -286,7 +294,8 @@ class Server:
     def start_warm(self) -> None:
         """Fork the warm server: it imports torch, then takes the socket path over; this bare one serves until
         then and exits after its own actions end."""
-        if os.fork() != 0:
+        self.warm_pid = os.fork()
+        if self.warm_pid != 0:
             return
         try:
             self.listener.close()
