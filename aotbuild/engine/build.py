@@ -189,11 +189,6 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
     dist_stamps.refresh(ctx.out_dir)  # an upgraded distribution re-runs the exports that imported it
     entries = {str(label): plan.packages[label.package].targets[label.name] for label in labels}
     goals = {label: entry["goals"][request.goal] for label, entry in entries.items()}
-    for warning in output_checks.prepare(ctx.out_dir, labels, full=request.goal == rules.TEST_GOAL):
-        print(f"warning: {warning}", file=sys.stderr)
-    events_file = ctx.out_dir / layout.STATE_DIR / f"events-{os.getpid()}.jsonl"
-    events_file.unlink(missing_ok=True)
-    settings.remote_down_file(events_file).unlink(missing_ok=True)
     # Without a GPU, CUDA targets that a wildcard reached can only come from the cache: they run last, with
     # -k, so one that is not cached is skipped and never stops the others. Named ones fail as usual.
     named = named_explicitly(request.patterns, ctx.current_package)
@@ -204,6 +199,26 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
         flag = "--remote-upload" if request.remote_upload else "--remote-required"
         raise UserError(f"{flag} needs a remote cache\n  fix: pass --remote-cache URL, set "
                         f"{settings.REMOTE_VAR}, or add cache: {{remote: URL}} to {WORKSPACE_FILE}")
+    required = [goal for label, goal in goals.items() if label not in optional]
+    before = None  # the no-op stamp's snapshot, taken before the checks and ninja; written if nothing ran
+    if required and not optional and request.goal == rules.BUILD_GOAL and settings.noop_stamp_enabled(
+            settings.environ()):
+        from aotbuild.engine import noop_stamp
+
+        stamp = noop_stamp.read(ctx.out_dir)
+        if noop_stamp.holds(ctx.out_dir, plan.ninja, required, stamp):
+            # What ninja prints when it finds nothing to do, as a no-op build always printed.
+            print(f"ninja: Entering directory `{ctx.out_dir}'\nninja: no work to do.", flush=True)
+            result.outcomes.update((str(label), "up to date") for label in labels)
+            return
+        noop_stamp.remove(ctx.out_dir)
+        dirs = noop_stamp.checked_dirs(layout.TargetPaths(label).dir for label in labels)
+        before = noop_stamp.take(ctx.out_dir, plan.ninja, dirs, stamp[1] if stamp else None)
+    for warning in output_checks.prepare(ctx.out_dir, labels, full=request.goal == rules.TEST_GOAL):
+        print(f"warning: {warning}", file=sys.stderr)
+    events_file = ctx.out_dir / layout.STATE_DIR / f"events-{os.getpid()}.jsonl"
+    events_file.unlink(missing_ok=True)
+    settings.remote_down_file(events_file).unlink(missing_ok=True)
     env = {settings.EVENTS_VAR: str(events_file), **cache_env,
            **settings.remote_env(remote, request.remote_upload, request.remote_required)}
     if not request.workers:
@@ -213,7 +228,6 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
 
         resolve_hits(ctx.root, ctx.out_dir, plan, labels, {**os.environ, **env})  # ninja then skips those
     sys.stdout.flush()
-    required = [goal for label, goal in goals.items() if label not in optional]
     optional_rc = 0
     optional_log = ctx.out_dir / layout.STATE_DIR / "gpu-targets.log"
     try:
@@ -233,6 +247,12 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
         result.events = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
         events_file.unlink()
     settings.remote_down_file(events_file).unlink(missing_ok=True)
+    if before is not None and not result.ninja_rc and not result.events:
+        from aotbuild.engine import noop_stamp
+
+        after = noop_stamp.take(ctx.out_dir, plan.ninja, before.dirs, before)
+        if after is not None and after.same_state(before):  # nothing changed, so ninja ran nothing
+            noop_stamp.write(ctx.out_dir, before, required)
     by_label: dict[str, list[dict]] = {}
     for event in result.events:
         by_label.setdefault(event["label"], []).append(event)
