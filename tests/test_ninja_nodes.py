@@ -57,10 +57,6 @@ def test_a_variable_in_a_path_is_refused(line: str) -> None:
         file_nodes(f"rule cc\n  command = true\n{line}\n", "f.ninja")
 
 
-def test_an_unknown_statement_is_refused() -> None:
-    with pytest.raises(NodeError):
-        file_nodes("dyndep out\n", "f.ninja")
-
 
 @pytest.mark.parametrize(("path", "expected"), [
     ("a/b", "a/b"), ("./a", "a"), ("a/./b", "a/b"), ("a/../b", "b"), ("../a", "../a"), ("../../a/../b", "../../b"),

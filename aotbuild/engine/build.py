@@ -211,9 +211,10 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
             print(f"ninja: Entering directory `{ctx.out_dir}'\nninja: no work to do.", flush=True)
             result.outcomes.update((str(label), "up to date") for label in labels)
             return
-        noop_stamp.remove(ctx.out_dir)
+        noop_stamp.retire(ctx.out_dir)
         dirs = noop_stamp.checked_dirs(layout.TargetPaths(label).dir for label in labels)
-        before = noop_stamp.take(ctx.out_dir, plan.ninja, dirs, stamp[1] if stamp else None)
+        known = stamp[1] if stamp else noop_stamp.read_retired(ctx.out_dir)
+        before = noop_stamp.take(ctx.out_dir, plan.ninja, dirs, known)
     for warning in output_checks.prepare(ctx.out_dir, labels, full=request.goal == rules.TEST_GOAL):
         print(f"warning: {warning}", file=sys.stderr)
     events_file = ctx.out_dir / layout.STATE_DIR / f"events-{os.getpid()}.jsonl"

@@ -33,6 +33,7 @@ from pathlib import Path
 from aotbuild import __version__, layout
 
 STAMP_FILE = f"{layout.STATE_DIR}/noop-stamp"
+RETIRED_FILE = f"{STAMP_FILE}.retired"
 FORMAT = 1
 MISSING = -(1 << 63)  # a node's "mtime" when it does not exist (no filesystem stores a time this old)
 _DIGEST = 16
@@ -167,18 +168,26 @@ def write(out_dir: Path, snapshot: Snapshot, goals: Sequence[str]) -> None:
     replace_unsynced(out_dir / STAMP_FILE, _encode(snapshot, goals))
 
 
-def remove(out_dir: Path) -> None:
-    """Before ninja runs: a build that fails or is interrupted leaves no stamp behind."""
+def retire(out_dir: Path) -> None:
+    """Before ninja runs: a build that fails or is interrupted leaves no stamp behind. The retired one is kept
+    aside only for its lists of nodes (read_retired), which spare the next snapshot parsing every ninja file."""
     try:
-        os.unlink(out_dir / STAMP_FILE)
+        os.replace(out_dir / STAMP_FILE, out_dir / RETIRED_FILE)
     except FileNotFoundError:
         pass
 
 
-def read(out_dir: Path) -> tuple[frozenset[str], Snapshot] | None:
+def read_retired(out_dir: Path) -> Snapshot | None:
+    """The retired stamp's snapshot: never a proof, only node lists whose ninja files' signatures say whether
+    they still hold."""
+    found = read(out_dir, RETIRED_FILE)
+    return found[1] if found else None
+
+
+def read(out_dir: Path, name: str = STAMP_FILE) -> tuple[frozenset[str], Snapshot] | None:
     """The goals and snapshot of the stamp; None when there is none, or it is damaged or of another aotbuild."""
     try:
-        with open(out_dir / STAMP_FILE, "rb") as f:
+        with open(out_dir / name, "rb") as f:
             data = f.read()
         payload, digest = data[:-_DIGEST], data[-_DIGEST:]
         if hashlib.blake2b(payload, digest_size=_DIGEST).digest() != digest:
