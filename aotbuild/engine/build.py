@@ -200,7 +200,7 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
         raise UserError(f"{flag} needs a remote cache\n  fix: pass --remote-cache URL, set "
                         f"{settings.REMOTE_VAR}, or add cache: {{remote: URL}} to {WORKSPACE_FILE}")
     required = [goal for label, goal in goals.items() if label not in optional]
-    before = None  # the no-op stamp's snapshot, taken before the checks and ninja; written if nothing ran
+    pending = None  # the no-op stamp's snapshot, taken before the checks and ninja; stamped if nothing ran
     if required and not optional and request.goal == rules.BUILD_GOAL and settings.noop_stamp_enabled(
             settings.environ()):
         from aotbuild.engine import noop_stamp
@@ -211,10 +211,8 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
             print(f"ninja: Entering directory `{ctx.out_dir}'\nninja: no work to do.", flush=True)
             result.outcomes.update((str(label), "up to date") for label in labels)
             return
-        noop_stamp.retire(ctx.out_dir)
         dirs = noop_stamp.checked_dirs(layout.TargetPaths(label).dir for label in labels)
-        known = stamp[1] if stamp else noop_stamp.read_retired(ctx.out_dir)
-        before = noop_stamp.take(ctx.out_dir, plan.ninja, dirs, known)
+        pending = noop_stamp.begin(ctx.out_dir, plan.ninja, dirs)
     for warning in output_checks.prepare(ctx.out_dir, labels, full=request.goal == rules.TEST_GOAL):
         print(f"warning: {warning}", file=sys.stderr)
     events_file = ctx.out_dir / layout.STATE_DIR / f"events-{os.getpid()}.jsonl"
@@ -248,12 +246,10 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
         result.events = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
         events_file.unlink()
     settings.remote_down_file(events_file).unlink(missing_ok=True)
-    if before is not None and not result.ninja_rc and not result.events:
+    if pending is not None and not result.ninja_rc and not result.events:
         from aotbuild.engine import noop_stamp
 
-        after = noop_stamp.take(ctx.out_dir, plan.ninja, before.dirs, before)
-        if after is not None and after.same_state(before):  # nothing changed, so ninja ran nothing
-            noop_stamp.write(ctx.out_dir, before, required)
+        noop_stamp.finish(pending, required)
     by_label: dict[str, list[dict]] = {}
     for event in result.events:
         by_label.setdefault(event["label"], []).append(event)

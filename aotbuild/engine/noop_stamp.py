@@ -21,10 +21,10 @@ deps log format, a damaged stamp) means no stamp, so the build runs ninja as bef
 
 from __future__ import annotations
 
-import hashlib
 import marshal
 import os
 import time
+import zlib
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -33,10 +33,10 @@ from pathlib import Path
 from aotbuild import __version__, layout
 
 STAMP_FILE = f"{layout.STATE_DIR}/noop-stamp"
-RETIRED_FILE = f"{STAMP_FILE}.retired"
-FORMAT = 1
-MISSING = -(1 << 63)  # a node's "mtime" when it does not exist (no filesystem stores a time this old)
-_DIGEST = 16
+# Which nodes each ninja file names, keyed by the file's signature: a cache that spares parsing every ninja
+# file (16 MB at 10,000 targets) for each new stamp, never a proof. Kept when the stamp is removed.
+NODES_FILE = f"{layout.STATE_DIR}/noop-nodes"
+FORMAT = 2
 # A directory changed this recently may change again within the same tick of the filesystem's clock and keep
 # its ctime: such a snapshot is not stamped (the next no-op build stamps). Clock ticks are 1-10 ms.
 RACY_NS = 50_000_000
@@ -46,19 +46,34 @@ Sig = tuple[int, int, int, int]  # mtime_ns, ctime_ns, size, inode
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The state one build's ninja ran on. `manifests` pairs each ninja file with the nodes it names, so that
-    the next snapshot re-reads only the ninja files that changed."""
+    """The state one build's ninja ran on: the paths to check are split into those that exist (checked by
+    mtime, or ctime for directories) and those that do not (checked by existence, without an exception each)."""
 
     meta: tuple[tuple[str, Sig | None], ...]  # path (absolute, or relative to aot-out/) -> its signature
-    manifests: tuple[tuple[str, tuple[str, ...]], ...]  # ninja file -> its nodes, relative to aot-out/
-    deps: tuple[str, ...]  # every path .ninja_deps names as a dependency
-    mtimes: bytes  # array('q'): each manifest's nodes in order, then deps
-    dirs: tuple[str, ...]  # relative to aot-out/ ("." for itself)
-    dir_ctimes: bytes  # array('q')
+    nodes: tuple[str, ...]  # the nodes of every ninja file, then the recorded deps, that exist
+    mtimes: bytes  # array('q') of their mtimes
+    dirs: tuple[str, ...]  # relative to aot-out/ ("." for itself), that exist
+    dir_ctimes: bytes  # array('q') of their ctimes
+    missing: tuple[str, ...]  # nodes, deps and dirs that do not exist
 
-    def same_state(self, other: Snapshot) -> bool:
-        return (self.meta, self.mtimes, self.dirs, self.dir_ctimes) == (
-            other.meta, other.mtimes, other.dirs, other.dir_ctimes)
+
+@dataclass(frozen=True)
+class NodeLists:
+    """What each ninja file and the deps log name, with the signature each had when read."""
+
+    manifests: dict[str, tuple[Sig, tuple[str, ...]]]
+    deps: tuple[Sig | None, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A snapshot taken before a build's checks and ninja, to be stamped if nothing changed by the end."""
+
+    out_dir: Path
+    binary: str
+    dirs: tuple[str, ...]
+    snapshot: Snapshot
+    lists: NodeLists
 
 
 def _sig(path: str, out_fd: int) -> Sig | None:
@@ -69,32 +84,28 @@ def _sig(path: str, out_fd: int) -> Sig | None:
     return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
 
 
-def _mtimes(paths: Iterable[str], out_fd: int, into: array) -> None:
-    """Append each path's mtime (MISSING when absent) to `into`. Other errors (a permission, a time beyond
-    64 bits, or a real file dated MISSING) raise: the caller then proves nothing."""
+def _split(paths: Iterable[str], out_fd: int, field: str, missing: list[str]) -> tuple[list[str], bytes]:
+    """(the paths that exist, array('q') of their `field`); the others are appended to `missing`. Errors other
+    than a missing file (a permission, a time beyond 64 bits) raise: the caller then proves nothing."""
     stat = os.stat
-    append = into.append
+    found: list[str] = []
+    values = array("q")
     for path in paths:
         try:
-            mtime = stat(path, dir_fd=out_fd).st_mtime_ns
+            values.append(getattr(stat(path, dir_fd=out_fd), field))
         except (FileNotFoundError, NotADirectoryError):
-            append(MISSING)
+            missing.append(path)
             continue
-        if mtime == MISSING:
-            raise ValueError(f"{path}: an mtime of {MISSING} ns")
-        append(mtime)
+        found.append(path)
+    return found, values.tobytes()
 
 
-def _ctimes(dirs: Iterable[str], out_fd: int) -> bytes:
+def _values(paths: Sequence[str], out_fd: int, field: str) -> bytes:
+    """array('q') of `field` of paths that all existed; FileNotFoundError when one no longer does."""
     stat = os.stat
-    values = array("q")
-    append = values.append
-    for path in dirs:
-        try:
-            append(stat(path, dir_fd=out_fd).st_ctime_ns)
-        except (FileNotFoundError, NotADirectoryError):
-            append(MISSING)
-    return values.tobytes()
+    if field == "st_mtime_ns":
+        return array("q", [stat(path, dir_fd=out_fd).st_mtime_ns for path in paths]).tobytes()
+    return array("q", [stat(path, dir_fd=out_fd).st_ctime_ns for path in paths]).tobytes()
 
 
 def _meta_paths(binary: str) -> list[str]:
@@ -102,101 +113,85 @@ def _meta_paths(binary: str) -> list[str]:
     return [binary, f"{builddir}/.ninja_log", f"{builddir}/.ninja_deps"]
 
 
-def take(out_dir: Path, binary: str, dirs: Sequence[str], previous: Snapshot | None = None) -> Snapshot | None:
-    """Snapshot the state ninja would see now; None where a ninja file or the deps log cannot be read here.
-    Node lists of ninja files whose signature did not change since `previous` are reused, not re-parsed."""
+def _opener(dir_fd: int):  # noqa: ANN202 - open()'s opener protocol
+    return lambda path, flags: os.open(path, flags, dir_fd=dir_fd)
+
+
+def take(out_dir: Path, binary: str, dirs: Sequence[str],
+         known: NodeLists | None = None) -> tuple[Snapshot, NodeLists] | None:
+    """Snapshot the state ninja would see now, and the node lists it came from; None where a ninja file or the
+    deps log cannot be read here. Lists in `known` whose file's signature did not change are not re-read."""
     from aotbuild.ninja import logs
     from aotbuild.ninja.nodes import NodeError, file_nodes, recorded_dependencies
 
     started = time.time_ns()
-    known = dict(previous.manifests) if previous is not None else {}
-    known_sigs = dict(previous.meta) if previous is not None else {}
     fd = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
     try:
         meta: list[tuple[str, Sig | None]] = [(p, _sig(p, fd)) for p in _meta_paths(binary)]
         if meta[0][1] is None:
             return None
-        manifests: list[tuple[str, tuple[str, ...]]] = []
+        manifests: dict[str, tuple[Sig, tuple[str, ...]]] = {}
         pending = [layout.NINJA_FILE]
         while pending:
             name = pending.pop(0)
             sig = _sig(name, fd)
-            if sig is None:
-                return None  # ninja fails on a missing subninja: nothing to prove
+            if sig is None or name in manifests:
+                return None  # ninja fails on a missing (or twice included) ninja file: nothing to prove
             meta.append((name, sig))
-            if name in known and known_sigs.get(name) == sig and name != layout.NINJA_FILE:
-                manifests.append((name, known[name]))
+            cached = known.manifests.get(name) if known is not None else None
+            if cached is not None and cached[0] == sig and name != layout.NINJA_FILE:
+                manifests[name] = cached
                 continue
             with open(name, encoding="utf-8", errors="surrogateescape", opener=_opener(fd)) as f:
                 nodes, includes = file_nodes(f.read(), name)
-            manifests.append((name, tuple(nodes)))
+            manifests[name] = (sig, tuple(nodes))
             pending.extend(includes)
-        deps_name = meta[2][0]
-        if previous is not None and known_sigs.get(deps_name) == meta[2][1] and meta[2][1] is not None:
-            deps = previous.deps
+        deps_sig = meta[2][1]
+        if known is not None and deps_sig is not None and known.deps[0] == deps_sig:
+            deps = known.deps
         else:
-            deps = tuple(recorded_dependencies(out_dir / deps_name))
-        mtimes = array("q")
-        for _, nodes in manifests:
-            _mtimes(nodes, fd, mtimes)
-        _mtimes(deps, fd, mtimes)
-        ctimes = _ctimes(dirs, fd)
-        if dirs and max(array("q", ctimes)) >= started - RACY_NS:
+            deps = (deps_sig, tuple(recorded_dependencies(out_dir / meta[2][0])))
+        missing: list[str] = []
+        everything = [node for _, nodes in manifests.values() for node in nodes]
+        nodes, mtimes = _split(dict.fromkeys(everything + list(deps[1])), fd, "st_mtime_ns", missing)
+        found_dirs, ctimes = _split(dirs, fd, "st_ctime_ns", missing)
+        if found_dirs and max(array("q", ctimes)) >= started - RACY_NS:
             return None
-        return Snapshot(tuple(meta), tuple(manifests), deps, mtimes.tobytes(), tuple(dirs), ctimes)
+        return (Snapshot(tuple(meta), tuple(nodes), mtimes, tuple(found_dirs), ctimes, tuple(missing)),
+                NodeLists(manifests, deps))
     except (NodeError, logs.FormatError, OSError, ValueError, OverflowError, UnicodeError):
         return None
     finally:
         os.close(fd)
 
 
-def _opener(dir_fd: int):  # noqa: ANN202 - open()'s opener protocol
-    return lambda path, flags: os.open(path, flags, dir_fd=dir_fd)
+def _dump(value: object) -> bytes:
+    """marshal (the fastest reader of 100,000 strings) and a CRC, which tells a file torn by a crash (they are
+    written without fsync) from a whole one. Both are aotbuild's own files in aot-out/."""
+    payload = marshal.dumps((FORMAT, __version__, value))
+    return payload + zlib.crc32(payload).to_bytes(4, "little")
 
 
-def _encode(snapshot: Snapshot, goals: Sequence[str]) -> bytes:
-    payload = marshal.dumps((FORMAT, __version__, tuple(sorted(goals)), snapshot.meta, snapshot.manifests,
-                             snapshot.deps, snapshot.mtimes, snapshot.dirs, snapshot.dir_ctimes))
-    return payload + hashlib.blake2b(payload, digest_size=_DIGEST).digest()
-
-
-def write(out_dir: Path, snapshot: Snapshot, goals: Sequence[str]) -> None:
-    """Record `snapshot` as a state on which ninja runs nothing for `goals`. No fsync: a stamp lost in a crash
-    only costs one ninja run; a torn one fails its digest."""
-    from aotbuild.fsutil import replace_unsynced
-
-    replace_unsynced(out_dir / STAMP_FILE, _encode(snapshot, goals))
-
-
-def retire(out_dir: Path) -> None:
-    """Before ninja runs: a build that fails or is interrupted leaves no stamp behind. The retired one is kept
-    aside only for its lists of nodes (read_retired), which spare the next snapshot parsing every ninja file."""
+def _load(path: Path) -> object | None:
     try:
-        os.replace(out_dir / STAMP_FILE, out_dir / RETIRED_FILE)
-    except FileNotFoundError:
-        pass
+        with open(path, "rb") as f:
+            data = f.read()
+        payload = data[:-4]
+        if zlib.crc32(payload).to_bytes(4, "little") != data[-4:]:
+            return None
+        fmt, version, value = marshal.loads(payload)
+        return value if (fmt, version) == (FORMAT, __version__) else None
+    except (OSError, ValueError, EOFError, TypeError):
+        return None
 
 
-def read_retired(out_dir: Path) -> Snapshot | None:
-    """The retired stamp's snapshot: never a proof, only node lists whose ninja files' signatures say whether
-    they still hold."""
-    found = read(out_dir, RETIRED_FILE)
-    return found[1] if found else None
-
-
-def read(out_dir: Path, name: str = STAMP_FILE) -> tuple[frozenset[str], Snapshot] | None:
+def read(out_dir: Path) -> tuple[frozenset[str], Snapshot] | None:
     """The goals and snapshot of the stamp; None when there is none, or it is damaged or of another aotbuild."""
     try:
-        with open(out_dir / name, "rb") as f:
-            data = f.read()
-        payload, digest = data[:-_DIGEST], data[-_DIGEST:]
-        if hashlib.blake2b(payload, digest_size=_DIGEST).digest() != digest:
-            return None
-        fmt, version, goals, meta, manifests, deps, mtimes, dirs, dir_ctimes = marshal.loads(payload)
-        if fmt != FORMAT or version != __version__:
-            return None
-        return frozenset(goals), Snapshot(meta, manifests, deps, mtimes, dirs, dir_ctimes)
-    except (OSError, ValueError, EOFError, TypeError):
+        goal_ids, fields = _load(out_dir / STAMP_FILE)  # type: ignore[misc]
+        snap = Snapshot(*fields)
+        return frozenset(snap.nodes[i] for i in array("i", goal_ids)), snap
+    except (TypeError, ValueError, IndexError):
         return None
 
 
@@ -215,15 +210,54 @@ def holds(out_dir: Path, binary: str, goals: Iterable[str], stamp: tuple[frozens
     try:
         if any(_sig(path, fd) != sig for path, sig in snap.meta):
             return False
-        mtimes = array("q")
-        for _, nodes in snap.manifests:
-            _mtimes(nodes, fd, mtimes)
-        _mtimes(snap.deps, fd, mtimes)
-        return mtimes.tobytes() == snap.mtimes and _ctimes(snap.dirs, fd) == snap.dir_ctimes
+        if _values(snap.nodes, fd, "st_mtime_ns") != snap.mtimes:
+            return False
+        # A path that was missing must still be: a cheap existence check (access() raises nothing).
+        if any(os.access(path, os.F_OK, dir_fd=fd) for path in snap.missing):
+            return False
+        return _values(snap.dirs, fd, "st_ctime_ns") == snap.dir_ctimes
     except (OSError, ValueError, OverflowError):
         return False
     finally:
         os.close(fd)
+
+
+def begin(out_dir: Path, binary: str, dirs: Sequence[str]) -> Pending | None:
+    """Before the checks and ninja of a build that cannot skip them: remove the stamp (a build that fails or is
+    interrupted leaves none behind) and snapshot the state; None when it cannot be known."""
+    try:
+        os.unlink(out_dir / STAMP_FILE)
+    except FileNotFoundError:
+        pass
+    found = _load(out_dir / NODES_FILE)
+    known = NodeLists(*found) if isinstance(found, tuple) and len(found) == 2 else None  # type: ignore[arg-type]
+    taken = take(out_dir, binary, dirs, known)
+    if taken is None:
+        return None
+    snapshot, lists = taken
+    if known is None or lists != known:
+        from aotbuild.fsutil import replace_unsynced
+
+        replace_unsynced(out_dir / NODES_FILE, _dump((lists.manifests, lists.deps)))
+    return Pending(out_dir, binary, tuple(dirs), snapshot, lists)
+
+
+def finish(pending: Pending, goals: Sequence[str]) -> bool:
+    """After ninja exited 0 and no action ran: stamp the snapshot if the state is still exactly the one taken
+    before (then nothing changed in between, so ninja ran nothing on it). Returns whether it stamped."""
+    from aotbuild.fsutil import replace_unsynced
+
+    taken = take(pending.out_dir, pending.binary, pending.dirs, pending.lists)
+    if taken is None or taken[0] != pending.snapshot:
+        return False
+    snap = pending.snapshot
+    index = {path: i for i, path in enumerate(snap.nodes)}
+    if any(goal not in index for goal in goals):
+        return False  # a goal that is no file (phony): not what a build asks for
+    goal_ids = array("i", sorted(index[goal] for goal in goals)).tobytes()
+    fields = (snap.meta, snap.nodes, snap.mtimes, snap.dirs, snap.dir_ctimes, snap.missing)
+    replace_unsynced(pending.out_dir / STAMP_FILE, _dump((goal_ids, fields)))
+    return True
 
 
 def checked_dirs(target_dirs: Iterable[str]) -> list[str]:
