@@ -268,3 +268,10 @@ def test_a_stamp_is_written_only_after_a_build_that_ran_nothing(ws: Workspace) -
     time.sleep(noop_stamp.RACY_NS / 1e9)
     assert ws.run("build", "//...").returncode == 0 and ws.ninja_ran() and ws.stamp.exists()
     assert_fast(ws, "build", "//...")
+
+
+def test_a_build_with_the_stamp_off_or_a_test_removes_it(ws: Workspace) -> None:
+    assert ws.run("build", "//m:a", AOTBUILD_NOOP_STAMP="0").returncode == 0 and not ws.stamp.exists()
+    time.sleep(noop_stamp.RACY_NS / 1e9)
+    assert ws.run("build", "//...").returncode == 0 and ws.stamp.exists()
+    assert ws.run("test", "//m:a").returncode == 0 and not ws.stamp.exists()

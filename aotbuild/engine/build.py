@@ -200,19 +200,20 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
         raise UserError(f"{flag} needs a remote cache\n  fix: pass --remote-cache URL, set "
                         f"{settings.REMOTE_VAR}, or add cache: {{remote: URL}} to {WORKSPACE_FILE}")
     required = [goal for label, goal in goals.items() if label not in optional]
+    from aotbuild.engine import noop_stamp
+
     pending = None  # the no-op stamp's snapshot, taken before the checks and ninja; stamped if nothing ran
     if required and not optional and request.goal == rules.BUILD_GOAL and settings.noop_stamp_enabled(
             settings.environ()):
-        from aotbuild.engine import noop_stamp
-
-        stamp = noop_stamp.read(ctx.out_dir)
-        if noop_stamp.holds(ctx.out_dir, plan.ninja, required, stamp):
+        if noop_stamp.holds(ctx.out_dir, plan.ninja, required, noop_stamp.read(ctx.out_dir)):
             # What ninja prints when it finds nothing to do, as a no-op build always printed.
             print(f"ninja: Entering directory `{ctx.out_dir}'\nninja: no work to do.", flush=True)
             result.outcomes.update((str(label), "up to date") for label in labels)
             return
         dirs = noop_stamp.checked_dirs(layout.TargetPaths(label).dir for label in labels)
         pending = noop_stamp.begin(ctx.out_dir, plan.ninja, dirs)
+    else:
+        noop_stamp.discard(ctx.out_dir)
     for warning in output_checks.prepare(ctx.out_dir, labels, full=request.goal == rules.TEST_GOAL):
         print(f"warning: {warning}", file=sys.stderr)
     events_file = ctx.out_dir / layout.STATE_DIR / f"events-{os.getpid()}.jsonl"
@@ -247,8 +248,6 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
         events_file.unlink()
     settings.remote_down_file(events_file).unlink(missing_ok=True)
     if pending is not None and not result.ninja_rc and not result.events:
-        from aotbuild.engine import noop_stamp
-
         noop_stamp.finish(pending, required)
     by_label: dict[str, list[dict]] = {}
     for event in result.events:

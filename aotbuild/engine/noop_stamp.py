@@ -222,13 +222,18 @@ def holds(out_dir: Path, binary: str, goals: Iterable[str], stamp: tuple[frozens
         os.close(fd)
 
 
-def begin(out_dir: Path, binary: str, dirs: Sequence[str]) -> Pending | None:
-    """Before the checks and ninja of a build that cannot skip them: remove the stamp (a build that fails or is
-    interrupted leaves none behind) and snapshot the state; None when it cannot be known."""
+def discard(out_dir: Path) -> None:
+    """Before any ninja run: no stamp outlives a build that may change something."""
     try:
         os.unlink(out_dir / STAMP_FILE)
     except FileNotFoundError:
         pass
+
+
+def begin(out_dir: Path, binary: str, dirs: Sequence[str]) -> Pending | None:
+    """Before the checks and ninja of a build that cannot skip them: remove the stamp (a build that fails or is
+    interrupted leaves none behind) and snapshot the state; None when it cannot be known."""
+    discard(out_dir)
     found = _load(out_dir / NODES_FILE)
     known = NodeLists(*found) if isinstance(found, tuple) and len(found) == 2 else None  # type: ignore[arg-type]
     taken = take(out_dir, binary, dirs, known)
