@@ -79,6 +79,7 @@ class Context:
     cache_dir: Path
     current_package: str | None
     plan: Plan
+    replanned: bool = False  # this command re-planned (a BUILD file changed): ninja's files are new
 
 
 def open_workspace(cwd: Path, cache_flag: str | None) -> Context:
@@ -93,9 +94,11 @@ def open_workspace(cwd: Path, cache_flag: str | None) -> Context:
 
     for warning in unlink_foreign_symlinks(out_dir, [layout.STATE_DIR]):  # before anything is written there
         print(f"warning: {warning}", file=sys.stderr)
+    seen = signature(str(out_dir / layout.PLAN_FILE))
     plan = ensure_plan(root, out_dir)
     cache = settings.cache_dir(settings.environ(), cache_flag, plan.cache_dir, root)
-    return Context(root, out_dir, cache, current_package(root, cwd), plan)
+    replanned = seen != signature(str(out_dir / layout.PLAN_FILE))
+    return Context(root, out_dir, cache, current_package(root, cwd), plan, replanned)
 
 
 def ensure_plan(root: Path, out_dir: Path) -> Plan:
@@ -203,16 +206,21 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
     from aotbuild.engine import noop_stamp
 
     pending = None  # the no-op stamp's snapshot, taken before the checks and ninja; stamped if nothing ran
+    stamp = None
     if required and not optional and request.goal == rules.BUILD_GOAL and settings.noop_stamp_enabled(
             settings.environ()):
-        if noop_stamp.holds(ctx.out_dir, plan.ninja, required, noop_stamp.read(ctx.out_dir)):
+        stamp = noop_stamp.read(ctx.out_dir)
+        if noop_stamp.holds(ctx.out_dir, plan.ninja, required, stamp):
             # What ninja prints when it finds nothing to do, as a no-op build always printed.
             print(f"ninja: Entering directory `{ctx.out_dir}'\nninja: no work to do.", flush=True)
             result.outcomes.update((str(label), "up to date") for label in labels)
             return
-        dirs = noop_stamp.checked_dirs(layout.TargetPaths(label).dir for label in labels)
-        pending = noop_stamp.begin(ctx.out_dir, plan.ninja, dirs)
-    else:
+        # Snapshotting costs about what the check does, twice: try only where nothing is known to have
+        # changed since the last build (no stamp: that build ran ninja), not right after an edit.
+        if stamp is None and not ctx.replanned:
+            dirs = noop_stamp.checked_dirs(layout.TargetPaths(label).dir for label in labels)
+            pending = noop_stamp.begin(ctx.out_dir, plan.ninja, dirs)
+    if pending is None:
         noop_stamp.discard(ctx.out_dir)
     for warning in output_checks.prepare(ctx.out_dir, labels, full=request.goal == rules.TEST_GOAL):
         print(f"warning: {warning}", file=sys.stderr)

@@ -108,6 +108,17 @@ def _values(paths: Sequence[str], out_fd: int, field: str) -> bytes:
     return array("q", [stat(path, dir_fd=out_fd).st_ctime_ns for path in paths]).tobytes()
 
 
+def _same(paths: Sequence[str], out_fd: int, field: str, recorded: bytes, chunk: int = 4096) -> bool:
+    """Whether `field` of each path is as recorded, a chunk at a time: a change is found without stat-ing
+    everything after it."""
+    if len(recorded) != 8 * len(paths):
+        return False
+    for start in range(0, len(paths), chunk):
+        if _values(paths[start:start + chunk], out_fd, field) != recorded[8 * start:8 * (start + chunk)]:
+            return False
+    return True
+
+
 def _meta_paths(binary: str) -> list[str]:
     builddir = layout.NINJA_BUILDDIR
     return [binary, f"{builddir}/.ninja_log", f"{builddir}/.ninja_deps"]
@@ -152,8 +163,9 @@ def take(out_dir: Path, binary: str, dirs: Sequence[str],
         else:
             deps = (deps_sig, tuple(recorded_dependencies(out_dir / meta[2][0])))
         missing: list[str] = []
-        everything = [node for _, nodes in manifests.values() for node in nodes]
-        nodes, mtimes = _split(dict.fromkeys(everything + list(deps[1])), fd, "st_mtime_ns", missing)
+        # Recorded dependencies (workspace sources) first: what is edited most is compared first.
+        everything = list(deps[1]) + [node for _, nodes in manifests.values() for node in nodes]
+        nodes, mtimes = _split(dict.fromkeys(everything), fd, "st_mtime_ns", missing)
         found_dirs, ctimes = _split(dirs, fd, "st_ctime_ns", missing)
         if found_dirs and max(array("q", ctimes)) >= started - RACY_NS:
             return None
@@ -210,12 +222,12 @@ def holds(out_dir: Path, binary: str, goals: Iterable[str], stamp: tuple[frozens
     try:
         if any(_sig(path, fd) != sig for path, sig in snap.meta):
             return False
-        if _values(snap.nodes, fd, "st_mtime_ns") != snap.mtimes:
+        if not _same(snap.nodes, fd, "st_mtime_ns", snap.mtimes):
             return False
         # A path that was missing must still be: a cheap existence check (access() raises nothing).
         if any(os.access(path, os.F_OK, dir_fd=fd) for path in snap.missing):
             return False
-        return _values(snap.dirs, fd, "st_ctime_ns") == snap.dir_ctimes
+        return _same(snap.dirs, fd, "st_ctime_ns", snap.dir_ctimes)
     except (OSError, ValueError, OverflowError):
         return False
     finally:
