@@ -65,12 +65,13 @@ def python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A venv whose `python` is the stand-in and whose `ninja` is the logging wrapper (the `ninja` package
     finds its binary beside the running interpreter's scripts)."""
     where = tmp_path_factory.mktemp("standin") / "venv"
-    subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(where)], check=True)  # type: ignore[attr-defined]
+    base = sys._base_executable  # type: ignore[attr-defined]
+    subprocess.run([base, "-m", "venv", "--without-pip", str(where)], check=True)
     site = Path(sysconfig.get_paths(vars={"base": str(where), "platbase": str(where)})["purelib"])
     (site / "_noop_test.pth").write_text(f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n")
     interpreter = where / "bin" / "python"
     interpreter.unlink()
-    interpreter.write_text(STANDIN.replace("@REAL@", os.path.realpath(sys._base_executable)))  # type: ignore[attr-defined]
+    interpreter.write_text(STANDIN.replace("@REAL@", os.path.realpath(base)))
     interpreter.chmod(0o755)
     wrapper = where / "bin" / "ninja"
     wrapper.write_text(NINJA_WRAPPER.replace("@NINJA@", str(Path(ninja.BIN_DIR) / "ninja")))
@@ -221,7 +222,8 @@ def test_a_build_file_edit_replans_first(ws: Workspace) -> None:
 
 
 def test_a_new_target_is_built(ws: Workspace) -> None:
-    write(ws.root / "n" / "BUILD.aot.yaml", BUILD + "  c: {model: m.tiny:Tiny, inputs: {x: {shape: [1], dtype: float32}}}\n")
+    new = "  c: {model: m.tiny:Tiny, inputs: {x: {shape: [1], dtype: float32}}}\n"
+    write(ws.root / "n" / "BUILD.aot.yaml", BUILD + new)
     proc = ws.run("build", "//...")
     assert proc.returncode == 0 and ws.actions() == ["export //n:c", "compile //n:c"], proc.stdout
 
