@@ -15,6 +15,8 @@ import subprocess
 import sys
 import sysconfig
 import time
+from array import array
+from collections.abc import Callable
 from pathlib import Path
 
 import ninja
@@ -278,3 +280,55 @@ def test_a_build_with_the_stamp_off_or_a_test_removes_it(ws: Workspace) -> None:
     time.sleep(noop_stamp.RACY_NS / 1e9)
     assert ws.run("build", "//...").returncode == 0 and ws.stamp.exists()
     assert ws.run("test", "//m:a").returncode == 0 and not ws.stamp.exists()
+
+
+def test_a_toolchain_change_recompiles(ws: Workspace) -> None:
+    # A variable inductor reads is part of the toolchain fingerprint: toolchain.json, a compile input, changes.
+    proc = ws.run("build", "//...", TORCHINDUCTOR_NOOP_TEST="1")
+    assert proc.returncode == 0 and ws.ninja_ran(), proc.stdout + proc.stderr
+    assert sorted(a for a in ws.actions() if a.startswith("compile")) == [
+        "compile //m:a", "compile //m:b", "compile //n:a", "compile //n:b"]
+
+
+def test_the_snapshot_sees_every_kind_of_change(tmp_path: Path) -> None:
+    """take/holds on a small ninja file of its own: a node that was missing appears, an input's mtime moves,
+    a checked directory gets an entry, a ninja file is rewritten; each stops the stamp from holding."""
+    out = tmp_path / "out"
+    write(out / layout.NINJA_FILE, "rule cc\n  command = true\nbuild gen.o: cc in.c\nbuild all: phony gen.o\n")
+    write(out / "in.c", "")
+    write(out / "gen.o", "")
+    (out / "t").mkdir()
+    binary = str(Path(ninja.BIN_DIR) / "ninja")
+    time.sleep(noop_stamp.RACY_NS / 1e9)
+    taken = noop_stamp.take(out, binary, ["t"])
+    assert taken is not None
+    snap = taken[0]
+    assert snap.missing == ("all",) and set(snap.nodes) == {"gen.o", "in.c"} and snap.dirs == ("t",)
+    stamp = (frozenset({"gen.o"}), snap)
+    assert noop_stamp.holds(out, binary, ["gen.o"], stamp)
+    assert not noop_stamp.holds(out, binary, ["all"], stamp)  # not a stamped goal
+
+    def changed(change: Callable[[], object]) -> bool:
+        change()
+        return not noop_stamp.holds(out, binary, ["gen.o"], stamp)
+
+    assert changed(lambda: write(out / "all", ""))
+    (out / "all").unlink()
+    assert noop_stamp.holds(out, binary, ["gen.o"], stamp)
+    assert changed(lambda: os.utime(out / "in.c", ns=(0, 10**9)))
+    os.utime(out / "in.c", ns=(0, snap_mtime(snap, "in.c")))
+    assert noop_stamp.holds(out, binary, ["gen.o"], stamp)
+    assert changed(lambda: write(out / "t" / "x", ""))
+    (out / "t" / "x").unlink()
+    assert not noop_stamp.holds(out, binary, ["gen.o"], stamp)  # a directory's ctime never goes back
+    time.sleep(noop_stamp.RACY_NS / 1e9)
+    retaken = noop_stamp.take(out, binary, ["t"])
+    assert retaken is not None
+    stamp = (stamp[0], retaken[0])
+    assert noop_stamp.holds(out, binary, ["gen.o"], stamp)
+    text = (out / layout.NINJA_FILE).read_text()
+    assert changed(lambda: (out / layout.NINJA_FILE).write_text(text))  # same bytes, rewritten: ctime moved
+
+
+def snap_mtime(snap: noop_stamp.Snapshot, node: str) -> int:
+    return array("q", snap.mtimes)[snap.nodes.index(node)]
