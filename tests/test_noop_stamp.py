@@ -56,6 +56,7 @@ fi
 exec -a "$0" @REAL@ "$@"
 '''
 NINJA_WRAPPER = '#!/bin/sh\necho "$*" >> "$NOOP_TEST_NINJA_RUNS"\nexec @NINJA@ "$@"\n'
+COPIES = 20  # the tests using `ws` (17); more only cost a wait each
 BUILD = """targets:
   a: {model: m.tiny:Tiny, inputs: {x: {shape: [2, 4], dtype: float32}}}
   b: {model: m.tiny:Tiny, inputs: {x: {shape: [2, 5], dtype: float32}}}
@@ -130,16 +131,31 @@ def built(tmp_path_factory: pytest.TempPathFactory, python: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def ws(tmp_path: Path, python: Path, built: Path) -> Workspace:
-    """A copy of the built workspace (mtimes kept: ninja has nothing to do), after a no-op build that wrote
-    the stamp (the copy's files are new to it)."""
-    shutil.copytree(built.parent, tmp_path, symlinks=True, dirs_exist_ok=True)
-    w = Workspace(tmp_path / "ws", python)
-    # The copies' ctimes are new: wait until planning trusts their signatures, or the next command would
-    # re-plan once more (and append to ninja's log, which moves the stamp's signature of it).
+@pytest.fixture(scope="module")
+def copies(built: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Copies of the built workspace (mtimes kept: ninja has nothing to do), made at once: their ctimes are
+    new, and planning trusts a file's signature only a second after it last changed (before that it re-plans,
+    which appends to ninja's log and moves the stamp's signature of it). One wait for all the tests."""
+    return _copy_all(built, tmp_path_factory, COPIES)
+
+
+def _copy_all(built: Path, tmp_path_factory: pytest.TempPathFactory, count: int) -> list[Path]:
+    made = []
+    for _ in range(count):
+        where = tmp_path_factory.mktemp("copy")
+        shutil.copytree(built.parent, where, symlinks=True, dirs_exist_ok=True)
+        made.append(where)
     time.sleep(file_state.RACY_NS / 1e9)
-    for _ in range(2):  # the first re-plans (new inodes), which does not try to stamp
+    return made
+
+
+@pytest.fixture
+def ws(copies: list[Path], python: Path, built: Path, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """A copy of the built workspace, after the no-op builds that wrote the stamp."""
+    if not copies:  # more tests than COPIES: one more copy, and its wait
+        copies.extend(_copy_all(built, tmp_path_factory, 1))
+    w = Workspace(copies.pop() / "ws", python)
+    for _ in range(2):  # the first re-plans (the copy's new inodes), which does not try to stamp
         proc = w.run("build", "//...")
         assert proc.returncode == 0 and w.ninja_ran() and not w.actions(), proc.stdout + proc.stderr
     assert w.stamp.exists()
