@@ -17,6 +17,10 @@ ninja exited 0 and no action reported anything: nothing changed, so nothing ran,
 later build whose snapshot equals the stamp would see the same files and the same logs, and ninja would
 again decide to do nothing. Whatever this module cannot read (a manifest with a variable in a path, another
 deps log format, a damaged stamp) means no stamp, so the build runs ninja as before.
+
+Snapshotting costs a stat per node, twice, so the build (engine/build.py) tries it only where nothing is known
+to have changed: no stamp was there (the last build ran ninja) and this command did not re-plan. A build right
+after an edit pays nothing for the stamp; the no-op build after it stamps, and the ones after that skip ninja.
 """
 
 from __future__ import annotations
