@@ -6,15 +6,16 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import filelock
+from typing import TYPE_CHECKING, Any
 
 from aotbuild.cache import eviction
 from aotbuild.cache.store import check_hex, encode_action, is_hex, parse_action
 from aotbuild.errors import CacheError
 from aotbuild.fsutil import atomic_write, copy_stream, pending_file
 from aotbuild.hashing import HashingWriter, canonical_json, sha256_bytes, sha256_stream
+
+if TYPE_CHECKING:
+    import filelock
 
 LAYOUT = "v1"
 BLOB_MODE = 0o444
@@ -212,6 +213,8 @@ class LocalStore:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise CacheError(f"cannot create lock directory {path.parent}: {e}") from e
+        import filelock  # here: a no-op build imports this module (for LAYOUT) and takes no lock: 18 ms
+
         # Not a singleton: gc must see a lock held elsewhere in this process as held, too.
         return filelock.FileLock(path, timeout=timeout)
 

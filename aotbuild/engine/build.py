@@ -79,6 +79,7 @@ class Context:
     cache_dir: Path
     current_package: str | None
     plan: Plan
+    replanned: bool = False  # this command re-planned (a BUILD file changed): ninja's files are new
 
 
 def open_workspace(cwd: Path, cache_flag: str | None) -> Context:
@@ -93,9 +94,11 @@ def open_workspace(cwd: Path, cache_flag: str | None) -> Context:
 
     for warning in unlink_foreign_symlinks(out_dir, [layout.STATE_DIR]):  # before anything is written there
         print(f"warning: {warning}", file=sys.stderr)
+    seen = signature(str(out_dir / layout.PLAN_FILE))
     plan = ensure_plan(root, out_dir)
     cache = settings.cache_dir(settings.environ(), cache_flag, plan.cache_dir, root)
-    return Context(root, out_dir, cache, current_package(root, cwd), plan)
+    replanned = seen != signature(str(out_dir / layout.PLAN_FILE))
+    return Context(root, out_dir, cache, current_package(root, cwd), plan, replanned)
 
 
 def ensure_plan(root: Path, out_dir: Path) -> Plan:
@@ -189,11 +192,6 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
     dist_stamps.refresh(ctx.out_dir)  # an upgraded distribution re-runs the exports that imported it
     entries = {str(label): plan.packages[label.package].targets[label.name] for label in labels}
     goals = {label: entry["goals"][request.goal] for label, entry in entries.items()}
-    for warning in output_checks.prepare(ctx.out_dir, labels, full=request.goal == rules.TEST_GOAL):
-        print(f"warning: {warning}", file=sys.stderr)
-    events_file = ctx.out_dir / layout.STATE_DIR / f"events-{os.getpid()}.jsonl"
-    events_file.unlink(missing_ok=True)
-    settings.remote_down_file(events_file).unlink(missing_ok=True)
     # Without a GPU, CUDA targets that a wildcard reached can only come from the cache: they run last, with
     # -k, so one that is not cached is skipped and never stops the others. Named ones fail as usual.
     named = named_explicitly(request.patterns, ctx.current_package)
@@ -204,6 +202,31 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
         flag = "--remote-upload" if request.remote_upload else "--remote-required"
         raise UserError(f"{flag} needs a remote cache\n  fix: pass --remote-cache URL, set "
                         f"{settings.REMOTE_VAR}, or add cache: {{remote: URL}} to {WORKSPACE_FILE}")
+    required = [goal for label, goal in goals.items() if label not in optional]
+    from aotbuild.engine import noop_stamp
+
+    pending = None  # the no-op stamp's snapshot, taken before the checks and ninja; stamped if nothing ran
+    stamp = None
+    if required and not optional and request.goal == rules.BUILD_GOAL and settings.noop_stamp_enabled(
+            settings.environ()):
+        stamp = noop_stamp.read(ctx.out_dir)
+        if noop_stamp.holds(ctx.out_dir, plan.ninja, required, stamp):
+            # What ninja prints when it finds nothing to do, as a no-op build always printed.
+            print(f"ninja: Entering directory `{ctx.out_dir}'\nninja: no work to do.", flush=True)
+            result.outcomes.update((str(label), "up to date") for label in labels)
+            return
+        # Snapshotting costs about what the check does, twice: try only where nothing is known to have
+        # changed since the last build (no stamp: that build ran ninja), not right after an edit.
+        if stamp is None and not ctx.replanned:
+            dirs = noop_stamp.checked_dirs(layout.TargetPaths(label).dir for label in labels)
+            pending = noop_stamp.begin(ctx.out_dir, plan.ninja, dirs)
+    if pending is None:
+        noop_stamp.discard(ctx.out_dir)
+    for warning in output_checks.prepare(ctx.out_dir, labels, full=request.goal == rules.TEST_GOAL):
+        print(f"warning: {warning}", file=sys.stderr)
+    events_file = ctx.out_dir / layout.STATE_DIR / f"events-{os.getpid()}.jsonl"
+    events_file.unlink(missing_ok=True)
+    settings.remote_down_file(events_file).unlink(missing_ok=True)
     env = {settings.EVENTS_VAR: str(events_file), **cache_env,
            **settings.remote_env(remote, request.remote_upload, request.remote_required)}
     if not request.workers:
@@ -217,7 +240,6 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
 
             prewarm({**os.environ, **env})  # torch imported while the first exports start, not after
     sys.stdout.flush()
-    required = [goal for label, goal in goals.items() if label not in optional]
     optional_rc = 0
     optional_log = ctx.out_dir / layout.STATE_DIR / "gpu-targets.log"
     try:
@@ -237,6 +259,8 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
         result.events = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
         events_file.unlink()
     settings.remote_down_file(events_file).unlink(missing_ok=True)
+    if pending is not None and not result.ninja_rc and not result.events:
+        noop_stamp.finish(pending, required)
     by_label: dict[str, list[dict]] = {}
     for event in result.events:
         by_label.setdefault(event["label"], []).append(event)

@@ -28,6 +28,8 @@ REMOTE_PASSWORD_VAR = "AOTBUILD_REMOTE_PASSWORD"
 S3_ENDPOINT_VAR = "AOTBUILD_S3_ENDPOINT"  # an S3-compatible store (MinIO, moto); boto3 also reads AWS_ENDPOINT_URL
 # "0": no cache pass in the CLI (engine/cache_pass.py): every hit runs its action process, as before it existed.
 CACHE_PASS_VAR = "AOTBUILD_CACHE_PASS"
+# "0": every build runs ninja, even where the no-op stamp (engine/noop_stamp.py) proves it would run nothing.
+NOOP_STAMP_VAR = "AOTBUILD_NOOP_STAMP"
 # Variables that change what inductor generates, so they belong in the artifact key.
 TOOLCHAIN_PREFIXES = ("TORCHINDUCTOR_", "AOT_INDUCTOR_", "AOTI_", "TORCH_COMPILE_")
 TOOLCHAIN_VARS = ("CXX", "CC", "CUDA_HOME", "TORCH_CUDA_ARCH_LIST")
@@ -134,3 +136,7 @@ def remote_env(url: str | None, upload: bool, required: bool) -> dict[str, str]:
 
 def cache_pass_enabled(env: Mapping[str, str]) -> bool:
     return env.get(CACHE_PASS_VAR, "1") != "0"
+
+
+def noop_stamp_enabled(env: Mapping[str, str]) -> bool:
+    return env.get(NOOP_STAMP_VAR, "1") != "0"

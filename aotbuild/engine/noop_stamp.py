@@ -1,0 +1,293 @@
+"""The no-op stamp: proof, from stats alone, that ninja would run nothing for the goals asked, so a no-op build
+need not start ninja (which parses every ninja file of the workspace) nor run the checks before it.
+
+A stamp is a snapshot of everything ninja's decision reads, taken by a build whose ninja then ran nothing:
+  - "meta" files, whose content ninja reads (the ninja binary, build.ninja and its subninjas, .ninja_log and
+    .ninja_deps): their mtime, ctime, size and inode. ctime moves on any write, and nobody can set it;
+  - every file node named by the ninja files, and every dependency recorded in .ninja_deps: mtime or missing,
+    as ninja sees them (its decision compares nothing else of a node);
+  - the directories whose entries the build's own checks before ninja look at (engine/output_checks.prepare):
+    aot-out/, every directory above a target directory, and each target directory, whose artifacts and
+    aliases are not ninja nodes. A link put in place, an alias or artifact deleted or renamed, all change
+    the directory's ctime.
+It also names the goals that ninja was asked for; it holds for those and any subset of them.
+
+A build writes one only when the snapshot taken before its checks and ninja equals the one taken after them,
+ninja exited 0 and no action reported anything: nothing changed, so nothing ran, on exactly that state. A
+later build whose snapshot equals the stamp would see the same files and the same logs, and ninja would
+again decide to do nothing. Whatever this module cannot read (a manifest with a variable in a path, another
+deps log format, a damaged stamp) means no stamp, so the build runs ninja as before.
+
+Snapshotting costs a stat per node, twice, so the build (engine/build.py) tries it only where nothing is known
+to have changed: no stamp was there (the last build ran ninja) and this command did not re-plan. A build right
+after an edit pays nothing for the stamp; the no-op build after it stamps, and the ones after that skip ninja.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import time
+import zlib
+from array import array
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from aotbuild import __version__, layout
+
+STAMP_FILE = f"{layout.STATE_DIR}/noop-stamp"
+# Which nodes each ninja file names, keyed by the file's signature: a cache that spares parsing every ninja
+# file (16 MB at 10,000 targets) for each new stamp, never a proof. Kept when the stamp is removed.
+NODES_FILE = f"{layout.STATE_DIR}/noop-nodes"
+FORMAT = 2
+# A directory changed this recently may change again within the same tick of the filesystem's clock and keep
+# its ctime: such a snapshot is not stamped (the next no-op build stamps). Clock ticks are 1-10 ms.
+RACY_NS = 50_000_000
+
+Sig = tuple[int, int, int, int]  # mtime_ns, ctime_ns, size, inode
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The state one build's ninja ran on: the paths to check are split into those that exist (checked by
+    mtime, or ctime for directories) and those that do not (checked by existence, without an exception each)."""
+
+    meta: tuple[tuple[str, Sig | None], ...]  # path (absolute, or relative to aot-out/) -> its signature
+    nodes: tuple[str, ...]  # the nodes of every ninja file, then the recorded deps, that exist
+    mtimes: bytes  # array('q') of their mtimes
+    dirs: tuple[str, ...]  # relative to aot-out/ ("." for itself), that exist
+    dir_ctimes: bytes  # array('q') of their ctimes
+    missing: tuple[str, ...]  # nodes, deps and dirs that do not exist
+
+
+@dataclass(frozen=True)
+class NodeLists:
+    """What each ninja file and the deps log name, with the signature each had when read."""
+
+    manifests: dict[str, tuple[Sig, tuple[str, ...]]]
+    deps: tuple[Sig | None, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A snapshot taken before a build's checks and ninja, to be stamped if nothing changed by the end."""
+
+    out_dir: Path
+    binary: str
+    dirs: tuple[str, ...]
+    snapshot: Snapshot
+    lists: NodeLists
+
+
+def _sig(path: str, out_fd: int) -> Sig | None:
+    try:
+        st = os.stat(path, dir_fd=out_fd)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+
+
+def _split(paths: Iterable[str], out_fd: int, field: str, missing: list[str]) -> tuple[list[str], bytes]:
+    """(the paths that exist, array('q') of their `field`); the others are appended to `missing`. Errors other
+    than a missing file (a permission, a time beyond 64 bits) raise: the caller then proves nothing."""
+    stat = os.stat
+    found: list[str] = []
+    values = array("q")
+    for path in paths:
+        try:
+            values.append(getattr(stat(path, dir_fd=out_fd), field))
+        except (FileNotFoundError, NotADirectoryError):
+            missing.append(path)
+            continue
+        found.append(path)
+    return found, values.tobytes()
+
+
+def _values(paths: Sequence[str], out_fd: int, field: str) -> bytes:
+    """array('q') of `field` of paths that all existed; FileNotFoundError when one no longer does."""
+    stat = os.stat
+    if field == "st_mtime_ns":
+        return array("q", [stat(path, dir_fd=out_fd).st_mtime_ns for path in paths]).tobytes()
+    return array("q", [stat(path, dir_fd=out_fd).st_ctime_ns for path in paths]).tobytes()
+
+
+def _same(paths: Sequence[str], out_fd: int, field: str, recorded: bytes, chunk: int = 4096) -> bool:
+    """Whether `field` of each path is as recorded, a chunk at a time: a change is found without stat-ing
+    everything after it."""
+    if len(recorded) != 8 * len(paths):
+        return False
+    for start in range(0, len(paths), chunk):
+        if _values(paths[start:start + chunk], out_fd, field) != recorded[8 * start:8 * (start + chunk)]:
+            return False
+    return True
+
+
+def _meta_paths(binary: str) -> list[str]:
+    builddir = layout.NINJA_BUILDDIR
+    return [binary, f"{builddir}/.ninja_log", f"{builddir}/.ninja_deps"]
+
+
+def _opener(dir_fd: int):  # noqa: ANN202 - open()'s opener protocol
+    return lambda path, flags: os.open(path, flags, dir_fd=dir_fd)
+
+
+def take(out_dir: Path, binary: str, dirs: Sequence[str],
+         known: NodeLists | None = None) -> tuple[Snapshot, NodeLists] | None:
+    """Snapshot the state ninja would see now, and the node lists it came from; None where a ninja file or the
+    deps log cannot be read here. Lists in `known` whose file's signature did not change are not re-read."""
+    from aotbuild.ninja import logs
+    from aotbuild.ninja.nodes import NodeError, file_nodes, recorded_dependencies
+
+    started = time.time_ns()
+    fd = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        meta: list[tuple[str, Sig | None]] = [(p, _sig(p, fd)) for p in _meta_paths(binary)]
+        if meta[0][1] is None:
+            return None
+        manifests: dict[str, tuple[Sig, tuple[str, ...]]] = {}
+        pending = [layout.NINJA_FILE]
+        while pending:
+            name = pending.pop(0)
+            sig = _sig(name, fd)
+            if sig is None or name in manifests:
+                return None  # ninja fails on a missing (or twice included) ninja file: nothing to prove
+            meta.append((name, sig))
+            cached = known.manifests.get(name) if known is not None else None
+            if cached is not None and cached[0] == sig and name != layout.NINJA_FILE:
+                manifests[name] = cached
+                continue
+            with open(name, encoding="utf-8", errors="surrogateescape", opener=_opener(fd)) as f:
+                nodes, includes = file_nodes(f.read(), name)
+            manifests[name] = (sig, tuple(nodes))
+            pending.extend(includes)
+        deps_sig = meta[2][1]
+        if known is not None and deps_sig is not None and known.deps[0] == deps_sig:
+            deps = known.deps
+        else:
+            deps = (deps_sig, tuple(recorded_dependencies(out_dir / meta[2][0])))
+        missing: list[str] = []
+        # Recorded dependencies (workspace sources) first: what is edited most is compared first.
+        everything = list(deps[1]) + [node for _, nodes in manifests.values() for node in nodes]
+        nodes, mtimes = _split(dict.fromkeys(everything), fd, "st_mtime_ns", missing)
+        found_dirs, ctimes = _split(dirs, fd, "st_ctime_ns", missing)
+        if found_dirs and max(array("q", ctimes)) >= started - RACY_NS:
+            return None
+        return (Snapshot(tuple(meta), tuple(nodes), mtimes, tuple(found_dirs), ctimes, tuple(missing)),
+                NodeLists(manifests, deps))
+    except (NodeError, logs.FormatError, OSError, ValueError, OverflowError, UnicodeError):
+        return None
+    finally:
+        os.close(fd)
+
+
+def _dump(value: object) -> bytes:
+    """marshal (the fastest reader of 100,000 strings) and a CRC, which tells a file torn by a crash (they are
+    written without fsync) from a whole one. Both are aotbuild's own files in aot-out/."""
+    payload = marshal.dumps((FORMAT, __version__, value))
+    return payload + zlib.crc32(payload).to_bytes(4, "little")
+
+
+def _load(path: Path) -> object | None:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        payload = data[:-4]
+        if zlib.crc32(payload).to_bytes(4, "little") != data[-4:]:
+            return None
+        fmt, version, value = marshal.loads(payload)
+        return value if (fmt, version) == (FORMAT, __version__) else None
+    except (OSError, ValueError, EOFError, TypeError):
+        return None
+
+
+def read(out_dir: Path) -> tuple[frozenset[str], Snapshot] | None:
+    """The goals and snapshot of the stamp; None when there is none, or it is damaged or of another aotbuild."""
+    try:
+        goal_ids, fields = _load(out_dir / STAMP_FILE)  # type: ignore[misc]
+        snap = Snapshot(*fields)
+        return frozenset(snap.nodes[i] for i in array("i", goal_ids)), snap
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def holds(out_dir: Path, binary: str, goals: Iterable[str], stamp: tuple[frozenset[str], Snapshot] | None) -> bool:
+    """Whether `stamp` proves that ninja would run nothing for `goals` now: same binary, goals among the
+    stamped ones, and every file as it was (cheap checks first)."""
+    if stamp is None:
+        return False
+    stamped_goals, snap = stamp
+    if not stamped_goals.issuperset(goals) or not snap.meta or snap.meta[0][0] != binary:
+        return False
+    try:
+        fd = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        if any(_sig(path, fd) != sig for path, sig in snap.meta):
+            return False
+        if not _same(snap.nodes, fd, "st_mtime_ns", snap.mtimes):
+            return False
+        # A path that was missing must still be: a cheap existence check (access() raises nothing).
+        if any(os.access(path, os.F_OK, dir_fd=fd) for path in snap.missing):
+            return False
+        return _same(snap.dirs, fd, "st_ctime_ns", snap.dir_ctimes)
+    except (OSError, ValueError, OverflowError):
+        return False
+    finally:
+        os.close(fd)
+
+
+def discard(out_dir: Path) -> None:
+    """Before any ninja run: no stamp outlives a build that may change something."""
+    try:
+        os.unlink(out_dir / STAMP_FILE)
+    except FileNotFoundError:
+        pass
+
+
+def begin(out_dir: Path, binary: str, dirs: Sequence[str]) -> Pending | None:
+    """Before the checks and ninja of a build that cannot skip them: remove the stamp (a build that fails or is
+    interrupted leaves none behind) and snapshot the state; None when it cannot be known."""
+    discard(out_dir)
+    found = _load(out_dir / NODES_FILE)
+    known = NodeLists(*found) if isinstance(found, tuple) and len(found) == 2 else None  # type: ignore[arg-type]
+    taken = take(out_dir, binary, dirs, known)
+    if taken is None:
+        return None
+    snapshot, lists = taken
+    if known is None or lists != known:
+        from aotbuild.fsutil import replace_unsynced
+
+        replace_unsynced(out_dir / NODES_FILE, _dump((lists.manifests, lists.deps)))
+    return Pending(out_dir, binary, tuple(dirs), snapshot, lists)
+
+
+def finish(pending: Pending, goals: Sequence[str]) -> bool:
+    """After ninja exited 0 and no action ran: stamp the snapshot if the state is still exactly the one taken
+    before (then nothing changed in between, so ninja ran nothing on it). Returns whether it stamped."""
+    from aotbuild.fsutil import replace_unsynced
+
+    taken = take(pending.out_dir, pending.binary, pending.dirs, pending.lists)
+    if taken is None or taken[0] != pending.snapshot:
+        return False
+    snap = pending.snapshot
+    index = {path: i for i, path in enumerate(snap.nodes)}
+    if any(goal not in index for goal in goals):
+        return False  # a goal that is no file (phony): not what a build asks for
+    goal_ids = array("i", sorted(index[goal] for goal in goals)).tobytes()
+    fields = (snap.meta, snap.nodes, snap.mtimes, snap.dirs, snap.dir_ctimes, snap.missing)
+    replace_unsynced(pending.out_dir / STAMP_FILE, _dump((goal_ids, fields)))
+    return True
+
+
+def checked_dirs(target_dirs: Iterable[str]) -> list[str]:
+    """The directories whose entries output_checks.prepare looks at for these target directories (relative to
+    aot-out/): aot-out/ itself, every directory above a target directory, and the target directories."""
+    dirs: dict[str, None] = {".": None}
+    for target in target_dirs:
+        parts = target.split("/")
+        for i in range(1, len(parts)):
+            dirs.setdefault("/".join(parts[:i]), None)
+        dirs[target] = None
+    return list(dirs)

@@ -1,0 +1,162 @@
+"""What ninja stats on a run: the file nodes named by the build lines of a manifest and its subninjas, and the
+dependencies recorded in .ninja_deps. Read from the files themselves, so it holds for any ninja text.
+
+Only the syntax ninja 1.13 accepts in build and subninja/include lines is read; a path holding a variable
+(`$name`) cannot be known without evaluating the manifest, so it raises NodeError and the caller assumes
+nothing (the no-op stamp, engine/noop_stamp.py, is then simply not written).
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from pathlib import Path
+
+from aotbuild.ninja import logs
+
+# One path token of a build line, escapes included ('$ ', '$:', '$$'), or one of the separators.
+_TOKEN = re.compile(r"\|\||\|@|\||:|(?:[^$ :|\r\n]|\$[ :$])+|\$.?|[ \r\n]+")
+_UNESCAPE = re.compile(r"\$([ :$])")
+_SEPARATORS = ("|", "||", "|@")
+
+
+class NodeError(Exception):
+    """A manifest or deps log whose nodes cannot be listed without evaluating it."""
+
+
+def canonical(path: str) -> str:
+    """ninja's CanonicalizePath on '/' paths: '.' components dropped, 'a/..' folded, leading '..' kept."""
+    if "./" not in path and not path.endswith("/.") and not path.endswith("/.."):
+        return path
+    absolute = path.startswith("/")
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == ".." and parts and parts[-1] != "..":
+            parts.pop()
+        else:
+            parts.append(part)
+    return ("/" if absolute else "") + "/".join(parts)
+
+
+_STATEMENT = re.compile(r"^(?:build|subninja|include) [^\n]*", re.M)
+
+
+def _statements(text: str) -> list[str]:
+    """The build, subninja and include lines of a manifest (no other statement names a node), with
+    `$`-newline continuations joined as ninja joins them (it skips the next line's leading spaces)."""
+    if "$\n" not in text and "$\r\n" not in text:  # the usual case: one regex over the text, in C
+        return [line.rstrip("\r") for line in _STATEMENT.findall(text)]
+    lines = text.split("\n")
+    out = []
+    i = 0
+    while i < len(lines):
+        line = lines[i].rstrip("\r")
+        while line.endswith("$") and (len(line) - len(line.rstrip("$"))) % 2 == 1 and i + 1 < len(lines):
+            i += 1
+            line = line[:-1] + lines[i].rstrip("\r").lstrip(" ")
+        i += 1
+        if line.startswith(("build ", "subninja ", "include ")):
+            out.append(line)
+    return out
+
+
+def _paths(text: str, where: str) -> list[str]:
+    """The path tokens and separators of one part of a build line, unescaped."""
+    out = []
+    for m in _TOKEN.finditer(text):
+        token = m.group()
+        if token[0] in " \r\n":
+            continue
+        if token.startswith("$") and token[1:2] not in (" ", ":", "$"):
+            raise NodeError(f"{where}: a path with a variable or an unknown escape ({text[:80]!r})")
+        out.append(_UNESCAPE.sub(r"\1", token) if "$" in token else token)
+    return out
+
+
+def _split_outputs(line: str, where: str) -> tuple[str, str]:
+    """'build a b: rule x' -> ('a b', 'rule x'): the first colon that is not escaped."""
+    rest = line[len("build "):]
+    if "$" not in rest:
+        head, colon, tail = rest.partition(":")
+    else:
+        m = re.match(r"(?:[^$:]|\$.)*", rest)
+        end = m.end() if m else 0
+        head, colon, tail = rest[:end], rest[end:end + 1], rest[end + 1:]
+    if not colon:
+        raise NodeError(f"{where}: a build line without ':' ({line[:80]!r})")
+    return head, tail
+
+
+def _plain(rest: str) -> bool:
+    """Whether the part of a build line after 'build ' splits on spaces as ninja reads it: no escapes, every
+    separator between spaces, and no path that ninja would canonicalize ('./a', 'a/../b', 'a//b')."""
+    if "$" in rest or "/." in rest or "//" in rest or " ./" in rest or rest.startswith("./"):
+        return False
+    return "|" not in rest.replace(" || ", " ").replace(" |@ ", " ").replace(" | ", " ")
+
+
+def file_nodes(text: str, where: str) -> tuple[list[str], list[str]]:
+    """(every node named by the build lines of one manifest file, in order and once each; its subninja and
+    include files). Paths are as ninja canonicalizes them, relative to the directory ninja runs in."""
+    nodes: dict[str, None] = {}
+    includes = []
+    for line in _statements(text):
+        if line.startswith("build "):
+            rest = line[6:]
+            if _plain(rest):  # most lines: split, no tokenizer (a seventh of the time)
+                head, colon, tail = rest.partition(":")
+                words = tail.split()
+                if not colon or not words:
+                    raise NodeError(f"{where}: a build line without ':' or a rule ({line[:80]!r})")
+                nodes.update(dict.fromkeys(head.split()))
+                nodes.update(dict.fromkeys(words[1:]))
+                continue
+            head, tail = _split_outputs(line, where)
+            rule_and_inputs = _paths(tail, where)
+            if not rule_and_inputs:
+                raise NodeError(f"{where}: a build line without a rule ({line[:80]!r})")
+            for path in _paths(head, where) + rule_and_inputs[1:]:
+                nodes[canonical(path)] = None
+        else:
+            words = _paths(line.split(" ", 1)[1], where)
+            if len(words) != 1:
+                raise NodeError(f"{where}: cannot read {line[:80]!r}")
+            includes.append(words[0])
+    for separator in _SEPARATORS:
+        nodes.pop(separator, None)
+    return list(nodes), includes
+
+
+def recorded_dependencies(deps_log: Path) -> list[str]:
+    """Every path that a record of .ninja_deps (ninja 1.13's format v4) names as a dependency, once each.
+    Dead records are included: more paths than ninja looks at, never fewer. NodeError for another format."""
+    try:
+        data = deps_log.read_bytes()
+    except FileNotFoundError:
+        return []
+    if not data:
+        return []
+    head = len(logs.DEPS_LOG_HEADER)
+    if data[:head] != logs.DEPS_LOG_HEADER or data[head:head + 4] != struct.pack("<i", logs.DEPS_LOG_VERSION):
+        raise NodeError(f"{deps_log}: unknown deps log signature or version")
+    names: list[str] = []
+    used: set[int] = set()
+    pos, end = head + 4, len(data)
+    while pos + 4 <= end:
+        (size,) = struct.unpack_from("<I", data, pos)
+        is_deps, size = size >> 31, size & 0x7FFFFFFF
+        body = pos + 4
+        if size > logs.MAX_RECORD or body + size > end or size % 4:
+            break  # a torn last record: ninja drops it too (and what it named is in no other record)
+        if is_deps:
+            if size < 12:
+                raise NodeError(f"{deps_log}: bad deps record at byte {pos}")
+            used.update(struct.unpack_from(f"<{size // 4 - 3}i", data, body + 12))
+        else:
+            names.append(data[body:body + size - 4].rstrip(b"\0").decode("utf-8", "surrogateescape"))
+        pos = body + size
+    if any(i < 0 or i >= len(names) for i in used):
+        raise NodeError(f"{deps_log}: a deps record names an unknown path")
+    return [names[i] for i in sorted(used)]
