@@ -136,6 +136,28 @@ def test_an_action_needing_torch_moves_to_the_warm_server_while_it_starts(tmp_pa
     assert hit.returncode == 0 and (where / "attempts").read_text().split()[2:] == [fields(hit.stdout)["ppid"]]
 
 
+def test_a_warm_server_that_fails_to_start_sends_handed_off_actions_back(tmp_path: Path) -> None:
+    fake = tmp_path / "fake" / "torch"
+    fake.mkdir(parents=True)
+    # Found as a torch build (version.py) and slow to fail, so the action arrives while the warm server is
+    # still starting.
+    (fake / "version.py").write_text(f"__version__ = 'fake-{uuid.uuid4().hex}'\n")
+    (fake / "__init__.py").write_text("import time\ntime.sleep(3)\nraise RuntimeError('this torch never imports')\n")
+    env = {**os.environ, "W11_SERVER_KEY": uuid.uuid4().hex, "AOTBUILD_WORKER_IDLE_S": "4",
+           "PYTHONPATH": str(fake.parent)}
+    where = action_dir(tmp_path / "f", 9)
+    assert client.prewarm(env)  # its warm successor dies importing this torch
+    started = time.monotonic()
+    failed = run(where, env, "0", "want-torch")
+    waited = time.monotonic() - started
+    assert failed.returncode == 1 and "this torch never imports" in failed.stderr
+    bare = re.search(r"pid (\d+) bare", Path(client.socket_path(env) + ".log").read_text())[1]
+    # Handed off, then run again at the bare server, without waiting out the hand-off's limit for a
+    # successor that will never come.
+    assert (where / "attempts").read_text().split() == [bare, bare]
+    assert waited < client.HAND_OFF_WAIT_S / 2
+
+
 def test_prewarm_is_off_without_workers() -> None:
     env = {**os.environ, "W11_SERVER_KEY": uuid.uuid4().hex, "AOTBUILD_WORKERS": "0"}
     assert not client.prewarm(env)

@@ -29,6 +29,8 @@ WEDGED_S = 300.0
 # A warm server replaces its bare parent within seconds (importing torch and inductor); one that has not
 # by then is not coming: the action then runs at the bare server, importing torch itself.
 HAND_OFF_WAIT_S = 120.0
+# Beside the socket: the inode of a bare server whose warm successor died starting (nothing to wait for).
+WARM_FAILED_SUFFIX = ".warm-failed"
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -77,8 +79,9 @@ def _connect(path: str) -> socket.socket | None:
         return None
 
 
-def connect_or_start(path: str) -> socket.socket:
-    """Connect to the server at `path`, starting it first if none listens (one starter at a time)."""
+def connect_or_start(path: str, environ: dict[str, str] | None = None) -> socket.socket:
+    """Connect to the server at `path`, starting it first if none listens (one starter at a time), in
+    `environ` (this process's by default): the environment its key was computed from."""
     sock = _connect(path)
     if sock is not None:
         return sock
@@ -92,7 +95,7 @@ def connect_or_start(path: str) -> socket.socket:
         read_end, write_end = os.pipe()
         log = os.open(path + ".log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         subprocess.Popen([sys.executable, "-m", "aotbuild.workers.server", path, str(write_end)],
-                         cwd=PACKAGE_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                         cwd=PACKAGE_ROOT, env=environ, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                          pass_fds=(write_end,), start_new_session=True, close_fds=True)
         os.close(write_end)
         os.close(log)
@@ -127,7 +130,7 @@ def prewarm(environ: dict[str, str]) -> bool:
     if environ.get(WORKERS_VAR, "1") == "0":
         return False
     try:
-        with connect_or_start(socket_path(environ)) as sock:
+        with connect_or_start(socket_path(environ), environ) as sock:
             body = json.dumps({"warm": True}).encode()
             sock.sendall(len(body).to_bytes(4, "big") + body)
         return True
@@ -184,15 +187,20 @@ def run_once(argv: list[str], path: str, forwarded: list[int], hand_off: bool = 
 
 
 def _wait_for_successor(path: str, inode: int, timeout: float) -> None:
-    """Until a warm server has bound `path` over the bare one at `inode`, the path is gone, or `timeout`
-    (then the action runs at whatever server is there, told not to hand off again)."""
+    """Until a warm server has bound `path` over the bare one at `inode`, the path is gone, the bare server
+    says its warm successor died starting, or `timeout`; then the action runs at whatever server is there,
+    told not to hand off again."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             if os.stat(path).st_ino != inode:
                 return
-        except FileNotFoundError:
-            return
+            with open(path + WARM_FAILED_SUFFIX) as f:
+                if f.read() == str(inode):
+                    return
+        except FileNotFoundError:  # no socket: gone; no file: nothing failed
+            if not os.path.exists(path):
+                return
         time.sleep(0.05)
 
 

@@ -25,7 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-from aotbuild.fsutil import unlink_quiet
+from aotbuild.fsutil import replace_unsynced, unlink_quiet
+from aotbuild.workers.client import WARM_FAILED_SUFFIX
 
 IDLE_VAR = "AOTBUILD_WORKER_IDLE_S"
 DEFAULT_IDLE_S = 10.0
@@ -218,8 +219,11 @@ class Server:
                 return
             if pid == 0:
                 return
-            if pid == self.warm_pid:  # the warm successor ended before taking over: nobody to hand off to
+            if pid == self.warm_pid and not self.handed_off():
+                # The warm successor died before taking over (its preload failed): nobody to hand off to.
+                # Clients waiting for it read this file and run their action here instead.
                 self.warm_pid = None
+                replace_unsynced(Path(self.path + WARM_FAILED_SUFFIX), str(self.inode).encode())
             conn = self.running.pop(pid, None)
             if conn is None:
                 continue
