@@ -37,12 +37,13 @@ def remote(nginx_server) -> tuple[HttpStore, str]:
     return HttpStore(url), url
 
 
-def _count(nginx_server, prefix_url: str, at_least: int = 0) -> list[str]:
-    """The requests under this prefix, once at least `at_least` of them are logged."""
+def _count(nginx_server, prefix_url: str, at_least: int = 0, method: str = "") -> list[str]:
+    """The requests under this prefix (of one method if given), once at least `at_least` of them are logged:
+    nginx writes its log after answering, so under load the last lines come late."""
     path = prefix_url.split(str(nginx_server.port), 1)[1]
     deadline = time.monotonic() + 5
     while True:
-        found = [r for r in nginx_server.requests() if f" {path}/" in r]
+        found = [r for r in nginx_server.requests() if f" {path}/" in r and r.startswith(method)]
         if len(found) >= at_least or time.monotonic() > deadline:
             return found
         time.sleep(0.02)
@@ -90,7 +91,7 @@ def test_upload_sends_blobs_before_the_entry_and_fills_from_a_warm_local_cache(r
     writer = LayeredStore(local, HttpStore(url), upload=True)
     a, b = writer.put_bytes(b"pt2 bytes"), writer.put_bytes(b"so bytes")
     writer.put_action("cc" * 32, {"blobs": [a, b]})
-    puts = [r.split()[1].rsplit("/", 2)[-2:] for r in _count(nginx_server, url, at_least=3) if r.startswith("PUT")]
+    puts = [r.split()[1].rsplit("/", 2)[-2:] for r in _count(nginx_server, url, at_least=3, method="PUT")]
     assert puts == [["cas", a], ["cas", b], ["ac", "cc" * 32]]
     # An entry already in the local cache (built before the remote existed) is uploaded on its next hit.
     local.put_action("dd" * 32, {"blobs": [a]})
