@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import ast
+import json
+import os
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -86,3 +90,28 @@ def test_unknown_inductor_timers_leave_the_total() -> None:
     phases.add("trace_and_package", 5.0)
     phases.split_inductor(fake_torch({"something_else": [1.0]}), "trace_and_package")
     assert phases.rounded() == {"trace_and_package": 5.0}
+
+
+@pytest.mark.parametrize("last_word", [{"exit": 3}, {"hand_off": 12345}])
+def test_a_childs_last_word_before_the_servers_pid_is_the_answer(tmp_path: Path, last_word: dict) -> None:
+    """A child that fails at once (or hands off) writes on the connection before the server says it forked."""
+    path = str(tmp_path / "s.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            _, fds, _, _ = socket.recv_fds(conn, 1 << 16, 3)
+            for fd in fds:
+                os.close(fd)
+            conn.sendall(json.dumps(last_word).encode() + b"\n" + json.dumps({"pid": 1}).encode() + b"\n")
+
+    server = threading.Thread(target=serve)
+    server.start()
+    try:
+        assert client.run_once(["aotbuild.actions.export", "x.json"], path, []) == last_word
+    finally:
+        server.join(5)
+        listener.close()

@@ -168,6 +168,10 @@ def run_once(argv: list[str], path: str, forwarded: list[int], hand_off: bool = 
         sock.settimeout(None)
         if started is None:
             return None
+        if "pid" not in started:
+            # The child writes its own last word on this connection: a quick one (a failure at once, a
+            # hand-off) can come before the server's word that it started.
+            return started
         group = started["pid"]  # the action's process group: the action and its compilers
 
         def forward(signum: int, _frame: object) -> None:
