@@ -117,7 +117,7 @@ def replan(root: Path, out_dir: Path, known: tuple[list[int] | None, Plan | None
     # Imported here: YAML parsing and the ninja writer cost more than a whole no-op build.
     import filelock
 
-    from aotbuild.planning.planner import update_plan
+    from aotbuild.planning.planner import update_plan, with_missing_specs
 
     (out_dir / layout.STATE_DIR).mkdir(parents=True, exist_ok=True)
     with filelock.FileLock(str(out_dir / layout.STATE_DIR / "plan.lock")):
@@ -127,6 +127,7 @@ def replan(root: Path, out_dir: Path, known: tuple[list[int] | None, Plan | None
         else:  # another command may have planned while we waited
             plan = read_plan(out_dir)
             stale = staleness(plan, root, out_dir)
+        stale = with_missing_specs(out_dir, plan, stale)
         if stale.current and not stale.moved:
             assert plan is not None
             return plan
