@@ -8,6 +8,7 @@ import io
 import ninja
 
 from aotbuild import __version__, layout, rules
+from aotbuild.layout import TargetPaths
 from aotbuild.ninja import spec_edges
 from aotbuild.ninja.graph import BuildGraph, Edge, Rule
 from aotbuild.workspace.schema import Target
@@ -77,7 +78,8 @@ def target_edges(target: Target) -> list[Edge]:
     """Every edge of one target: each kind's, then its spec files'. The cache pass runs these same edges."""
     kinds = rules.kinds()
     edges = [edge for kind in kinds for edge in kind.edges(target)]
-    specs = [kind.spec_path(target.label) for kind in kinds]
+    d = TargetPaths(target.label).dir  # each kind's spec_path, the directory computed once
+    specs = [f"{d}/{kind.spec_file}" for kind in kinds]
     return edges + [spec_edges.edge(str(target.label), specs, package_specs(target.label.package))]
 
 

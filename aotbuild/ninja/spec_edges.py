@@ -37,9 +37,9 @@ def rule() -> Rule:
     return Rule(NAME, _WRITE, "spec $label", restat=True)
 
 
-def _text(content: dict) -> str:
-    # Compact JSON is ASCII-escaped and one line.
-    return json.dumps(content, sort_keys=True, separators=(",", ":"))
+# Compact JSON is ASCII-escaped and one line. One encoder for all: json.dumps with options makes a new one per
+# call, a fifth of the time of writing 30,000 specs.
+_text = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 
 
 def edge(label: str, paths: list[str], specs_file: str) -> Edge:
