@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.machinery
 import json
 import os
 import re
@@ -18,31 +17,28 @@ from aotbuild.fsutil import atomic_write
 from aotbuild.workspace import settings
 
 
-def installed_package(name: str) -> Path | None:
-    """The directory of the top-level package `name` as an import would find it on sys.path (the working
-    directory, which may be a workspace, left out), without importing it. Not through importlib.metadata:
-    importing that alone was a tenth of the time of a first plan of 1,000 targets."""
-    try:
-        cwd = os.getcwd()
-    except OSError:
-        cwd = ""
-    spec = importlib.machinery.PathFinder.find_spec(name, [p for p in sys.path if p and p != cwd])
-    if spec is None or spec.origin is None or not spec.submodule_search_locations:
-        return None  # absent, a single module, or a namespace package (no __init__.py): no installed package
-    return Path(spec.origin).parent
-
-
 def torch_version_file() -> Path | None:
-    torch = installed_package("torch")
-    path = torch / "version.py" if torch is not None else None
-    return path if path is not None and path.is_file() else None
+    import importlib.metadata
+
+    try:
+        dist = importlib.metadata.distribution("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    # The installed distribution's own file, found through its metadata: no import, no sys.path lookup.
+    path = Path(str(dist.locate_file("torch/version.py")))
+    return path if path.is_file() else None
 
 
 def torch_versions() -> dict[str, str | None]:
     """torch's version, git commit and CUDA version, read from torch/version.py as text."""
     import ast
+    import importlib.metadata
 
-    found: dict[str, str | None] = {"torch": None, "torch_git": None, "torch_cuda": None}
+    try:
+        dist = importlib.metadata.distribution("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return {"torch": None, "torch_git": None, "torch_cuda": None}
+    found: dict[str, str | None] = {"torch": dist.version, "torch_git": None, "torch_cuda": None}
     version_py = torch_version_file()
     if version_py is not None:
         for node in ast.parse(version_py.read_text()).body:
@@ -53,13 +49,6 @@ def torch_versions() -> dict[str, str | None]:
                     # version.py's __version__ is torch.__version__ (with +cu130 and the like, which
                     # distribution metadata may lack): the one the actions can compare themselves against.
                     found[names[target.id]] = node.value.value
-    if found["torch"] is None:  # no version.py, or one without __version__: the distribution's metadata says
-        import importlib.metadata
-
-        try:
-            found["torch"] = importlib.metadata.version("torch")
-        except importlib.metadata.PackageNotFoundError:
-            pass
     return found
 
 
@@ -101,8 +90,6 @@ def gpu_arch() -> str | None:
 
 def triton_version() -> str | None:
     """Triton generates the CUDA kernels: its version changes them. Read from metadata, never imported."""
-    if installed_package("triton") is None:  # both distributions install it; CPU-only machines have neither
-        return None
     import importlib.metadata
 
     for name in ("triton", "pytorch-triton"):
