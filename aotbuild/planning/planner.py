@@ -146,7 +146,7 @@ def with_missing_specs(out_dir: Path, plan: Plan | None, stale: Staleness) -> St
     to ninja, whose edge for the file runs only when it is missing."""
     if plan is None or stale.full is not None:
         return stale
+    known = {*stale.changed, *stale.removed}
     missing = [p for p, e in plan.packages.items()
-               if e.targets and p not in stale.changed and p not in stale.removed
-               and not os.path.exists(out_dir / package_specs(p))]
+               if e.targets and p not in known and not os.path.exists(out_dir / package_specs(p))]
     return replace(stale, changed=stale.changed + missing) if missing else stale
