@@ -87,16 +87,20 @@ class Kind:
     def edges(self, target: Target) -> list[Edge]:
         from aotbuild.ninja.graph import Edge
 
-        paths = TargetPaths(target.label)
-        spec = paths.file(self.spec_file)
-        return [Edge(self.rule_name, (paths.file(self.goal),), tuple(_path(paths, f) for f in self.inputs),
-                     tuple(_path(paths, f) for f in self.implicit) + self.extra_implicit(target),
-                     implicit_outputs=tuple(paths.file(f) for f in self.by_products),
-                     variables=(("spec", spec), ("label", str(target.label))) + self.extra_variables(target))]
+        d = TargetPaths(target.label).dir  # once: planning 10,000 targets builds 200,000 of these paths
+        return [Edge(self.rule_name, (f"{d}/{self.goal}",), tuple(_path(d, f) for f in self.inputs),
+                     tuple(_path(d, f) for f in self.implicit) + self.extra_implicit(target),
+                     implicit_outputs=tuple(f"{d}/{f}" for f in self.by_products),
+                     variables=(("spec", f"{d}/{self.spec_file}"), ("label", str(target.label)))
+                     + self.extra_variables(target))]
 
 
-def _path(paths: TargetPaths, name: str) -> str:
-    return name if name.startswith(f"{layout.STATE_DIR}/") else paths.file(name)
+_STATE_PREFIX = f"{layout.STATE_DIR}/"
+
+
+def _path(target_dir: str, name: str) -> str:
+    """A file a kind names, relative to aot-out/: in the target's directory unless it is aotbuild's own."""
+    return name if name.startswith(_STATE_PREFIX) else f"{target_dir}/{name}"
 
 
 @functools.cache
@@ -136,7 +140,8 @@ def kind(name: str) -> Kind:
 
 def spec_files(target: Target) -> dict[str, dict[str, Any]]:
     """The per-target spec files (path relative to aot-out -> content), written by ninja's spec edges."""
-    return {k.spec_path(target.label): k.spec(target).to_json() for k in kinds()}
+    d = TargetPaths(target.label).dir  # spec_path's, computed once for all kinds
+    return {f"{d}/{k.spec_file}": k.spec(target).to_json() for k in kinds()}
 
 
 def outcomes() -> tuple[str, ...]:

@@ -39,12 +39,12 @@ def snapshot(out: Path) -> dict[str, tuple[int, int]]:
 
 
 def planned_shapes(out: Path, package: str) -> dict[str, list]:
-    """Each target's first input shape, as planned: parsed from the export spec edges of the package's file."""
-    lines = (out / ".aotbuild/pkgs" / (package.replace("/", "~") + ".ninja")).read_text().splitlines()
+    """Each target's first input shape, as planned: parsed from the package's specs file (spec_edges)."""
+    lines = (out / ".aotbuild/pkgs" / (package.replace("/", "~") + ".specs")).read_text().splitlines()
     shapes = {}
     for line in lines:
-        if line.startswith("  specs = "):  # the spec edge's files: path 'json' path 'json' ...
-            words = shlex.split(line.removeprefix("  specs = ").replace("$$", "$"))
+        if ") set -- " in line:  # one target's spec files: key) set -- path 'json' path 'json' ...;;
+            words = shlex.split(line.partition(") set -- ")[2].removesuffix(";;"))
             for path, text in zip(words[::2], words[1::2]):
                 if path.endswith("/export.json"):
                     spec = json.loads(text)
@@ -92,8 +92,9 @@ def test_an_edit_replans_only_its_package(ws: Path, parsed: list[str]) -> None:
     build_file.write_text(build_file.read_text().replace("shape: [2,", "shape: [5,", 1))  # target m0
     new = plan(ws)
     assert parsed == ["group0/pkg3"]
-    package_file = ".aotbuild/pkgs/group0~pkg3.ninja"  # spec files are its edges' outputs (spec_edges)
-    assert changed(before, snapshot(out)) == {layout.NINJA_FILE, layout.PLAN_FILE, package_file}
+    # A spec's content lives in the package's specs file (spec_edges), not in its ninja file, which is unchanged.
+    specs_file = ".aotbuild/pkgs/group0~pkg3.specs"
+    assert changed(before, snapshot(out)) == {layout.NINJA_FILE, layout.PLAN_FILE, specs_file}
     shapes = planned_shapes(out, "group0/pkg3")
     assert [s[0] for s in shapes.values()] == [5, 2, 2] and list(shapes)[0] == "//group0/pkg3:m0"
     assert sorted(new.targets) == sorted(read_plan(out).targets) and len(new.targets) == 18
@@ -126,7 +127,8 @@ def test_adding_and_removing_a_package_touches_only_the_index(ws: Path, parsed: 
     new = plan(ws)
     assert parsed == []
     assert not any(label.startswith("//group0/pkg1:") for label in new.targets)
-    assert changed(before, snapshot(out)) == {layout.NINJA_FILE, layout.PLAN_FILE, ".aotbuild/pkgs/group0~pkg1.ninja"}
+    assert changed(before, snapshot(out)) == {layout.NINJA_FILE, layout.PLAN_FILE, ".aotbuild/pkgs/group0~pkg1.ninja",
+                                              ".aotbuild/pkgs/group0~pkg1.specs"}
     assert "group0~pkg1" not in (out / layout.NINJA_FILE).read_text()
 
 
@@ -197,7 +199,7 @@ def test_a_workspace_file_change_replans_everything(ws: Path, parsed: list[str])
     (ws / "WORKSPACE.aot.yaml").write_text("defaults: {seed: 3}\n")
     plan(ws)
     assert len(parsed) == 6
-    assert '"seed":3' in (ws / layout.OUT_DIR / ".aotbuild/pkgs/group0~pkg5.ninja").read_text()
+    assert '"seed":3' in (ws / layout.OUT_DIR / ".aotbuild/pkgs/group0~pkg5.specs").read_text()
 
 
 def test_an_index_from_an_older_aotbuild_is_planned_over(ws: Path, parsed: list[str]) -> None:

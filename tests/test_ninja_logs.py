@@ -82,7 +82,7 @@ def test_commands_equal_ninjas_own_evaluation(tmp_path: Path) -> None:
         graph.add_rule(rule)
     edges = [Edge("tool", ("pkg/@t/graph.json",), ("pkg/@t/export.json", "it's here"), ("side",),
                   implicit_outputs=("pkg/@t/extra",), variables=(("spec", "pkg/@t/export.json"), ("label", "//pkg:t"))),
-             spec_edges.edge("pkg/@t/export.json", {"kwargs": {"s": "$HOME 'q' \"dq\""}, "n": 1}),
+             spec_edges.edge("//pkg:t", ["pkg/@t/export.json", "pkg/@t/compile.json"], ".aotbuild/pkgs/a~b.specs"),
              Edge("indirect", ("ind",), variables=(("flags", "-a$ -b $builddir"),))]
     for edge in edges:
         graph.add_edge(edge)

@@ -54,8 +54,7 @@ build m/@a/manifest.json: aot_compile m/@a/graph.json m/@a/compile.json | .aotbu
 build m/@a/verified.json: aot_verify m/@a/manifest.json m/@a/reference.json m/@a/verify.json | m/@a/export.json m/@a/graph.json .aotbuild/toolchain.json
   spec = m/@a/verify.json
   label = //m:a
-build m/@a/export.json m/@a/compile.json m/@a/verify.json: aot_spec
-  specs = m/@a/export.json '{{"device":"cpu","dims":[],"inputs":[{{"dtype":"float32","high":null,"keyword":false,"low":null,"name":"x","shape":[2,4]}}],"kwargs":{{}},"label":"//m:a","model":"m.tiny:Tiny","seed":0,"weights":null,"where":{{"file":"m/BUILD.aot.yaml","line":2}}}}' m/@a/compile.json '{{"device":"cpu","dynamic":false,"label":"//m:a","options":{{}},"where":{{"file":"m/BUILD.aot.yaml","line":2}}}}' m/@a/verify.json '{{"label":"//m:a","tolerance":null}}'
+build m/@a/export.json m/@a/compile.json m/@a/verify.json: aot_spec .aotbuild/pkgs/m.specs
   label = //m:a
 build m/@g/graph.json | m/@g/reference.json m/@g/reference_io.pt: aot_export m/@g/export.json | .aotbuild/toolchain.json m/@g/compile.json ../m/w.pt
   spec = m/@g/export.json
@@ -67,9 +66,9 @@ build m/@g/manifest.json: aot_compile m/@g/graph.json m/@g/compile.json | .aotbu
 build m/@g/verified.json: aot_verify m/@g/manifest.json m/@g/reference.json m/@g/verify.json | m/@g/export.json m/@g/graph.json .aotbuild/toolchain.json
   spec = m/@g/verify.json
   label = //m:g
-build m/@g/export.json m/@g/compile.json m/@g/verify.json: aot_spec
-  specs = m/@g/export.json '{{"device":"cuda","dims":[{{"example":2,"max":8,"min":1,"name":"batch"}}],"inputs":[{{"dtype":"float32","high":null,"keyword":false,"low":null,"name":"x","shape":["batch",4]}}],"kwargs":{{}},"label":"//m:g","model":"m.tiny:Tiny","seed":0,"weights":"m/w.pt","where":{{"file":"m/BUILD.aot.yaml","line":4}}}}' m/@g/compile.json '{{"device":"cuda","dynamic":true,"label":"//m:g","options":{{"max_autotune":true}},"where":{{"file":"m/BUILD.aot.yaml","line":4}}}}' m/@g/verify.json '{{"label":"//m:g","tolerance":{{"atol":0.01,"rtol":0.01}}}}'
+build m/@g/export.json m/@g/compile.json m/@g/verify.json: aot_spec .aotbuild/pkgs/m.specs
   label = //m:g
+build .aotbuild/pkgs/m.specs: aot_plan
 build .aotbuild/pkgs/m.all: phony m/@a/manifest.json m/@g/manifest.json
 """
 
@@ -103,8 +102,8 @@ rule aot_verify
   restat = 1
 
 rule aot_spec
-  command = set -- $specs; while [ $$# -gt 0 ]; do if ! {{ [ -f "$$1" ] && {{ IFS= read -r a && ! IFS= read -r b && [ $
-      -z "$$b" ] && [ "$$a" = "$$2" ]; }} < "$$1"; }}; then printf '%s\\n' "$$2" > "$$1" || exit 1; fi; shift 2; done
+  command = set -- $out; . ./$in; while [ $$# -gt 0 ]; do if ! {{ [ -f "$$1" ] && {{ IFS= read -r a && ! IFS= read -r b $
+      && [ -z "$$b" ] && [ "$$a" = "$$2" ]; }} < "$$1"; }}; then printf '%s\\n' "$$2" > "$$1" || exit 1; fi; shift 2; done
   description = spec $label
   restat = 1
 

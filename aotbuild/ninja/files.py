@@ -8,6 +8,7 @@ import io
 import ninja
 
 from aotbuild import __version__, layout, rules
+from aotbuild.layout import TargetPaths
 from aotbuild.ninja import spec_edges
 from aotbuild.ninja.graph import BuildGraph, Edge, Rule
 from aotbuild.workspace.schema import Target
@@ -26,6 +27,11 @@ def package_id(package: str) -> str:
 def package_file(package: str) -> str:
     """The package's ninja file, relative to aot-out/."""
     return f"{PACKAGES_DIR}/{package_id(package)}.ninja"
+
+
+def package_specs(package: str) -> str:
+    """The package's specs file (spec_edges), relative to aot-out/."""
+    return f"{PACKAGES_DIR}/{package_id(package)}.specs"
 
 
 def package_goal(package: str) -> str:
@@ -70,21 +76,32 @@ def edge_text(edge: Edge) -> str:
 
 def target_edges(target: Target) -> list[Edge]:
     """Every edge of one target: each kind's, then its spec files'. The cache pass runs these same edges."""
-    edges = [edge for kind in rules.kinds() for edge in kind.edges(target)]
-    return edges + [spec_edges.edge(str(target.label), rules.spec_files(target))]
+    kinds = rules.kinds()
+    edges = [edge for kind in kinds for edge in kind.edges(target)]
+    d = TargetPaths(target.label).dir  # each kind's spec_path, the directory computed once
+    specs = [f"{d}/{kind.spec_file}" for kind in kinds]
+    return edges + [spec_edges.edge(str(target.label), specs, package_specs(target.label.package))]
 
 
 def package_ninja(package: str, targets: list[Target], python: str) -> str:
-    """The edges of one package's targets, checked for duplicate outputs, and the package's phony goal.
-    Rules live in build.ninja: a subninja sees its parent's rules."""
+    """The edges of one package's targets, checked for duplicate outputs, the edge recreating its specs file and
+    the package's phony goal. Rules live in build.ninja: a subninja sees its parent's rules."""
     graph = _rules_graph(python)  # only to check each edge's rule and outputs; not written here
     goals = []
     for target in targets:
         for edge in target_edges(target):
             graph.add_edge(edge)
         goals.append(rules.kind(rules.BUILD_GOAL).goal_path(target.label))
+    # Planning writes the specs file; this edge, with no inputs, runs only when it is missing (ninja finds a
+    # generator edge with no inputs and an existing output clean), and `aotbuild plan` then writes it again.
+    graph.add_edge(Edge(GENERATOR_RULE, (package_specs(package),)))
     return "".join([f"# {HEADER}\n# Package //{package}\n\n", *map(edge_text, graph.edges),
                     edge_text(Edge("phony", (package_goal(package),), tuple(goals)))])
+
+
+def package_specs_text(package: str, targets: list[Target]) -> str:
+    """The package's specs file: every spec file of its targets, for their spec edges to pick from."""
+    return spec_edges.specs_text(HEADER, package_specs(package), [rules.spec_files(t) for t in targets])
 
 
 def top_ninja(python: str, build_files: list[str], packages: list[str]) -> str:
@@ -100,7 +117,8 @@ def top_ninja(python: str, build_files: list[str], packages: list[str]) -> str:
     graph.write_declarations(w)
     # The per-package files are written by planning too, but are no outputs of this edge: they are rewritten
     # only when they change, so ninja would think the edge always stale. Spec files are outputs of their own
-    # edges in the package files (spec_edges), so a deleted one is recreated by the next build.
+    # edges in the package files (spec_edges), so a deleted one is recreated by the next build; so is a
+    # package's specs file, by an edge of its own there.
     w.build([layout.NINJA_FILE], GENERATOR_RULE, inputs=[layout.from_out(f) for f in build_files],
             implicit_outputs=[layout.PLAN_FILE])
     w.newline()

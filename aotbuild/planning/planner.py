@@ -1,4 +1,4 @@
-"""Planning: BUILD files -> per-package ninja files, spec files, build.ninja and the plan index. No torch.
+"""Planning: BUILD files -> per-package ninja and specs files, build.ninja and the plan index. No torch.
 
 Incremental: the index (plan_index.py) says which packages changed since the last plan; only those are parsed
 again and only their files rewritten, each only if its content changed. Everything written here can be
@@ -11,6 +11,7 @@ import gc
 import os
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import ninja
@@ -18,7 +19,8 @@ import ninja
 from aotbuild import __version__, layout, rules
 from aotbuild.errors import Location, TargetError
 from aotbuild.fsutil import replace_if_changed_unsynced, replace_unsynced
-from aotbuild.ninja.files import PACKAGES_DIR, package_file, package_ninja, top_ninja
+from aotbuild.ninja.files import (PACKAGES_DIR, package_file, package_ninja, package_specs, package_specs_text,
+                                  top_ninja)
 from aotbuild.planning.file_state import MAX_SOURCE_BYTES, FileState, read_state
 from aotbuild.planning.plan_index import PackageEntry, Plan, Staleness, encode_plan, watch_state
 from aotbuild.workspace.discovery import WORKSPACE_FILE, discover_packages
@@ -49,7 +51,7 @@ def read_config(root: Path) -> tuple[FileState, WorkspaceConfig]:
 
 
 def plan_package(root: Path, out_dir: Path, package: str, config: WorkspaceConfig, python: str) -> PackageEntry:
-    """Parse one package and write its spec files and ninja file; returns its index entry."""
+    """Parse one package and write its specs file and ninja file; returns its index entry."""
     file = layout.build_file(package)
     try:
         state, text = _read_source(root, file)
@@ -58,11 +60,13 @@ def plan_package(root: Path, out_dir: Path, package: str, config: WorkspaceConfi
         loaded = Package(package, broken=e)
     else:
         loaded = load_package(root, package, config, text)
-    ninja_path = out_dir / package_file(package)
+    ninja_path, specs_path = out_dir / package_file(package), out_dir / package_specs(package)
     if loaded.targets:
+        replace_if_changed_unsynced(specs_path, package_specs_text(package, loaded.targets).encode())
         replace_if_changed_unsynced(ninja_path, package_ninja(package, loaded.targets, python).encode())
     else:
         ninja_path.unlink(missing_ok=True)
+        specs_path.unlink(missing_ok=True)
     targets = {t.label.name: {"tags": list(t.tags), "device": t.device,
                               "goals": {k.name: k.goal_path(t.label) for k in rules.kinds()}}
                for t in loaded.targets}
@@ -101,6 +105,7 @@ def _update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) 
         entries = {p: e for p, e in old.packages.items() if p not in stale.removed}
         for package in stale.removed:
             (out_dir / package_file(package)).unlink(missing_ok=True)
+            (out_dir / package_specs(package)).unlink(missing_ok=True)
         for package, entry in entries.items():
             moved = stale.moved.get(layout.build_file(package))
             if moved is not None:
@@ -112,7 +117,7 @@ def _update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) 
     entries = {p: entries[p] for p in packages}  # discovery order: sorted, as the index and ninja expect
     with_targets = [p for p in packages if entries[p].targets]
     if full:
-        _remove_stray_package_files(out_dir, {package_file(p) for p in with_targets})
+        _remove_stray_package_files(out_dir, {f for p in with_targets for f in (package_file(p), package_specs(p))})
     top = top_ninja(python, [WORKSPACE_FILE] + [layout.build_file(p) for p in packages], with_targets)
     ninja_file = out_dir / layout.NINJA_FILE
     if not replace_if_changed_unsynced(ninja_file, top.encode()):
@@ -131,5 +136,17 @@ def _remove_stray_package_files(out_dir: Path, keep: set[str]) -> None:
     except FileNotFoundError:
         return
     for name in names:
-        if name.endswith(".ninja") and f"{PACKAGES_DIR}/{name}" not in keep:
+        if name.endswith((".ninja", ".specs")) and f"{PACKAGES_DIR}/{name}" not in keep:
             (out_dir / PACKAGES_DIR / name).unlink(missing_ok=True)
+
+
+def with_missing_specs(out_dir: Path, plan: Plan | None, stale: Staleness) -> Staleness:
+    """`stale`, plus the packages whose specs file is gone: `aotbuild plan` (which ninja runs to recreate one)
+    re-plans them even though their BUILD files did not change. Only re-planning checks: a no-op build leaves it
+    to ninja, whose edge for the file runs only when it is missing."""
+    if plan is None or stale.full is not None:
+        return stale
+    known = {*stale.changed, *stale.removed}
+    missing = [p for p, e in plan.packages.items()
+               if e.targets and p not in known and not os.path.exists(out_dir / package_specs(p))]
+    return replace(stale, changed=stale.changed + missing) if missing else stale
