@@ -232,13 +232,15 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
     if not request.workers:
         env[settings.WORKERS_VAR] = "0"
     if settings.cache_pass_enabled(settings.environ()):
-        from aotbuild.engine.cache_pass import resolve_hits
+        from aotbuild.engine.cache_pass import missing_artifacts, resolve_hits
 
         resolve_hits(ctx.root, ctx.out_dir, plan, labels, {**os.environ, **env})  # ninja then skips those
-        if request.workers and _misses_left(ctx.out_dir, plan, [x for x in labels if str(x) not in optional]):
+        # A target still without its artifact after the pass is a cache miss: an export and a compile with
+        # torch are coming, so the worker imports torch while the first exports start, not after.
+        if request.workers and missing_artifacts(ctx.out_dir, plan, [x for x in labels if str(x) not in optional]):
             from aotbuild.workers.client import prewarm
 
-            prewarm({**os.environ, **env})  # torch imported while the first exports start, not after
+            prewarm({**os.environ, **env})
     sys.stdout.flush()
     optional_rc = 0
     optional_log = ctx.out_dir / layout.STATE_DIR / "gpu-targets.log"
@@ -286,13 +288,6 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
     if result.ninja_rc and not result.failures:
         # ninja failed before any action ran (a missing input, a broken build.ninja): say so, never stay silent.
         result.failures["(ninja)"] = f"ninja exited with code {result.ninja_rc}; see its output above"
-
-
-def _misses_left(out_dir: Path, plan: Plan, labels: list[Label]) -> bool:
-    """After the cache pass, a target still without its artifact is a cache miss: an export and a compile
-    with torch are coming."""
-    prefix = f"{out_dir}/"
-    return any(not os.path.exists(prefix + plan.targets[str(label)]["goals"][rules.BUILD_GOAL]) for label in labels)
 
 
 def _host_has_gpu(ctx: Context) -> bool:

@@ -19,13 +19,17 @@ from aotbuild.workspace.labels import Label
 BUILD_GOAL = "compile"  # rules.BUILD_GOAL, named here because importing rules/ would cost every no-op build
 
 
+def missing_artifacts(out_dir: Path, plan: Plan, labels: list[Label]) -> list[Label]:
+    """The targets of `labels` whose artifact (the build goal) is not there."""
+    prefix = f"{out_dir}/"
+    return [label for label in labels if not os.path.exists(prefix + plan.targets[str(label)]["goals"][BUILD_GOAL])]
+
+
 def resolve_hits(root: Path, out_dir: Path, plan: Plan, labels: list[Label], env: Mapping[str, str]) -> int:
     """Resolve from the cache every target of `labels` whose artifact is missing; returns how many were.
 
     `env` is the environment ninja's actions get (cache dir, events file, remote settings)."""
-    prefix = f"{out_dir}/"
-    missing = [label for label in labels
-               if not os.path.exists(prefix + plan.targets[str(label)]["goals"][BUILD_GOAL])]
+    missing = missing_artifacts(out_dir, plan, labels)
     if not missing:
         return 0
     from aotbuild.engine.cache_hits import resolve  # torch-free, but far from free to import

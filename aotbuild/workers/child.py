@@ -86,6 +86,7 @@ def run(request: dict, fds: list[int], conn: socket.socket, listener: socket.soc
     """In the forked child; never returns. `hand_off_from`: the bare server's socket inode, when an action
     needing torch is to be handed over to the warm server about to replace it there."""
     code = 1
+    last_word: dict = {}
     try:
         os.setpgid(0, 0)  # a group of its own: a forwarded signal reaches the action and its compilers
         signal.set_wakeup_fd(-1)
@@ -102,11 +103,8 @@ def run(request: dict, fds: list[int], conn: socket.socket, listener: socket.soc
             runpy.run_module(module, run_name="__main__", alter_sys=True)
             code = 0
         except HandOff:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            conn.sendall(json.dumps({"hand_off": hand_off_from}).encode() + b"\n")
             code = 0
-            return
+            last_word = {"hand_off": hand_off_from}
         except SystemExit as e:
             code = _exit_code(e)
         except BaseException:  # noqa: BLE001 - what an uncaught exception does in a process of its own
@@ -115,7 +113,7 @@ def run(request: dict, fds: list[int], conn: socket.socket, listener: socket.soc
         sys.stdout.flush()
         sys.stderr.flush()
         try:
-            conn.sendall(json.dumps({"exit": code}).encode() + b"\n")
+            conn.sendall(json.dumps(last_word or {"exit": code}).encode() + b"\n")
         except OSError:
             pass
     finally:

@@ -118,9 +118,14 @@ def _wait_readable(fd: int, timeout: float) -> bool:
     return bool(readable)
 
 
+def _send(sock: socket.socket, request: dict, fds: list[int]) -> None:
+    """One request as the server reads it: its length (4 bytes), then its JSON; `fds` ride along."""
+    body = json.dumps(request).encode()
+    socket.send_fds(sock, [len(body).to_bytes(4, "big") + body], fds)
+
+
 def _request(sock: socket.socket, argv: list[str], hand_off: bool) -> None:
-    body = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "hand_off": hand_off}).encode()
-    socket.send_fds(sock, [len(body).to_bytes(4, "big") + body], [0, 1, 2])
+    _send(sock, {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "hand_off": hand_off}, [0, 1, 2])
 
 
 def prewarm(environ: dict[str, str]) -> bool:
@@ -131,8 +136,7 @@ def prewarm(environ: dict[str, str]) -> bool:
         return False
     try:
         with connect_or_start(socket_path(environ), environ) as sock:
-            body = json.dumps({"warm": True}).encode()
-            sock.sendall(len(body).to_bytes(4, "big") + body)
+            _send(sock, {"warm": True}, [])
         return True
     except (Unavailable, OSError):
         return False

@@ -109,7 +109,7 @@ def _probe_cpu_isa() -> None:
         return  # reaped with the actions' children (an unknown pid there)
     # Inductor builds the probe libraries in its cache dir: one of our own, which the server's idle exit
     # (it removes its own) cannot pull from under a probe still running.
-    scratch = os.path.join(os.environ["TORCHINDUCTOR_CACHE_DIR"] + "-isa")
+    scratch = os.environ["TORCHINDUCTOR_CACHE_DIR"] + "-isa"
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = scratch
     try:
         from aotbuild.actions import isa_probe, staging
