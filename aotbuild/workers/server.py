@@ -3,14 +3,14 @@
 Started by the first action client of a build (aotbuild.workers.client) as
 `python -m aotbuild.workers.server <socket> <ready-fd>`. It starts bare (no torch) and serves at once, so a
 build whose actions are all cache hits never imports torch. When one of its actions imports torch (a miss),
-it forks a warm server that imports torch and inductor the way a compile does (aotbuild.actions.staging) and
-probes the CPU ISAs, before anything starts OpenMP threads or CUDA (so a forked child may use both), then
-renames its own socket over the bare one's: later actions are forked from it, and the bare one exits once
-its own actions end. Each request forks a child (aotbuild.workers.child)
-that runs the action with the client's stdio, directory and environment: the child starts from the server's
-clean module state, so no target's model modules are visible to another's. The server stays
-single-threaded (forking a process with threads is unsafe) and exits after AOTBUILD_WORKER_IDLE_S seconds
-(default 10) with no action running.
+it forks a warm server that imports torch and inductor the way a compile does (aotbuild.actions.staging),
+before anything starts OpenMP threads or CUDA (so a forked child may use both), sets a child to probing the
+CPU ISAs and precompiling inductor's headers for the compiles to come, then renames its own socket over
+the bare one's: later actions are forked from it, and the bare one exits once its own actions end. Each
+request forks a child (aotbuild.workers.child) that runs the action with the client's stdio, directory and
+environment: the child starts from the server's clean module state, so no target's model modules are
+visible to another's. The server stays single-threaded (forking a process with threads is unsafe) and exits
+after AOTBUILD_WORKER_IDLE_S seconds (default 10) with no action running.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def preload() -> None:
                 importlib.import_module(name)
             except ImportError as e:  # an older torch lacks one: the action imports what it needs itself
                 print(f"preload: {name}: {e}", file=sys.stderr, flush=True)
-    _probe_cpu_isa()
+    _warm_inductor()
     import torch
 
     if torch.cuda.is_initialized():
@@ -100,11 +100,12 @@ def _children_in_bad_fork() -> bool:
     return os.waitstatus_to_exitcode(status) != 0
 
 
-def _probe_cpu_isa() -> None:
-    """Inductor's one-time setup: which vector ISAs this CPU and compiler support. Answered once per
-    toolchain on disk (actions/isa_probe.py); a fresh machine's first answers come from a child forked here,
-    which checks every ISA at once while this server already serves (exports need no ISA; a compile that
-    asks waits for the answers it needs)."""
+def _warm_inductor() -> None:
+    """Inductor's one-time setup of a machine, done while this server already serves (exports need none of
+    it; a compile that asks waits for what it needs): which vector ISAs this CPU and compiler support
+    (answered once per toolchain on disk, actions/isa_probe.py), then the precompiled headers a CPU compile
+    uses (actions/precompiled_headers.py). In a forked child: both run threads and compilers, and a process
+    with threads must not fork the actions."""
     if os.fork() != 0:
         return  # reaped with the actions' children (an unknown pid there)
     # Inductor builds the probe libraries in its cache dir: one of our own, which the server's idle exit
@@ -112,12 +113,16 @@ def _probe_cpu_isa() -> None:
     scratch = os.environ["TORCHINDUCTOR_CACHE_DIR"] + "-isa"
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = scratch
     try:
-        from aotbuild.actions import isa_probe, staging
+        from aotbuild.actions import isa_probe, precompiled_headers, staging
 
-        isa_probe.remember(staging.BASE)
-        isa_probe.probe_concurrently()
-    except Exception as e:  # noqa: BLE001 - only a head start: each compile can still probe for itself
-        print(f"preload: CPU ISA probe: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        for step, run in (("CPU ISA probe", lambda: (isa_probe.remember(staging.BASE),
+                                                      isa_probe.probe_concurrently())),
+                          ("precompiled headers", precompiled_headers.build_cpu_headers)):
+            try:
+                with staging.using_temp_space():  # `cache gc` leaves the headers' dir alone meanwhile
+                    run()
+            except Exception as e:  # noqa: BLE001 - only a head start: each compile can still do it itself
+                print(f"preload: {step}: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         os._exit(0)
@@ -261,7 +266,9 @@ class Server:
                 # The bare server still runs actions of this build: not idle (its exit reparents us).
                 self.last_active = time.monotonic()
             idle_left = self.idle_s - (time.monotonic() - self.last_active)
-            if not self.running and idle_left <= 0:
+            # A bare server whose warm successor still starts is not idle: the actions it handed over wait for
+            # that successor at this socket path, and an exit now would start a second bare server for them.
+            if not self.running and idle_left <= 0 and self.warm_pid is None:
                 break
             if self.warming and self.handed_off():
                 break

@@ -1,0 +1,48 @@
+"""Inductor's precompiled headers for a CPU AOTInductor compile, built before the first compile asks for them.
+
+Every AOTInductor compile precompiles two headers (the wrapper's and the kernels' prefix) once per machine,
+about 9 s each on 2 cores, and does so only after its own lowering and code generation, with every other
+compile of a cold build waiting on inductor's header lock meanwhile. The warm worker builds them as soon as
+it knows the CPU's vector ISA, while the build's exports still run. The headers are files named by a hash of
+the compiler line and of the preprocessed header, so a compile whose arguments differ from these (other
+inductor options, another torch) builds its own and is never given a wrong one: this only saves time.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+
+def header_requests() -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """The (args, kwargs) of each `_precompile_header` call that inductor's `AotCodeCompiler.compile` makes
+    for a CPU model with default options and in-.so weights, in its own argument order (its in-process memo
+    is keyed by that order): the wrapper header, then the kernels' prefix header."""
+    from torch._inductor import codecache
+    from torch._inductor.config import aot_inductor
+    from torch._inductor.cpp_builder import CppBuilder, CppTorchDeviceOptions
+    from torch._inductor.cpu_vec_isa import pick_vec_isa
+
+    isa = pick_vec_isa()
+    cpp_command = repr(CppBuilder(name="o", sources="i", BuildOption=CppTorchDeviceOptions(
+        vec_isa=isa, device_type="cpu", aot_mode=True)).get_command_line())
+    compile_command = {"aot_mode": True, "device_type": "cpu", "use_mmap_weights": False,
+                       "use_mmap_weights_external": False, "use_relative_path": False, "vec_isa": isa}
+    wrapper = codecache._get_cpp_wrapper_header("cpu", aot_mode=True)
+    requests = [((wrapper, cpp_command), {"min_optimize": not aot_inductor.package_cpp_only, **compile_command})]
+    prefix = codecache._get_cpp_prefix_header("cpu")
+    if prefix:
+        requests.append(((prefix, cpp_command), compile_command))
+    return requests
+
+
+def build_cpu_headers() -> list[str]:
+    """Build both headers at once (two compiler runs; a compile builds them one after the other) and return
+    their paths. Needs inductor's ISA answers: call it after the probe, or it probes first."""
+    from torch._inductor import codecache, config
+
+    if not config.aot_inductor.precompile_headers:
+        return []  # inductor will not use them
+    requests = header_requests()
+    with ThreadPoolExecutor(max_workers=len(requests)) as pool:
+        return list(pool.map(lambda request: codecache._precompile_header(*request[0], **request[1]), requests))
