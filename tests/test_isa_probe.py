@@ -90,3 +90,36 @@ def test_probing_concurrently_asks_every_offered_isa_at_once_and_records_the_ans
     assert together["threads"] == 1  # and no thread is left behind (a fork server forks after this)
     assert sorted(together["valid"]) == sorted(first["asked"]) and together["asked_after"] == 0
     assert probe(base, "raise", tmp_path)["valid"] == first["asked"]  # recorded for the next process
+
+
+# torch before 2.13 loads each probe library in a child that imports torch; this stands in for that loader
+# on a torch that no longer has it, then runs the loader as inductor's check would (env: os.environ).
+OLD_LOADER = r'''
+import glob, json, os, subprocess, sys
+from torch._inductor import cpu_vec_isa
+cpu_vec_isa.VecISA._avx_py_load = 'import torch\nfrom ctypes import cdll\ncdll.LoadLibrary("__lib_path__")\n'
+from aotbuild.actions import isa_probe
+isa_probe.load_probes_without_torch()
+code = cpu_vec_isa.VecISA._avx_py_load
+cpu_vec_isa.VecAVX2().check_build(cpu_vec_isa.VecISA._avx_code)  # a probe library, linked to libtorch_cpu
+[lib] = glob.glob(os.path.join(os.environ["TORCHINDUCTOR_CACHE_DIR"], "**", "*.so"), recursive=True)
+loader = code.replace("__lib_path__", lib) + "import sys\nprint('torch' in sys.modules)\n"
+without = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
+runs = {name: subprocess.run([sys.executable, "-c", loader], env=env, capture_output=True, text=True)
+        for name, env in (("with", dict(os.environ)), ("without", without))}
+print(json.dumps({"code": code, "ld": os.environ["LD_LIBRARY_PATH"],
+                  **{name: [run.returncode, run.stdout.strip()] for name, run in runs.items()}}))
+'''
+
+
+def test_an_old_torch_loads_probe_libraries_without_importing_torch(tmp_path: Path) -> None:
+    import importlib.util
+
+    torch_lib = str(Path(importlib.util.find_spec("torch").origin).parent / "lib")
+    out = subprocess.run([sys.executable, "-c", OLD_LOADER], capture_output=True, text=True, check=False,
+                         env={"TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor"), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "import torch" not in result["code"] and result["ld"] == torch_lib
+    assert result["with"] == [0, "False"]  # loaded, and torch was never imported
+    assert result["without"][0] != 0  # the library does need libtorch_cpu: the variable is what finds it

@@ -116,3 +116,23 @@ def probe_concurrently() -> None:
     offered = [isa for isa in candidates if all(flag in flags for flag in str(isa).split())]
     with ThreadPoolExecutor(max_workers=max(1, len(offered))) as pool:
         list(pool.map(bool, offered))
+
+
+def load_probes_without_torch() -> None:
+    """What torch 2.13's inductor does itself, for older ones: the child that loads each probe library finds
+    libtorch_cpu through torch's lib dir, put first on LD_LIBRARY_PATH, instead of by importing torch. That
+    import costs about 5 s for CUDA torch, and AVX-512 and AMX probe in two rounds, one after the other
+    (measured on 16 cores, torch 2.11: every compile of a cold build waited about 15 s for the answers).
+    For a process that only probes (the warm worker's probe child): the variable stays set for its children.
+    A torch whose loader does not import torch, or another platform, is left as it is."""
+    import torch
+    from torch._inductor import cpu_vec_isa
+
+    isa_class = getattr(cpu_vec_isa, "VecISA", None)
+    code = getattr(isa_class, "_avx_py_load", None)
+    if sys.platform != "linux" or not isinstance(code, str) or not code.lstrip().startswith("import torch\n"):
+        return
+    lib_dir = os.path.join(os.path.dirname(torch.__file__), "lib")
+    others = os.environ.get("LD_LIBRARY_PATH")
+    os.environ["LD_LIBRARY_PATH"] = lib_dir + (os.pathsep + others if others else "")
+    isa_class._avx_py_load = code.lstrip().removeprefix("import torch\n")

@@ -115,8 +115,12 @@ def _warm_inductor() -> None:
     try:
         from aotbuild.actions import isa_probe, precompiled_headers, staging
 
-        for step, run in (("CPU ISA probe", lambda: (isa_probe.remember(staging.BASE),
-                                                      isa_probe.probe_concurrently())),
+        def probe() -> None:
+            isa_probe.remember(staging.BASE)
+            isa_probe.load_probes_without_torch()
+            isa_probe.probe_concurrently()
+
+        for step, run in (("CPU ISA probe", probe),
                           ("precompiled headers", precompiled_headers.build_cpu_headers)):
             try:
                 with staging.using_temp_space():  # `cache gc` leaves the headers' dir alone meanwhile
