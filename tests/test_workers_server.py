@@ -225,6 +225,33 @@ def test_idle_server_exits_and_removes_its_socket(worker_env, tmp_path: Path) ->
     assert not Path(client.socket_path(worker_env)).exists()
 
 
+def server_pids(env: dict[str, str]) -> list[int]:
+    """Every server process (bare, warm, or a warm one starting) of this environment's socket."""
+    path = client.socket_path(env).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"aotbuild.workers.server" in cmdline and path in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_warm_server_whose_bare_parent_died_still_goes_idle(tmp_path: Path) -> None:
+    env = {**os.environ, "W11_SERVER_KEY": uuid.uuid4().hex, "AOTBUILD_WORKER_IDLE_S": "4"}
+    assert client.prewarm(env)
+    log = Path(client.socket_path(env) + ".log")
+    assert wait_for(lambda: len(server_pids(env)) == 2, 60)  # the bare server forked its warm successor
+    bare = int(re.search(r"pid (\d+) bare", log.read_text())[1])
+    os.kill(bare, signal.SIGKILL)  # gone before its successor takes over: the successor is an orphan
+    assert wait_for(lambda: " warm" in log.read_text(), 120)
+    # Orphaned, it must not take pid 1 for a bare server still running actions: idle, it exits.
+    assert wait_for(lambda: not server_pids(env), 4 + 15)
+
+
 def test_no_workers_runs_the_action_in_the_clients_place(worker_env, tmp_path: Path) -> None:
     where = action_dir(tmp_path / "n", 8)
     env = {**worker_env, "AOTBUILD_WORKERS": "0", "W11_SERVER_KEY": uuid.uuid4().hex}

@@ -177,10 +177,14 @@ def append(builddir: Path, finished: Iterable[Finished]) -> None:
     finished = list(finished)
     build_log, deps_log = builddir / BUILD_LOG, builddir / DEPS_LOG
     check_build_log(build_log)
-    ids = read_deps_ids(deps_log)
     records = bytearray()
-    if not deps_log.exists() or deps_log.stat().st_size == 0:
-        records += DEPS_LOG_HEADER + struct.pack("<i", DEPS_LOG_VERSION)
+    ids: dict[str, int] = {}
+    # Without deps to record (the generator's restat after a re-plan) the deps log is not even read: its
+    # records for 10,000 targets take 0.3 s to read.
+    if any(edge.deps is not None for edge in finished):
+        ids = read_deps_ids(deps_log)
+        if not deps_log.exists() or deps_log.stat().st_size == 0:
+            records += DEPS_LOG_HEADER + struct.pack("<i", DEPS_LOG_VERSION)
 
     def node(path: str) -> int:
         if path not in ids:

@@ -309,6 +309,7 @@ class Server:
     def start_warm(self) -> None:
         """Fork the warm server: it imports torch, then takes the socket path over; this bare one serves until
         then and exits after its own actions end."""
+        bare = os.getpid()
         self.warm_pid = os.fork()
         if self.warm_pid != 0:
             return
@@ -320,7 +321,9 @@ class Server:
             listener = _bind_over(self.path)
             print(f"pid {os.getpid()} warm", file=sys.stderr, flush=True)
             warm = Server(self.path, listener, self.idle_s, self.startup_dir, warm=True)
-            warm.predecessor = os.getppid()
+            # Our pid, not getppid() read now: a parent that exited meanwhile reads as pid 1 (or a subreaper),
+            # which would count as a predecessor still running, and this server would never go idle.
+            warm.predecessor = bare
             warm.loop()
         finally:
             os._exit(0)
