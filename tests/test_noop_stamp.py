@@ -56,7 +56,7 @@ fi
 exec -a "$0" @REAL@ "$@"
 '''
 NINJA_WRAPPER = '#!/bin/sh\necho "$*" >> "$NOOP_TEST_NINJA_RUNS"\nexec @NINJA@ "$@"\n'
-COPIES = 20  # the tests using `ws` (17); more only cost a wait each
+COPIES = 20  # the tests using `ws` (19); more only cost a wait each
 BUILD = """targets:
   a: {model: m.tiny:Tiny, inputs: {x: {shape: [2, 4], dtype: float32}}}
   b: {model: m.tiny:Tiny, inputs: {x: {shape: [2, 5], dtype: float32}}}
@@ -348,3 +348,56 @@ def test_the_snapshot_sees_every_kind_of_change(tmp_path: Path) -> None:
 
 def snap_mtime(snap: noop_stamp.Snapshot, node: str) -> int:
     return array("q", snap.mtimes)[snap.nodes.index(node)]
+
+
+def test_a_deleted_output_that_no_build_edge_reads_is_rebuilt(ws: Workspace) -> None:
+    # manifest.json (the build goal) and reference_io.pt are left to their directory's ctime by the stamp.
+    (ws.out / "m" / "@a" / "manifest.json").unlink()
+    (ws.out / "n" / "@b" / "reference_io.pt").unlink()
+    proc = ws.run("build", "//...")
+    assert proc.returncode == 0 and ws.ninja_ran(), proc.stdout + proc.stderr
+    assert {"compile //m:a", "export //n:b"} <= set(ws.actions())
+    assert (ws.out / "m" / "@a" / "manifest.json").exists() and (ws.out / "n" / "@b" / "reference_io.pt").exists()
+
+
+def test_what_the_stamp_leaves_to_a_directory_is_what_ninja_reads_no_mtime_of(ws: Workspace) -> None:
+    """Every file of a target directory that the stamp does not stat: with its mtime moved far back and far
+    forward, the real ninja still has nothing to do, and the stamp still holds. What ninja does read the
+    mtime of (the spec files, graph.json) is stat-ed."""
+    _, snap = noop_stamp.read(ws.out)
+    target = ws.out / "m" / "@a"
+    checked = {node for node in (*snap.nodes, *snap.missing) if node.startswith("m/@a/")}
+    assert {"m/@a/graph.json", "m/@a/export.json", "m/@a/compile.json"} <= checked
+    left = sorted(p for p in target.iterdir() if p.is_file() and f"m/@a/{p.name}" not in checked)
+    assert {"manifest.json", "reference_io.pt"} <= {p.name for p in left}
+    plan = json.loads((ws.out / layout.PLAN_FILE).read_text())
+    goals = [t["goals"]["compile"] for p in plan["packages"].values() for t in p["targets"].values()]
+    for mtime in (10**9, time.time_ns() + 10**12):
+        for path in left:
+            os.utime(path, ns=(mtime, mtime), follow_symlinks=False)
+        dry = subprocess.run([str(Path(ninja.BIN_DIR) / "ninja"), "-C", str(ws.out), "-f", layout.NINJA_FILE,
+                              "-n", "-d", "explain", *goals], capture_output=True, text=True)
+        assert dry.returncode == 0 and "no work to do" in dry.stdout, dry.stdout + dry.stderr
+        assert_fast(ws, "build", "//...")
+
+
+def test_the_snapshot_of_goals_holds_what_ninja_s_decision_for_them_reads(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write(out / layout.NINJA_FILE, "rule cc\n  command = true\n  restat = 1\nrule plain\n  command = true\n"
+          "build t/gen.o | t/extra.o: cc in.c\nbuild t/link.out: plain t/gen.o\nbuild t/other.o: cc in2.c\n"
+          "build t/own.o: cc in.c\n  restat =\nbuild all: phony t/link.out\n")
+    for name in ("in.c", "in2.c", "t/gen.o", "t/extra.o", "t/link.out", "t/other.o", "t/own.o"):
+        write(out / name, "")
+    binary = str(Path(ninja.BIN_DIR) / "ninja")
+    time.sleep(noop_stamp.RACY_NS / 1e9)
+
+    def decisive(goals: list[str], dirs: list[str]) -> set[str] | None:
+        taken = noop_stamp.take(out, binary, dirs, goals=goals)
+        return None if taken is None else set(taken[0].nodes) | set(taken[0].missing)
+
+    # link.out's rule is no restat rule: its own mtime counts. extra.o, a restat output nothing reads, is
+    # proven by t/'s ctime; other.o and in2.c are nothing link.out depends on.
+    assert decisive(["t/link.out"], ["t"]) == {"t/link.out", "t/gen.o", "in.c"}
+    assert decisive(["t/link.out"], []) == {"t/link.out", "t/gen.o", "t/extra.o", "in.c"}  # t/ unchecked
+    assert decisive(["t/own.o"], ["t"]) == {"t/own.o", "in.c"}  # the edge sets restat itself: assume nothing
+    assert decisive(["all"], ["t"]) is None and decisive(["in.c"], ["t"]) is None  # no file an edge makes

@@ -219,7 +219,7 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
         # changed since the last build (no stamp: that build ran ninja), not right after an edit.
         if stamp is None and not ctx.replanned:
             dirs = noop_stamp.checked_dirs(layout.TargetPaths(label).dir for label in labels)
-            pending = noop_stamp.begin(ctx.out_dir, plan.ninja, dirs)
+            pending = noop_stamp.begin(ctx.out_dir, plan.ninja, dirs, required)
     if pending is None:
         noop_stamp.discard(ctx.out_dir)
     for warning in output_checks.prepare(ctx.out_dir, labels, full=request.goal == rules.TEST_GOAL):
@@ -262,7 +262,7 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
         events_file.unlink()
     settings.remote_down_file(events_file).unlink(missing_ok=True)
     if pending is not None and not result.ninja_rc and not result.events:
-        noop_stamp.finish(pending, required)
+        noop_stamp.finish(pending)
     by_label: dict[str, list[dict]] = {}
     for event in result.events:
         by_label.setdefault(event["label"], []).append(event)

@@ -4,8 +4,10 @@ need not start ninja (which parses every ninja file of the workspace) nor run th
 A stamp is a snapshot of everything ninja's decision reads, taken by a build whose ninja then ran nothing:
   - "meta" files, whose content ninja reads (the ninja binary, build.ninja and its subninjas, .ninja_log and
     .ninja_deps): their mtime, ctime, size and inode. ctime moves on any write, and nobody can set it;
-  - every file node named by the ninja files, and every dependency recorded in .ninja_deps: mtime or missing,
-    as ninja sees them (its decision compares nothing else of a node);
+  - every file node ninja's decision for the goals reads, and every dependency recorded in .ninja_deps: mtime
+    or missing, as ninja sees them (its decision compares nothing else of a node). That is what the goals
+    depend on, less the outputs that only restat edges make and nothing reads, whose existence their
+    directory's ctime proves (take/_decisive);
   - the directories whose entries the build's own checks before ninja look at (engine/output_checks.prepare):
     aot-out/, every directory above a target directory, and each target directory, whose artifacts and
     aliases are not ninja nodes. A link put in place, an alias or artifact deleted or renamed, all change
@@ -40,7 +42,7 @@ STAMP_FILE = f"{layout.STATE_DIR}/noop-stamp"
 # Which nodes each ninja file names, keyed by the file's signature: a cache that spares parsing every ninja
 # file (16 MB at 10,000 targets) for each new stamp, never a proof. Kept when the stamp is removed.
 NODES_FILE = f"{layout.STATE_DIR}/noop-nodes"
-FORMAT = 2
+FORMAT = 3
 # A directory changed this recently may change again within the same tick of the filesystem's clock and keep
 # its ctime: such a snapshot is not stamped (the next no-op build stamps). Clock ticks are 1-10 ms.
 RACY_NS = 50_000_000
@@ -61,11 +63,15 @@ class Snapshot:
     missing: tuple[str, ...]  # nodes, deps and dirs that do not exist
 
 
+# One manifest as read: its signature then, its edges (nodes.FileEdge) and its rules (name -> restat).
+Manifest = tuple[Sig, tuple[tuple[tuple[str, ...], str, tuple[str, ...]], ...], dict[str, bool]]
+
+
 @dataclass(frozen=True)
 class NodeLists:
     """What each ninja file and the deps log name, with the signature each had when read."""
 
-    manifests: dict[str, tuple[Sig, tuple[str, ...]]]
+    manifests: dict[str, Manifest]
     deps: tuple[Sig | None, tuple[str, ...]]
 
 
@@ -76,6 +82,7 @@ class Pending:
     out_dir: Path
     binary: str
     dirs: tuple[str, ...]
+    goals: tuple[str, ...]
     snapshot: Snapshot
     lists: NodeLists
 
@@ -132,12 +139,13 @@ def _opener(dir_fd: int):  # noqa: ANN202 - open()'s opener protocol
     return lambda path, flags: os.open(path, flags, dir_fd=dir_fd)
 
 
-def take(out_dir: Path, binary: str, dirs: Sequence[str],
-         known: NodeLists | None = None) -> tuple[Snapshot, NodeLists] | None:
+def take(out_dir: Path, binary: str, dirs: Sequence[str], known: NodeLists | None = None,
+         goals: Sequence[str] | None = None) -> tuple[Snapshot, NodeLists] | None:
     """Snapshot the state ninja would see now, and the node lists it came from; None where a ninja file or the
-    deps log cannot be read here. Lists in `known` whose file's signature did not change are not re-read."""
+    deps log cannot be read here. Lists in `known` whose file's signature did not change are not re-read.
+    With `goals`, only the nodes ninja's decision for them reads (see _decisive); else every node."""
     from aotbuild.ninja import logs
-    from aotbuild.ninja.nodes import NodeError, file_nodes, recorded_dependencies
+    from aotbuild.ninja.nodes import NodeError, file_graph, recorded_dependencies
 
     started = time.time_ns()
     fd = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
@@ -145,7 +153,7 @@ def take(out_dir: Path, binary: str, dirs: Sequence[str],
         meta: list[tuple[str, Sig | None]] = [(p, _sig(p, fd)) for p in _meta_paths(binary)]
         if meta[0][1] is None:
             return None
-        manifests: dict[str, tuple[Sig, tuple[str, ...]]] = {}
+        manifests: dict[str, Manifest] = {}
         pending = [layout.NINJA_FILE]
         while pending:
             name = pending.pop(0)
@@ -158,8 +166,8 @@ def take(out_dir: Path, binary: str, dirs: Sequence[str],
                 manifests[name] = cached
                 continue
             with open(name, encoding="utf-8", errors="surrogateescape", opener=_opener(fd)) as f:
-                nodes, includes = file_nodes(f.read(), name)
-            manifests[name] = (sig, tuple(nodes))
+                edges, rules, includes = file_graph(f.read(), name)
+            manifests[name] = (sig, tuple(edges), rules)
             pending.extend(includes)
         deps_sig = meta[2][1]
         if known is not None and deps_sig is not None and known.deps[0] == deps_sig:
@@ -168,7 +176,14 @@ def take(out_dir: Path, binary: str, dirs: Sequence[str],
             deps = (deps_sig, tuple(recorded_dependencies(out_dir / meta[2][0])))
         missing: list[str] = []
         # Recorded dependencies (workspace sources) first: what is edited most is compared first.
-        everything = list(deps[1]) + [node for _, nodes in manifests.values() for node in nodes]
+        if goals is None:
+            everything = list(deps[1]) + [node for _, edges, _ in manifests.values()
+                                          for outputs, _, inputs in edges for node in (*outputs, *inputs)]
+        else:
+            decisive = _decisive(manifests, deps[1], goals, frozenset(dirs))
+            if decisive is None:
+                return None
+            everything = decisive
         nodes, mtimes = _split(dict.fromkeys(everything), fd, "st_mtime_ns", missing)
         found_dirs, ctimes = _split(dirs, fd, "st_ctime_ns", missing)
         if found_dirs and max(array("q", ctimes)) >= started - RACY_NS:
@@ -179,6 +194,55 @@ def take(out_dir: Path, binary: str, dirs: Sequence[str],
         return None
     finally:
         os.close(fd)
+
+
+def _decisive(manifests: dict[str, Manifest], deps: Sequence[str], goals: Sequence[str],
+              dirs: frozenset[str]) -> list[str] | None:
+    """The nodes whose mtime or existence ninja's decision for `goals` reads, in the order to compare them;
+    None if a goal is no file made by a real edge.
+
+    ninja visits only what the goals depend on (and the manifest itself, which it first checks for a
+    rebuild): the edges making them, those edges' inputs, and so on down, with each output's recorded deps.
+    Of what it visits, a node left out here is one whose state is already proven another way: an output of a
+    restat edge that no visited edge reads, in a directory whose ctime the stamp checks. ninja reads nothing
+    of such a node but whether it exists (a restat edge's outputs are compared through the mtime in its log,
+    which the stamp checks whole), and a file appearing, vanishing or being renamed changes its directory's
+    ctime. Per target that leaves its spec files and graph.json to stat, not its outputs: about half the
+    stats of a no-op build."""
+    edges: list[tuple[tuple[str, ...], str, tuple[str, ...]]] = []
+    restat: dict[str, bool] = {}
+    producer: dict[str, int] = {}
+    for _, file_edges, rules in manifests.values():
+        for rule, value in rules.items():
+            restat[rule] = restat.get(rule, value) and value  # declared twice: restat only if both say so
+        for edge in file_edges:
+            for output in edge[0]:
+                producer[output] = -1 if output in producer else len(edges)  # -1: made twice, assume nothing
+            edges.append(edge)
+    if any(producer.get(goal, -1) < 0 or edges[producer[goal]][1] == "phony" for goal in goals):
+        return None
+    inputs = set(deps)
+    visited: set[int] = set()
+    pending = [*goals, layout.NINJA_FILE, *deps]
+    while pending:
+        index = producer.get(pending.pop())
+        if index is None or index < 0 or index in visited:
+            continue
+        visited.add(index)
+        inputs.update(edges[index][2])
+        pending.extend(edges[index][2])
+
+    def proven_by_its_directory(node: str) -> bool:
+        index = producer[node]
+        return (node not in inputs and index >= 0 and restat.get(edges[index][1], False)
+                and (node.rpartition("/")[0] or ".") in dirs)
+
+    ordered = dict.fromkeys(deps)
+    for index in sorted(visited):
+        outputs, _, edge_inputs = edges[index]
+        ordered.update(dict.fromkeys(edge_inputs))
+        ordered.update((node, None) for node in outputs if not proven_by_its_directory(node))
+    return list(ordered)
 
 
 def _dump(value: object) -> bytes:
@@ -204,10 +268,9 @@ def _load(path: Path) -> object | None:
 def read(out_dir: Path) -> tuple[frozenset[str], Snapshot] | None:
     """The goals and snapshot of the stamp; None when there is none, or it is damaged or of another aotbuild."""
     try:
-        goal_ids, fields = _load(out_dir / STAMP_FILE)  # type: ignore[misc]
-        snap = Snapshot(*fields)
-        return frozenset(snap.nodes[i] for i in array("i", goal_ids)), snap
-    except (TypeError, ValueError, IndexError):
+        goals, fields = _load(out_dir / STAMP_FILE)  # type: ignore[misc]
+        return frozenset(goals), Snapshot(*fields)
+    except (TypeError, ValueError):
         return None
 
 
@@ -246,13 +309,13 @@ def discard(out_dir: Path) -> None:
         pass
 
 
-def begin(out_dir: Path, binary: str, dirs: Sequence[str]) -> Pending | None:
-    """Before the checks and ninja of a build that cannot skip them: remove the stamp (a build that fails or is
-    interrupted leaves none behind) and snapshot the state; None when it cannot be known."""
+def begin(out_dir: Path, binary: str, dirs: Sequence[str], goals: Sequence[str]) -> Pending | None:
+    """Before the checks and ninja of a build for `goals` that cannot skip them: remove the stamp (a build that
+    fails or is interrupted leaves none behind) and snapshot the state; None when it cannot be known."""
     discard(out_dir)
     found = _load(out_dir / NODES_FILE)
     known = NodeLists(*found) if isinstance(found, tuple) and len(found) == 2 else None  # type: ignore[arg-type]
-    taken = take(out_dir, binary, dirs, known)
+    taken = take(out_dir, binary, dirs, known, goals)
     if taken is None:
         return None
     snapshot, lists = taken
@@ -260,24 +323,20 @@ def begin(out_dir: Path, binary: str, dirs: Sequence[str]) -> Pending | None:
         from aotbuild.fsutil import replace_unsynced
 
         replace_unsynced(out_dir / NODES_FILE, _dump((lists.manifests, lists.deps)))
-    return Pending(out_dir, binary, tuple(dirs), snapshot, lists)
+    return Pending(out_dir, binary, tuple(dirs), tuple(goals), snapshot, lists)
 
 
-def finish(pending: Pending, goals: Sequence[str]) -> bool:
+def finish(pending: Pending) -> bool:
     """After ninja exited 0 and no action ran: stamp the snapshot if the state is still exactly the one taken
     before (then nothing changed in between, so ninja ran nothing on it). Returns whether it stamped."""
     from aotbuild.fsutil import replace_unsynced
 
-    taken = take(pending.out_dir, pending.binary, pending.dirs, pending.lists)
+    taken = take(pending.out_dir, pending.binary, pending.dirs, pending.lists, pending.goals)
     if taken is None or taken[0] != pending.snapshot:
         return False
     snap = pending.snapshot
-    index = {path: i for i, path in enumerate(snap.nodes)}
-    if any(goal not in index for goal in goals):
-        return False  # a goal that is no file (phony): not what a build asks for
-    goal_ids = array("i", sorted(index[goal] for goal in goals)).tobytes()
     fields = (snap.meta, snap.nodes, snap.mtimes, snap.dirs, snap.dir_ctimes, snap.missing)
-    replace_unsynced(pending.out_dir / STAMP_FILE, _dump((goal_ids, fields)))
+    replace_unsynced(pending.out_dir / STAMP_FILE, _dump((sorted(pending.goals), fields)))
     return True
 
 

@@ -40,28 +40,6 @@ def canonical(path: str) -> str:
     return ("/" if absolute else "") + "/".join(parts)
 
 
-_STATEMENT = re.compile(r"^(?:build|subninja|include) [^\n]*", re.M)
-
-
-def _statements(text: str) -> list[str]:
-    """The build, subninja and include lines of a manifest (no other statement names a node), with
-    `$`-newline continuations joined as ninja joins them (it skips the next line's leading spaces)."""
-    if "$\n" not in text and "$\r\n" not in text:  # the usual case: one regex over the text, in C
-        return [line.rstrip("\r") for line in _STATEMENT.findall(text)]
-    lines = text.split("\n")
-    out = []
-    i = 0
-    while i < len(lines):
-        line = lines[i].rstrip("\r")
-        while line.endswith("$") and (len(line) - len(line.rstrip("$"))) % 2 == 1 and i + 1 < len(lines):
-            i += 1
-            line = line[:-1] + lines[i].rstrip("\r").lstrip(" ")
-        i += 1
-        if line.startswith(("build ", "subninja ", "include ")):
-            out.append(line)
-    return out
-
-
 def _paths(text: str, where: str) -> list[str]:
     """The path tokens and separators of one part of a build line, unescaped."""
     out = []
@@ -97,35 +75,75 @@ def _plain(rest: str) -> bool:
     return "|" not in rest.replace(" || ", " ").replace(" |@ ", " ").replace(" | ", " ")
 
 
-def file_nodes(text: str, where: str) -> tuple[list[str], list[str]]:
-    """(every node named by the build lines of one manifest file, in order and once each; its subninja and
-    include files). Paths are as ninja canonicalizes them, relative to the directory ninja runs in."""
-    nodes: dict[str, None] = {}
+# One edge: (its outputs, implicit ones included; its rule, or "" where an edge binds `restat` itself and its
+# rule's setting no longer tells; its inputs: explicit, implicit, order-only and validations).
+FileEdge = tuple[tuple[str, ...], str, tuple[str, ...]]
+
+# A top-level statement that may name nodes or declare a rule, with the indented binding lines under it.
+_BLOCK = re.compile(r"^(?:build|subninja|include|rule) [^\n]*(?:\n[ \t]+[^\n]*)*", re.M)
+_COMMENT = re.compile(r"^[ ]*#[^\n]*(?:\n|\Z)", re.M)
+_CONTINUATION = re.compile(r"((?:^|[^$])(?:\$\$)*)\$\r?\n[ ]*", re.M)
+_RESTAT_BINDING = re.compile(r"^[ \t]+restat[ \t]*=[ \t]*([^\r\n]*?)[ \t]*$", re.M)
+
+
+def file_graph(text: str, where: str) -> tuple[list[FileEdge], dict[str, bool], list[str]]:
+    """(the build edges of one manifest file, in order; the rules it declares -> whether each is restat (a
+    literal, non-empty `restat` binding); its subninja and include files). Paths are as ninja canonicalizes
+    them, relative to the directory ninja runs in."""
+    # Comment lines go first: ninja skips them without ending a block of bindings, and a `$` in one escapes
+    # nothing. Then continuations are joined as ninja joins them (it skips the next line's leading spaces).
+    text = _COMMENT.sub("", text)
+    if "$\n" in text or "$\r\n" in text:
+        text = _CONTINUATION.sub(r"\1", text)
+    edges: list[FileEdge] = []
+    rules: dict[str, bool] = {}
     includes = []
-    for line in _statements(text):
+    for block in _BLOCK.findall(text):
+        line, _, bindings = block.partition("\n")
+        line = line.rstrip("\r")
         if line.startswith("build "):
-            rest = line[6:]
-            if _plain(rest):  # most lines: split, no tokenizer (a seventh of the time)
-                head, colon, tail = rest.partition(":")
-                words = tail.split()
-                if not colon or not words:
-                    raise NodeError(f"{where}: a build line without ':' or a rule ({line[:80]!r})")
-                nodes.update(dict.fromkeys(head.split()))
-                nodes.update(dict.fromkeys(words[1:]))
-                continue
-            head, tail = _split_outputs(line, where)
-            rule_and_inputs = _paths(tail, where)
-            if not rule_and_inputs:
-                raise NodeError(f"{where}: a build line without a rule ({line[:80]!r})")
-            for path in _paths(head, where) + rule_and_inputs[1:]:
-                nodes[canonical(path)] = None
+            outputs, rule, inputs = _build_line(line, where)
+            if bindings and _RESTAT_BINDING.search(bindings):
+                rule = ""  # the edge decides for itself: assume nothing
+            edges.append((outputs, rule, inputs))
+        elif line.startswith("rule "):
+            value = _RESTAT_BINDING.search(bindings)
+            rules[line[5:].strip()] = value is not None and value.group(1) != "" and "$" not in value.group(1)
         else:
             words = _paths(line.split(" ", 1)[1], where)
             if len(words) != 1:
                 raise NodeError(f"{where}: cannot read {line[:80]!r}")
             includes.append(words[0])
-    for separator in _SEPARATORS:
-        nodes.pop(separator, None)
+    return edges, rules, includes
+
+
+def _build_line(line: str, where: str) -> FileEdge:
+    rest = line[6:]
+    if _plain(rest):  # most lines: split, no tokenizer (a seventh of the time)
+        head, colon, tail = rest.partition(":")
+        words = tail.split()
+        if not colon or not words:
+            raise NodeError(f"{where}: a build line without ':' or a rule ({line[:80]!r})")
+        outputs = [w for w in head.split() if w != "|"]
+        inputs = [w for w in words[1:] if w not in _SEPARATORS]
+        return tuple(outputs), words[0], tuple(inputs)
+    head, tail = _split_outputs(line, where)
+    rule_and_inputs = _paths(tail, where)
+    if not rule_and_inputs:
+        raise NodeError(f"{where}: a build line without a rule ({line[:80]!r})")
+    outputs = [canonical(path) for path in _paths(head, where) if path not in _SEPARATORS]
+    inputs = [canonical(path) for path in rule_and_inputs[1:] if path not in _SEPARATORS]
+    return tuple(outputs), rule_and_inputs[0], tuple(inputs)
+
+
+def file_nodes(text: str, where: str) -> tuple[list[str], list[str]]:
+    """(every node named by the build lines of one manifest file, in order and once each; its subninja and
+    include files)."""
+    edges, _, includes = file_graph(text, where)
+    nodes: dict[str, None] = {}
+    for outputs, _, inputs in edges:
+        nodes.update(dict.fromkeys(outputs))
+        nodes.update(dict.fromkeys(inputs))
     return list(nodes), includes
 
 
