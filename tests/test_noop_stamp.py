@@ -56,7 +56,7 @@ fi
 exec -a "$0" @REAL@ "$@"
 '''
 NINJA_WRAPPER = '#!/bin/sh\necho "$*" >> "$NOOP_TEST_NINJA_RUNS"\nexec @NINJA@ "$@"\n'
-COPIES = 20  # the tests using `ws` (19); more only cost a wait each
+COPIES = 22  # the tests using `ws` (21); more only cost a wait each
 BUILD = """targets:
   a: {model: m.tiny:Tiny, inputs: {x: {shape: [2, 4], dtype: float32}}}
   b: {model: m.tiny:Tiny, inputs: {x: {shape: [2, 5], dtype: float32}}}
@@ -401,3 +401,24 @@ def test_the_snapshot_of_goals_holds_what_ninja_s_decision_for_them_reads(tmp_pa
     assert decisive(["t/link.out"], []) == {"t/link.out", "t/gen.o", "t/extra.o", "in.c"}  # t/ unchecked
     assert decisive(["t/own.o"], ["t"]) == {"t/own.o", "in.c"}  # the edge sets restat itself: assume nothing
     assert decisive(["all"], ["t"]) is None and decisive(["in.c"], ["t"]) is None  # no file an edge makes
+
+
+def test_an_edit_that_changes_no_ninja_file_keeps_the_build_a_no_op(ws: Workspace) -> None:
+    # A tag is no part of any spec: the re-plan rewrites plan.json, touches build.ninja and appends the
+    # generator's log lines, and nothing else; ninja would find nothing to do, so it is not started.
+    build_file = ws.root / "m" / "BUILD.aot.yaml"
+    build_file.write_text(BUILD.replace("[2, 5], dtype: float32}}", "[2, 5], dtype: float32}}, tags: [edited]"))
+    proc = assert_fast(ws, "build", "//...")
+    assert "4 up to date" in proc.stdout
+    assert "edited" in (ws.out / layout.PLAN_FILE).read_text()  # it did re-plan
+    assert_fast(ws, "build", "//...")
+
+
+def test_a_build_file_newer_than_the_plan_s_log_entry_runs_ninja(ws: Workspace) -> None:
+    # The generator edge is dirty when a BUILD file is newer than what ninja's log recorded for build.ninja:
+    # the stamp must not hide that, though only generator files moved.
+    build_file = ws.root / "m" / "BUILD.aot.yaml"
+    future = time.time_ns() + 3600 * 10**9
+    os.utime(build_file, ns=(future, future))
+    proc = ws.run("build", "//...")
+    assert proc.returncode == 0 and ws.ninja_ran(), proc.stdout + proc.stderr

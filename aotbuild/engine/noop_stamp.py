@@ -37,12 +37,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aotbuild import __version__, layout
+from aotbuild.engine import replan_leeway
 
 STAMP_FILE = f"{layout.STATE_DIR}/noop-stamp"
 # Which nodes each ninja file names, keyed by the file's signature: a cache that spares parsing every ninja
 # file (16 MB at 10,000 targets) for each new stamp, never a proof. Kept when the stamp is removed.
 NODES_FILE = f"{layout.STATE_DIR}/noop-nodes"
-FORMAT = 3
+FORMAT = 4
 # A directory changed this recently may change again within the same tick of the filesystem's clock and keep
 # its ctime: such a snapshot is not stamped (the next no-op build stamps). Clock ticks are 1-10 ms.
 RACY_NS = 50_000_000
@@ -61,6 +62,10 @@ class Snapshot:
     dirs: tuple[str, ...]  # relative to aot-out/ ("." for itself), that exist
     dir_ctimes: bytes  # array('q') of their ctimes
     missing: tuple[str, ...]  # nodes, deps and dirs that do not exist
+    log_prefix: tuple[int, int] = (0, 0)  # .ninja_log's size and crc32 (engine/replan_leeway.py)
+    manifest_crc: int = 0  # build.ninja's crc32: a re-plan touches it (engine/replan_leeway.py)
+    # The generator edge's outputs and inputs, whose mtimes a re-plan may move (empty: no leeway).
+    generator: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
 
 
 # One manifest as read: its signature then, its edges (nodes.FileEdge) and its rules (name -> restat).
@@ -119,15 +124,24 @@ def _values(paths: Sequence[str], out_fd: int, field: str) -> bytes:
     return array("q", [stat(path, dir_fd=out_fd).st_ctime_ns for path in paths]).tobytes()
 
 
-def _same(paths: Sequence[str], out_fd: int, field: str, recorded: bytes, chunk: int = 4096) -> bool:
+def _same(paths: Sequence[str], out_fd: int, field: str, recorded: bytes, chunk: int = 4096,
+          allowed: frozenset[str] = frozenset()) -> bool | None:
     """Whether `field` of each path is as recorded, a chunk at a time: a change is found without stat-ing
-    everything after it."""
+    everything after it. With `allowed`: True when nothing moved, None when only paths among them moved."""
     if len(recorded) != 8 * len(paths):
         return False
+    moved = False
     for start in range(0, len(paths), chunk):
-        if _values(paths[start:start + chunk], out_fd, field) != recorded[8 * start:8 * (start + chunk)]:
+        part = paths[start:start + chunk]
+        now = _values(part, out_fd, field)
+        before = recorded[8 * start:8 * (start + len(part))]
+        if now == before:
+            continue
+        if not allowed or any(path not in allowed for path, a, b in zip(part, array("q", now), array("q", before))
+                              if a != b):
             return False
-    return True
+        moved = True
+    return None if moved else True
 
 
 def _meta_paths(binary: str) -> list[str]:
@@ -179,16 +193,20 @@ def take(out_dir: Path, binary: str, dirs: Sequence[str], known: NodeLists | Non
         if goals is None:
             everything = list(deps[1]) + [node for _, edges, _ in manifests.values()
                                           for outputs, _, inputs in edges for node in (*outputs, *inputs)]
+            generator = ((), ())
         else:
             decisive = _decisive(manifests, deps[1], goals, frozenset(dirs))
             if decisive is None:
                 return None
-            everything = decisive
+            everything, generator = decisive
         nodes, mtimes = _split(dict.fromkeys(everything), fd, "st_mtime_ns", missing)
         found_dirs, ctimes = _split(dirs, fd, "st_ctime_ns", missing)
         if found_dirs and max(array("q", ctimes)) >= started - RACY_NS:
             return None
-        return (Snapshot(tuple(meta), tuple(nodes), mtimes, tuple(found_dirs), ctimes, tuple(missing)),
+        log = replan_leeway.prefix_of(replan_leeway.read_log(meta[1][0], fd))
+        manifest = replan_leeway.prefix_of(replan_leeway.read_log(layout.NINJA_FILE, fd))[1]
+        return (Snapshot(tuple(meta), tuple(nodes), mtimes, tuple(found_dirs), ctimes, tuple(missing), log,
+                         manifest, generator if goals is not None else ((), ())),
                 NodeLists(manifests, deps))
     except (NodeError, logs.FormatError, OSError, ValueError, OverflowError, UnicodeError):
         return None
@@ -197,8 +215,9 @@ def take(out_dir: Path, binary: str, dirs: Sequence[str], known: NodeLists | Non
 
 
 def _decisive(manifests: dict[str, Manifest], deps: Sequence[str], goals: Sequence[str],
-              dirs: frozenset[str]) -> list[str] | None:
-    """The nodes whose mtime or existence ninja's decision for `goals` reads, in the order to compare them;
+              dirs: frozenset[str]) -> tuple[list[str], tuple[tuple[str, ...], tuple[str, ...]]] | None:
+    """The nodes whose mtime or existence ninja's decision for `goals` reads, in the order to compare them,
+    and the generator edge's (outputs, inputs) where a re-plan may move them (replan_leeway.py; else empty);
     None if a goal is no file made by a real edge.
 
     ninja visits only what the goals depend on (and the manifest itself, which it first checks for a
@@ -238,11 +257,20 @@ def _decisive(manifests: dict[str, Manifest], deps: Sequence[str], goals: Sequen
                 and (node.rpartition("/")[0] or ".") in dirs)
 
     ordered = dict.fromkeys(deps)
+    read_by_others: set[str] = set(deps)
+    generator_index = producer.get(layout.NINJA_FILE, -1)
     for index in sorted(visited):
         outputs, _, edge_inputs = edges[index]
         ordered.update(dict.fromkeys(edge_inputs))
         ordered.update((node, None) for node in outputs if not proven_by_its_directory(node))
-    return list(ordered)
+        if index != generator_index:
+            read_by_others.update(edge_inputs)
+    generator: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+    if generator_index >= 0 and restat.get(edges[generator_index][1], False):
+        outputs, _, edge_inputs = edges[generator_index]
+        if read_by_others.isdisjoint(outputs) and read_by_others.isdisjoint(edge_inputs):
+            generator = (outputs, edge_inputs)
+    return list(ordered), generator
 
 
 def _dump(value: object) -> bytes:
@@ -287,14 +315,29 @@ def holds(out_dir: Path, binary: str, goals: Iterable[str], stamp: tuple[frozens
     except OSError:
         return False
     try:
-        if any(_sig(path, fd) != sig for path, sig in snap.meta):
+        log_path = _meta_paths(binary)[1]
+        moved = [path for path, sig in snap.meta if _sig(path, fd) != sig]
+        if moved and (not snap.generator[0] or not set(moved) <= {log_path, layout.NINJA_FILE}):
             return False
-        if not _same(snap.nodes, fd, "st_mtime_ns", snap.mtimes):
+        if layout.NINJA_FILE in moved and (  # touched by a re-plan that found its text unchanged
+                replan_leeway.prefix_of(replan_leeway.read_log(layout.NINJA_FILE, fd))[1] != snap.manifest_crc):
             return False
+        # A re-plan since the stamp may have moved the generator edge's files and appended its log lines.
+        outputs, inputs = snap.generator
+        nodes = _same(snap.nodes, fd, "st_mtime_ns", snap.mtimes, allowed=frozenset((*outputs, *inputs)))
+        if nodes is False:
+            return False
+        if moved or nodes is None:
+            log = replan_leeway.read_log(log_path, fd)
+            if log_path in moved and not replan_leeway.only_generator_lines_appended(log, snap.log_prefix,
+                                                                                      outputs):
+                return False
+            if not replan_leeway.generator_current(log, outputs, inputs, fd):
+                return False
         # A path that was missing must still be: a cheap existence check (access() raises nothing).
         if any(os.access(path, os.F_OK, dir_fd=fd) for path in snap.missing):
             return False
-        return _same(snap.dirs, fd, "st_ctime_ns", snap.dir_ctimes)
+        return _same(snap.dirs, fd, "st_ctime_ns", snap.dir_ctimes) is True
     except (OSError, ValueError, OverflowError):
         return False
     finally:
@@ -335,7 +378,8 @@ def finish(pending: Pending) -> bool:
     if taken is None or taken[0] != pending.snapshot:
         return False
     snap = pending.snapshot
-    fields = (snap.meta, snap.nodes, snap.mtimes, snap.dirs, snap.dir_ctimes, snap.missing)
+    fields = (snap.meta, snap.nodes, snap.mtimes, snap.dirs, snap.dir_ctimes, snap.missing, snap.log_prefix,
+              snap.manifest_crc, snap.generator)
     replace_unsynced(pending.out_dir / STAMP_FILE, _dump((sorted(pending.goals), fields)))
     return True
 
