@@ -68,17 +68,24 @@ def fields(stdout: str) -> dict[str, str]:
     return dict(zip(words[::2], words[1::2]))
 
 
-def server_pid(env: dict[str, str]) -> int | None:
-    path = client.socket_path(env)
+def server_pids(env: dict[str, str]) -> list[int]:
+    """Every server process (bare, warm, or a warm one starting) of this environment's socket."""
+    path = client.socket_path(env).encode()
+    found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 cmdline = (entry / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"aotbuild.workers.server" in cmdline and path.encode() in cmdline:
-                return int(entry.name)
-    return None
+            if b"aotbuild.workers.server" in cmdline and path in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def server_pid(env: dict[str, str]) -> int | None:
+    pids = server_pids(env)
+    return pids[0] if pids else None
 
 
 def wait_for(predicate, seconds: float) -> bool:
@@ -223,21 +230,6 @@ def test_idle_server_exits_and_removes_its_socket(worker_env, tmp_path: Path) ->
     assert server_pid(worker_env) is not None and Path(client.socket_path(worker_env)).exists()
     assert wait_for(lambda: server_pid(worker_env) is None, 4 + 10)  # AOTBUILD_WORKER_IDLE_S=4
     assert not Path(client.socket_path(worker_env)).exists()
-
-
-def server_pids(env: dict[str, str]) -> list[int]:
-    """Every server process (bare, warm, or a warm one starting) of this environment's socket."""
-    path = client.socket_path(env).encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"aotbuild.workers.server" in cmdline and path in cmdline:
-                found.append(int(entry.name))
-    return found
 
 
 def test_a_warm_server_whose_bare_parent_died_still_goes_idle(tmp_path: Path) -> None:
