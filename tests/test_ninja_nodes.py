@@ -9,7 +9,7 @@ import ninja
 import pytest
 
 from aotbuild.ninja import logs
-from aotbuild.ninja.nodes import NodeError, canonical, file_nodes, recorded_dependencies
+from aotbuild.ninja.nodes import NodeError, canonical, file_graph, file_nodes, recorded_dependencies
 
 NINJA = str(Path(ninja.BIN_DIR) / "ninja")
 
@@ -60,7 +60,7 @@ def test_a_variable_in_a_path_is_refused(line: str) -> None:
 
 @pytest.mark.parametrize(("path", "expected"), [
     ("a/b", "a/b"), ("./a", "a"), ("a/./b", "a/b"), ("a/../b", "b"), ("../a", "../a"), ("../../a/../b", "../../b"),
-    ("/x/./y/../z", "/x/z"), ("a/b/..", "a"),
+    ("/x/./y/../z", "/x/z"), ("a/b/..", "a"), ("gen/x/", "gen/x"), ("a//b", "a/b"), ("a/..", "."), ("./", "."),
 ])
 def test_paths_are_canonical_as_ninja_makes_them(path: str, expected: str) -> None:
     assert canonical(path) == expected
@@ -120,3 +120,24 @@ def _ninja_nodes_of(out: Path) -> set[str]:
     inputs = subprocess.run([*run, "-t", "inputs", "--no-shell-escape", *outputs], capture_output=True, text=True,
                             check=True).stdout.splitlines()
     return outputs | set(inputs)
+
+
+@pytest.mark.parametrize("text", [
+    "rule cc\n  command = true\n  depfile = $out.d\nbuild a: cc b\n",  # read anew on every run, not logged
+    "rule cc\n  command = true\nbuild a: cc b\n  dyndep = dd\n",
+    "rule cc\n  command = true\n  deps = gcc\nbuild a: cc b\n  depfile = x.d\n",  # the edge's own depfile
+])
+def test_files_ninja_reads_anew_on_each_run_mean_no_graph(text: str) -> None:
+    with pytest.raises(NodeError, match="depfile|dyndep"):
+        file_graph(text, "f.ninja")
+
+
+def test_rules_carry_restat_and_deps_and_an_edge_binding_either_decides_for_itself() -> None:
+    from aotbuild.ninja.nodes import DEPS, RESTAT
+
+    text = ("rule r\n  command = true\n  restat = 1\nrule d\n  command = true\n  depfile = $out.d\n  deps = gcc\n"
+            "  restat = 1\nrule v\n  command = true\n  restat = $x\n"
+            "build a: r i\nbuild b: r i\n  restat =\nbuild c: d i\n")
+    edges, rules, _ = file_graph(text, "f.ninja")
+    assert rules == {"r": RESTAT, "d": RESTAT | DEPS, "v": 0}
+    assert [rule for _, rule, _ in edges] == ["r", "", "d"]

@@ -422,3 +422,57 @@ def test_a_build_file_newer_than_the_plan_s_log_entry_runs_ninja(ws: Workspace) 
     os.utime(build_file, ns=(future, future))
     proc = ws.run("build", "//...")
     assert proc.returncode == 0 and ws.ninja_ran(), proc.stdout + proc.stderr
+
+
+# Manifests that ninja reads one way and a careless reader another, each with a change after which ninja
+# has work: the stamp must not hold (it may also refuse to be taken). Found by a review of the stamp.
+_R = "builddir = .aotbuild\nrule cp\n  command = cat $in > $out\n"
+_RS = _R + "rule rcp\n  command = cat $in > $out\n  restat = 1\n"
+_TRICKY = {
+    # `#` after a continuation is command text, not a comment: `build mid` is a real edge.
+    "comment after a continuation": (
+        _R + "rule cpx\n  command = cat $in > $out $\n    #arg\nbuild mid: cp src\nbuild goal: cpx mid\n",
+        {"src": "x"}, ["goal"], [], "touch src"),
+    # `$`-newline right after the rule name ends the name: `src` is an input.
+    "a continuation right after a word": (_R + "build goal: cp$\n    src\n", {"src": "x"}, ["goal"], [],
+                                          "touch src"),
+    # ninja canonicalizes `gen/x/` to `gen/x`: one node, made by the first edge.
+    "a trailing slash": (_R + "build gen/x/: cp src\nbuild goal: cp gen/x\n", {"src": "x", "gen/.keep": ""},
+                         ["goal"], [], "touch src"),
+    # A deps edge's first output is compared with its deps record, though the edge is restat.
+    "a deps edge's first output": (
+        _RS + "rule dep\n  command = cat $in > $out; echo \"$out: $in\" > $out.d\n  depfile = $out.d\n"
+        "  deps = gcc\n  restat = 1\nbuild d/goal: dep src\n", {"src": "x"}, ["d/goal"], [".", "d"],
+        "touch d/goal"),
+    # An output that is a link out of its directory: its target goes, the directory does not change.
+    "a link leaving its directory": (
+        _RS + "rule ln\n  command = ln -sf ../x/elsewhere $out\n  restat = 1\nbuild d/goal: ln src\n",
+        {"src": "x", "x/elsewhere": "y"}, ["d/goal"], [".", "d"], "rm x/elsewhere"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_TRICKY))
+def test_a_tricky_manifest_never_hides_work_from_ninja(case: str, tmp_path: Path) -> None:
+    manifest, files, goals, dirs, change = _TRICKY[case]
+    out = tmp_path / "out"
+    write(out / layout.NINJA_FILE, manifest)
+    for name, text in files.items():
+        write(out / name, text)
+    binary = str(Path(ninja.BIN_DIR) / "ninja")
+    ninja_cmd = [binary, "-C", str(out), "-f", layout.NINJA_FILE]
+    assert subprocess.run([*ninja_cmd, *goals], capture_output=True).returncode == 0
+    time.sleep(noop_stamp.RACY_NS / 1e9 + 0.02)
+    taken = noop_stamp.take(out, binary, dirs, goals=goals)
+    if taken is None:
+        return  # refused: no stamp, so ninja runs
+    stamp = (frozenset(goals), taken[0])
+    assert noop_stamp.holds(out, binary, goals, stamp)
+    verb, path = change.split()
+    if verb == "touch":
+        later = time.time_ns() + 10**10
+        os.utime(out / path, ns=(later, later))
+    else:
+        (out / path).unlink()
+    dry = subprocess.run([*ninja_cmd, "-n", *goals], capture_output=True, text=True)
+    assert "no work to do" not in dry.stdout  # ninja has work
+    assert not noop_stamp.holds(out, binary, goals, stamp)

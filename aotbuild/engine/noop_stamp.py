@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import marshal
 import os
+import stat
 import time
 import zlib
 from array import array
@@ -43,10 +44,11 @@ STAMP_FILE = f"{layout.STATE_DIR}/noop-stamp"
 # Which nodes each ninja file names, keyed by the file's signature: a cache that spares parsing every ninja
 # file (16 MB at 10,000 targets) for each new stamp, never a proof. Kept when the stamp is removed.
 NODES_FILE = f"{layout.STATE_DIR}/noop-nodes"
-FORMAT = 4
+FORMAT = 5
 # A directory changed this recently may change again within the same tick of the filesystem's clock and keep
 # its ctime: such a snapshot is not stamped (the next no-op build stamps). Clock ticks are 1-10 ms.
 RACY_NS = 50_000_000
+COARSE_RACY_NS = 2_000_000_000
 
 Sig = tuple[int, int, int, int]  # mtime_ns, ctime_ns, size, inode
 
@@ -68,8 +70,8 @@ class Snapshot:
     generator: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
 
 
-# One manifest as read: its signature then, its edges (nodes.FileEdge) and its rules (name -> restat).
-Manifest = tuple[Sig, tuple[tuple[tuple[str, ...], str, tuple[str, ...]], ...], dict[str, bool]]
+# One manifest as read: its signature then, its edges (nodes.FileEdge) and its rules (name -> nodes.RESTAT|DEPS).
+Manifest = tuple[Sig, tuple[tuple[tuple[str, ...], str, tuple[str, ...]], ...], dict[str, int]]
 
 
 @dataclass(frozen=True)
@@ -198,11 +200,19 @@ def take(out_dir: Path, binary: str, dirs: Sequence[str], known: NodeLists | Non
             decisive = _decisive(manifests, deps[1], goals, frozenset(dirs))
             if decisive is None:
                 return None
-            everything, generator = decisive
+            everything, left_out, generator = decisive
+            # A link's target can vanish without its directory changing: links are stat-ed (followed, as
+            # ninja does) like any node.
+            everything += [node for node in left_out if _is_link(node, fd)]
         nodes, mtimes = _split(dict.fromkeys(everything), fd, "st_mtime_ns", missing)
         found_dirs, ctimes = _split(dirs, fd, "st_ctime_ns", missing)
-        if found_dirs and max(array("q", ctimes)) >= started - RACY_NS:
-            return None
+        if found_dirs:
+            values = array("q", ctimes)
+            # A filesystem keeping whole seconds (ext4 with small inodes, FAT, some network mounts) could hide
+            # a change made in the same second as the stamp: wait two of its seconds, not one clock tick.
+            racy = RACY_NS if any(value % 1_000_000_000 for value in values) else COARSE_RACY_NS
+            if max(values) >= started - racy:
+                return None
         log = replan_leeway.prefix_of(replan_leeway.read_log(meta[1][0], fd))
         manifest = replan_leeway.prefix_of(replan_leeway.read_log(layout.NINJA_FILE, fd))[1]
         return (Snapshot(tuple(meta), tuple(nodes), mtimes, tuple(found_dirs), ctimes, tuple(missing), log,
@@ -214,11 +224,19 @@ def take(out_dir: Path, binary: str, dirs: Sequence[str], known: NodeLists | Non
         os.close(fd)
 
 
-def _decisive(manifests: dict[str, Manifest], deps: Sequence[str], goals: Sequence[str],
-              dirs: frozenset[str]) -> tuple[list[str], tuple[tuple[str, ...], tuple[str, ...]]] | None:
-    """The nodes whose mtime or existence ninja's decision for `goals` reads, in the order to compare them,
-    and the generator edge's (outputs, inputs) where a re-plan may move them (replan_leeway.py; else empty);
-    None if a goal is no file made by a real edge.
+def _is_link(path: str, out_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(path, dir_fd=out_fd).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def _decisive(manifests: dict[str, Manifest], deps: Sequence[str], goals: Sequence[str], dirs: frozenset[str]
+              ) -> tuple[list[str], list[str], tuple[tuple[str, ...], tuple[str, ...]]] | None:
+    """The nodes whose mtime or existence ninja's decision for `goals` reads, in the order to compare them;
+    the outputs left to their directory's ctime among those ninja visits; and the generator edge's (outputs,
+    inputs) where a re-plan may move them (replan_leeway.py; else empty). None if a goal is no file made by a
+    real edge.
 
     ninja visits only what the goals depend on (and the manifest itself, which it first checks for a
     rebuild): the edges making them, those edges' inputs, and so on down, with each output's recorded deps.
@@ -228,12 +246,15 @@ def _decisive(manifests: dict[str, Manifest], deps: Sequence[str], goals: Sequen
     which the stamp checks whole), and a file appearing, vanishing or being renamed changes its directory's
     ctime. Per target that leaves its spec files and graph.json to stat, not its outputs: about half the
     stats of a no-op build."""
+    from aotbuild.ninja.nodes import DEPS, RESTAT
+
     edges: list[tuple[tuple[str, ...], str, tuple[str, ...]]] = []
-    restat: dict[str, bool] = {}
+    flags: dict[str, int] = {}
     producer: dict[str, int] = {}
     for _, file_edges, rules in manifests.values():
         for rule, value in rules.items():
-            restat[rule] = restat.get(rule, value) and value  # declared twice: restat only if both say so
+            # Declared twice: restat only if both say so, deps if either does.
+            flags[rule] = (flags[rule] & value & RESTAT) | ((flags[rule] | value) & DEPS) if rule in flags else value
         for edge in file_edges:
             for output in edge[0]:
                 producer[output] = -1 if output in producer else len(edges)  # -1: made twice, assume nothing
@@ -253,24 +274,32 @@ def _decisive(manifests: dict[str, Manifest], deps: Sequence[str], goals: Sequen
 
     def proven_by_its_directory(node: str) -> bool:
         index = producer[node]
-        return (node not in inputs and index >= 0 and restat.get(edges[index][1], False)
-                and (node.rpartition("/")[0] or ".") in dirs)
+        if node in inputs or index < 0 or (node.rpartition("/")[0] or ".") not in dirs:
+            return False
+        rule = flags.get(edges[index][1], 0)
+        # A deps edge's first output is read for its mtime too (ninja's "stored deps info out of date").
+        return bool(rule & RESTAT) and not (rule & DEPS and edges[index][0][0] == node)
 
     ordered = dict.fromkeys(deps)
+    left_out: list[str] = []
     read_by_others: set[str] = set(deps)
     generator_index = producer.get(layout.NINJA_FILE, -1)
     for index in sorted(visited):
         outputs, _, edge_inputs = edges[index]
         ordered.update(dict.fromkeys(edge_inputs))
-        ordered.update((node, None) for node in outputs if not proven_by_its_directory(node))
+        for node in outputs:
+            if proven_by_its_directory(node):
+                left_out.append(node)
+            else:
+                ordered[node] = None
         if index != generator_index:
             read_by_others.update(edge_inputs)
     generator: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
-    if generator_index >= 0 and restat.get(edges[generator_index][1], False):
+    if generator_index >= 0 and flags.get(edges[generator_index][1], 0) == RESTAT:
         outputs, _, edge_inputs = edges[generator_index]
         if read_by_others.isdisjoint(outputs) and read_by_others.isdisjoint(edge_inputs):
             generator = (outputs, edge_inputs)
-    return list(ordered), generator
+    return list(ordered), left_out, generator
 
 
 def _dump(value: object) -> bytes:

@@ -25,8 +25,9 @@ class NodeError(Exception):
 
 
 def canonical(path: str) -> str:
-    """ninja's CanonicalizePath on '/' paths: '.' components dropped, 'a/..' folded, leading '..' kept."""
-    if "./" not in path and not path.endswith("/.") and not path.endswith("/.."):
+    """ninja's CanonicalizePath on '/' paths: '.' and empty components dropped ('a//b', a trailing '/'),
+    'a/..' folded, leading '..' kept, and '.' for nothing left."""
+    if "./" not in path and "//" not in path and not path.endswith(("/.", "/..", "/")) and path != "":
         return path
     absolute = path.startswith("/")
     parts: list[str] = []
@@ -37,7 +38,7 @@ def canonical(path: str) -> str:
             parts.pop()
         else:
             parts.append(part)
-    return ("/" if absolute else "") + "/".join(parts)
+    return ("/" if absolute else "") + "/".join(parts) if parts or absolute else "."
 
 
 def _paths(text: str, where: str) -> list[str]:
@@ -70,45 +71,80 @@ def _split_outputs(line: str, where: str) -> tuple[str, str]:
 def _plain(rest: str) -> bool:
     """Whether the part of a build line after 'build ' splits on spaces as ninja reads it: no escapes, every
     separator between spaces, and no path that ninja would canonicalize ('./a', 'a/../b', 'a//b')."""
-    if "$" in rest or "/." in rest or "//" in rest or " ./" in rest or rest.startswith("./"):
+    if ("$" in rest or "/." in rest or "//" in rest or " ./" in rest or rest.startswith("./") or "/ " in rest
+            or "/:" in rest or rest.endswith("/")):
         return False
     return "|" not in rest.replace(" || ", " ").replace(" |@ ", " ").replace(" | ", " ")
 
 
-# One edge: (its outputs, implicit ones included; its rule, or "" where an edge binds `restat` itself and its
-# rule's setting no longer tells; its inputs: explicit, implicit, order-only and validations).
+# One edge: (its outputs, implicit ones included; its rule, or "" where the edge binds `restat` or `deps`
+# itself and its rule's settings no longer tell; its inputs: explicit, implicit, order-only and validations).
 FileEdge = tuple[tuple[str, ...], str, tuple[str, ...]]
 
 # A top-level statement that may name nodes or declare a rule, with the indented binding lines under it.
 _BLOCK = re.compile(r"^(?:build|subninja|include|rule) [^\n]*(?:\n[ \t]+[^\n]*)*", re.M)
 _COMMENT = re.compile(r"^[ ]*#[^\n]*(?:\n|\Z)", re.M)
-_CONTINUATION = re.compile(r"((?:^|[^$])(?:\$\$)*)\$\r?\n[ ]*", re.M)
 _RESTAT_BINDING = re.compile(r"^[ \t]+restat[ \t]*=[ \t]*([^\r\n]*?)[ \t]*$", re.M)
+_DEPS_BINDING = re.compile(r"^[ \t]+deps[ \t]*=", re.M)
+# Bindings whose effect the stamp cannot see: a depfile read anew on every run (without `deps`), dyndep files.
+_UNSEEN_BINDING = re.compile(r"^[ \t]+(?:depfile|dyndep)[ \t]*=", re.M)
+_STATEMENT_WORDS = ("build ", "rule ", "subninja ", "include ")
+RESTAT, DEPS = 1, 2  # a rule's flags
 
 
-def file_graph(text: str, where: str) -> tuple[list[FileEdge], dict[str, bool], list[str]]:
-    """(the build edges of one manifest file, in order; the rules it declares -> whether each is restat (a
-    literal, non-empty `restat` binding); its subninja and include files). Paths are as ninja canonicalizes
-    them, relative to the directory ninja runs in."""
-    # Comment lines go first: ninja skips them without ending a block of bindings, and a `$` in one escapes
-    # nothing. Then continuations are joined as ninja joins them (it skips the next line's leading spaces).
-    text = _COMMENT.sub("", text)
+def _joined(text: str, where: str) -> str:
+    """The text with comment lines dropped and `$`-newline continuations joined, as ninja's lexer reads them:
+    a `#` line is a comment only where a statement or binding starts (after a continuation it is text), and
+    a continuation skips the next line's leading spaces. A statement line continued right after a word (no
+    space before the `$`) raises NodeError: ninja reads that as a word break or a joined word by context."""
+    out: list[str] = []
+    pending = ""
+    for line in text.split("\n"):
+        body = line.rstrip("\r")
+        if not pending and body.lstrip(" ").startswith("#"):
+            continue
+        piece = body.lstrip(" ") if pending else body
+        trailing = len(piece) - len(piece.rstrip("$"))
+        if trailing % 2 == 1:  # an unescaped `$` ends the line: it goes on
+            joined = pending + piece[:-1]
+            if joined.startswith(_STATEMENT_WORDS) and not joined.endswith(" "):
+                raise NodeError(f"{where}: a statement continued inside a word ({joined[:80]!r})")
+            pending = joined
+            continue
+        out.append(pending + piece)
+        pending = ""
+    if pending:
+        out.append(pending)
+    return "\n".join(out)
+
+
+def file_graph(text: str, where: str) -> tuple[list[FileEdge], dict[str, int], list[str]]:
+    """(the build edges of one manifest file, in order; the rules it declares -> their RESTAT (a literal,
+    non-empty `restat` binding) and DEPS flags; its subninja and include files). Paths are as ninja canonicalizes them, relative to the directory ninja runs in. A rule
+    or edge binding a depfile without deps, or a dyndep file, raises NodeError: ninja reads those files
+    anew on each run, and no stamp could see them."""
     if "$\n" in text or "$\r\n" in text:
-        text = _CONTINUATION.sub(r"\1", text)
+        text = _joined(text, where)
+    else:  # the usual case: no continuation, so every `#` line is a comment (one regex, in C)
+        text = _COMMENT.sub("", text)
     edges: list[FileEdge] = []
-    rules: dict[str, bool] = {}
+    rules: dict[str, int] = {}
     includes = []
     for block in _BLOCK.findall(text):
         line, _, bindings = block.partition("\n")
         line = line.rstrip("\r")
+        if bindings and _UNSEEN_BINDING.search(bindings) and (
+                line.startswith("build ") or "dyndep" in bindings or not _DEPS_BINDING.search(bindings)):
+            raise NodeError(f"{where}: a depfile without deps, or a dyndep file ({line[:80]!r})")
         if line.startswith("build "):
             outputs, rule, inputs = _build_line(line, where)
-            if bindings and _RESTAT_BINDING.search(bindings):
+            if bindings and (_RESTAT_BINDING.search(bindings) or _DEPS_BINDING.search(bindings)):
                 rule = ""  # the edge decides for itself: assume nothing
             edges.append((outputs, rule, inputs))
         elif line.startswith("rule "):
             value = _RESTAT_BINDING.search(bindings)
-            rules[line[5:].strip()] = value is not None and value.group(1) != "" and "$" not in value.group(1)
+            restat = value is not None and value.group(1) != "" and "$" not in value.group(1)
+            rules[line[5:].strip()] = (RESTAT if restat else 0) | (DEPS if _DEPS_BINDING.search(bindings) else 0)
         else:
             words = _paths(line.split(" ", 1)[1], where)
             if len(words) != 1:
