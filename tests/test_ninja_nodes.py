@@ -9,9 +9,18 @@ import ninja
 import pytest
 
 from aotbuild.ninja import logs
-from aotbuild.ninja.nodes import NodeError, canonical, file_graph, file_nodes, recorded_dependencies
+from aotbuild.ninja.nodes import NodeError, canonical, file_graph, recorded_dependencies
 
 NINJA = str(Path(ninja.BIN_DIR) / "ninja")
+
+
+def file_nodes(text: str, where: str) -> tuple[list[str], list[str]]:
+    """Every node one manifest file's build lines name, in order and once each; its subninja/include files."""
+    edges, _, includes = file_graph(text, where)
+    nodes: dict[str, None] = {}
+    for outputs, _, inputs in edges:
+        nodes.update(dict.fromkeys((*outputs, *inputs)))
+    return list(nodes), includes
 
 MANIFEST = """# a comment
 builddir = .state

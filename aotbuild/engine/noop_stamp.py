@@ -213,10 +213,9 @@ def take(out_dir: Path, binary: str, dirs: Sequence[str], known: NodeLists | Non
             racy = RACY_NS if any(value % 1_000_000_000 for value in values) else COARSE_RACY_NS
             if max(values) >= started - racy:
                 return None
-        log = replan_leeway.prefix_of(replan_leeway.read_log(meta[1][0], fd))
-        manifest = replan_leeway.prefix_of(replan_leeway.read_log(layout.NINJA_FILE, fd))[1]
+        log = replan_leeway.prefix_of(replan_leeway.read_bytes(meta[1][0], fd))
         return (Snapshot(tuple(meta), tuple(nodes), mtimes, tuple(found_dirs), ctimes, tuple(missing), log,
-                         manifest, generator if goals is not None else ((), ())),
+                         replan_leeway.manifest_crc(fd), generator),
                 NodeLists(manifests, deps))
     except (NodeError, logs.FormatError, OSError, ValueError, OverflowError, UnicodeError):
         return None
@@ -348,16 +347,15 @@ def holds(out_dir: Path, binary: str, goals: Iterable[str], stamp: tuple[frozens
         moved = [path for path, sig in snap.meta if _sig(path, fd) != sig]
         if moved and (not snap.generator[0] or not set(moved) <= {log_path, layout.NINJA_FILE}):
             return False
-        if layout.NINJA_FILE in moved and (  # touched by a re-plan that found its text unchanged
-                replan_leeway.prefix_of(replan_leeway.read_log(layout.NINJA_FILE, fd))[1] != snap.manifest_crc):
-            return False
+        if layout.NINJA_FILE in moved and replan_leeway.manifest_crc(fd) != snap.manifest_crc:
+            return False  # not only touched by a re-plan: rewritten
         # A re-plan since the stamp may have moved the generator edge's files and appended its log lines.
         outputs, inputs = snap.generator
         nodes = _same(snap.nodes, fd, "st_mtime_ns", snap.mtimes, allowed=frozenset((*outputs, *inputs)))
         if nodes is False:
             return False
         if moved or nodes is None:
-            log = replan_leeway.read_log(log_path, fd)
+            log = replan_leeway.read_bytes(log_path, fd)
             if log_path in moved and not replan_leeway.only_generator_lines_appended(log, snap.log_prefix,
                                                                                       outputs):
                 return False

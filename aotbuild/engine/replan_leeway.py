@@ -3,9 +3,10 @@
 Every re-plan (a BUILD file edited, or only touched) rewrites plan.json, and tells ninja's log that the
 generator edge (build.ninja | plan.json: aot_plan <every BUILD file>) is current: it appends that edge's
 lines to .ninja_log (ninja/runner.restat). It touches build.ninja when its text is unchanged. When the
-re-plan rewrote no ninja file, the graph ninja reads is the one stamped, and those are the only differences. ninja's decision then depends on them in one way only:
-whether the generator edge is dirty. For a restat edge that is the mtime its log entry records against the
-newest of its inputs (ninja's RecomputeOutputDirty). So a stamp still holds when:
+re-plan rewrote no ninja file, the graph ninja reads is the one stamped, and those are the only differences.
+ninja's decision then depends on them in one way only: whether the generator edge is dirty. For a restat
+edge that is the mtime its log entry records against the newest of its inputs (ninja's RecomputeOutputDirty).
+So a stamp still holds when:
   - build.ninja's bytes are the stamped ones, and no other ninja file, nor ninja, nor .ninja_deps moved;
   - .ninja_log is the stamped log with whole lines appended, each for an output of the generator edge;
   - every node whose mtime moved is an input or output of the generator edge, which no other edge reads;
@@ -19,12 +20,13 @@ import os
 import zlib
 from collections.abc import Sequence
 
+from aotbuild import layout
+
 LogPrefix = tuple[int, int]  # size, crc32 of .ninja_log's bytes
 
 
-def read_log(path: str, out_fd: int) -> bytes:
-    """A file's bytes, b"" when it is absent: .ninja_log, or build.ninja (whose crc32 tells a re-plan's touch
-    from an edit)."""
+def read_bytes(path: str, out_fd: int) -> bytes:
+    """A file's bytes (relative to aot-out/), b"" when it is absent."""
     try:
         fd = os.open(path, os.O_RDONLY, dir_fd=out_fd)
     except FileNotFoundError:
@@ -35,6 +37,11 @@ def read_log(path: str, out_fd: int) -> bytes:
 
 def prefix_of(log: bytes) -> LogPrefix:
     return len(log), zlib.crc32(log)
+
+
+def manifest_crc(out_fd: int) -> int:
+    """build.ninja's crc32: a re-plan that found its text unchanged only touches it."""
+    return zlib.crc32(read_bytes(layout.NINJA_FILE, out_fd))
 
 
 def only_generator_lines_appended(log: bytes, stamped: LogPrefix, outputs: Sequence[str]) -> bool:

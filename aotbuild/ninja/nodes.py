@@ -1,7 +1,7 @@
 """What ninja stats on a run: the file nodes named by the build lines of a manifest and its subninjas, and the
 dependencies recorded in .ninja_deps. Read from the files themselves, so it holds for any ninja text.
 
-Only the syntax ninja 1.13 accepts in build and subninja/include lines is read; a path holding a variable
+Only the syntax ninja 1.13 accepts in build, rule and subninja/include lines is read; a path holding a variable
 (`$name`) cannot be known without evaluating the manifest, so it raises NodeError and the caller assumes
 nothing (the no-op stamp, engine/noop_stamp.py, is then simply not written).
 """
@@ -120,9 +120,10 @@ def _joined(text: str, where: str) -> str:
 
 def file_graph(text: str, where: str) -> tuple[list[FileEdge], dict[str, int], list[str]]:
     """(the build edges of one manifest file, in order; the rules it declares -> their RESTAT (a literal,
-    non-empty `restat` binding) and DEPS flags; its subninja and include files). Paths are as ninja canonicalizes them, relative to the directory ninja runs in. A rule
-    or edge binding a depfile without deps, or a dyndep file, raises NodeError: ninja reads those files
-    anew on each run, and no stamp could see them."""
+    non-empty `restat` binding) and DEPS flags; its subninja and include files). Paths are as ninja
+    canonicalizes them, relative to the directory ninja runs in. A rule or edge binding a depfile without
+    deps, or a dyndep file, raises NodeError: ninja reads those files anew on each run, and no stamp could
+    see them."""
     if "$\n" in text or "$\r\n" in text:
         text = _joined(text, where)
     else:  # the usual case: no continuation, so every `#` line is a comment (one regex, in C)
@@ -170,17 +171,6 @@ def _build_line(line: str, where: str) -> FileEdge:
     outputs = [canonical(path) for path in _paths(head, where) if path not in _SEPARATORS]
     inputs = [canonical(path) for path in rule_and_inputs[1:] if path not in _SEPARATORS]
     return tuple(outputs), rule_and_inputs[0], tuple(inputs)
-
-
-def file_nodes(text: str, where: str) -> tuple[list[str], list[str]]:
-    """(every node named by the build lines of one manifest file, in order and once each; its subninja and
-    include files)."""
-    edges, _, includes = file_graph(text, where)
-    nodes: dict[str, None] = {}
-    for outputs, _, inputs in edges:
-        nodes.update(dict.fromkeys(outputs))
-        nodes.update(dict.fromkeys(inputs))
-    return list(nodes), includes
 
 
 def recorded_dependencies(deps_log: Path) -> list[str]:
