@@ -79,7 +79,7 @@ def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def plan(root: Path):
-    return engine.ensure_plan(root, root / layout.OUT_DIR)
+    return engine.ensure_plan(root, root / layout.OUT_DIR)[0]
 
 
 def test_an_edit_replans_only_its_package(ws: Path, parsed: list[str]) -> None:

@@ -133,7 +133,7 @@ def ws(tmp_path: Path) -> Path:
 
 
 def plan(root: Path):
-    return engine.ensure_plan(root, root / layout.OUT_DIR)
+    return engine.ensure_plan(root, root / layout.OUT_DIR)[0]
 
 
 def unwrapped(ninja_text: str) -> str:

@@ -80,6 +80,7 @@ class Context:
     current_package: str | None
     plan: Plan
     replanned: bool = False  # this command re-planned (a BUILD file changed): ninja's files are new
+    replanned_packages: tuple[str, ...] = ()  # the packages it re-planned, unless it re-planned everything
 
 
 def open_workspace(cwd: Path, cache_flag: str | None) -> Context:
@@ -95,28 +96,31 @@ def open_workspace(cwd: Path, cache_flag: str | None) -> Context:
     for warning in unlink_foreign_symlinks(out_dir, [layout.STATE_DIR]):  # before anything is written there
         print(f"warning: {warning}", file=sys.stderr)
     seen = signature(str(out_dir / layout.PLAN_FILE))
-    plan = ensure_plan(root, out_dir)
+    plan, packages = ensure_plan(root, out_dir)
     cache = settings.cache_dir(settings.environ(), cache_flag, plan.cache_dir, root)
     replanned = seen != signature(str(out_dir / layout.PLAN_FILE))
-    return Context(root, out_dir, cache, current_package(root, cwd), plan, replanned)
+    return Context(root, out_dir, cache, current_package(root, cwd), plan, replanned, packages if replanned else ())
 
 
-def ensure_plan(root: Path, out_dir: Path) -> Plan:
-    """The current plan. A no-op run reads plan.json and stats the BUILD files; it writes nothing unless a BUILD
-    file's stat moved without its content changing (then only the index learns the new stat)."""
+def ensure_plan(root: Path, out_dir: Path) -> tuple[Plan, tuple[str, ...]]:
+    """The current plan, and the packages re-planned to make it (see replan). A no-op run reads plan.json and
+    stats the BUILD files; it writes nothing unless a BUILD file's stat moved without its content changing
+    (then only the index learns the new stat)."""
     seen = signature(str(out_dir / layout.PLAN_FILE))
     plan = read_plan(out_dir)
     stale = staleness(plan, root, out_dir)
     if stale.current and not stale.moved:
         assert plan is not None
-        return plan
+        return plan, ()
     return replan(root, out_dir, (seen, plan, stale))
 
 
-def replan(root: Path, out_dir: Path, known: tuple[list[int] | None, Plan | None, Staleness] | None = None) -> Plan:
+def replan(root: Path, out_dir: Path, known: tuple[list[int] | None, Plan | None, Staleness] | None = None
+           ) -> tuple[Plan, tuple[str, ...]]:
     """Re-plan what changed, under a lock: two commands planning at once would interleave their writes.
     `known`: plan.json's signature, the plan and its staleness as the caller found them before taking the lock;
-    reused when plan.json has not changed since (reading a 10,000-target index again costs 40 ms)."""
+    reused when plan.json has not changed since (reading a 10,000-target index again costs 40 ms).
+    Returns the plan and the packages re-planned (none when nothing was, or everything)."""
     # Imported here: YAML parsing and the ninja writer cost more than a whole no-op build.
     from aotbuild.planning import plan_lock
     from aotbuild.planning.planner import update_plan, with_missing_specs
@@ -132,12 +136,12 @@ def replan(root: Path, out_dir: Path, known: tuple[list[int] | None, Plan | None
         stale = with_missing_specs(out_dir, plan, stale)
         if stale.current and not stale.moved:
             assert plan is not None
-            return plan
+            return plan, ()
         plan = update_plan(root, out_dir, plan, stale)
     # ninja remembers build.ninja's mtime from its own last regeneration; tell it about ours, or its
     # generator edge would plan once more.
     restat(plan.ninja, out_dir, layout.NINJA_FILE, layout.PLAN_FILE)
-    return plan
+    return plan, () if stale.full is not None else tuple(stale.changed)
 
 
 def write_toolchain(out_dir: Path) -> None:
@@ -206,23 +210,31 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
     from aotbuild.engine import noop_stamp
 
     pending = None  # the no-op stamp's snapshot, taken before the checks and ninja; stamped if nothing ran
-    stamp = None
+    scope = None  # ninja on the re-planned packages alone, the stamp proving the rest (engine/scoped_run.py)
     if required and not optional and request.goal == rules.BUILD_GOAL and settings.noop_stamp_enabled(
             settings.environ()):
         stamp = noop_stamp.read(ctx.out_dir)
-        if noop_stamp.holds(ctx.out_dir, plan.ninja, required, stamp):
+        if stamp is not None and not stamp[1].excluded and noop_stamp.holds(ctx.out_dir, plan.ninja, required,
+                                                                            stamp):
             # What ninja prints when it finds nothing to do, as a no-op build always printed.
             print(f"ninja: Entering directory `{ctx.out_dir}'\nninja: no work to do.", flush=True)
             result.outcomes.update((str(label), "up to date") for label in labels)
             return
+        if ctx.replanned_packages:
+            from aotbuild.engine import scoped_run
+
+            scope = scoped_run.find(ctx.out_dir, plan.ninja, stamp, ctx.replanned_packages, plan.packages,
+                                    {label: goals[str(label)] for label in labels})
         # Snapshotting costs about what the check does, twice: try only where nothing is known to have
-        # changed since the last build (no stamp: that build ran ninja), not right after an edit.
-        if stamp is None and not ctx.replanned:
+        # changed since the last build (no stamp, or one a scoped build left: that build ran ninja), not
+        # right after an edit.
+        elif (stamp is None or stamp[1].excluded) and not ctx.replanned:
             dirs = noop_stamp.checked_dirs(layout.TargetPaths(label).dir for label in labels)
             pending = noop_stamp.begin(ctx.out_dir, plan.ninja, dirs, required)
     if pending is None:
         noop_stamp.discard(ctx.out_dir)
-    for warning in output_checks.prepare(ctx.out_dir, labels, full=request.goal == rules.TEST_GOAL):
+    checked = scope.labels if scope is not None else labels  # what the checks before ninja look at
+    for warning in output_checks.prepare(ctx.out_dir, checked, full=request.goal == rules.TEST_GOAL):
         print(f"warning: {warning}", file=sys.stderr)
     events_file = ctx.out_dir / layout.STATE_DIR / f"events-{os.getpid()}.jsonl"
     events_file.unlink(missing_ok=True)
@@ -234,13 +246,17 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
     if settings.cache_pass_enabled(settings.environ()):
         from aotbuild.engine.cache_pass import missing_artifacts, resolve_hits
 
-        resolve_hits(ctx.root, ctx.out_dir, plan, labels, {**os.environ, **env})  # ninja then skips those
+        resolve_hits(ctx.root, ctx.out_dir, plan, checked, {**os.environ, **env})  # ninja then skips those
         # A target still without its artifact after the pass is a cache miss: an export and a compile with
         # torch are coming, so the worker imports torch while the first exports start, not after.
-        if request.workers and missing_artifacts(ctx.out_dir, plan, [x for x in labels if str(x) not in optional]):
+        if request.workers and missing_artifacts(ctx.out_dir, plan, [x for x in checked if str(x) not in optional]):
             from aotbuild.workers.client import prewarm
 
             prewarm({**os.environ, **env})
+    manifest = layout.NINJA_FILE
+    if scope is not None:
+        required = scope.goals
+        manifest = scoped_run.write_manifest(ctx.out_dir, scope)
     sys.stdout.flush()
     optional_rc = 0
     optional_log = ctx.out_dir / layout.STATE_DIR / "gpu-targets.log"
@@ -248,7 +264,7 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
         if required:
             result.ninja_rc = run_ninja(plan.ninja, ctx.out_dir, required, jobs=request.jobs,
                                         keep_going=request.keep_going, explain=request.explain, env=env,
-                                        pass_fds=pass_fds)
+                                        pass_fds=pass_fds, manifest=manifest)
         optional_rc = result.ninja_rc  # not run after a failure without -k: those targets are not completed
         if optional and (request.keep_going or not result.ninja_rc):
             optional_rc = run_ninja(plan.ninja, ctx.out_dir, [goals[label] for label in sorted(optional)],
@@ -263,6 +279,9 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
     settings.remote_down_file(events_file).unlink(missing_ok=True)
     if pending is not None and not result.ninja_rc and not result.events:
         noop_stamp.finish(pending)
+    if scope is not None and not result.ninja_rc:
+        scoped_run.keep_stamp(ctx.out_dir, plan.ninja, scope)
+    ran = {str(label) for label in checked}
     by_label: dict[str, list[dict]] = {}
     for event in result.events:
         by_label.setdefault(event["label"], []).append(event)
@@ -273,7 +292,7 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
             continue
         outcome, failure = _outcome(events)
         rc = optional_rc if label in optional else result.ninja_rc
-        if failure is None and rc and not is_up_to_date(plan.ninja, ctx.out_dir, goals[label]):
+        if failure is None and rc and label in ran and not is_up_to_date(plan.ninja, ctx.out_dir, goals[label]):
             # No failure of its own, yet not done: its action crashed, or ninja stopped before reaching it.
             outcome, failure = "failed", _crash_report(ctx.out_dir / goals[label]) or (
                 "not completed: the build stopped before this target was done "

@@ -22,7 +22,9 @@ BUILD_GOAL = "compile"  # rules.BUILD_GOAL, named here because importing rules/ 
 def missing_artifacts(out_dir: Path, plan: Plan, labels: list[Label]) -> list[Label]:
     """The targets of `labels` whose artifact (the build goal) is not there."""
     prefix = f"{out_dir}/"
-    return [label for label in labels if not os.path.exists(prefix + plan.targets[str(label)]["goals"][BUILD_GOAL])]
+    packages = plan.packages  # not plan.targets: building that map for 10,000 targets costs 30 ms
+    return [label for label in labels
+            if not os.path.exists(prefix + packages[label.package].targets[label.name]["goals"][BUILD_GOAL])]
 
 
 def resolve_hits(root: Path, out_dir: Path, plan: Plan, labels: list[Label], env: Mapping[str, str]) -> int:

@@ -34,17 +34,17 @@ import time
 import zlib
 from array import array
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from aotbuild import __version__, layout
-from aotbuild.engine import replan_leeway
+from aotbuild.engine import replan_leeway, stat_compare
 
 STAMP_FILE = f"{layout.STATE_DIR}/noop-stamp"
 # Which nodes each ninja file names, keyed by the file's signature: a cache that spares parsing every ninja
 # file (16 MB at 10,000 targets) for each new stamp, never a proof. Kept when the stamp is removed.
 NODES_FILE = f"{layout.STATE_DIR}/noop-nodes"
-FORMAT = 5
+FORMAT = 6
 # A directory changed this recently may change again within the same tick of the filesystem's clock and keep
 # its ctime: such a snapshot is not stamped (the next no-op build stamps). Clock ticks are 1-10 ms.
 RACY_NS = 50_000_000
@@ -68,8 +68,20 @@ class Snapshot:
     manifest_crc: int = 0  # build.ninja's crc32: a re-plan touches it (engine/replan_leeway.py)
     # The generator edge's outputs and inputs, whose mtimes a re-plan may move (empty: no leeway).
     generator: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+    # Which ninja file alone the decision reads each node (and each missing one) through: array('i') of
+    # indexes into owner_files, -1 for a node shared, read by deps, or reached from another file's edges.
+    # A build after re-planning some packages lets their own nodes move (engine/scoped_run.py).
+    owners: bytes = b""
+    missing_owners: bytes = b""
+    owner_files: tuple[str, ...] = ()
+    # Ninja files whose nodes this stamp no longer proves: a scoped build ran ninja on them since.
+    excluded: tuple[str, ...] = ()
+    deps_records: tuple[int, int] = (0, 0)  # .ninja_deps's deps records, and the outputs they are for
 
 
+# Every output of every ninja file -> 2 * the index of its file (Snapshot.owner_files) + 1 if ninja's decision
+# for the stamped goals visits its edge; -1 if two edges make it. Kept beside the stamp for scoped builds.
+Producers = dict[str, int]
 # One manifest as read: its signature then, its edges (nodes.FileEdge) and its rules (name -> nodes.RESTAT|DEPS).
 Manifest = tuple[Sig, tuple[tuple[tuple[str, ...], str, tuple[str, ...]], ...], dict[str, int]]
 
@@ -79,7 +91,7 @@ class NodeLists:
     """What each ninja file and the deps log name, with the signature each had when read."""
 
     manifests: dict[str, Manifest]
-    deps: tuple[Sig | None, tuple[str, ...]]
+    deps: tuple[Sig | None, tuple[str, ...], tuple[int, int]]  # signature, recorded deps, nodes.read_deps_log
 
 
 @dataclass(frozen=True)
@@ -94,7 +106,7 @@ class Pending:
     lists: NodeLists
 
 
-def _sig(path: str, out_fd: int) -> Sig | None:
+def file_sig(path: str, out_fd: int) -> Sig | None:
     try:
         st = os.stat(path, dir_fd=out_fd)
     except (FileNotFoundError, NotADirectoryError):
@@ -118,62 +130,34 @@ def _split(paths: Iterable[str], out_fd: int, field: str, missing: list[str]) ->
     return found, values.tobytes()
 
 
-def _values(paths: Sequence[str], out_fd: int, field: str) -> bytes:
-    """array('q') of `field` of paths that all existed; FileNotFoundError when one no longer does."""
-    stat = os.stat
-    if field == "st_mtime_ns":
-        return array("q", [stat(path, dir_fd=out_fd).st_mtime_ns for path in paths]).tobytes()
-    return array("q", [stat(path, dir_fd=out_fd).st_ctime_ns for path in paths]).tobytes()
-
-
-def _same(paths: Sequence[str], out_fd: int, field: str, recorded: bytes, chunk: int = 4096,
-          allowed: frozenset[str] = frozenset()) -> bool | None:
-    """Whether `field` of each path is as recorded, a chunk at a time: a change is found without stat-ing
-    everything after it. With `allowed`: True when nothing moved, None when only paths among them moved."""
-    if len(recorded) != 8 * len(paths):
-        return False
-    moved = False
-    for start in range(0, len(paths), chunk):
-        part = paths[start:start + chunk]
-        now = _values(part, out_fd, field)
-        before = recorded[8 * start:8 * (start + len(part))]
-        if now == before:
-            continue
-        if not allowed or any(path not in allowed for path, a, b in zip(part, array("q", now), array("q", before))
-                              if a != b):
-            return False
-        moved = True
-    return None if moved else True
-
-
-def _meta_paths(binary: str) -> list[str]:
+def meta_paths(binary: str) -> list[str]:
     builddir = layout.NINJA_BUILDDIR
     return [binary, f"{builddir}/.ninja_log", f"{builddir}/.ninja_deps"]
 
 
-def _opener(dir_fd: int):  # noqa: ANN202 - open()'s opener protocol
+def opener(dir_fd: int):  # noqa: ANN202 - open()'s opener protocol
     return lambda path, flags: os.open(path, flags, dir_fd=dir_fd)
 
 
 def take(out_dir: Path, binary: str, dirs: Sequence[str], known: NodeLists | None = None,
-         goals: Sequence[str] | None = None) -> tuple[Snapshot, NodeLists] | None:
-    """Snapshot the state ninja would see now, and the node lists it came from; None where a ninja file or the
-    deps log cannot be read here. Lists in `known` whose file's signature did not change are not re-read.
+         goals: Sequence[str] | None = None) -> tuple[Snapshot, NodeLists, Producers] | None:
+    """Snapshot the state ninja would see now, the node lists it came from and who makes each output (only
+    with `goals`); None where a ninja file or the deps log cannot be read here. Lists in `known` whose file's signature did not change are not re-read.
     With `goals`, only the nodes ninja's decision for them reads (see _decisive); else every node."""
     from aotbuild.ninja import logs
-    from aotbuild.ninja.nodes import NodeError, file_graph, recorded_dependencies
+    from aotbuild.ninja.nodes import NodeError, file_graph, read_deps_log
 
     started = time.time_ns()
     fd = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        meta: list[tuple[str, Sig | None]] = [(p, _sig(p, fd)) for p in _meta_paths(binary)]
+        meta: list[tuple[str, Sig | None]] = [(p, file_sig(p, fd)) for p in meta_paths(binary)]
         if meta[0][1] is None:
             return None
         manifests: dict[str, Manifest] = {}
         pending = [layout.NINJA_FILE]
         while pending:
             name = pending.pop(0)
-            sig = _sig(name, fd)
+            sig = file_sig(name, fd)
             if sig is None or name in manifests:
                 return None  # ninja fails on a missing (or twice included) ninja file: nothing to prove
             meta.append((name, sig))
@@ -181,7 +165,7 @@ def take(out_dir: Path, binary: str, dirs: Sequence[str], known: NodeLists | Non
             if cached is not None and cached[0] == sig and name != layout.NINJA_FILE:
                 manifests[name] = cached
                 continue
-            with open(name, encoding="utf-8", errors="surrogateescape", opener=_opener(fd)) as f:
+            with open(name, encoding="utf-8", errors="surrogateescape", opener=opener(fd)) as f:
                 edges, rules, includes = file_graph(f.read(), name)
             manifests[name] = (sig, tuple(edges), rules)
             pending.extend(includes)
@@ -189,9 +173,12 @@ def take(out_dir: Path, binary: str, dirs: Sequence[str], known: NodeLists | Non
         if known is not None and deps_sig is not None and known.deps[0] == deps_sig:
             deps = known.deps
         else:
-            deps = (deps_sig, tuple(recorded_dependencies(out_dir / meta[2][0])))
+            recorded, counts = read_deps_log(out_dir / meta[2][0])
+            deps = (deps_sig, tuple(recorded), counts)
         missing: list[str] = []
         # Recorded dependencies (workspace sources) first: what is edited most is compared first.
+        owner_of: dict[str, int] = {}
+        producers: Producers = {}
         if goals is None:
             everything = list(deps[1]) + [node for _, edges, _ in manifests.values()
                                           for outputs, _, inputs in edges for node in (*outputs, *inputs)]
@@ -200,7 +187,7 @@ def take(out_dir: Path, binary: str, dirs: Sequence[str], known: NodeLists | Non
             decisive = _decisive(manifests, deps[1], goals, frozenset(dirs))
             if decisive is None:
                 return None
-            everything, left_out, generator = decisive
+            everything, left_out, generator, owner_of, producers = decisive
             # A link's target can vanish without its directory changing: links are stat-ed (followed, as
             # ninja does) like any node.
             everything += [node for node in left_out if _is_link(node, fd)]
@@ -214,9 +201,12 @@ def take(out_dir: Path, binary: str, dirs: Sequence[str], known: NodeLists | Non
             if max(values) >= started - racy:
                 return None
         log = replan_leeway.prefix_of(replan_leeway.read_bytes(meta[1][0], fd))
+        owners = array("i", [owner_of.get(node, -1) for node in nodes]).tobytes()
+        missing_owners = array("i", [owner_of.get(node, -1) for node in missing]).tobytes()
         return (Snapshot(tuple(meta), tuple(nodes), mtimes, tuple(found_dirs), ctimes, tuple(missing), log,
-                         replan_leeway.manifest_crc(fd), generator),
-                NodeLists(manifests, deps))
+                         replan_leeway.manifest_crc(fd), generator, owners, missing_owners, tuple(manifests),
+                         (), deps[2]),
+                NodeLists(manifests, deps), producers)
     except (NodeError, logs.FormatError, OSError, ValueError, OverflowError, UnicodeError):
         return None
     finally:
@@ -231,11 +221,11 @@ def _is_link(path: str, out_fd: int) -> bool:
 
 
 def _decisive(manifests: dict[str, Manifest], deps: Sequence[str], goals: Sequence[str], dirs: frozenset[str]
-              ) -> tuple[list[str], list[str], tuple[tuple[str, ...], tuple[str, ...]]] | None:
+              ) -> tuple[list[str], list[str], tuple[tuple[str, ...], tuple[str, ...]], dict[str, int], Producers] | None:
     """The nodes whose mtime or existence ninja's decision for `goals` reads, in the order to compare them;
-    the outputs left to their directory's ctime among those ninja visits; and the generator edge's (outputs,
-    inputs) where a re-plan may move them (replan_leeway.py; else empty). None if a goal is no file made by a
-    real edge.
+    the outputs left to their directory's ctime among those ninja visits; the generator edge's (outputs,
+    inputs) where a re-plan may move them (replan_leeway.py; else empty); the owners of nodes (owners_of);
+    and who makes each output (Producers). None if a goal is no file made by a real edge.
 
     ninja visits only what the goals depend on (and the manifest itself, which it first checks for a
     rebuild): the edges making them, those edges' inputs, and so on down, with each output's recorded deps.
@@ -248,9 +238,10 @@ def _decisive(manifests: dict[str, Manifest], deps: Sequence[str], goals: Sequen
     from aotbuild.ninja.nodes import DEPS, RESTAT
 
     edges: list[tuple[tuple[str, ...], str, tuple[str, ...]]] = []
+    edge_files: list[int] = []  # the index in `manifests` of each edge's ninja file
     flags: dict[str, int] = {}
     producer: dict[str, int] = {}
-    for _, file_edges, rules in manifests.values():
+    for file_index, (_, file_edges, rules) in enumerate(manifests.values()):
         for rule, value in rules.items():
             # Declared twice: restat only if both say so, deps if either does.
             flags[rule] = (flags[rule] & value & RESTAT) | ((flags[rule] | value) & DEPS) if rule in flags else value
@@ -258,6 +249,7 @@ def _decisive(manifests: dict[str, Manifest], deps: Sequence[str], goals: Sequen
             for output in edge[0]:
                 producer[output] = -1 if output in producer else len(edges)  # -1: made twice, assume nothing
             edges.append(edge)
+            edge_files.append(file_index)
     if any(producer.get(goal, -1) < 0 or edges[producer[goal]][1] == "phony" for goal in goals):
         return None
     inputs = set(deps)
@@ -298,7 +290,34 @@ def _decisive(manifests: dict[str, Manifest], deps: Sequence[str], goals: Sequen
         outputs, _, edge_inputs = edges[generator_index]
         if read_by_others.isdisjoint(outputs) and read_by_others.isdisjoint(edge_inputs):
             generator = (outputs, edge_inputs)
-    return list(ordered), left_out, generator
+    owner_of = owners_of(edges, edge_files, producer, visited, deps)
+    producers = {node: -1 if index < 0 else 2 * edge_files[index] + (index in visited)
+                 for node, index in producer.items()}
+    return list(ordered), left_out, generator, owner_of, producers
+
+
+def owners_of(edges: Sequence[tuple[tuple[str, ...], str, tuple[str, ...]]], edge_files: Sequence[int],
+              producer: dict[str, int], visited: set[int], deps: Sequence[str]) -> dict[str, int]:
+    """node -> the index of the one ninja file whose visited edges alone name it, for the nodes of the files
+    whose outputs no visited edge of another file reads; a node named by several files, or recorded in
+    .ninja_deps, has none. Such a node can move without changing ninja's decision for a goal outside its
+    file: no edge visited for that goal reads it, or anything made from it."""
+    named: dict[str, int] = {}
+    read_across: set[int] = set()
+    for index in visited:
+        file = edge_files[index]
+        outputs, _, inputs = edges[index]
+        for node in (*outputs, *inputs):
+            named[node] = file if named.get(node, file) == file else -1
+        for node in inputs:
+            made_by = producer.get(node)
+            if made_by is not None and (made_by < 0 or edge_files[made_by] != file):
+                read_across.add(edge_files[made_by] if made_by >= 0 else -1)
+    if -1 in read_across:
+        return {}  # an output made twice: ninja refuses such a manifest; prove nothing per file
+    for node in deps:
+        named[node] = -1
+    return {node: file for node, file in named.items() if file >= 0 and file not in read_across}
 
 
 def _dump(value: object) -> bytes:
@@ -308,50 +327,99 @@ def _dump(value: object) -> bytes:
     return payload + zlib.crc32(payload).to_bytes(4, "little")
 
 
+def _loads(data: bytes) -> object | None:
+    payload = data[:-4]
+    if len(data) < 4 or zlib.crc32(payload).to_bytes(4, "little") != data[-4:]:
+        return None
+    try:
+        fmt, version, value = marshal.loads(payload)
+    except (ValueError, EOFError, TypeError):
+        return None
+    return value if (fmt, version) == (FORMAT, __version__) else None
+
+
 def _load(path: Path) -> object | None:
     try:
         with open(path, "rb") as f:
-            data = f.read()
-        payload = data[:-4]
-        if zlib.crc32(payload).to_bytes(4, "little") != data[-4:]:
-            return None
-        fmt, version, value = marshal.loads(payload)
-        return value if (fmt, version) == (FORMAT, __version__) else None
-    except (OSError, ValueError, EOFError, TypeError):
+            return _loads(f.read())
+    except OSError:
         return None
+
+
+def _sections(out_dir: Path) -> tuple[bytes, bytes] | None:
+    """The stamp file: its goals and snapshot, then who makes each output (read by scoped builds alone)."""
+    try:
+        with open(out_dir / STAMP_FILE, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    size = int.from_bytes(data[:8], "little")
+    return data[8:8 + size], data[8 + size:]
+
+
+def write(out_dir: Path, goals: Iterable[str], snap: Snapshot, producers: Producers | bytes) -> None:
+    """Stamp; `producers` may be the section read_producers read (a scoped build keeps it as it was)."""
+    from aotbuild.fsutil import replace_unsynced
+
+    first = _dump((sorted(goals), tuple(getattr(snap, f.name) for f in fields(Snapshot))))
+    second = producers if isinstance(producers, bytes) else _dump(producers)
+    replace_unsynced(out_dir / STAMP_FILE, len(first).to_bytes(8, "little") + first + second)
 
 
 def read(out_dir: Path) -> tuple[frozenset[str], Snapshot] | None:
     """The goals and snapshot of the stamp; None when there is none, or it is damaged or of another aotbuild."""
+    sections = _sections(out_dir)
     try:
-        goals, fields = _load(out_dir / STAMP_FILE)  # type: ignore[misc]
-        return frozenset(goals), Snapshot(*fields)
+        goals, values = _loads(sections[0])  # type: ignore[index, misc]
+        return frozenset(goals), Snapshot(*values)
     except (TypeError, ValueError):
         return None
 
 
-def holds(out_dir: Path, binary: str, goals: Iterable[str], stamp: tuple[frozenset[str], Snapshot] | None) -> bool:
+def read_producers(out_dir: Path) -> tuple[Producers, bytes] | None:
+    """Who makes each output, as the stamp recorded it, and the section of the file it came from."""
+    sections = _sections(out_dir)
+    found = _loads(sections[1]) if sections is not None else None
+    return (found, sections[1]) if isinstance(found, dict) and sections is not None else None
+
+
+def holds(out_dir: Path, binary: str, goals: Iterable[str], stamp: tuple[frozenset[str], Snapshot] | None,
+          scope_files: frozenset[str] = frozenset(), scope_dirs: frozenset[str] = frozenset()) -> bool:
     """Whether `stamp` proves that ninja would run nothing for `goals` now: same binary, goals among the
-    stamped ones, and every file as it was (cheap checks first)."""
+    stamped ones, and every file as it was (cheap checks first).
+
+    With `scope_files`, ninja files re-planned since (engine/scoped_run.py): those files, the nodes that only
+    they name (Snapshot.owners) and the directories `scope_dirs` may have changed too. It then proves nothing
+    of the goals those files make: the caller runs ninja on them."""
     if stamp is None:
         return False
     stamped_goals, snap = stamp
     if not stamped_goals.issuperset(goals) or not snap.meta or snap.meta[0][0] != binary:
+        return False
+    if not scope_files.issuperset(snap.excluded) or len(snap.owners) != 4 * len(snap.nodes) or len(
+            snap.missing_owners) != 4 * len(snap.missing):
         return False
     try:
         fd = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return False
     try:
-        log_path = _meta_paths(binary)[1]
-        moved = [path for path, sig in snap.meta if _sig(path, fd) != sig]
+        log_path = meta_paths(binary)[1]
+        moved = [path for path, sig in snap.meta if path not in scope_files and file_sig(path, fd) != sig]
         if moved and (not snap.generator[0] or not set(moved) <= {log_path, layout.NINJA_FILE}):
             return False
         if layout.NINJA_FILE in moved and replan_leeway.manifest_crc(fd) != snap.manifest_crc:
             return False  # not only touched by a re-plan: rewritten
         # A re-plan since the stamp may have moved the generator edge's files and appended its log lines.
         outputs, inputs = snap.generator
-        nodes = _same(snap.nodes, fd, "st_mtime_ns", snap.mtimes, allowed=frozenset((*outputs, *inputs)))
+        generator = frozenset((*outputs, *inputs))
+        scoped = {i for i, name in enumerate(snap.owner_files) if name in scope_files}
+        owners = array("i", snap.owners)
+        checks = [stat_compare.Check(snap.nodes, "st_mtime_ns", snap.mtimes,
+                                     lambda i: owners[i] in scoped or snap.nodes[i] in generator),
+                  stat_compare.Check(snap.dirs, "st_ctime_ns", snap.dir_ctimes,
+                                     (lambda i: snap.dirs[i] in scope_dirs) if scope_dirs else None)]
+        nodes = stat_compare.same(checks, fd)
         if nodes is False:
             return False
         if moved or nodes is None:
@@ -362,9 +430,8 @@ def holds(out_dir: Path, binary: str, goals: Iterable[str], stamp: tuple[frozens
             if not replan_leeway.generator_current(log, outputs, inputs, fd):
                 return False
         # A path that was missing must still be: a cheap existence check (access() raises nothing).
-        if any(os.access(path, os.F_OK, dir_fd=fd) for path in snap.missing):
-            return False
-        return _same(snap.dirs, fd, "st_ctime_ns", snap.dir_ctimes) is True
+        return not any(os.access(path, os.F_OK, dir_fd=fd) and owner not in scoped
+                       for path, owner in zip(snap.missing, array("i", snap.missing_owners)))
     except (OSError, ValueError, OverflowError):
         return False
     finally:
@@ -388,7 +455,7 @@ def begin(out_dir: Path, binary: str, dirs: Sequence[str], goals: Sequence[str])
     taken = take(out_dir, binary, dirs, known, goals)
     if taken is None:
         return None
-    snapshot, lists = taken
+    snapshot, lists, _ = taken
     if known is None or lists != known:
         from aotbuild.fsutil import replace_unsynced
 
@@ -399,15 +466,10 @@ def begin(out_dir: Path, binary: str, dirs: Sequence[str], goals: Sequence[str])
 def finish(pending: Pending) -> bool:
     """After ninja exited 0 and no action ran: stamp the snapshot if the state is still exactly the one taken
     before (then nothing changed in between, so ninja ran nothing on it). Returns whether it stamped."""
-    from aotbuild.fsutil import replace_unsynced
-
     taken = take(pending.out_dir, pending.binary, pending.dirs, pending.lists, pending.goals)
     if taken is None or taken[0] != pending.snapshot:
         return False
-    snap = pending.snapshot
-    fields = (snap.meta, snap.nodes, snap.mtimes, snap.dirs, snap.dir_ctimes, snap.missing, snap.log_prefix,
-              snap.manifest_crc, snap.generator)
-    replace_unsynced(pending.out_dir / STAMP_FILE, _dump((sorted(pending.goals), fields)))
+    write(pending.out_dir, pending.goals, pending.snapshot, taken[2])
     return True
 
 

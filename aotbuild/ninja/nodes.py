@@ -176,17 +176,24 @@ def _build_line(line: str, where: str) -> FileEdge:
 def recorded_dependencies(deps_log: Path) -> list[str]:
     """Every path that a record of .ninja_deps (ninja 1.13's format v4) names as a dependency, once each.
     Dead records are included: more paths than ninja looks at, never fewer. NodeError for another format."""
+    return read_deps_log(deps_log)[0]
+
+
+def read_deps_log(deps_log: Path) -> tuple[list[str], tuple[int, int]]:
+    """recorded_dependencies, and the log's number of deps records and of outputs they are for (as ninja
+    counts them to decide on a recompaction: ninja/deps_log.py)."""
     try:
         data = deps_log.read_bytes()
     except FileNotFoundError:
-        return []
+        return [], (0, 0)
     if not data:
-        return []
+        return [], (0, 0)
     head = len(logs.DEPS_LOG_HEADER)
     if data[:head] != logs.DEPS_LOG_HEADER or data[head:head + 4] != struct.pack("<i", logs.DEPS_LOG_VERSION):
         raise NodeError(f"{deps_log}: unknown deps log signature or version")
     names: list[str] = []
     used: set[int] = set()
+    outputs: list[int] = []
     pos, end = head + 4, len(data)
     while pos + 4 <= end:
         (size,) = struct.unpack_from("<I", data, pos)
@@ -198,9 +205,10 @@ def recorded_dependencies(deps_log: Path) -> list[str]:
             if size < 12:
                 raise NodeError(f"{deps_log}: bad deps record at byte {pos}")
             used.update(struct.unpack_from(f"<{size // 4 - 3}i", data, body + 12))
+            outputs.append(struct.unpack_from("<i", data, body)[0])
         else:
             names.append(data[body:body + size - 4].rstrip(b"\0").decode("utf-8", "surrogateescape"))
         pos = body + size
     if any(i < 0 or i >= len(names) for i in used):
         raise NodeError(f"{deps_log}: a deps record names an unknown path")
-    return [names[i] for i in sorted(used)]
+    return [names[i] for i in sorted(used)], (len(outputs), len(set(outputs)))

@@ -12,19 +12,22 @@ from aotbuild import layout
 from aotbuild.engine.interrupts import forwarded
 
 
-def _ninja(binary: str, out_dir: Path) -> list[str]:
+def _ninja(binary: str, out_dir: Path, manifest: str = layout.NINJA_FILE) -> list[str]:
     """ninja run from aot-out/ on aotbuild's build file, which lives in the state dir, apart from targets."""
-    return [binary, "-C", str(out_dir), "-f", layout.NINJA_FILE]
+    return [binary, "-C", str(out_dir), "-f", manifest]
+
 
 def run_ninja(binary: str, out_dir: Path, goals: list[str], *, jobs: int | None, keep_going: bool, explain: bool,
-              env: Mapping[str, str], pass_fds: tuple[int, ...] = (), log: Path | None = None) -> int:
+              env: Mapping[str, str], pass_fds: tuple[int, ...] = (), log: Path | None = None,
+              manifest: str = layout.NINJA_FILE) -> int:
     """Run ninja with our stdout/stderr so a terminal gets its live status line; returns its exit code.
 
     With `log`, its output goes to that file instead, for a pass whose expected failures are not news.
     `binary` is the `ninja` package's executable, recorded in the plan (importing the package costs 10 ms).
     A signal to the CLI stops ninja and every action (interrupts.forwarded), then raises Interrupted;
-    `pass_fds` are inherited by ninja and its actions (the workspace lock and the cache lease)."""
-    cmd = _ninja(binary, out_dir)
+    `pass_fds` are inherited by ninja and its actions (the workspace lock and the cache lease). `manifest`:
+    another ninja file than build.ninja, relative to aot-out/ (engine/scoped_run.py)."""
+    cmd = _ninja(binary, out_dir, manifest)
     if jobs is not None:
         cmd += ["-j", str(jobs)]
     if keep_going:
