@@ -112,12 +112,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def run(argv: list[str]) -> int:
     args = parse_args(argv)
     if args.command in ("build", "test", "bench"):
-        from aotbuild import rules
         from aotbuild.commands import build
+        from aotbuild.goals import BUILD_GOAL, TEST_GOAL
 
         if args.command == "bench":
             return build.cmd_bench(args)
-        return build.cmd_build(args, rules.BUILD_GOAL if args.command == "build" else rules.TEST_GOAL)
+        return build.cmd_build(args, BUILD_GOAL if args.command == "build" else TEST_GOAL)
     if args.command == "query":
         from aotbuild.commands.query import cmd_query
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -21,11 +20,15 @@ def pretty_json(value: Any) -> bytes:
 
 
 def sha256_bytes(data: bytes) -> str:
+    import hashlib  # here, not at the top: it loads OpenSSL, 5 ms that a no-op build (JSON only) never needs
+
     return hashlib.sha256(data).hexdigest()
 
 
 def sha256_stream(f: BinaryIO) -> str:
     """The sha256 of what is left to read in `f`, read in CHUNK pieces (never the whole file in memory)."""
+    import hashlib
+
     h = hashlib.sha256()
     while chunk := f.read(CHUNK):
         h.update(chunk)
@@ -42,6 +45,8 @@ class HashingWriter:
 
     def __init__(self, file: BinaryIO) -> None:
         self.file = file
+        import hashlib
+
         self.sha256 = hashlib.sha256()
         self.size = 0
 

@@ -15,15 +15,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aotbuild import layout
+from aotbuild.goals import BUILD_GOAL, TEST_GOAL  # noqa: F401 - the registry's names for them
 from aotbuild.layout import TargetPaths
 from aotbuild.workspace.labels import Label
 
 if TYPE_CHECKING:
     from aotbuild.ninja.graph import Edge, Rule
     from aotbuild.workspace.schema import Target
-
-BUILD_GOAL = "compile"  # `aotbuild build` (and bench) wants artifacts
-TEST_GOAL = "verify"  # `aotbuild test` wants verified artifacts
 
 
 class Spec(Protocol):

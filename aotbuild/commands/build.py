@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
-from aotbuild import rules
 from aotbuild.engine import build as engine
 from aotbuild.errors import UserError
 from aotbuild.fsutil import atomic_write, check_writable
+from aotbuild.goals import BUILD_GOAL, TEST_GOAL
 from aotbuild.hashing import pretty_json
 from aotbuild.layout import TargetPaths
 from aotbuild.reports import remote_summary
@@ -47,7 +46,7 @@ def _build(args: argparse.Namespace, goal: str) -> engine.BuildResult:
     result = engine.build(request, Path.cwd())
     for error in result.config_errors:
         print(f"error: {error}", file=sys.stderr)
-    if goal == rules.TEST_GOAL:
+    if goal == TEST_GOAL:
         from aotbuild.reports import test_report
 
         ctx = result.context
@@ -79,7 +78,9 @@ def _build(args: argparse.Namespace, goal: str) -> engine.BuildResult:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    result = _build(args, rules.BUILD_GOAL)
+    import subprocess
+
+    result = _build(args, BUILD_GOAL)
     if result.exit_code:
         return result.exit_code
     ctx = result.context

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -10,11 +11,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aotbuild import layout, rules
+from aotbuild import layout
 from aotbuild.errors import NeedsGpuError, UserError
 from aotbuild.fsutil import atomic_write, write_if_changed
+from aotbuild.goals import BUILD_GOAL, TEST_GOAL
 from aotbuild.hashing import pretty_json
-from aotbuild.ninja.runner import is_up_to_date, restat, run_ninja
 from aotbuild.planning import dist_stamps, toolchain
 from aotbuild.planning.file_state import signature
 from aotbuild.planning.plan_index import Plan, Staleness, read_plan, staleness
@@ -27,14 +28,20 @@ from aotbuild.workspace.selection import named_explicitly, select
 
 NEEDS_GPU = "skipped: needs a GPU"  # a CUDA target reached by a wildcard on a machine without one, not cached
 LAST_BUILD_FILE = "last-build.json"  # in the cache root, beside v1/
-# How a target's result came about, from the most to the least work done.
-OUTCOMES = ("failed", *rules.outcomes(), "up to date", NEEDS_GPU)
+
+
+@functools.cache
+def outcomes() -> tuple[str, ...]:
+    """How a target's result came about, from the most to the least work done."""
+    from aotbuild import rules
+
+    return ("failed", *rules.outcomes(), "up to date", NEEDS_GPU)
 
 
 @dataclass(frozen=True)
 class BuildRequest:
     patterns: list[str]
-    goal: str  # a rule kind name: rules.BUILD_GOAL for build, rules.TEST_GOAL for test
+    goal: str  # a rule kind name: BUILD_GOAL for build, TEST_GOAL for test
     jobs: int | None = None
     keep_going: bool = False
     explain: bool = False
@@ -48,7 +55,7 @@ class BuildRequest:
 
 @dataclass
 class BuildResult:
-    outcomes: dict[str, str] = field(default_factory=dict)  # label -> one of OUTCOMES
+    outcomes: dict[str, str] = field(default_factory=dict)  # label -> one of outcomes()
     failures: dict[str, str] = field(default_factory=dict)  # label -> message (with log path)
     config_errors: list[str] = field(default_factory=list)
     ninja_rc: int = 0
@@ -91,7 +98,7 @@ def open_workspace(cwd: Path, cache_flag: str | None) -> Context:
         raise UserError(f"{out_dir} is a symlink (to {os.readlink(out_dir)}); aotbuild writes only into an "
                         "output directory of its own, never through a link\n"
                         "  fix: `aotbuild clean` removes the link (and leaves its target alone)")
-    from aotbuild.engine.output_checks import unlink_foreign_symlinks
+    from aotbuild.engine.foreign_links import unlink_foreign_symlinks
 
     for warning in unlink_foreign_symlinks(out_dir, [layout.STATE_DIR]):  # before anything is written there
         print(f"warning: {warning}", file=sys.stderr)
@@ -138,6 +145,8 @@ def replan(root: Path, out_dir: Path, known: tuple[list[int] | None, Plan | None
             assert plan is not None
             return plan, ()
         plan = update_plan(root, out_dir, plan, stale)
+    from aotbuild.ninja.runner import restat
+
     # ninja remembers build.ninja's mtime from its own last regeneration; tell it about ours, or its
     # generator edge would plan once more.
     restat(plan.ninja, out_dir, layout.NINJA_FILE, layout.PLAN_FILE)
@@ -157,7 +166,7 @@ def _outcome(events: list[dict]) -> tuple[str, str | None]:
     failed = [e for e in events if e["outcome"] == "failed"]
     if failed:
         return "failed", f"{failed[0]['action']}: {failed[0]['message']} (log: {failed[0]['log']})"
-    return min((e["outcome"] for e in events), key=OUTCOMES.index), None
+    return min((e["outcome"] for e in events), key=outcomes().index), None
 
 
 def build(request: BuildRequest, cwd: Path) -> BuildResult:
@@ -169,30 +178,49 @@ def build(request: BuildRequest, cwd: Path) -> BuildResult:
     result = BuildResult(config_errors=selection.errors, context=ctx, labels=labels)
     if selection.errors and not request.keep_going:
         raise UserError("\n".join(selection.errors))
-    from aotbuild.cache.access import CacheAccess
     from aotbuild.engine.workspace_lock import exclusive
 
     # One build per workspace at a time: two ninjas must not share .ninja_log/.ninja_deps or output files.
     with exclusive(ctx.out_dir / layout.STATE_DIR / "build.lock") as lock_fd:
+        goals = _goals(ctx, request, labels)
+        stamp = _read_stamp(ctx, request, goals)
+        if stamp is not None and not stamp[1].excluded and _noop_stamp().holds(ctx.out_dir, plan.ninja,
+                                                                              goals.required, stamp):
+            # Nothing to do, proven by stats: no cache, no checks, no ninja (engine/noop_stamp.py). What ninja
+            # prints when it finds nothing to do, as a no-op build always printed.
+            print(f"ninja: Entering directory `{ctx.out_dir}'\nninja: no work to do.", flush=True)
+            result.outcomes.update((str(label), "up to date") for label in labels)
+            result.seconds = time.monotonic() - started
+            return result
+        from aotbuild.cache.access import CacheAccess, record_root
+
+        record_root(ctx.out_dir, ctx.cache_dir)
         access = CacheAccess.open(ctx.cache_dir, ctx.out_dir)
         if access.warning:
             print(f"warning: {access.warning}", file=sys.stderr)
         with access.lease() as lease_fd:
-            _run(ctx, request, labels, result, access.env(), (lock_fd, *lease_fd))
+            _run(ctx, request, labels, goals, stamp, result, access.env(), (lock_fd, *lease_fd))
     result.seconds = time.monotonic() - started
     if access.writable:
         record_cache_use(ctx.cache_dir, result)
     return result
 
 
-def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: BuildResult,
-         cache_env: dict[str, str], pass_fds: tuple[int, ...]) -> None:
-    from aotbuild.cache.access import record_root
-    from aotbuild.engine import output_checks
+@dataclass(frozen=True)
+class _Goals:
+    """What a build asks ninja for, per label (str): `required` in its first pass, `optional` (CUDA targets
+    a wildcard reached, on a machine without a GPU) in a second one."""
 
+    goals: dict[str, str]
+    optional: set[str]
+    required: list[str]
+    remote: str | None
+
+
+def _goals(ctx: Context, request: BuildRequest, labels: list[Label]) -> _Goals:
+    """The goals, after what every build brings up to date first: the toolchain and distribution stamps."""
     plan = ctx.plan
     write_toolchain(ctx.out_dir)
-    record_root(ctx.out_dir, ctx.cache_dir)
     dist_stamps.refresh(ctx.out_dir)  # an upgraded distribution re-runs the exports that imported it
     entries = {str(label): plan.packages[label.package].targets[label.name] for label in labels}
     goals = {label: entry["goals"][request.goal] for label, entry in entries.items()}
@@ -207,19 +235,34 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
         raise UserError(f"{flag} needs a remote cache\n  fix: pass --remote-cache URL, set "
                         f"{settings.REMOTE_VAR}, or add cache: {{remote: URL}} to {WORKSPACE_FILE}")
     required = [goal for label, goal in goals.items() if label not in optional]
+    return _Goals(goals, optional, required, remote)
+
+
+def _noop_stamp():  # noqa: ANN202 - the module, imported on first use
     from aotbuild.engine import noop_stamp
 
+    return noop_stamp
+
+
+def _read_stamp(ctx: Context, request: BuildRequest, goals: _Goals):  # noqa: ANN202 - noop_stamp's Stamp
+    """The no-op stamp where this build may use it: a build (not a test) of required goals only, stamp on."""
+    if goals.required and not goals.optional and request.goal == BUILD_GOAL and settings.noop_stamp_enabled(
+            settings.environ()):
+        return _noop_stamp().read(ctx.out_dir)
+    return None
+
+
+def _run(ctx: Context, request: BuildRequest, labels: list[Label], wanted: _Goals, stamp,  # noqa: ANN001
+         result: BuildResult, cache_env: dict[str, str], pass_fds: tuple[int, ...]) -> None:
+    from aotbuild.engine import noop_stamp, output_checks
+    from aotbuild.ninja.runner import is_up_to_date, run_ninja
+
+    plan = ctx.plan
+    goals, optional, required, remote = wanted.goals, wanted.optional, wanted.required, wanted.remote
     pending = None  # the no-op stamp's snapshot, taken before the checks and ninja; stamped if nothing ran
     scope = None  # ninja on the re-planned packages alone, the stamp proving the rest (engine/scoped_run.py)
-    if required and not optional and request.goal == rules.BUILD_GOAL and settings.noop_stamp_enabled(
+    if required and not optional and request.goal == BUILD_GOAL and settings.noop_stamp_enabled(
             settings.environ()):
-        stamp = noop_stamp.read(ctx.out_dir)
-        if stamp is not None and not stamp[1].excluded and noop_stamp.holds(ctx.out_dir, plan.ninja, required,
-                                                                            stamp):
-            # What ninja prints when it finds nothing to do, as a no-op build always printed.
-            print(f"ninja: Entering directory `{ctx.out_dir}'\nninja: no work to do.", flush=True)
-            result.outcomes.update((str(label), "up to date") for label in labels)
-            return
         if ctx.replanned_packages:
             from aotbuild.engine import scoped_run
 
@@ -234,7 +277,7 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], result: Build
     if pending is None:
         noop_stamp.discard(ctx.out_dir)
     checked = scope.labels if scope is not None else labels  # what the checks before ninja look at
-    for warning in output_checks.prepare(ctx.out_dir, checked, full=request.goal == rules.TEST_GOAL):
+    for warning in output_checks.prepare(ctx.out_dir, checked, full=request.goal == TEST_GOAL):
         print(f"warning: {warning}", file=sys.stderr)
     events_file = ctx.out_dir / layout.STATE_DIR / f"events-{os.getpid()}.jsonl"
     events_file.unlink(missing_ok=True)
@@ -343,7 +386,8 @@ def summary_line(result: BuildResult) -> str:
     from aotbuild.text import plural
 
     counts = Counter(result.outcomes.values())
-    parts = [f"{counts[o]} {o}" for o in OUTCOMES if counts[o]]
+    order = outcomes() if len(counts) > 1 else list(counts)  # one kind (a no-op's) needs no registry
+    parts = [f"{counts[o]} {o}" for o in order if counts[o]]
     plan = result.context.plan if result.context is not None else None
     broken_files = set(plan.broken.values()) if plan is not None else set()
     files = sum(e in broken_files for e in result.config_errors)

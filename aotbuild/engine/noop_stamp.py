@@ -346,15 +346,16 @@ def _load(path: Path) -> object | None:
         return None
 
 
-def _sections(out_dir: Path) -> tuple[bytes, bytes] | None:
-    """The stamp file: its goals and snapshot, then who makes each output (read by scoped builds alone)."""
+def _sections(out_dir: Path, both: bool = True) -> tuple[bytes, bytes] | None:
+    """The stamp file: its goals and snapshot, then who makes each output (read by scoped builds alone, so a
+    no-op build reads the first section only)."""
     try:
         with open(out_dir / STAMP_FILE, "rb") as f:
-            data = f.read()
+            size = int.from_bytes(f.read(8), "little")
+            first = f.read(size)
+            return first, f.read() if both else b""
     except OSError:
         return None
-    size = int.from_bytes(data[:8], "little")
-    return data[8:8 + size], data[8 + size:]
 
 
 def write(out_dir: Path, goals: Iterable[str], snap: Snapshot, producers: Producers | bytes) -> None:
@@ -368,7 +369,7 @@ def write(out_dir: Path, goals: Iterable[str], snap: Snapshot, producers: Produc
 
 def read(out_dir: Path) -> tuple[frozenset[str], Snapshot] | None:
     """The goals and snapshot of the stamp; None when there is none, or it is damaged or of another aotbuild."""
-    sections = _sections(out_dir)
+    sections = _sections(out_dir, both=False)
     try:
         goals, values = _loads(sections[0])  # type: ignore[index, misc]
         return frozenset(goals), Snapshot(*values)

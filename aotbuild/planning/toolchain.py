@@ -6,7 +6,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -58,23 +57,28 @@ def compiler_version(env: Mapping[str, str]) -> str | None:
     path = shutil.which(cxx)
     if path is None:
         return None
+    import subprocess  # here: only a fingerprint not cached runs it, and a no-op build need not load it
+
     out = subprocess.run([path, "--version"], capture_output=True, text=True, check=False).stdout
     return out.splitlines()[0] if out else None
+
+
+def cpu_flags() -> str:
+    """The host CPU's instruction-set flags, sorted (empty where /proc/cpuinfo says none)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return " ".join(sorted(line.split(":", 1)[1].split()))
+    except OSError:
+        pass
+    return ""
 
 
 def cpu_isa() -> str:
     """The host CPU's instruction-set flags: inductor compiles CPU code with -march=native by default."""
     from aotbuild.hashing import sha256_bytes
 
-    flags = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                flags = " ".join(sorted(line.split(":", 1)[1].split()))
-                break
-    except OSError:
-        pass
-    return f"{os.uname().machine}:{sha256_bytes(flags.encode())[:16]}"
+    return f"{os.uname().machine}:{sha256_bytes(cpu_flags().encode())[:16]}"
 
 
 def gpu_arch() -> str | None:
@@ -82,6 +86,8 @@ def gpu_arch() -> str | None:
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return None
+    import subprocess
+
     out = subprocess.run([smi, "--query-gpu=compute_cap", "--format=csv,noheader"], capture_output=True,
                          text=True, check=False).stdout
     caps = sorted(set(re.findall(r"\d+\.\d+", out)))
@@ -125,7 +131,8 @@ def _stamp(env: Mapping[str, str], files: list[str]) -> list[Any]:
         except OSError:
             stats.append([f, None])
     gpus = sorted(os.listdir("/proc/driver/nvidia/gpus")) if os.path.isdir("/proc/driver/nvidia/gpus") else []
-    return [sys.executable, sys.version, __version__, settings.toolchain_env(env), cpu_isa(),
+    # The flags themselves, not cpu_isa()'s digest of them: a no-op build need not load hashlib.
+    return [sys.executable, sys.version, __version__, settings.toolchain_env(env), os.uname().machine, cpu_flags(),
             settings.declared_gpu_arch(env),
             shutil.which(env.get("CXX", "g++")), shutil.which("nvidia-smi"), gpus, stats]
 
