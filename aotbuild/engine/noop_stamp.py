@@ -82,6 +82,8 @@ class Snapshot:
 # Every output of every ninja file -> 2 * the index of its file (Snapshot.owner_files) + 1 if ninja's decision
 # for the stamped goals visits its edge; -1 if two edges make it. Kept beside the stamp for scoped builds.
 Producers = dict[str, int]
+# _decisive's answer, and the node lists it was given.
+Decided = tuple["NodeLists", object]
 # One manifest as read: its signature then, its edges (nodes.FileEdge) and its rules (name -> nodes.RESTAT|DEPS).
 Manifest = tuple[Sig, tuple[tuple[tuple[str, ...], str, tuple[str, ...]], ...], dict[str, int]]
 
@@ -104,6 +106,7 @@ class Pending:
     goals: tuple[str, ...]
     snapshot: Snapshot
     lists: NodeLists
+    decided: Decided | None
 
 
 def file_sig(path: str, out_fd: int) -> Sig | None:
@@ -140,9 +143,11 @@ def opener(dir_fd: int):  # noqa: ANN202 - open()'s opener protocol
 
 
 def take(out_dir: Path, binary: str, dirs: Sequence[str], known: NodeLists | None = None,
-         goals: Sequence[str] | None = None) -> tuple[Snapshot, NodeLists, Producers] | None:
-    """Snapshot the state ninja would see now, the node lists it came from and who makes each output (only
-    with `goals`); None where a ninja file or the deps log cannot be read here. Lists in `known` whose file's signature did not change are not re-read.
+         goals: Sequence[str] | None = None, decided: Decided | None = None
+         ) -> tuple[Snapshot, NodeLists, Producers, Decided | None] | None:
+    """Snapshot the state ninja would see now, the node lists it came from, who makes each output and what
+    _decisive made of the lists (only with `goals`); None where a ninja file or the deps log cannot be read
+    here. `decided`: an earlier take's, reused if the lists are the same (begin and finish of one build). Lists in `known` whose file's signature did not change are not re-read.
     With `goals`, only the nodes ninja's decision for them reads (see _decisive); else every node."""
     from aotbuild.ninja import logs
     from aotbuild.ninja.nodes import NodeError, file_graph, read_deps_log
@@ -184,10 +189,14 @@ def take(out_dir: Path, binary: str, dirs: Sequence[str], known: NodeLists | Non
                                           for outputs, _, inputs in edges for node in (*outputs, *inputs)]
             generator = ((), ())
         else:
-            decisive = _decisive(manifests, deps[1], goals, frozenset(dirs))
+            lists = NodeLists(manifests, deps)
+            if decided is None or decided[0] != lists:
+                decided = (lists, _decisive(manifests, deps[1], goals, frozenset(dirs)))
+            decisive = decided[1]
             if decisive is None:
                 return None
             everything, left_out, generator, owner_of, producers = decisive
+            everything = list(everything)
             # A link's target can vanish without its directory changing: links are stat-ed (followed, as
             # ninja does) like any node.
             everything += [node for node in left_out if _is_link(node, fd)]
@@ -206,7 +215,7 @@ def take(out_dir: Path, binary: str, dirs: Sequence[str], known: NodeLists | Non
         return (Snapshot(tuple(meta), tuple(nodes), mtimes, tuple(found_dirs), ctimes, tuple(missing), log,
                          replan_leeway.manifest_crc(fd), generator, owners, missing_owners, tuple(manifests),
                          (), deps[2]),
-                NodeLists(manifests, deps), producers)
+                NodeLists(manifests, deps), producers, decided)
     except (NodeError, logs.FormatError, OSError, ValueError, OverflowError, UnicodeError):
         return None
     finally:
@@ -456,18 +465,18 @@ def begin(out_dir: Path, binary: str, dirs: Sequence[str], goals: Sequence[str])
     taken = take(out_dir, binary, dirs, known, goals)
     if taken is None:
         return None
-    snapshot, lists, _ = taken
+    snapshot, lists, _, decided = taken
     if known is None or lists != known:
         from aotbuild.fsutil import replace_unsynced
 
         replace_unsynced(out_dir / NODES_FILE, _dump((lists.manifests, lists.deps)))
-    return Pending(out_dir, binary, tuple(dirs), tuple(goals), snapshot, lists)
+    return Pending(out_dir, binary, tuple(dirs), tuple(goals), snapshot, lists, decided)
 
 
 def finish(pending: Pending) -> bool:
     """After ninja exited 0 and no action ran: stamp the snapshot if the state is still exactly the one taken
     before (then nothing changed in between, so ninja ran nothing on it). Returns whether it stamped."""
-    taken = take(pending.out_dir, pending.binary, pending.dirs, pending.lists, pending.goals)
+    taken = take(pending.out_dir, pending.binary, pending.dirs, pending.lists, pending.goals, pending.decided)
     if taken is None or taken[0] != pending.snapshot:
         return False
     write(pending.out_dir, pending.goals, pending.snapshot, taken[2])
