@@ -184,6 +184,21 @@ def test_only_the_ninja_whose_formats_these_are(tmp_path: Path) -> None:
         logs.check_ninja(str(tmp_path / "absent"))
 
 
+def test_the_version_is_asked_once_per_binary_file(tmp_path: Path) -> None:
+    builddir = tmp_path / "builddir"
+    builddir.mkdir()
+    fake = tmp_path / "ninja"
+    fake.write_text(f"#!/bin/sh\necho asked >> {tmp_path / 'asked'}\necho 1.13.1\n")
+    fake.chmod(0o755)
+    logs.check_ninja(str(fake), builddir)
+    logs.check_ninja(str(fake), builddir)  # kept: not asked again
+    assert (tmp_path / "asked").read_text() == "asked\n"
+    fake.write_text(f"#!/bin/sh\necho asked >> {tmp_path / 'asked'}\necho 1.12.1\n")  # another file now
+    with pytest.raises(logs.FormatError):
+        logs.check_ninja(str(fake), builddir)
+    assert (tmp_path / "asked").read_text() == "asked\nasked\n"
+
+
 def test_an_append_without_deps_never_reads_the_deps_log(tmp_path: Path, monkeypatch) -> None:
     # The generator's restat after each re-plan appends one edge without deps: reading 10,000 targets' deps
     # records for it cost 0.3 s of an edit's build. An edge with deps still needs the ids.

@@ -222,8 +222,10 @@ def _goals(ctx: Context, request: BuildRequest, labels: list[Label]) -> _Goals:
     plan = ctx.plan
     write_toolchain(ctx.out_dir)
     dist_stamps.refresh(ctx.out_dir)  # an upgraded distribution re-runs the exports that imported it
-    entries = {str(label): plan.packages[label.package].targets[label.name] for label in labels}
-    goals = {label: entry["goals"][request.goal] for label, entry in entries.items()}
+    packages = plan.packages
+    entries = {str(label): packages[label.package].targets[label.name] for label in labels}
+    goal = request.goal
+    goals = {label: entry["goals"][goal] for label, entry in entries.items()}
     # Without a GPU, CUDA targets that a wildcard reached can only come from the cache: they run last, with
     # -k, so one that is not cached is skipped and never stops the others. Named ones fail as usual.
     named = named_explicitly(request.patterns, ctx.current_package)

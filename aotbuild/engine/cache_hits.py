@@ -64,7 +64,7 @@ def resolve(root: Path, out_dir: Path, ninja: str, labels: list[Label], env: Map
     events file, remote settings)."""
     builddir = out_dir / layout.NINJA_BUILDDIR
     try:  # before any work: a ninja or a log we could not extend means no pass at all
-        logs.check_ninja(ninja)
+        logs.check_ninja(ninja, builddir)
         logs.check_build_log(builddir / logs.BUILD_LOG)
         logs.read_deps_ids(builddir / logs.DEPS_LOG)
     except logs.FormatError:

@@ -26,22 +26,45 @@ _SECRET = (0x2D358DCCAA6C78A5, 0x8BB84B93962EACC9, 0x4B33A62ED433D4A3)
 
 
 NINJA_VERSIONS = ("1.13.",)  # whose formats these are; another ninja gets no entries from us
+VERSION_FILE = "ninja-version"  # in the builddir: the version check_ninja found, and for which binary
 
 
 class FormatError(Exception):
     """A log on disk that this module does not know how to extend."""
 
 
-def check_ninja(binary: str) -> None:
-    """Raise FormatError unless `binary` is a ninja whose log formats this module writes."""
+def check_ninja(binary: str, builddir: Path | None = None) -> None:
+    """Raise FormatError unless `binary` is a ninja whose log formats this module writes. With `builddir`, the
+    answer is kept there for that very file (its path, size, mtime and inode): asking costs a process, which
+    each re-plan would otherwise start once more."""
+    try:
+        st = os.stat(binary)
+    except OSError as e:
+        raise FormatError(f"cannot ask {binary} for its version: {e}") from None
+    key = f"{binary}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0"
+    try:
+        kept = (builddir / VERSION_FILE).read_text() if builddir is not None else ""
+    except (OSError, UnicodeError):
+        kept = ""
+    if kept.startswith(key):
+        version = kept[len(key):]
+    else:
+        version = _ask_version(binary)
+        if builddir is not None and builddir.is_dir():
+            from aotbuild.fsutil import replace_unsynced
+
+            replace_unsynced(builddir / VERSION_FILE, (key + version).encode())
+    if not version.startswith(NINJA_VERSIONS):
+        raise FormatError(f"ninja {version}: log formats unknown here")
+
+
+def _ask_version(binary: str) -> str:
     import subprocess
 
     try:
-        version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError) as e:
         raise FormatError(f"cannot ask {binary} for its version: {e}") from None
-    if not version.startswith(NINJA_VERSIONS):
-        raise FormatError(f"ninja {version}: log formats unknown here")
 
 
 def _mix(a: int, b: int) -> int:

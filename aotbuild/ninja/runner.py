@@ -83,7 +83,7 @@ def restat(binary: str, out_dir: Path, *outputs: str) -> None:
     if not (builddir / logs.BUILD_LOG).exists():
         return
     try:
-        logs.check_ninja(binary)
+        logs.check_ninja(binary, builddir)
         mtime = max(os.stat(out_dir / o).st_mtime_ns for o in outputs)
         logs.append(builddir, [logs.Finished(tuple(outputs), "aotbuild plan (generator)", mtime)])
     except (logs.FormatError, FileNotFoundError):

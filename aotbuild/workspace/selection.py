@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 
 from aotbuild.errors import LabelError
 from aotbuild.planning.plan_index import Plan
@@ -42,7 +43,7 @@ def select(plan: Plan, patterns: list[str], current_package: str | None) -> Sele
     try:
         if all(p.kind == "recursive" and not p.package and not p.negative for p in parsed):
             # `//...`: every known target, in resolve's order, without matching 10,000 labels one by one.
-            labels = sorted(known, key=lambda label: (label.package, label.name))
+            labels = sorted(known, key=attrgetter("package", "name"))
         else:
             labels = resolve(patterns, known, current_package, packages)
     except LabelError:
@@ -52,7 +53,8 @@ def select(plan: Plan, patterns: list[str], current_package: str | None) -> Sele
         skipped = set(broken_packages) | set(unnamed_touched)
         positive = [pat for pat in parsed if not pat.negative and not any(_touches(pat, p) for p in skipped)]
         labels = resolve([str(p) for p in positive], known, current_package, packages) if positive else []
-    errors += [plan.broken_targets[str(label)] for label in labels if str(label) in plan.broken_targets]
+    if plan.broken_targets:
+        errors += [plan.broken_targets[str(label)] for label in labels if str(label) in plan.broken_targets]
     entries = plan.packages  # not plan.targets: building that 10,000-entry map cost more than this whole loop
     return Selection([label for label in labels if label.name in entries[label.package].targets], errors)
 
