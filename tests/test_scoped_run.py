@@ -8,6 +8,7 @@ and the real ninja. Whether a build was scoped is read from the ninja wrapper's 
 from __future__ import annotations
 
 import os
+import shutil
 import struct
 import subprocess
 import time
@@ -21,10 +22,13 @@ from aotbuild import layout
 from aotbuild.engine import noop_stamp, scoped_run
 from aotbuild.ninja import deps_log, logs
 from aotbuild.ninja.nodes import read_deps_log
+from aotbuild.planning.plan_index import read_plan
+from aotbuild.workspace.labels import Label
 
 from .test_noop_stamp import BUILD, Workspace, assert_fast, built, copies, python, ws  # noqa: F401 - fixtures
 
 NINJA = str(Path(ninja.BIN_DIR) / "ninja")
+GOALS = {Label(p, t): f"{p}/@{t}/manifest.json" for p in ("m", "n") for t in ("a", "b")}
 
 
 def ninja_files(w: Workspace) -> list[str]:
@@ -100,9 +104,8 @@ def test_an_edit_beside_a_deleted_output_elsewhere_runs_ninja_on_everything(ws: 
 def test_a_deps_log_due_for_recompaction_runs_ninja_on_everything(ws: Workspace) -> None:
     # A recompaction under m's file alone would drop n's recorded deps: ninja must see every file then.
     goals, snap = noop_stamp.read(ws.out)
-    producers = noop_stamp.read_producers(ws.out)[0]
     noop_stamp.write(ws.out, goals, replace(snap, deps_records=(deps_log.MIN_COMPACTION_RECORDS + 1, 1)),
-                     producers)
+                     noop_stamp.read_producers(ws.out)[0])
     edit(ws, "m", "[3, 5]")
     proc = ws.run("build", "//...")
     assert proc.returncode == 0 and ninja_files(ws) == [layout.NINJA_FILE], proc.stdout + proc.stderr
@@ -125,11 +128,8 @@ def test_the_stamp_is_not_kept_when_ninja_wrote_for_another_package(ws: Workspac
     proc = ws.run("plan")
     assert proc.returncode == 0, proc.stderr
     stamp = noop_stamp.read(ws.out)
-    plan = __import__("aotbuild.planning.plan_index", fromlist=["read_plan"]).read_plan(ws.out)
-    from aotbuild.workspace.labels import Label
-
-    goals = {Label(p, t): f"{p}/@{t}/manifest.json" for p in ("m", "n") for t in ("a", "b")}
-    scope = scoped_run.find(ws.out, plan.ninja, stamp, ("m",), plan.packages, goals)
+    plan = read_plan(ws.out)
+    scope = scoped_run.find(ws.out, plan.ninja, stamp, ("m",), plan.packages, GOALS)
     assert scope is not None and [str(label) for label in scope.labels] == ["//m:a", "//m:b"]
     log = ws.out / layout.NINJA_BUILDDIR / logs.BUILD_LOG
     with open(log, "ab") as f:
@@ -169,3 +169,43 @@ def test_a_deps_log_tail_is_read_from_where_it_left_off() -> None:
     assert rest is not None and rest.names == ["ccc"] and rest.outputs == [2]
     assert deps_log.scan(head + first + tail[:-2]) is None  # a torn record: ninja would truncate
     assert deps_log.scan(head + first + logs._deps_record(0, 5, [7])) is None  # an unknown path id
+
+
+def test_deps_recorded_after_the_scope_was_found_can_still_send_ninja_to_everything(ws: Workspace) -> None:
+    # The cache pass runs after find and may record deps: ninja counts them when it loads the log.
+    goals, snap = noop_stamp.read(ws.out)
+    noop_stamp.write(ws.out, goals, replace(snap, deps_records=(deps_log.MIN_COMPACTION_RECORDS, 1)),
+                     noop_stamp.read_producers(ws.out)[0])
+    edit(ws, "m", "[3, 5]")
+    assert ws.run("plan").returncode == 0
+    plan = read_plan(ws.out)
+    scope = scoped_run.find(ws.out, plan.ninja, noop_stamp.read(ws.out), ("m",), plan.packages, GOALS)
+    assert scope is not None and scoped_run.still_holds(ws.out, plan.ninja, scope)
+    logs.append(ws.out / layout.NINJA_BUILDDIR, [logs.Finished(("m/@b/graph.json",), "x", 1, deps=("../m/tiny.py",),
+                                                              output_mtimes_ns=(1,))])
+    assert not scoped_run.still_holds(ws.out, plan.ninja, scope)
+
+
+def test_a_stamp_of_another_shape_is_no_stamp(ws: Workspace) -> None:
+    ws.stamp.write_bytes(b"\xff" * 8 + b"an older format, or damage")  # a length past the end of the file
+    assert noop_stamp.read(ws.out) is None and noop_stamp.read_producers(ws.out) is None
+    proc = ws.run("build", "//...")
+    assert proc.returncode == 0 and ninja_files(ws) == [layout.NINJA_FILE], proc.stdout + proc.stderr
+
+
+def test_a_package_directory_holding_another_package_s_is_never_in_scope(ws: Workspace, tmp_path: Path) -> None:
+    # m/sub is a package inside m's directory: a link put in place of aot-out/m, which a scoped build of m
+    # would remove, must send ninja to everything (m/sub's outputs went with the link).
+    (ws.root / "m" / "sub").mkdir()
+    (ws.root / "m" / "sub" / "BUILD.aot.yaml").write_text(BUILD)
+    for _ in range(3):
+        assert ws.run("build", "//...").returncode == 0
+        time.sleep(noop_stamp.RACY_NS / 1e9)
+    assert_fast(ws, "build", "//...")
+    edit(ws, "m", "[3, 5]")
+    shutil.move(ws.out / "m", tmp_path / "m")
+    (ws.out / "m").symlink_to(tmp_path / "m")
+    proc = ws.run("build", "//...")
+    assert proc.returncode == 0 and ninja_files(ws) == [layout.NINJA_FILE], proc.stdout + proc.stderr
+    assert "was a symlink" in proc.stderr
+    assert (ws.out / "m" / "sub" / "@a" / "manifest.json").exists() and full_ninja_has_nothing_to_do(ws)

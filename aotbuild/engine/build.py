@@ -299,6 +299,8 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], wanted: _Goal
 
             prewarm({**os.environ, **env})
     manifest = layout.NINJA_FILE
+    if scope is not None and not scoped_run.still_holds(ctx.out_dir, plan.ninja, scope):
+        scope = None  # the cache pass recorded deps enough for ninja to recompact: ninja on everything
     if scope is not None:
         required = scope.goals
         manifest = scoped_run.write_manifest(ctx.out_dir, scope)
@@ -326,7 +328,7 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], wanted: _Goal
         noop_stamp.finish(pending)
     if scope is not None and not result.ninja_rc:
         scoped_run.keep_stamp(ctx.out_dir, plan.ninja, scope)
-    ran = {str(label) for label in checked}
+    ran = {str(label) for label in (scope.labels if scope is not None else labels)}
     by_label: dict[str, list[dict]] = {}
     for event in result.events:
         by_label.setdefault(event["label"], []).append(event)

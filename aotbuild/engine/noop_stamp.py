@@ -44,7 +44,7 @@ STAMP_FILE = f"{layout.STATE_DIR}/noop-stamp"
 # Which nodes each ninja file names, keyed by the file's signature: a cache that spares parsing every ninja
 # file (16 MB at 10,000 targets) for each new stamp, never a proof. Kept when the stamp is removed.
 NODES_FILE = f"{layout.STATE_DIR}/noop-nodes"
-FORMAT = 6
+FORMAT = 7
 # A directory changed this recently may change again within the same tick of the filesystem's clock and keep
 # its ctime: such a snapshot is not stamped (the next no-op build stamps). Clock ticks are 1-10 ms.
 RACY_NS = 50_000_000
@@ -79,9 +79,11 @@ class Snapshot:
     deps_records: tuple[int, int] = (0, 0)  # .ninja_deps's deps records, and the outputs they are for
 
 
-# Every output of every ninja file -> 2 * the index of its file (Snapshot.owner_files) + 1 if ninja's decision
-# for the stamped goals visits its edge; -1 if two edges make it. Kept beside the stamp for scoped builds.
-Producers = dict[str, int]
+# Kept beside the stamp for scoped builds (engine/scoped_run.py), as indexes into Snapshot.owner_files:
+# - "unvisited": the outputs of the edges ninja's decision for the stamped goals does not visit -> the file
+#   making each (-1: more than one does). Those of visited edges are stamped nodes, or in stamped directories.
+# - "goals": each file -> the stamped goals it makes.
+Producers = dict[str, dict]
 # _decisive's answer, and the node lists it was given.
 Decided = tuple["NodeLists", object]
 # One manifest as read: its signature then, its edges (nodes.FileEdge) and its rules (name -> nodes.RESTAT|DEPS).
@@ -300,8 +302,12 @@ def _decisive(manifests: dict[str, Manifest], deps: Sequence[str], goals: Sequen
         if read_by_others.isdisjoint(outputs) and read_by_others.isdisjoint(edge_inputs):
             generator = (outputs, edge_inputs)
     owner_of = owners_of(edges, edge_files, producer, visited, deps)
-    producers = {node: -1 if index < 0 else 2 * edge_files[index] + (index in visited)
-                 for node, index in producer.items()}
+    made_goals: dict[int, list[str]] = {}
+    for goal in goals:
+        made_goals.setdefault(edge_files[producer[goal]], []).append(goal)
+    producers = {"unvisited": {node: -1 if index < 0 else edge_files[index] for node, index in producer.items()
+                               if index < 0 or index not in visited},
+                 "goals": {file: tuple(made) for file, made in made_goals.items()}}
     return list(ordered), left_out, generator, owner_of, producers
 
 
@@ -356,11 +362,13 @@ def _load(path: Path) -> object | None:
 
 
 def _sections(out_dir: Path, both: bool = True) -> tuple[bytes, bytes] | None:
-    """The stamp file: its goals and snapshot, then who makes each output (read by scoped builds alone, so a
-    no-op build reads the first section only)."""
+    """The stamp file: its goals and snapshot, then who makes what (read by scoped builds alone, so a no-op
+    build reads the first section only). None for a file of another shape (an older format, damage)."""
     try:
         with open(out_dir / STAMP_FILE, "rb") as f:
             size = int.from_bytes(f.read(8), "little")
+            if not 0 < size <= os.fstat(f.fileno()).st_size - 8:
+                return None
             first = f.read(size)
             return first, f.read() if both else b""
     except OSError:
@@ -387,7 +395,7 @@ def read(out_dir: Path) -> tuple[frozenset[str], Snapshot] | None:
 
 
 def read_producers(out_dir: Path) -> tuple[Producers, bytes] | None:
-    """Who makes each output, as the stamp recorded it, and the section of the file it came from."""
+    """Who makes what (Producers), as the stamp recorded it, and the section of the file it came from."""
     sections = _sections(out_dir)
     found = _loads(sections[1]) if sections is not None else None
     return (found, sections[1]) if isinstance(found, dict) and sections is not None else None

@@ -44,9 +44,10 @@ class Scope:
     stamp: Stamp
     producers: noop_stamp.Producers
     producers_section: bytes  # as read from the stamp, to write back unchanged
-    log_before: bytes  # .ninja_log before ninja ran
-    deps_before: bytes  # and .ninja_deps
     owner_of: dict[str, int]  # each stamped node (and missing one) -> its owner (Snapshot.owners)
+    stamped_dirs: frozenset[str]
+    log_before: bytes = b""  # .ninja_log before ninja ran
+    deps_before: bytes = b""  # and .ninja_deps
 
 
 def find(out_dir: Path, binary: str, stamp: Stamp | None, replanned: Sequence[str], packages: Iterable[str],
@@ -55,67 +56,77 @@ def find(out_dir: Path, binary: str, stamp: Stamp | None, replanned: Sequence[st
     `packages`), or None when ninja must run on everything."""
     if stamp is None or not replanned:
         return None
-    stamped_goals, snap = stamp
+    _, snap = stamp
     excluded = set(snap.excluded)
     in_scope = set(replanned) | {p for p in packages if package_file(p) in excluded}
     files = frozenset(package_file(p) for p in in_scope)
     found = noop_stamp.read_producers(out_dir)
     if found is None:
         return None
-    producers, producers_section = found
+    producers, section = found
     outside = [goal for label, goal in goals.items() if label.package not in in_scope]
     # A goal outside the scope must be made by a file outside it, or ninja's decision for it could change.
-    made_outside = {i for i, name in enumerate(snap.owner_files) if name not in files}
-    if any(producers.get(goal, -1) // 2 not in made_outside for goal in outside):
+    made_in_scope = [goal for i, name in enumerate(snap.owner_files) if name in files
+                     for goal in producers["goals"].get(i, ())]
+    if not set(outside).isdisjoint(made_in_scope):
         return None
     dirs = _package_dirs(snap.dirs, in_scope)
     if not noop_stamp.holds(out_dir, binary, outside, stamp, files, dirs):
         return None
+    labels = [label for label in goals if label.package in in_scope]
+    scope = Scope(files, dirs, labels, [goals[label] for label in labels], stamp, producers, section,
+                  _owners(snap), frozenset(snap.dirs))
     try:
         fd = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return None
     try:
-        owner_of = _owners(snap)
-        if not _self_contained(files, fd, producers, snap, owner_of):
+        if not _self_contained(scope, fd):
             return None
         log = replan_leeway.read_bytes(noop_stamp.meta_paths(binary)[1], fd)
         deps = replan_leeway.read_bytes(noop_stamp.meta_paths(binary)[2], fd)
+    except OSError:
+        return None
     finally:
         os.close(fd)
     # The deps log is the stamped one (holds compared its signature), so the stamp's counts are its own.
     if deps_log.recompacts(*snap.deps_records):
         return None
-    labels = [label for label in goals if label.package in in_scope]
-    return Scope(files, dirs, labels, [goals[label] for label in labels], stamp, producers, producers_section,
-                 log, deps, owner_of)
-
-
-def _maker(producers: noop_stamp.Producers, snap: noop_stamp.Snapshot, output: str) -> str | None:
-    """The ninja file whose edge makes `output`; None if none, or more than one, does."""
-    made = producers.get(output, -1)
-    return snap.owner_files[made // 2] if made >= 0 else None
+    return replace(scope, log_before=log, deps_before=deps)
 
 
 def _package_dirs(stamped: Iterable[str], packages: set[str]) -> frozenset[str]:
-    """The stamped directories of these packages: each package's own (aot-out/ for the root package) and its
-    target directories. A nested package's directories are its own."""
-    dirs = {package or "." for package in packages}
+    """The stamped directories these packages alone own: their target directories, and each package's own
+    directory (aot-out/ for the root package) unless another package's stamped directories lie under it.
+    Such a directory may change only if everything under it is the scope's: a link put in its place would
+    otherwise hide the other package's files behind it, and removing the link (output_checks) lose them."""
+    stamped = list(stamped)
+    dirs = set()
     for path in stamped:
         parent, _, name = path.rpartition("/")
         if name.startswith(layout.TARGET_PREFIX) and parent in packages:
             dirs.add(path)
+    for package in packages:
+        own = package or "."
+        prefix = f"{package}/" if package else ""
+        if own in stamped and all(path in dirs or path == own or not path.startswith(prefix) for path in stamped):
+            dirs.add(own)
     return frozenset(dirs)
 
 
-def _self_contained(files: frozenset[str], out_fd: int, producers: noop_stamp.Producers,
-                    snap: noop_stamp.Snapshot, owner_of: dict[str, int]) -> bool:
-    """Whether ninja on these files alone decides for their goals what it would decide on every file: their
-    edges read nothing that another file's edge makes unless the stamp proves that edge current (its
+def _owners(snap: noop_stamp.Snapshot) -> dict[str, int]:
+    owner_of = dict(zip(snap.nodes, array("i", snap.owners)))
+    owner_of.update(zip(snap.missing, array("i", snap.missing_owners)))
+    return owner_of
+
+
+def _self_contained(scope: Scope, out_fd: int) -> bool:
+    """Whether ninja on the scope's files alone decides for their goals what it would decide on every file:
+    their edges read nothing that another file's edge makes unless the stamp proves that edge current (its
     decision visits it), and make nothing that another file's edge makes or reads."""
     from aotbuild.ninja.nodes import NodeError, file_graph
 
-    for name in files:
+    for name in scope.files:
         try:
             with open(name, encoding="utf-8", errors="surrogateescape", opener=noop_stamp.opener(out_fd)) as f:
                 edges, _, includes = file_graph(f.read(), name)
@@ -126,30 +137,59 @@ def _self_contained(files: frozenset[str], out_fd: int, producers: noop_stamp.Pr
         if includes:
             return False
         made = {output for outputs, _, _ in edges for output in outputs}
-        for outputs, _, inputs in edges:
-            for output in outputs:
-                if _read_elsewhere(output, owner_of, snap, files) or _maker(producers, snap, output) not in (
-                        None, *files):
-                    return False
-            for node in inputs:
-                if node in made:
-                    continue
-                maker = producers.get(node)
-                if maker is not None and (maker < 0 or (snap.owner_files[maker // 2] not in files and not maker & 1)):
-                    return False
+        if not all(_ours(output, scope) for output in made):
+            return False
+        if any(_made_unproven(node, scope) for _, _, inputs in edges for node in inputs if node not in made):
+            return False
     return True
 
 
-def _owners(snap: noop_stamp.Snapshot) -> dict[str, int]:
-    owner_of = dict(zip(snap.nodes, array("i", snap.owners)))
-    owner_of.update(zip(snap.missing, array("i", snap.missing_owners)))
-    return owner_of
+def _read_elsewhere(node: str, scope: Scope) -> bool:
+    """Whether the decision reaches this stamped node (or missing one) from outside the scope's files."""
+    owner = scope.owner_of.get(node)
+    return owner is not None and (owner < 0 or scope.stamp[1].owner_files[owner] not in scope.files)
 
 
-def _read_elsewhere(node: str, owner_of: dict[str, int], snap: noop_stamp.Snapshot, files: frozenset[str]) -> bool:
-    """Whether the decision reaches this stamped node (or missing one) from outside these files."""
-    owner = owner_of.get(node)
-    return owner is not None and (owner < 0 or snap.owner_files[owner] not in files)
+def _made_unproven(node: str, scope: Scope) -> bool:
+    """Whether an edge that the decision for the stamped goals does not visit, of a file outside the scope
+    (or two edges), makes `node`: ninja on every file would first bring it up to date; the stamp proves
+    nothing of it."""
+    made_by = scope.producers["unvisited"].get(node)
+    return made_by is not None and (made_by < 0 or scope.stamp[1].owner_files[made_by] not in scope.files)
+
+
+def _ours(output: str, scope: Scope) -> bool:
+    """Whether nothing outside the scope makes `output`, reads it, or keeps it in a directory of its own: no
+    stamped node of another file, no output of another file's unvisited edge, not in a stamped directory
+    outside the scope's (where outputs left to their directory are: every other visited output is stamped)."""
+    if _read_elsewhere(output, scope) or _made_unproven(output, scope):
+        return False
+    where = output.rpartition("/")[0] or "."
+    return where in scope.dirs or where not in scope.stamped_dirs
+
+
+def still_holds(out_dir: Path, binary: str, scope: Scope) -> bool:
+    """Right before ninja starts: whether ninja will still not recompact .ninja_deps. The checks before ninja
+    (the cache pass) may have recorded deps since find; ninja decides when it loads the log."""
+    try:
+        deps = (out_dir / noop_stamp.meta_paths(binary)[2]).read_bytes()
+    except FileNotFoundError:
+        deps = b""
+    except OSError:
+        return False
+    before = len(scope.deps_before)
+    if not deps.startswith(scope.deps_before):
+        return False
+    tail = deps_log.scan(deps, before, None if before else 0)
+    return tail is not None and not deps_log.recompacts(*_counts(scope, tail))
+
+
+def _counts(scope: Scope, tail: deps_log.Scan) -> tuple[int, int]:
+    """.ninja_deps's deps records and outputs with deps, from the stamp's and those of `tail`, the records
+    added since find. Not knowing which outputs the added records are for, no more outputs: the counts only
+    err towards a recompaction, which sends a build to ninja on everything."""
+    total, unique = scope.stamp[1].deps_records if scope.deps_before else (0, len(set(tail.outputs)))
+    return total + len(tail.outputs), unique
 
 
 def write_manifest(out_dir: Path, scope: Scope) -> str:
@@ -176,6 +216,10 @@ def keep_stamp(out_dir: Path, binary: str, scope: Scope) -> bool:
     try:
         log = replan_leeway.read_bytes(log_path, fd)
         deps = replan_leeway.read_bytes(deps_path, fd)
+    except OSError:
+        os.close(fd)
+        return False
+    try:
         size = len(scope.log_before)
         if not log.startswith(scope.log_before) or not log.endswith(b"\n"):
             return False
@@ -189,7 +233,7 @@ def keep_stamp(out_dir: Path, binary: str, scope: Scope) -> bool:
             return False
         written = [line.split(b"\t")[3].decode("utf-8", "surrogateescape") if line.count(b"\t") == 4 else None
                    for line in log[size:-1].split(b"\n")] if len(log) > size else []
-        if not _only_scope_outputs(written, scope):
+        if not all(output is not None and _ours(output, scope) for output in written):
             return False
         if replan_leeway.manifest_crc(fd) != snap.manifest_crc:
             return False
@@ -197,25 +241,10 @@ def keep_stamp(out_dir: Path, binary: str, scope: Scope) -> bool:
     finally:
         os.close(fd)
     meta = tuple((path, current.get(path, sig)) for path, sig in snap.meta)
-    # More records, and (not knowing which outputs they are for) no more outputs: the counts only err towards
-    # a recompaction, which sends the next edit's build to ninja on everything.
-    total, unique = snap.deps_records if before else (0, len(set(tail.outputs)))
-    records = (total + len(tail.outputs), unique)
     kept = replace(snap, meta=meta, log_prefix=replan_leeway.prefix_of(log), excluded=tuple(sorted(scope.files)),
-                   deps_records=records)
-    noop_stamp.write(out_dir, goals, kept, scope.producers_section)
-    return True
-
-
-def _only_scope_outputs(written: list[str | None], scope: Scope) -> bool:
-    """Whether every output in `written` is one that nothing outside the scope makes, reads or keeps in a
-    directory of its own."""
-    _, snap = scope.stamp
-    stamped_dirs = set(snap.dirs)
-    for output in written:
-        if output is None or _read_elsewhere(output, scope.owner_of, snap, scope.files) or _maker(scope.producers, snap, output) not in (None, *scope.files):
-            return False
-        where = output.rpartition("/")[0] or "."
-        if where in stamped_dirs and where not in scope.dirs:
-            return False
+                   deps_records=_counts(scope, tail))
+    try:
+        noop_stamp.write(out_dir, goals, kept, scope.producers_section)
+    except OSError:  # a full disk: no stamp, the next build runs ninja on everything
+        return False
     return True

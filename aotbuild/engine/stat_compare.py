@@ -37,23 +37,31 @@ def values(paths: Sequence[str], out_fd: int, field: str) -> bytes:
 
 def same(checks: Sequence[Check], out_fd: int) -> bool | None:
     """True when every path's field is as recorded; None when only paths allowed to move moved; False
-    otherwise. FileNotFoundError (or another OSError) when a path can no longer be stat-ed."""
+    otherwise, or an OSError (FileNotFoundError) when a path can no longer be stat-ed: either means "moved"."""
     if any(len(check.recorded) != 8 * len(check.paths) for check in checks):
         return False
     spans = [(check, 0, len(check.paths)) for check in checks]
     total = sum(len(check.paths) for check in checks)
-    if total < FORK_AT or len(os.sched_getaffinity(0)) < 2:
+    if total < FORK_AT or _cpus() < 2:
         return _combine(_span(check, lo, hi, out_fd) for check, lo, hi in spans)
     mine, theirs = _halves(spans, total // 2)
-    pid = os.fork()
+    # No signal handler may run in the child (a ^C there would unwind into the parent's code): blocked across
+    # the fork, and in the child until it exits. The parent takes them back at once.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+    try:
+        pid = os.fork()
+    except OSError:  # no process to spare: one at a time
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        return _combine(_span(check, lo, hi, out_fd) for check, lo, hi in spans)
     if pid == 0:  # the child: its half, then out, running nothing of the parent's (no atexit, no flush)
         code = 3
         try:
             code = _EXIT[_combine(_span(check, lo, hi, out_fd) for check, lo, hi in theirs)]
-        except BaseException:  # noqa: BLE001 - a vanished path, or ^C: the parent proves nothing
+        except BaseException:  # noqa: BLE001 - a vanished path: the parent proves nothing
             code = 3
         finally:
             os._exit(code)
+    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     try:
         result = _combine(_span(check, lo, hi, out_fd) for check, lo, hi in mine)
     except BaseException:
@@ -63,6 +71,11 @@ def same(checks: Sequence[Check], out_fd: int) -> bool | None:
     if result is False or code not in (0, 1):
         return False
     return None if result is None or code == 1 else True
+
+
+def _cpus() -> int:
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux; elsewhere, every CPU
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
 
 
 def _reap(pid: int, kill: bool) -> int:
