@@ -8,10 +8,12 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aotbuild import layout
+from aotbuild.engine import noop_memo
 from aotbuild.errors import NeedsGpuError, UserError
 from aotbuild.fsutil import atomic_write, write_if_changed
 from aotbuild.goals import BUILD_GOAL, TEST_GOAL
@@ -88,10 +90,13 @@ class Context:
     plan: Plan
     replanned: bool = False  # this command re-planned (a BUILD file changed): ninja's files are new
     replanned_packages: tuple[str, ...] = ()  # the packages it re-planned, unless it re-planned everything
+    memo: noop_memo.Memo | None = None  # set: `plan` is only the plan's head, and the memo has the selection
 
 
-def open_workspace(cwd: Path, cache_flag: str | None) -> Context:
-    """Find the workspace and make sure its plan is current; a no-op run reads plan.json and stats files only."""
+def open_workspace(cwd: Path, cache_flag: str | None, request: BuildRequest | None = None) -> Context:
+    """Find the workspace and make sure its plan is current; a no-op run reads plan.json and stats files only.
+    With a `request` that a no-op memo answers (engine/noop_memo.py), not even plan.json: the Context then
+    holds the plan's head and the memo, and the caller reads the plan (open_workspace again) if it needs it."""
     root = find_root(cwd)
     out_dir = root / layout.OUT_DIR
     if out_dir.is_symlink():
@@ -103,19 +108,38 @@ def open_workspace(cwd: Path, cache_flag: str | None) -> Context:
     for warning in unlink_foreign_symlinks(out_dir, [layout.STATE_DIR]):  # before anything is written there
         print(f"warning: {warning}", file=sys.stderr)
     seen = signature(str(out_dir / layout.PLAN_FILE))
-    plan, packages = ensure_plan(root, out_dir)
+    package = current_package(root, cwd)
+    known = None
+    key = _memo_key(request, package)
+    memo = noop_memo.read(out_dir, seen, key) if key is not None else None
+    if memo is not None:
+        stale = staleness(memo.head, root, out_dir)
+        if stale.current and not stale.moved:
+            cache = settings.cache_dir(settings.environ(), cache_flag, memo.head.cache_dir, root)
+            return Context(root, out_dir, cache, package, memo.head, memo=memo)
+        known = (seen, stale)  # that plan.json's staleness: the same for the whole plan, not worked out again
+    plan, packages = ensure_plan(root, out_dir, known)
     cache = settings.cache_dir(settings.environ(), cache_flag, plan.cache_dir, root)
     replanned = seen != signature(str(out_dir / layout.PLAN_FILE))
-    return Context(root, out_dir, cache, current_package(root, cwd), plan, replanned, packages if replanned else ())
+    return Context(root, out_dir, cache, package, plan, replanned, packages if replanned else ())
 
 
-def ensure_plan(root: Path, out_dir: Path) -> tuple[Plan, tuple[str, ...]]:
+def _memo_key(request: BuildRequest | None, package: str | None) -> noop_memo.Key | None:
+    """The no-op memo's key for a request it may answer: a build (no test), needing no remote."""
+    if request is None or request.goal != BUILD_GOAL or request.remote_upload or request.remote_required:
+        return None
+    return noop_memo.key_of(request.patterns, package, request.shard, request.goal)
+
+
+def ensure_plan(root: Path, out_dir: Path, known: tuple[list[int] | None, Staleness] | None = None
+                ) -> tuple[Plan, tuple[str, ...]]:
     """The current plan, and the packages re-planned to make it (see replan). A no-op run reads plan.json and
     stats the BUILD files; it writes nothing unless a BUILD file's stat moved without its content changing
-    (then only the index learns the new stat)."""
+    (then only the index learns the new stat). `known`: a plan.json's signature and its staleness."""
     seen = signature(str(out_dir / layout.PLAN_FILE))
     plan = read_plan(out_dir)
-    stale = staleness(plan, root, out_dir)
+    stale = known[1] if known is not None and known[0] == seen and plan is not None else staleness(
+        plan, root, out_dir)
     if stale.current and not stale.moved:
         assert plan is not None
         return plan, ()
@@ -171,7 +195,12 @@ def _outcome(events: list[dict]) -> tuple[str, str | None]:
 
 def build(request: BuildRequest, cwd: Path) -> BuildResult:
     started = time.monotonic()
-    ctx = open_workspace(cwd, request.cache_dir)
+    ctx = open_workspace(cwd, request.cache_dir, request)
+    if ctx.memo is not None:
+        done = _memoized_noop(ctx, request, started)
+        if done is not None:
+            return done
+        ctx = open_workspace(cwd, request.cache_dir)  # not a no-op after all: the whole plan
     plan = ctx.plan
     selection = select(plan, request.patterns, ctx.current_package)
     labels = shard(selection.labels, *request.shard) if request.shard else selection.labels
@@ -182,14 +211,16 @@ def build(request: BuildRequest, cwd: Path) -> BuildResult:
 
     # One build per workspace at a time: two ninjas must not share .ninja_log/.ninja_deps or output files.
     with exclusive(ctx.out_dir / layout.STATE_DIR / "build.lock") as lock_fd:
-        goals = _goals(ctx, request, labels)
+        selected, cuda = _selected(plan, request, labels)
+        goals = _goals(ctx, request, selected, cuda)
         stamp = _read_stamp(ctx, request, goals)
         if stamp is not None and not stamp[1].excluded and _noop_stamp().holds(ctx.out_dir, plan.ninja,
                                                                               goals.required, stamp):
-            # Nothing to do, proven by stats: no cache, no checks, no ninja (engine/noop_stamp.py). What ninja
-            # prints when it finds nothing to do, as a no-op build always printed.
-            print(f"ninja: Entering directory `{ctx.out_dir}'\nninja: no work to do.", flush=True)
-            result.outcomes.update((str(label), "up to date") for label in labels)
+            _print_noop(ctx, result, selected)
+            key = _memo_key(request, ctx.current_package)
+            if key is not None and not selection.errors:  # the next such build need not read plan.json
+                noop_memo.remember(ctx.out_dir, signature(str(ctx.out_dir / layout.PLAN_FILE)), plan, key,
+                                   list(selected), list(selected.values()), sorted(cuda))
             result.seconds = time.monotonic() - started
             return result
         from aotbuild.cache.access import CacheAccess, record_root
@@ -206,6 +237,32 @@ def build(request: BuildRequest, cwd: Path) -> BuildResult:
     return result
 
 
+def _memoized_noop(ctx: Context, request: BuildRequest, started: float) -> BuildResult | None:
+    """The build, where the memo's selection and the no-op stamp prove it has nothing to do; else None. Its
+    result names no Label objects (result.labels is empty): a no-op has no use for them."""
+    from aotbuild.engine.workspace_lock import exclusive
+
+    memo = ctx.memo
+    assert memo is not None
+    with exclusive(ctx.out_dir / layout.STATE_DIR / "build.lock"):
+        goals = _goals(ctx, request, dict(zip(memo.labels, memo.goals)), memo.cuda)
+        stamp = _read_stamp(ctx, request, goals)
+        if stamp is None or stamp[1].excluded or not _noop_stamp().holds(ctx.out_dir, ctx.plan.ninja,
+                                                                         goals.required, stamp):
+            return None
+        result = BuildResult(context=ctx)
+        _print_noop(ctx, result, goals.goals)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _print_noop(ctx: Context, result: BuildResult, labels: Iterable[str]) -> None:
+    """Nothing to do, proven by stats: no cache, no checks, no ninja (engine/noop_stamp.py). What ninja prints
+    when it finds nothing to do, as a no-op build always printed."""
+    print(f"ninja: Entering directory `{ctx.out_dir}'\nninja: no work to do.", flush=True)
+    result.outcomes.update((label, "up to date") for label in labels)
+
+
 @dataclass(frozen=True)
 class _Goals:
     """What a build asks ninja for, per label (str): `required` in its first pass, `optional` (CUDA targets
@@ -217,21 +274,25 @@ class _Goals:
     remote: str | None
 
 
-def _goals(ctx: Context, request: BuildRequest, labels: list[Label]) -> _Goals:
-    """The goals, after what every build brings up to date first: the toolchain and distribution stamps."""
-    plan = ctx.plan
-    write_toolchain(ctx.out_dir)
-    dist_stamps.refresh(ctx.out_dir)  # an upgraded distribution re-runs the exports that imported it
+def _selected(plan: Plan, request: BuildRequest, labels: list[Label]) -> tuple[dict[str, str], set[str]]:
+    """Each label's goal, and the labels whose device is a GPU."""
     packages = plan.packages
     entries = {str(label): packages[label.package].targets[label.name] for label in labels}
     goal = request.goal
-    goals = {label: entry["goals"][goal] for label, entry in entries.items()}
+    return ({label: entry["goals"][goal] for label, entry in entries.items()},
+            {label for label, entry in entries.items() if entry.get("device", "cpu").startswith("cuda")})
+
+
+def _goals(ctx: Context, request: BuildRequest, goals: dict[str, str], cuda: Iterable[str]) -> _Goals:
+    """The goals, after what every build brings up to date first: the toolchain and distribution stamps."""
+    write_toolchain(ctx.out_dir)
+    dist_stamps.refresh(ctx.out_dir)  # an upgraded distribution re-runs the exports that imported it
     # Without a GPU, CUDA targets that a wildcard reached can only come from the cache: they run last, with
     # -k, so one that is not cached is skipped and never stops the others. Named ones fail as usual.
-    named = named_explicitly(request.patterns, ctx.current_package)
-    optional = set() if _host_has_gpu(ctx) else {
-        label for label in goals if entries[label].get("device", "cpu").startswith("cuda") and label not in named}
-    remote = check_remote_url(settings.remote_url(settings.environ(), request.remote_cache, plan.remote_cache))
+    cuda = set(cuda)
+    named = named_explicitly(request.patterns, ctx.current_package) if cuda else set()
+    optional = set() if not cuda or _host_has_gpu(ctx) else cuda - named
+    remote = check_remote_url(settings.remote_url(settings.environ(), request.remote_cache, ctx.plan.remote_cache))
     if remote is None and (request.remote_upload or request.remote_required):
         flag = "--remote-upload" if request.remote_upload else "--remote-required"
         raise UserError(f"{flag} needs a remote cache\n  fix: pass --remote-cache URL, set "
