@@ -16,7 +16,7 @@ from aotbuild import layout
 
 from aotbuild.engine import build as engine
 
-from aotbuild.planning import planner
+from aotbuild.planning import plan_index, planner
 from aotbuild.planning.plan_index import read_plan
 from bench.synthetic import generate
 
@@ -227,3 +227,28 @@ def test_after_aotbuild_replans_ninja_does_not_plan_again(ws: Path, parsed: list
     plan(ws)
     dry = subprocess.run([*plain, "-n", "-d", "explain", layout.NINJA_FILE], capture_output=True, text=True)
     assert "no work to do" in dry.stdout, dry.stdout + dry.stderr
+
+
+def test_a_replan_encodes_only_the_entries_it_changed(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # plan.json has a line per package; a re-plan takes the unchanged ones as read and encodes the rest. The
+    # file must be exactly what encoding the whole new plan gives.
+    plan(ws)
+    out = ws / layout.OUT_DIR
+    for package, shape in (("group0/pkg3", "shape: [5,"), ("group0/pkg1", "shape: [7,")):
+        build_file = ws / package / "BUILD.aot.yaml"
+        build_file.write_text(build_file.read_text().replace("shape: [2,", shape, 1))
+        encoded: list[plan_index.PackageEntry] = []
+        real = plan_index.PackageEntry.to_json
+
+        def counting(entry: plan_index.PackageEntry) -> dict:
+            encoded.append(entry)
+            return real(entry)
+
+        monkeypatch.setattr(plan_index.PackageEntry, "to_json", counting)
+        new = plan(ws)
+        monkeypatch.setattr(plan_index.PackageEntry, "to_json", real)
+        assert len(encoded) == 1  # the edited package's entry alone
+        data = (out / layout.PLAN_FILE).read_bytes()
+        assert data == plan_index.encode_plan(new) and json.loads(data) == json.loads(
+            json.dumps(new.to_json()))
+        assert read_plan(out) == new
