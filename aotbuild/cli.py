@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 
 from aotbuild import __version__
@@ -79,9 +80,9 @@ def parser() -> argparse.ArgumentParser:
     csub.add_parser("stats", help="entries and bytes in the cache")
     csub.add_parser("path", help="print the cache root")
     csub.add_parser("verify", help="rehash every entry; remove and report corrupt ones")
-    gc = csub.add_parser("gc", help="evict least recently used entries")
-    gc.add_argument("--max-size", help="size budget, e.g. 500M, 10G")
-    gc.add_argument("--max-age", help="evict entries unused for longer, e.g. 7d, 12h")
+    evict = csub.add_parser("gc", help="evict least recently used entries")
+    evict.add_argument("--max-size", help="size budget, e.g. 500M, 10G")
+    evict.add_argument("--max-age", help="evict entries unused for longer, e.g. 7d, 12h")
     return p
 
 
@@ -136,6 +137,11 @@ def run(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A command makes hundreds of thousands of objects (a 10,000-target plan, its labels, the stamp's paths)
+    # and almost no reference cycles: the cyclic collector rescanning that heap was 35 ms of an edit's build.
+    # Objects are still freed as their last reference goes; only cycles wait for the end of the command.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     try:
         code = run(sys.argv[1:] if argv is None else argv)
     except AotbuildError as e:
@@ -143,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         code = e.exit_code
     except KeyboardInterrupt:
         code = 130
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     return code
 
 
