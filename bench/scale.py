@@ -3,6 +3,8 @@
     .venv/bin/python bench/scale.py [--packages 1000] [--small-packages 100] [--per-package 10] [--repeats 5]
 
 It prints each scenario (wall seconds: the median of --repeats runs) and a table against issue 10's goals.
+An edit whose build needs work (a shape) is set against that work alone: ninja, on the edited package's file,
+rerunning the same edges; the goal is on what the build takes beyond it.
 
 Every command is the real `aotbuild` CLI running the real ninja. Only the actions are stand-ins: a build of
 10,000 targets runs 20,000 export/compile processes, hours of torch on a 2-core machine, and none of that is
@@ -107,7 +109,7 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> Timing:
 
 GOALS = {  # issue 10's acceptance: scenario -> goal in seconds (memory in MiB)
     "first plan, 10k": 4.0, "no-op build, 10k": 0.3, "edit one BUILD file (a tag), build, 10k": 0.5,
-    "edit one BUILD file (a shape), build, 10k: beyond the work": 0.5, "peak memory, 10k": 300,
+    "edit (a shape), build, 10k: beyond the work": 0.5, "peak memory, 10k": 300,
     "first plan, 1k": 0.5,
 }
 
@@ -234,7 +236,7 @@ def main() -> None:
     measured["peak memory, 10k"] = peak
     # "edit one BUILD file then build <= 0.5 s plus the work that the edit really needs": what the build took
     # beyond ninja running that work alone.
-    measured["edit one BUILD file (a shape), build, 10k: beyond the work"] = round(
+    measured["edit (a shape), build, 10k: beyond the work"] = round(
         by_name["edit one BUILD file (a shape), build"]["seconds"]
         - by_name["the work of that edit alone: ninja on its package's file"]["seconds"], 3)
     floor = by_name[f"plain ninja no-op, {n} targets"]
@@ -242,7 +244,6 @@ def main() -> None:
     for name, goal in GOALS.items():
         value = measured[name]
         cpu = f"{by_name[rows_for[name]]['cpu_seconds']}s" if name in rows_for else ""
-        name = name.replace("edit one BUILD file (a shape), build, 10k: beyond the work", "edit (a shape), beyond the work")
         unit = "M" if "memory" in name else "s"
         print(f"{name:44} {goal:>6}{unit} {value:>7}{unit} {cpu:>7}  {'met' if value <= goal else 'MISSED'}")
     print(f"(plain ninja's own no-op on the same files: {floor['seconds']}s wall, {floor['cpu_seconds']}s cpu; "

@@ -91,9 +91,32 @@ class Context:
     replanned: bool = False  # this command re-planned (a BUILD file changed): ninja's files are new
     replanned_packages: tuple[str, ...] = ()  # the packages it re-planned, unless it re-planned everything
     memo: noop_memo.Memo | None = None  # set: `plan` is only the plan's head, and the memo has the selection
+    early: EarlyStamp | None = None  # the no-op stamp, read as the command began (build only)
 
 
-def open_workspace(cwd: Path, cache_flag: str | None, request: BuildRequest | None = None) -> Context:
+class EarlyStamp:
+    """The no-op stamp, read as a build begins, and a child comparing most of its stats meanwhile
+    (noop_stamp.prefetch): the build plans and selects while the child stats. End it with cancel()."""
+
+    def __init__(self) -> None:
+        self.stamp = None  # noop_stamp.read's
+        self.started = None  # stat_compare.Started
+        self._loaded = False
+
+    def load(self, out_dir: Path) -> None:
+        if not self._loaded:
+            self._loaded = True
+            noop_stamp = _noop_stamp()
+            self.stamp = noop_stamp.read(out_dir)
+            self.started = noop_stamp.prefetch(out_dir, self.stamp)
+
+    def cancel(self) -> None:
+        if self.started is not None:
+            self.started.cancel()
+
+
+def open_workspace(cwd: Path, cache_flag: str | None, request: BuildRequest | None = None,
+                   early: EarlyStamp | None = None) -> Context:
     """Find the workspace and make sure its plan is current; a no-op run reads plan.json and stats files only.
     With a `request` that a no-op memo answers (engine/noop_memo.py), not even plan.json: the Context then
     holds the plan's head and the memo, and the caller reads the plan (open_workspace again) if it needs it."""
@@ -107,6 +130,8 @@ def open_workspace(cwd: Path, cache_flag: str | None, request: BuildRequest | No
 
     for warning in unlink_foreign_symlinks(out_dir, [layout.STATE_DIR]):  # before anything is written there
         print(f"warning: {warning}", file=sys.stderr)
+    if early is not None and request is not None and _stamp_usable(request):
+        early.load(out_dir)
     seen = signature(str(out_dir / layout.PLAN_FILE))
     package = current_package(root, cwd)
     known = None
@@ -116,12 +141,12 @@ def open_workspace(cwd: Path, cache_flag: str | None, request: BuildRequest | No
         stale = staleness(memo.head, root, out_dir)
         if stale.current and not stale.moved:
             cache = settings.cache_dir(settings.environ(), cache_flag, memo.head.cache_dir, root)
-            return Context(root, out_dir, cache, package, memo.head, memo=memo)
+            return Context(root, out_dir, cache, package, memo.head, memo=memo, early=early)
         known = (seen, stale)  # that plan.json's staleness: the same for the whole plan, not worked out again
     plan, packages = ensure_plan(root, out_dir, known)
     cache = settings.cache_dir(settings.environ(), cache_flag, plan.cache_dir, root)
     replanned = seen != signature(str(out_dir / layout.PLAN_FILE))
-    return Context(root, out_dir, cache, package, plan, replanned, packages if replanned else ())
+    return Context(root, out_dir, cache, package, plan, replanned, packages if replanned else (), early=early)
 
 
 def _memo_key(request: BuildRequest | None, package: str | None) -> noop_memo.Key | None:
@@ -194,13 +219,21 @@ def _outcome(events: list[dict]) -> tuple[str, str | None]:
 
 
 def build(request: BuildRequest, cwd: Path) -> BuildResult:
+    early = EarlyStamp()
+    try:
+        return _build(request, cwd, early)
+    finally:
+        early.cancel()  # its child, if nothing took its answer (a failure, a test, CUDA targets skipped)
+
+
+def _build(request: BuildRequest, cwd: Path, early: EarlyStamp) -> BuildResult:
     started = time.monotonic()
-    ctx = open_workspace(cwd, request.cache_dir, request)
+    ctx = open_workspace(cwd, request.cache_dir, request, early)
     if ctx.memo is not None:
         done = _memoized_noop(ctx, request, started)
         if done is not None:
             return done
-        ctx = open_workspace(cwd, request.cache_dir)  # not a no-op after all: the whole plan
+        ctx = open_workspace(cwd, request.cache_dir, None, early)  # not a no-op after all: the whole plan
     plan = ctx.plan
     selection = select(plan, request.patterns, ctx.current_package)
     labels = shard(selection.labels, *request.shard) if request.shard else selection.labels
@@ -214,8 +247,8 @@ def build(request: BuildRequest, cwd: Path) -> BuildResult:
         selected, cuda = _selected(plan, request, labels)
         goals = _goals(ctx, request, selected, cuda)
         stamp = _read_stamp(ctx, request, goals)
-        if stamp is not None and not stamp[1].excluded and _noop_stamp().holds(ctx.out_dir, plan.ninja,
-                                                                              goals.required, stamp):
+        if stamp is not None and not stamp[1].excluded and _noop_stamp().holds(
+                ctx.out_dir, plan.ninja, goals.required, stamp, started=ctx.early.started):
             _print_noop(ctx, result, selected)
             key = _memo_key(request, ctx.current_package)
             if key is not None and not selection.errors:  # the next such build need not read plan.json
@@ -247,8 +280,8 @@ def _memoized_noop(ctx: Context, request: BuildRequest, started: float) -> Build
     with exclusive(ctx.out_dir / layout.STATE_DIR / "build.lock"):
         goals = _goals(ctx, request, dict(zip(memo.labels, memo.goals)), memo.cuda)
         stamp = _read_stamp(ctx, request, goals)
-        if stamp is None or stamp[1].excluded or not _noop_stamp().holds(ctx.out_dir, ctx.plan.ninja,
-                                                                         goals.required, stamp):
+        if stamp is None or stamp[1].excluded or not _noop_stamp().holds(
+                ctx.out_dir, ctx.plan.ninja, goals.required, stamp, started=ctx.early.started):
             return None
         result = BuildResult(context=ctx)
         _print_noop(ctx, result, goals.goals)
@@ -307,11 +340,14 @@ def _noop_stamp():  # noqa: ANN202 - the module, imported on first use
     return noop_stamp
 
 
+def _stamp_usable(request: BuildRequest) -> bool:
+    return request.goal == BUILD_GOAL and settings.noop_stamp_enabled(settings.environ())
+
+
 def _read_stamp(ctx: Context, request: BuildRequest, goals: _Goals):  # noqa: ANN202 - noop_stamp's Stamp
     """The no-op stamp where this build may use it: a build (not a test) of required goals only, stamp on."""
-    if goals.required and not goals.optional and request.goal == BUILD_GOAL and settings.noop_stamp_enabled(
-            settings.environ()):
-        return _noop_stamp().read(ctx.out_dir)
+    if goals.required and not goals.optional and _stamp_usable(request) and ctx.early is not None:
+        return ctx.early.stamp
     return None
 
 
@@ -330,7 +366,7 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], wanted: _Goal
             from aotbuild.engine import scoped_run
 
             scope = scoped_run.find(ctx.out_dir, plan.ninja, stamp, ctx.replanned_packages, plan.packages,
-                                    {label: goals[str(label)] for label in labels})
+                                    {label: goals[str(label)] for label in labels}, ctx.early.started)
         # Snapshotting costs about what the check does, twice: try only where nothing is known to have
         # changed since the last build (no stamp, or one a scoped build left: that build ran ninja), not
         # right after an edit.

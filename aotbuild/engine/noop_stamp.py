@@ -401,14 +401,26 @@ def read_producers(out_dir: Path) -> tuple[Producers, bytes] | None:
     return (found, sections[1]) if isinstance(found, dict) and sections is not None else None
 
 
+def prefetch(out_dir: Path, stamp: tuple[frozenset[str], Snapshot] | None) -> stat_compare.Started | None:
+    """Start comparing most of the stamp's nodes and directories in a child now, while the build plans and
+    selects (stat_compare.start); holds(..., started) takes what it found. None: holds stats them all."""
+    if stamp is None:
+        return None
+    snap = stamp[1]
+    return stat_compare.start([stat_compare.Check(snap.nodes, "st_mtime_ns", snap.mtimes),
+                               stat_compare.Check(snap.dirs, "st_ctime_ns", snap.dir_ctimes)], str(out_dir))
+
+
 def holds(out_dir: Path, binary: str, goals: Iterable[str], stamp: tuple[frozenset[str], Snapshot] | None,
-          scope_files: frozenset[str] = frozenset(), scope_dirs: frozenset[str] = frozenset()) -> bool:
+          scope_files: frozenset[str] = frozenset(), scope_dirs: frozenset[str] = frozenset(),
+          started: stat_compare.Started | None = None) -> bool:
     """Whether `stamp` proves that ninja would run nothing for `goals` now: same binary, goals among the
     stamped ones, and every file as it was (cheap checks first).
 
     With `scope_files`, ninja files re-planned since (engine/scoped_run.py): those files, the nodes that only
     they name (Snapshot.owners) and the directories `scope_dirs` may have changed too. It then proves nothing
-    of the goals those files make: the caller runs ninja on them."""
+    of the goals those files make: the caller runs ninja on them. `started`: prefetch()'s child, for this
+    stamp: the stats of what it compared are then the ones it took (a few milliseconds earlier)."""
     if stamp is None:
         return False
     stamped_goals, snap = stamp
@@ -437,7 +449,7 @@ def holds(out_dir: Path, binary: str, goals: Iterable[str], stamp: tuple[frozens
                                      lambda i: owners[i] in scoped or snap.nodes[i] in generator),
                   stat_compare.Check(snap.dirs, "st_ctime_ns", snap.dir_ctimes,
                                      (lambda i: snap.dirs[i] in scope_dirs) if scope_dirs else None)]
-        nodes = stat_compare.same(checks, fd)
+        nodes = stat_compare.same(checks, fd, started)
         if nodes is False:
             return False
         if moved or nodes is None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aotbuild import layout
-from aotbuild.engine import noop_stamp, replan_leeway
+from aotbuild.engine import noop_stamp, replan_leeway, stat_compare
 from aotbuild.ninja import deps_log
 from aotbuild.ninja.files import package_file
 from aotbuild.workspace.labels import Label
@@ -51,9 +51,9 @@ class Scope:
 
 
 def find(out_dir: Path, binary: str, stamp: Stamp | None, replanned: Sequence[str], packages: Iterable[str],
-         goals: dict[Label, str]) -> Scope | None:
+         goals: dict[Label, str], started: stat_compare.Started | None = None) -> Scope | None:
     """The scope for a build of `goals` after re-planning the packages `replanned` (of the workspace's
-    `packages`), or None when ninja must run on everything."""
+    `packages`), or None when ninja must run on everything. `started`: noop_stamp.prefetch's, for holds."""
     if stamp is None or not replanned:
         return None
     _, snap = stamp
@@ -71,7 +71,7 @@ def find(out_dir: Path, binary: str, stamp: Stamp | None, replanned: Sequence[st
     if not set(outside).isdisjoint(made_in_scope):
         return None
     dirs = _package_dirs(snap.dirs, in_scope)
-    if not noop_stamp.holds(out_dir, binary, outside, stamp, files, dirs):
+    if not noop_stamp.holds(out_dir, binary, outside, stamp, files, dirs, started):
         return None
     labels = [label for label in goals if label.package in in_scope]
     scope = Scope(files, dirs, labels, [goals[label] for label in labels], stamp, producers, section,

@@ -4,6 +4,9 @@ A no-op build at 10,000 targets stats about 45,000 paths: 0.1-0.15 s, nearly all
 lookup, which two processes do in parallel (threads would not: each stat takes the GIL back to build its
 result). So past a few thousand paths a forked child checks half of them, as git's preloaded index does for
 its lstats, and says how it went in its exit code alone.
+
+A build can also start() the child early, on most of the paths, while it plans and selects; the child then
+writes the indexes of the paths that moved to a pipe, and same() takes them with the rest it stats itself.
 """
 
 from __future__ import annotations
@@ -35,11 +38,107 @@ def values(paths: Sequence[str], out_fd: int, field: str) -> bytes:
     return array("q", [stat(path, dir_fd=out_fd).st_ctime_ns for path in paths]).tobytes()
 
 
-def same(checks: Sequence[Check], out_fd: int) -> bool | None:
+class Started:
+    """A child comparing the last part of some checks' paths since start(), for same() to take."""
+
+    def __init__(self, checks: Sequence[Check], mine: list[tuple[Check, int, int]], pid: int, pipe: int) -> None:
+        self.checks, self.mine, self._pid, self._pipe = list(checks), mine, pid, pipe
+        self._moved: list[tuple[int, int]] | None = None
+        self._done = False
+
+    def moved(self) -> list[tuple[int, int]] | None:
+        """(check number, path index) of each path of the child's part that moved; None if it failed."""
+        if not self._done:
+            self._done = True
+            data = bytearray()
+            try:
+                while chunk := os.read(self._pipe, 1 << 16):
+                    data += chunk
+            finally:
+                os.close(self._pipe)
+            code = _reap(self._pid, kill=False)
+            if code == 0 and len(data) % 16 == 0:
+                flat = array("q", bytes(data))
+                self._moved = list(zip(flat[::2], flat[1::2]))
+        return self._moved
+
+    def cancel(self) -> None:
+        if not self._done:
+            self._done = True
+            os.close(self._pipe)
+            _reap(self._pid, kill=True)
+
+
+def start(checks: Sequence[Check], out_dir: str, share: float = 0.7) -> Started | None:
+    """Fork a child comparing the last `share` of the checks' paths now; None where that is not worth it (few
+    paths, one CPU) or not possible. The caller must end it: same(..., started) or cancel()."""
+    total = sum(len(check.paths) for check in checks)
+    if total < FORK_AT or _cpus() < 2 or any(len(c.recorded) != 8 * len(c.paths) for c in checks):
+        return None
+    mine, theirs = _halves([(check, 0, len(check.paths)) for check in checks], int(total * (1 - share)))
+    try:
+        out_fd = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    read_end, write_end = os.pipe()
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+    try:
+        pid = os.fork()
+    except OSError:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        for fd in (out_fd, read_end, write_end):
+            os.close(fd)
+        return None
+    if pid == 0:  # the child: see same()
+        code = 3
+        try:
+            os.close(read_end)
+            moved = array("q")
+            number = {id(check): n for n, check in enumerate(checks)}
+            for check, lo, hi in theirs:
+                for start_at in range(lo, hi, CHUNK):
+                    end = min(start_at + CHUNK, hi)
+                    now = array("q", values(check.paths[start_at:end], out_fd, check.field))
+                    before = array("q", check.recorded[8 * start_at:8 * end])
+                    if now != before:
+                        for i, (a, b) in enumerate(zip(now, before)):
+                            if a != b:
+                                moved.extend((number[id(check)], start_at + i))
+            view = memoryview(moved.tobytes())
+            while view:
+                view = view[os.write(write_end, view):]
+            code = 0
+        except BaseException:  # noqa: BLE001 - a vanished path: the parent proves nothing
+            code = 3
+        finally:
+            os._exit(code)
+    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    os.close(write_end)
+    os.close(out_fd)
+    return Started(checks, mine, pid, read_end)
+
+
+def same(checks: Sequence[Check], out_fd: int, started: Started | None = None) -> bool | None:
     """True when every path's field is as recorded; None when only paths allowed to move moved; False
-    otherwise, or an OSError (FileNotFoundError) when a path can no longer be stat-ed: either means "moved"."""
+    otherwise, or an OSError (FileNotFoundError) when a path can no longer be stat-ed: either means "moved".
+    With `started` (begun by start() on checks of the same paths and records), the child's part comes from it."""
     if any(len(check.recorded) != 8 * len(check.paths) for check in checks):
         return False
+    if started is not None:
+        if len(started.checks) != len(checks) or any(
+                a.paths is not b.paths or a.recorded is not b.recorded or a.field != b.field
+                for a, b in zip(started.checks, checks)):
+            return False
+        by_id = {id(old): new for old, new in zip(started.checks, checks)}
+        result = _combine(_span(by_id[id(check)], lo, hi, out_fd) for check, lo, hi in started.mine)
+        moved = started.moved()
+        if result is False or moved is None:
+            return False
+        for number, index in moved:
+            allowed = checks[number].allowed
+            if allowed is None or not allowed(index):
+                return False
+        return None if result is None or moved else True
     spans = [(check, 0, len(check.paths)) for check in checks]
     total = sum(len(check.paths) for check in checks)
     if total < FORK_AT or _cpus() < 2:
