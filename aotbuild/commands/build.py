@@ -13,6 +13,7 @@ from aotbuild.fsutil import atomic_write, check_writable
 from aotbuild.goals import BUILD_GOAL, TEST_GOAL
 from aotbuild.hashing import pretty_json
 from aotbuild.layout import TargetPaths
+from aotbuild.workspace.labels import parse_label
 from aotbuild.reports import remote_summary
 
 
@@ -85,7 +86,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return result.exit_code
     ctx = result.context
     rows = []
-    for label in result.labels:  # one at a time: timings need the machine to themselves
+    # A no-op answered by the no-op memo names its targets by text only (engine/noop_memo.py).
+    labels = result.labels or [parse_label(text) for text in result.outcomes]
+    for label in labels:  # one at a time: timings need the machine to themselves
         target_dir = ctx.out_dir / TargetPaths(label).dir
         proc = subprocess.run([sys.executable, "-m", "aotbuild.actions.bench", str(target_dir), str(ctx.root),
                                str(args.warmup), str(args.repeats)], capture_output=True, text=True)

@@ -64,7 +64,8 @@ class BuildResult:
     seconds: float = 0.0
     events: list[dict] = field(default_factory=list)
     context: Context | None = None  # the workspace as this build saw it, for reports that follow
-    labels: list[Label] = field(default_factory=list)  # the buildable targets selected
+    # The buildable targets selected; empty where the no-op memo answered (`outcomes` names them then).
+    labels: list[Label] = field(default_factory=list)
 
     @property
     def corrupt(self) -> list[str]:
