@@ -150,8 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         code = 130
     finally:
+        gc.unfreeze()  # engine/build.py may have frozen the objects of the plan check before turning it on
         if gc_was_enabled:
             gc.enable()
+        else:
+            gc.disable()
     return code
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import os
 import sys
@@ -92,6 +93,7 @@ class Context:
     replanned: bool = False  # this command re-planned (a BUILD file changed): ninja's files are new
     replanned_packages: tuple[str, ...] = ()  # the packages it re-planned, unless it re-planned everything
     memo: noop_memo.Memo | None = None  # set: `plan` is only the plan's head, and the memo has the selection
+    plan_sig: list[int] | None = None  # plan.json's signature when `plan` was read or written
     early: EarlyStamp | None = None  # the no-op stamp, read as the command began (build only)
 
 
@@ -102,18 +104,31 @@ class EarlyStamp:
     def __init__(self) -> None:
         self.stamp = None  # noop_stamp.read's
         self.started = None  # stat_compare.Started
-        self._loaded = False
+        self._loaded_from: tuple[Path, list[int] | None] | None = None  # the stamp file and its signature
 
     def load(self, out_dir: Path) -> None:
-        if not self._loaded:
-            self._loaded = True
+        if self._loaded_from is None:
             noop_stamp = _noop_stamp()
+            self._loaded_from = (out_dir, signature(str(out_dir / noop_stamp.STAMP_FILE)))
             self.stamp = noop_stamp.read(out_dir)
             self.started = noop_stamp.prefetch(out_dir, self.stamp)
 
+    def current(self):  # noqa: ANN201 - noop_stamp's Stamp
+        """The stamp, once the build holds the workspace lock: read again (without the child) if another
+        build replaced or removed it while this one waited."""
+        if self._loaded_from is not None:
+            out_dir, seen = self._loaded_from
+            if signature(str(out_dir / _noop_stamp().STAMP_FILE)) != seen:
+                self.cancel()
+                self._loaded_from = (out_dir, signature(str(out_dir / _noop_stamp().STAMP_FILE)))
+                self.stamp = _noop_stamp().read(out_dir)
+        return self.stamp
+
     def cancel(self) -> None:
+        """End the child: nothing will take its answer now."""
         if self.started is not None:
             self.started.cancel()
+            self.started = None
 
 
 def open_workspace(cwd: Path, cache_flag: str | None, request: BuildRequest | None = None,
@@ -146,8 +161,10 @@ def open_workspace(cwd: Path, cache_flag: str | None, request: BuildRequest | No
         known = (seen, stale)  # that plan.json's staleness: the same for the whole plan, not worked out again
     plan, packages = ensure_plan(root, out_dir, known)
     cache = settings.cache_dir(settings.environ(), cache_flag, plan.cache_dir, root)
-    replanned = seen != signature(str(out_dir / layout.PLAN_FILE))
-    return Context(root, out_dir, cache, package, plan, replanned, packages if replanned else (), early=early)
+    now = signature(str(out_dir / layout.PLAN_FILE))
+    replanned = seen != now
+    return Context(root, out_dir, cache, package, plan, replanned, packages if replanned else (), early=early,
+                   plan_sig=now)
 
 
 def _memo_key(request: BuildRequest | None, package: str | None) -> noop_memo.Key | None:
@@ -253,7 +270,7 @@ def _build(request: BuildRequest, cwd: Path, early: EarlyStamp) -> BuildResult:
             _print_noop(ctx, result, selected)
             key = _memo_key(request, ctx.current_package)
             if key is not None and not selection.errors:  # the next such build need not read plan.json
-                noop_memo.remember(ctx.out_dir, signature(str(ctx.out_dir / layout.PLAN_FILE)), plan, key,
+                noop_memo.remember(ctx.out_dir, ctx.plan_sig, plan, key,
                                    list(selected), list(selected.values()), sorted(cuda))
             result.seconds = time.monotonic() - started
             return result
@@ -348,7 +365,7 @@ def _stamp_usable(request: BuildRequest) -> bool:
 def _read_stamp(ctx: Context, request: BuildRequest, goals: _Goals):  # noqa: ANN202 - noop_stamp's Stamp
     """The no-op stamp where this build may use it: a build (not a test) of required goals only, stamp on."""
     if goals.required and not goals.optional and _stamp_usable(request) and ctx.early is not None:
-        return ctx.early.stamp
+        return ctx.early.current()
     return None
 
 
@@ -374,8 +391,15 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], wanted: _Goal
         elif (stamp is None or stamp[1].excluded) and not ctx.replanned:
             dirs = noop_stamp.checked_dirs(layout.TargetPaths(label).dir for label in labels)
             pending = noop_stamp.begin(ctx.out_dir, plan.ninja, dirs, required)
+    if ctx.early is not None:
+        ctx.early.cancel()  # no check of the stamp follows
     if pending is None:
         noop_stamp.discard(ctx.out_dir)
+    if not gc.isenabled():
+        # The collector back on (cli.main turned it off) for the part that can take minutes: the cache pass may
+        # make cycles (remote clients do). What the plan check made is frozen first, not to be rescanned.
+        gc.freeze()
+        gc.enable()
     checked = scope.labels if scope is not None else labels  # what the checks before ninja look at
     for warning in output_checks.prepare(ctx.out_dir, checked, full=request.goal == TEST_GOAL):
         print(f"warning: {warning}", file=sys.stderr)

@@ -407,8 +407,12 @@ def prefetch(out_dir: Path, stamp: tuple[frozenset[str], Snapshot] | None) -> st
     if stamp is None:
         return None
     snap = stamp[1]
+    # Before it checks the stamp, a build writes in aotbuild's state directory, and only there (a re-plan, the
+    # toolchain and distribution stamps): those nodes holds stats itself.
+    own = f"{layout.STATE_DIR}/"
     return stat_compare.start([stat_compare.Check(snap.nodes, "st_mtime_ns", snap.mtimes),
-                               stat_compare.Check(snap.dirs, "st_ctime_ns", snap.dir_ctimes)], str(out_dir))
+                               stat_compare.Check(snap.dirs, "st_ctime_ns", snap.dir_ctimes)], str(out_dir),
+                              fresh=lambda path: path.startswith(own))
 
 
 def holds(out_dir: Path, binary: str, goals: Iterable[str], stamp: tuple[frozenset[str], Snapshot] | None,

@@ -39,10 +39,12 @@ def values(paths: Sequence[str], out_fd: int, field: str) -> bytes:
 
 
 class Started:
-    """A child comparing the last part of some checks' paths since start(), for same() to take."""
+    """A child comparing the last part of some checks' paths since start(), for same() to take; `fresh` are
+    the (check number, path index) of its part that same() stats again itself."""
 
-    def __init__(self, checks: Sequence[Check], mine: list[tuple[Check, int, int]], pid: int, pipe: int) -> None:
-        self.checks, self.mine, self._pid, self._pipe = list(checks), mine, pid, pipe
+    def __init__(self, checks: Sequence[Check], mine: list[tuple[Check, int, int]], fresh: list[tuple[int, int]],
+                 pid: int, pipe: int) -> None:
+        self.checks, self.mine, self.fresh, self._pid, self._pipe = list(checks), mine, fresh, pid, pipe
         self._moved: list[tuple[int, int]] | None = None
         self._done = False
 
@@ -69,18 +71,28 @@ class Started:
             _reap(self._pid, kill=True)
 
 
-def start(checks: Sequence[Check], out_dir: str, share: float = 0.7) -> Started | None:
+def start(checks: Sequence[Check], out_dir: str, share: float = 0.7,
+          fresh: Callable[[str], bool] | None = None) -> Started | None:
     """Fork a child comparing the last `share` of the checks' paths now; None where that is not worth it (few
-    paths, one CPU) or not possible. The caller must end it: same(..., started) or cancel()."""
+    paths, one CPU) or not possible. The caller must end it: same(..., started) or cancel(). Paths for which
+    `fresh` is true are stat-ed again by same() itself, whatever the child saw: those the caller may write
+    before it asks (a build's own state files), which the child may have stat-ed before or after."""
     total = sum(len(check.paths) for check in checks)
     if total < FORK_AT or _cpus() < 2 or any(len(c.recorded) != 8 * len(c.paths) for c in checks):
         return None
     mine, theirs = _halves([(check, 0, len(check.paths)) for check in checks], int(total * (1 - share)))
+    number = {id(check): n for n, check in enumerate(checks)}
+    again = [] if fresh is None else [(number[id(check)], i) for check, lo, hi in theirs
+                                      for i in range(lo, hi) if fresh(check.paths[i])]
     try:
         out_fd = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         return None
-    read_end, write_end = os.pipe()
+    try:
+        read_end, write_end = os.pipe()
+    except OSError:
+        os.close(out_fd)
+        return None
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
     try:
         pid = os.fork()
@@ -115,7 +127,7 @@ def start(checks: Sequence[Check], out_dir: str, share: float = 0.7) -> Started 
     signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     os.close(write_end)
     os.close(out_fd)
-    return Started(checks, mine, pid, read_end)
+    return Started(checks, mine, again, pid, read_end)
 
 
 def same(checks: Sequence[Check], out_fd: int, started: Started | None = None) -> bool | None:
@@ -134,6 +146,10 @@ def same(checks: Sequence[Check], out_fd: int, started: Started | None = None) -
         moved = started.moved()
         if result is False or moved is None:
             return False
+        fresh = set(started.fresh)
+        now = [(n, i) for n, i in fresh if getattr(os.stat(checks[n].paths[i], dir_fd=out_fd), checks[n].field)
+               != array("q", checks[n].recorded[8 * i:8 * i + 8])[0]]
+        moved = [pair for pair in moved if pair not in fresh] + now
         for number, index in moved:
             allowed = checks[number].allowed
             if allowed is None or not allowed(index):
