@@ -1,7 +1,5 @@
 """`python -m aotbuild` runs the CLI."""
 
-import sys
+from aotbuild.cli import entry
 
-from aotbuild.cli import main
-
-sys.exit(main())
+entry()
