@@ -362,9 +362,14 @@ def _stamp_usable(request: BuildRequest) -> bool:
     return request.goal == BUILD_GOAL and settings.noop_stamp_enabled(settings.environ())
 
 
+def _stamp_applies(request: BuildRequest, goals: _Goals) -> bool:
+    """Whether the no-op stamp may speak for this build: a build (not a test) of required goals only, stamp on."""
+    return bool(goals.required) and not goals.optional and _stamp_usable(request)
+
+
 def _read_stamp(ctx: Context, request: BuildRequest, goals: _Goals):  # noqa: ANN202 - noop_stamp's Stamp
-    """The no-op stamp where this build may use it: a build (not a test) of required goals only, stamp on."""
-    if goals.required and not goals.optional and _stamp_usable(request) and ctx.early is not None:
+    """The no-op stamp where this build may use it (_stamp_applies)."""
+    if _stamp_applies(request, goals) and ctx.early is not None:
         return ctx.early.current()
     return None
 
@@ -378,8 +383,7 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], wanted: _Goal
     goals, optional, required, remote = wanted.goals, wanted.optional, wanted.required, wanted.remote
     pending = None  # the no-op stamp's snapshot, taken before the checks and ninja; stamped if nothing ran
     scope = None  # ninja on the re-planned packages alone, the stamp proving the rest (engine/scoped_run.py)
-    if required and not optional and request.goal == BUILD_GOAL and settings.noop_stamp_enabled(
-            settings.environ()):
+    if _stamp_applies(request, wanted):
         if ctx.replanned_packages:
             from aotbuild.engine import scoped_run
 

@@ -49,15 +49,23 @@ def only_generator_lines_appended(log: bytes, stamped: LogPrefix, outputs: Seque
     size, crc = stamped
     if size == 0 or len(log) < size or zlib.crc32(log[:size]) != crc:
         return False
-    tail = log[size:]
-    if tail and not tail.endswith(b"\n"):
-        return False  # a line being written: ninja would read it differently
+    written = appended_outputs(log[size:])
     names = {o.encode("utf-8", "surrogateescape") for o in outputs}
+    return written is not None and all(name in names for name in written)
+
+
+def appended_outputs(tail: bytes) -> list[bytes] | None:
+    """The output of each whole line of `tail`, lines appended to .ninja_log (v7: start, end, mtime, output,
+    hash); None if one is no such line, or the last is still being written (ninja would read it differently)."""
+    if tail and not tail.endswith(b"\n"):
+        return None
+    written = []
     for line in tail[:-1].split(b"\n") if tail else ():
         fields = line.split(b"\t")
-        if len(fields) != 5 or fields[3] not in names:
-            return False
-    return True
+        if len(fields) != 5:
+            return None
+        written.append(fields[3])
+    return written
 
 
 def _last_entry_mtime(log: bytes, output: str) -> int | None:

@@ -220,8 +220,7 @@ def keep_stamp(out_dir: Path, binary: str, scope: Scope) -> bool:
         os.close(fd)
         return False
     try:
-        size = len(scope.log_before)
-        if not log.startswith(scope.log_before) or not log.endswith(b"\n"):
+        if not log.startswith(scope.log_before):
             return False
         # Every edge ninja ran wrote its outputs' lines to the build log, and to the deps log only their deps:
         # the build log tells what ran, and the deps log must only have grown, by whole records.
@@ -231,9 +230,8 @@ def keep_stamp(out_dir: Path, binary: str, scope: Scope) -> bool:
         tail = deps_log.scan(deps, before, None if before else 0)
         if tail is None:
             return False
-        written = [line.split(b"\t")[3].decode("utf-8", "surrogateescape") if line.count(b"\t") == 4 else None
-                   for line in log[size:-1].split(b"\n")] if len(log) > size else []
-        if not all(output is not None and _ours(output, scope) for output in written):
+        written = replan_leeway.appended_outputs(log[len(scope.log_before):])
+        if written is None or not all(_ours(name.decode("utf-8", "surrogateescape"), scope) for name in written):
             return False
         if replan_leeway.manifest_crc(fd) != snap.manifest_crc:
             return False
