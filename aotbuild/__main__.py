@@ -1,5 +1,7 @@
 """`python -m aotbuild` runs the CLI."""
 
-from aotbuild.cli import entry
+import sys
 
-entry()
+from aotbuild.cli import main
+
+sys.exit(main())

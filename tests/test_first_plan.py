@@ -28,8 +28,8 @@ def test_a_first_plan_imports_neither_filelock_nor_torch(tmp_path: Path) -> None
     ws = tmp_path / "ws"
     write(ws / "WORKSPACE.aot.yaml", "")
     write(ws / "m" / "BUILD.aot.yaml", "targets:\n  a: {model: m.f:g, inputs: {x: {shape: [2], dtype: float32}}}\n")
-    # cli.main, as the command runs it (its entry() then leaves with os._exit, so nothing could print after).
-    probe = ("import sys; from aotbuild.cli import main\nmain(['plan'])\n"
+    probe = ("import runpy, sys; sys.argv = ['aotbuild', 'plan']\n"
+             "try:\n    runpy.run_module('aotbuild', run_name='__main__')\nexcept SystemExit:\n    pass\n"
              "print(sorted(m for m in ('filelock', 'torch') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", probe], cwd=ws, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
