@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 
 from aotbuild import __version__
@@ -37,7 +36,10 @@ def _add_build_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("patterns", nargs="+", metavar="PATTERN", help="target patterns: //pkg:name, //pkg:all, //..., -//x")
     p.add_argument("-j", "--jobs", type=int, help="parallel jobs (ninja's default: cores + 2)")
     p.add_argument("-k", "--keep-going", action="store_true", help="build every target that can be built")
-    p.add_argument("--explain", action="store_true", help="show why ninja considers each step out of date")
+    p.add_argument("--explain", action="store_true", help="show why ninja considers each step out of date "
+                   "(always runs ninja)")
+    p.add_argument("-v", "--verbose", action="store_true", help="say how the build was decided: the no-op stamp, "
+                   "or why it is off")
     p.add_argument("--report", metavar="PATH", help="write a JSON report: each target's outcome, failures, time")
     p.add_argument("--remote-cache", metavar="URL", help="http(s)://host/prefix (Bazel HTTP cache protocol) or "
                    "s3://bucket/prefix; default $AOTBUILD_REMOTE_CACHE, then WORKSPACE cache.remote; '' turns it off")
@@ -74,6 +76,7 @@ def parser() -> argparse.ArgumentParser:
     _add_cache_flag(q)
     sub.add_parser("clean", help="remove aot-out/ (the cache is kept)")
     sub.add_parser("plan", help="regenerate aot-out/.aotbuild/build.ninja (ninja runs this itself)")
+    sub.add_parser("stamp", help="what the no-op stamp recorded, and which entry moved since")
     c = sub.add_parser("cache", help="inspect and maintain the cache")
     _add_cache_flag(c)
     csub = c.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
@@ -131,31 +134,23 @@ def run(argv: list[str]) -> int:
         from aotbuild.commands.outputs import cmd_plan
 
         return cmd_plan()
+    if args.command == "stamp":
+        from aotbuild.commands.outputs import cmd_stamp
+
+        return cmd_stamp()
     from aotbuild.commands.cache import cmd_cache
 
     return cmd_cache(args)
 
 
 def main(argv: list[str] | None = None) -> int:
-    # A command makes hundreds of thousands of objects (a 10,000-target plan, its labels, the stamp's paths)
-    # and almost no reference cycles: the cyclic collector rescanning that heap was 35 ms of an edit's build.
-    # Objects are still freed as their last reference goes; only cycles wait for the end of the command.
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
     try:
-        code = run(sys.argv[1:] if argv is None else argv)
+        return run(sys.argv[1:] if argv is None else argv)
     except AotbuildError as e:
         print(f"error: {e}", file=sys.stderr)
-        code = e.exit_code
+        return e.exit_code
     except KeyboardInterrupt:
-        code = 130
-    finally:
-        gc.unfreeze()  # engine/build.py may have frozen the objects of the plan check before turning it on
-        if gc_was_enabled:
-            gc.enable()
-        else:
-            gc.disable()
-    return code
+        return 130
 
 
 if __name__ == "__main__":

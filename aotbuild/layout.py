@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from aotbuild.workspace.labels import Label
+if TYPE_CHECKING:
+    from aotbuild.workspace.labels import Label
 
 OUT_DIR = "aot-out"
 # Two namespaces in aot-out/ that cannot collide with anything a BUILD file names: aotbuild's own files live
@@ -55,7 +57,3 @@ class TargetPaths:
     def alias(self, ext: str) -> str:
         return f"{self.label.name}.{ext}"
 
-
-def target_dir_of(spec_path: str) -> str:
-    """The target directory holding a spec file path given to an action."""
-    return spec_path.rsplit("/", 1)[0]

@@ -13,14 +13,17 @@ from pathlib import Path
 import torch
 
 from aotbuild.actions import example_inputs, model_loader
-from aotbuild.workspace.loading import load_workspace
+from aotbuild.workspace.discovery import discover_packages
+from aotbuild.workspace.loading import load_config, load_package
 from aotbuild.rules.export import ExportSpec
 
 
 def main(root: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    for target in load_workspace(root).all_targets():
+    config = load_config(root)
+    targets = [t for p in discover_packages(root, config.ignore) for t in load_package(root, p, config).targets]
+    for target in targets:
         spec = ExportSpec.of(target).to_json()
         model = model_loader.build_model(spec, root, target.device)
         case = example_inputs.cases(spec, target.device)[0]

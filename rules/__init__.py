@@ -58,6 +58,7 @@ class Kind:
     pools: tuple[tuple[str, int], ...] = ()  # ninja pools its edges use (name, depth)
     pool: str | None = None  # its rule's pool
     depfile: bool = False  # it writes <goal>.d, ninja folds it into its log (deps = gcc)
+    discovered: str | None = None  # with a depfile: the same dependencies, one a line, kept for the no-op stamp
     cache_refs: tuple[CacheRef, ...] = ()
     extra_implicit: Callable[[Target], tuple[str, ...]] = lambda target: ()  # per-target inputs (weights)
     extra_variables: Callable[[Target], tuple[tuple[str, str], ...]] = lambda target: ()  # e.g. a GPU pool

@@ -16,6 +16,9 @@ GRAPH = "graph.json"
 # Eager outputs for verification (a pickle in the cache), and the same cases as flat tensors for C++ consumers.
 REFERENCE = "reference.json"
 REFERENCE_IO = "reference_io.pt"
+# The depfile's dependencies again, one absolute path a line: ninja reads and removes the depfile, and the
+# no-op stamp (engine/noop_stamp.py) learns what an export depends on from here, never from ninja's deps log.
+DISCOVERED = "graph.deps"
 
 
 @dataclass(frozen=True)
@@ -56,5 +59,6 @@ KIND = Kind(
     inputs=(SPEC,), implicit=(layout.TOOLCHAIN_FILE, "compile.json"), extra_implicit=_weights,
     by_products=(REFERENCE, REFERENCE_IO), ran="exported", hit="action-cache hit", cost=2,
     depfile=True,  # every workspace .py the model imported: ninja folds it into its own log
+    discovered=DISCOVERED,
     cache_refs=(CacheRef(GRAPH, "program", "cas"), CacheRef(REFERENCE, "reference", "cas")),
 )

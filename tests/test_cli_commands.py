@@ -16,7 +16,8 @@ from aotbuild import cli, layout
 from aotbuild.actions import staging
 from aotbuild.cache.access import CacheAccess
 from aotbuild.cache.local import LocalStore
-from aotbuild.engine.build import LAST_BUILD_FILE, BuildResult, summary_line
+from aotbuild.engine.build import LAST_BUILD_FILE
+from aotbuild.reports.outcomes import BuildResult, summary_line
 from aotbuild.text import human_bytes, plural, table
 
 from .conftest import aotbuild, torch_tripwire, write

@@ -13,7 +13,7 @@ import pytest
 
 from aotbuild.actions.elf_deps import links_shared_cxx_runtime, needed_libraries
 from aotbuild import layout
-from aotbuild.engine.build import NEEDS_GPU
+from aotbuild.reports.outcomes import NEEDS_GPU
 from aotbuild.workspace.labels import parse_label
 from aotbuild.layout import TargetPaths
 from aotbuild.workspace.selection import named_explicitly

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aotbuild.engine.build import BuildResult, _crash_report, summary_line
+from aotbuild.engine.ninja_pass import _crash_report
+from aotbuild.reports.outcomes import BuildResult, summary_line
 
 FAULTHANDLER_LOG = """some warning
 Fatal Python error: Segmentation fault

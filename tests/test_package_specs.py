@@ -12,7 +12,7 @@ import ninja
 import pytest
 
 from aotbuild import layout, rules
-from aotbuild.engine import build as engine
+from aotbuild.engine import context as engine
 from aotbuild.engine import cache_hits
 from aotbuild.ninja import commands, logs
 from aotbuild.ninja.files import package_file, package_specs
@@ -72,7 +72,7 @@ def pretend_built(ws: Path, name: str) -> None:
         newest = max([*mtimes, *(os.stat(out / p).st_mtime_ns for p in (*edge.inputs, *edge.implicit))])
         deps = () if by_name[edge.rule].deps else None
         command = commands.command(by_name[edge.rule], edge, cache_hits.FILE_SCOPE)
-        logs.append(out / layout.NINJA_BUILDDIR, [logs.Finished(outputs, command, newest, deps,
+        logs.append(str(Path(ninja.BIN_DIR) / "ninja"), out / layout.NINJA_BUILDDIR, [logs.Finished(outputs, command, newest, deps,
                                                                 mtimes if deps is not None else ())])
 
 

@@ -17,7 +17,7 @@ import pytest
 from aotbuild import layout
 from aotbuild.actions import compile as compile_action
 from aotbuild.actions import export as export_action
-from aotbuild.engine import build as engine
+from aotbuild.engine import context as engine
 from aotbuild.planning import toolchain
 from aotbuild.planning.plan_index import read_plan, staleness
 from aotbuild.reports import test_report
@@ -133,7 +133,7 @@ def ws(tmp_path: Path) -> Path:
 
 
 def plan(root: Path):
-    return engine.ensure_plan(root, root / layout.OUT_DIR)[0]
+    return engine.ensure_plan(root, root / layout.OUT_DIR)
 
 
 def unwrapped(ninja_text: str) -> str:

@@ -13,7 +13,7 @@ import ninja
 import pytest
 
 from aotbuild import layout, rules
-from aotbuild.engine import build as engine
+from aotbuild.engine import context as engine
 from aotbuild.engine import output_checks
 from aotbuild.layout import TargetPaths
 from aotbuild.ninja.files import package_file, package_specs
@@ -120,7 +120,7 @@ def test_replanning_reads_the_index_once(ws: Path, monkeypatch: pytest.MonkeyPat
     real = engine.read_plan
     monkeypatch.setattr(engine, "read_plan", lambda out_dir: reads.append(out_dir) or real(out_dir))
     write(ws / "pkg" / "BUILD.aot.yaml", f"targets:\n  a: {TARGET}}}\n  b: {TARGET}}}\n")
-    assert "//pkg:b" in engine.ensure_plan(root, out)[0].targets
+    assert "//pkg:b" in engine.ensure_plan(root, out).targets
     assert len(reads) == 1
     # Another command planned meanwhile (plan.json replaced): then the index is read again under the lock.
     reads.clear()
@@ -128,5 +128,5 @@ def test_replanning_reads_the_index_once(ws: Path, monkeypatch: pytest.MonkeyPat
     plan = engine.read_plan(out)
     stale = engine.staleness(plan, root, out)
     (out / layout.PLAN_FILE).write_bytes((out / layout.PLAN_FILE).read_bytes() + b" ")
-    assert engine.replan(root, out, (seen, plan, stale))[0].targets == plan.targets
+    assert engine.replan(root, out, (seen, plan, stale)).targets == plan.targets
     assert len(reads) == 2

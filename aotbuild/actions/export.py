@@ -18,7 +18,7 @@ from aotbuild.errors import InfraError
 from aotbuild.fsutil import atomic_write, write_if_changed
 from aotbuild.hashing import key_of, pretty_json
 from aotbuild.rules.compile import SPEC as COMPILE_SPEC
-from aotbuild.rules.export import GRAPH, REFERENCE
+from aotbuild.rules.export import DISCOVERED, GRAPH, REFERENCE
 from aotbuild.rules.export import KIND as EXPORT
 
 MAX_DEPENDENCY_LISTS = 8
@@ -169,6 +169,8 @@ def write_outputs(ctx: ActionContext, result: dict[str, Any], flat_reference: by
     reference_io.materialize(flat_reference, ctx.target_dir, ctx.durable)
     # The depfile must name the output exactly as build.ninja does (relative to aot-out/).
     output = (ctx.target_dir / GRAPH).relative_to(ctx.out_dir).as_posix()
+    # Before the depfile: whenever ninja records these dependencies, this list holds them too.
+    write_if_changed(ctx.target_dir / DISCOVERED, "".join(f"{p}\n" for p in paths).encode(), ctx.durable)
     atomic_write(ctx.target_dir / f"{GRAPH}.d", f"{output}: {deps}\n".encode(), durable=ctx.durable)
 
 

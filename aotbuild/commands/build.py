@@ -13,8 +13,8 @@ from aotbuild.fsutil import atomic_write, check_writable
 from aotbuild.goals import BUILD_GOAL, TEST_GOAL
 from aotbuild.hashing import pretty_json
 from aotbuild.layout import TargetPaths
-from aotbuild.workspace.labels import parse_label
 from aotbuild.reports import remote_summary
+from aotbuild.reports.outcomes import NEEDS_GPU, BuildResult, summary_line
 
 
 def cmd_build(args: argparse.Namespace, goal: str) -> int:
@@ -37,13 +37,13 @@ def _check_report_path(text: str | None, flag: str) -> None:
         raise UserError(f"{flag} {text}: cannot write in {parent}: {e.strerror}\n  fix: name a writable path") from None
 
 
-def _build(args: argparse.Namespace, goal: str) -> engine.BuildResult:
+def _build(args: argparse.Namespace, goal: str) -> BuildResult:
     _check_report_path(args.report, "--report")
     _check_report_path(getattr(args, "junit_xml", None), "--junit-xml")
     _check_report_path(getattr(args, "json_report", None), "--json")
     request = engine.BuildRequest(args.patterns, goal, args.jobs, args.keep_going, args.explain, args.cache_dir,
                                   args.remote_cache, args.remote_upload, args.remote_required, args.shard,
-                                  args.workers)
+                                  args.workers, args.verbose)
     result = engine.build(request, Path.cwd())
     for error in result.config_errors:
         print(f"error: {error}", file=sys.stderr)
@@ -57,7 +57,7 @@ def _build(args: argparse.Namespace, goal: str) -> engine.BuildResult:
     else:
         for label, message in sorted(result.failures.items()):
             print(f"FAILED {label}: {message}", file=sys.stderr)
-    skipped = sorted(label for label, outcome in result.outcomes.items() if outcome == engine.NEEDS_GPU)
+    skipped = sorted(label for label, outcome in result.outcomes.items() if outcome == NEEDS_GPU)
     if skipped:
         print(f"note: {len(skipped)} CUDA target{'s' if len(skipped) != 1 else ''} skipped, no GPU here and not in "
               f"the cache: {', '.join(skipped)} (a GPU runner sharing the cache builds them; name one to make "
@@ -67,13 +67,14 @@ def _build(args: argparse.Namespace, goal: str) -> engine.BuildResult:
     remote = remote_summary.summarize(result.events)
     for line in remote_summary.lines(remote) if remote else []:
         print(line, file=sys.stderr if line.startswith("warning:") else sys.stdout)
-    print(engine.summary_line(result))
+    print(summary_line(result))
     if args.report:
         report = {"targets": result.outcomes, "failures": result.failures, "errors": result.config_errors,
                   "corrupt": result.corrupt, "remote": remote,
                   "actions": [{k: e[k] for k in ("label", "action", "outcome", "seconds", "phases", "worker") if k in e}
                               for e in result.events],
-                  "seconds": round(result.seconds, 3), "exit_code": result.exit_code}
+                  "seconds": round(result.seconds, 3), "exit_code": result.exit_code,
+                  "noop_stamp": result.noop_stamp}
         atomic_write(Path(args.report), pretty_json(report))
     return result
 
@@ -86,9 +87,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return result.exit_code
     ctx = result.context
     rows = []
-    # A no-op answered by the no-op memo names its targets by text only (engine/noop_memo.py).
-    labels = result.labels or [parse_label(text) for text in result.outcomes]
-    for label in labels:  # one at a time: timings need the machine to themselves
+    for label in result.labels:  # one at a time: timings need the machine to themselves
         target_dir = ctx.out_dir / TargetPaths(label).dir
         proc = subprocess.run([sys.executable, "-m", "aotbuild.actions.bench", str(target_dir), str(ctx.root),
                                str(args.warmup), str(args.repeats)], capture_output=True, text=True)

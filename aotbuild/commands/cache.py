@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from aotbuild.engine import build as engine
+from aotbuild.engine.context import open_workspace
 from aotbuild.errors import UserError
 from aotbuild.text import plural
 
@@ -34,7 +35,7 @@ def _age(text: str) -> float:
 def cmd_cache(args: argparse.Namespace) -> int:
     from aotbuild.cache.local import LocalStore
 
-    ctx = engine.open_workspace(Path.cwd(), args.cache_dir)
+    ctx = open_workspace(Path.cwd(), args.cache_dir)
     store = LocalStore(ctx.cache_dir)
     if args.cache_command == "path":
         print(ctx.cache_dir)

@@ -24,8 +24,37 @@ def cmd_clean() -> int:
 
 
 def cmd_plan() -> int:
-    from aotbuild.engine import build as engine
+    from aotbuild.engine.context import replan
 
     root = find_root(Path.cwd())
-    engine.replan(root, root / layout.OUT_DIR)
+    replan(root, root / layout.OUT_DIR)
     return 0
+
+
+def cmd_stamp() -> int:
+    """What the no-op stamp recorded, and which of its entries moved since (the reason ninja will run)."""
+    from aotbuild.engine import noop_stamp
+
+    out = find_root(Path.cwd()) / layout.OUT_DIR
+    snap = noop_stamp.read(out)
+    if snap is None:
+        print(f"aotbuild: no no-op stamp in {out / noop_stamp.STAMP_FILE}: the next build runs ninja "
+              "(a build that finds nothing to do writes one)")
+        return 0
+    paths = snap.paths
+    print(f"aotbuild: the no-op stamp records {len(paths.goals)} goals: {len(paths.files)} files by signature "
+          f"(mtime, ctime, size, inode), {len(paths.nodes)} by mtime, {len(paths.dirs)} directories by ctime")
+    for path in paths.files:
+        print(f"  file {path}")
+    moved = noop_stamp.moved(out, snap)
+    for path, recorded, now in moved[:20]:
+        print(f"moved: {path}: recorded {_shown(recorded)}, now {_shown(now)}")
+    if len(moved) > 20:
+        print(f"moved: ... and {len(moved) - 20} more")
+    if not moved:
+        print("aotbuild: every entry is as recorded: a build of these goals (or fewer) will not start ninja")
+    return 0
+
+
+def _shown(value: object) -> str:
+    return "missing" if value is None or value == -1 else str(value)

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from aotbuild.engine import build as engine
+from aotbuild.engine.context import open_workspace
 from aotbuild.layout import TargetPaths
 from aotbuild.ninja.runner import discovered_deps
 from aotbuild.rules.compile import ARTIFACTS, MANIFEST
@@ -16,7 +16,7 @@ from aotbuild.workspace.selection import select
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    ctx = engine.open_workspace(Path.cwd(), args.cache_dir)
+    ctx = open_workspace(Path.cwd(), args.cache_dir)
     plan = ctx.plan
     selection = select(plan, args.patterns, ctx.current_package)
     for error in selection.errors:

@@ -63,8 +63,9 @@ def resolve(root: Path, out_dir: Path, ninja: str, labels: list[Label], env: Map
     `ninja` is the binary that will run the build; `env` the environment its actions get (cache dir,
     events file, remote settings)."""
     builddir = out_dir / layout.NINJA_BUILDDIR
-    try:  # before any work: a ninja or a log we could not extend means no pass at all
-        logs.check_ninja(ninja, builddir)
+    if logs.refusal(ninja, builddir) is not None:
+        return 0  # a ninja outside the tested range: no pass at all
+    try:  # before any work: a log we could not extend means no pass at all
         logs.check_build_log(builddir / logs.BUILD_LOG)
         logs.read_deps_ids(builddir / logs.DEPS_LOG)
     except logs.FormatError:
@@ -87,7 +88,7 @@ def resolve(root: Path, out_dir: Path, ninja: str, labels: list[Label], env: Map
         # One sync for every output written above (the actions fsync each file: five per target), and before
         # the logs claim them done, so a crash cannot leave ninja trusting an output that never reached disk.
         os.sync()
-    logs.append(builddir, finished)
+    logs.append(ninja, builddir, finished)
     return sum(1 for _, complete in done if complete)
 
 

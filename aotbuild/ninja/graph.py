@@ -6,7 +6,6 @@ This layer knows rules, edges and pools, never what an action means: that lives 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TextIO
 
 from ninja import Writer
 
@@ -43,7 +42,6 @@ class BuildGraph:
     rules: dict[str, Rule] = field(default_factory=dict)
     pools: dict[str, int] = field(default_factory=dict)
     edges: list[Edge] = field(default_factory=list)
-    phonies: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _producers: dict[str, Edge] = field(default_factory=dict)
 
     def add_pool(self, name: str, depth: int) -> None:
@@ -62,15 +60,10 @@ class BuildGraph:
         if edge.rule not in self.rules:
             raise GraphError(f"edge for {edge.outputs} uses unknown rule '{edge.rule}'")
         for out in (*edge.outputs, *edge.implicit_outputs):
-            if out in self._producers or out in self.phonies:
+            if out in self._producers:
                 raise GraphError(f"two edges produce '{out}'")
             self._producers[out] = edge
         self.edges.append(edge)
-
-    def add_phony(self, name: str, inputs: tuple[str, ...]) -> None:
-        if name in self.phonies or name in self._producers:
-            raise GraphError(f"duplicate output '{name}'")
-        self.phonies[name] = inputs
 
     def write_declarations(self, w: Writer) -> None:
         """Pools, then rules: what a top-level build file declares for itself and its subninjas."""
@@ -81,19 +74,3 @@ class BuildGraph:
             w.rule(rule.name, rule.command, description=rule.description, depfile=rule.depfile, deps=rule.deps,
                    pool=rule.pool, restat=rule.restat, generator=rule.generator)
             w.newline()
-
-    def write(self, stream: TextIO, header: str = "") -> None:
-        w = Writer(stream, width=120)
-        if header:
-            w.comment(header)
-            w.newline()
-        self.write_declarations(w)
-        for edge in self.edges:
-            w.build(list(edge.outputs), edge.rule, inputs=list(edge.inputs), implicit=list(edge.implicit),
-                    order_only=list(edge.order_only), implicit_outputs=list(edge.implicit_outputs),
-                    variables=list(edge.variables))
-        w.newline()
-        for name, inputs in self.phonies.items():
-            w.build(name, "phony", inputs=list(inputs))
-        w.newline()
-        w.default("all")  # never build everything by accident: aotbuild always names what it wants

@@ -1,4 +1,6 @@
-"""Appending to ninja's own build log and deps log, so ninja counts edges finished outside it as done.
+"""The one module that touches ninja's private state: appending to its build log and deps log, so that ninja
+counts the edges the cache pass finished outside it as done (engine/cache_hits.py), and the version gate that
+every shortcut around ninja checks first.
 
 The formats are ninja 1.13's (src/build_log.cc, log v7 with rapidhash command hashes; src/deps_log.cc, deps v4).
 Any other version on disk is refused (FormatError): the caller then leaves every edge to ninja, which is
@@ -25,22 +27,25 @@ _SEED = 0xBDD89AA982704029
 _SECRET = (0x2D358DCCAA6C78A5, 0x8BB84B93962EACC9, 0x4B33A62ED433D4A3)
 
 
-NINJA_VERSIONS = ("1.13.",)  # whose formats these are; another ninja gets no entries from us
-VERSION_FILE = "ninja-version"  # in the builddir: the version check_ninja found, and for which binary
+# The ninja releases aotbuild is tested with: pyproject.toml pins the same range. With any other ninja every
+# shortcut around it is off (no-op stamp, cache pass): their proofs assume this release's behaviour.
+TESTED_RANGE = (1, 13)
+TESTED_PIN = "ninja>=1.13,<1.14"
+VERSION_FILE = "ninja-version"  # in the builddir: the version `refusal` found, and for which binary
 
 
 class FormatError(Exception):
-    """A log on disk that this module does not know how to extend."""
+    """A ninja, or a log on disk, that this module does not know how to extend."""
 
 
-def check_ninja(binary: str, builddir: Path | None = None) -> None:
-    """Raise FormatError unless `binary` is a ninja whose log formats this module writes. With `builddir`, the
-    answer is kept there for that very file (its path, size, mtime and inode): asking costs a process, which
-    each re-plan would otherwise start once more."""
+def refusal(binary: str, builddir: Path | None = None) -> str | None:
+    """The version gate: None for a ninja of the tested range, else why every shortcut is off. With
+    `builddir`, the answer is kept there for that very file (its path, size, mtime and inode): asking costs a
+    process, which each build would otherwise start once more."""
     try:
         st = os.stat(binary)
     except OSError as e:
-        raise FormatError(f"cannot ask {binary} for its version: {e}") from None
+        return f"cannot ask {binary} for its version: {e.strerror}"
     key = f"{binary}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0"
     try:
         kept = (builddir / VERSION_FILE).read_text() if builddir is not None else ""
@@ -54,8 +59,12 @@ def check_ninja(binary: str, builddir: Path | None = None) -> None:
             from aotbuild.fsutil import replace_unsynced
 
             replace_unsynced(builddir / VERSION_FILE, (key + version).encode())
-    if not version.startswith(NINJA_VERSIONS):
-        raise FormatError(f"ninja {version}: log formats unknown here")
+    parts = version.split(".")
+    if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit() and (
+            int(parts[0]), int(parts[1])) == TESTED_RANGE:
+        return None
+    return (f"ninja {version or '(no version)'} is outside the tested range ({TESTED_PIN}): "
+            "the no-op stamp and the cache pass are off")
 
 
 def _ask_version(binary: str) -> str:
@@ -63,8 +72,8 @@ def _ask_version(binary: str) -> str:
 
     try:
         return subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError) as e:
-        raise FormatError(f"cannot ask {binary} for its version: {e}") from None
+    except (OSError, subprocess.CalledProcessError):
+        return ""
 
 
 def _mix(a: int, b: int) -> int:
@@ -194,16 +203,18 @@ def _deps_record(out_id: int, mtime_ns: int, dep_ids: list[int]) -> bytes:
                        (mtime_ns >> 32) & 0xFFFFFFFF, *dep_ids)
 
 
-def append(builddir: Path, finished: Iterable[Finished]) -> None:
+def append(binary: str, builddir: Path, finished: Iterable[Finished]) -> None:
     """Record `finished` edges as ninja would after running them: deps first, then the build log (an edge
-    whose deps are recorded but whose command is not is still run by ninja; never the other way round)."""
+    whose deps are recorded but whose command is not is still run by ninja; never the other way round).
+    FormatError for a ninja outside the tested range or a log of another format."""
+    why = refusal(binary, builddir)
+    if why is not None:
+        raise FormatError(why)
     finished = list(finished)
     build_log, deps_log = builddir / BUILD_LOG, builddir / DEPS_LOG
     check_build_log(build_log)
     records = bytearray()
     ids: dict[str, int] = {}
-    # Without deps to record (the generator's restat after a re-plan) the deps log is not even read: its
-    # records for 10,000 targets take 0.3 s to read.
     if any(edge.deps is not None for edge in finished):
         ids = read_deps_ids(deps_log)
         if not deps_log.exists() or deps_log.stat().st_size == 0:

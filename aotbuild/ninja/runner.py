@@ -9,25 +9,23 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from aotbuild import layout
-from aotbuild.engine.interrupts import forwarded
+from aotbuild.interrupts import forwarded
 
 
-def _ninja(binary: str, out_dir: Path, manifest: str = layout.NINJA_FILE) -> list[str]:
+def _ninja(binary: str, out_dir: Path) -> list[str]:
     """ninja run from aot-out/ on aotbuild's build file, which lives in the state dir, apart from targets."""
-    return [binary, "-C", str(out_dir), "-f", manifest]
+    return [binary, "-C", str(out_dir), "-f", layout.NINJA_FILE]
 
 
 def run_ninja(binary: str, out_dir: Path, goals: list[str], *, jobs: int | None, keep_going: bool, explain: bool,
-              env: Mapping[str, str], pass_fds: tuple[int, ...] = (), log: Path | None = None,
-              manifest: str = layout.NINJA_FILE) -> int:
+              env: Mapping[str, str], pass_fds: tuple[int, ...] = (), log: Path | None = None) -> int:
     """Run ninja with our stdout/stderr so a terminal gets its live status line; returns its exit code.
 
     With `log`, its output goes to that file instead, for a pass whose expected failures are not news.
     `binary` is the `ninja` package's executable, recorded in the plan (importing the package costs 10 ms).
     A signal to the CLI stops ninja and every action (interrupts.forwarded), then raises Interrupted;
-    `pass_fds` are inherited by ninja and its actions (the workspace lock and the cache lease). `manifest`:
-    another ninja file than build.ninja, relative to aot-out/ (engine/scoped_run.py)."""
-    cmd = _ninja(binary, out_dir, manifest)
+    `pass_fds` are inherited by ninja and its actions (the workspace lock and the cache lease)."""
+    cmd = _ninja(binary, out_dir)
     if jobs is not None:
         cmd += ["-j", str(jobs)]
     if keep_going:
@@ -69,22 +67,3 @@ def discovered_deps(binary: str, out_dir: Path, outputs: list[str]) -> dict[str,
         elif line.strip() and current in found:
             found[current].append(line.strip())
     return found
-
-
-def restat(binary: str, out_dir: Path, *outputs: str) -> None:
-    """Tell ninja's log the generator edge's outputs are as new as they are now, after aotbuild re-planned by
-    itself; a no-op before ninja's first run. (`ninja -t restat` cannot: it ignores builddir and looks for
-    aot-out/.ninja_log.) A generator edge's command hash is never compared, only its log mtime, which must not
-    be older than the BUILD files, or ninja would plan once more. Another ninja log format: left alone, which
-    costs one extra (no-op) plan, never correctness."""
-    from aotbuild.ninja import logs
-
-    builddir = out_dir / layout.NINJA_BUILDDIR
-    if not (builddir / logs.BUILD_LOG).exists():
-        return
-    try:
-        logs.check_ninja(binary, builddir)
-        mtime = max(os.stat(out_dir / o).st_mtime_ns for o in outputs)
-        logs.append(builddir, [logs.Finished(tuple(outputs), "aotbuild plan (generator)", mtime)])
-    except (logs.FormatError, FileNotFoundError):
-        pass

@@ -78,10 +78,6 @@ class Plan:
         return [Label(p, name) for p, e in self.packages.items() for name in e.targets]
 
     @cached_property
-    def broken_labels(self) -> list[Label]:
-        return [Label(p, name) for p, e in self.packages.items() for name in e.broken_targets]
-
-    @cached_property
     def broken(self) -> dict[str, str]:
         """package -> error text, for BUILD files that are unusable as a whole."""
         return {p: e.broken for p, e in self.packages.items() if e.broken is not None}

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aotbuild.engine.build import NEEDS_GPU, BuildResult
 from aotbuild.fsutil import atomic_write
 from aotbuild.hashing import pretty_json
 from aotbuild.planning.plan_index import Plan
+from aotbuild.reports.outcomes import NEEDS_GPU, BuildResult
 from aotbuild.rules.verify import KIND as VERIFY
 from aotbuild.text import plural
 

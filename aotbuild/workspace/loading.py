@@ -1,4 +1,4 @@
-"""Loading a workspace: WORKSPACE.aot.yaml and every BUILD.aot.yaml parsed into targets (only when re-planning)."""
+"""Loading a workspace: WORKSPACE.aot.yaml and BUILD.aot.yaml files parsed into targets (only when re-planning)."""
 
 from __future__ import annotations
 
@@ -7,33 +7,10 @@ from pathlib import Path
 
 from aotbuild import layout
 from aotbuild.errors import LabelError, Location, TargetError
-from aotbuild.workspace.discovery import WORKSPACE_FILE, discover_packages
+from aotbuild.workspace.discovery import WORKSPACE_FILE
 from aotbuild.workspace.labels import Label, parse_pattern
 from aotbuild.workspace.schema import Target, WorkspaceConfig, parse_build_file, parse_workspace
 from aotbuild.workspace.yaml_source import load_yaml, parse_yaml
-
-
-@dataclass
-class Workspace:
-    """A loaded workspace: its config, every package, and the targets of each package that parsed."""
-
-    root: Path
-    config: WorkspaceConfig
-    packages: list[str] = field(default_factory=list)
-    targets: dict[str, list[Target]] = field(default_factory=dict)
-    broken: dict[str, TargetError] = field(default_factory=dict)  # package -> why its BUILD file failed
-    broken_targets: dict[Label, TargetError] = field(default_factory=dict)  # one bad target, siblings fine
-    weights: set[str] = field(default_factory=set)  # every weights file named, found or not
-
-    def build_files(self) -> list[str]:
-        """Workspace-relative paths of every file the plan was made from."""
-        return [WORKSPACE_FILE] + [layout.build_file(p) for p in self.packages]
-
-    def weights_files(self) -> list[str]:
-        return sorted(self.weights)
-
-    def all_targets(self) -> list[Target]:
-        return [t for p in self.packages for t in self.targets.get(p, [])]
 
 
 @dataclass
@@ -73,21 +50,6 @@ def load_package(root: Path, package: str, config: WorkspaceConfig, text: str | 
         except TargetError as e:
             result.broken_targets[target.label] = e
     return result
-
-
-def load_workspace(root: Path) -> Workspace:
-    """Parse every package. A broken package is recorded, not fatal: builds that don't need it go on."""
-    config = load_config(root)
-    ws = Workspace(root, config, discover_packages(root, config.ignore))
-    for package in ws.packages:
-        loaded = load_package(root, package, config)
-        if loaded.broken is not None:
-            ws.broken[package] = loaded.broken
-            continue
-        ws.targets[package] = loaded.targets
-        ws.broken_targets.update(loaded.broken_targets)
-        ws.weights |= loaded.weights
-    return ws
 
 
 def _check_package_name(package: str, file: str) -> None:
