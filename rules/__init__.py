@@ -69,7 +69,7 @@ class Kind:
 
     def rule(self, python: str) -> Rule:
         from aotbuild.ninja.graph import Rule  # planning only: the engine and actions read declarations
-        from aotbuild.workers.command import action_command
+        from aotbuild.action_command import action_command
 
         # A warm worker's small client runs the action (the same command with --no-workers: it execs it then).
         return Rule(self.rule_name, action_command(python, f"aotbuild.actions.{self.name}", "$spec"), f"{self.name} $label",

@@ -10,7 +10,7 @@ from pathlib import Path
 from aotbuild import rules
 from aotbuild.engine import cache_hits, cache_pass
 from aotbuild.ninja import commands, spec_edges
-from aotbuild.ninja.files import edge_text, package_file
+from aotbuild.planning.ninja_files import edge_text, package_file
 from aotbuild.planning.planner import python_command
 from aotbuild.planning.plan_index import read_plan
 from aotbuild.workspace.loading import load_config, load_package

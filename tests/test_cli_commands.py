@@ -14,6 +14,7 @@ import pytest
 
 from aotbuild import cli, layout
 from aotbuild.actions import staging
+from aotbuild.cache import compiler_temp
 from aotbuild.cache.access import CacheAccess
 from aotbuild.cache.local import LocalStore
 from aotbuild.engine.build import LAST_BUILD_FILE
@@ -34,6 +35,7 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("AOTBUILD_CACHE_DIR", str(tmp_path / "cache"))
     # gc looks for running compiles in the staging dir; this machine's real one belongs to other builds.
     monkeypatch.setattr(staging, "BASE", tmp_path / "staging")
+    monkeypatch.setattr(compiler_temp, "BASE", staging.BASE)  # where `cache` commands look for it
     return root
 
 

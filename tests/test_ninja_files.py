@@ -8,7 +8,7 @@ import io
 import ninja
 import pytest
 
-from aotbuild.ninja.files import edge_text, package_file, package_id
+from aotbuild.planning.ninja_files import edge_text, package_file, package_id
 from aotbuild.ninja.graph import Edge
 
 EDGES = [

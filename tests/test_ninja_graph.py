@@ -8,7 +8,7 @@ import pytest
 
 from ninja import Writer
 
-from aotbuild.ninja.files import edge_text
+from aotbuild.planning.ninja_files import edge_text
 from aotbuild.ninja.graph import BuildGraph, Edge, GraphError, Rule
 
 

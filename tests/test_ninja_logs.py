@@ -73,7 +73,7 @@ def test_commands_equal_ninjas_own_evaluation(tmp_path: Path) -> None:
     """The rule and edge objects, written with ninja's Writer, evaluate to what `ninja -t commands` prints."""
     import ninja
 
-    from aotbuild.ninja.files import edge_text
+    from aotbuild.planning.ninja_files import edge_text
     from aotbuild.ninja.graph import BuildGraph
 
     graph = BuildGraph()

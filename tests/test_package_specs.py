@@ -15,7 +15,7 @@ from aotbuild import layout, rules
 from aotbuild.engine import context as engine
 from aotbuild.engine import cache_hits
 from aotbuild.ninja import commands, logs
-from aotbuild.ninja.files import package_file, package_specs
+from aotbuild.planning.ninja_files import package_file, package_specs
 from aotbuild.planning.planner import python_command
 from aotbuild.workspace.labels import Label
 from aotbuild.workspace.loading import load_config, load_package

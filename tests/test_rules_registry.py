@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from aotbuild import rules
-from aotbuild.ninja.files import package_ninja
+from aotbuild.planning.ninja_files import package_ninja
 from aotbuild.workspace.labels import Label
 from aotbuild.workspace.target import Target
 

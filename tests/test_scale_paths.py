@@ -16,7 +16,7 @@ from aotbuild import layout, rules
 from aotbuild.engine import context as engine
 from aotbuild.engine import output_checks
 from aotbuild.layout import TargetPaths
-from aotbuild.ninja.files import package_file, package_specs
+from aotbuild.planning.ninja_files import package_file, package_specs
 from aotbuild.workspace.labels import Label
 
 from .conftest import aotbuild, write

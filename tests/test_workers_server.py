@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from aotbuild.workers import client
-from aotbuild.workers.command import CLIENT
+from aotbuild.action_command import CLIENT
 
 pytestmark = pytest.mark.torch
 

@@ -29,10 +29,10 @@ from pathlib import Path
 
 import filelock
 
+from aotbuild.cache.compiler_temp import BASE, temp_lock_path
 from aotbuild.errors import InfraError
 from aotbuild.planning.toolchain import cpu_isa
 
-BASE = Path("/tmp") / f"aotbuild-{os.getuid()}"
 KEY_CHARS = 24  # enough to never collide in one machine's /tmp, short enough for readable compiler lines
 
 
@@ -93,11 +93,6 @@ def torch_imported_through_link() -> Iterator[None]:
     import torch  # noqa: F401
 
     yield
-
-
-def temp_lock_path() -> Path:
-    """Compiles hold this lock shared while they use BASE/tmp; `cache gc` empties BASE/tmp only exclusively."""
-    return BASE / "tmp.lock"
 
 
 @contextmanager

@@ -15,6 +15,9 @@ from pathlib import Path
 from aotbuild.cache.access import live_leases
 from aotbuild.cache.local import LocalStore
 
+# Every compile of this user stages under here (actions/staging.py), whatever its cache root.
+BASE = Path("/tmp") / f"aotbuild-{os.getuid()}"
+
 # staging.py points $TMPDIR of every compile of this user there, whatever its cache root (the headers' path is on
 # every compiler line, so one fixed path keeps artifacts byte-identical across cache roots). It is no cache entry: nothing points at it and a compile recreates what it needs (a few seconds for the
 # headers), so gc empties it whole, before evicting any entry, when the size budget needs room or nothing has
@@ -27,9 +30,12 @@ class Usage:
     last_used: float | None  # newest mtime in the tree (dirs too: the compiler's temp files come and go)
 
 
-def temp_dir() -> Path:
-    from aotbuild.actions.staging import BASE  # no torch: staging imports it only inside a compile
+def temp_lock_path() -> Path:
+    """Compiles hold this lock shared while they use BASE/tmp; `cache gc` empties BASE/tmp only exclusively."""
+    return BASE / "tmp.lock"
 
+
+def temp_dir() -> Path:
     return BASE / "tmp"
 
 
@@ -54,8 +60,6 @@ def _no_compile_staging(cache_root: Path) -> Iterator[bool]:
     if live_leases(cache_root / "v1").since is not None:
         yield False
         return
-    from aotbuild.actions.staging import temp_lock_path
-
     try:
         fd = os.open(temp_lock_path(), os.O_RDWR)
     except FileNotFoundError:

@@ -62,7 +62,7 @@ def gc(store: LocalStore, max_bytes: int | None, max_age_s: float | None, now: f
     """Evict least-recently-used entries beyond `max_bytes` or older than `max_age_s`; skip locked ones and
     count those a running build may use in store.skipped_in_use."""
     from aotbuild.cache.access import live_leases
-    from aotbuild.engine.output_checks import referenced_entries
+    from aotbuild.cache.workspace_refs import referenced_entries
 
     now = time.time() if now is None else now
     # Never evicted while a build runs: entries used since the oldest running build started (a program it

@@ -47,7 +47,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
         usage = json.loads(last.read_text()) if last.exists() else None
         print("\n".join(stats_lines(store.stats(), compiler_temp.usage().bytes, usage)))
     elif args.cache_command == "verify":
-        from aotbuild.engine.output_checks import repair_mismatched, target_dirs
+        from aotbuild.cache.workspace_refs import target_dirs
+        from aotbuild.engine.output_checks import repair_mismatched
 
         corrupt = store.verify()
         for name in corrupt:

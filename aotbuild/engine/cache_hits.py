@@ -30,9 +30,10 @@ from aotbuild.actions import dependencies
 from aotbuild.actions import export as export_action
 from aotbuild.actions.runtime import ActionContext, open_store
 from aotbuild.fsutil import replace_if_changed_unsynced
-from aotbuild.ninja import commands, files, logs, spec_edges
+from aotbuild.ninja import commands, logs, spec_edges
 from aotbuild.ninja.graph import Edge, Rule
 from aotbuild.planning import dist_stamps
+from aotbuild.planning import ninja_files as files
 from aotbuild.rules import compile as compile_rule
 from aotbuild.rules import export as export_rule
 from aotbuild.workspace import settings
@@ -40,7 +41,7 @@ from aotbuild.workspace.labels import Label
 from aotbuild.workspace.target import Target
 
 THREADS = 8  # mostly waiting: fsync (5 a target, as the actions do), small file operations, remote round trips
-FILE_SCOPE = {"builddir": layout.NINJA_BUILDDIR}  # build.ninja's top-level variables (ninja/files.py)
+FILE_SCOPE = {"builddir": layout.NINJA_BUILDDIR}  # build.ninja's top-level variables (planning/ninja_files.py)
 _DEPFILE_UNSAFE = frozenset("\\$#:\t\r")
 
 

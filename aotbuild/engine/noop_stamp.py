@@ -80,7 +80,7 @@ def paths_for(out_dir: Path, plan: Plan, labels: Sequence[Label], goals: Sequenc
     """Everything ninja's decision for `goals` (the `goal_kind` goals of `labels`) and the checks before it
     read: the spec edge, each kind's edge up to the goal, the generator edges, and the discovered deps."""
     from aotbuild import rules
-    from aotbuild.ninja.files import package_file, package_specs
+    from aotbuild.planning.ninja_files import package_file, package_specs
 
     kinds = _chain_kinds(goal_kind)
     with_targets = [p for p, e in plan.packages.items() if e.targets]

@@ -13,9 +13,8 @@ import time
 from dataclasses import dataclass
 
 from aotbuild.hashing import sha256_bytes
+from aotbuild.workspace.discovery import MAX_SOURCE_BYTES  # noqa: F401 - planning's name for it
 
-# A BUILD file describes targets; megabytes of YAML are a mistake or an attack, and would stall planning.
-MAX_SOURCE_BYTES = 1 << 20
 # Timestamps come from a coarse clock (a jiffy, up to 10 ms); a second of margin covers it with room to spare.
 RACY_NS = 1_000_000_000
 

@@ -19,7 +19,7 @@ import ninja
 from aotbuild import __version__, layout, rules
 from aotbuild.errors import Location, TargetError
 from aotbuild.fsutil import replace_if_changed_unsynced, replace_unsynced
-from aotbuild.ninja.files import (PACKAGES_DIR, package_file, package_ninja, package_specs, package_specs_text,
+from aotbuild.planning.ninja_files import (PACKAGES_DIR, package_file, package_ninja, package_specs, package_specs_text,
                                   top_ninja)
 from aotbuild.planning.file_state import MAX_SOURCE_BYTES, FileState, read_state
 from aotbuild.planning.plan_index import PackageEntry, Plan, Staleness, encode_plan, watch_state

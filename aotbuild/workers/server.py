@@ -27,25 +27,11 @@ from pathlib import Path
 
 from aotbuild.fsutil import replace_unsynced, unlink_quiet
 from aotbuild.workers.client import WARM_FAILED_SUFFIX
+from aotbuild.workers.warm import preload
 
 IDLE_VAR = "AOTBUILD_WORKER_IDLE_S"
 DEFAULT_IDLE_S = 10.0
 MAX_REQUEST = 1 << 24
-# Imported before forking; whatever an action imports beyond these it imports itself (correct, only slower).
-PRELOAD = (
-    "torch", "torch.export", "torch._dynamo", "torch._functorch.aot_autograd", "torch._inductor",
-    "torch._inductor.compile_fx", "torch._inductor.lowering", "torch._inductor.graph", "torch._inductor.scheduler",
-    "torch._inductor.codecache", "torch._inductor.cpp_builder", "torch._inductor.codegen.cpp",
-    "torch._inductor.codegen.cpp_wrapper_cpu", "torch._inductor.package", "torch._export.serde.serialize",
-    "torch.fx.experimental.symbolic_shapes", "torch.utils._pytree",
-    # Not the action modules themselves: each runs as __main__, as `python -m` would run it.
-    "aotbuild.actions.runtime", "aotbuild.actions.artifacts", "aotbuild.actions.dependencies",
-    "aotbuild.actions.reference_io", "aotbuild.actions.example_inputs", "aotbuild.actions.model_loader",
-    "aotbuild.actions.interface", "aotbuild.actions.graph_hash", "aotbuild.actions.signature_check",
-    "aotbuild.actions.option_check", "aotbuild.actions.isa_probe",
-)
-
-
 def _bind(path: str) -> socket.socket:
     """Listen at `path`; the client that started us holds the start lock, so a file there is a dead server's."""
     unlink_quiet(Path(path))
@@ -62,74 +48,6 @@ def _bind_over(path: str) -> socket.socket:
     sock = _bind(tmp)
     os.rename(tmp, path)
     return sock
-
-
-def preload() -> None:
-    """torch as a compile imports it (through the staging links), then the modules actions use."""
-    import importlib
-
-    from aotbuild.actions import staging
-
-    # torch.cuda.is_available()/device_count() arm CUDA's fork guard (every forked child then fails its first
-    # CUDA call, even inductor's device probe in a CPU compile) unless they ask NVML instead of the driver.
-    os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"
-    os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(str(staging.BASE), "workers", f"inductor-{os.getpid()}")
-    with staging.torch_imported_through_link():
-        for name in PRELOAD:
-            try:
-                importlib.import_module(name)
-            except ImportError as e:  # an older torch lacks one: the action imports what it needs itself
-                print(f"preload: {name}: {e}", file=sys.stderr, flush=True)
-    _warm_inductor()
-    import torch
-
-    if torch.cuda.is_initialized():
-        raise RuntimeError("CUDA was initialized while preloading: forked actions could not use it")
-    if _children_in_bad_fork():
-        raise RuntimeError("CUDA's fork guard was armed while preloading: forked actions could not use CUDA")
-
-
-def _children_in_bad_fork() -> bool:
-    """Whether a forked child would be refused CUDA: fork one that reports torch's own flag (no CUDA init)."""
-    import torch
-
-    pid = os.fork()
-    if pid == 0:
-        os._exit(1 if torch.cuda._is_in_bad_fork() else 0)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status) != 0
-
-
-def _warm_inductor() -> None:
-    """Inductor's one-time setup of a machine, done while this server already serves (exports need none of
-    it; a compile that asks waits for what it needs): which vector ISAs this CPU and compiler support
-    (answered once per toolchain on disk, actions/isa_probe.py), then the precompiled headers a CPU compile
-    uses (actions/precompiled_headers.py). In a forked child: both run threads and compilers, and a process
-    with threads must not fork the actions."""
-    if os.fork() != 0:
-        return  # reaped with the actions' children (an unknown pid there)
-    # Inductor builds the probe libraries in its cache dir: one of our own, which the server's idle exit
-    # (it removes its own) cannot pull from under a probe still running.
-    scratch = os.environ["TORCHINDUCTOR_CACHE_DIR"] + "-isa"
-    os.environ["TORCHINDUCTOR_CACHE_DIR"] = scratch
-    try:
-        from aotbuild.actions import isa_probe, precompiled_headers, staging
-
-        def probe() -> None:
-            isa_probe.remember(staging.BASE)
-            isa_probe.load_probes_without_torch()
-            isa_probe.probe_concurrently()
-
-        for step, run in (("CPU ISA probe", probe),
-                          ("precompiled headers", precompiled_headers.build_cpu_headers)):
-            try:
-                with staging.using_temp_space():  # `cache gc` leaves the headers' dir alone meanwhile
-                    run()
-            except Exception as e:  # noqa: BLE001 - only a head start: each compile can still do it itself
-                print(f"preload: {step}: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-        os._exit(0)
 
 
 def _read_request(conn: socket.socket) -> tuple[dict, list[int]]:

@@ -10,6 +10,8 @@ from aotbuild.errors import UserError
 
 WORKSPACE_FILE = "WORKSPACE.aot.yaml"
 BUILD_FILE = "BUILD.aot.yaml"
+# A BUILD file describes targets; megabytes of YAML are a mistake or an attack, and would stall planning.
+MAX_SOURCE_BYTES = 1 << 20
 
 
 def find_root(start: Path) -> Path:

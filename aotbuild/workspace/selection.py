@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from operator import attrgetter
+from typing import TYPE_CHECKING
 
 from aotbuild.errors import LabelError
-from aotbuild.planning.plan_index import Plan
 from aotbuild.workspace.labels import Label, Pattern, parse_label, parse_pattern, resolve
+
+if TYPE_CHECKING:
+    from aotbuild.planning.plan_index import Plan
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import yaml
 
 from aotbuild.errors import Location, TargetError
-from aotbuild.planning.file_state import MAX_SOURCE_BYTES
+from aotbuild.workspace.discovery import MAX_SOURCE_BYTES
 
 _IMPLICIT = yaml.SafeLoader.yaml_implicit_resolvers  # first character -> [(tag, regexp)], YAML 1.1's
 _ANY_START = _IMPLICIT.get(None, [])

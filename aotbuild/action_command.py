@@ -1,11 +1,11 @@
-"""The ninja command of an action: a tiny client that runs `python -m <module> <args>` in a warm worker."""
+"""The ninja command of an action (rules/ spells it; workers/ runs it): a tiny client that runs `python -m <module> <args>` in a warm worker."""
 
 from __future__ import annotations
 
 import shlex
 from pathlib import Path
 
-CLIENT = Path(__file__).with_name("client.py")
+CLIENT = Path(__file__).with_name("workers") / "client.py"
 
 
 def action_command(python: str, module: str, *args: str) -> str:
