@@ -11,8 +11,7 @@ from pathlib import Path
 import ninja
 import pytest
 
-from aotbuild.ninja import commands, logs, spec_edges
-from aotbuild.ninja.graph import Edge, Rule
+from aotbuild.ninja import logs, runner
 
 NINJA = str(Path(ninja.BIN_DIR) / "ninja")
 
@@ -45,63 +44,17 @@ def test_rapidhash_is_the_hash_ninja_logs(tmp_path: Path) -> None:
     assert {f"o{i}": format(logs.rapidhash(c.encode()), "x") for i, c in enumerate(COMMANDS)} == hashes
 
 
-@pytest.mark.parametrize("path,escaped", [
-    ("pkg/@m0/export.json", "'pkg/@m0/export.json'"),
-    ("plain/path_+-.json", "plain/path_+-.json"),
-    ("it's", "'it'\\''s'"),
-    ("a b", "'a b'"),
-])
-def test_shell_escape_follows_ninja(path: str, escaped: str) -> None:
-    assert commands.shell_escape(path) == escaped
+def test_ninja_answers_each_edge_s_command_once(tmp_path: Path) -> None:
+    (tmp_path / ".aotbuild").mkdir()
+    (tmp_path / ".aotbuild" / "build.ninja").write_text("rule r\n  command = echo $out $$HOME 'q'\nbuild a b: r\nbuild c: r\n")
+    assert runner.commands(NINJA, tmp_path, ["a", "c"]) == ["echo a b $HOME 'q'", "echo c $HOME 'q'"]
+    assert runner.commands(NINJA, tmp_path, ["a", "nowhere"]) is None
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("a$$b", "a$b"), ("a$ b", "a b"), ("a$:b", "a:b"), ("x $\n    y", "x y"), ("$v.x", "V.x"), ("${v}x", "Vx"),
-    ("${v.x}", "W"),
-])
-def test_evaluate_follows_ninjas_lexer(text: str, expected: str) -> None:
-    assert commands.evaluate(text, {"v": "V", "v.x": "W"}.__getitem__) == expected
-
-
-@pytest.mark.parametrize("text", ["a$", "a$!b", "${unclosed"])
-def test_evaluate_refuses_what_ninja_rejects(text: str) -> None:
-    with pytest.raises(commands.Unevaluable):
-        commands.evaluate(text, lambda name: "")
-
-
-def test_commands_equal_ninjas_own_evaluation(tmp_path: Path) -> None:
-    """The rule and edge objects, written with ninja's Writer, evaluate to what `ninja -t commands` prints."""
-    import ninja
-
-    from aotbuild.planning.ninja_files import edge_text
-    from aotbuild.ninja.graph import BuildGraph
-
-    graph = BuildGraph()
-    rules = [Rule("tool", f"{sys.executable} -m tool $spec --out $out --in $in", "tool $label", restat=True,
-                  depfile="$out.d", deps="gcc"),
-             spec_edges.rule(),
-             Rule("indirect", "echo ${flags} $builddir/x", "indirect")]
-    for rule in rules:
-        graph.add_rule(rule)
-    edges = [Edge("tool", ("pkg/@t/graph.json",), ("pkg/@t/export.json", "it's here"), ("side",),
-                  implicit_outputs=("pkg/@t/extra",), variables=(("spec", "pkg/@t/export.json"), ("label", "//pkg:t"))),
-             spec_edges.edge("//pkg:t", ["pkg/@t/export.json", "pkg/@t/compile.json"], ".aotbuild/pkgs/a~b.specs"),
-             Edge("indirect", ("ind",), variables=(("flags", "-a$ -b $builddir"),))]
-    for edge in edges:
-        graph.add_edge(edge)
-    with open(tmp_path / "build.ninja", "w") as f:
-        f.write("builddir = state\n")
-        graph.write_declarations(ninja.Writer(f))
-        f.write("".join(map(edge_text, graph.edges)))
-    for edge in edges:
-        expected = _ninja(tmp_path, "-t", "commands", "-s", edge.outputs[0]).rstrip("\n")
-        assert commands.command(graph.rules[edge.rule], edge, {"builddir": "state"}) == expected
-
-
-def test_unknown_variables_are_unevaluable() -> None:
-    rule = Rule("r", "run $nowhere", "r")
-    with pytest.raises(commands.Unevaluable):
-        commands.command(rule, Edge("r", ("o",)), {})
+@pytest.mark.parametrize("path", ["a//b", "a/./b", "a/../b", "./a", "a/", "a\tb", ""])
+def test_paths_the_logs_cannot_hold_are_refused(path: str) -> None:
+    with pytest.raises(logs.FormatError):
+        logs.check_path(path)
 
 
 DEPS_RULES = """

@@ -14,7 +14,7 @@ import pytest
 from aotbuild import layout, rules
 from aotbuild.engine import context as engine
 from aotbuild.engine import cache_hits
-from aotbuild.ninja import commands, logs
+from aotbuild.ninja import logs, runner
 from aotbuild.planning.ninja_files import package_file, package_specs
 from aotbuild.planning.planner import python_command
 from aotbuild.workspace.labels import Label
@@ -71,9 +71,10 @@ def pretend_built(ws: Path, name: str) -> None:
         mtimes = tuple(os.stat(out / p).st_mtime_ns for p in outputs)
         newest = max([*mtimes, *(os.stat(out / p).st_mtime_ns for p in (*edge.inputs, *edge.implicit))])
         deps = () if by_name[edge.rule].deps else None
-        command = commands.command(by_name[edge.rule], edge, cache_hits.FILE_SCOPE)
-        logs.append(str(Path(ninja.BIN_DIR) / "ninja"), out / layout.NINJA_BUILDDIR, [logs.Finished(outputs, command, newest, deps,
-                                                                mtimes if deps is not None else ())])
+        binary = str(Path(ninja.BIN_DIR) / "ninja")
+        (command,) = runner.commands(binary, out, [outputs[0]])
+        logs.append(binary, out / layout.NINJA_BUILDDIR,
+                    [logs.Finished(outputs, command, newest, deps, mtimes if deps is not None else ())])
 
 
 def test_the_specs_file_holds_every_spec_file_of_the_package_exactly(tmp_path: Path) -> None:

@@ -9,9 +9,8 @@ from pathlib import Path
 
 from aotbuild.engine.context import open_workspace
 from aotbuild.layout import TargetPaths
-from aotbuild.ninja.runner import discovered_deps
 from aotbuild.rules.compile import ARTIFACTS, MANIFEST
-from aotbuild.rules.export import KIND as EXPORT
+from aotbuild.rules.export import DISCOVERED
 from aotbuild.workspace.selection import select
 
 
@@ -26,17 +25,22 @@ def cmd_query(args: argparse.Namespace) -> int:
             print("\n".join(map(str, selection.labels)))
         return 2 if selection.errors else 0
     rows = []
-    exports = [plan.targets[str(label)]["goals"][EXPORT.name] for label in selection.labels]
-    deps = discovered_deps(plan.ninja, ctx.out_dir, exports) if exports else {}
-    for label, export_goal in zip(selection.labels, exports):
+    for label in selection.labels:
         paths = TargetPaths(label)
         outputs = {ext: str(ctx.out_dir / paths.dir / paths.alias(ext)) for ext in ARTIFACTS}
         rows.append({"label": str(label), "tags": plan.targets[str(label)]["tags"], "outputs": {
             **outputs, "manifest": str(ctx.out_dir / paths.file(MANIFEST))},
             # What the last export imported (workspace files, distribution stamps); empty before a build.
-            "deps": [_workspace_relative(d, ctx.root) for d in deps.get(export_goal, [])]})
+            "deps": [_workspace_relative(d, ctx.root) for d in _discovered(ctx.out_dir / paths.file(DISCOVERED))]})
     print(json.dumps(rows, indent=2))
     return 2 if selection.errors else 0
+
+
+def _discovered(sidecar: Path) -> list[str]:
+    try:
+        return sidecar.read_text().splitlines()
+    except FileNotFoundError:
+        return []
 
 
 def _workspace_relative(path: str, root: Path) -> str:

@@ -1,15 +1,15 @@
-"""The cache pass's work (see engine/cache_pass.py): selected targets resolved from the cache in-process.
+"""The cache pass (engine/build.py runs it before ninja): selected targets resolved from the cache in-process.
 
 A fresh checkout with a warm cache used to start two Python processes per target (export, compile) that each
 only found a cache hit, plus small shell processes for the spec files: minutes for 1,000 targets. Here the
 target's edges are run in-process by the same code the actions run on a hit (export.from_cache,
 compile.from_cache: same keys, same layered store, same outputs, byte for byte), on a few threads for fsync
-and the remote's latency. Each edge that completes is then recorded in ninja's build log (its exact command's
-hash) and, for the export, its deps log, as ninja would record it, so ninja finds those edges up to date and
+and the remote's latency. Each edge that completes is then recorded in ninja's build log (the hash of its
+command as `ninja -t commands` prints it) and, for the export, its deps log, as ninja would record it, so ninja finds those edges up to date and
 runs only what is left.
 
 Nothing here can make a build wrong: an edge it cannot prove done (a miss, a bad blob, a remote error, a
-command it cannot evaluate, a log format it does not know) is left to ninja and the normal action path,
+path its logs cannot hold, a ninja or log format outside the tested range) is left to ninja and the normal action path,
 which then does the work and reports any error itself.
 """
 
@@ -30,8 +30,8 @@ from aotbuild.actions import dependencies
 from aotbuild.actions import export as export_action
 from aotbuild.actions.runtime import ActionContext, open_store
 from aotbuild.fsutil import replace_if_changed_unsynced
-from aotbuild.ninja import commands, logs, spec_edges
-from aotbuild.ninja.graph import Edge, Rule
+from aotbuild.ninja import logs, runner, spec_edges
+from aotbuild.ninja.graph import Edge
 from aotbuild.planning import dist_stamps
 from aotbuild.planning import ninja_files as files
 from aotbuild.rules import compile as compile_rule
@@ -41,7 +41,6 @@ from aotbuild.workspace.labels import Label
 from aotbuild.workspace.target import Target
 
 THREADS = 8  # mostly waiting: fsync (5 a target, as the actions do), small file operations, remote round trips
-FILE_SCOPE = {"builddir": layout.NINJA_BUILDDIR}  # build.ninja's top-level variables (planning/ninja_files.py)
 _DEPFILE_UNSAFE = frozenset("\\$#:\t\r")
 
 
@@ -53,7 +52,6 @@ class _NotDone(Exception):
 class _Setup:
     out_dir: Path
     env: Mapping[str, str]
-    rules: dict[str, Rule]
     state: export_action.StateOf
     installed: dict[str, str]  # dist_stamps.installed_versions(), listed once for the whole pass
 
@@ -71,13 +69,8 @@ def resolve(root: Path, out_dir: Path, ninja: str, labels: list[Label], env: Map
         logs.read_deps_ids(builddir / logs.DEPS_LOG)
     except logs.FormatError:
         return 0
-    from aotbuild.planning.planner import python_command
-
-    python = python_command()
-    rule_list = [kind.rule(python) for kind in rules.kinds()] + [spec_edges.rule()]
     # As the actions see it: ninja -C makes it their working directory, which resolves symlinks.
-    setup = _Setup(Path(os.path.realpath(out_dir)), env, {r.name: r for r in rule_list}, _memo_state(),
-                   dist_stamps.installed_versions())
+    setup = _Setup(Path(os.path.realpath(out_dir)), env, _memo_state(), dist_stamps.installed_versions())
     targets = _load_targets(root, labels)
     pool = ThreadPoolExecutor(THREADS)
     try:
@@ -85,6 +78,12 @@ def resolve(root: Path, out_dir: Path, ninja: str, labels: list[Label], env: Map
     finally:  # interrupted: drop the targets not started (nothing is logged, so ninja redoes the rest)
         pool.shutdown(wait=True, cancel_futures=True)
     finished = [f for edges, _ in done for f in edges]
+    # Each edge's command as ninja evaluates it: its log keeps the command's hash. No answer: nothing is
+    # recorded, and ninja reruns those edges (their actions find the same hits).
+    found = runner.commands(ninja, out_dir, [f.outputs[0] for f in finished]) if finished else []
+    if found is None:
+        return 0
+    finished = [replace(f, command=command) for f, command in zip(finished, found)]
     if finished:
         # One sync for every output written above (the actions fsync each file: five per target), and before
         # the logs claim them done, so a crash cannot leave ninja trusting an output that never reached disk.
@@ -153,12 +152,11 @@ def _resolve(setup: _Setup, target: Target) -> tuple[list[logs.Finished], bool]:
     chain = goal_chain(target)
     for edge in chain:
         try:
-            command = commands.command(setup.rules[edge.rule], edge, FILE_SCOPE)
             run = runners.get(edge.rule)
             if run is None:
                 break
             deps, report = run(edge)
-            finished.append(_record(setup, edge, command, deps))
+            finished.append(_record(setup, edge, deps))
             if report is not None:
                 report()
         except Exception:  # noqa: BLE001 - not swallowed: ninja runs this edge's action, which reports it
@@ -166,17 +164,17 @@ def _resolve(setup: _Setup, target: Target) -> tuple[list[logs.Finished], bool]:
     return finished, len(finished) == len(chain)
 
 
-def _record(setup: _Setup, edge: Edge, command: str, deps: tuple[str, ...] | None) -> logs.Finished:
-    """The edge as ninja would log it after running it: every output's mtime, and a log mtime no older than
-    its inputs', so that ninja finds it clean (and dirty again once an input changes). A discovered dependency
+def _record(setup: _Setup, edge: Edge, deps: tuple[str, ...] | None) -> logs.Finished:
+    """The edge as ninja would log it after running it (its command is asked of ninja later): every output's
+    mtime, and a log mtime no older than its inputs', so that ninja finds it clean (and dirty again once an input changes). A discovered dependency
     newer than all of those was edited while this pass read it: its edge is left to ninja."""
-    outputs = tuple(commands.check_path(p) for p in (*edge.outputs, *edge.implicit_outputs))
+    outputs = tuple(logs.check_path(p) for p in (*edge.outputs, *edge.implicit_outputs))
     output_mtimes = tuple(_mtime(setup.out_dir / p) for p in outputs)
     inputs = [_mtime(setup.out_dir / p) for p in (*edge.inputs, *edge.implicit)]
     newest = max([*output_mtimes, *inputs])
     if any(_mtime(Path(d)) > newest for d in deps or ()):
         raise _NotDone("a dependency changed while the pass read it")
-    return logs.Finished(outputs, command, newest, deps, output_mtimes if deps is not None else ())
+    return logs.Finished(outputs, "", newest, deps, output_mtimes if deps is not None else ())
 
 
 def _mtime(path: Path) -> int:
@@ -254,6 +252,6 @@ def _read_depfile(out_dir: Path, output: str) -> tuple[str, ...]:
     head, sep, rest = text.partition(": ")
     if head != output or not sep or not rest.endswith("\n") or _DEPFILE_UNSAFE & set(rest[:-1]) or "\n" in rest[:-1]:
         raise _NotDone(f"{depfile}: not a depfile this pass reads")
-    deps = tuple(commands.check_path(p) for p in rest[:-1].split(" ") if p)
+    deps = tuple(logs.check_path(p) for p in rest[:-1].split(" ") if p)
     depfile.unlink()
     return deps

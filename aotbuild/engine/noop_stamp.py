@@ -61,10 +61,6 @@ class Snapshot:
     ctimes: bytes  # array('q') of paths.dirs
 
 
-class Unlisted(Exception):
-    """Something the snapshot cannot list (an export's sidecar missing or unreadable): no stamp."""
-
-
 def _chain_kinds(goal_kind: str) -> list:  # noqa: ANN202 - rules.Kind, imported on use
     from aotbuild import rules
 
@@ -99,16 +95,10 @@ def paths_for(out_dir: Path, plan: Plan, labels: Sequence[Label], goals: Sequenc
         for kind in kinds:
             if kind.discovered:
                 nodes[f"{target_dir}/{kind.discovered}"] = None
-                nodes.update(dict.fromkeys(_discovered(out_dir / target_dir / kind.discovered)))
+                # A sidecar missing or unreadable raises: what the export depends on is unknown, so no stamp.
+                nodes.update(dict.fromkeys((out_dir / target_dir / kind.discovered).read_text().splitlines()))
     dirs = checked_dirs(layout.TargetPaths(label).dir for label in labels)
     return Paths(tuple(goals), tuple(files), tuple(nodes), tuple(dirs))
-
-
-def _discovered(sidecar: Path) -> list[str]:
-    try:
-        return sidecar.read_text().splitlines()
-    except (OSError, UnicodeError) as e:
-        raise Unlisted(f"{sidecar}: {e}") from None
 
 
 def checked_dirs(target_dirs: Iterable[str]) -> list[str]:
@@ -235,7 +225,7 @@ def begin(out_dir: Path, plan: Plan, labels: Sequence[Label], goals: Sequence[st
     discard(out_dir)
     try:
         return take(out_dir, paths_for(out_dir, plan, labels, goals, goal_kind))
-    except (Unlisted, OSError, ValueError, OverflowError):
+    except (OSError, ValueError, OverflowError):
         return None
 
 

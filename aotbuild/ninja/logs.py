@@ -126,6 +126,15 @@ def rapidhash(data: bytes) -> int:
     return _mix(a ^ _SECRET[0] ^ n, b ^ _SECRET[1])
 
 
+def check_path(path: str) -> str:
+    """A path as ninja's node keeps it: refuse what ninja would canonicalize differently or the logs could not
+    hold (tabs, newlines, '.' and '..' segments, doubled slashes)."""
+    if (not path or any(c in path for c in "\t\n\r\0") or "//" in path or path.endswith("/")
+            or any(part in (".", "..") for part in path.split("/")[1:]) or path.startswith("./")):
+        raise FormatError(f"path {path!r} is not canonical")
+    return path
+
+
 @dataclass(frozen=True)
 class Finished:
     """One edge done outside ninja: its outputs (ninja's node paths), evaluated command, log mtime, and for
@@ -233,7 +242,7 @@ def append(binary: str, builddir: Path, finished: Iterable[Finished]) -> None:
             out_id = node(output)
             dep_ids = [node(d) for d in edge.deps]
             records += _deps_record(out_id, mtime, dep_ids)
-    lines = [f"0\t0\t{edge.mtime_ns}\t{out}\t{rapidhash(edge.command.encode()):x}\n"
+    lines = [f"0\t0\t{edge.mtime_ns}\t{out}\t{rapidhash(edge.command.encode('utf-8', 'surrogateescape')):x}\n"
              for edge in finished for out in edge.outputs]
     builddir.mkdir(parents=True, exist_ok=True)
     if records:

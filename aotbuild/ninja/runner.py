@@ -55,15 +55,20 @@ def is_up_to_date(binary: str, out_dir: Path, goal: str) -> bool:
     return proc.returncode == 0 and "no work to do" in proc.stdout
 
 
-def discovered_deps(binary: str, out_dir: Path, outputs: list[str]) -> dict[str, list[str]]:
-    """The dependencies ninja recorded from depfiles (`ninja -t deps`), per output; empty if never built."""
-    proc = subprocess.run([*_ninja(binary, out_dir), "-t", "deps", *outputs], capture_output=True, text=True,
-                          check=False)
-    found: dict[str, list[str]] = {o: [] for o in outputs}
-    current = None
-    for line in proc.stdout.splitlines():
-        if line and not line.startswith(" "):
-            current = line.split(":", 1)[0]
-        elif line.strip() and current in found:
-            found[current].append(line.strip())
+def commands(binary: str, out_dir: Path, outputs: list[str]) -> list[str] | None:
+    """The command of the edge making each of `outputs` (one output per edge), as ninja itself evaluates it
+    (`ninja -t commands -s`); None where ninja does not answer exactly one line for each."""
+    found: list[str] = []
+    batch: list[str] = []
+    for i, output in enumerate(outputs):
+        batch.append(output)
+        if i + 1 == len(outputs) or sum(map(len, batch)) > 500_000:  # far below the kernel's limit on arguments
+            proc = subprocess.run([*_ninja(binary, out_dir), "-t", "commands", "-s", *batch], capture_output=True,
+                                  check=False)
+            lines = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
+            if proc.returncode or len(lines) != len(batch):
+                return None
+            found += lines
+            batch = []
     return found
+

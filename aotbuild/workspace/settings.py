@@ -26,7 +26,7 @@ REMOTE_TOKEN_VAR = "AOTBUILD_REMOTE_TOKEN"
 REMOTE_USER_VAR = "AOTBUILD_REMOTE_USER"
 REMOTE_PASSWORD_VAR = "AOTBUILD_REMOTE_PASSWORD"
 S3_ENDPOINT_VAR = "AOTBUILD_S3_ENDPOINT"  # an S3-compatible store (MinIO, moto); boto3 also reads AWS_ENDPOINT_URL
-# "0": no cache pass in the CLI (engine/cache_pass.py): every hit runs its action process, as before it existed.
+# "0": no cache pass in the CLI (engine/cache_hits.py): every hit runs its action process, as before it existed.
 CACHE_PASS_VAR = "AOTBUILD_CACHE_PASS"
 # "0": every build runs ninja, even where the no-op stamp (engine/noop_stamp.py) proves it would run nothing.
 NOOP_STAMP_VAR = "AOTBUILD_NOOP_STAMP"
