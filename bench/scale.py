@@ -39,6 +39,9 @@ from bench.synthetic import generate  # noqa: E402
 
 STANDIN = r'''#!/bin/bash
 # aotbuild bench stand-in: see bench/scale.py.
+if [ -n "$AOTBUILD_BENCH_STANDIN" ] && [ "$1" = -S ] && [ "${3#aotbuild.actions.}" != "$3" ]; then
+  shift 2; set -- -m "$@"  # the action client's command: answered here, without starting its Python
+fi
 if [ -n "$AOTBUILD_BENCH_STANDIN" ] && [ "$1" = -m ] && [ "${2#aotbuild.actions.}" != "$2" ]; then
   spec=$3; dir=${spec%/*}; name=${dir##*/}; name=${name#@}; action=${2#aotbuild.actions.}; label="//${dir%/*}:$name"
   case $action in

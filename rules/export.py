@@ -16,7 +16,7 @@ GRAPH = "graph.json"
 # Eager outputs for verification (a pickle in the cache), and the same cases as flat tensors for C++ consumers.
 REFERENCE = "reference.json"
 REFERENCE_IO = "reference_io.pt"
-# The depfile's dependencies again, one absolute path a line: ninja reads and removes the depfile, and the
+# The depfile's dependencies again, one a line, relative to aot-out/: ninja reads and removes the depfile, and the
 # no-op stamp (engine/noop_stamp.py) learns what an export depends on from here, never from ninja's deps log.
 DISCOVERED = "graph.deps"
 

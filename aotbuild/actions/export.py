@@ -7,6 +7,7 @@ unchanged sources find its result without importing torch; otherwise torch.expor
 from __future__ import annotations
 
 import io
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -169,8 +170,10 @@ def write_outputs(ctx: ActionContext, result: dict[str, Any], flat_reference: by
     reference_io.materialize(flat_reference, ctx.target_dir, ctx.durable)
     # The depfile must name the output exactly as build.ninja does (relative to aot-out/).
     output = (ctx.target_dir / GRAPH).relative_to(ctx.out_dir).as_posix()
-    # Before the depfile: whenever ninja records these dependencies, this list holds them too.
-    write_if_changed(ctx.target_dir / DISCOVERED, "".join(f"{p}\n" for p in paths).encode(), ctx.durable)
+    # Before the depfile: whenever ninja records these dependencies, this list holds them too. Relative to
+    # aot-out/, where ninja runs: the same bytes in every checkout.
+    listed = "".join(f"{os.path.relpath(p, ctx.out_dir)}\n" for p in paths)
+    write_if_changed(ctx.target_dir / DISCOVERED, listed.encode(), ctx.durable)
     atomic_write(ctx.target_dir / f"{GRAPH}.d", f"{output}: {deps}\n".encode(), durable=ctx.durable)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -31,7 +32,8 @@ def cmd_query(args: argparse.Namespace) -> int:
         rows.append({"label": str(label), "tags": plan.targets[str(label)]["tags"], "outputs": {
             **outputs, "manifest": str(ctx.out_dir / paths.file(MANIFEST))},
             # What the last export imported (workspace files, distribution stamps); empty before a build.
-            "deps": [_workspace_relative(d, ctx.root) for d in _discovered(ctx.out_dir / paths.file(DISCOVERED))]})
+            "deps": [_workspace_relative(os.path.normpath(ctx.out_dir / d), ctx.root)
+                     for d in _discovered(ctx.out_dir / paths.file(DISCOVERED))]})
     print(json.dumps(rows, indent=2))
     return 2 if selection.errors else 0
 
