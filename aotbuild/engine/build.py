@@ -61,7 +61,8 @@ def build(request: BuildRequest, cwd: Path) -> BuildResult:
     with exclusive(ctx.out_dir / layout.STATE_DIR / "build.lock") as lock_fd:
         wanted = _goals(ctx, request, labels)
         usable = _stamp_usable(ctx, request, wanted)
-        stamp = noop_stamp.read(ctx.out_dir) if usable else None
+        # A re-plan rewrote plan.json, which every stamp records: none can hold, so none is read.
+        stamp = noop_stamp.read(ctx.out_dir) if usable and not ctx.replanned else None
         if noop_stamp.holds(ctx.out_dir, stamp, wanted.required):
             result.outcomes.update((str(label), UP_TO_DATE) for label in labels)
             result.noop_stamp = True
