@@ -409,7 +409,7 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], wanted: _Goal
         print(f"warning: {warning}", file=sys.stderr)
     events_file = ctx.out_dir / layout.STATE_DIR / f"events-{os.getpid()}.jsonl"
     events_file.unlink(missing_ok=True)
-    settings.remote_down_file(events_file).unlink(missing_ok=True)
+    settings.clear_remote_marks(events_file)
     env = {settings.EVENTS_VAR: str(events_file), **cache_env,
            **settings.remote_env(remote, request.remote_upload, request.remote_required)}
     if not request.workers:
@@ -449,7 +449,7 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], wanted: _Goal
     if events_file.exists():
         result.events = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
         events_file.unlink()
-    settings.remote_down_file(events_file).unlink(missing_ok=True)
+    settings.clear_remote_marks(events_file)
     if pending is not None and not result.ninja_rc and not result.events:
         noop_stamp.finish(pending)
     if scope is not None and not result.ninja_rc:
