@@ -24,35 +24,42 @@ class DeadlineSocket:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
 
-    def _arm(self) -> None:
+    def arm(self) -> None:
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise Expired("deadline passed")
         self._sock.settimeout(min(self._io_timeout, left))
 
     def sendall(self, data: Any, *args: Any) -> None:
-        self._arm()
+        self.arm()
         self._sock.sendall(data, *args)
 
-    def recv_into(self, buffer: Any, *args: Any) -> int:
-        self._arm()
-        try:
-            return self._sock.recv_into(buffer, *args)
-        except TimeoutError:
-            if time.monotonic() >= self.deadline:
-                raise Expired("deadline passed") from None
-            raise
+    def expired(self) -> bool:
+        return time.monotonic() >= self.deadline
 
     def makefile(self, mode: str = "rb", *args: Any, **kwargs: Any) -> io.BufferedReader:
-        return io.BufferedReader(_Reader(self))
+        # The socket's own raw file keeps its reference count: http.client closes the connection of a
+        # `Connection: close` response while the response is still being read.
+        return io.BufferedReader(_Reader(self, self._sock.makefile("rb", buffering=0)))
 
 
 class _Reader(io.RawIOBase):
-    def __init__(self, sock: DeadlineSocket) -> None:
+    def __init__(self, sock: DeadlineSocket, raw: Any) -> None:
         self._sock = sock
+        self._raw = raw
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        return self._sock.recv_into(buffer)
+        self._sock.arm()
+        try:
+            return self._raw.readinto(buffer)
+        except TimeoutError:
+            if self._sock.expired():
+                raise Expired("deadline passed") from None
+            raise
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
