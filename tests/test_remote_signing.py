@@ -116,3 +116,17 @@ def test_keys_from_openssl_pem_and_bad_keys(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="keygen"):
         signing.load_verifier(["ssh-ed25519 AAAA"])
     assert "ed25519:" not in repr(signer)
+
+
+def test_a_signing_upload_replaces_an_entry_it_did_not_sign(nginx_server: Nginx, tmp_path: Path) -> None:
+    private, public = signing.generate()
+    url = nginx_server.url(nginx_server.new_prefix())
+    old = _layered(tmp_path / "old", url, upload=True)  # before signing was turned on
+    old.put_action(KEY, {"blobs": []})
+    ci = _layered(tmp_path / "ci", url, upload=True, private=private)
+    ci.local.put_action(KEY, {"blobs": []})
+    assert ci.get_action(KEY) == {"blobs": []}  # a local hit; an uploader fills the remote where it lacks it
+    assert "signature" in json.loads(_get(f"{url}/ac/{KEY}"))
+    assert _layered(tmp_path / "dev", url, public=(public,)).get_action(KEY) == {"blobs": []}
+    uploads = ci.remote_counts["uploads"]
+    assert ci.get_action(KEY) == {"blobs": []} and ci.remote_counts["uploads"] == uploads  # its own: kept

@@ -110,6 +110,9 @@ class HttpStore:
         self._retrying(f"PUT {path}", send)
 
     def get_action(self, key: str) -> dict[str, Any] | None:
+        return self._get_action(key, self._verifier)
+
+    def _get_action(self, key: str, verifier: Verifier | None) -> dict[str, Any] | None:
         path = self._path("ac", check_hex("key", key))
 
         def fetch() -> bytes | None:
@@ -123,7 +126,7 @@ class HttpStore:
             return b"".join(chunks.parts)
 
         raw = self._retrying(f"GET {path}", fetch)
-        return None if raw is None else decode_action(key, raw, self.name, self._verifier)
+        return None if raw is None else decode_action(key, raw, self.name, verifier)
 
     def put_action(self, key: str, value: dict[str, Any]) -> None:
         path = self._path("ac", check_hex("key", key))
@@ -131,6 +134,12 @@ class HttpStore:
         self._retrying(f"PUT {path}", lambda: self._finish_put(self._exchange("PUT", path, body, len(body)), path))
 
     def contains(self, kind: Kind, key: str) -> bool:
+        if kind == "ac" and self._signer is not None:
+            # A signing uploader overwrites an entry it did not sign (older, unsigned): readers would refuse it.
+            try:
+                return self._get_action(key, self._signer.verifier()) is not None
+            except IntegrityError:
+                return False
         path = self._path(kind, check_hex("key", key))
 
         def head() -> bool:

@@ -116,6 +116,9 @@ class S3Store:
         self.counters["bytes_up"] += src.stat().st_size
 
     def get_action(self, key: str) -> dict[str, Any] | None:
+        return self._get_action(key, self._verifier)
+
+    def _get_action(self, key: str, verifier: Verifier | None) -> dict[str, Any] | None:
         name = self._key("ac", check_hex("key", key))
         response = self._call("GET", name, lambda: self._client.get_object(Bucket=self.bucket, Key=name))
         if response is None:
@@ -130,7 +133,7 @@ class S3Store:
         self.counters["bytes_down"] += len(raw)
         if len(raw) > MAX_ACTION_BYTES:
             raise IntegrityError(f"remote cache {self.name}: GET {name} is larger than an action entry can be")
-        return decode_action(key, raw, self.name, self._verifier)
+        return decode_action(key, raw, self.name, verifier)
 
     def put_action(self, key: str, value: dict[str, Any]) -> None:
         name = self._key("ac", check_hex("key", key))
@@ -139,6 +142,12 @@ class S3Store:
         self.counters["bytes_up"] += len(body)
 
     def contains(self, kind: Kind, key: str) -> bool:
+        if kind == "ac" and self._signer is not None:
+            # A signing uploader overwrites an entry it did not sign (older, unsigned): readers would refuse it.
+            try:
+                return self._get_action(key, self._signer.verifier()) is not None
+            except IntegrityError:
+                return False
         name = self._key(kind, check_hex("key", key))
         return self._call("HEAD", name, lambda: self._client.head_object(Bucket=self.bucket, Key=name)) is not None
 

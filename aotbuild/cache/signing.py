@@ -74,6 +74,10 @@ class Signer:
     def __repr__(self) -> str:
         return f"Signer(kid={self.kid})"
 
+    def verifier(self) -> Verifier:
+        """Accepts only this signer's signatures: an uploader asks whether the remote's entry is already its own."""
+        return Verifier({self.kid: self.private.public_key()})
+
     def sign(self, key: str, payload_sha256: str) -> dict[str, str]:
         sig = self.private.sign(message(key, payload_sha256))
         return {"alg": "ed25519", "kid": self.kid, "sig": base64.b64encode(sig).decode()}

@@ -411,7 +411,7 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], wanted: _Goal
     events_file.unlink(missing_ok=True)
     settings.clear_remote_marks(events_file)
     env = {settings.EVENTS_VAR: str(events_file), **cache_env,
-           **settings.remote_env(remote, request.remote_upload, request.remote_required)}
+           **settings.remote_env(remote, request.remote_upload, request.remote_required, plan.remote_verify_keys)}
     if not request.workers:
         env[settings.WORKERS_VAR] = "0"
     if settings.cache_pass_enabled(settings.environ()):

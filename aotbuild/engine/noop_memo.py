@@ -40,7 +40,7 @@ def key_of(patterns: list[str], current_package: str | None, shard: tuple[int, i
 def head_of(plan: Plan) -> Plan:
     return Plan(plan.version, plan.python, plan.ninja, plan.cache_dir, plan.ignore, plan.workspace,
                 {p: PackageEntry(e.file, {}, e.broken, {}, e.watched) for p, e in plan.packages.items()},
-                plan.remote_cache)
+                plan.remote_cache, remote_verify_keys=plan.remote_verify_keys)
 
 
 def _load(out_dir: Path) -> dict | None:

@@ -31,7 +31,7 @@ REMOTE_DEADLINE_VAR = "AOTBUILD_REMOTE_DEADLINE"
 REMOTE_MAX_BLOB_VAR = "AOTBUILD_REMOTE_MAX_BLOB"
 # Signed action entries (cache/signing.py): CI holds the private key (the `ed25519:` line or PEM text, or a
 # file holding it), and signs what it uploads; every machine that lists public keys accepts only remote entries
-# signed by one of them.
+# signed by one of them; the CLI exports WORKSPACE.aot.yaml's cache.verify_keys here when the variable is unset.
 SIGNING_KEY_VAR = "AOTBUILD_SIGNING_KEY"
 SIGNING_KEY_FILE_VAR = "AOTBUILD_SIGNING_KEY_FILE"
 VERIFY_KEYS_VAR = "AOTBUILD_REMOTE_VERIFY_KEYS"
@@ -182,9 +182,13 @@ def clear_remote_marks(events: Path) -> None:
     remote_failed_file(events).unlink(missing_ok=True)
 
 
-def remote_env(url: str | None, upload: bool, required: bool) -> dict[str, str]:
-    """The variables the CLI passes to actions (an empty URL overrides one inherited from the user)."""
-    return {REMOTE_VAR: url or "", REMOTE_UPLOAD_VAR: "1" if upload else "0", REMOTE_REQUIRED_VAR: "1" if required else "0"}
+def remote_env(url: str | None, upload: bool, required: bool, verify_keys: tuple[str, ...] = ()) -> dict[str, str]:
+    """The variables the CLI passes to actions (an empty URL overrides one inherited from the user). The public
+    keys of WORKSPACE.aot.yaml's cache.verify_keys apply unless the user's environment lists its own."""
+    env = {REMOTE_VAR: url or "", REMOTE_UPLOAD_VAR: "1" if upload else "0", REMOTE_REQUIRED_VAR: "1" if required else "0"}
+    if verify_keys and not environ().get(VERIFY_KEYS_VAR):
+        env[VERIFY_KEYS_VAR] = " ".join(verify_keys)
+    return env
 
 
 def cache_pass_enabled(env: Mapping[str, str]) -> bool:
