@@ -1,7 +1,7 @@
 """Benchmark fresh checkouts built from a warm remote cache (nginx, Bazel's HTTP cache protocol, on loopback).
 
-    .venv/bin/python bench/remote.py [--warm-cache DIR] [--synthetic-cache DIR] [--skip-scale] [--no-pass]
-                                     [--sign] [--json remote-results.json]
+    .venv/bin/python bench/remote.py [--warm-cache DIR] [--synthetic-cache DIR] [--skip-scale | --skip-example]
+                                     [--no-pass] [--sign] [--json remote-results.json]
 
 For the example project and for the 1,000-target synthetic workspace (bench/synthetic.py): one build with an
 empty remote fills it (`--remote-upload`; from --warm-cache's local cache if given, else a cold build; the
@@ -85,6 +85,7 @@ def main() -> None:
     p.add_argument("--warm-cache", type=Path, help="a local cache already holding the example's results")
     p.add_argument("--synthetic-cache", type=Path, help="a local cache already holding the synthetic models")
     p.add_argument("--skip-scale", action="store_true", help="only the example project")
+    p.add_argument("--skip-example", action="store_true", help="only the 1,000-target workspace")
     p.add_argument("--no-pass", action="store_true", help="also time local-cache builds without the cache pass")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--sign", action="store_true", help="sign the uploads and verify every remote entry")
@@ -97,15 +98,17 @@ def main() -> None:
     rows = []
     keys = None
     if args.sign:
-        from aotbuild.cache.signing import generate
+        from aotbuild.cache import signing
 
-        keys = generate()
+        keys = signing.generate()
     try:
         def example(dest: Path) -> Path:
             shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("aot-out", "__pycache__", "gpu"))  # no GPU here
             return dest
 
-        rows.append(scenario("example", example, example, base, nginx, args.warm_cache, args.runs, args.no_pass, keys))
+        if not args.skip_example:
+            rows.append(scenario("example", example, example, base, nginx, args.warm_cache, args.runs, args.no_pass,
+                                 keys))
         if not args.skip_scale:
             def synthetic(dest: Path) -> Path:
                 generate(dest, 100, 10)

@@ -4,6 +4,7 @@ loops and credentials in URLs end in a warning and a local build, never a hang, 
 from __future__ import annotations
 
 import http.server
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -226,3 +227,17 @@ def test_credentials_over_plain_http_warn(url: str, warns: bool) -> None:
     assert bool(store.notices) == warns
     token = HttpStore("http://cache.example/p", token="t")
     assert token.notices and "https://" in token.notices[0]
+
+
+@pytest.mark.parametrize("url", ["http://ci:abc/def@127.0.0.1:1/p", "http://ci:abc/def@127.0.0.1:abc/p"])
+def test_a_password_with_a_slash_stays_out_of_the_terminal_report_and_logs(url: str, tmp_path: Path) -> None:
+    from .conftest import aotbuild, make_tiny, torch_tripwire
+
+    ws = make_tiny(tmp_path / "ws")
+    tripwire, _ = torch_tripwire(tmp_path)
+    run = aotbuild(["build", "//...", "--remote-cache", url, "--remote-required"], ws,
+                   {**tripwire, "AOTBUILD_CACHE_DIR": str(tmp_path / "cache")})
+    assert run.code == 1 and "http://127.0.0.1" in run.output, run.output
+    assert "Traceback" not in run.output
+    texts = [run.output, json.dumps(run.report)] + [p.read_text() for p in (ws / "aot-out").rglob("*.log")]
+    assert not any("abc" in t for t in texts), run.output
