@@ -130,3 +130,18 @@ def test_a_signing_upload_replaces_an_entry_it_did_not_sign(nginx_server: Nginx,
     assert _layered(tmp_path / "dev", url, public=(public,)).get_action(KEY) == {"blobs": []}
     uploads = ci.remote_counts["uploads"]
     assert ci.get_action(KEY) == {"blobs": []} and ci.remote_counts["uploads"] == uploads  # its own: kept
+
+
+def test_keygen_writes_a_private_key_only_its_owner_reads_and_prints_the_public_one(tmp_path: Path) -> None:
+    from .conftest import aotbuild
+
+    key_file = tmp_path / "ci-signing.key"
+    run = aotbuild(["cache", "keygen", "--private-key", str(key_file)], tmp_path, report=False)
+    assert run.code == 0, run.output
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    public = run.stdout.strip().splitlines()[-1]
+    signer = signing.load_signer(None, key_file)
+    signing.load_verifier([public]).verify(KEY, "d" * 64, signer.sign(KEY, "d" * 64))
+    assert key_file.read_text().strip() not in run.output  # the secret stays in its file
+    again = aotbuild(["cache", "keygen", "--private-key", str(key_file)], tmp_path, report=False)
+    assert again.code == 2 and "never overwrites" in again.output
