@@ -241,3 +241,13 @@ def test_a_password_with_a_slash_stays_out_of_the_terminal_report_and_logs(url: 
     assert "Traceback" not in run.output
     texts = [run.output, json.dumps(run.report)] + [p.read_text() for p in (ws / "aot-out").rglob("*.log")]
     assert not any("abc" in t for t in texts), run.output
+
+
+def test_limits_come_from_the_environment() -> None:
+    from aotbuild.errors import UserError
+
+    config = settings.remote_settings({settings.REMOTE_VAR: "http://h/p", settings.REMOTE_DEADLINE_VAR: "2.5",
+                                       settings.REMOTE_MAX_BLOB_VAR: "1000"})
+    assert config is not None and (config.deadline_s, config.max_blob_bytes) == (2.5, 1000)
+    with pytest.raises(UserError, match=settings.REMOTE_DEADLINE_VAR):
+        settings.remote_settings({settings.REMOTE_VAR: "http://h/p", settings.REMOTE_DEADLINE_VAR: "soon"})
