@@ -86,6 +86,9 @@ def parser() -> argparse.ArgumentParser:
     evict = csub.add_parser("gc", help="evict least recently used entries")
     evict.add_argument("--max-size", help="size budget, e.g. 500M, 10G")
     evict.add_argument("--max-age", help="evict entries unused for longer, e.g. 7d, 12h")
+    keygen = csub.add_parser("keygen", help="make an ed25519 key pair for signed remote-cache entries")
+    keygen.add_argument("--private-key", required=True, metavar="FILE",
+                        help="where to write the private key (CI's secret; mode 0600, never overwritten)")
     return p
 
 

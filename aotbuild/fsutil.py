@@ -27,13 +27,24 @@ def unlink_quiet(path: Path) -> None:
         pass
 
 
+def _create_new(path: Path, mode: int) -> int:
+    """Create `path` afresh: a leftover of a crashed writer, or a symlink another user of a shared directory
+    planted at this predictable name, is unlinked first, never written through."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(path, flags, mode)
+    except FileExistsError:
+        unlink_quiet(path)
+        return os.open(path, flags, mode)
+
+
 def _write_then_replace(path: Path, data: bytes, mode: int, sync: bool) -> None:
     tmp = _temp_name(path)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        fd = _create_new(tmp, mode)
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        fd = _create_new(tmp, mode)
     try:
         os.fchmod(fd, mode)  # O_CREAT's mode passes through the umask; `mode` is what the caller asked for
         with os.fdopen(fd, "wb") as f:
@@ -115,7 +126,7 @@ class PendingFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.file: BinaryIO = open(path, "wb")
+        self.file: BinaryIO = os.fdopen(_create_new(path, 0o644), "wb")
 
     def commit(self, dest: Path, mode: int = 0o644) -> None:
         self.file.flush()

@@ -1,7 +1,7 @@
 """Benchmark fresh checkouts built from a warm remote cache (nginx, Bazel's HTTP cache protocol, on loopback).
 
-    .venv/bin/python bench/remote.py [--warm-cache DIR] [--synthetic-cache DIR] [--skip-scale] [--no-pass]
-                                     [--json remote-results.json]
+    .venv/bin/python bench/remote.py [--warm-cache DIR] [--synthetic-cache DIR] [--skip-scale | --skip-example]
+                                     [--no-pass] [--sign] [--json remote-results.json]
 
 For the example project and for the 1,000-target synthetic workspace (bench/synthetic.py): one build with an
 empty remote fills it (`--remote-upload`; from --warm-cache's local cache if given, else a cold build; the
@@ -9,7 +9,8 @@ synthetic one from a 10-target checkout of its 10 distinct models, with --synthe
 given), then each timed run is a new checkout in a new directory with an empty local cache, reading the remote
 only. Reports wall time, HTTP requests (nginx's access log) and bytes downloaded, beside the same fresh checkout
 built from a warm *local* cache for comparison. --no-pass also times one fresh checkout with the CLI's cache pass
-off (AOTBUILD_CACHE_PASS=0: one action process per hit, as before engine/cache_pass.py).
+off (AOTBUILD_CACHE_PASS=0: one action process per hit, as before engine/cache_pass.py). --sign makes a key
+pair: the filling build signs what it uploads, and every timed remote build verifies each entry's signature.
 """
 
 from __future__ import annotations
@@ -47,20 +48,22 @@ def build(ws: Path, cache: Path, *extra: str, env: dict[str, str] | None = None)
 
 
 def scenario(name: str, make_checkout, make_seed, base: Path, nginx: Nginx, warm_cache: Path | None, runs: int,
-             no_pass: bool) -> dict:
+             no_pass: bool, keys: tuple[str, str] | None = None) -> dict:
     prefix = nginx.new_prefix()
     url = nginx.url(prefix)
     cache = warm_cache or base / f"{name}-cache"
     seeded = make_seed(base / f"{name}-seed")
-    fill_s, report = build(seeded, cache, "--remote-cache", url, "--remote-upload")
+    sign = {"AOTBUILD_SIGNING_KEY": keys[0]} if keys else {}
+    verify = {"AOTBUILD_REMOTE_VERIFY_KEYS": keys[1]} if keys else {}
+    fill_s, report = build(seeded, cache, "--remote-cache", url, "--remote-upload", env=sign)
     uploads = report["remote"]["uploads"]
     remote_runs, local_runs, no_pass_runs = [], [], []
     for i in range(runs):
         ws = make_checkout(base / f"{name}-fresh-{i}")
         before = len(nginx.requests())
-        seconds, report = build(ws, base / f"{name}-empty-{i}", "--remote-cache", url)
+        seconds, report = build(ws, base / f"{name}-empty-{i}", "--remote-cache", url, env=verify)
         outcomes = set(report["targets"].values())
-        assert outcomes == {"artifact-cache hit"}, outcomes
+        assert outcomes == {"artifact-cache hit"} and not report["remote"]["warnings"], (outcomes, report["remote"])
         remote_runs.append({"seconds": seconds, "requests": len(nginx.requests()) - before,
                             "bytes_down": report["remote"]["bytes_down"], "hits": report["remote"]["hits"]})
         ws = make_checkout(base / f"{name}-local-{i}")
@@ -82,8 +85,10 @@ def main() -> None:
     p.add_argument("--warm-cache", type=Path, help="a local cache already holding the example's results")
     p.add_argument("--synthetic-cache", type=Path, help="a local cache already holding the synthetic models")
     p.add_argument("--skip-scale", action="store_true", help="only the example project")
+    p.add_argument("--skip-example", action="store_true", help="only the 1,000-target workspace")
     p.add_argument("--no-pass", action="store_true", help="also time local-cache builds without the cache pass")
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--sign", action="store_true", help="sign the uploads and verify every remote entry")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     base = Path(tempfile.mkdtemp(prefix="aotbuild-bench-remote-"))
@@ -91,12 +96,19 @@ def main() -> None:
     nginx = Nginx(base / "nginx", free_port())
     nginx.start()
     rows = []
+    keys = None
+    if args.sign:
+        from aotbuild.cache import signing
+
+        keys = signing.generate()
     try:
         def example(dest: Path) -> Path:
             shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("aot-out", "__pycache__", "gpu"))  # no GPU here
             return dest
 
-        rows.append(scenario("example", example, example, base, nginx, args.warm_cache, args.runs, args.no_pass))
+        if not args.skip_example:
+            rows.append(scenario("example", example, example, base, nginx, args.warm_cache, args.runs, args.no_pass,
+                                 keys))
         if not args.skip_scale:
             def synthetic(dest: Path) -> Path:
                 generate(dest, 100, 10)
@@ -107,7 +119,7 @@ def main() -> None:
                 return dest
 
             rows.append(scenario("synthetic-1000", synthetic, synthetic_models, base, nginx, args.synthetic_cache,
-                                 args.runs, args.no_pass))
+                                 args.runs, args.no_pass, keys))
     finally:
         nginx.stop()
         shutil.rmtree(base, ignore_errors=True)

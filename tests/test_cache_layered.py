@@ -174,7 +174,7 @@ def test_truncated_body_is_retried_then_skipped(remote, tmp_path: Path, nginx_se
     try:
         layered = LayeredStore(LocalStore(tmp_path / "b"), HttpStore(always.url(prefix)))
         assert layered.get_action(key) is None
-        assert len(always.cut) == 3 and "cut off" in layered.warnings[0]
+        assert len(always.cut) == 2 and "cut off" in layered.warnings[0]  # a blob that failed twice is let go
         assert layered.remote is not None
     finally:
         always.close()

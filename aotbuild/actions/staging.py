@@ -110,8 +110,13 @@ def using_temp_space() -> Iterator[None]:
 def _set_tmpdir() -> None:
     """Inductor keeps precompiled headers under $TMPDIR (their path is on every compiler line): one fixed,
     private dir for every compile of this user, whatever its cache root."""
+    from aotbuild.cache.private_dirs import open_private
+
     tmp = BASE / "tmp"
     tmp.mkdir(mode=0o700, exist_ok=True)
+    fd = open_private(str(BASE.parent), (BASE.name, tmp.name))  # ours, no symlink: else InfraError
+    if fd is not None:
+        os.close(fd)
     os.environ["TMPDIR"] = str(tmp)
     tempfile.tempdir = None  # recomputed from it
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -12,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from aotbuild.cache import private_dirs
 from aotbuild.cache.access import live_leases
 from aotbuild.cache.local import LocalStore
 
@@ -39,17 +41,30 @@ def temp_dir() -> Path:
     return BASE / "tmp"
 
 
+def _open_temp() -> int | None:
+    """The temp space, opened without following a symlink and checked to be ours and private at each level
+    (another user may have made /tmp/aotbuild-<uid> or its tmp first); None if there is none yet."""
+    base = temp_dir()
+    return private_dirs.open_private(str(base.parent.parent), (base.parent.name, base.name))
+
+
 def usage() -> Usage:
+    fd = _open_temp()
+    if fd is None:
+        return Usage(0, None)
     total, newest = 0, None
-    for dirpath, _, files in os.walk(temp_dir()):
-        for path in [dirpath, *(os.path.join(dirpath, f) for f in files)]:
-            try:
-                st = os.lstat(path)
-            except FileNotFoundError:
-                continue
-            newest = st.st_mtime if newest is None else max(newest, st.st_mtime)
-            if path != dirpath:
-                total += st.st_size
+    try:
+        for _, _, files, dir_fd in os.fwalk(".", dir_fd=fd, follow_symlinks=False):
+            for name, is_dir in [(".", True), *((f, False) for f in files)]:
+                try:
+                    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                newest = st.st_mtime if newest is None else max(newest, st.st_mtime)
+                if not is_dir:
+                    total += st.st_size
+    finally:
+        os.close(fd)
     return Usage(total, newest)
 
 
@@ -61,7 +76,7 @@ def _no_compile_staging(cache_root: Path) -> Iterator[bool]:
         yield False
         return
     try:
-        fd = os.open(temp_lock_path(), os.O_RDWR)
+        fd = os.open(temp_lock_path(), os.O_RDWR | os.O_NOFOLLOW)
     except FileNotFoundError:
         yield True  # no compile ever staged on this machine as this user
         return
@@ -96,7 +111,7 @@ def collect(store: LocalStore, max_bytes: int | None, max_age_s: float | None, n
     if temp.bytes and (over or idle):
         with _no_compile_staging(store.root) as free:
             if free:
-                _empty(temp_dir())
+                _empty()
                 reclaimed = temp.bytes - usage().bytes
             kept = not free
     budget = None if max_bytes is None else max(0, max_bytes - (temp.bytes - reclaimed))
@@ -104,11 +119,20 @@ def collect(store: LocalStore, max_bytes: int | None, max_age_s: float | None, n
     return GcResult(removed, reclaimed, kept, store.skipped_in_use)
 
 
-def _empty(directory: Path) -> None:
-    """Remove what the directory holds but keep it: a compile about to take the temp-space lock has already
-    made it and points $TMPDIR there."""
-    for entry in os.scandir(directory):
-        if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
-        else:
-            Path(entry.path).unlink(missing_ok=True)
+def _empty() -> None:
+    """Remove what the temp space holds but keep it: a compile about to take the temp-space lock has already
+    made it and points $TMPDIR there. By name under its descriptor: nothing is followed out of it."""
+    fd = _open_temp()
+    if fd is None:
+        return
+    try:
+        with os.scandir(fd) as entries:
+            names = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
+        for name, is_dir in names:
+            if is_dir:
+                shutil.rmtree(name, ignore_errors=True, dir_fd=fd)  # fd-based: safe against symlink swaps
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name, dir_fd=fd)
+    finally:
+        os.close(fd)

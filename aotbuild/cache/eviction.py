@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aotbuild.cache import private_dirs
 from aotbuild.cache.store import is_hex
 from aotbuild.errors import CacheError
-from aotbuild.fsutil import unlink_quiet
 
 if TYPE_CHECKING:
     import filelock
@@ -37,6 +38,8 @@ def scan(base: Path) -> tuple[list[Entry], list[tuple[Path, float]]]:
     entries: list[Entry] = []
     temps: list[tuple[Path, float]] = []
     for kind in ("cas", "ac"):
+        if not _plain_dir(base / kind):
+            continue  # a symlink planted in a shared cache: never walked, never cleaned
         for shard in _scandir(base / kind):
             if len(shard.name) != 2 or not shard.is_dir(follow_symlinks=False):
                 continue
@@ -53,8 +56,9 @@ def scan(base: Path) -> tuple[list[Entry], list[tuple[Path, float]]]:
                     continue
                 if e.is_file(follow_symlinks=False):
                     entries.append(Entry(f"{kind}/{e.name}", Path(e.path), st.st_size, st.st_mtime, e.name))
-    for e in _scandir(base / "tmp"):
-        _note_temp(e, temps)
+    if _plain_dir(base / "tmp"):
+        for e in _scandir(base / "tmp"):
+            _note_temp(e, temps)
     return entries, temps
 
 
@@ -72,9 +76,11 @@ def gc(store: LocalStore, max_bytes: int | None, max_age_s: float | None, now: f
     in_use_since = leases.since
     held = {name for out_dir in leases.out_dirs for name in referenced_entries(out_dir)}
     entries, temps = scan(store.base)
-    for path, mtime in temps:
-        if now - mtime > TEMP_MAX_AGE_S:
-            unlink_quiet(path)
+    stale = [path for path, mtime in temps if now - mtime > TEMP_MAX_AGE_S]
+    if stale:
+        _check_temp_dir(store.base)
+    for path in stale:
+        remove_beneath(store.base, path)
     entries.sort(key=lambda e: e.mtime)
     total = sum(e.size for e in entries)
     removed: list[str] = []
@@ -100,17 +106,69 @@ def _evict(lock: filelock.FileLock, e: Entry) -> bool:
     except filelock.Timeout:
         return False  # someone is building or reading it right now
     try:
-        st = os.stat(e.path)
+        st = os.stat(e.path, follow_symlinks=False)
         if st.st_mtime != e.mtime:
             return False  # used or rewritten since the scan: no longer the oldest
-        os.unlink(e.path)
-        return True
+        return remove_beneath(lock_base(e), e.path)
     except FileNotFoundError:
         return False
     except OSError as err:
         raise CacheError(f"cannot evict cache entry {e.path}: {err}") from err
     finally:
         lock.release()
+
+
+def lock_base(e: Entry) -> Path:
+    return e.path.parent.parent.parent  # <root>/v1/<kind>/<shard>/<name>
+
+
+def _plain_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def _check_temp_dir(base: Path) -> None:
+    """The cache's temp dir, before gc removes anything in it: a plain directory owned by you or by whoever owns
+    the cache's layout dir (a group-shared cache), writable by nobody outside its group."""
+    root_fd = os.open(base.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        v1 = private_dirs.open_beneath(root_fd, base.name, str(base))
+        try:
+            owners = (os.geteuid(), os.fstat(v1).st_uid)
+            tmp = private_dirs.open_beneath(v1, "tmp", str(base / "tmp"))
+            try:
+                private_dirs.check_trusted(tmp, str(base / "tmp"), owners, group_writable=True)
+            finally:
+                os.close(tmp)
+        finally:
+            os.close(v1)
+    finally:
+        os.close(root_fd)
+
+
+def remove_beneath(base: Path, path: Path) -> bool:
+    """Unlink `path`, a file under the layout dir `base`, opening each directory from `base` on without
+    following symlinks: a shard or temp dir swapped for a link to someone's files is refused, never followed.
+    False if it is gone already."""
+    parts = path.relative_to(base).parts
+    fd = os.open(base.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for i, name in enumerate((base.name, *parts[:-1])):
+            shown = str(base.joinpath(*parts[:i]) if i else base)
+            try:
+                child = private_dirs.open_beneath(fd, name, shown)
+            except FileNotFoundError:
+                return False
+            os.close(fd)
+            fd = child
+        os.unlink(parts[-1], dir_fd=fd)
+        return True
+    except FileNotFoundError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _scandir(path: Path) -> Iterator[os.DirEntry[str]]:

@@ -9,11 +9,13 @@ import base64
 import http.client
 import netrc
 import time
-import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from aotbuild.cache import remote_url
+from aotbuild.cache.deadline_socket import DeadlineSocket, Expired
+from aotbuild.cache.signing import Signer, Verifier
 from aotbuild.cache.store import (
     IntegrityError,
     Kind,
@@ -28,27 +30,20 @@ from aotbuild.hashing import CHUNK
 
 T = TypeVar("T")
 CONNECT_TIMEOUT_S = 5.0
-IO_TIMEOUT_S = 60.0  # per socket operation, not per transfer: a large artifact may take longer in total
-RETRIES = 2  # after the first attempt; backoff 0.2 s, then 0.6 s
+IO_TIMEOUT_S = 60.0  # per socket operation
+DEADLINE_S = 600.0  # per request, whole answer included: a server sending 1 byte a minute is down, not slow
+RETRIES = 2  # connection failures and 5xx, after the first attempt; backoff 0.2 s, then 0.6 s
 MAX_ACTION_BYTES = 16 << 20  # action entries are small JSON; a bigger answer is not one of ours
+MAX_BLOB_BYTES = 4 << 30  # a blob whose entry declares no size
 
 
 class _Transient(Exception):
-    """A failure worth retrying: connection refused or reset, timeout, 5xx, a body cut short."""
-
-
-class _CutShort(_Transient):
-    """The server answered, but the body ended early: after the retries, a bad object, not a dead server."""
+    """A failure worth retrying: connection refused or reset, 5xx."""
 
 
 def redact(url: str) -> str:
     """The URL without user, password, query or fragment: the only form that may appear in messages."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}"
+    return remote_url.redact(url)
 
 
 class HttpStore:
@@ -57,26 +52,40 @@ class HttpStore:
     def __init__(self, url: str, *, token: str | None = None, user: str | None = None,
                  password: str | None = None, netrc_file: Path | None = None,
                  connect_timeout: float = CONNECT_TIMEOUT_S, io_timeout: float = IO_TIMEOUT_S,
-                 retries: int = RETRIES) -> None:
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise RemoteError(f"remote cache {redact(url)}: expected http://host[:port]/prefix or https://...")
-        self.name = redact(url)
+                 deadline: float = DEADLINE_S, max_blob_bytes: int = MAX_BLOB_BYTES, retries: int = RETRIES,
+                 signer: Signer | None = None, verifier: Verifier | None = None) -> None:
+        try:
+            parts = remote_url.parse(url)  # credentials come off before anything parses the rest
+        except remote_url.BadUrl as e:
+            raise RemoteError(str(e)) from None
+        if parts.scheme not in ("http", "https"):
+            raise RemoteError(f"remote cache {parts.redacted}: expected http://host[:port]/prefix or https://...")
+        self.name = parts.redacted
         self._https = parts.scheme == "https"
-        self._host = parts.hostname
+        self._host = parts.host
         self._port = parts.port
-        self._prefix = parts.path.rstrip("/")
+        self._prefix = parts.path
         self._auth = _authorization(parts, token, user, password, netrc_file)
+        warning = remote_url.plain_http_warning(parts, self._auth is not None)
+        self.notices = [warning] if warning else []  # for the build summary, which shows each once
         self._connect_timeout = connect_timeout
         self._io_timeout = io_timeout
+        self._deadline = deadline
+        self._max_blob = max_blob_bytes
         self._retries = retries
+        self._signer = signer
+        self._verifier = verifier
         self._conn: http.client.HTTPConnection | None = None
+        self._sock: DeadlineSocket | None = None
         self.counters = {"requests": 0, "bytes_down": 0, "bytes_up": 0, "retries": 0}
 
     # -- the Store protocol
 
-    def get_blob(self, digest: str, dest: Path) -> bool:
+    def get_blob(self, digest: str, dest: Path, limit: int | None = None) -> bool:
+        """A failed body (cut short, longer than `limit` or the cap, bad digest) is an IntegrityError at once:
+        the caller counts failures per blob and stops asking after the second."""
         path = self._path("cas", check_hex("digest", digest))
+        limit = self._max_blob if limit is None else min(limit, self._max_blob)
 
         def fetch() -> bool:
             resp = self._exchange("GET", path)
@@ -84,8 +93,8 @@ class HttpStore:
                 resp.read()
                 return False
             self._expect_ok(resp, "GET", path)
-            with verified_download(dest, digest, self.name) as out:
-                self._read_body(resp, out)
+            with verified_download(dest, digest, self.name, limit) as out:
+                self._read_body(resp, out, limit, f"GET {path}")
             return True
 
         return self._retrying(f"GET {path}", fetch)
@@ -96,11 +105,14 @@ class HttpStore:
         def send() -> None:
             with open(src, "rb") as body:  # http.client streams a file body in blocks
                 size = src.stat().st_size
-                self._finish_put(self._exchange("PUT", path, body, size), path, size)
+                self._finish_put(self._exchange("PUT", path, body, size), path)
 
         self._retrying(f"PUT {path}", send)
 
     def get_action(self, key: str) -> dict[str, Any] | None:
+        return self._get_action(key, self._verifier)
+
+    def _get_action(self, key: str, verifier: Verifier | None) -> dict[str, Any] | None:
         path = self._path("ac", check_hex("key", key))
 
         def fetch() -> bytes | None:
@@ -109,20 +121,25 @@ class HttpStore:
                 resp.read()
                 return None
             self._expect_ok(resp, "GET", path)
-            chunks = _Collect(MAX_ACTION_BYTES)
-            self._read_body(resp, chunks)
+            chunks = _Collect()
+            self._read_body(resp, chunks, MAX_ACTION_BYTES, f"GET {path}")
             return b"".join(chunks.parts)
 
         raw = self._retrying(f"GET {path}", fetch)
-        return None if raw is None else decode_action(key, raw, self.name)
+        return None if raw is None else decode_action(key, raw, self.name, verifier)
 
     def put_action(self, key: str, value: dict[str, Any]) -> None:
         path = self._path("ac", check_hex("key", key))
-        body = encode_action(key, value)
-        self._retrying(f"PUT {path}", lambda: self._finish_put(self._exchange("PUT", path, body, len(body)),
-                                                               path, len(body)))
+        body = encode_action(key, value, self._signer)
+        self._retrying(f"PUT {path}", lambda: self._finish_put(self._exchange("PUT", path, body, len(body)), path))
 
     def contains(self, kind: Kind, key: str) -> bool:
+        if kind == "ac" and self._signer is not None:
+            # A signing uploader overwrites an entry it did not sign (older, unsigned): readers would refuse it.
+            try:
+                return self._get_action(key, self._signer.verifier()) is not None
+            except IntegrityError:
+                return False
         path = self._path(kind, check_hex("key", key))
 
         def head() -> bool:
@@ -149,7 +166,8 @@ class HttpStore:
             conn = cls(self._host, self._port, timeout=self._connect_timeout, blocksize=CHUNK)
             conn.connect()
             assert conn.sock is not None
-            conn.sock.settimeout(self._io_timeout)
+            self._sock = DeadlineSocket(conn.sock, self._io_timeout)
+            conn.sock = self._sock  # type: ignore[assignment]
             self._conn = conn
         return self._conn
 
@@ -161,9 +179,13 @@ class HttpStore:
             headers["Content-Length"] = str(size)
         try:
             conn = self._connection()
+            assert self._sock is not None
+            self._sock.deadline = time.monotonic() + self._deadline
             self.counters["requests"] += 1
             conn.request(method, path, body=body, headers=headers)  # the prefix as given, keys are hex
             resp = conn.getresponse()
+        except Expired:
+            raise self._too_slow(f"{method} {path}") from None
         except (OSError, http.client.HTTPException) as e:
             raise _Transient(_describe(e)) from None
         if size is not None:
@@ -173,6 +195,9 @@ class HttpStore:
             raise _Transient(f"HTTP {resp.status} {resp.reason}")
         return resp
 
+    def _too_slow(self, what: str) -> RemoteError:
+        return RemoteError(f"remote cache {self.name}: {what} got no complete answer within {self._deadline:g} s")
+
     def _expect_ok(self, resp: http.client.HTTPResponse, method: str, path: str) -> None:
         if resp.status in (200, 201, 204):
             return
@@ -181,20 +206,29 @@ class HttpStore:
                 if resp.status in (401, 403) else "")
         raise RemoteError(f"remote cache {self.name}: {method} {path} answered HTTP {resp.status} {resp.reason}{hint}")
 
-    def _finish_put(self, resp: http.client.HTTPResponse, path: str, size: int) -> None:
+    def _finish_put(self, resp: http.client.HTTPResponse, path: str) -> None:
         resp.read()
         self._expect_ok(resp, "PUT", path)
 
-    def _read_body(self, resp: http.client.HTTPResponse, out: Any) -> None:
-        expected = resp.getheader("Content-Length")
+    def _read_body(self, resp: http.client.HTTPResponse, out: Any, limit: int, what: str) -> None:
+        """Copy at most `limit` bytes; a body declared or found longer, or cut short, is an IntegrityError."""
+        header = resp.getheader("Content-Length")
+        expected = int(header) if header is not None and header.isdigit() else None
+        if expected is not None and expected > limit:
+            raise IntegrityError(f"remote cache {self.name}: {what} announced {expected} bytes, more than the "
+                                 f"{limit} expected; not downloaded")
         try:
-            n = copy_stream(resp, out)  # type: ignore[arg-type]
+            n = copy_stream(resp, out, limit + 1)  # type: ignore[arg-type]
+        except Expired:
+            raise self._too_slow(what) from None
         except (OSError, http.client.HTTPException) as e:
-            raise _CutShort(f"body cut off: {_describe(e)}") from None
+            raise IntegrityError(f"remote cache {self.name}: {what}: body cut off: {_describe(e)}") from None
         self.counters["bytes_down"] += n
+        if n > limit:
+            raise IntegrityError(f"remote cache {self.name}: {what} sent more than the {limit} bytes expected; cut")
         # http.client returns short data instead of raising when a response ends early.
-        if expected is not None and n != int(expected):
-            raise _CutShort(f"body cut off after {n} of {expected} bytes")
+        if expected is not None and n != expected:
+            raise IntegrityError(f"remote cache {self.name}: {what}: body cut off after {n} of {expected} bytes")
 
     def _retrying(self, what: str, op: Callable[[], T]) -> T:
         delay = 0.2
@@ -203,7 +237,7 @@ class HttpStore:
                 return op()
             except _Transient as e:
                 self._close()
-                last, cut_short = str(e), isinstance(e, _CutShort)
+                last = str(e)
             except BaseException:
                 self._close()  # the connection may be mid-response: never reuse it
                 raise
@@ -211,28 +245,22 @@ class HttpStore:
                 self.counters["retries"] += 1
                 time.sleep(delay)
                 delay *= 3
-        if cut_short:  # the same object keeps arriving short: skip it, keep using the server
-            raise IntegrityError(f"remote cache {self.name}: {what} failed {self._retries + 1} times: {last}")
         raise RemoteError(f"remote cache {self.name}: {what} failed {self._retries + 1} times: {last}")
 
     def _close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+            self._sock = None
 
 
 class _Collect:
-    """A bounded in-memory sink for small bodies."""
+    """An in-memory sink for small bodies (the caller bounds them)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self) -> None:
         self.parts: list[bytes] = []
-        self.size = 0
-        self.limit = limit
 
     def write(self, data: bytes) -> int:
-        self.size += len(data)
-        if self.size > self.limit:
-            raise _Transient(f"action entry larger than {self.limit} bytes")
         self.parts.append(data)
         return len(data)
 
@@ -241,16 +269,16 @@ def _describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
 
 
-def _authorization(parts: urllib.parse.SplitResult, token: str | None, user: str | None, password: str | None,
+def _authorization(parts: remote_url.RemoteUrl, token: str | None, user: str | None, password: str | None,
                    netrc_file: Path | None) -> str | None:
     """Bearer token, else basic auth from the URL, the variables, or ~/.netrc's entry for the host."""
     if token:
         return f"Bearer {token}"
-    if parts.username is not None:
-        user, password = urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or "")
+    if parts.user is not None:
+        user, password = parts.user, parts.password or ""
     elif not user and netrc_file is not None and netrc_file.is_file():
         try:
-            found = netrc.netrc(str(netrc_file)).authenticators(parts.hostname or "")
+            found = netrc.netrc(str(netrc_file)).authenticators(parts.host)
         except (netrc.NetrcParseError, OSError) as e:
             # The parse error quotes the offending line, which may hold a password: name only the file.
             raise RemoteError(f"cannot read credentials from {netrc_file}: {type(e).__name__} "

@@ -7,6 +7,7 @@ the build goes on with local work, unless --remote-required. Bad bytes from the 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,27 +15,12 @@ from typing import Any, TypeVar
 import filelock
 
 from aotbuild.cache.local import CacheCounters, LocalStore
-from aotbuild.cache.store import IntegrityError, Kind, RemoteError, Store
-from aotbuild.errors import UserError
+from aotbuild.cache.remote_open import LazyRemote, open_remote  # noqa: F401 - open_remote: imported from here
+from aotbuild.cache.store import IntegrityError, RemoteError, Store, is_hex
 from aotbuild.fsutil import temp_path
 from aotbuild.workspace import settings
 
 T = TypeVar("T")
-
-
-def open_remote(config: settings.RemoteSettings) -> Store:
-    """The backend a URL names: http(s):// speaks Bazel's HTTP cache protocol, s3:// uses boto3."""
-    scheme = config.url.split("://", 1)[0].lower() if "://" in config.url else ""
-    if scheme in ("http", "https"):
-        from aotbuild.cache.http import HttpStore
-
-        return HttpStore(config.url, token=config.token, user=config.user, password=config.password,
-                         netrc_file=config.netrc)
-    if scheme == "s3":
-        from aotbuild.cache.s3 import S3Store
-
-        return S3Store(config.url, endpoint=config.s3_endpoint)
-    raise UserError(f"remote cache URL must start with http://, https:// or s3://, got scheme {scheme!r}")
 
 
 def open_layered(env: Mapping[str, str], local: LocalStore) -> LayeredStore:
@@ -45,57 +31,64 @@ def open_layered(env: Mapping[str, str], local: LocalStore) -> LayeredStore:
     events = settings.events_file(env)
     # Shared by every action of one build: once one finds the remote down, the others skip it at once.
     marker = settings.remote_down_file(events) if events is not None else None
-    remote = _LazyRemote(config) if marker is None or not marker.exists() else None
-    return LayeredStore(local, remote, upload=config.upload, required=config.required, down_marker=marker)
+    remote = LazyRemote(config) if marker is None or not marker.exists() else None
+    failed = settings.remote_failed_file(events) if events is not None else None
+    return LayeredStore(local, remote, upload=config.upload, required=config.required, down_marker=marker,
+                        failed_blobs=BlobFailures(failed))
 
 
-class _LazyRemote:
-    """Opens the backend on first use: an action answered by the local cache never imports boto3 or
-    http.client, nor reads ~/.netrc."""
+class BlobFailures:
+    """Blobs the remote failed to deliver in this build, counted across its processes (one line per failure,
+    appended to a file beside the events file): a blob that failed twice is not asked for again."""
 
-    def __init__(self, config: settings.RemoteSettings) -> None:
-        self._config = config
-        self._store: Store | None = None
+    LIMIT = 2
 
-    def _open(self) -> Store:
-        if self._store is None:
-            self._store = open_remote(self._config)
-        return self._store
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.here: dict[str, int] = {}  # this process's count, for a build without an events file
 
-    @property
-    def name(self) -> str:
-        return str(getattr(self._open(), "name", "remote"))
+    def count(self, digest: str) -> int:
+        shared = 0
+        if self.path is not None:
+            try:
+                shared = self.path.read_text().split().count(digest)
+            except FileNotFoundError:
+                pass
+        return max(shared, self.here.get(digest, 0))
 
-    def get_blob(self, digest: str, dest: Path) -> bool:
-        return self._open().get_blob(digest, dest)
+    def add(self, digest: str) -> None:
+        self.here[digest] = self.here.get(digest, 0) + 1
+        if self.path is not None:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, f"{digest}\n".encode())
+            finally:
+                os.close(fd)
 
-    def put_blob(self, digest: str, src: Path) -> None:
-        self._open().put_blob(digest, src)
 
-    def get_action(self, key: str) -> dict[str, Any] | None:
-        return self._open().get_action(key)
-
-    def put_action(self, key: str, value: dict[str, Any]) -> None:
-        self._open().put_action(key, value)
-
-    def contains(self, kind: Kind, key: str) -> bool:
-        return self._open().contains(kind, key)
-
-    def stats(self) -> dict[str, Any]:
-        return self._store.stats() if self._store is not None else {}
+def declared_sizes(payload: dict[str, Any]) -> dict[str, int]:
+    """Blob sizes an entry declares (compile entries: {"pt2": {"sha256": ..., "size": ...}}): a download
+    longer than that is cut. Blobs without a declared size are bounded by the configured cap."""
+    sizes: dict[str, int] = {}
+    for value in payload.values():
+        if isinstance(value, dict) and is_hex(value.get("sha256")) and type(value.get("size")) is int:
+            sizes[value["sha256"]] = max(0, value["size"])
+    return sizes
 
 
 class LayeredStore:
     """LocalStore's interface for actions, with a remote behind it."""
 
     def __init__(self, local: LocalStore, remote: Store | None = None, *, upload: bool = False,
-                 required: bool = False, down_marker: Path | None = None) -> None:
+                 required: bool = False, down_marker: Path | None = None,
+                 failed_blobs: BlobFailures | None = None) -> None:
         self.local = local
         self.remote = remote
         self.backend = remote  # kept after the remote is dropped, for its traffic counters
         self.upload = upload
         self.required = required
         self.down_marker = down_marker
+        self.failed_blobs = failed_blobs or BlobFailures(None)
         self.remote_counts = {"hits": 0, "misses": 0, "uploads": 0}
         self.warnings: list[str] = []  # remote trouble, for the build summary; each names what was skipped
 
@@ -152,9 +145,10 @@ class LayeredStore:
     def remote_report(self) -> dict[str, Any]:
         """For the action's event: hits, misses, uploads, traffic and warnings; no credentials."""
         traffic = self.backend.stats() if self.backend is not None else {}
+        notices = list(getattr(self.backend, "notices", []))
         if not traffic and not self.warnings:
             return {}  # the remote was never asked
-        return {**traffic, **self.remote_counts, "warnings": self.warnings}
+        return {**traffic, **self.remote_counts, "warnings": notices + self.warnings}
 
     # -- the remote side
 
@@ -189,10 +183,10 @@ class LayeredStore:
         if value is None:
             self.remote_counts["misses"] += 1
             return None
+        sizes = declared_sizes(value)
         for digest in value.get("blobs", []):
-            reported = len(self.warnings)
-            if not self.local.has_blob(digest) and not self._fetch(digest):
-                if len(self.warnings) == reported:  # absent, rather than bad bytes (reported already)
+            if not self.local.has_blob(digest) and (got := self._fetch(digest, sizes.get(digest))) is not True:
+                if got is False:  # absent, rather than bad bytes (reported once already)
                     self.warnings.append(f"remote cache {self.remote_name()}/ac/{key} points at cas/{digest}, "
                                          "which the remote does not have; not used")
                 self.remote_counts["misses"] += 1
@@ -201,20 +195,27 @@ class LayeredStore:
         self.remote_counts["hits"] += 1
         return value
 
-    def _fetch(self, digest: str) -> bool:
-        """Download a blob into the local cache; False if the remote lacks it or its bytes are bad."""
+    def _fetch(self, digest: str, limit: int | None = None) -> bool | None:
+        """Download a blob into the local cache: True when done, False if the remote lacks it, None if its bytes
+        are bad (cut short, longer than `limit`, wrong digest: warned about). A blob the remote failed twice in
+        this build is not asked for again."""
         if self.remote is None:
             return False
-        # In the local store's temp dir: gc removes what a crash leaves.
-        with temp_path(self.local.base / "tmp", "remote") as tmp:
-            try:
-                if not self.remote.get_blob(digest, tmp):
-                    return False
-                self.local.put_blob(digest, tmp)
-                return True
-            except IntegrityError as e:
-                self.warnings.append(f"{e}; not used, rebuilt locally")
-                return False
+        problem: IntegrityError | None = None  # None: failed twice earlier in this build, warned about then
+        while self.failed_blobs.count(digest) < BlobFailures.LIMIT:
+            # In the local store's temp dir: gc removes what a crash leaves, the context manager the rest.
+            with temp_path(self.local.base / "tmp", "remote") as tmp:
+                try:
+                    if not self.remote.get_blob(digest, tmp, limit):
+                        return False
+                    self.local.put_blob(digest, tmp)
+                    return True
+                except IntegrityError as e:
+                    self.failed_blobs.add(digest)
+                    problem = e
+        if problem is not None:
+            self.warnings.append(f"{problem}; not used, rebuilt locally")
+        return None
 
     def _upload(self, key: str, value: dict[str, Any], only_if_absent: bool) -> None:
         remote = self.remote

@@ -103,8 +103,8 @@ class LocalStore:
         return self._cas_path(digest).is_file()
 
     # The Store protocol (cache/store.py), so remote backends and this one pass one contract suite.
-    def get_blob(self, digest: str, dest: Path) -> bool:
-        """Copy the verified blob to `dest` (streamed); False if absent or corrupt."""
+    def get_blob(self, digest: str, dest: Path, limit: int | None = None) -> bool:
+        """Copy the verified blob to `dest` (streamed); False if absent or corrupt. `limit` is for remotes."""
         path = self.blob_path(digest)
         if path is None:
             return False

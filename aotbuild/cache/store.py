@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from aotbuild.cache.signing import SignatureError, Signer, Verifier
 from aotbuild.errors import CacheError, InfraError
 from aotbuild.fsutil import copy_stream, pending_file  # noqa: F401 - copy_stream: the backends import it here
 from aotbuild.hashing import HashingWriter, canonical_json, sha256_bytes
@@ -29,9 +30,10 @@ class Store(Protocol):
     """One cache backend. Keys and digests are 64 lowercase hex characters.
 
     A miss is None/False, never an exception; RemoteError means the backend itself failed. Blobs stream
-    between disk and backend (artifacts can be large), and get_blob writes `dest` only with verified bytes."""
+    between disk and backend (artifacts can be large), and get_blob writes `dest` only with verified bytes, at
+    most `limit` of them (the size the action entry declared)."""
 
-    def get_blob(self, digest: str, dest: Path) -> bool: ...
+    def get_blob(self, digest: str, dest: Path, limit: int | None = None) -> bool: ...
 
     def put_blob(self, digest: str, src: Path) -> None: ...
 
@@ -55,29 +57,48 @@ def check_hex(what: str, value: str) -> str:
     return value
 
 
-def encode_action(key: str, value: dict[str, Any]) -> bytes:
-    """The same self-checking document the local store keeps: key, checksum of the payload, payload."""
-    return canonical_json({"key": key, "sha256": sha256_bytes(canonical_json(value)), "payload": value})
+def encode_action(key: str, value: dict[str, Any], signer: Signer | None = None) -> bytes:
+    """The same self-checking document the local store keeps: key, checksum of the payload, payload; and, on
+    its way to a remote from a signing machine (CI), a signature over key and checksum."""
+    checksum = sha256_bytes(canonical_json(value))
+    doc: dict[str, Any] = {"key": key, "sha256": checksum, "payload": value}
+    if signer is not None:
+        doc["signature"] = signer.sign(key, checksum)
+    return canonical_json(doc)
+
+
+def _checked(key: str, raw: bytes) -> tuple[dict[str, Any], str, object] | None:
+    """(payload, its checksum, the signature if any) of a sound entry filed under `key`, else None."""
+    try:
+        doc = json.loads(raw)
+        payload, checksum = doc["payload"], doc.get("sha256")
+        ok = (isinstance(payload, dict) and doc.get("key") == key
+              and checksum == sha256_bytes(canonical_json(payload)))
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return None
+    return (payload, checksum, doc.get("signature")) if ok else None
 
 
 def parse_action(key: str, raw: bytes) -> dict[str, Any] | None:
     """The payload of an encoded entry, or None if it is damaged or filed under the wrong key (the key check
-    catches a sound entry copied or renamed into the wrong place)."""
-    try:
-        doc = json.loads(raw)
-        payload = doc["payload"]
-        ok = (isinstance(payload, dict) and doc.get("key") == key
-              and doc.get("sha256") == sha256_bytes(canonical_json(payload)))
-    except (ValueError, KeyError, TypeError):
-        ok = False
-    return payload if ok else None
+    catches a sound entry copied or renamed into the wrong place). Local entries are not signature-checked:
+    this machine wrote them, or took them from a remote after checking."""
+    checked = _checked(key, raw)
+    return None if checked is None else checked[0]
 
 
-def decode_action(key: str, raw: bytes, where: str) -> dict[str, Any]:
-    """The payload of an encoded entry; IntegrityError if it is damaged or filed under the wrong key."""
-    payload = parse_action(key, raw)
-    if payload is None:
+def decode_action(key: str, raw: bytes, where: str, verifier: Verifier | None = None) -> dict[str, Any]:
+    """The payload of an encoded remote entry; IntegrityError if it is damaged, filed under the wrong key, or
+    (with a verifier) unsigned or not signed by a trusted key for this key and payload."""
+    checked = _checked(key, raw)
+    if checked is None:
         raise IntegrityError(f"remote cache {where}/ac/{key} is not a valid action entry for its key")
+    payload, checksum, signature = checked
+    if verifier is not None:
+        try:
+            verifier.verify(key, checksum, signature)
+        except SignatureError as e:
+            raise IntegrityError(f"remote cache {where}/ac/{key} failed its signature check ({e})") from None
     blobs = payload.get("blobs", [])
     if not (isinstance(blobs, list) and all(is_hex(d) for d in blobs)):
         raise IntegrityError(f"remote cache {where}/ac/{key} lists malformed blob digests")
@@ -85,14 +106,29 @@ def decode_action(key: str, raw: bytes, where: str) -> dict[str, Any]:
 
 
 @contextmanager
-def verified_download(dest: Path, digest: str, where: str) -> Iterator[HashingWriter]:
-    """A file to stream a blob into; on exit its sha256 is checked and it is renamed onto `dest`. Other bytes
-    raise IntegrityError, and any failure (a body cut short included) leaves `dest` untouched."""
+def verified_download(dest: Path, digest: str, where: str, limit: int | None = None) -> Iterator[HashingWriter]:
+    """A file to stream a blob into; on exit its sha256 is checked and it is renamed onto `dest`. Other bytes,
+    or more than `limit` of them, raise IntegrityError, and any failure (a body cut short included) leaves
+    `dest` untouched and removes the partial file."""
     with pending_file(dest.parent, f"{dest.name}.download") as pending:
-        hashing = HashingWriter(pending.file)
+        hashing = HashingWriter(_Bounded(pending.file, limit, f"{where}/cas/{digest}"))
         yield hashing
         got = hashing.sha256.hexdigest()
         if got != digest:
             raise IntegrityError(f"remote cache {where}/cas/{digest} failed its digest check ({hashing.size} bytes hash to "
                                  f"{got[:16]}...)")
         pending.commit(dest)
+
+
+class _Bounded:
+    """A file that refuses to grow past `limit` bytes: a download never fills the disk beyond what the entry
+    declared."""
+
+    def __init__(self, file: Any, limit: int | None, name: str) -> None:
+        self.file, self.limit, self.name, self.size = file, limit, name, 0
+
+    def write(self, data: bytes) -> int:
+        self.size += len(data)
+        if self.limit is not None and self.size > self.limit:
+            raise IntegrityError(f"remote cache {self.name} is longer than the {self.limit} bytes expected; cut")
+        return self.file.write(data)

@@ -1,4 +1,4 @@
-"""`aotbuild cache path|stats|verify|gc`: inspect and maintain the local cache."""
+"""`aotbuild cache path|stats|verify|gc|keygen`: inspect and maintain the local cache; make signing keys."""
 
 from __future__ import annotations
 
@@ -32,9 +32,31 @@ def _age(text: str) -> float:
         raise UserError(f"--max-age {text!r}: expected an age such as 30d, 12h or 3600") from None
 
 
+def _keygen(private_key: str) -> int:
+    """Write a new private key to a file only its owner reads, and print the public key to distribute."""
+    import os
+
+    from aotbuild.cache import signing
+
+    private, public = signing.generate()
+    path = Path(private_key)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise UserError(f"{path} exists: keygen never overwrites a key\n  fix: choose another file") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(private + "\n")
+    print(f"aotbuild: private key written to {path} (give it to CI as AOTBUILD_SIGNING_KEY_FILE or the "
+          "AOTBUILD_SIGNING_KEY secret)\npublic key, for AOTBUILD_REMOTE_VERIFY_KEYS on every machine that reads "
+          f"the remote:\n{public}")
+    return 0
+
+
 def cmd_cache(args: argparse.Namespace) -> int:
     from aotbuild.cache.local import LocalStore
 
+    if args.cache_command == "keygen":
+        return _keygen(args.private_key)
     ctx = open_workspace(Path.cwd(), args.cache_dir)
     store = LocalStore(ctx.cache_dir)
     if args.cache_command == "path":

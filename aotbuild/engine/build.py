@@ -105,9 +105,10 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], wanted: Goals
         print(f"warning: {warning}", file=sys.stderr)
     events_file = ninja_pass.events_file(ctx.out_dir)
     events_file.unlink(missing_ok=True)
-    settings.remote_down_file(events_file).unlink(missing_ok=True)
+    settings.clear_remote_marks(events_file)
     env = {settings.EVENTS_VAR: str(events_file), **cache_env,
-           **settings.remote_env(wanted.remote, request.remote_upload, request.remote_required)}
+           **settings.remote_env(wanted.remote, request.remote_upload, request.remote_required,
+                                 plan.remote_verify_keys)}
     if not request.workers:
         env[settings.WORKERS_VAR] = "0"
     if settings.cache_pass_enabled(settings.environ()):

@@ -67,7 +67,7 @@ def run(how: Run, wanted: Goals, result: BuildResult) -> int:
     if events.exists():
         result.events = [json.loads(line) for line in events.read_text().splitlines() if line.strip()]
         events.unlink()
-    settings.remote_down_file(events).unlink(missing_ok=True)
+    settings.clear_remote_marks(events)
     return optional_rc
 
 

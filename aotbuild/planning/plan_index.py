@@ -51,11 +51,13 @@ class Plan:
     remote_cache: str | None = None  # WORKSPACE.aot.yaml's cache.remote
     # plan.json's bytes as read, whose lines (one per package) encode_plan reuses for entries still the same.
     encoded: bytes | None = field(default=None, compare=False, repr=False)
+    remote_verify_keys: tuple[str, ...] = ()  # WORKSPACE.aot.yaml's cache.verify_keys
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": self.version, "python": self.python, "ninja": self.ninja,
                 "cache_dir": self.cache_dir, "ignore": self.ignore, "workspace": self.workspace.to_json(),
-                "packages": {p: e.to_json() for p, e in self.packages.items()}, "remote_cache": self.remote_cache}
+                "packages": {p: e.to_json() for p, e in self.packages.items()}, "remote_cache": self.remote_cache,
+                "remote_verify_keys": list(self.remote_verify_keys)}
 
     @staticmethod
     def from_json(data: dict[str, Any], encoded: bytes | None = None) -> Plan:
@@ -64,7 +66,7 @@ class Plan:
         return Plan(data["version"], data["python"], data["ninja"], data["cache_dir"], data["ignore"],
                     FileState.from_json(data["workspace"]),
                     {p: PackageEntry.from_json(e) for p, e in data["packages"].items()}, data.get("remote_cache"),
-                    encoded)
+                    encoded, tuple(data.get("remote_verify_keys", ())))
 
     @cached_property
     def targets(self) -> dict[str, dict[str, Any]]:
@@ -118,7 +120,7 @@ def encode_plan(plan: Plan, previous: Plan | None = None) -> bytes:
         lines.append(line)
     fields = {"format": FORMAT, "version": plan.version, "python": plan.python, "ninja": plan.ninja,
               "cache_dir": plan.cache_dir, "ignore": plan.ignore, "workspace": plan.workspace.to_json(),
-              "remote_cache": plan.remote_cache}
+              "remote_cache": plan.remote_cache, "remote_verify_keys": list(plan.remote_verify_keys)}
     return json.dumps(fields, separators=(",", ":")).encode()[:-1] + b"," + _PACKAGES + b",\n".join(lines) + b"\n}}"
 
 

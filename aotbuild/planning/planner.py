@@ -124,7 +124,8 @@ def _update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) 
         # A fresh mtime marks ninja's generator edge done for every BUILD file read so far.
         os.utime(ninja_file)
     plan = Plan(__version__, sys.executable, str(Path(ninja.BIN_DIR) / "ninja"), config.cache_dir,
-                list(config.ignore), workspace_state, entries, config.remote_cache)
+                list(config.ignore), workspace_state, entries, config.remote_cache,
+                remote_verify_keys=config.remote_verify_keys)
     replace_unsynced(out_dir / layout.PLAN_FILE, encode_plan(plan, old))
     return plan
 

@@ -51,17 +51,33 @@ def parse_workspace(node: Node, file: str) -> WorkspaceConfig:
     ctx = Ctx(file)
     mapping = check_keys(ctx, node, WORKSPACE_FIELDS, None)
     cache_dir = remote = None
+    verify_keys: tuple[str, ...] = ()
     if "cache" in mapping:
-        cache = check_keys(ctx, mapping["cache"], ("dir", "remote"), "cache")
+        cache = check_keys(ctx, mapping["cache"], ("dir", "remote", "verify_keys"), "cache")
         if "dir" in cache:
             cache_dir = expect(ctx, cache["dir"], "cache.dir", str, "a directory path")
         if "remote" in cache:
             remote = expect(ctx, cache["remote"], "cache.remote", str, "a URL: http(s)://host/prefix or s3://bucket/prefix")
+        if "verify_keys" in cache:
+            verify_keys = _verify_keys(ctx, cache["verify_keys"])
     ignore: tuple[str, ...] = ()
     if "ignore" in mapping:
         items = expect(ctx, mapping["ignore"], "ignore", list, "a list of directories")
         ignore = tuple(expect(ctx, i, "ignore", str, "a directory path").strip("/") for i in items)
-    return WorkspaceConfig(parse_defaults(ctx, mapping.get("defaults")), cache_dir, ignore, remote)
+    return WorkspaceConfig(parse_defaults(ctx, mapping.get("defaults")), cache_dir, ignore, remote, verify_keys)
+
+
+def _verify_keys(ctx: Ctx, node: Node) -> tuple[str, ...]:
+    """Public keys whose signatures make a remote-cache entry acceptable (cache/signing.py checks the bytes)."""
+    what = "a list of public keys, each 'ed25519:<base64>' as `aotbuild cache keygen` prints it"
+    keys = []
+    for item in expect(ctx, node, "cache.verify_keys", list, what):
+        key = expect(ctx, item, "cache.verify_keys", str, what)
+        if not key.startswith("ed25519:"):
+            raise ctx.error(item, "cache.verify_keys", f"expected {what}, found {key[:20]!r}",
+                            "make a key pair with `aotbuild cache keygen`")
+        keys.append(key)
+    return tuple(keys)
 
 
 def parse_build_file(node: Node, file: str, package: str, workspace_defaults: dict[str, Node]

@@ -26,6 +26,17 @@ REMOTE_TOKEN_VAR = "AOTBUILD_REMOTE_TOKEN"
 REMOTE_USER_VAR = "AOTBUILD_REMOTE_USER"
 REMOTE_PASSWORD_VAR = "AOTBUILD_REMOTE_PASSWORD"
 S3_ENDPOINT_VAR = "AOTBUILD_S3_ENDPOINT"  # an S3-compatible store (MinIO, moto); boto3 also reads AWS_ENDPOINT_URL
+# Limits on each remote request: seconds for the whole answer, and bytes for a blob whose entry declares no size.
+REMOTE_DEADLINE_VAR = "AOTBUILD_REMOTE_DEADLINE"
+REMOTE_MAX_BLOB_VAR = "AOTBUILD_REMOTE_MAX_BLOB"
+# Signed action entries (cache/signing.py): CI holds the private key (the `ed25519:` line or PEM text, or a
+# file holding it), and signs what it uploads; every machine that lists public keys accepts only remote entries
+# signed by one of them; the CLI exports WORKSPACE.aot.yaml's cache.verify_keys here when the variable is unset.
+SIGNING_KEY_VAR = "AOTBUILD_SIGNING_KEY"
+SIGNING_KEY_FILE_VAR = "AOTBUILD_SIGNING_KEY_FILE"
+VERIFY_KEYS_VAR = "AOTBUILD_REMOTE_VERIFY_KEYS"
+DEFAULT_REMOTE_DEADLINE_S = 600.0
+DEFAULT_REMOTE_MAX_BLOB = 4 << 30
 # "0": no cache pass in the CLI (engine/cache_hits.py): every hit runs its action process, as before it existed.
 CACHE_PASS_VAR = "AOTBUILD_CACHE_PASS"
 # "0": every build runs ninja, even where the no-op stamp (engine/noop_stamp.py) proves it would run nothing.
@@ -96,6 +107,11 @@ class RemoteSettings:
     password: str | None = None
     netrc: Path | None = None
     s3_endpoint: str | None = None
+    deadline_s: float = DEFAULT_REMOTE_DEADLINE_S
+    max_blob_bytes: int = DEFAULT_REMOTE_MAX_BLOB
+    signing_key: str | None = None
+    signing_key_file: Path | None = None
+    verify_keys: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"RemoteSettings(upload={self.upload}, required={self.required})"
@@ -118,10 +134,36 @@ def remote_settings(env: Mapping[str, str]) -> RemoteSettings | None:
         return None
     home = env.get("HOME")
     netrc = env.get("NETRC") or (str(Path(home) / ".netrc") if home else None)
+    key_file = env.get(SIGNING_KEY_FILE_VAR)
     return RemoteSettings(url=url, upload=env.get(REMOTE_UPLOAD_VAR) == "1", required=env.get(REMOTE_REQUIRED_VAR) == "1",
                           token=env.get(REMOTE_TOKEN_VAR) or None, user=env.get(REMOTE_USER_VAR) or None,
                           password=env.get(REMOTE_PASSWORD_VAR) or None, netrc=Path(netrc) if netrc else None,
-                          s3_endpoint=env.get(S3_ENDPOINT_VAR) or None)
+                          s3_endpoint=env.get(S3_ENDPOINT_VAR) or None,
+                          deadline_s=_positive(env, REMOTE_DEADLINE_VAR, DEFAULT_REMOTE_DEADLINE_S),
+                          max_blob_bytes=int(_positive(env, REMOTE_MAX_BLOB_VAR, DEFAULT_REMOTE_MAX_BLOB)),
+                          signing_key=env.get(SIGNING_KEY_VAR) or None,
+                          signing_key_file=Path(key_file).expanduser() if key_file else None,
+                          verify_keys=split_keys(env.get(VERIFY_KEYS_VAR, "")))
+
+
+def split_keys(text: str) -> tuple[str, ...]:
+    """Public keys listed in one variable, separated by commas or white space."""
+    return tuple(k for k in text.replace(",", " ").split() if k)
+
+
+def _positive(env: Mapping[str, str], var: str, default: float) -> float:
+    text = env.get(var, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        from aotbuild.errors import UserError
+
+        raise UserError(f"{var}={text[:40]!r}: expected a positive number\n  fix: set it to e.g. 600, or unset it")
+    return value
 
 
 def remote_down_file(events: Path) -> Path:
@@ -129,9 +171,24 @@ def remote_down_file(events: Path) -> Path:
     return events.with_name(events.name + ".remote-down")
 
 
-def remote_env(url: str | None, upload: bool, required: bool) -> dict[str, str]:
-    """The variables the CLI passes to actions (an empty URL overrides one inherited from the user)."""
-    return {REMOTE_VAR: url or "", REMOTE_UPLOAD_VAR: "1" if upload else "0", REMOTE_REQUIRED_VAR: "1" if required else "0"}
+def remote_failed_file(events: Path) -> Path:
+    """Blobs the remote failed to deliver in this build, one digest a line (cache/layered.py)."""
+    return events.with_name(events.name + ".remote-failed")
+
+
+def clear_remote_marks(events: Path) -> None:
+    """A new build asks the remote afresh."""
+    remote_down_file(events).unlink(missing_ok=True)
+    remote_failed_file(events).unlink(missing_ok=True)
+
+
+def remote_env(url: str | None, upload: bool, required: bool, verify_keys: tuple[str, ...] = ()) -> dict[str, str]:
+    """The variables the CLI passes to actions (an empty URL overrides one inherited from the user). The public
+    keys of WORKSPACE.aot.yaml's cache.verify_keys apply unless the user's environment lists its own."""
+    env = {REMOTE_VAR: url or "", REMOTE_UPLOAD_VAR: "1" if upload else "0", REMOTE_REQUIRED_VAR: "1" if required else "0"}
+    if verify_keys and not environ().get(VERIFY_KEYS_VAR):
+        env[VERIFY_KEYS_VAR] = " ".join(verify_keys)
+    return env
 
 
 def cache_pass_enabled(env: Mapping[str, str]) -> bool:

@@ -90,3 +90,5 @@ class WorkspaceConfig:
     ignore: tuple[str, ...]
     remote_cache: str | None = None  # cache.remote: the remote cache's URL (no credentials: those come from
     # the environment or ~/.netrc, since this file is committed)
+    remote_verify_keys: tuple[str, ...] = ()  # cache.verify_keys: public keys; remote entries must carry a
+    # signature by one of them (cache/signing.py)
