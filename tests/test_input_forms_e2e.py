@@ -88,6 +88,10 @@ BUILD = f"""targets:
       x: {{shape: [b, 3], dtype: float32}}
     dims:
       b: {{min: 1, max: 4}}
+  misnamed:
+    model: m.models:FailsEagerly
+    inputs:
+      xx: {{shape: [2, 3], dtype: float32}}
   returns_cache:
     model: m.models:ReturnsCache
     inputs:
@@ -172,3 +176,11 @@ def test_a_cache_output_suggests_use_cache_false(tested) -> None:
     fix = next(line for line in run.output.splitlines() if "use_cache=False" in line)
     assert fix.strip().startswith("fix: turn the cache output off with use_cache=False")
     assert "inputs: {use_cache: {value: false, keyword: true}}" in fix
+
+
+def test_failures_found_in_build_files_by_actions_exit_2(tested) -> None:
+    ws, run, _ = tested
+    # eager_fails, misnamed and returns_cache all fail on what their BUILD entries declare.
+    assert run.code == 2, run.output
+    alone = aotbuild(["build", "//m:misnamed"], ws, {"AOTBUILD_CACHE_DIR": str(ws.parent / "cache")})
+    assert alone.code == 2 and "field 'inputs.xx': input 'xx' matches no parameter" in alone.output, alone.output

@@ -29,7 +29,7 @@ def test_a_nan_failure_says_which_side_holds_it(eager_nan: bool, artifact_nan: b
     assert not record["ok"]
     assert (record["nan_reference"], record["nan_artifact"], record["max_abs"]) == (int(eager_nan), int(artifact_nan), 0)
     (problem,) = failures({"cases": [_case([record], "b=1 (min)", "pt2")], "rejected": []})
-    assert problem.startswith("pt2 output logits on case 'b=1 (min)': ") and said in problem
+    assert problem.startswith(".pt2 output logits on case 'b=1 (min)': ") and said in problem
 
 
 @pytest.mark.torch
@@ -50,6 +50,12 @@ def test_a_refusal_keeps_the_part_of_the_error_that_says_why() -> None:
     assert "\n" not in reason and reason.startswith("TypeError: run(): incompatible")
     assert reason.endswith("Invoked with: [tensor, True]")
     assert _reason(RuntimeError("x" * 2000)).endswith("... (the whole error is in verify.log)")
+
+
+def test_a_refused_case_names_the_artifact_and_the_case() -> None:
+    refused = {"output": "*", "ok": False, "problem": "refused its inputs (float32[2, 3]): TypeError: no"}
+    (problem,) = failures({"cases": [_case([refused], "b=1 (min)")], "rejected": []})
+    assert problem == ".so on case 'b=1 (min)': refused its inputs (float32[2, 3]): TypeError: no"
 
 
 def test_the_failure_message_counts_checks_and_shows_three_in_full() -> None:

@@ -104,7 +104,7 @@ def run_checks(ctx: ActionContext, manifest: dict[str, Any], reference_digest: s
                 print(f"the {artifact} refused case '{case['name']}' ({_shapes(flat_inputs)}):", file=sys.stderr)
                 traceback.print_exc()
                 outputs = [{"output": "*", "ok": False,
-                            "problem": f"the artifact refused these inputs ({_shapes(flat_inputs)}): {_reason(e)}"}]
+                            "problem": f"refused its inputs ({_shapes(flat_inputs)}): {_reason(e)}"}]
             results.append({"case": case["name"], "artifact": artifact, "outputs": outputs})
     return {"cases": results, "rejected": _out_of_range(ctx, cases, so)}
 
@@ -194,15 +194,18 @@ def failures(result: dict[str, Any]) -> list[str]:
     out = []
     for case in result["cases"]:
         for rec in case["outputs"]:
-            if not rec["ok"]:
-                out.append(f"{case['artifact']} output {rec['output']} on case '{case['case']}': {_problem(rec)}")
+            if rec["ok"]:
+                continue
+            artifact = f".{case['artifact']}"  # the .so or the .pt2: each is checked on every case
+            output = "" if rec["output"] == "*" else f" output {rec['output']}"
+            out.append(f"{artifact}{output} on case '{case['case']}': {_problem(rec)}")
     for r in result["rejected"]:
         if r["refused"]:
             continue
         if r["message"] == "ran without error":
-            out.append(f"so accepted {r['dim']}={r['size']}, outside the declared range")
+            out.append(f".so accepted {r['dim']}={r['size']}, outside the declared range")
         else:
-            out.append(f"so failed on {r['dim']}={r['size']} (outside the declared range) without its own range "
+            out.append(f".so failed on {r['dim']}={r['size']} (outside the declared range) without its own range "
                        f"check: {r['message']}")
     return out
 
