@@ -101,7 +101,7 @@ def run_checks(ctx: ActionContext, manifest: dict[str, Any], reference_digest: s
                 outputs = compare(expected, run(), paths, declared)
             except Exception as e:  # noqa: BLE001 - an artifact that refuses in-range inputs is a failed check
                 # The whole error goes to verify.log; the record keeps what the artifact was given and why it refused.
-                print(f"the {artifact} refused case '{case['name']}' ({_shapes(flat_inputs)}):", file=sys.stderr)
+                print(f"the .{artifact} refused case '{case['name']}' ({_shapes(flat_inputs)}):", file=sys.stderr)
                 traceback.print_exc()
                 outputs = [{"output": "*", "ok": False,
                             "problem": f"refused its inputs ({_shapes(flat_inputs)}): {_reason(e)}"}]
@@ -134,6 +134,8 @@ def _out_of_range(ctx: ActionContext, cases: list[dict], so: Any) -> list[dict]:
             sys.stderr.flush()
             message = _runtime_reason(log, printed_from) or _reason(e)
             refused = "dim value is too large" in message and str(dim["max"]) in message
+            if not refused:
+                traceback.print_exc()  # the whole error, for the message's shortened one
         rejected.append({"dim": dim["name"], "size": dim["max"] + 1, "refused": refused, "message": message})
     return rejected
 
