@@ -95,5 +95,6 @@ def test_a_generator_that_misbehaves_is_named_with_its_field(gen_module: str, fn
     with pytest.raises(TargetError) as info:
         make_case(spec(inputs), {}, "example", "cpu")
     error = info.value
-    assert (error.where.file, error.where.line, error.where.field) == ("m/BUILD.aot.yaml", 3, "inputs.batch.mask.generator")
+    assert (error.where.file, error.where.line, error.where.field) == \
+        ("m/BUILD.aot.yaml", 3, "inputs.batch.mask.generator")
     assert problem in error.problem and fix in (error.fix or "")

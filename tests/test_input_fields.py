@@ -93,11 +93,17 @@ INPUT_ERRORS = [
     ("{shape: [2], dtype: float32, low: 1.0, high: 1.0}", "inputs.x.high", "must exceed low", "high above low"),
     ("{shape: [2], dtype: int8, low: 0, high: 200}", "inputs.x.high", "int8 holds [-128, 127]", "at most 128"),
     ("{shape: [2], dtype: uint8, low: -1}", "inputs.x.low", "uint8 holds [0, 255]", "range"),
-    ("{shape: [2], dtype: int32, low: 0.5}", "inputs.x.low", "expected an integer", None),
+    ("{shape: [2], dtype: int32, low: 0.5}", "inputs.x.low", "expected an integer", "whole numbers"),
     ("{shape: [2], dtype: uint8, value: 300}", "inputs.x.value", "does not fit uint8", "in range"),
-    ("{shape: [2], dtype: bool, value: 1}", "inputs.x.value", "true or false", None),
-    ("{shape: [2], dtype: int64, value: 1.5}", "inputs.x.value", "expected an integer", None),
-    ("{shape: [2], dtype: float32, value: .inf}", "inputs.x.value", "finite", None),
+    ("{shape: [2], dtype: bool, value: 1}", "inputs.x.value", "true or false", "value: true or value: false"),
+    ("{shape: [2], dtype: int64, value: 1.5}", "inputs.x.value", "expected an integer", "whole numbers"),
+    ("{shape: [2], dtype: float32, value: .inf}", "inputs.x.value", "finite", "a number such as 0.5"),
+    ("{value: .nan}", "inputs.x.value", "finite", "a number such as 0.5"),
+    ("5", "inputs.x", "expected an input spec", "{value: 1}"),
+    ("{shape: [-1], dtype: float32}", "inputs.x.shape", "size >= 0", "0 or more"),
+    ("{shape: [1.5], dtype: float32}", "inputs.x.shape", "expected a size or a dim name", "declared in dims:"),
+    ("{shape: [2], dtype: 32}", "inputs.x.dtype", "expected a dtype name", "float32"),
+    ("{value: 1, keyword: yes please}", "inputs.x.keyword", "true or false", "keyword: true"),
     ("{shape: [2], dtype: float32, value: 1, low: 0, high: 1}", "inputs.x.low", "'value' and 'low'", "keep one"),
     ("{shape: [2], dtype: float32, generator: m:g, value: 0}", "inputs.x.generator", "'value' and 'generator'",
      "keep one"),
@@ -110,7 +116,8 @@ INPUT_ERRORS = [
     ("{dict: {a: {value: 1, keyword: true}}}", "inputs.x.a.keyword", "forward()'s own parameters",
      "top-level input"),
     ("{dict: {a: {value: 1}}, shape: [2]}", "inputs.x.shape", "does not go with 'dict'", "its own shape"),
-    ("{list: {a: 1}}", "inputs.x.list", "expected a list of input specs", None),
+    ("{list: {a: 1}}", "inputs.x.list", "expected a list of input specs", "list: ["),
+    ("{dict: [1]}", "inputs.x.dict", "expected a mapping of keys", "dict: {ids:"),
     ("{list: [{shape: [2], dtype: float33}]}", "inputs.x[0].dtype", "unknown dtype", "uint8"),
     ("{dict: {a: {shape: [q], dtype: float32}}}", "inputs.x.a.shape", "unknown dimension 'q'", "dims:"),
     ("{shape: [2], dtype: float32, valeu: 1}", "inputs.x.valeu", "unknown key", "did you mean 'value'"),
@@ -119,7 +126,7 @@ INPUT_ERRORS = [
 
 @pytest.mark.parametrize("spec, field, problem, fix", INPUT_ERRORS)
 def test_bad_inputs_name_file_line_target_field_and_fix(tmp_path: Path, spec: str, field: str, problem: str,
-                                                        fix: str | None) -> None:
+                                                        fix: str) -> None:
     text = f"targets:\n  bad:\n    model: m:f\n    inputs:\n      x: {spec}\n"
     _, errors = parse(tmp_path, text)
     error = errors[Label("pkg", "bad")]
@@ -127,5 +134,4 @@ def test_bad_inputs_name_file_line_target_field_and_fix(tmp_path: Path, spec: st
     assert (str(error.where.file), error.where.line, error.where.target, error.where.field) == \
         ("pkg/BUILD.aot.yaml", 5, "bad", field)
     assert problem in error.problem
-    if fix is not None:
-        assert error.fix is not None and fix in error.fix
+    assert error.fix is not None and fix in error.fix

@@ -168,7 +168,8 @@ def _export_error(spec: dict[str, Any], e: Exception) -> Exception:
     unknown = _UNKNOWN_OUTPUT.search(str(e))
     if unknown:
         return TargetError(location(spec, "model"), f"forward() returns an object of type {unknown.group(1)}, which "
-                           "torch.export cannot flatten into tensors (torch: \"register a pytree for it\")", _output_fix(unknown.group(1)))
+                           "torch.export cannot flatten into tensors (torch: \"register a pytree for it\")",
+                           _output_fix(unknown.group(1)))
     return ActionError(spec["label"], "export", f"torch.export failed: {text}")
 
 
