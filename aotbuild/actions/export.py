@@ -162,14 +162,14 @@ def _export_error(spec: dict[str, Any], e: Exception) -> Exception:
     from aotbuild.errors import ActionError, TargetError, UserError
 
     text = f"{type(e).__name__}: {e}"
-    if isinstance(e, (GuardOnDataDependentSymNode, torch._dynamo.exc.UserError, torch._dynamo.exc.Unsupported)):
-        return UserError(f"torch.export rejected the model: {text}\n  fix: make forward() traceable: no Python "
-                         "control flow on tensor values (use torch.cond or tensor ops), no unsupported constructs")
-    unknown = _UNKNOWN_OUTPUT.search(str(e))
+    unknown = _UNKNOWN_OUTPUT.search(str(e))  # first: a tracing error may carry it too
     if unknown:
         return TargetError(location(spec, "model"), f"forward() returns an object of type {unknown.group(1)}, which "
                            "torch.export cannot flatten into tensors (torch: \"register a pytree for it\")",
                            _output_fix(unknown.group(1)))
+    if isinstance(e, (GuardOnDataDependentSymNode, torch._dynamo.exc.UserError, torch._dynamo.exc.Unsupported)):
+        return UserError(f"torch.export rejected the model: {text}\n  fix: make forward() traceable: no Python "
+                         "control flow on tensor values (use torch.cond or tensor ops), no unsupported constructs")
     return ActionError(spec["label"], "export", f"torch.export failed: {text}")
 
 
