@@ -52,6 +52,15 @@ class TargetError(UserError):
         super().__init__(text)
 
 
+class StepError(TargetError):
+    """A target error found in one named step of an action (the eager reference run inside export): messages
+    name that step instead of the action, so a model failing eagerly is not reported as a failed export."""
+
+    def __init__(self, step: str, where: Location, problem: str, fix: str | None = None) -> None:
+        self.step = step
+        super().__init__(where, problem, fix)
+
+
 class LabelError(UserError):
     """A label or target pattern is malformed, escapes the workspace, or names nothing."""
 

@@ -31,15 +31,15 @@ class ExportSpec:
     kwargs: dict[str, Any]
     weights: str | None
     seed: int
-    inputs: list[dict[str, Any]] | str  # declared tensors, or "module:callable"
+    inputs: list[dict[str, Any]] | str  # declared inputs (workspace.target.input_json), or "module:callable"
     device: str
     dims: list[dict[str, Any]]
 
     @classmethod
     def of(cls, target: Target) -> ExportSpec:
-        inputs: Any = target.inputs if isinstance(target.inputs, str) else [
-            {"name": s.name, "shape": list(s.shape), "dtype": s.dtype, "low": s.low, "high": s.high,
-             "keyword": s.keyword} for s in target.inputs]
+        from aotbuild.workspace.target import input_json
+
+        inputs: Any = target.inputs if isinstance(target.inputs, str) else [input_json(s) for s in target.inputs]
         return cls(str(target.label), target.where(), target.model, target.kwargs, target.weights, target.seed,
                    inputs, target.device,
                    [{"name": d.name, "min": d.min, "max": d.max, "example": d.example} for d in target.dims])

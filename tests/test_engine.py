@@ -39,3 +39,12 @@ def test_summary_counts_outcomes_in_order_and_exit_codes() -> None:
     assert result.exit_code == 3
     result.config_errors.append("bad BUILD")
     assert result.exit_code == 2
+
+
+def test_actions_that_found_build_file_mistakes_exit_2_and_others_1() -> None:
+    result = BuildResult(outcomes={"//a:x": "failed", "//a:y": "failed"}, seconds=1.0)
+    result.failures.update({"//a:x": "export: input 'xx' matches no parameter", "//a:y": "export: boom"})
+    result.events.append({"outcome": "failed", "exit_code": 2, "in_build_file": True})
+    assert result.exit_code == 2
+    result.events.append({"outcome": "failed", "exit_code": 2})  # a factory that raised: not the BUILD file's
+    assert result.exit_code == 1

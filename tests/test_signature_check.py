@@ -19,6 +19,7 @@ def f_x_opt(x, mask=None): ...
 def f_kwonly(x, *, scale): ...
 def f_varkw(x, **kwargs): ...
 def f_varargs(*args): ...
+def f_gpt2(input_ids, cache=None, attention_mask=None): ...  # transformers 5's GPT-2: a cache comes second
 
 
 OK = [
@@ -46,6 +47,10 @@ BAD = [
      "declare it: inputs: {mask:"),
     (f_x_mask, [("mask", False), ("x", False)], "inputs.mask",
      "input 'mask' is passed positionally as parameter 'x'", "list the inputs in forward()'s order (x, mask)"),
+    # The parameter in the way has no input: reordering cannot help, so keyword: true comes first.
+    (f_gpt2, [("input_ids", False), ("attention_mask", False)], "inputs.attention_mask",
+     "passed positionally as parameter 'cache'", "mark 'attention_mask' `keyword: true` (forward()'s parameter "
+     "'cache' comes first and has no input); or list the inputs in forward()'s order"),
     (f_x, [("x", False), ("y", True)], "inputs.y", "input 'y' matches no parameter", "name each input after"),
     (f_kwonly, [("x", False), ("scale", False)], "inputs.scale", "would be positional argument 2",
      "mark it `keyword: true`"),

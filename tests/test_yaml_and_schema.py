@@ -89,7 +89,7 @@ TARGET_ERRORS = [
      "weights", "inside the package"),
     ("model: m:f\n    inputs: {x: {shape: [1], dtype: float32}}\n    tolerance: {atol: -1, rtol: 0}", 5,
      "tolerance.atol", "non-negative"),
-    ("model: m:f\n    inputs: {x: {shape: [1], dtype: float32, low: 0}}", 4, "inputs.x.low", "integer inputs only"),
+    ("model: m:f\n    inputs: {x: {shape: [1], dtype: bool, low: 0}}", 4, "inputs.x.low", "do not apply to bool"),
 ]
 
 

@@ -29,7 +29,6 @@ def _measure(fn: Callable[[], Any], warmup: int, repeats: int) -> dict[str, floa
 
 def bench(target_dir: Path, root: Path, warmup: int, repeats: int) -> dict[str, Any]:
     import torch
-    from torch.utils import _pytree as pytree
 
     from aotbuild.actions import example_inputs, model_loader
     from aotbuild.actions.interface import import_required
@@ -45,7 +44,7 @@ def bench(target_dir: Path, root: Path, warmup: int, repeats: int) -> dict[str, 
     import_required(manifest.get("requires_imports", []), root, spec["label"])
     pt2 = torch._inductor.aoti_load_package(str(target_dir / manifest["artifacts"]["pt2"]["file"]))
     so = so_runner(target_dir / manifest["artifacts"]["so"]["file"], device)
-    flat = pytree.tree_leaves((case.args, case.kwargs))
+    flat = case.flat_tensors()  # non-tensor arguments are baked into the artifact
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
     def timed(call: Callable[[], Any]) -> Callable[[], None]:

@@ -7,11 +7,14 @@ from typing import Any
 
 import torch
 
+from aotbuild.actions.locate import location
 from aotbuild.actions.model_loader import resolve_callable
-from aotbuild.errors import UserError
+from aotbuild.errors import TargetError, UserError
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
-          "float64": torch.float64, "int64": torch.int64, "int32": torch.int32, "bool": torch.bool}
+          "float64": torch.float64, "int64": torch.int64, "int32": torch.int32, "int16": torch.int16,
+          "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool}
+CONTAINERS = {"dict": dict, "list": list, "tuple": tuple}
 
 
 @dataclass(frozen=True)
@@ -22,28 +25,80 @@ class Case:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
 
+    def flat_tensors(self) -> list[torch.Tensor]:
+        return flat_tensors(self.args, self.kwargs)
 
-def _tensor(spec: dict[str, Any], sizes: dict[str, int], gen: torch.Generator, device: str) -> torch.Tensor:
-    shape = [sizes[s] if isinstance(s, str) else s for s in spec["shape"]]
-    dtype = DTYPES[spec["dtype"]]
+
+def flat_tensors(args: Any, kwargs: Any) -> list[torch.Tensor]:
+    """The artifact's inputs: the tensor leaves of (args, kwargs). Non-tensor leaves (a flag, a size) were
+    baked into the graph by torch.export, so the .so and AOTIModelPackageLoader take tensors only."""
+    return [x for x in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(x, torch.Tensor)]
+
+
+def _container(item: dict[str, Any]) -> str | None:
+    return next((k for k in CONTAINERS if k in item), None)
+
+
+def _generated(item: dict[str, Any], shape: list[int], dtype: torch.dtype, gen: torch.Generator,
+               spec: dict[str, Any], fld: str) -> torch.Tensor:
+    """A tensor from the input's `generator` callable, checked against the shape and dtype it was asked for."""
+    fn = resolve_callable(item["generator"], f"{fld}.generator", spec)
+    try:
+        t = fn(tuple(shape), dtype, gen)
+    except Exception as e:
+        raise TargetError(location(spec, f"{fld}.generator"),
+                          f"generator '{item['generator']}' raised {type(e).__name__}: {e}",
+                          "it is called as fn(shape: tuple[int, ...], dtype: torch.dtype, generator: "
+                          "torch.Generator) and returns a tensor") from e
+    found = f"{t.dtype}{list(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
+    if not isinstance(t, torch.Tensor) or list(t.shape) != shape or t.dtype != dtype:
+        raise TargetError(location(spec, f"{fld}.generator"),
+                          f"generator '{item['generator']}' returned {found}, expected {dtype}{shape}",
+                          "return a tensor of exactly the shape and dtype it is given (draw from `generator` "
+                          "so that every case is reproducible)")
+    return t
+
+
+def _tensor(item: dict[str, Any], sizes: dict[str, int], gen: torch.Generator, spec: dict[str, Any],
+            fld: str) -> torch.Tensor:
+    shape = [sizes[s] if isinstance(s, str) else s for s in item["shape"]]
+    dtype = DTYPES[item["dtype"]]
+    if item.get("generator"):
+        return _generated(item, shape, dtype, gen, spec, fld)
+    if item.get("fill") is not None:
+        return torch.full(shape, item["fill"], dtype=dtype)
     if dtype.is_floating_point:
-        t = torch.randn(shape, generator=gen, dtype=torch.float32).to(dtype)
-    elif dtype == torch.bool:
-        t = torch.randint(0, 2, shape, generator=gen).bool()
-    else:
-        t = torch.randint(spec["low"], spec["high"], shape, generator=gen, dtype=dtype)
-    return t.to(device)
+        if item["low"] is None:
+            return torch.randn(shape, generator=gen, dtype=torch.float32).to(dtype)
+        unit = torch.rand(shape, generator=gen, dtype=torch.float64)
+        return (unit * (item["high"] - item["low"]) + item["low"]).to(dtype)
+    if dtype == torch.bool:
+        return torch.randint(0, 2, shape, generator=gen).bool()
+    return torch.randint(item["low"], item["high"], shape, generator=gen, dtype=dtype)
+
+
+def _value(item: dict[str, Any], sizes: dict[str, int], gen: torch.Generator, spec: dict[str, Any], fld: str,
+           device: str) -> Any:
+    """One declared input as forward() receives it: a tensor, a plain value, or a container of them."""
+    kind = _container(item)
+    if kind == "dict":
+        return {c["name"]: _value(c, sizes, gen, spec, f"{fld}.{c['name']}", device) for c in item["dict"]}
+    if kind is not None:
+        return CONTAINERS[kind](_value(c, sizes, gen, spec, f"{fld}[{c['name']}]", device) for c in item[kind])
+    if "shape" not in item:
+        return item["value"]
+    return _tensor(item, sizes, gen, spec, fld).to(device)
 
 
 def make_case(spec: dict[str, Any], sizes: dict[str, int], name: str, device: str) -> Case:
     gen = torch.Generator().manual_seed(spec["seed"])  # a private generator: no global RNG state is touched
     args, kwargs = [], {}
     for item in spec["inputs"]:
-        tensor = _tensor(item, sizes, gen, device)
+        value = _value(item, sizes, gen, spec, f"inputs.{item['name']}", device)
         if item["keyword"]:
-            kwargs[item["name"]] = tensor
+            kwargs[item["name"]] = value
         else:
-            args.append(tensor)
+            args.append(value)
     return Case(name, tuple(args), kwargs)
 
 
@@ -66,10 +121,35 @@ def cases(spec: dict[str, Any], device: str) -> list[Case]:
     return out
 
 
+def _dynamic(item: dict[str, Any], dims: dict[str, Any]) -> Any:
+    kind = _container(item)
+    if kind == "dict":
+        return {c["name"]: _dynamic(c, dims) for c in item["dict"]}
+    if kind is not None:
+        return CONTAINERS[kind](_dynamic(c, dims) for c in item[kind])
+    if "shape" not in item:
+        return None  # a plain value: torch.export specializes it
+    return {axis: dims[s] for axis, s in enumerate(item["shape"]) if isinstance(s, str)} or None
+
+
 def dynamic_shapes(spec: dict[str, Any]) -> dict[str, Any] | None:
-    """torch.export's dynamic_shapes, keyed by forward() parameter name."""
+    """torch.export's dynamic_shapes, keyed by forward() parameter name, nested like each input."""
     if isinstance(spec["inputs"], str) or not spec["dims"]:
         return None
     dims = {d["name"]: torch.export.Dim(d["name"], min=d["min"], max=d["max"]) for d in spec["dims"]}
-    return {item["name"]: ({axis: dims[s] for axis, s in enumerate(item["shape"]) if isinstance(s, str)} or None)
-            for item in spec["inputs"]}
+    return {item["name"]: _dynamic(item, dims) for item in spec["inputs"]}
+
+
+def tensor_items(spec: dict[str, Any]) -> list[tuple[dict[str, Any], bool]]:
+    """(declared tensor, keyword?) for each tensor the artifact takes, in its order: positional inputs, then
+    keyword ones, each container depth first in declaration order (as torch's pytree flattens them)."""
+    def walk(item: dict[str, Any], keyword: bool) -> list[tuple[dict[str, Any], bool]]:
+        kind = _container(item)
+        if kind is not None:
+            return [leaf for c in item[kind] for leaf in walk(c, keyword)]
+        return [(item, keyword)] if "shape" in item else []
+
+    if isinstance(spec["inputs"], str):
+        return []
+    ordered = [i for i in spec["inputs"] if not i["keyword"]] + [i for i in spec["inputs"] if i["keyword"]]
+    return [leaf for item in ordered for leaf in walk(item, item["keyword"])]

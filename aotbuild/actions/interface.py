@@ -142,12 +142,10 @@ def _size(size: Any, names: dict[Any, str]) -> int | str:
     return str(expr.subs({sym: sympy.Symbol(n) for sym, n in names.items()}))
 
 
-def _dim_symbols(ep: torch.export.ExportedProgram, spec: dict[str, Any], placeholders: list[Any]) -> dict[Any, str]:
+def _dim_symbols(declared: list[tuple[dict[str, Any], bool]], placeholders: list[Any]) -> dict[Any, str]:
     """sympy symbol of each dynamic dim -> its declared name, found at the axes the target named it."""
     names: dict[Any, str] = {}
-    if isinstance(spec["inputs"], str):
-        return names
-    for item, node in zip(spec["inputs"], placeholders):
+    for (item, _), node in zip(declared, placeholders):
         for axis, entry in enumerate(item["shape"]):
             size = node.meta["val"].shape[axis]
             if isinstance(entry, str) and not isinstance(size, int):
@@ -155,21 +153,27 @@ def _dim_symbols(ep: torch.export.ExportedProgram, spec: dict[str, Any], placeho
     return names
 
 
+def _tensor_placeholders(ep: torch.export.ExportedProgram) -> list[Any]:
+    """The placeholders of the user's tensor inputs: what the artifact takes. A non-tensor argument (a flag,
+    a size) is a constant of the graph, left out of the artifact's inputs."""
+    from torch.export.graph_signature import InputKind, TensorArgument
+
+    names = {s.arg.name for s in ep.graph_signature.input_specs
+             if s.kind == InputKind.USER_INPUT and isinstance(s.arg, TensorArgument)}
+    return [n for n in ep.graph.nodes if n.op == "placeholder" and n.name in names]
+
+
 def describe(ep: torch.export.ExportedProgram, spec: dict[str, Any], outputs: Any, where: Location) -> dict[str, Any]:
     """The interface of `ep`, exported from `spec` (the target's export spec); `outputs` are eager outputs."""
-    user_inputs = set(ep.graph_signature.user_inputs)
-    placeholders = [n for n in ep.graph.nodes if n.op == "placeholder" and n.name in user_inputs]
-    names = _dim_symbols(ep, spec, placeholders)
-    declared = {} if isinstance(spec["inputs"], str) else {i["name"]: i for i in spec["inputs"]}
-    inputs = []
-    for node in placeholders:
-        val = node.meta["val"]
-        if not isinstance(val, torch.Tensor):  # a Python number from an inputs callable, baked into the graph
-            inputs.append({"name": node.name, "dtype": type(val).__name__, "shape": None, "keyword": False})
-            continue
-        inputs.append({"name": node.name, "dtype": str(val.dtype).removeprefix("torch."),
-                       "shape": [_size(s, names) for s in val.shape],
-                       "keyword": bool(declared.get(node.name, {}).get("keyword", False))})
+    from aotbuild.actions.example_inputs import tensor_items
+
+    placeholders = _tensor_placeholders(ep)
+    declared = tensor_items(spec)
+    names = _dim_symbols(declared, placeholders)
+    keywords = [keyword for _, keyword in declared] or [False] * len(placeholders)
+    inputs = [{"name": node.name, "dtype": str(node.meta["val"].dtype).removeprefix("torch."),
+               "shape": [_size(s, names) for s in node.meta["val"].shape], "keyword": keyword}
+              for node, keyword in zip(placeholders, keywords)]
     out_node = next(n for n in ep.graph.nodes if n.op == "output")
     kinds = [s.kind for s in ep.graph_signature.output_specs]
     traced = [arg for arg, kind in zip(out_node.args[0], kinds) if kind.name == "USER_OUTPUT"]

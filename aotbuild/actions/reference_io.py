@@ -6,7 +6,8 @@ can open. Deployed code calls the artifact with flat tensor lists, so this file 
     {"format": "aotbuild-reference-io/1", "label": str,
      "cases": [{"name": str, "inputs": [Tensor, ...], "outputs": [Tensor, ...], "output_paths": [str, ...]}]}
 
-`inputs` are the leaves of (args, kwargs) in the order the .so and AOTIModelPackageLoader::run take them,
+`inputs` are the tensor leaves of (args, kwargs) in the order the .so and AOTIModelPackageLoader::run take
+them (non-tensor arguments are constants of the graph, not inputs),
 `outputs` the leaves of the eager result in the order they return them; tensors are contiguous and on CPU.
 Written with torch.save (zip format), so Python reads it with torch.load(weights_only=True) and C++ with
 torch::pickle_load. Stored in the CAS by the export action and copied next to the artifacts.

@@ -17,7 +17,7 @@ from aotbuild import layout
 from aotbuild.actions.phases import Phases
 from aotbuild.cache.layered import LayeredStore, open_layered
 from aotbuild.cache.local import LocalStore
-from aotbuild.errors import ActionError, AotbuildError, InfraError, NeedsGpuError
+from aotbuild.errors import ActionError, AotbuildError, InfraError, NeedsGpuError, StepError, TargetError
 from aotbuild.hashing import canonical_json
 from aotbuild.workspace import settings
 
@@ -148,8 +148,11 @@ def run_action(action: str, body: Callable[[ActionContext], str]) -> None:
                    else f"{type(e).__name__}: {e}")
         first = message.strip().splitlines()[0] if message.strip() else type(e).__name__
         code = e.exit_code if isinstance(e, AotbuildError) else 1
-        ctx.report("failed", message=first[:500], log=str(log), exit_code=code)
-        os.write(terminal, f"error: {ctx.label}: {action} failed: {message.strip()}\n  full log: {log}\n".encode())
+        # Long enough for verify's one-line summary of several failed checks.
+        ctx.report("failed", message=first[:2500], log=str(log), exit_code=code,
+                   in_build_file=isinstance(e, TargetError))
+        step = e.step if isinstance(e, StepError) else action
+        os.write(terminal, f"error: {ctx.label}: {step} failed: {message.strip()}\n  full log: {log}\n".encode())
         sys.exit(code)
     print(ctx.phases.line(), flush=True)
     ctx.report(outcome)

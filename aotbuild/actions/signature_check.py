@@ -19,6 +19,16 @@ def _did_you_mean(name: str, candidates: list[str]) -> str | None:
     return f"did you mean '{close[0]}'?" if close else None
 
 
+def _order_fix(name: str, param: inspect.Parameter, positional: list[inspect.Parameter], given: set[str]) -> str:
+    """Likeliest fix first: when the parameter in the way has no input of its own (GPT-2's `past_key_values`
+    or `cache` between `input_ids` and `attention_mask`), reordering cannot help, passing by keyword can."""
+    keyword = f"mark '{name}' `keyword: true`"
+    reorder = f"list the inputs in forward()'s order ({', '.join(p.name for p in positional)})"
+    if param.name not in given:
+        return f"{keyword} (forward()'s parameter '{param.name}' comes first and has no input); or {reorder}"
+    return f"{reorder}, or {keyword}"
+
+
 def check_inputs(forward: Any, spec: dict[str, Any]) -> None:
     """Raise a TargetError (file, line, target, field, fix) where `spec`'s declared inputs cannot bind to
     `forward` the way the export will call it: positional inputs in the order written, keyword ones by name."""
@@ -54,8 +64,7 @@ def check_inputs(forward: Any, spec: dict[str, Any]) -> None:
         if param.name != item["name"]:
             raise TargetError(location(spec, f"inputs.{item['name']}"),
                               f"input '{item['name']}' is passed positionally as parameter '{param.name}' of {shown}",
-                              f"list the inputs in forward()'s order ({', '.join(p.name for p in positional)}), "
-                              f"or mark '{item['name']}' `keyword: true`")
+                              _order_fix(item["name"], param, positional, {i["name"] for i in inputs}))
     given = {item["name"] for item in inputs}
     bound_positionally = {positional[i].name for i in range(min(len(args), len(positional)))}
     for param in params:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,9 @@ def _tolerance(dtype: str, declared: dict[str, float] | None) -> tuple[float, fl
 
 
 def compare(expected: list[Any], actual: list[Any], paths: list[str], declared: dict | None) -> list[dict]:
-    """One record per output leaf: max abs/rel error and whether it is within tolerance."""
+    """One record per output leaf: max abs/rel error, whether it is within tolerance, the largest magnitude of
+    the eager reference (a tolerance above it cannot tell a right artifact from one returning zeros), and
+    how many NaN each side holds."""
     import torch
 
     records = []
@@ -48,10 +51,15 @@ def compare(expected: list[Any], actual: list[Any], paths: list[str], declared: 
         atol, rtol = _tolerance(str(want.dtype), declared)
         w, g = want.double(), got.double()
         diff = (w - g).abs()
-        max_abs = diff.max().item() if diff.numel() else 0.0
-        max_rel = (diff / w.abs().clamp_min(1e-12)).max().item() if diff.numel() else 0.0
+        finite = diff[~diff.isnan()]
+        max_abs = finite.max().item() if finite.numel() else 0.0
+        max_rel = (finite / w.abs()[~diff.isnan()].clamp_min(1e-12)).max().item() if finite.numel() else 0.0
+        magnitude = w.abs()[~w.isnan()]
         ok = bool(torch.allclose(g, w, atol=atol, rtol=rtol, equal_nan=True))
-        records.append({"output": path, "ok": ok, "max_abs": max_abs, "max_rel": max_rel, "atol": atol, "rtol": rtol})
+        records.append({"output": path, "ok": ok, "max_abs": max_abs, "max_rel": max_rel, "atol": atol, "rtol": rtol,
+                        "max_reference": magnitude.max().item() if magnitude.numel() else 0.0,
+                        "nan_reference": int(w.isnan().sum()), "nan_artifact": int(g.isnan().sum()),
+                        "values": w.numel()})
     return records
 
 
@@ -63,6 +71,7 @@ def run_checks(ctx: ActionContext, manifest: dict[str, Any], reference_digest: s
     import torch
     from torch.utils import _pytree as pytree
 
+    from aotbuild.actions.example_inputs import flat_tensors
     from aotbuild.actions.export import full_precision_on_gpu
 
     full_precision_on_gpu(torch, manifest["device"])
@@ -85,22 +94,27 @@ def run_checks(ctx: ActionContext, manifest: dict[str, Any], reference_digest: s
     results = []
     for case in cases:
         expected, paths = case["outputs"], [p or "output" for p in case["paths"]]
-        flat_inputs = pytree.tree_leaves((case["args"], case["kwargs"]))
+        flat_inputs = flat_tensors(case["args"], case["kwargs"])
         for artifact, run in (("pt2", lambda: pytree.tree_leaves(pt2(*case["args"], **case["kwargs"]))),
                               ("so", lambda: so.run(flat_inputs))):
             try:
                 outputs = compare(expected, run(), paths, declared)
             except Exception as e:  # noqa: BLE001 - an artifact that refuses in-range inputs is a failed check
+                # The whole error goes to verify.log; the record keeps what the artifact was given and why it refused.
+                print(f"the .{artifact} refused case '{case['name']}' ({_shapes(flat_inputs)}):", file=sys.stderr)
+                traceback.print_exc()
                 outputs = [{"output": "*", "ok": False,
-                            "problem": f"the artifact refused these inputs: {_first_line(e)}"}]
+                            "problem": f"refused its inputs ({_shapes(flat_inputs)}): {_reason(e)}"}]
             results.append({"case": case["name"], "artifact": artifact, "outputs": outputs})
     return {"cases": results, "rejected": _out_of_range(ctx, cases, so)}
 
 
+def _shapes(tensors: list[Any]) -> str:
+    return ", ".join(f"{str(t.dtype).removeprefix('torch.')}{list(t.shape)}" for t in tensors) or "no tensors"
+
+
 def _out_of_range(ctx: ActionContext, cases: list[dict], so: Any) -> list[dict]:
     """For each dynamic dim, one size past max must be refused by the artifact, not silently run."""
-    from torch.utils import _pytree as pytree
-
     from aotbuild.actions.example_inputs import make_case
 
     export_spec = ctx.read_json(EXPORT_SPEC)
@@ -112,14 +126,16 @@ def _out_of_range(ctx: ActionContext, cases: list[dict], so: Any) -> list[dict]:
         log = ctx.log  # this process's stderr: where the AOTI runtime prints its errors
         printed_from = log.stat().st_size if log.exists() else 0
         try:
-            so.run(pytree.tree_leaves((case.args, case.kwargs)))
+            so.run(case.flat_tensors())
             refused, message = False, "ran without error"
         except Exception as e:  # noqa: BLE001 - the runner raises a plain RuntimeError, CUDA ones vary
             # Only the artifact's own input check counts as a refusal; any other error is a failure to report.
             # Some torch versions (2.11) raise only "run_func_(...) API call failed" and print the reason.
             sys.stderr.flush()
-            message = _runtime_reason(log, printed_from) or _first_line(e)
+            message = _runtime_reason(log, printed_from) or _reason(e)
             refused = "dim value is too large" in message and str(dim["max"]) in message
+            if not refused:
+                traceback.print_exc()  # the whole error, for the message's shortened one
         rejected.append({"dim": dim["name"], "size": dim["max"] + 1, "refused": refused, "message": message})
     return rejected
 
@@ -145,28 +161,62 @@ def so_runner(path: Path, device: str) -> Any:
     return torch._C._aoti.AOTIModelContainerRunnerCuda(str(path), 1, device)
 
 
-def _first_line(e: Exception) -> str:
-    text = str(e).strip()
-    return (text.splitlines()[0] if text else type(e).__name__)[:300]
+def _reason(e: Exception, limit: int = 600) -> str:
+    """An exception's text on one line: the runner's first line alone ("incompatible function arguments. The
+    following argument types are supported:") hides the part that says why. verify.log holds all of it."""
+    text = " ".join(line.strip() for line in str(e).strip().splitlines() if line.strip())
+    text = f"{type(e).__name__}: {text}" if text else type(e).__name__
+    return text if len(text) <= limit else text[:limit] + "... (the whole error is in verify.log)"
+
+
+def _nan_side(rec: dict[str, Any]) -> str | None:
+    """Which side holds NaN where the other does not: the eager reference or the artifact."""
+    ref, art, n = rec.get("nan_reference", 0), rec.get("nan_artifact", 0), rec.get("values", 0)
+    if ref and not art:
+        return (f"the eager reference holds NaN ({ref} of {n} values) where the artifact is finite: eager PyTorch "
+                "computed NaN on this case's inputs (fix: check the model on them, e.g. a fully masked row; a "
+                "generator: input can make valid masks)")
+    if art and not ref:
+        return f"the artifact's output holds NaN ({art} of {n} values) where the eager reference is finite"
+    if art and ref:
+        return f"NaN at different positions: {ref} in the eager reference, {art} in the artifact's output"
+    return None
+
+
+def _problem(rec: dict[str, Any]) -> str:
+    if "problem" in rec:
+        return rec["problem"]
+    detail = (f"max abs error {rec['max_abs']:.3g} (atol {rec['atol']:g}), "
+              f"max rel error {rec['max_rel']:.3g} (rtol {rec['rtol']:g})")
+    nan = _nan_side(rec)
+    return f"{nan}; other values: {detail}" if nan else detail
 
 
 def failures(result: dict[str, Any]) -> list[str]:
     out = []
     for case in result["cases"]:
         for rec in case["outputs"]:
-            if not rec["ok"]:
-                detail = rec.get("problem") or (f"max abs error {rec['max_abs']:.3g} (atol {rec['atol']:g}), "
-                                                f"max rel error {rec['max_rel']:.3g} (rtol {rec['rtol']:g})")
-                out.append(f"{case['artifact']} output {rec['output']} on case '{case['case']}': {detail}")
+            if rec["ok"]:
+                continue
+            artifact = f".{case['artifact']}"  # the .so or the .pt2: each is checked on every case
+            output = "" if rec["output"] == "*" else f" output {rec['output']}"
+            out.append(f"{artifact}{output} on case '{case['case']}': {_problem(rec)}")
     for r in result["rejected"]:
         if r["refused"]:
             continue
         if r["message"] == "ran without error":
-            out.append(f"so accepted {r['dim']}={r['size']}, outside the declared range")
+            out.append(f".so accepted {r['dim']}={r['size']}, outside the declared range")
         else:
-            out.append(f"so failed on {r['dim']}={r['size']} (outside the declared range) without its own range "
+            out.append(f".so failed on {r['dim']}={r['size']} (outside the declared range) without its own range "
                        f"check: {r['message']}")
     return out
+
+
+def failure_message(problems: list[str], checks: int) -> str:
+    """One line (the build summary and test report show an action's first line): how many checks failed,
+    then the first three in full; verify.log lists them all."""
+    shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more (see verify.log)" if len(problems) > 3 else "")
+    return f"{len(problems)} of {checks} checks failed: {shown}"
 
 
 def _check_files_match_manifest(ctx: ActionContext, manifest: dict[str, Any]) -> None:
@@ -194,7 +244,9 @@ def verify(ctx: ActionContext) -> str:
         outcome = VERIFY.ran
     problems = failures(result)
     if problems:
-        raise VerificationError("; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))
+        print("\n".join(["verification failed:", *problems]), file=sys.stderr)
+        checks = sum(len(c["outputs"]) for c in result["cases"]) + len(result["rejected"])
+        raise VerificationError(failure_message(problems, checks))
     write_if_changed(ctx.target_dir / VERIFY.goal, pretty_json({"label": ctx.label, **result}))
     return outcome
 

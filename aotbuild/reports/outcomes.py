@@ -42,11 +42,16 @@ class BuildResult:
 
     @property
     def exit_code(self) -> int:
-        """2: bad BUILD input; 3: an artifact computes the wrong thing; 1: any other failure."""
+        """2: bad BUILD input (found when planning, or by an action); 3: an artifact computes the wrong thing;
+        1: any other failure."""
         if self.config_errors:
             return 2
-        if any(e["outcome"] == "failed" and e.get("exit_code") == 3 for e in self.events):
+        failed = [e for e in self.events if e["outcome"] == "failed"]
+        if any(e.get("exit_code") == 3 for e in failed):
             return 3
+        # An action that found a mistake in a BUILD file (an input that matches no parameter) exits as one.
+        if self.failures and failed and all(e.get("in_build_file") for e in failed):
+            return 2
         return 1 if self.ninja_rc or self.failures else 0
 
 

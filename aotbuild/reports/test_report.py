@@ -25,6 +25,26 @@ class TestOutcome:
     message: str  # failure text, or a one-line summary of what was checked
     cases: list[dict[str, Any]]
     skipped: bool = False  # a CUDA target on a machine without a GPU, its result not cached
+    warnings: tuple[str, ...] = ()
+
+
+def weak_reference(label: str, cases: list[dict[str, Any]]) -> str | None:
+    """A warning when the eager outputs of some case are all smaller than atol: any artifact output within
+    atol of zero passes there (a zero-initialised head, vanishing activations), so the check proves nothing."""
+    weak: dict[str, tuple[float, float]] = {}
+    for case in cases:
+        recs = case["outputs"]
+        if recs and all("max_reference" in r and 0 <= r["max_reference"] < r["atol"] for r in recs):
+            weak[case["case"]] = (max(r["max_reference"] for r in recs), max(r["atol"] for r in recs))
+    if not weak:
+        return None
+    names = list(weak)
+    largest, atol = max(v[0] for v in weak.values()), max(v[1] for v in weak.values())
+    which = f"case '{names[0]}'" + (f" and {plural(len(names) - 1, 'other case')}" if len(names) > 1 else "")
+    return (f"warning: {label}: every eager output of {which} is smaller in magnitude ({largest:.2g}) than "
+            f"atol {atol:g}, so an artifact returning zeros would pass: this check says nothing\n"
+            "  fix: load weights that give outputs of real size (weights:, or a factory that initialises the model's "
+            "head), or compare by rtol alone: tolerance: {atol: 0, rtol: 1.0e-4}")
 
 
 def _summary(verified: dict[str, Any]) -> str:
@@ -53,7 +73,9 @@ def outcomes(result: BuildResult, plan: Plan, out_dir: Path) -> list[TestOutcome
             continue
         verified = json.loads(verified_path.read_text())
         cached = not ran or ran[0]["outcome"] == VERIFY.hit
-        found.append(TestOutcome(label, True, cached, seconds, _summary(verified), verified["cases"]))
+        warning = weak_reference(label, verified["cases"])
+        found.append(TestOutcome(label, True, cached, seconds, _summary(verified), verified["cases"],
+                                 warnings=(warning,) if warning else ()))
     return found
 
 
@@ -68,7 +90,8 @@ def junit_xml(results: list[TestOutcome]) -> bytes:
         if r.skipped:
             ET.SubElement(case, "skipped", message=r.message)
         elif r.passed:
-            ET.SubElement(case, "system-out").text = r.message + (" (cached)" if r.cached else "")
+            text = r.message + (" (cached)" if r.cached else "")
+            ET.SubElement(case, "system-out").text = "\n".join([text, *r.warnings])
         else:
             ET.SubElement(case, "failure", message=r.message[:500]).text = r.message
     root = ET.Element("testsuites")
@@ -90,4 +113,5 @@ def lines(results: list[TestOutcome]) -> list[str]:
         status = "SKIPPED" if r.skipped else "PASSED" if r.passed else "FAILED"
         cached = " (cached)" if r.cached and r.passed else ""
         out.append(f"{status:6} {r.label}{cached}: {r.message}")
+        out.extend(r.warnings)
     return out

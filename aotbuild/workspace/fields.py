@@ -8,18 +8,15 @@ from typing import Any, Callable
 
 from aotbuild.errors import Location, TargetError
 from aotbuild.workspace.target import (
-    CALLABLE_REF,
     DEVICES,
     DIM_FIELDS,
     DIM_NAME,
     DTYPE_BYTES,
-    DTYPES,
-    INPUT_FIELDS,
-    INT_DTYPES,
     SIZE_UNITS,
     DimSpec,
-    TensorSpec,
+    InputSpec,
     Tolerance,
+    tensor_specs,
 )
 from aotbuild.workspace.yaml_source import Node
 
@@ -130,46 +127,6 @@ def parse_dims(ctx: Ctx, node: Node) -> tuple[DimSpec, ...]:
     return tuple(dims)
 
 
-def parse_inputs(ctx: Ctx, node: Node, dims: dict[str, DimSpec]) -> tuple[TensorSpec, ...] | str:
-    if isinstance(node.value, str):
-        if not CALLABLE_REF.fullmatch(node.value):
-            raise ctx.error(node, "inputs", f"expected 'module:callable', found {node.value!r}")
-        return node.value
-    specs = []
-    for name, spec in expect(ctx, node, "inputs", dict, "a mapping of input names, or 'module:callable'").items():
-        fld = f"inputs.{name}"
-        mapping = check_keys(ctx, spec, INPUT_FIELDS, fld)
-        if "shape" not in mapping or "dtype" not in mapping:
-            raise ctx.error(spec, fld, "needs 'shape' and 'dtype'", f"write {name}: {{shape: [8, 64], dtype: float32}}")
-        shape = []
-        for entry in expect(ctx, mapping["shape"], f"{fld}.shape", list, "a list of sizes or dim names"):
-            if isinstance(entry.value, str):
-                if entry.value not in dims:
-                    raise ctx.error(entry, f"{fld}.shape", f"unknown dimension '{entry.value}'",
-                                    "declare it under dims:, e.g. dims: {batch: {min: 1, max: 64}}")
-                shape.append(entry.value)
-            else:
-                shape.append(_int(ctx, entry, f"{fld}.shape", 0))
-        dtype = expect(ctx, mapping["dtype"], f"{fld}.dtype", str, "a dtype name")
-        if dtype not in DTYPES:
-            raise ctx.error(mapping["dtype"], f"{fld}.dtype", f"unknown dtype '{dtype}'", f"use one of {', '.join(DTYPES)}")
-        low = _int(ctx, mapping["low"], f"{fld}.low") if "low" in mapping else None
-        high = _int(ctx, mapping["high"], f"{fld}.high") if "high" in mapping else None
-        if (low is not None or high is not None) and dtype not in INT_DTYPES:
-            raise ctx.error(mapping.get("low") or mapping["high"], f"{fld}.low", "low/high apply to integer inputs only")
-        if dtype in INT_DTYPES:
-            low, high = (0 if low is None else low), (100 if high is None else high)
-            if high <= low:
-                raise ctx.error(mapping.get("high", spec), f"{fld}.high", f"high ({high}) must exceed low ({low})")
-        keyword = expect(ctx, mapping["keyword"], f"{fld}.keyword", bool, "true or false") if "keyword" in mapping else False
-        specs.append(TensorSpec(name, tuple(shape), dtype, low, high, keyword))
-    used = {e for s in specs for e in s.shape if isinstance(e, str)}
-    for name in dims:
-        if name not in used:
-            raise ctx.error(node, "dims", f"dimension '{name}' is declared but no input shape uses it")
-    return tuple(specs)
-
-
 def _check_plain_data(ctx: Ctx, node: Node, fld: str) -> None:
     """Strings, numbers, booleans, null, lists and mappings only: kwargs go into JSON specs and cache keys."""
     if isinstance(node.value, dict):
@@ -198,11 +155,11 @@ def _parse_size(ctx: Ctx, node: Node) -> int:
     raise ctx.error(node, "max_input_bytes", f"expected a size such as 1073741824, 512M or 2G, found {value!r}")
 
 
-def input_bytes(inputs: tuple[TensorSpec, ...], dims: tuple[DimSpec, ...]) -> tuple[int, str]:
+def input_bytes(inputs: tuple[InputSpec, ...], dims: tuple[DimSpec, ...]) -> tuple[int, str]:
     """Bytes of one example case at the largest declared sizes (verification runs there), and the biggest input."""
     largest = {d.name: d.max for d in dims}
     total, biggest, biggest_text = 0, -1, ""
-    for spec in inputs:
+    for spec in tensor_specs(inputs):
         n = DTYPE_BYTES[spec.dtype]
         for size in spec.shape:
             n *= largest[size] if isinstance(size, str) else size

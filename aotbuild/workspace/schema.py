@@ -13,10 +13,10 @@ from aotbuild.workspace.fields import (
     human_size,
     input_bytes,
     parse_dims,
-    parse_inputs,
     parse_kwargs,
     relative_path,
 )
+from aotbuild.workspace.input_fields import parse_inputs
 from aotbuild.workspace.labels import Label
 from aotbuild.workspace.target import (
     BUILD_FILE_FIELDS,

@@ -9,8 +9,12 @@ from typing import Any
 from aotbuild.workspace.labels import Label
 from aotbuild.workspace.yaml_source import Node
 
-DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "bool")
-INT_DTYPES = ("int64", "int32")
+DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "int16", "int8", "uint8", "bool")
+FLOAT_DTYPES = ("float32", "float16", "bfloat16", "float64")
+# Integer dtypes and the half-open range [low, high) a generated value may take in each.
+INT_RANGES = {"int64": (-(1 << 63), 1 << 63), "int32": (-(1 << 31), 1 << 31), "int16": (-(1 << 15), 1 << 15),
+              "int8": (-128, 128), "uint8": (0, 256)}
+INT_DTYPES = tuple(INT_RANGES)
 # Always used with fullmatch: `$` in re.match accepts a trailing newline, which would reach build.ninja.
 DEVICES = re.compile(r"cpu|cuda(:\d+)?")
 CALLABLE_REF = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", re.ASCII)
@@ -21,26 +25,84 @@ DIM_NAME = re.compile(r"[A-Za-z_]\w*", re.ASCII)
 DEFAULTABLE = ("device", "seed", "options", "tolerance", "tags", "max_input_bytes")
 TARGET_FIELDS = ("model", "kwargs", "weights", "seed", "inputs", "dims", "device", "options", "tolerance", "tags",
                  "max_input_bytes")
-DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int64": 8, "int32": 4, "bool": 1}
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int64": 8, "int32": 4, "int16": 2, "int8": 1,
+               "uint8": 1, "bool": 1}
 # Generated example inputs larger than this are refused when planning, before anything allocates them.
 DEFAULT_MAX_INPUT_BYTES = 1 << 30
 SIZE_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-INPUT_FIELDS = ("shape", "dtype", "low", "high", "keyword")
+INPUT_FIELDS = ("shape", "dtype", "low", "high", "value", "generator", "keyword", "dict", "list", "tuple")
+CONTAINERS = ("dict", "list", "tuple")
 DIM_FIELDS = ("min", "max", "example")
 BUILD_FILE_FIELDS = ("defaults", "targets")
 WORKSPACE_FIELDS = ("defaults", "cache", "ignore")
 
 
+Scalar = bool | int | float | str | None
+
+
 @dataclass(frozen=True)
 class TensorSpec:
-    """One example input: its forward() parameter name, shape (ints or dim names) and dtype."""
+    """One example tensor: its forward() parameter name (or key in a container), shape (ints or dim names) and
+    dtype; random (normal, or uniform in [low, high)), filled with `fill`, or made by a `generator` callable."""
 
     name: str
     shape: tuple[int | str, ...]
     dtype: str
-    low: int | None = None
-    high: int | None = None
+    low: int | float | None = None
+    high: int | float | None = None
     keyword: bool = False
+    fill: bool | int | float | None = None
+    generator: str | None = None  # "module:callable" taking (shape, dtype, torch.Generator)
+
+
+@dataclass(frozen=True)
+class ValueSpec:
+    """A non-tensor argument passed to forward() as written; torch.export bakes it into the graph, so the
+    artifact's flat inputs leave it out."""
+
+    name: str
+    value: Scalar
+    keyword: bool = False
+
+
+@dataclass(frozen=True)
+class NestedSpec:
+    """A dict, list or tuple argument whose items are input specs (named by key, or by index for sequences)."""
+
+    name: str
+    container: str  # one of CONTAINERS
+    items: tuple["InputSpec", ...]
+    keyword: bool = False
+
+
+InputSpec = TensorSpec | ValueSpec | NestedSpec
+
+
+def tensor_specs(specs: tuple[InputSpec, ...]) -> list[TensorSpec]:
+    """The tensors among `specs`, depth first, in the order the artifact takes them (keyword ones last)."""
+    def walk(spec: InputSpec) -> list[TensorSpec]:
+        if isinstance(spec, NestedSpec):
+            return [t for item in spec.items for t in walk(item)]
+        return [spec] if isinstance(spec, TensorSpec) else []
+
+    ordered = [s for s in specs if not s.keyword] + [s for s in specs if s.keyword]
+    return [t for s in ordered for t in walk(s)]
+
+
+def input_json(spec: InputSpec) -> dict[str, Any]:
+    """An input spec as export.json holds it. A plain random tensor keeps the keys it always had, so the
+    export keys of existing targets do not change; the other forms add theirs."""
+    if isinstance(spec, ValueSpec):
+        return {"name": spec.name, "value": spec.value, "keyword": spec.keyword}
+    if isinstance(spec, NestedSpec):
+        return {"name": spec.name, spec.container: [input_json(i) for i in spec.items], "keyword": spec.keyword}
+    out: dict[str, Any] = {"name": spec.name, "shape": list(spec.shape), "dtype": spec.dtype, "low": spec.low,
+                           "high": spec.high, "keyword": spec.keyword}
+    if spec.fill is not None:
+        out["fill"] = spec.fill
+    if spec.generator is not None:
+        out["generator"] = spec.generator
+    return out
 
 
 @dataclass(frozen=True)
@@ -70,7 +132,7 @@ class Target:
     kwargs: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None  # workspace-relative path of a state_dict
     seed: int = 0
-    inputs: tuple[TensorSpec, ...] | str = ()  # specs, or "module:callable" returning (args, kwargs)
+    inputs: tuple[InputSpec, ...] | str = ()  # specs, or "module:callable" returning (args, kwargs)
     dims: tuple[DimSpec, ...] = ()
     device: str = "cpu"
     options: dict[str, Any] = field(default_factory=dict)
