@@ -70,6 +70,7 @@ def test_planted_compiler_temp_symlink_is_refused(shared_tmp: Path, victim_docs:
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     base = shared_tmp / f"aotbuild-{os.getuid()}"
     monkeypatch.setattr(staging, "BASE", base)
+    monkeypatch.setattr(compiler_temp, "BASE", base)
 
     def plant() -> None:
         base.mkdir(mode=0o755)
@@ -92,6 +93,7 @@ def test_a_symlinked_temp_space_inside_our_own_base_is_refused(shared_tmp: Path,
     base.mkdir(mode=0o700)
     os.symlink(victim_docs, base / "tmp")
     monkeypatch.setattr(staging, "BASE", base)
+    monkeypatch.setattr(compiler_temp, "BASE", base)
     with pytest.raises(InfraError, match="symlink"):
         compiler_temp.collect(LocalStore(tmp_path / "cache"), max_bytes=0, max_age_s=0)
     assert _intact(victim_docs)
