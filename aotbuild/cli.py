@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
+import signal
 import sys
 
 from aotbuild import __version__
@@ -117,7 +119,9 @@ def run(argv: list[str]) -> int:
         from aotbuild.goals import BUILD_GOAL, TEST_GOAL
 
         if args.command == "bench":
-            return build.cmd_bench(args)
+            from aotbuild.commands.bench import cmd_bench
+
+            return cmd_bench(args)
         return build.cmd_build(args, BUILD_GOAL if args.command == "build" else TEST_GOAL)
     if args.command == "query":
         from aotbuild.commands.query import cmd_query
@@ -144,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     gc.disable()
     try:
         code = run(sys.argv[1:] if argv is None else argv)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at interpreter exit
+    except BrokenPipeError:
+        code = _reader_went_away()
     except AotbuildError as e:
         print(f"error: {e}", file=sys.stderr)
         code = e.exit_code
@@ -156,6 +163,16 @@ def main(argv: list[str] | None = None) -> int:
         else:
             gc.disable()
     return code
+
+
+def _reader_went_away() -> int:
+    """What a Unix tool does when its reader goes away (`aotbuild query //... | head -1`): stop quietly, with
+    the status of a process killed by SIGPIPE. Python ignores SIGPIPE, so the write raised instead; anything
+    still buffered for stdout goes nowhere rather than raising again as the interpreter exits."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

@@ -95,28 +95,3 @@ def test_a_memo_never_hides_a_change(ws: Workspace) -> None:
     proc = ws.run("build", "//...")
     assert proc.returncode == 0 and ws.actions() == ["export //m:b", "compile //m:b"], proc.stdout
     assert '"shape":[3,5]' in (ws.out / "m" / "@b" / "export.json").read_text()
-
-
-def test_bench_after_a_no_op_the_memo_answered_still_times_each_target(ws: Workspace,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from aotbuild import cli
-    from aotbuild.commands import build as build_command
-
-    for _ in range(2):
-        assert_fast(ws, "build", "//m:a", "//n:b")  # the memo now answers this command
-    timed: list[str] = []
-
-    def fake_bench(cmd: list[str], **_: object) -> subprocess.CompletedProcess:
-        timed.append(Path(cmd[3]).name)  # python -m aotbuild.actions.bench <target dir> ...
-        row = {"label": "x", "eager": {"median_ms": 2.0}, "pt2": {"median_ms": 1.0},
-               "so": {"median_ms": 1.0, "p90_ms": 1.0}, "threads": 1}
-        return subprocess.CompletedProcess(cmd, 0, json.dumps(row) + "\n", "")
-
-    for name, value in ws.env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(sys, "executable", str(ws.python))
-    monkeypatch.chdir(ws.root)
-    monkeypatch.setattr(subprocess, "run", fake_bench)
-    monkeypatch.setattr(engine, "read_plan", lambda *_: pytest.fail("not answered by the memo"))
-    assert build_command.cmd_bench(cli.parse_args(["bench", "//m:a", "//n:b"])) == 0
-    assert timed == ["@a", "@b"]

@@ -1,6 +1,12 @@
-"""Latency of one target's artifacts against eager PyTorch on the same inputs (median and p90 of repeated calls).
+"""Latency of built targets' artifacts against eager PyTorch on the same inputs, all targets of one device in
+one process (torch and the runtime start once), each with untimed warm-up calls before its timed ones.
 
-Run by `aotbuild bench` one target at a time, never under ninja: timings need the machine to themselves.
+Run by `aotbuild bench` after the build, never under ninja: timings need the machine to themselves. The .pt2
+is loaded as `aotbuild.load` loads it (libtorch's AOTIModelPackageLoader), not with
+torch._inductor.aoti_load_package, whose CPU-ISA probe costs seconds on 2 cores and tens on a 16-core GPU host.
+
+Prints one JSON line per target as soon as it is measured: a row, or {"label", "error"} for a target that
+could not be timed (the others are still measured, and rows already printed survive a crash).
 """
 
 from __future__ import annotations
@@ -9,9 +15,17 @@ import json
 import statistics
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+COLUMNS = ("eager", "pt2", "so")
+
+
+def _percentile(samples: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of sorted samples."""
+    return samples[min(len(samples) - 1, int(round(fraction * (len(samples) - 1))))]
 
 
 def _measure(fn: Callable[[], Any], warmup: int, repeats: int) -> dict[str, float]:
@@ -23,28 +37,29 @@ def _measure(fn: Callable[[], Any], warmup: int, repeats: int) -> dict[str, floa
         fn()
         samples.append((time.perf_counter_ns() - start) / 1e6)
     samples.sort()
-    p90 = samples[min(len(samples) - 1, int(round(0.9 * (len(samples) - 1))))]
-    return {"median_ms": statistics.median(samples), "p90_ms": p90, "min_ms": samples[0]}
+    median = statistics.median(samples)
+    p10, p90 = _percentile(samples, 0.1), _percentile(samples, 0.9)
+    # How far the middle 80% of calls stray from the median, relative to it: wide on a busy machine.
+    spread = (p90 - p10) / median if median > 0 else 0.0
+    return {"median_ms": median, "p10_ms": p10, "p90_ms": p90, "min_ms": samples[0], "spread": spread}
 
 
-def bench(target_dir: Path, root: Path, warmup: int, repeats: int) -> dict[str, Any]:
+def bench(label: str, root: Path, warmup: int, repeats: int) -> dict[str, Any]:
     import torch
     from torch.utils import _pytree as pytree
 
     from aotbuild.actions import example_inputs, model_loader
-    from aotbuild.actions.interface import import_required
     from aotbuild.actions.verify import so_runner
-    from aotbuild.rules.compile import MANIFEST
+    from aotbuild.deploy.loader import load, locate
     from aotbuild.rules.export import SPEC as EXPORT_SPEC
 
-    spec = json.loads((target_dir / EXPORT_SPEC).read_text())
-    manifest = json.loads((target_dir / MANIFEST).read_text())
+    files = locate(label, root)
+    spec = json.loads((files.dir / EXPORT_SPEC).read_text())
     device = spec["device"]
+    pt2 = load(label, root)  # digest, host and required imports checked, as a deployment loads it
+    so = so_runner(files.check_digest("so"), device)
     model = model_loader.build_model(spec, root, device)
     case = example_inputs.cases(spec, device)[0]
-    import_required(manifest.get("requires_imports", []), root, spec["label"])
-    pt2 = torch._inductor.aoti_load_package(str(target_dir / manifest["artifacts"]["pt2"]["file"]))
-    so = so_runner(target_dir / manifest["artifacts"]["so"]["file"], device)
     flat = pytree.tree_leaves((case.args, case.kwargs))
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
@@ -60,10 +75,23 @@ def bench(target_dir: Path, root: Path, warmup: int, repeats: int) -> dict[str, 
             "pt2": _measure(timed(lambda: pt2(*case.args, **case.kwargs)), warmup, repeats),
             "so": _measure(timed(lambda: so.run(flat)), warmup, repeats),
         }
-    return {"label": spec["label"], "device": device, "threads": torch.get_num_threads(), "warmup": warmup,
+    return {"label": label, "device": device, "threads": torch.get_num_threads(), "warmup": warmup,
             "repeats": repeats, "inputs": [list(t.shape) for t in flat], **results}
 
 
+def main(argv: list[str]) -> int:
+    """argv: workspace root, warm-up calls, timed calls, then the labels to time."""
+    root, warmup, repeats, labels = Path(argv[0]), int(argv[1]), int(argv[2]), argv[3:]
+    for label in labels:
+        try:
+            line = bench(label, root, warmup, repeats)
+        except Exception as e:  # noqa: BLE001 - reported as this target's failure; the others are still timed
+            traceback.print_exc()
+            text = str(e).strip()
+            line = {"label": label, "error": f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"}
+        print(json.dumps(line), flush=True)
+    return 0
+
+
 if __name__ == "__main__":
-    target, root, warmup, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    print(json.dumps(bench(Path(target), Path(root), warmup, repeats)))
+    sys.exit(main(sys.argv[1:]))
