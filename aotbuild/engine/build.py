@@ -26,11 +26,13 @@ from aotbuild.planning.sharding import shard
 from aotbuild.reports.remote_summary import check_remote_url, summarize
 from aotbuild.workspace import settings
 from aotbuild.workspace.discovery import WORKSPACE_FILE, current_package, find_root
-from aotbuild.workspace.labels import Label
+from aotbuild.workspace.labels import Label, parse_label
 from aotbuild.workspace.selection import named_explicitly, select
 
 NEEDS_GPU = "skipped: needs a GPU"  # a CUDA target reached by a wildcard on a machine without one, not cached
-LAST_BUILD_FILE = "last-build.json"  # in the cache root, beside v1/
+# This workspace's last build that ran anything: its use of the cache, for `cache stats`. Kept in aot-out/,
+# not in the cache root, which other workspaces' builds share.
+LAST_BUILD_FILE = f"{layout.STATE_DIR}/last-build.json"
 
 
 @functools.cache
@@ -75,11 +77,15 @@ class BuildResult:
 
     @property
     def exit_code(self) -> int:
-        """2: bad BUILD input; 3: an artifact computes the wrong thing; 1: any other failure."""
+        """2: bad BUILD input (found by planning, or by an action: an input no parameter takes); 3: an artifact
+        computes the wrong thing; 1: any other failure."""
         if self.config_errors:
             return 2
-        if any(e["outcome"] == "failed" and e.get("exit_code") == 3 for e in self.events):
+        codes = {e.get("exit_code") for e in self.events if e["outcome"] == "failed"}
+        if 3 in codes:
             return 3
+        if UserError.exit_code in codes:
+            return UserError.exit_code
         return 1 if self.ninja_rc or self.failures else 0
 
 
@@ -257,7 +263,11 @@ def _build(request: BuildRequest, cwd: Path, early: EarlyStamp) -> BuildResult:
     labels = shard(selection.labels, *request.shard) if request.shard else selection.labels
     result = BuildResult(config_errors=selection.errors, context=ctx, labels=labels)
     if selection.errors and not request.keep_going:
-        raise UserError("\n".join(selection.errors))
+        from aotbuild.text import plural
+
+        hint = [f"nothing was built: -k (--keep-going) builds the other {plural(len(labels), 'selected target')}"
+                ] if labels else []
+        raise UserError("\n".join([*selection.errors, *hint]))
     from aotbuild.engine.workspace_lock import exclusive
 
     # One build per workspace at a time: two ninjas must not share .ninja_log/.ninja_deps or output files.
@@ -267,7 +277,7 @@ def _build(request: BuildRequest, cwd: Path, early: EarlyStamp) -> BuildResult:
         stamp = _read_stamp(ctx, request, goals)
         if stamp is not None and not stamp[1].excluded and _noop_stamp().holds(
                 ctx.out_dir, plan.ninja, goals.required, stamp, started=ctx.early.started):
-            _print_noop(ctx, result, selected)
+            _print_noop(ctx, result, selected, goals.cache_only)
             key = _memo_key(request, ctx.current_package)
             if key is not None and not selection.errors:  # the next such build need not read plan.json
                 noop_memo.remember(ctx.out_dir, ctx.plan_sig, plan, key,
@@ -283,8 +293,7 @@ def _build(request: BuildRequest, cwd: Path, early: EarlyStamp) -> BuildResult:
         with access.lease() as lease_fd:
             _run(ctx, request, labels, goals, stamp, result, access.env(), (lock_fd, *lease_fd))
     result.seconds = time.monotonic() - started
-    if access.writable:
-        record_cache_use(ctx.cache_dir, result)
+    record_cache_use(ctx.out_dir, ctx.cache_dir, result)
     return result
 
 
@@ -302,27 +311,31 @@ def _memoized_noop(ctx: Context, request: BuildRequest, started: float) -> Build
                 ctx.out_dir, ctx.plan.ninja, goals.required, stamp, started=ctx.early.started):
             return None
         result = BuildResult(context=ctx)
-        _print_noop(ctx, result, goals.goals)
+        _print_noop(ctx, result, goals.goals, goals.cache_only)
     result.seconds = time.monotonic() - started
     return result
 
 
-def _print_noop(ctx: Context, result: BuildResult, labels: Iterable[str]) -> None:
+def _print_noop(ctx: Context, result: BuildResult, labels: Iterable[str], cache_only: set[str]) -> None:
     """Nothing to do, proven by stats: no cache, no checks, no ninja (engine/noop_stamp.py). What ninja prints
-    when it finds nothing to do, as a no-op build always printed."""
+    when it finds nothing to do, as a no-op build always printed. `cache_only` (see _Goals) stay skipped: a
+    no-op does not look in the cache for them (a build that runs anything does)."""
     print(f"ninja: Entering directory `{ctx.out_dir}'\nninja: no work to do.", flush=True)
-    result.outcomes.update((label, "up to date") for label in labels)
+    result.outcomes.update((label, NEEDS_GPU if label in cache_only else "up to date") for label in labels)
 
 
 @dataclass(frozen=True)
 class _Goals:
     """What a build asks ninja for, per label (str): `required` in its first pass, `optional` (CUDA targets
-    a wildcard reached, on a machine without a GPU) in a second one."""
+    a wildcard reached, on a machine without a GPU, their artifact in aot-out/) in a second one. `cache_only`:
+    such targets without their artifact. Only the cache can give them here: they go to the cache pass, never
+    to ninja, so no action of theirs runs (it could only fail); those the cache gave join `optional`."""
 
     goals: dict[str, str]
     optional: set[str]
     required: list[str]
     remote: str | None
+    cache_only: set[str] = frozenset()
 
 
 def _selected(plan: Plan, request: BuildRequest, labels: list[Label]) -> tuple[dict[str, str], set[str]]:
@@ -343,13 +356,26 @@ def _goals(ctx: Context, request: BuildRequest, goals: dict[str, str], cuda: Ite
     cuda = set(cuda)
     named = named_explicitly(request.patterns, ctx.current_package) if cuda else set()
     optional = set() if not cuda or _host_has_gpu(ctx) else cuda - named
+    cache_only = _without_artifact(ctx, request, goals, optional)
+    optional -= cache_only
     remote = check_remote_url(settings.remote_url(settings.environ(), request.remote_cache, ctx.plan.remote_cache))
     if remote is None and (request.remote_upload or request.remote_required):
         flag = "--remote-upload" if request.remote_upload else "--remote-required"
         raise UserError(f"{flag} needs a remote cache\n  fix: pass --remote-cache URL, set "
                         f"{settings.REMOTE_VAR}, or add cache: {{remote: URL}} to {WORKSPACE_FILE}")
-    required = [goal for label, goal in goals.items() if label not in optional]
-    return _Goals(goals, optional, required, remote)
+    required = [goal for label, goal in goals.items() if label not in optional and label not in cache_only]
+    return _Goals(goals, optional, required, remote, cache_only)
+
+
+def _without_artifact(ctx: Context, request: BuildRequest, goals: dict[str, str], labels: set[str]) -> set[str]:
+    """The labels whose artifact (the build goal's output) is not in aot-out/."""
+    if request.goal == BUILD_GOAL:
+        paths = {label: goals[label] for label in labels}
+    else:
+        packages = ctx.plan.packages
+        paths = {label: packages[parsed.package].targets[parsed.name]["goals"][BUILD_GOAL]
+                 for label, parsed in ((label, parse_label(label)) for label in labels)}
+    return {label for label, path in paths.items() if not os.path.exists(ctx.out_dir / path)}
 
 
 def _noop_stamp():  # noqa: ANN202 - the module, imported on first use
@@ -381,6 +407,8 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], wanted: _Goal
 
     plan = ctx.plan
     goals, optional, required, remote = wanted.goals, wanted.optional, wanted.required, wanted.remote
+    cache_only = [label for label in labels if str(label) in wanted.cache_only]
+    labels = [label for label in labels if str(label) not in wanted.cache_only]
     pending = None  # the no-op stamp's snapshot, taken before the checks and ninja; stamped if nothing ran
     scope = None  # ninja on the re-planned packages alone, the stamp proving the rest (engine/scoped_run.py)
     if _stamp_applies(request, wanted):
@@ -414,16 +442,25 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], wanted: _Goal
            **settings.remote_env(remote, request.remote_upload, request.remote_required)}
     if not request.workers:
         env[settings.WORKERS_VAR] = "0"
+    # A build that may stamp a no-op leaves them skipped: looking them up records their spec edges in ninja's
+    # log, so no no-op could ever be stamped. Any build after a change looks.
+    lookup = cache_only if pending is None else []
+    fetched = lookup  # without the cache pass, their exports ask the cache (and fail, NeedsGpuError, on a miss)
     if settings.cache_pass_enabled(settings.environ()):
         from aotbuild.engine.cache_pass import missing_artifacts, resolve_hits
 
-        resolve_hits(ctx.root, ctx.out_dir, plan, checked, {**os.environ, **env})  # ninja then skips those
+        resolve_hits(ctx.root, ctx.out_dir, plan, checked + lookup, {**os.environ, **env})  # ninja skips those
+        missed = set(missing_artifacts(ctx.out_dir, plan, lookup))
+        fetched = [label for label in lookup if label not in missed]
         # A target still without its artifact after the pass is a cache miss: an export and a compile with
         # torch are coming, so the worker imports torch while the first exports start, not after.
         if request.workers and missing_artifacts(ctx.out_dir, plan, [x for x in checked if str(x) not in optional]):
             from aotbuild.workers.client import prewarm
 
             prewarm({**os.environ, **env})
+    result.outcomes.update((str(label), NEEDS_GPU) for label in cache_only if label not in fetched)
+    optional = optional | {str(label) for label in fetched}
+    labels = labels + fetched
     manifest = layout.NINJA_FILE
     if scope is not None and not scoped_run.still_holds(ctx.out_dir, plan.ninja, scope):
         scope = None  # the cache pass recorded deps enough for ninja to recompact: ninja on everything
@@ -498,14 +535,21 @@ def _crash_report(goal: Path) -> str | None:
     return None
 
 
-def record_cache_use(cache_dir: Path, result: BuildResult) -> None:
+def record_cache_use(out_dir: Path, cache_dir: Path, result: BuildResult) -> None:
     """Hits and misses of this build, for `aotbuild cache stats`."""
     if not result.events:
         return
     usage = {"hits": sum(e["hits"] for e in result.events), "misses": sum(e["misses"] for e in result.events),
              "corrupt": result.corrupt, "actions": len(result.events), "remote": summarize(result.events),
-             "outcomes": dict(Counter(result.outcomes.values()))}
-    atomic_write(cache_dir / LAST_BUILD_FILE, pretty_json(usage))
+             "outcomes": dict(Counter(result.outcomes.values())), "cache": str(cache_dir)}
+    atomic_write(out_dir / LAST_BUILD_FILE, pretty_json(usage))
+
+
+def last_build(out_dir: Path, cache_dir: Path) -> dict | None:
+    """What record_cache_use wrote for this workspace, if its last build used the cache at `cache_dir`."""
+    path = out_dir / LAST_BUILD_FILE
+    usage = json.loads(path.read_text()) if path.exists() else None
+    return usage if usage is not None and usage.get("cache") == str(cache_dir) else None
 
 
 def summary_line(result: BuildResult) -> str:
