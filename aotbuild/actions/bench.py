@@ -20,8 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-COLUMNS = ("eager", "pt2", "so")
-
 
 def _percentile(samples: list[float], fraction: float) -> float:
     """Nearest-rank percentile of sorted samples."""
