@@ -276,3 +276,13 @@ def test_cache_verify_counts_in_words(ws: Path, tmp_path: Path, capsys: pytest.C
     code, out = main(capsys, "cache", "verify")
     assert code == 1 and out.splitlines()[-1] == (f"aotbuild: cache verified, 1 corrupt entry removed; 0 artifacts in "
                                                   f"{ws / 'aot-out'} differ from their manifests")
+
+
+def test_a_tests_summary_counts_the_targets_it_verified_as_verified() -> None:
+    from aotbuild.commands.build import as_test_summary
+
+    result = BuildResult(outcomes={"//m:a": "artifact-cache hit", "//m:b": "up to date"}, events=[
+        {"label": "//m:a", "action": "compile", "outcome": "artifact-cache hit"},
+        {"label": "//m:a", "action": "verify", "outcome": "verified"}])
+    assert summary_line(as_test_summary(result)).startswith("aotbuild: 2 targets: 1 verified, 1 up to date in ")
+    assert result.outcomes["//m:a"] == "artifact-cache hit"  # the report still says how the artifact came

@@ -4,6 +4,7 @@ write the reports."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -35,16 +36,18 @@ def _check_report_path(text: str | None, flag: str) -> None:
         raise UserError(f"{flag} {text}: cannot write in {parent}: {e.strerror}\n  fix: name a writable path") from None
 
 
-def _name_verification(result: engine.BuildResult) -> None:
-    """A test's summary speaks of the test: a target verified by this command counts as `verified` (or
-    `verify-cache hit`), not by how its artifact came (an artifact-cache hit, say), which the report's actions
-    still list."""
+def as_test_summary(result: engine.BuildResult) -> engine.BuildResult:
+    """The result as a test's summary line counts it: a target this command verified is `verified` (or
+    `verify-cache hit`), not counted by how its artifact came (`artifact-cache hit`, say), which the report's
+    targets and actions still say."""
     from aotbuild.rules.verify import KIND as VERIFY
 
+    outcomes = dict(result.outcomes)
     for event in result.events:
         if event["action"] == VERIFY.name and event["outcome"] in (VERIFY.ran, VERIFY.hit) \
                 and event["label"] not in result.failures:
-            result.outcomes[event["label"]] = event["outcome"]
+            outcomes[event["label"]] = event["outcome"]
+    return dataclasses.replace(result, outcomes=outcomes)
 
 
 def build_and_report(args: argparse.Namespace, goal: str) -> engine.BuildResult:
@@ -63,7 +66,6 @@ def build_and_report(args: argparse.Namespace, goal: str) -> engine.BuildResult:
 
         ctx = result.context
         tests = test_report.outcomes(result, ctx.plan, ctx.out_dir)
-        _name_verification(result)
         print("\n".join(test_report.lines(tests)))
         test_report.write_reports(tests, args.junit_xml, args.json_report)
     else:
@@ -79,7 +81,7 @@ def build_and_report(args: argparse.Namespace, goal: str) -> engine.BuildResult:
     remote = remote_summary.summarize(result.events)
     for line in remote_summary.lines(remote) if remote else []:
         print(line, file=sys.stderr if line.startswith("warning:") else sys.stdout)
-    print(engine.summary_line(result))
+    print(engine.summary_line(as_test_summary(result) if goal == TEST_GOAL else result))
     if args.report:
         report = {"targets": result.outcomes, "failures": result.failures, "errors": result.config_errors,
                   "corrupt": result.corrupt, "remote": remote,
