@@ -17,7 +17,7 @@ from aotbuild import layout
 from aotbuild.actions.phases import Phases
 from aotbuild.cache.layered import LayeredStore, open_layered
 from aotbuild.cache.local import LocalStore
-from aotbuild.errors import ActionError, AotbuildError, InfraError, NeedsGpuError
+from aotbuild.errors import ActionError, AotbuildError, InfraError, NeedsGpuError, TargetError
 from aotbuild.hashing import canonical_json
 from aotbuild.workspace import settings
 
@@ -148,7 +148,9 @@ def run_action(action: str, body: Callable[[ActionContext], str]) -> None:
                    else f"{type(e).__name__}: {e}")
         first = message.strip().splitlines()[0] if message.strip() else type(e).__name__
         code = e.exit_code if isinstance(e, AotbuildError) else 1
-        ctx.report("failed", message=first[:500], log=str(log), exit_code=code)
+        # An error located in a BUILD file (an input no parameter takes) makes the build exit as planning's do.
+        located = {"build_file_error": True} if isinstance(e, TargetError) else {}
+        ctx.report("failed", message=first[:500], log=str(log), exit_code=code, **located)
         os.write(terminal, f"error: {ctx.label}: {action} failed: {message.strip()}\n  full log: {log}\n".encode())
         sys.exit(code)
     print(ctx.phases.line(), flush=True)

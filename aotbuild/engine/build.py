@@ -81,10 +81,10 @@ class BuildResult:
         computes the wrong thing; 1: any other failure."""
         if self.config_errors:
             return 2
-        codes = {e.get("exit_code") for e in self.events if e["outcome"] == "failed"}
-        if 3 in codes:
+        failed = [e for e in self.events if e["outcome"] == "failed"]
+        if any(e.get("exit_code") == 3 for e in failed):
             return 3
-        if UserError.exit_code in codes:
+        if any(e.get("build_file_error") for e in failed):
             return UserError.exit_code
         return 1 if self.ninja_rc or self.failures else 0
 
