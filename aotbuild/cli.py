@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 
 from aotbuild import __version__
@@ -123,7 +125,9 @@ def run(argv: list[str]) -> int:
         from aotbuild.goals import BUILD_GOAL, TEST_GOAL
 
         if args.command == "bench":
-            return build.cmd_bench(args)
+            from aotbuild.commands.bench import cmd_bench
+
+            return cmd_bench(args)
         return build.cmd_build(args, BUILD_GOAL if args.command == "build" else TEST_GOAL)
     if args.command == "query":
         from aotbuild.commands.query import cmd_query
@@ -148,12 +152,26 @@ def run(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        return run(sys.argv[1:] if argv is None else argv)
+        code = run(sys.argv[1:] if argv is None else argv)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _reader_went_away()
     except AotbuildError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+def _reader_went_away() -> int:
+    """What a Unix tool does when its reader goes away (`aotbuild query //... | head -1`): stop quietly, with
+    the status of a process killed by SIGPIPE. Python ignores SIGPIPE, so the write raised instead; anything
+    still buffered for stdout goes nowhere rather than raising again as the interpreter exits."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

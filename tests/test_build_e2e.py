@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import TARGETS, aotbuild, artifact_digests, copy_example, torch_tripwire
+from .conftest import TARGETS, aotbuild, artifact_digests, copy_example, make_tiny, torch_tripwire
 
 pytestmark = pytest.mark.torch
 
@@ -198,3 +198,12 @@ def test_query_lists_outputs_and_discovered_dependencies(cold) -> None:
     assert {"models/layers.py", "vision/classifier.py", "vision/classifier_weights.pt"} <= set(row["deps"])
     assert "aot-out/.aotbuild/dists/torch" in row["deps"]
     assert (ws / "aot-out/.aotbuild/dists/torch").read_text().startswith("torch==2.")
+
+
+def test_an_input_no_parameter_takes_is_a_build_file_error_exit_2(tmp_path: Path) -> None:
+    ws = make_tiny(tmp_path / "ws")
+    (ws / "m" / "BUILD.aot.yaml").write_text(
+        "targets:\n  a: {model: m.tiny:Tiny, inputs: {xx: {shape: [2, 4], dtype: float32}}}\n")
+    run = aotbuild(["build", "//..."], ws, {"AOTBUILD_CACHE_DIR": str(tmp_path / "cache")})
+    assert "input 'xx' matches no parameter" in run.stderr, run.output
+    assert run.code == 2  # as for any error in a BUILD file, whichever step finds it

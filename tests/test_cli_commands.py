@@ -17,7 +17,7 @@ from aotbuild.actions import staging
 from aotbuild.cache import compiler_temp
 from aotbuild.cache.access import CacheAccess
 from aotbuild.cache.local import LocalStore
-from aotbuild.engine.build import LAST_BUILD_FILE
+from aotbuild.engine.build import LAST_BUILD_FILE, record_cache_use
 from aotbuild.reports.outcomes import BuildResult, summary_line
 from aotbuild.text import human_bytes, plural, table
 
@@ -171,8 +171,9 @@ def test_cache_stats_prints_a_table(ws: Path, tmp_path: Path, capsys: pytest.Cap
     store = _fill(cache)
     _compiler_temp(cache, size=2 << 20)
     ac = store.stats()["ac_bytes"]
-    write(cache / LAST_BUILD_FILE, json.dumps({"hits": 1, "misses": 2, "actions": 3, "corrupt": [], "remote": None,
-                                               "outcomes": {"compiled": 1, "up to date": 2}}))
+    write(ws / "aot-out" / LAST_BUILD_FILE, json.dumps({"hits": 1, "misses": 2, "actions": 3, "corrupt": [],
+                                                       "remote": None, "outcomes": {"compiled": 1, "up to date": 2},
+                                                       "cache": str(cache)}))
     code, out = main(capsys, "cache", "stats")
     assert code == 0
     total = human_bytes(3000 + ac + (2 << 20))
@@ -187,6 +188,34 @@ def test_cache_stats_prints_a_table(ws: Path, tmp_path: Path, capsys: pytest.Cap
         "last build: 1 hit, 2 misses, 3 actions, 0 corrupt entries",
         "  targets: 2 up to date, 1 compiled",
     ]
+
+
+def test_cache_stats_shows_this_workspaces_last_build_not_anothers(ws: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    cache = tmp_path / "cache"
+    _fill(cache)
+    other = tmp_path / "other" / "aot-out"  # another workspace on the same cache builds last
+    event = {"hits": 0, "misses": 2, "corrupt": [], "remote": None}
+    record_cache_use(other, cache, BuildResult(outcomes={"//x:y": "compiled"}, events=[event]))
+    code, out = main(capsys, "cache", "stats")
+    assert code == 0 and "last build" not in out
+    record_cache_use(ws / "aot-out", tmp_path / "elsewhere", BuildResult(outcomes={"//m:a": "compiled"},
+                                                                        events=[event]))
+    assert "last build" not in main(capsys, "cache", "stats")[1]  # it used another cache
+    record_cache_use(ws / "aot-out", cache, BuildResult(outcomes={"//m:a": "compiled"}, events=[event]))
+    assert "last build: 0 hits, 2 misses, 1 action" in main(capsys, "cache", "stats")[1]
+
+
+def test_gc_says_when_the_size_budget_could_not_be_met(ws: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    cache = tmp_path / "cache"
+    _compiler_temp(cache, size=10_000)
+    with CacheAccess.open(cache, ws / "aot-out").lease():  # a build is running: the temp space stays
+        code, out = main(capsys, "cache", "gc", "--max-size", "1K")
+    assert code == 0
+    assert f"warning: the cache still holds {human_bytes(10_000)}" in out and "--max-size 1K budget" in out
+    code, out = main(capsys, "cache", "gc", "--max-size", "1K")
+    assert code == 0 and "warning" not in out
 
 
 def test_gc_reclaims_compiler_temp_space_unused_for_longer_than_max_age(ws: Path, tmp_path: Path,
@@ -250,3 +279,13 @@ def test_cache_verify_counts_in_words(ws: Path, tmp_path: Path, capsys: pytest.C
     code, out = main(capsys, "cache", "verify")
     assert code == 1 and out.splitlines()[-1] == (f"aotbuild: cache verified, 1 corrupt entry removed; 0 artifacts in "
                                                   f"{ws / 'aot-out'} differ from their manifests")
+
+
+def test_a_tests_summary_counts_the_targets_it_verified_as_verified() -> None:
+    from aotbuild.commands.build import as_test_summary
+
+    result = BuildResult(outcomes={"//m:a": "artifact-cache hit", "//m:b": "up to date"}, events=[
+        {"label": "//m:a", "action": "compile", "outcome": "artifact-cache hit"},
+        {"label": "//m:a", "action": "verify", "outcome": "verified"}])
+    assert summary_line(as_test_summary(result)).startswith("aotbuild: 2 targets: 1 verified, 1 up to date in ")
+    assert result.outcomes["//m:a"] == "artifact-cache hit"  # the report still says how the artifact came

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -112,3 +115,35 @@ def test_a_directory_that_is_no_valid_package_name_is_reported_not_fatal(ws: Pat
     assert run.code == 0 and run.stdout.split() == ["//good:a"]
     run = aotbuild(["query", "//..."], ws)
     assert run.code == 2 and "not a valid package name" in run.stderr
+
+
+def test_a_build_error_without_keep_going_hints_at_it(ws: Path) -> None:
+    write(ws / "bad" / "BUILD.aot.yaml", "targets:\n  a:\n    model: m:f\n    inputs: m:g\n    colour: red\n")
+    run = aotbuild(["build", "//..."], ws)
+    assert run.code == 2 and "unknown key 'colour'" in run.stderr
+    assert "nothing was built: -k (--keep-going) builds the other 1 selected target" in run.stderr
+    run = aotbuild(["build", "//bad:all"], ws)  # nothing else selected: -k would not help
+    assert run.code == 2 and "keep-going" not in run.stderr
+
+
+@pytest.mark.parametrize("args", [["query", "//..."], ["query", "//...", "--output", "json"],
+                                  ["cache", "path"]])
+def test_a_reader_that_goes_away_stops_the_command_as_sigpipe_does(ws: Path, args: list[str]) -> None:
+    """`aotbuild query //... | head -1`: no traceback, the status of a process SIGPIPE ended."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the command writes a byte
+    try:
+        proc = subprocess.run([sys.executable, "-m", "aotbuild", *args], cwd=ws, stdout=write_end,
+                              stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 128 + signal.SIGPIPE, proc.stderr
+    assert proc.stderr == ""
+
+
+def test_query_json_names_each_targets_device(ws: Path) -> None:
+    write(ws / "gpu" / "BUILD.aot.yaml", "defaults: {device: cuda}\ntargets:\n"
+          "  g: {model: good.m:f, inputs: {x: {shape: [2], dtype: float32}}}\n")
+    run = aotbuild(["query", "//...", "--output", "json"], ws)
+    assert run.code == 0, run.output
+    assert {row["label"]: row["device"] for row in json.loads(run.stdout)} == {"//good:a": "cpu", "//gpu:g": "cuda"}

@@ -67,6 +67,11 @@ def test_wildcard_skips_uncached_cuda_targets_and_naming_one_fails(cold, tmp_pat
     assert "2 CUDA targets skipped" in run.stderr and "FAILED" not in run.output
     assert not marker.exists(), "a skipped CUDA target must not import torch"
 
+    # Skipped before ninja: no action of theirs ran (it could only fail), now or on the next build.
+    assert run.report["actions"] == [] and not (ws / "aot-out" / layout.STATE_DIR / "gpu-targets.log").exists()
+    run = aotbuild(["build", "//..."], ws, {**env, **tripwire})
+    assert run.code == 0 and run.report["actions"] == [] and run.report["targets"]["//gpu:mlp"] == NEEDS_GPU
+
     run = aotbuild(["test", "//gpu:all", "--junit-xml", str(tmp_path / "j.xml")], ws, env)
     assert run.code == 0, run.output
     assert "SKIPPED //gpu:mlp" in run.stdout
@@ -76,6 +81,19 @@ def test_wildcard_skips_uncached_cuda_targets_and_naming_one_fails(cold, tmp_pat
     assert run.code == 1
     assert "needs a CUDA GPU" in run.stderr and "AOTBUILD_GPU_ARCH" in run.output
     assert run.report["targets"] == {"//gpu:mlp": "failed"}
+
+
+@no_gpu
+@pytest.mark.torch
+def test_bench_times_the_cpu_targets_and_reports_the_cuda_ones_skipped(cold, tmp_path: Path) -> None:
+    ws, env = _with_gpu_package(cold, tmp_path), cold[1]
+    run = aotbuild(["bench", "//...", "--warmup", "1", "--repeats", "3"], ws, env, report=False)
+    assert run.code == 0, run.output
+    lines = run.stdout.splitlines()
+    assert [line.split()[0] for line in lines if line.startswith("//")] == sorted(TARGETS)
+    assert [line.split(":")[0] + ":" + line.split(":")[1] for line in lines if line.startswith("skipped")] == [
+        f"skipped {label}" for label in GPU_TARGETS]
+    assert "Traceback" not in run.output
 
 
 def _seed_as_gpu_runner(ws: Path, cache: Path, cuda_label: str, cpu_label: str) -> dict:

@@ -107,12 +107,42 @@ def test_run_ninja_on_a_terminal_draws_the_line_and_passes_failures_through(tmp_
     assert "Entering directory" not in drawn
 
 
-def test_without_a_terminal_ninja_prints_as_usual(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+RESTAT_BUILD = """rule keep
+  command = test -e $out || touch $out
+  description = export //m:$out
+  restat = 1
+rule s
+  command = touch $out
+  description = compile //m:$out
+build x1: keep src1
+build y1: s x1
+build x2: keep src2
+build y2: s x2
+"""
+
+
+def test_without_a_terminal_the_count_of_finished_actions_only_goes_up(tmp_path: Path,
+                                                                       capfd: pytest.CaptureFixture) -> None:
     (tmp_path / layout.STATE_DIR).mkdir()
-    (tmp_path / layout.NINJA_FILE).write_text(BUILD.replace("1.6", "0.1"))
-    rc = runner.run_ninja(str(Path(ninja.BIN_DIR) / "ninja"), tmp_path, ["a"], jobs=1, keep_going=False,
-                          explain=False, env={})
-    assert rc == 0 and "[1/1] compile //m:a" in capfd.readouterr().out
+    (tmp_path / layout.NINJA_FILE).write_text(RESTAT_BUILD)
+    binary = str(Path(ninja.BIN_DIR) / "ninja")
+    for name in ("src1", "src2"):
+        (tmp_path / name).touch()
+    assert runner.run_ninja(binary, tmp_path, ["y1", "y2"], jobs=1, keep_going=False, explain=False, env={}) == 0
+    capfd.readouterr()
+    later = (tmp_path / "y2").stat().st_mtime + 10
+    for name in ("src1", "src2"):  # the x edges run again, leave their outputs as they are: restat prunes y
+        os.utime(tmp_path / name, (later, later))
+    assert runner.run_ninja(binary, tmp_path, ["y1", "y2"], jobs=1, keep_going=False, explain=False, env={}) == 0
+    lines = [line for line in capfd.readouterr().out.splitlines() if line.startswith("[")]
+    assert [line.split("] ", 1)[1] for line in lines] == ["export //m:x1", "export //m:x2"], lines
+    counts = [int(re.match(r"\[(\d+) done\] ", line)[1]) for line in lines]  # ninja's [1/4], [2/3] shrank
+    assert counts == [1, 2], lines
+
+
+def test_a_ninja_status_the_user_set_is_kept() -> None:
+    assert runner.plain_status({"NINJA_STATUS": "%p "}) == {}
+    assert runner.plain_status({}) == {"NINJA_STATUS": "[%f done] "}
 
 
 @pytest.mark.parametrize("description, shown", [("verify //m:a", "verifying //m:a"), ("bench //m:a", "benching //m:a"),

@@ -109,7 +109,15 @@ def test_bench_prints_a_table_and_writes_json(cold, tmp_path: Path) -> None:
     (row,) = json.loads((tmp_path / "b.json").read_text())
     assert (row["label"], row["repeats"], row["warmup"], row["inputs"]) == ("//models:mlp", 5, 1, [[8, 64]])
     assert row["threads"] >= 1 and all(row[k]["median_ms"] > 0 for k in ("eager", "pt2", "so"))
-    # The table shows the numbers the JSON holds (percentiles themselves: tests/test_bench_stats.py).
+    # The table shows the numbers the JSON holds, each median with its spread (statistics themselves:
+    # tests/test_bench_stats.py).
     line = next(t for t in run.stdout.splitlines() if t.startswith("//models:mlp"))
-    assert line.split()[1:5] == [f"{row['eager']['median_ms']:.3f}", f"{row['pt2']['median_ms']:.3f}",
-                                 f"{row['so']['median_ms']:.3f}", f"{row['so']['p90_ms']:.3f}"]
+    assert line.split()[1:8] == ["cpu", *(cell for k in ("eager", "pt2", "so") for cell in (
+        f"{row[k]['median_ms']:.3f}", f"±{row[k]['spread'] * 50:.0f}%"))]
+
+
+def test_the_summary_of_a_test_counts_verified_targets(tested) -> None:
+    _, _, run, _, _ = tested
+    summary = run.stdout.splitlines()[-1]
+    # Not how the artifacts came (here all from the cache): what the command did to them.
+    assert summary.startswith(f"aotbuild: {len(TARGETS)} targets: {len(TARGETS)} verified in "), summary

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
 
 from aotbuild.engine import build as engine
@@ -65,8 +65,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
         from aotbuild.cache import compiler_temp
         from aotbuild.reports.cache_report import stats_lines
 
-        last = ctx.cache_dir / engine.LAST_BUILD_FILE
-        usage = json.loads(last.read_text()) if last.exists() else None
+        usage = engine.last_build(ctx.out_dir, ctx.cache_dir)
         print("\n".join(stats_lines(store.stats(), compiler_temp.usage().bytes, usage)))
     elif args.cache_command == "verify":
         from aotbuild.cache.workspace_refs import target_dirs
@@ -96,4 +95,20 @@ def cmd_cache(args: argparse.Namespace) -> int:
         kept += ["the compiler temp space, in use by a running build or compile"] if gc.temp_kept_in_use else []
         print(f"aotbuild: evicted {plural(len(gc.removed), 'entry')}{temp}"
               + (f"; kept {' and '.join(kept)}" if kept else ""))
+        if args.max_size:
+            _check_budget(store, _size(args.max_size), args.max_size)
     return 0
+
+
+def _check_budget(store: LocalStore, budget: int, text: str) -> None:
+    """Say so when gc could not bring the cache within --max-size (entries in use, the compiler temp space)."""
+    from aotbuild.cache import compiler_temp
+    from aotbuild.text import human_bytes
+
+    stats = store.stats()
+    entries, temp = stats["cas_bytes"] + stats["ac_bytes"], compiler_temp.usage().bytes
+    if entries + temp > budget:
+        print(f"warning: the cache still holds {human_bytes(entries + temp)} ({human_bytes(entries)} of entries, "
+              f"{human_bytes(temp)} of compiler temp space), over the --max-size {text} budget: what is left is in "
+              "use by a running build or compile, or was used since one started; run gc again once it is done",
+              file=sys.stderr)

@@ -29,7 +29,8 @@ def cmd_query(args: argparse.Namespace) -> int:
     for label in selection.labels:
         paths = TargetPaths(label)
         outputs = {ext: str(ctx.out_dir / paths.dir / paths.alias(ext)) for ext in ARTIFACTS}
-        rows.append({"label": str(label), "tags": plan.targets[str(label)]["tags"], "outputs": {
+        entry = plan.targets[str(label)]
+        rows.append({"label": str(label), "device": entry.get("device", "cpu"), "tags": entry["tags"], "outputs": {
             **outputs, "manifest": str(ctx.out_dir / paths.file(MANIFEST))},
             # What the last export imported (workspace files, distribution stamps); empty before a build.
             "deps": [_workspace_relative(os.path.normpath(ctx.out_dir / d), ctx.root)

@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aotbuild import layout
@@ -20,14 +20,16 @@ from aotbuild.hashing import pretty_json
 from aotbuild.planning import dist_stamps
 from aotbuild.planning.plan_index import Plan
 from aotbuild.planning.sharding import shard
-from aotbuild.reports.outcomes import UP_TO_DATE, BuildResult
+from aotbuild.reports.outcomes import NEEDS_GPU, UP_TO_DATE, BuildResult
 from aotbuild.reports.remote_summary import check_remote_url, summarize
 from aotbuild.workspace import settings
 from aotbuild.workspace.discovery import WORKSPACE_FILE
 from aotbuild.workspace.labels import Label
 from aotbuild.workspace.selection import named_explicitly, select
 
-LAST_BUILD_FILE = "last-build.json"  # in the cache root, beside v1/
+# This workspace's last build that ran anything: its use of the cache, for `cache stats`. Kept in aot-out/,
+# not in the cache root, which other workspaces' builds share.
+LAST_BUILD_FILE = f"{layout.STATE_DIR}/last-build.json"
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,11 @@ def build(request: BuildRequest, cwd: Path) -> BuildResult:
     labels = shard(selection.labels, *request.shard) if request.shard else selection.labels
     result = BuildResult(config_errors=selection.errors, context=ctx, labels=labels)
     if selection.errors and not request.keep_going:
-        raise UserError("\n".join(selection.errors))
+        from aotbuild.text import plural
+
+        hint = [f"nothing was built: -k (--keep-going) builds the other {plural(len(labels), 'selected target')}"
+                ] if labels else []
+        raise UserError("\n".join([*selection.errors, *hint]))
     from aotbuild.engine import noop_stamp
     from aotbuild.engine.workspace_lock import exclusive
 
@@ -64,7 +70,8 @@ def build(request: BuildRequest, cwd: Path) -> BuildResult:
         # A re-plan rewrote plan.json, which every stamp records: none can hold, so none is read.
         stamp = noop_stamp.read(ctx.out_dir) if usable and not ctx.replanned else None
         if noop_stamp.holds(ctx.out_dir, stamp, wanted.required):
-            result.outcomes.update((str(label), UP_TO_DATE) for label in labels)
+            result.outcomes.update((str(label), NEEDS_GPU if str(label) in wanted.cache_only else UP_TO_DATE)
+                                   for label in labels)
             result.noop_stamp = True
             if request.verbose:
                 print("aotbuild: the no-op stamp holds: every file ninja would look at is as it was after a build "
@@ -89,8 +96,7 @@ def _with_cache(ctx: Context, request: BuildRequest, labels: list[Label], wanted
         # that no longer held, or a re-plan) does not try; the no-op build after it stamps.
         _run(ctx, request, labels, wanted, result, try_stamp and not ctx.replanned, access.env(),
              (lock_fd, *lease_fd))
-    if access.writable:
-        record_cache_use(ctx.cache_dir, result)
+    record_cache_use(ctx.out_dir, ctx.cache_dir, result)
 
 
 def _run(ctx: Context, request: BuildRequest, labels: list[Label], wanted: Goals, result: BuildResult,
@@ -111,8 +117,20 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], wanted: Goals
                                  plan.remote_verify_keys)}
     if not request.workers:
         env[settings.WORKERS_VAR] = "0"
+    # CUDA targets without a GPU and without an artifact: looked up in the cache, never built. A build that may
+    # stamp a no-op leaves them skipped (looking them up records their spec edges in ninja's log, so no no-op
+    # could ever be stamped); any build after a change looks.
+    cache_only = [x for x in labels if str(x) in wanted.cache_only]
+    labels = [x for x in labels if str(x) not in wanted.cache_only]
+    lookup = cache_only if before is None else []
+    fetched = lookup  # without the cache pass, their exports ask the cache (and report NeedsGpuError on a miss)
     if settings.cache_pass_enabled(settings.environ()):
-        _cache_pass(ctx, request, [x for x in labels if str(x) not in wanted.optional], labels, env)
+        _cache_pass(ctx, request, [x for x in labels if str(x) not in wanted.optional], labels + lookup, env)
+        missed = set(missing_artifacts(ctx.out_dir, plan, lookup))
+        fetched = [x for x in lookup if x not in missed]
+    result.outcomes.update((str(x), NEEDS_GPU) for x in cache_only if x not in fetched)
+    labels += fetched
+    wanted = replace(wanted, optional=wanted.optional | {str(x) for x in fetched})
     how = Run(plan.ninja, ctx.out_dir, request.jobs, request.keep_going, request.explain, env, pass_fds)
     optional_rc = ninja_pass.run(how, wanted, result)
     if before is not None and not result.ninja_rc and not result.events:
@@ -158,13 +176,16 @@ def _goals(ctx: Context, request: BuildRequest, labels: list[Label]) -> Goals:
     # -k, so one that is not cached is skipped and never stops the others. Named ones fail as usual.
     named = named_explicitly(request.patterns, ctx.current_package) if cuda else set()
     optional = set() if not cuda or _host_has_gpu(ctx) else cuda - named
+    # Those not in aot-out/ can only come from the cache: no action runs for them (see _run).
+    cache_only = {str(x) for x in missing_artifacts(ctx.out_dir, ctx.plan, [x for x in labels if str(x) in optional])}
+    optional -= cache_only
     remote = check_remote_url(settings.remote_url(settings.environ(), request.remote_cache, ctx.plan.remote_cache))
     if remote is None and (request.remote_upload or request.remote_required):
         flag = "--remote-upload" if request.remote_upload else "--remote-required"
         raise UserError(f"{flag} needs a remote cache\n  fix: pass --remote-cache URL, set "
                         f"{settings.REMOTE_VAR}, or add cache: {{remote: URL}} to {WORKSPACE_FILE}")
-    required = [goal for label, goal in goals.items() if label not in optional]
-    return Goals(goals, optional, required, remote)
+    required = [goal for label, goal in goals.items() if label not in optional and label not in cache_only]
+    return Goals(goals, optional, required, remote, frozenset(cache_only))
 
 
 def _stamp_usable(ctx: Context, request: BuildRequest, wanted: Goals) -> bool:
@@ -184,12 +205,19 @@ def _host_has_gpu(ctx: Context) -> bool:
     return toolchain["host"]["gpu_arch"] is not None
 
 
-def record_cache_use(cache_dir: Path, result: BuildResult) -> None:
+def record_cache_use(out_dir: Path, cache_dir: Path, result: BuildResult) -> None:
     """Hits and misses of this build, for `aotbuild cache stats`."""
     if not result.events:
         return
     usage = {"hits": sum(e["hits"] for e in result.events), "misses": sum(e["misses"] for e in result.events),
              "corrupt": result.corrupt, "actions": len(result.events), "remote": summarize(result.events),
-             "outcomes": dict(Counter(result.outcomes.values()))}
-    atomic_write(cache_dir / LAST_BUILD_FILE, pretty_json(usage))
+             "outcomes": dict(Counter(result.outcomes.values())), "cache": str(cache_dir)}
+    atomic_write(out_dir / LAST_BUILD_FILE, pretty_json(usage))
+
+
+def last_build(out_dir: Path, cache_dir: Path) -> dict | None:
+    """What record_cache_use wrote for this workspace, if its last build used the cache at `cache_dir`."""
+    path = out_dir / LAST_BUILD_FILE
+    usage = json.loads(path.read_text()) if path.exists() else None
+    return usage if usage is not None and usage.get("cache") == str(cache_dir) else None
 

@@ -25,6 +25,7 @@ class Goals:
     optional: set[str]
     required: list[str]
     remote: str | None
+    cache_only: frozenset[str] = frozenset()  # CUDA targets without a GPU or an artifact: looked up, never built
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,8 @@ def run_ninja(binary: str, out_dir: Path, goals: list[str], *, jobs: int | None,
         with forwarded(proc):
             return progress.show(proc, terminal, sys.stdout)
     if log is None:
-        proc = subprocess.Popen(cmd + goals, env={**os.environ, **env}, pass_fds=pass_fds)
+        proc = subprocess.Popen(cmd + goals, env={**os.environ, **plain_status(os.environ), **env},
+                                pass_fds=pass_fds)
         with forwarded(proc):
             return proc.wait()
     with open(log, "wb") as out:
@@ -47,6 +48,13 @@ def run_ninja(binary: str, out_dir: Path, goals: list[str], *, jobs: int | None,
                                 stderr=subprocess.STDOUT)
         with forwarded(proc):
             return proc.wait()
+
+
+def plain_status(environ: Mapping[str, str]) -> dict[str, str]:
+    """ninja's status for a log (no terminal): a count of finished edges that only goes up. ninja's default
+    `[%f/%t] ` shows a total that shrinks as restat prunes edges (`[1/8]`, then `[2/5]`). A NINJA_STATUS the
+    user set is theirs."""
+    return {} if "NINJA_STATUS" in environ else {"NINJA_STATUS": "[%f done] "}
 
 
 def is_up_to_date(binary: str, out_dir: Path, goal: str) -> bool:
