@@ -47,6 +47,26 @@ def test_an_evicted_reference_is_exported_again_when_verifying(tmp_path: Path, t
     assert json.loads((ws / "aot-out/m/@a/graph.json").read_text()) == graph
 
 
+def test_an_evicted_program_is_exported_again_when_compiling(tmp_path: Path, tiny_cache: dict[str, str]) -> None:
+    env = _private_cache(tiny_cache, tmp_path / "cache")
+    ws = make_tiny(tmp_path / "ws")
+    assert aotbuild(["build", "//m:a"], ws, env).code == 0
+    graph = json.loads((ws / "aot-out/m/@a/graph.json").read_text())
+    program = _blob(env["AOTBUILD_CACHE_DIR"], graph["program"])
+    program.unlink()  # as `cache gc` would
+    # Another compile option: a compile-key miss on an unchanged graph, so compile needs the stored program.
+    (ws / "m" / "BUILD.aot.yaml").write_text(TINY_BUILD.replace(
+        "dtype: float32}}}\n", "dtype: float32}}, options: {aot_inductor.compile_wrapper_opt_level: O0}}\n", 1))
+    run = aotbuild(["build", "//m:a"], ws, env)
+    assert run.code == 0, run.output
+    # The export edge may run too (its BUILD file changed), but as an action-cache hit: no program stored.
+    assert ("//m:a", "compile") in [(a["label"], a["action"]) for a in run.report["actions"]]
+    assert hashlib.sha256(program.read_bytes()).hexdigest() == graph["program"]  # compile exported it again
+    manifest = json.loads((ws / "aot-out/m/@a/manifest.json").read_text())
+    for art in manifest["artifacts"].values():
+        assert hashlib.sha256((ws / "aot-out/m/@a" / art["file"]).read_bytes()).hexdigest() == art["sha256"]
+
+
 def _ninja(ws: Path, env: dict[str, str], *goals: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(Path(ninja.BIN_DIR) / "ninja"), "-C", str(ws / "aot-out"), "-f", layout.NINJA_FILE,
                            *goals], capture_output=True, text=True, env={**os.environ, **env})
