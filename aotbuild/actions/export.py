@@ -85,7 +85,9 @@ def export_program(ctx: ActionContext) -> dict[str, Any]:
         digest_of_graph = graph_hash.graph_hash(ep)
     with ctx.phases.phase("store_program"):
         # Written straight into the cache: a copy of the serialized weights in memory would double the peak.
-        program = ctx.store.put_written(lambda f: torch.export.save(ep, f), f"{ctx.label}'s exported program")
+        # Not fsynced: only ever read back through the cache, which verifies it (a torn one is exported again).
+        program = ctx.store.put_written(lambda f: torch.export.save(ep, f), f"{ctx.label}'s exported program",
+                                        durable=False)
     # Outputs as flat tensors with their paths: a model's own output type (a registered dataclass) could not be
     # loaded back with weights_only=True.
     references = []
@@ -94,7 +96,8 @@ def export_program(ctx: ActionContext) -> dict[str, Any]:
         references.append({"name": c.name, "args": c.args, "kwargs": c.kwargs,
                            "outputs": [t for _, _, t in leaves], "paths": [p for _, p, _ in leaves]})
     on_cpu = torch.utils._pytree.tree_map(lambda x: x.cpu() if isinstance(x, torch.Tensor) else x, references)
-    reference = ctx.store.put_written(lambda f: torch.save(on_cpu, f), f"{ctx.label}'s reference outputs")
+    reference = ctx.store.put_written(lambda f: torch.save(on_cpu, f), f"{ctx.label}'s reference outputs",
+                                      durable=False)
     flat = ctx.store.put_bytes(reference_io.encode(ctx.label, references))  # the same cases, for C++ consumers
     extra = [spec["weights"]] if spec["weights"] else []
     deps = {"files": dependencies.workspace_files(ctx.root, extra), "packages": dependencies.distributions()}

@@ -118,8 +118,8 @@ class LayeredStore:
     def put_file(self, path: Path) -> str:
         return self.local.put_file(path)
 
-    def put_written(self, write: Callable[[BinaryIO], Any], what: str = "a new blob") -> str:
-        return self.local.put_written(write, what)
+    def put_written(self, write: Callable[[BinaryIO], Any], what: str = "a new blob", durable: bool = True) -> str:
+        return self.local.put_written(write, what, durable)
 
     def has_blob(self, digest: str) -> bool:
         return self.local.has_blob(digest)

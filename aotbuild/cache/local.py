@@ -68,12 +68,13 @@ class LocalStore:
         with open(path, "rb") as src:  # errors about the source are the caller's, not the cache's
             return self.put_written(lambda dst: copy_stream(src, dst), str(path))
 
-    def put_written(self, write: Callable[[BinaryIO], Any], what: str = "a new blob") -> str:
+    def put_written(self, write: Callable[[BinaryIO], Any], what: str = "a new blob", durable: bool = True) -> str:
         """Store what `write` writes into the (seekable, real) file it is given and return its digest: a
         model's serialized weights go straight to disk, never whole into memory.
 
-        Not fsynced, unlike action entries: every read of a blob re-verifies its digest, so a blob a crash
-        left torn is a miss, never a wrong result, and an export need not wait for gigabytes to reach the disk."""
+        `durable=False` skips the fsync, for blobs read only through this store (which re-verifies every read,
+        so one a crash left torn is a miss): an export need not wait for gigabytes to reach the disk. Artifacts
+        stay durable, since they are hard-linked into aot-out/ where a build trusts them by their presence."""
         try:
             # The destination depends on the digest, so write into tmp/ (same filesystem) and rename after.
             with pending_file(self.base / "tmp", "put") as pending:
@@ -82,7 +83,7 @@ class LocalStore:
                 digest = sha256_file(pending.path)  # read back from the page cache
                 dest = self._cas_path(digest)
                 if not self._verified(dest, digest):
-                    pending.commit(dest, BLOB_MODE, durable=False)
+                    pending.commit(dest, BLOB_MODE, durable)
             return digest
         except OSError as e:
             raise CacheError(f"cannot store {what} in cache {self.root}: {e}") from e
