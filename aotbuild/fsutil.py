@@ -128,9 +128,11 @@ class PendingFile:
         self.path = path
         self.file: BinaryIO = os.fdopen(_create_new(path, 0o644), "wb")
 
-    def commit(self, dest: Path, mode: int = 0o644) -> None:
+    def commit(self, dest: Path, mode: int = 0o644, durable: bool = True) -> None:
+        """`durable=False` skips the fsync, for content whose every reader verifies it (cache blobs)."""
         self.file.flush()
-        os.fsync(self.file.fileno())
+        if durable:
+            os.fsync(self.file.fileno())
         self.file.close()
         os.chmod(self.path, mode)
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aotbuild.actions import bench
+from aotbuild.deploy import bench
 
 
 @pytest.mark.parametrize("durations_ms, median, p10, p90, low", [

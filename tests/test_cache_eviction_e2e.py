@@ -47,6 +47,26 @@ def test_an_evicted_reference_is_exported_again_when_verifying(tmp_path: Path, t
     assert json.loads((ws / "aot-out/m/@a/graph.json").read_text()) == graph
 
 
+def test_an_evicted_program_is_exported_again_when_compiling(tmp_path: Path, tiny_cache: dict[str, str]) -> None:
+    env = _private_cache(tiny_cache, tmp_path / "cache")
+    ws = make_tiny(tmp_path / "ws")
+    assert aotbuild(["build", "//m:a"], ws, env).code == 0
+    target = ws / "aot-out/m/@a"
+    graph = json.loads((target / "graph.json").read_text())
+    manifest = json.loads((target / "manifest.json").read_text())
+    # As `cache gc` would: the program and both artifacts; without its manifest the compile edge runs again.
+    for digest in [graph["program"]] + [art["sha256"] for art in manifest["artifacts"].values()]:
+        _blob(env["AOTBUILD_CACHE_DIR"], digest).unlink()
+    (target / "manifest.json").unlink()
+    run = aotbuild(["build", "//m:a"], ws, env)
+    assert run.code == 0, run.output
+    assert [(a["label"], a["action"]) for a in run.report["actions"]] == [("//m:a", "compile")]
+    assert json.loads((target / "graph.json").read_text()) == graph  # the export edge did not run
+    # The compile exported the program again (its bytes may differ: source-location metadata) and compiled it.
+    for art in json.loads((target / "manifest.json").read_text())["artifacts"].values():
+        assert hashlib.sha256((target / art["file"]).read_bytes()).hexdigest() == art["sha256"]
+
+
 def _ninja(ws: Path, env: dict[str, str], *goals: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(Path(ninja.BIN_DIR) / "ninja"), "-C", str(ws / "aot-out"), "-f", layout.NINJA_FILE,
                            *goals], capture_output=True, text=True, env={**os.environ, **env})

@@ -52,6 +52,36 @@ def test_put_file_roundtrip_streams_large_file(tmp_path: Path) -> None:
     assert store.put_bytes(src.read_bytes()) == digest
 
 
+def test_put_written_stores_what_the_writer_wrote_in_pieces(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "cache")
+    pieces = [os.urandom(1 << 20) for _ in range(5)] + [b"tail"]
+
+    def write(f) -> None:
+        for piece in pieces:
+            f.write(memoryview(piece))  # torch.save hands over buffers, not bytes
+        f.flush()
+
+    digest = store.put_written(write)
+    assert digest == sha256_bytes(b"".join(pieces))
+    assert store.get_bytes(digest) == b"".join(pieces)
+    assert stat.S_IMODE(os.stat(store.blob_path(digest)).st_mode) == BLOB_MODE
+    assert store.put_written(write) == digest  # an existing sound copy is kept
+    assert list((tmp_path / "cache" / "v1" / "tmp").iterdir()) == []
+
+
+def test_put_written_leaves_nothing_when_the_writer_fails(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "cache")
+
+    def write(f) -> None:
+        f.write(b"half a program")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(CacheError, match="cannot store the program in cache .*No space left"):
+        store.put_written(write, "the program")
+    assert list((tmp_path / "cache" / "v1" / "tmp").iterdir()) == []
+    assert not (tmp_path / "cache" / "v1" / "cas").exists()
+
+
 def test_nothing_created_until_first_write(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "cache")
     assert store.get_bytes(KEY) is None

@@ -7,8 +7,8 @@ on its lock and compile it once.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
+import shutil
 import time
 import zipfile
 from pathlib import Path
@@ -18,6 +18,7 @@ from aotbuild import __version__
 from aotbuild.actions import artifacts
 from aotbuild.actions.runtime import ActionContext, run_action
 from aotbuild.errors import ActionError
+from aotbuild.fsutil import CHUNK
 from aotbuild.hashing import key_of
 from aotbuild.layout import TargetPaths
 from aotbuild.rules.compile import ARTIFACTS
@@ -78,13 +79,15 @@ def compile_key(ctx: ActionContext, graph: dict[str, Any]) -> str:
     return key_of("compile", value)
 
 
-def _load_program(ctx: ActionContext, graph: dict[str, Any]) -> bytes:
-    data = ctx.store.get_bytes(graph["program"])
-    if data is not None:
-        return data
-    from aotbuild.actions.export import reexport
+def _program_path(ctx: ActionContext, graph: dict[str, Any]) -> Path:
+    """The verified program blob in the cache, loaded from there: reading it into memory first would hold the
+    weights twice while torch builds its tensors."""
+    path = ctx.store.blob_path(graph["program"])
+    if path is not None:
+        return path
+    from aotbuild.actions.export import reexported_blob
 
-    return reexport(ctx, graph["graph_hash"], "program")
+    return reexported_blob(ctx, graph["graph_hash"], "program")
 
 
 def _export_backends(torch: Any, dynamic: bool) -> contextlib.AbstractContextManager:
@@ -130,7 +133,7 @@ def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], key: str) -> di
         interface.import_required(graph["interface"]["requires_imports"], ctx.root, ctx.label)
         options = _known_to(torch, inductor_options(ctx.spec))
         with ctx.phases.phase("load_program"):
-            program = torch.export.load(io.BytesIO(_load_program(ctx, graph)))
+            program = torch.export.load(str(_program_path(ctx, graph)))
         # The file stem becomes the archive's root folder, so it is fixed too.
         pt2 = stage / "model.pt2"
         with _export_backends(torch, ctx.spec["dynamic"]), ctx.phases.phase("trace_and_package"):
@@ -138,8 +141,9 @@ def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], key: str) -> di
                                                      inductor_configs=options)
         ctx.phases.split_inductor(torch, "trace_and_package")
         so = stage / "model.so"
-        with zipfile.ZipFile(pt2) as package, open(so, "wb") as out:
-            out.write(package.read(_single_library(package, ctx.label)))
+        with zipfile.ZipFile(pt2) as package, package.open(_single_library(package, ctx.label)) as library, \
+                open(so, "wb") as out:
+            shutil.copyfileobj(library, out, CHUNK)  # the library holds the weights: never whole in memory
             # What a bare .so needs beside it: CUDA kernels not embedded stay in the package only.
             kernels = sorted(n.rsplit("/", 1)[-1] for n in package.namelist() if n.endswith((".cubin", ".fatbin")))
         check_cxx_runtime(so, ctx.label, ctx.toolchain()["compile"]["cxx"])

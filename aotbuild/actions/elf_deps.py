@@ -7,6 +7,7 @@ inside std::regex when the process already holds the shared libstdc++ (torch doe
 
 from __future__ import annotations
 
+import mmap
 import struct
 from pathlib import Path
 
@@ -22,9 +23,15 @@ class ElfError(ValueError):
 
 def needed_libraries(path: Path) -> list[str]:
     """The DT_NEEDED names of a 32- or 64-bit, little- or big-endian ELF file, in order."""
-    data = path.read_bytes()
-    if data[:4] != b"\x7fELF":
-        raise ElfError(f"{path} is not an ELF file")
+    # Mapped, not read: a model library embeds its weights, and only its headers and dynamic section are needed.
+    with open(path, "rb") as f:
+        if f.read(4) != b"\x7fELF":
+            raise ElfError(f"{path} is not an ELF file")
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return _needed(data, path)
+
+
+def _needed(data: mmap.mmap, path: Path) -> list[str]:
     is64 = data[4] == 2
     endian = "<" if data[5] == 1 else ">"
     if is64:
@@ -59,7 +66,14 @@ def needed_libraries(path: Path) -> list[str]:
     if strtab_vaddr is None:
         raise ElfError(f"{path} has a dynamic section without a string table")
     strtab = _file_offset(segments, strtab_vaddr, path)
-    return [data[strtab + off:data.index(b"\0", strtab + off)].decode() for off in entries]
+    return [_string(data, strtab + off, path) for off in entries]
+
+
+def _string(data: mmap.mmap, start: int, path: Path) -> str:
+    end = data.find(b"\0", start)
+    if end < 0:
+        raise ElfError(f"{path}: a string at offset {start:#x} has no terminating NUL")
+    return data[start:end].decode()
 
 
 def _file_offset(segments: list[tuple[int, int, int, int]], vaddr: int, path: Path) -> int:

@@ -6,7 +6,6 @@ unchanged sources find its result without importing torch; otherwise torch.expor
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import time
@@ -84,10 +83,13 @@ def export_program(ctx: ActionContext) -> dict[str, Any]:
         outputs = [_eager(model, c, spec) for c in cases]
     # Raises for outputs that are not tensors, before anything is stored.
     described = interface.describe(ep, spec, outputs[0], location(spec))
-    digest_of_graph = graph_hash.graph_hash(ep)
-    buffer = io.BytesIO()
-    torch.export.save(ep, buffer)
-    program = ctx.store.put_bytes(buffer.getvalue())
+    with ctx.phases.phase("graph_hash"):
+        digest_of_graph = graph_hash.graph_hash(ep)
+    with ctx.phases.phase("store_program"):
+        # Written straight into the cache: a copy of the serialized weights in memory would double the peak.
+        # Not fsynced: only ever read back through the cache, which verifies it (a torn one is exported again).
+        program = ctx.store.put_written(lambda f: torch.export.save(ep, f), f"{ctx.label}'s exported program",
+                                        durable=False)
     # Outputs as flat tensors with their paths: a model's own output type (a registered dataclass) could not be
     # loaded back with weights_only=True.
     references = []
@@ -95,10 +97,9 @@ def export_program(ctx: ActionContext) -> dict[str, Any]:
         leaves = interface.flat_outputs(out, ctx.label, location(spec))
         references.append({"name": c.name, "args": c.args, "kwargs": c.kwargs,
                            "outputs": [t for _, _, t in leaves], "paths": [p for _, p, _ in leaves]})
-    buffer = io.BytesIO()
-    torch.save(torch.utils._pytree.tree_map(
-        lambda x: x.cpu() if isinstance(x, torch.Tensor) else x, references), buffer)
-    reference = ctx.store.put_bytes(buffer.getvalue())
+    on_cpu = torch.utils._pytree.tree_map(lambda x: x.cpu() if isinstance(x, torch.Tensor) else x, references)
+    reference = ctx.store.put_written(lambda f: torch.save(on_cpu, f), f"{ctx.label}'s reference outputs",
+                                      durable=False)
     flat = ctx.store.put_bytes(reference_io.encode(ctx.label, references))  # the same cases, for C++ consumers
     extra = [spec["weights"]] if spec["weights"] else []
     deps = {"files": dependencies.workspace_files(ctx.root, extra), "packages": dependencies.distributions()}
@@ -135,7 +136,13 @@ def full_precision_on_gpu(torch: Any, device: str) -> None:
 
 
 def reexport(ctx: ActionContext, graph_hash: str, blob: str) -> bytes:
-    """Export again to recover an evicted or corrupt blob ("program" or "reference") of graph.json's graph.
+    """The bytes of reexported_blob (for small blobs)."""
+    return reexported_blob(ctx, graph_hash, blob).read_bytes()
+
+
+def reexported_blob(ctx: ActionContext, graph_hash: str, blob: str) -> Path:
+    """Export again to recover an evicted or corrupt blob ("program" or "reference") of graph.json's graph;
+    returns the verified blob's path in the cache.
 
     Cheaper than failing: the model is unchanged (ninja would have re-run the export otherwise)."""
     export_ctx = ActionContext(**{**ctx.__dict__, "spec": ctx.read_json(EXPORT.spec_file), "action": EXPORT.name})
@@ -143,12 +150,12 @@ def reexport(ctx: ActionContext, graph_hash: str, blob: str) -> bytes:
     if result["graph_hash"] != graph_hash:
         raise InfraError(f"{ctx.label}: the exported {blob} is missing from the cache and the model no longer "
                          "exports to the same graph; run `aotbuild build` again")
-    data = ctx.store.get_bytes(result[blob])
-    if data is None:
+    path = ctx.store.blob_path(result[blob])
+    if path is None:
         raise InfraError(f"{ctx.label}: the exported {blob} was removed from the cache {ctx.store.root} while "
                          "this build was using it (by `aotbuild cache gc` or another process deleting files "
                          "there); run `aotbuild build` again")
-    return data
+    return path
 
 
 _UNKNOWN_OUTPUT = re.compile(r"Found <class '([\w.]+)'> in output, which is not a known type")

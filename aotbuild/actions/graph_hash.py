@@ -1,21 +1,75 @@
 """The canonical graph hash: equal exactly when two exported programs compute the same thing.
 
 str(ep) embeds absolute source paths and stack traces, so it is never hashed; the graph code, signature,
-ranges, tree specs, placeholder metadata and the raw bytes of every parameter, buffer and constant are.
+ranges, tree specs, placeholder metadata and the values of every parameter, buffer and constant are.
+
+A tensor contributes its dtype, shape and element values in row-major order: the bytes of its storage are
+read through buffer views, never copied whole, so hashing runs at memory speed and a view, a tensor sharing
+its storage with others and a contiguous copy of either hash alike. Only a piece that is not laid out
+row-major on the CPU is copied, at most PIECE_BYTES of it at a time.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 
 import torch
 
+PIECE_BYTES = 16 << 20  # the most bytes copied at once for a non-contiguous or non-CPU tensor
 
-def _tensor_bytes(h: "hashlib._Hash", name: str, t: torch.Tensor) -> None:
-    # clone() gives a tensor that owns exactly its elements, so the storage bytes are the values, nothing more.
-    t = t.detach().cpu().contiguous().clone()
+
+def _dense(t: torch.Tensor, name: str) -> torch.Tensor:
+    """`t` as a strided tensor of plain values, or a TypeError for what its element bytes cannot describe."""
+    if t.is_quantized:  # scale and zero point live beside the int values: their bytes alone would miss a change
+        raise TypeError(f"graph hash: {name} is a quantized tensor ({t.dtype}), which the graph hash cannot "
+                        "describe by its values; quantize with torch.ao's PT2E flow, which keeps plain tensors")
+    if t.layout != torch.strided:
+        return t.to_dense()
+    return t
+
+
+def _is_plain_cpu(t: torch.Tensor) -> bool:
+    return t.device.type == "cpu" and t.is_contiguous() and not t.is_conj() and not t.is_neg()
+
+
+def _pieces(t: torch.Tensor) -> Iterator[torch.Tensor]:
+    """Contiguous CPU tensors whose concatenated elements are `t`'s in row-major order; each copied piece
+    holds at most PIECE_BYTES (or one element row that cannot be split further)."""
+    if _is_plain_cpu(t):
+        yield t
+    elif t.dim() == 0 or t.numel() * t.element_size() <= PIECE_BYTES:
+        yield t.resolve_conj().resolve_neg().contiguous().cpu()
+    elif t.is_contiguous() and not t.is_conj() and not t.is_neg():  # on a GPU: copy it over in slices
+        flat, step = t.reshape(-1), max(1, PIECE_BYTES // t.element_size())
+        for start in range(0, flat.numel(), step):
+            yield flat[start:start + step].cpu()
+    else:
+        row_bytes = t[0].numel() * t.element_size()
+        step = PIECE_BYTES // row_bytes
+        if step == 0:  # one row is bigger than a piece: split each row in turn
+            for i in range(t.shape[0]):
+                yield from _pieces(t[i])
+        else:
+            for start in range(0, t.shape[0], step):
+                yield from _pieces(t[start:start + step])
+
+
+def _update_with_tensor(h: "hashlib._Hash", name: str, t: torch.Tensor) -> None:
+    t = _dense(t.detach(), name)
     h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
-    h.update(bytes(t.untyped_storage()))
+    for piece in _pieces(t):
+        # A 1-D uint8 view of the piece's own bytes; numpy exposes them to hashlib without a copy. as_strided,
+        # not reshape: a contiguous tensor whose dims are all 1 may carry any stride, which view() refuses.
+        flat = piece.as_strided((piece.numel(),), (1,))
+        h.update(flat.view(torch.uint8).numpy())
+
+
+def tensor_digest(t: torch.Tensor, name: str = "") -> str:
+    """The sha256 one tensor contributes to the graph hash (dtype, shape and values), on its own."""
+    h = hashlib.sha256()
+    _update_with_tensor(h, name, t)
+    return h.hexdigest()
 
 
 def graph_hash(ep: torch.export.ExportedProgram) -> str:
@@ -37,10 +91,10 @@ def graph_hash(ep: torch.export.ExportedProgram) -> str:
                 else repr(val)
             h.update(f"{node.name}:{meta}\n".encode())
     for name, tensor in sorted(ep.state_dict.items()):
-        _tensor_bytes(h, f"state:{name}", tensor)
+        _update_with_tensor(h, f"state:{name}", tensor)
     for name, value in sorted(ep.constants.items()):
         if isinstance(value, torch.Tensor):
-            _tensor_bytes(h, f"const:{name}", value)
+            _update_with_tensor(h, f"const:{name}", value)
         else:
             h.update(f"const:{name}:{type(value).__qualname__}\n".encode())
     return h.hexdigest()

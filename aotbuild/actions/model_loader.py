@@ -46,7 +46,7 @@ def resolve_callable(ref: str, field: str, spec: dict[str, Any] | None = None) -
 
 def load_weights(path: Path, name: str) -> Any:
     """A state_dict from a .safetensors file, or torch.load with weights_only=True, whose refusal is reported
-    without torch's advice to turn it off."""
+    without torch's advice to turn it off. Both map the file rather than read it."""
     import pickle
 
     if path.suffix == ".safetensors":
@@ -57,8 +57,12 @@ def load_weights(path: Path, name: str) -> Any:
                             "installed\n  fix: pip install 'aotbuild[safetensors]' (or safetensors)") from e
         return load_file(str(path), device="cpu")  # a plain tensor format: loading it runs no code
 
+    import zipfile
+
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        # mmap: tensors read from the page cache as load_state_dict copies them, not into a second full copy of
+        # the weights first. Only torch.save's zip format can be mapped; the legacy format is read as before.
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as e:
         # torch's text suggests weights_only=False, i.e. running the file's code: never pass that on (from None).
         reason = next((line.strip() for line in str(e).splitlines() if "WeightsUnpickler error" in line),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import filelock
 
@@ -110,6 +110,9 @@ class LayeredStore:
 
     def put_file(self, path: Path) -> str:
         return self.local.put_file(path)
+
+    def put_written(self, write: Callable[[BinaryIO], Any], what: str = "a new blob", durable: bool = True) -> str:
+        return self.local.put_written(write, what, durable)
 
     def has_blob(self, digest: str) -> bool:
         return self.local.has_blob(digest)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from aotbuild.cache import eviction
 from aotbuild.cache.store import check_hex, encode_action, is_hex, parse_action
 from aotbuild.errors import CacheError
 from aotbuild.fsutil import atomic_write, copy_stream, pending_file
-from aotbuild.hashing import HashingWriter, canonical_json, sha256_bytes, sha256_stream
+from aotbuild.hashing import canonical_json, sha256_bytes, sha256_file, sha256_stream
 
 if TYPE_CHECKING:
     import filelock
@@ -65,18 +66,27 @@ class LocalStore:
     def put_file(self, path: Path) -> str:
         """Stream `path` into the store (hashing while copying) and return its digest."""
         with open(path, "rb") as src:  # errors about the source are the caller's, not the cache's
-            try:
-                # The destination depends on the digest, so stream into tmp/ (same filesystem) and rename after.
-                with pending_file(self.base / "tmp", "put") as pending:
-                    writer = HashingWriter(pending.file)
-                    copy_stream(src, writer)
-                    digest = writer.sha256.hexdigest()
-                    dest = self._cas_path(digest)
-                    if not self._verified(dest, digest):
-                        pending.commit(dest, BLOB_MODE)
-                return digest
-            except OSError as e:
-                raise CacheError(f"cannot store {path} in cache {self.root}: {e}") from e
+            return self.put_written(lambda dst: copy_stream(src, dst), str(path))
+
+    def put_written(self, write: Callable[[BinaryIO], Any], what: str = "a new blob", durable: bool = True) -> str:
+        """Store what `write` writes into the (seekable, real) file it is given and return its digest: a
+        model's serialized weights go straight to disk, never whole into memory.
+
+        `durable=False` skips the fsync, for blobs read only through this store (which re-verifies every read,
+        so one a crash left torn is a miss): an export need not wait for gigabytes to reach the disk. Artifacts
+        stay durable, since they are hard-linked into aot-out/ where a build trusts them by their presence."""
+        try:
+            # The destination depends on the digest, so write into tmp/ (same filesystem) and rename after.
+            with pending_file(self.base / "tmp", "put") as pending:
+                write(pending.file)
+                pending.file.flush()
+                digest = sha256_file(pending.path)  # read back from the page cache
+                dest = self._cas_path(digest)
+                if not self._verified(dest, digest):
+                    pending.commit(dest, BLOB_MODE, durable)
+            return digest
+        except OSError as e:
+            raise CacheError(f"cannot store {what} in cache {self.root}: {e}") from e
 
     def get_bytes(self, digest: str) -> bytes | None:
         """The blob's bytes, re-verified; None if absent or corrupt (a corrupt blob is removed)."""
