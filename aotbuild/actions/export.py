@@ -12,8 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aotbuild.actions import dependencies, reference_io
+from aotbuild.actions import dependencies, reference_io, trust
 from aotbuild.actions.runtime import ActionContext, run_action
+from aotbuild.cache import payloads
 from aotbuild.errors import InfraError
 from aotbuild.fsutil import atomic_write, write_if_changed
 from aotbuild.hashing import key_of, pretty_json
@@ -21,7 +22,7 @@ from aotbuild.rules.compile import SPEC as COMPILE_SPEC
 from aotbuild.rules.export import GRAPH, REFERENCE
 from aotbuild.rules.export import KIND as EXPORT
 
-MAX_DEPENDENCY_LISTS = 8
+MAX_DEPENDENCY_LISTS = payloads.MAX_DEPENDENCY_LISTS
 StateOf = Callable[[Path, dict[str, list[str]]], dict[str, Any]]  # dependencies.state, or a memo of it
 
 
@@ -33,12 +34,22 @@ def _source_key(ctx: ActionContext) -> dict[str, Any]:
 
 
 def _cached_result(ctx: ActionContext, state: StateOf = dependencies.state) -> dict[str, Any] | None:
-    """Level 1: each dependency list recorded for this source key, tried with its files' current content."""
+    """Level 1: each dependency list recorded for this source key, tried with its files' current content.
+    Every entry is checked first (cache/payloads.py): a malformed one is a miss with a warning."""
     source = _source_key(ctx)
-    recorded = ctx.store.get_action(key_of("export-deps", source))
+    deps_key = key_of("export-deps", source)
+    recorded = payloads.checked(ctx.store, deps_key, "export-deps")
+    unsafe = recorded and trust.unsafe_deps(ctx.root, recorded["lists"])
+    if unsafe:
+        payloads.warn(ctx.store, deps_key, "export-deps", unsafe)
+        return None
     for deps in recorded["lists"] if recorded else []:
-        result = ctx.store.get_action(key_of("export", {**source, **state(ctx.root, deps)}))
-        if result is not None and "interface" in result:  # older entries lack the artifact's interface
+        key = key_of("export", {**source, **state(ctx.root, deps)})
+        result = payloads.checked(ctx.store, key, "export")
+        why = result and trust.unsafe_export(ctx.store, ctx.root, result)
+        if why:
+            payloads.warn(ctx.store, key, "export", why)
+        elif result is not None:
             return result
     return None
 
@@ -49,7 +60,7 @@ def _record(ctx: ActionContext, result: dict[str, Any]) -> None:
     source = _source_key(ctx)
     deps = result["deps"]
     ctx.store.put_action(key_of("export", {**source, **dependencies.state(ctx.root, deps)}), result)
-    recorded = ctx.store.get_action(key_of("export-deps", source))
+    recorded = payloads.checked(ctx.store, key_of("export-deps", source), "export-deps")
     lists = [deps] + [d for d in (recorded["lists"] if recorded else []) if d != deps]
     ctx.store.put_action(key_of("export-deps", source), {"lists": lists[:MAX_DEPENDENCY_LISTS]})
 
@@ -147,10 +158,14 @@ def _export_error(label: str, e: Exception) -> Exception:
 
 def _program_for_graph(ctx: ActionContext, result: dict[str, Any]) -> str:
     """The program stored for this graph hash, first writer wins: programs with one hash differ only in
-    source-location metadata, and sharing one keeps graph.json (hence the compile step) unchanged."""
+    source-location metadata, and sharing one keeps graph.json (hence the compile step) unchanged. An entry
+    that is malformed or names a program unsafe to load is replaced by this one's (checked by its reader)."""
     key = key_of("program-of-graph", result["graph_hash"])
-    entry = ctx.store.get_action(key)
-    if entry is None:
+    entry = payloads.checked(ctx.store, key, "program-of-graph")
+    why = entry and trust.unsafe_program(ctx.store, entry["program"])
+    if why:
+        payloads.warn(ctx.store, key, "program-of-graph", why)
+    if entry is None or why:
         ctx.store.put_action(key, {"program": result["program"], "blobs": [result["program"]]})
         return result["program"]
     return entry["program"]
@@ -178,8 +193,8 @@ def from_cache(ctx: ActionContext, state: StateOf = dependencies.state,
     the CLI in-process for many targets at once (engine/cache_hits.py), with `state` memoized there and the
     installed distributions (dist_stamps.installed_versions) listed once."""
     result = _cached_result(ctx, state)
-    # An entry from before reference_io existed, or whose blob gc evicted, is a miss: export again.
-    flat = ctx.store.get_bytes(result["reference_io"]) if result and "reference_io" in result else None
+    # An entry whose blob gc evicted is a miss: export again.
+    flat = ctx.store.get_bytes(result["reference_io"]) if result else None
     if result is None or flat is None:
         return False
     write_outputs(ctx, result, flat, installed)

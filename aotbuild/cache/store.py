@@ -68,7 +68,7 @@ def parse_action(key: str, raw: bytes) -> dict[str, Any] | None:
         payload = doc["payload"]
         ok = (isinstance(payload, dict) and doc.get("key") == key
               and doc.get("sha256") == sha256_bytes(canonical_json(payload)))
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: JSON nested thousands deep
         ok = False
     return payload if ok else None
 
