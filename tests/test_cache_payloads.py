@@ -246,3 +246,19 @@ def test_packages_with_members_climbing_out_are_refused(tmp_path: Path) -> None:
                                           ("lambda: 1", False), ("'__import__'", False)])
 def test_safe_expression(expr: str, ok: bool) -> None:
     assert archives.safe_expression(expr) is ok
+
+
+def test_a_manifest_naming_paths_is_rebuilt_and_the_paths_are_left_alone(tmp_path: Path) -> None:
+    """A manifest written before artifact names came from the plan could name any path: `cache verify` and
+    `aotbuild test` deleted them (issue 21). Now the manifest itself goes, and the compile writes it again."""
+    from aotbuild.engine.output_checks import repair_mismatched
+
+    outside = tmp_path / "outside"
+    outside.write_text("keep")
+    target = tmp_path / "aot-out" / "m" / "@a"
+    target.mkdir(parents=True)
+    manifest = target / "manifest.json"
+    manifest.write_text(json.dumps({"artifacts": {"pt2": {"file": str(outside), "sha256": "0" * 64},
+                                                  "so": {"file": "../../../outside", "sha256": "0" * 64}}}))
+    assert repair_mismatched(target) == [manifest]
+    assert outside.read_text() == "keep" and not manifest.exists()

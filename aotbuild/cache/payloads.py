@@ -83,6 +83,14 @@ def plain_name(value: Any, where: str) -> str:
     return value
 
 
+def is_plain_name(value: Any) -> bool:
+    try:
+        plain_name(value, "name")
+    except Invalid:
+        return False
+    return True
+
+
 def workspace_path(value: Any, where: str) -> str:
     """A relative POSIX path inside the workspace, as an export records its dependency files: no absolute
     path, no `..`, no hidden component (virtual environments), nothing under aot-out/."""
