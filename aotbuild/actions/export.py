@@ -33,9 +33,11 @@ def _source_key(ctx: ActionContext) -> dict[str, Any]:
     return {"spec": spec, "toolchain": ctx.toolchain()["export"]}
 
 
-def _cached_result(ctx: ActionContext, state: StateOf = dependencies.state) -> dict[str, Any] | None:
+def _cached_result(ctx: ActionContext, state: StateOf = dependencies.state,
+                   verdicts: dict[tuple, str | None] | None = None) -> dict[str, Any] | None:
     """Level 1: each dependency list recorded for this source key, tried with its files' current content.
-    Every entry is checked first (cache/payloads.py): a malformed one is a miss with a warning."""
+    Every entry is checked first (cache/payloads.py, actions/trust.py): a bad one is a miss with a warning.
+    `verdicts` keeps the checks' verdicts for a caller resolving many targets that share programs."""
     source = _source_key(ctx)
     deps_key = key_of("export-deps", source)
     recorded = payloads.checked(ctx.store, deps_key, "export-deps")
@@ -46,12 +48,22 @@ def _cached_result(ctx: ActionContext, state: StateOf = dependencies.state) -> d
     for deps in recorded["lists"] if recorded else []:
         key = key_of("export", {**source, **state(ctx.root, deps)})
         result = payloads.checked(ctx.store, key, "export")
-        why = result and trust.unsafe_export(ctx.store, ctx.root, result)
+        why = result and _unsafe(ctx, result, verdicts)
         if why:
             payloads.warn(ctx.store, key, "export", why)
         elif result is not None:
             return result
     return None
+
+
+def _unsafe(ctx: ActionContext, result: dict[str, Any], verdicts: dict[tuple, str | None] | None) -> str | None:
+    """trust.unsafe_export, once per program, dependency files and modules when `verdicts` remembers them."""
+    if verdicts is None:
+        return trust.unsafe_export(ctx.store, ctx.root, result)
+    memo = (result["program"], tuple(result["deps"]["files"]), tuple(result["interface"]["requires_imports"]))
+    if memo not in verdicts:
+        verdicts[memo] = trust.unsafe_export(ctx.store, ctx.root, result)
+    return verdicts[memo]
 
 
 def _record(ctx: ActionContext, result: dict[str, Any]) -> None:
@@ -187,12 +199,12 @@ def write_outputs(ctx: ActionContext, result: dict[str, Any], flat_reference: by
     atomic_write(ctx.target_dir / f"{GRAPH}.d", f"{output}: {deps}\n".encode(), durable=ctx.durable)
 
 
-def from_cache(ctx: ActionContext, state: StateOf = dependencies.state,
-               installed: dict[str, str] | None = None) -> bool:
+def from_cache(ctx: ActionContext, state: StateOf = dependencies.state, installed: dict[str, str] | None = None,
+               verdicts: dict[tuple, str | None] | None = None) -> bool:
     """The hit path alone, without torch: write the outputs of a cached result; False on a miss. Also run by
     the CLI in-process for many targets at once (engine/cache_hits.py), with `state` memoized there and the
-    installed distributions (dist_stamps.installed_versions) listed once."""
-    result = _cached_result(ctx, state)
+    installed distributions (dist_stamps.installed_versions) listed once, and the trust checks' `verdicts`."""
+    result = _cached_result(ctx, state, verdicts)
     # An entry whose blob gc evicted is a miss: export again.
     flat = ctx.store.get_bytes(result["reference_io"]) if result else None
     if result is None or flat is None:

@@ -15,7 +15,6 @@ import json
 import pickletools
 import re
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -105,7 +104,7 @@ def _check_program(archive: zipfile.ZipFile) -> None:
             _check_config(json.loads(archive.read(inner[config])), pattern, inner[config])
     if "data/sample_inputs/model.pt" in inner:
         _check_sample_inputs(archive.read(inner["data/sample_inputs/model.pt"]))
-    _check_graph(json.loads(archive.read(inner["models/model.json"])))
+    _check_graph(archive.read(inner["models/model.json"]))
 
 
 def _check_config(doc: Any, pattern: re.Pattern, member: str) -> None:
@@ -132,26 +131,22 @@ def _check_sample_inputs(data: bytes) -> None:
                 raise Refused(f"sample inputs' pickle uses {op.name} {arg!r}, which only code could need")
 
 
-def _walk(value: Any, key: str = "") -> Iterator[tuple[str, Any]]:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield k, v
-            yield from _walk(v, k)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _walk(v, key)
-
-
-def _check_graph(doc: Any) -> None:
-    if not isinstance(doc, dict) or doc.get("guards_code", []) != []:
-        raise Refused("models/model.json carries guard code, which loading would compile")
-    for key, value in _walk(doc):
+def _checked_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json.loads' hook for every object of model.json: its node targets, sizes and custom objects."""
+    for key, value in pairs:
         if key == "target" and isinstance(value, str) and not _TARGETS.fullmatch(value):
             raise Refused(f"a graph node calls {value[:80]!r}, not an operator")
         if key == "expr_str" and not (isinstance(value, str) and safe_expression(value)):
             raise Refused(f"symbolic size {str(value)[:80]!r} is not a plain expression")
         if key == "custom_obj_values" and value:
             raise Refused("the graph holds custom (pickled) objects")
+    return dict(pairs)
+
+
+def _check_graph(data: bytes) -> None:
+    doc = json.loads(data, object_pairs_hook=_checked_object)
+    if not isinstance(doc, dict) or doc.get("guards_code", []) != []:
+        raise Refused("models/model.json carries guard code, which loading would compile")
 
 
 def safe_expression(text: str) -> bool:
