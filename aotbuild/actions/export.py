@@ -41,7 +41,8 @@ def _cached_result(ctx: ActionContext, state: StateOf = dependencies.state,
     source = _source_key(ctx)
     deps_key = key_of("export-deps", source)
     recorded = payloads.checked(ctx.store, deps_key, "export-deps")
-    unsafe = recorded and trust.unsafe_deps(ctx.root, recorded["lists"])
+    unsafe = recorded and _remembered(verdicts, tuple(tuple(d["files"]) for d in recorded["lists"]),
+                                      lambda: trust.unsafe_deps(ctx.root, recorded["lists"]))
     if unsafe:
         payloads.warn(ctx.store, deps_key, "export-deps", unsafe)
         return None
@@ -57,13 +58,17 @@ def _cached_result(ctx: ActionContext, state: StateOf = dependencies.state,
 
 
 def _unsafe(ctx: ActionContext, result: dict[str, Any], verdicts: dict[tuple, str | None] | None) -> str | None:
-    """trust.unsafe_export, once per program, dependency files and modules when `verdicts` remembers them."""
-    if verdicts is None:
-        return trust.unsafe_export(ctx.store, ctx.root, result)
     memo = (result["program"], tuple(result["deps"]["files"]), tuple(result["interface"]["requires_imports"]))
-    if memo not in verdicts:
-        verdicts[memo] = trust.unsafe_export(ctx.store, ctx.root, result)
-    return verdicts[memo]
+    return _remembered(verdicts, memo, lambda: trust.unsafe_export(ctx.store, ctx.root, result))
+
+
+def _remembered(verdicts: dict[tuple, str | None] | None, key: tuple, check: Callable[[], str | None]) -> str | None:
+    """`check()`, once per `key` when `verdicts` remembers them (what it checks is all in the key)."""
+    if verdicts is None:
+        return check()
+    if key not in verdicts:
+        verdicts[key] = check()
+    return verdicts[key]
 
 
 def _record(ctx: ActionContext, result: dict[str, Any]) -> None:
