@@ -262,3 +262,16 @@ def test_a_manifest_naming_paths_is_rebuilt_and_the_paths_are_left_alone(tmp_pat
                                                   "so": {"file": "../../../outside", "sha256": "0" * 64}}}))
     assert repair_mismatched(target) == [manifest]
     assert outside.read_text() == "keep" and not manifest.exists()
+
+
+GUARDS = [(["L['ids'].size()[0] == L['mask'].size()[0]", "L['dense'].size()[0] >= 2"], True),
+          (["Max(1, L['x'].size()[0]) <= 64", "L['x'].stride()[1] == 1"], True),
+          (["L['x'].size()[0] == __import__('os').system('x')"], False),
+          (["L['x'].__class__"], False), (["L['__class__'].size()[0] == 1"], False),
+          (["().__class__.__base__"], False), (["exec('x')"], False), ("L['x'].size()[0] == 1", False)]
+
+
+@pytest.mark.parametrize(("guards", "ok"), GUARDS)
+def test_guard_code_passes_only_as_plain_size_comparisons(guards: Any, ok: bool) -> None:
+    why = archives.program_problem(_program(**{"archive/models/model.json": _graph(guards=guards)}))
+    assert (why is None) is ok, why

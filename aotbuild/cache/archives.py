@@ -45,6 +45,10 @@ _SYMPY_NAMES = frozenset(
     "Identity ToFloat RoundToInt RoundDecimal BitwiseFn_bitwise_and BitwiseFn_bitwise_or".split())
 _EXPR_TOKEN = re.compile(r"\s+|'[a-z]+\d*'|[A-Za-z_][A-Za-z0-9_]*|\d+(\.\d+)?(e[+-]?\d+)?|\*\*|//|[-+*/%(),=<>!&|~]")
 _SYMBOL = re.compile(r"[a-z]{1,3}\d+")
+# Guards torch.export records (`L['ids'].size()[0] == L['mask'].size()[0]`), which ep.module() compiles.
+_GUARD_TOKEN = re.compile(r"\s+|L(\[('(?!__)[A-Za-z_][A-Za-z0-9_]*'|\d+)\])+|\.(size|stride|storage_offset)\(\)|\[\d+\]"
+                          r"|[A-Za-z_][A-Za-z0-9_]*|\d+(\.\d+)?(e[+-]?\d+)?|==|!=|<=|>=|\*\*|//|[-+*/%(),<>]")
+_GUARD_WORDS = frozenset({"and", "or", "not", "inf"}) | _SYMPY_NAMES
 
 
 class Refused(Exception):
@@ -145,19 +149,27 @@ def _checked_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _check_graph(data: bytes) -> None:
     doc = json.loads(data, object_pairs_hook=_checked_object)
-    if not isinstance(doc, dict) or doc.get("guards_code", []) != []:
-        raise Refused("models/model.json carries guard code, which loading would compile")
+    guards = doc.get("guards_code", []) if isinstance(doc, dict) else None
+    if not isinstance(guards, list) or not all(isinstance(g, str) and _plain(g, _GUARD_TOKEN, _GUARD_WORDS)
+                                               for g in guards):
+        raise Refused(f"models/model.json carries guard code that is not a plain size comparison: {guards!r:.80}")
 
 
 def safe_expression(text: str) -> bool:
     """Whether sympify(text) can only build an expression: symbol names, numbers, operators, known names."""
+    return _plain(text, _EXPR_TOKEN, _SYMPY_NAMES)
+
+
+def _plain(text: str, tokens: re.Pattern, words: frozenset[str]) -> bool:
+    """Whether `text` is made of `tokens` only, each name among `words` or a symbol name (s0, u1)."""
     pos = 0
     while pos < len(text):
-        m = _EXPR_TOKEN.match(text, pos)
+        m = tokens.match(text, pos)
         if m is None:
             return False
         token = m.group()
-        if (token[0].isalpha() or token[0] == "_") and token not in _SYMPY_NAMES and not _SYMBOL.fullmatch(token):
+        if (token[0].isalpha() or token[0] == "_") and token not in words and not _SYMBOL.fullmatch(token) \
+                and not token.startswith("L["):
             return False
         pos = m.end()
     return len(text) <= 10_000
