@@ -74,3 +74,24 @@ def test_a_removed_distribution_changes_its_stamp(site: Path, tmp_path: Path) ->
 def test_refresh_without_stamps_does_nothing(tmp_path: Path) -> None:
     dist_stamps.refresh(tmp_path / "aot-out")
     assert not (tmp_path / "aot-out").exists()
+
+
+def test_refresh_skips_what_is_no_stamp_file(site: Path, tmp_path: Path) -> None:
+    """A directory left by a forged cache entry naming "evil/stamp" (issue 21) failed every later build."""
+    out = tmp_path / "aot-out"
+    install(site, "fakelib", "1.0")
+    [path] = dist_stamps.write_stamps(out, ["fakelib"])
+    stamps = out / dist_stamps.STAMP_DIR
+    (stamps / "evil").mkdir()
+    (stamps / "evil" / "stamp").write_text("x")
+    (stamps / "link").symlink_to(tmp_path / "elsewhere")
+    install(site, "fakelib", "2.0")
+    dist_stamps.refresh(out)
+    assert (out / path).read_text() == "fakelib==2.0\n"
+    assert not (tmp_path / "elsewhere").exists() and (stamps / "evil" / "stamp").read_text() == "x"
+
+
+@pytest.mark.parametrize("name", ["evil/stamp", "..", "", "a/../b"])
+def test_a_name_that_is_a_path_is_never_a_stamp(name: str) -> None:
+    with pytest.raises(ValueError):
+        dist_stamps.stamp_path(name)

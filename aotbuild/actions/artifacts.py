@@ -27,7 +27,8 @@ def materialize(blobs: dict[str, Path], target_dir: Path, paths: TargetPaths, en
         if not (dst.exists() and os.path.samefile(dst, blobs[digest])):
             link_or_copy(blobs[digest], dst)  # a hard link from the cache, read-only like the blob
         atomic_symlink(target_dir / paths.alias(kind), name)  # readers see the old or the new artifact, never none
-        artifacts[kind] = {"file": name, "alias": paths.alias(kind), **entry[kind]}
+        # Names from the local plan, digest and size from the checked entry: a cached `file` never wins.
+        artifacts[kind] = {"file": name, "alias": paths.alias(kind), "sha256": digest, "size": entry[kind]["size"]}
     for old in target_dir.iterdir():  # earlier versions live on in the cache; keep the directory to the current one
         if old.name.startswith(f"{paths.label.name}-") and old.suffix.lstrip(".") in ARTIFACTS and old.name not in current:
             old.unlink()

@@ -17,6 +17,7 @@ from typing import Any
 from aotbuild import __version__
 from aotbuild.actions import artifacts
 from aotbuild.actions.runtime import ActionContext, run_action
+from aotbuild.cache import archives, payloads
 from aotbuild.errors import ActionError
 from aotbuild.fsutil import CHUNK
 from aotbuild.hashing import key_of
@@ -80,14 +81,21 @@ def compile_key(ctx: ActionContext, graph: dict[str, Any]) -> str:
 
 
 def _program_path(ctx: ActionContext, graph: dict[str, Any]) -> Path:
-    """The verified program blob in the cache, loaded from there: reading it into memory first would hold the
-    weights twice while torch builds its tensors."""
+    """The verified program blob in the cache, loaded from there (reading it into memory first would hold the
+    weights twice while torch builds its tensors), once it is in the one form torch.export.load cannot run code
+    from (the export checked it already when it took the program from the cache: this guards graph.json edited
+    by hand)."""
     path = ctx.store.blob_path(graph["program"])
-    if path is not None:
-        return path
-    from aotbuild.actions.export import reexported_blob
+    if path is None:
+        from aotbuild.actions.export import reexported_blob
 
-    return reexported_blob(ctx, graph["graph_hash"], "program")
+        path = reexported_blob(ctx, graph["graph_hash"], "program")
+    with open(path, "rb") as program:
+        why = archives.program_problem(program)
+    if why is not None:
+        raise ActionError(ctx.label, "compile", f"refusing to load program cas/{graph['program']}: {why}\n"
+                          "  fix: run `aotbuild clean` and build again")
+    return path
 
 
 def _export_backends(torch: Any, dynamic: bool) -> contextlib.AbstractContextManager:
@@ -194,24 +202,26 @@ def from_cache(ctx: ActionContext) -> bool:
 def _materialize(ctx: ActionContext, graph: dict[str, Any], key: str, entry: dict[str, Any],
                  blobs: dict[str, Path]) -> None:
     toolchain = ctx.toolchain()
+    # The interface (inputs, outputs, dims, in_spec, out_spec, requires_imports: see interface.describe) first:
+    # the fields after it, naming what this is and what it runs on, come from the local plan, never the cache.
     manifest = {
+        **graph["interface"],
         "label": ctx.label, "graph_hash": graph["graph_hash"], "compile_key": key, "aotbuild": __version__,
         "torch": toolchain["compile"]["torch"], "device": ctx.spec["device"],
         "cpu_isa": toolchain["compile"]["cpu_isa"], "compiler": toolchain["compile"]["cxx"],
         "gpu_arch": toolchain["cuda"]["gpu_arch"] if ctx.spec["device"].startswith("cuda") else None,
         "options": inductor_options(ctx.spec),
         # Empty: the bare .so is self-contained. Else the kernel files it loads from where it was compiled.
-        "so_needs_kernel_files": entry.get("so_needs_kernel_files", []),
-        # inputs, outputs, dims, in_spec, out_spec and requires_imports: see interface.describe and the README.
-        **graph["interface"],
+        "so_needs_kernel_files": entry["so_needs_kernel_files"],
     }
     paths = TargetPaths(parse_label(ctx.label))
     artifacts.materialize(blobs, ctx.target_dir, paths, entry, manifest, ctx.durable)
 
 
 def _verified_entry(ctx: ActionContext, key: str) -> tuple[dict[str, Any] | None, dict[str, Path]]:
-    """The cached entry and its blobs, each re-hashed: a corrupt blob is removed and counts as a miss."""
-    entry = ctx.store.get_action(key)
+    """The cached entry and its blobs, each re-hashed: a corrupt blob is removed and counts as a miss, and so
+    does a malformed entry or a package whose members would land outside its folder (with a warning)."""
+    entry = payloads.checked(ctx.store, key, "compile")
     if entry is None:
         return None, {}
     blobs = {}
@@ -220,6 +230,10 @@ def _verified_entry(ctx: ActionContext, key: str) -> tuple[dict[str, Any] | None
         if path is None:
             return None, {}
         blobs[entry[kind]["sha256"]] = path
+    why = archives.package_problem(blobs[entry["pt2"]["sha256"]])
+    if why is not None:  # torch's package loader would extract it as it is
+        payloads.warn(ctx.store, key, "compile", f"pt2 cas/{entry['pt2']['sha256']}: {why}")
+        return None, {}
     return entry, blobs
 
 

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aotbuild.actions import dependencies, reference_io
+from aotbuild.actions import dependencies, reference_io, trust
 from aotbuild.actions.runtime import ActionContext, run_action
+from aotbuild.cache import payloads
 from aotbuild.errors import InfraError
 from aotbuild.fsutil import atomic_write, write_if_changed
 from aotbuild.hashing import key_of, pretty_json
@@ -22,7 +23,7 @@ from aotbuild.rules.compile import SPEC as COMPILE_SPEC
 from aotbuild.rules.export import DISCOVERED, GRAPH, REFERENCE
 from aotbuild.rules.export import KIND as EXPORT
 
-MAX_DEPENDENCY_LISTS = 8
+MAX_DEPENDENCY_LISTS = payloads.MAX_DEPENDENCY_LISTS
 StateOf = Callable[[Path, dict[str, list[str]]], dict[str, Any]]  # dependencies.state, or a memo of it
 
 
@@ -33,15 +34,42 @@ def _source_key(ctx: ActionContext) -> dict[str, Any]:
     return {"spec": spec, "toolchain": ctx.toolchain()["export"]}
 
 
-def _cached_result(ctx: ActionContext, state: StateOf = dependencies.state) -> dict[str, Any] | None:
-    """Level 1: each dependency list recorded for this source key, tried with its files' current content."""
+def _cached_result(ctx: ActionContext, state: StateOf = dependencies.state,
+                   verdicts: dict[tuple, str | None] | None = None) -> dict[str, Any] | None:
+    """Level 1: each dependency list recorded for this source key, tried with its files' current content.
+    Every entry is checked first (cache/payloads.py, actions/trust.py): a bad one is a miss with a warning.
+    `verdicts` keeps the checks' verdicts for a caller resolving many targets that share programs."""
     source = _source_key(ctx)
-    recorded = ctx.store.get_action(key_of("export-deps", source))
+    deps_key = key_of("export-deps", source)
+    recorded = payloads.checked(ctx.store, deps_key, "export-deps")
+    unsafe = recorded and _remembered(verdicts, tuple(tuple(d["files"]) for d in recorded["lists"]),
+                                      lambda: trust.unsafe_deps(ctx.root, recorded["lists"]))
+    if unsafe:
+        payloads.warn(ctx.store, deps_key, "export-deps", unsafe)
+        return None
     for deps in recorded["lists"] if recorded else []:
-        result = ctx.store.get_action(key_of("export", {**source, **state(ctx.root, deps)}))
-        if result is not None and "interface" in result:  # older entries lack the artifact's interface
+        key = key_of("export", {**source, **state(ctx.root, deps)})
+        result = payloads.checked(ctx.store, key, "export")
+        why = result and _unsafe(ctx, result, verdicts)
+        if why:
+            payloads.warn(ctx.store, key, "export", why)
+        elif result is not None:
             return result
     return None
+
+
+def _unsafe(ctx: ActionContext, result: dict[str, Any], verdicts: dict[tuple, str | None] | None) -> str | None:
+    memo = (result["program"], tuple(result["deps"]["files"]), tuple(result["interface"]["requires_imports"]))
+    return _remembered(verdicts, memo, lambda: trust.unsafe_export(ctx.store, ctx.root, result))
+
+
+def _remembered(verdicts: dict[tuple, str | None] | None, key: tuple, check: Callable[[], str | None]) -> str | None:
+    """`check()`, once per `key` when `verdicts` remembers them (what it checks is all in the key)."""
+    if verdicts is None:
+        return check()
+    if key not in verdicts:
+        verdicts[key] = check()
+    return verdicts[key]
 
 
 def _record(ctx: ActionContext, result: dict[str, Any]) -> None:
@@ -50,7 +78,7 @@ def _record(ctx: ActionContext, result: dict[str, Any]) -> None:
     source = _source_key(ctx)
     deps = result["deps"]
     ctx.store.put_action(key_of("export", {**source, **dependencies.state(ctx.root, deps)}), result)
-    recorded = ctx.store.get_action(key_of("export-deps", source))
+    recorded = payloads.checked(ctx.store, key_of("export-deps", source), "export-deps")
     lists = [deps] + [d for d in (recorded["lists"] if recorded else []) if d != deps]
     ctx.store.put_action(key_of("export-deps", source), {"lists": lists[:MAX_DEPENDENCY_LISTS]})
 
@@ -195,10 +223,14 @@ def _output_fix(type_name: str) -> str:
 
 def _program_for_graph(ctx: ActionContext, result: dict[str, Any]) -> str:
     """The program stored for this graph hash, first writer wins: programs with one hash differ only in
-    source-location metadata, and sharing one keeps graph.json (hence the compile step) unchanged."""
+    source-location metadata, and sharing one keeps graph.json (hence the compile step) unchanged. An entry
+    that is malformed or names a program unsafe to load is replaced by this one's (checked by its reader)."""
     key = key_of("program-of-graph", result["graph_hash"])
-    entry = ctx.store.get_action(key)
-    if entry is None:
+    entry = payloads.checked(ctx.store, key, "program-of-graph")
+    why = entry and trust.unsafe_program(ctx.store, entry["program"])
+    if why:
+        payloads.warn(ctx.store, key, "program-of-graph", why)
+    if entry is None or why:
         ctx.store.put_action(key, {"program": result["program"], "blobs": [result["program"]]})
         return result["program"]
     return entry["program"]
@@ -224,14 +256,14 @@ def write_outputs(ctx: ActionContext, result: dict[str, Any], flat_reference: by
     atomic_write(ctx.target_dir / f"{GRAPH}.d", f"{output}: {deps}\n".encode(), durable=ctx.durable)
 
 
-def from_cache(ctx: ActionContext, state: StateOf = dependencies.state,
-               installed: dict[str, str] | None = None) -> bool:
+def from_cache(ctx: ActionContext, state: StateOf = dependencies.state, installed: dict[str, str] | None = None,
+               verdicts: dict[tuple, str | None] | None = None) -> bool:
     """The hit path alone, without torch: write the outputs of a cached result; False on a miss. Also run by
     the CLI in-process for many targets at once (engine/cache_hits.py), with `state` memoized there and the
-    installed distributions (dist_stamps.installed_versions) listed once."""
-    result = _cached_result(ctx, state)
-    # An entry from before reference_io existed, or whose blob gc evicted, is a miss: export again.
-    flat = ctx.store.get_bytes(result["reference_io"]) if result and "reference_io" in result else None
+    installed distributions (dist_stamps.installed_versions) listed once, and the trust checks' `verdicts`."""
+    result = _cached_result(ctx, state, verdicts)
+    # An entry whose blob gc evicted is a miss: export again.
+    flat = ctx.store.get_bytes(result["reference_io"]) if result else None
     if result is None or flat is None:
         return False
     write_outputs(ctx, result, flat, installed)

@@ -14,6 +14,7 @@ from typing import Any
 
 from aotbuild import __version__
 from aotbuild.actions.runtime import ActionContext, run_action
+from aotbuild.cache import archives, payloads
 from aotbuild.errors import VerificationError
 from aotbuild.fsutil import write_if_changed
 from aotbuild.hashing import key_of, pretty_json
@@ -88,7 +89,11 @@ def run_checks(ctx: ActionContext, manifest: dict[str, Any], reference_digest: s
     cases = torch.load(io.BytesIO(data), weights_only=True)  # from our cache, digest verified
     device = manifest["device"]
     cases = pytree.tree_map(lambda x: x.to(device) if isinstance(x, torch.Tensor) else x, cases)
-    pt2 = torch._inductor.aoti_load_package(str(ctx.target_dir / manifest["artifacts"]["pt2"]["file"]))
+    pt2_path = ctx.target_dir / manifest["artifacts"]["pt2"]["file"]
+    why = archives.package_problem(pt2_path)
+    if why is not None:  # the compile refuses such a package from the cache; this one was placed by other means
+        raise VerificationError(f"refusing to load {pt2_path}: {why}\n  fix: run `aotbuild clean` and build again")
+    pt2 = torch._inductor.aoti_load_package(str(pt2_path))
     so = so_runner(ctx.target_dir / manifest["artifacts"]["so"]["file"], device)
     declared = ctx.spec["tolerance"]
     results = []
@@ -234,7 +239,7 @@ def verify(ctx: ActionContext) -> str:
     reference = ctx.read_json(REFERENCE)["reference"]
     key = key_of("verify", {"so": manifest["artifacts"]["so"]["sha256"], "pt2": manifest["artifacts"]["pt2"]["sha256"],
                             "reference": reference, "tolerance": ctx.spec["tolerance"], "aotbuild": __version__})
-    result = ctx.store.get_action(key)
+    result = payloads.checked(ctx.store, key, "verify")
     outcome = VERIFY.hit
     if result is None:
         result = run_checks(ctx, manifest, reference)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aotbuild import layout
+from aotbuild.cache import archives
 from aotbuild.errors import UserError, VerificationError
 from aotbuild.hashing import sha256_file
 from aotbuild.planning import toolchain
@@ -134,6 +135,10 @@ def load(label: str, workspace: str | Path | None = None, *, check_host: bool = 
     libtorch's AOTIModelPackageLoader (see package_runner.py for why not torch._inductor.aoti_load_package)."""
     files = locate(label, workspace)
     path = files.check_digest("pt2")
+    why = archives.package_problem(path)
+    if why is not None:  # libtorch's loader extracts member names as they are, `..` included
+        raise VerificationError(f"{files.label}: refusing to load {path}: {why}\n"
+                                f"  fix: run `aotbuild clean`, then `aotbuild build {files.label}`")
     if check_host:
         check_host_matches(files)
     import_requirements(files)

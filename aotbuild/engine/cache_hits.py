@@ -54,6 +54,7 @@ class _Setup:
     env: Mapping[str, str]
     state: export_action.StateOf
     installed: dict[str, str]  # dist_stamps.installed_versions(), listed once for the whole pass
+    verdicts: dict[tuple, str | None]  # actions/trust.py's checks of each program, once for the whole pass
 
 
 def resolve(root: Path, out_dir: Path, ninja: str, labels: list[Label], env: Mapping[str, str]) -> int:
@@ -70,7 +71,7 @@ def resolve(root: Path, out_dir: Path, ninja: str, labels: list[Label], env: Map
     except logs.FormatError:
         return 0
     # As the actions see it: ninja -C makes it their working directory, which resolves symlinks.
-    setup = _Setup(Path(os.path.realpath(out_dir)), env, _memo_state(), dist_stamps.installed_versions())
+    setup = _Setup(Path(os.path.realpath(out_dir)), env, _memo_state(), dist_stamps.installed_versions(), {})
     targets = _load_targets(root, labels)
     pool = ThreadPoolExecutor(THREADS)
     try:
@@ -206,7 +207,7 @@ def _write_spec(setup: _Setup, edge: Edge, specs: dict[str, bytes]) -> tuple[Non
 def _export(setup: _Setup, edge: Edge) -> tuple[tuple[str, ...], Callable[[], None]]:
     ctx = _context(setup, "export", edge)
     try:
-        hit = export_action.from_cache(ctx, setup.state, setup.installed)
+        hit = export_action.from_cache(ctx, setup.state, setup.installed, setup.verdicts)
     finally:
         _report_trouble(ctx)
     if not hit:

@@ -10,7 +10,8 @@ import json
 import os
 from pathlib import Path
 
-from aotbuild import rules
+from aotbuild import layout, rules
+from aotbuild.cache import payloads
 from aotbuild.engine.foreign_links import unlink_foreign_symlinks
 from aotbuild.hashing import sha256_file
 from aotbuild.layout import TargetPaths
@@ -34,6 +35,8 @@ def mismatched_artifacts(target_dir: Path) -> list[Path]:
         return []
     bad = []
     for art in artifacts.values():
+        if not (isinstance(art, dict) and payloads.is_plain_name(art.get("file"))):  # not one aotbuild writes: rebuild
+            return [target_dir / MANIFEST]
         path = target_dir / art["file"]
         try:
             if path.is_symlink() or sha256_file(path) != art["sha256"]:

@@ -53,9 +53,16 @@ def version_of(name: str, installed: dict[str, str]) -> str | None:
         return None
 
 
+_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
+
+
 def stamp_path(name: str) -> str:
-    """The stamp of distribution `name`, relative to aot-out/."""
-    return f"{STAMP_DIR}/{normalize(name)}"
+    """The stamp of distribution `name`, relative to aot-out/. Names come from installed distributions or
+    checked cache payloads (cache/payloads.py): anything else is a bug, never a path to write."""
+    normalized = normalize(name)
+    if not _NAME.fullmatch(normalized):
+        raise ValueError(f"not a distribution name: {name!r}")
+    return f"{STAMP_DIR}/{normalized}"
 
 
 def _content(name: str, version: str | None) -> bytes:
@@ -88,12 +95,14 @@ def write_stamps(out_dir: Path, names: list[str], installed: dict[str, str] | No
 
 def refresh(out_dir: Path) -> None:
     """Before ninja runs: bring every existing stamp up to date with what is installed now."""
-    directory = out_dir / STAMP_DIR
     try:
-        names = sorted(os.listdir(directory))
+        with os.scandir(out_dir / STAMP_DIR) as it:
+            # Only stamps this module wrote: a directory or link left there (once by a forged cache entry
+            # naming "evil/stamp") is no stamp, and writing through it must never fail every later build.
+            stamps = sorted(e.path for e in it if _NAME.fullmatch(e.name) and e.is_file(follow_symlinks=False))
     except FileNotFoundError:
         return
     installed = installed_versions()
-    for name in names:
-        if not name.startswith("."):
-            write_if_changed(directory / name, _content(name, version_of(name, installed)))
+    for path in stamps:
+        name = os.path.basename(path)
+        write_if_changed(Path(path), _content(name, version_of(name, installed)))
