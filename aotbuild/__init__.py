@@ -1,6 +1,6 @@
 """aotbuild: an incremental, cached build system for AOTInductor model artifacts."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def __getattr__(name: str):  # noqa: ANN202 - PEP 562: `aotbuild.load` without importing loader (or torch) up front

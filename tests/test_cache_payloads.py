@@ -30,7 +30,8 @@ VALID: dict[str, dict[str, Any]] = {
     "compile": {"torch": "2.13.0+cpu", "so_needs_kernel_files": [], "pt2": {"sha256": H[0], "size": 10},
                 "so": {"sha256": H[1], "size": 5}, "blobs": H[:2]},
     "verify": {"cases": [{"case": "example", "artifact": "so", "outputs": [
-        {"output": "output", "ok": True, "max_abs": 0.0, "max_rel": 0.0, "atol": 1e-4, "rtol": 1e-4},
+        {"output": "output", "ok": True, "max_abs": 0.0, "max_rel": 0.0, "atol": 1e-4, "rtol": 1e-4,
+         "max_reference": 1.5, "nan_reference": 0, "nan_artifact": 0, "values": 8},
         {"output": "*", "ok": False, "problem": "refused"}]}],
         "rejected": [{"dim": "batch", "size": 65, "refused": True, "message": "dim value is too large"}]},
 }
@@ -91,6 +92,18 @@ BAD = [
     ("verify", "cases/0/artifact", "exe", "pt2 or so"),
     ("verify", "rejected/0/size", None, "integer"),
 ]
+
+
+@pytest.mark.torch
+def test_the_records_verify_writes_pass_the_verify_schema() -> None:
+    """The schema follows the writer: a field verify adds without the schema would make every entry a miss."""
+    import torch
+
+    from aotbuild.actions.verify import compare
+
+    want = [torch.tensor([1.0, float("nan")]), torch.ones(2, dtype=torch.int64)]
+    records = compare(want, [torch.tensor([1.0, 2.0]), torch.ones(3, dtype=torch.int64)], ["a", "b"], None)
+    payloads.verify({"cases": [{"case": "example", "artifact": "so", "outputs": records}], "rejected": []})
 
 
 @pytest.mark.parametrize(("kind", "path", "value", "says"), BAD, ids=[f"{k}:{p}={v!r}"[:60] for k, p, v, _ in BAD])

@@ -216,9 +216,12 @@ def _record(value: Any, where: str) -> None:
         _fields(value, where, {"output", "ok", "problem"})
         _str(value["problem"], f"{where}.problem")
     else:
-        _fields(value, where, {"output", "ok", "max_abs", "max_rel", "atol", "rtol"})
-        for k in ("max_abs", "max_rel", "atol", "rtol"):
+        _fields(value, where, {"output", "ok", "max_abs", "max_rel", "atol", "rtol", "max_reference",
+                               "nan_reference", "nan_artifact", "values"})
+        for k in ("max_abs", "max_rel", "atol", "rtol", "max_reference"):
             _number(value[k], f"{where}.{k}")
+        for k in ("nan_reference", "nan_artifact", "values"):
+            _int(value[k], f"{where}.{k}")
     _str(value["output"], f"{where}.output")
     _bool(value["ok"], f"{where}.ok")
 
