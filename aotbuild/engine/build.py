@@ -19,7 +19,7 @@ from aotbuild.errors import NeedsGpuError, UserError
 from aotbuild.fsutil import atomic_write, write_if_changed
 from aotbuild.goals import BUILD_GOAL, TEST_GOAL
 from aotbuild.hashing import pretty_json
-from aotbuild.planning import dist_stamps, toolchain
+from aotbuild.planning import dist_stamps, input_stamps, toolchain
 from aotbuild.planning.file_state import signature
 from aotbuild.planning.plan_index import Plan, Staleness, read_plan, staleness
 from aotbuild.planning.sharding import shard
@@ -338,6 +338,8 @@ def _goals(ctx: Context, request: BuildRequest, goals: dict[str, str], cuda: Ite
     """The goals, after what every build brings up to date first: the toolchain and distribution stamps."""
     write_toolchain(ctx.out_dir)
     dist_stamps.refresh(ctx.out_dir)  # an upgraded distribution re-runs the exports that imported it
+    # An input whose content changed (whatever its mtime) gets a fresh stamp: ninja re-runs what read it.
+    input_stamps.refresh(ctx.root, ctx.out_dir, settings.environ())
     # Without a GPU, CUDA targets that a wildcard reached can only come from the cache: they run last, with
     # -k, so one that is not cached is skipped and never stops the others. Named ones fail as usual.
     cuda = set(cuda)
