@@ -127,7 +127,7 @@ def _deps(ctx: ActionContext, recorder: input_discovery.Recorder) -> dict[str, l
     # ones an import finds depends on it, so it is an input too (unset, a clean build might not find them).
     env = {*spec.get("env", []), *([dependencies.PYTHONPATH] if external else [])}
     return {"files": dependencies.workspace_files(ctx.root, [f for f in extra if f not in missing]),
-            "absent": sorted({*absent, *missing}), "external": sorted({*external, *absent_outside}),
+            "absent": sorted({*absent, *missing, *absent_outside}), "external": external,
             "globs": globs, "env": sorted(env), "packages": dependencies.distributions()}
 
 
