@@ -109,7 +109,7 @@ def switch_pythonpath(fuzz: Any, rng: random.Random) -> str:
 
 
 def set_env(fuzz: Any, rng: random.Random) -> str:
-    value = rng.choice([None, "1", "2"])
+    value = rng.choice([None, "2"])
     if value is None:
         fuzz.env.pop("FUZZ_SCALE", None)
     else:

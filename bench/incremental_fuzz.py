@@ -48,6 +48,8 @@ class Fuzz:
     history: list[str] = field(default_factory=list)
     memo: dict[str, dict] = field(default_factory=dict)  # state digest -> clean results
     clean_builds: int = 0
+    cache_pass: bool = False  # this step's incremental build runs the cache pass first
+    last_output: str = ""  # the last build's stdout and stderr
 
     @property
     def ws(self) -> Path:
@@ -58,7 +60,10 @@ class Fuzz:
         return [self.base / "pythonpath1", self.base / "pythonpath2"]
 
     def build(self, ws: Path, cache: Path, patterns: list[str]) -> dict:
-        env = {**os.environ, "AOTBUILD_CACHE_DIR": str(cache), "AOTBUILD_WORKER_IDLE_S": "30"}
+        # The cache pass (engine/cache_pass.py) answers, before ninja, every target whose artifact is missing:
+        # with the export goal, all of them. Off, ninja alone decides what is stale, as for built targets.
+        env = {**os.environ, "AOTBUILD_CACHE_DIR": str(cache), "AOTBUILD_WORKER_IDLE_S": "300",
+               "AOTBUILD_CACHE_PASS": "1" if self.cache_pass else "0"}
         env.pop("FUZZ_SCALE", None)
         env.pop("PYTHONPATH", None)
         env.update(self.env)
@@ -66,6 +71,7 @@ class Fuzz:
         out.unlink(missing_ok=True)
         proc = subprocess.run([sys.executable, "-c", RUNNER, str(out), *patterns], cwd=ws, env=env,
                               capture_output=True, text=True)
+        self.last_output = proc.stdout + proc.stderr
         if proc.returncode != 0 or not out.exists():
             raise RuntimeError(f"the build itself failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return json.loads(out.read_text())
@@ -103,7 +109,9 @@ class Fuzz:
             clean_ws, cache = self.base / "clean" / "ws", self.base / "clean" / "cache"
             shutil.rmtree(self.base / "clean", ignore_errors=True)
             shutil.copytree(self.ws, clean_ws, symlinks=True, ignore=shutil.ignore_patterns("aot-out", "__pycache__"))
+            self.cache_pass, was = False, self.cache_pass
             self.memo[key] = self.results(clean_ws, self.build(clean_ws, cache, ["//..."]))
+            self.cache_pass = was
             self.clean_builds += 1
         return self.memo[key]
 
@@ -111,7 +119,10 @@ class Fuzz:
         """One edit, an incremental build (sometimes of a subset first), the comparison; the mismatch or None."""
         name, edit = rng.choice(fuzz_edits.MENU)
         self.history.append(f"{name}: {edit(self, rng)}")
-        if rng.random() < 0.2:
+        self.cache_pass = rng.random() < 0.1
+        if self.cache_pass:
+            self.history.append("  with the cache pass")
+        if rng.random() < 0.1:
             subset = rng.choice(sorted(self.clean()))
             self.build(self.ws, self.base / "cache", [subset])
             self.history.append(f"  built {subset} alone first")
@@ -124,7 +135,8 @@ class Fuzz:
         return None
 
 
-def run(base: Path, seed: int, steps: int, weights: list[Path]) -> tuple[int, str | None, Fuzz]:
+def run(base: Path, seed: int, steps: int, weights: list[Path], verbose: bool = False
+        ) -> tuple[int, str | None, Fuzz]:
     """`steps` steps of one seed in `base`; (steps done, the first mismatch or None, the fuzzer)."""
     shutil.rmtree(base, ignore_errors=True)
     base.mkdir(parents=True)
@@ -135,7 +147,10 @@ def run(base: Path, seed: int, steps: int, weights: list[Path]) -> tuple[int, st
     rng = random.Random(seed)
     fuzz.build(fuzz.ws, base / "cache", ["//..."])
     for i in range(steps):
+        t = time.monotonic()
         mismatch = fuzz.step(rng)
+        if verbose:
+            print(f"  {i + 1} ({time.monotonic() - t:.1f}s) {fuzz.history[-1]}", flush=True)
         if mismatch is not None:
             return i + 1, mismatch, fuzz
     return steps, None, fuzz
@@ -146,12 +161,13 @@ def main() -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[1])
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--dir", type=Path, default=Path("/tmp/aotbuild-fuzz"))
+    p.add_argument("--verbose", action="store_true", help="print each step as it is done")
     args = p.parse_args()
     weights = fuzz_workspace.write_weights(args.dir / "weights", 3)
     total, started, failures = 0, time.monotonic(), 0
     for seed in args.seeds:
         t = time.monotonic()
-        done, mismatch, fuzz = run(args.dir / f"seed{seed}", seed, args.steps, weights)
+        done, mismatch, fuzz = run(args.dir / f"seed{seed}", seed, args.steps, weights, args.verbose)
         total += done
         print(f"seed {seed}: {done} steps, {fuzz.clean_builds} clean builds, "
               f"{'MISMATCH' if mismatch else '0 mismatches'}, {time.monotonic() - t:.0f}s", flush=True)

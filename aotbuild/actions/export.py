@@ -73,7 +73,7 @@ def export_program(ctx: ActionContext) -> tuple[dict[str, Any], dict[str, Any]]:
     ctx.check_toolchain(torch.__version__)
     full_precision_on_gpu(torch, device)
     started_ns = time.time_ns()
-    recorder = input_discovery.start(ctx.root, ctx.label)
+    recorder = input_discovery.start(ctx.root, ctx.label, ctx.warn)
     with ctx.phases.phase("load_model"):
         model = model_loader.build_model(spec, ctx.root, device)
     signature_check.check_inputs(model.forward, spec)

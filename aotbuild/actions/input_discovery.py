@@ -14,7 +14,7 @@ import os
 import sys
 import sysconfig
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ class Recorder:
     """Records opens and failed imports while `active`; audit hooks cannot be removed, so it is switched off."""
 
     root: Path
+    warn: Callable[[str], None]  # ActionContext.warn
     label: str
     active: bool = True
     opened: set[str] = field(default_factory=set)  # workspace-relative
@@ -68,8 +69,10 @@ class Recorder:
     def __post_init__(self) -> None:
         self._prefix = f"{os.path.realpath(self.root)}/"
         self._out = f"{self._prefix}{layout.OUT_DIR}/"
-        self._quiet = installed_roots() + (os.path.realpath(tempfile.gettempdir()) + "/",
-                                           os.path.expanduser("~/.cache/"))
+        temp = os.path.realpath(tempfile.gettempdir())
+        # torch's and inductor's caches, and aotbuild's own temp space.
+        self._quiet = installed_roots() + (f"{temp}/torchinductor_", f"{temp}/aotbuild-",
+                                           os.path.expanduser("~/.cache/"), os.path.expanduser("~/.triton/"))
 
     def audit(self, event: str, args: tuple[Any, ...]) -> None:
         if not self.active or event != "open" or not args:
@@ -85,14 +88,16 @@ class Recorder:
 
     def _saw(self, real: str) -> None:
         if real.startswith(self._prefix):
-            if not real.startswith(self._out) and os.path.isfile(real):
-                self.opened.add(real[len(self._prefix):])
+            rel = real[len(self._prefix):]
+            # Bytecode caches follow their sources; hidden directories (.git, a .venv) are not model inputs.
+            if not real.startswith(self._out) and not rel.endswith(".pyc") and not any(
+                    part.startswith(".") or part == "__pycache__" for part in rel.split("/")) and os.path.isfile(real):
+                self.opened.add(rel)
         elif not real.startswith(self._quiet + _SYSTEM_PREFIXES) and "/site-packages/" not in real \
                 and real not in self.warned and os.path.isfile(real):
             self.warned.add(real)
-            print(f"warning: {self.label}: the model read {real}, outside the workspace: aotbuild cannot see "
-                  "when it changes\n  fix: move it into the workspace and list it under the target's `data:`",
-                  file=sys.stderr)
+            self.warn(f"{self.label}: the model read {real}, outside the workspace: aotbuild cannot see when "
+                      "it changes\n  fix: move it into the workspace and list it under the target's `data:`")
 
     def find_spec(self, fullname: str, path: Sequence[str] | None, target: Any = None) -> None:
         if self.active:
@@ -117,9 +122,9 @@ class Recorder:
         return sorted(inside), sorted(outside)
 
 
-def start(root: Path, label: str) -> Recorder:
+def start(root: Path, label: str, warn: Callable[[str], None]) -> Recorder:
     """Begin recording (call once per process, before the model is imported)."""
-    recorder = Recorder(root, label)
+    recorder = Recorder(root, warn, label)
     sys.addaudithook(recorder.audit)
     sys.meta_path.append(recorder)  # type: ignore[arg-type]
     return recorder
