@@ -147,10 +147,10 @@ def run(base: Path, seed: int, steps: int, weights: list[Path], verbose: bool = 
     rng = random.Random(seed)
     fuzz.build(fuzz.ws, base / "cache", ["//..."])
     for i in range(steps):
-        t = time.monotonic()
+        t, seen = time.monotonic(), len(fuzz.history)
         mismatch = fuzz.step(rng)
         if verbose:
-            print(f"  {i + 1} ({time.monotonic() - t:.1f}s) {fuzz.history[-1]}", flush=True)
+            print(f"  {i + 1} ({time.monotonic() - t:.1f}s) " + "\n    ".join(fuzz.history[seen:]), flush=True)
         if mismatch is not None:
             return i + 1, mismatch, fuzz
     return steps, None, fuzz
