@@ -67,6 +67,8 @@ class Fuzz:
         env.pop("FUZZ_SCALE", None)
         env.pop("PYTHONPATH", None)
         env.update(self.env)
+        # Warm workers are keyed by the environment: this run's own, never one left by an older checkout.
+        env["FUZZ_RUN"] = str(self.base)
         out = self.base / "result.json"
         out.unlink(missing_ok=True)
         proc = subprocess.run([sys.executable, "-c", RUNNER, str(out), *patterns], cwd=ws, env=env,
