@@ -82,13 +82,24 @@ def make_interpreter(where: Path) -> Path:
 
 
 def export_deps(ws: Path) -> str:
-    """The files a real export of the synthetic models lists in its depfile: the model's two workspace files and
-    the METADATA of every distribution it imported (as seen in a real build of this workspace)."""
+    """The files a real export of the synthetic models lists in its depfile: the content stamps of the model's
+    two workspace files (planning/input_stamps.py; make_stamps writes them, as the first export would) and the
+    METADATA of every distribution it imported (as seen in a real build of this workspace)."""
+    from aotbuild.planning import input_stamps
+
     site = Path(sysconfig.get_paths()["purelib"])
     names = ["aotbuild", "filelock", "mpmath", "networkx", "numpy", "setuptools", "sympy", "torch", "typing_extensions"]
-    files = [ws / "lib" / "__init__.py", ws / "lib" / "tiny.py"]
+    files = [ws / "aot-out" / input_stamps.stamp_path(input_stamps.file_key(f))
+             for f in ("lib/__init__.py", "lib/tiny.py")]
     files += [m for name in names for m in sorted(site.glob(f"{name}-*.dist-info/METADATA"))[:1]]
     return " ".join(str(f) for f in files)
+
+
+def make_stamps(ws: Path) -> None:
+    from aotbuild.planning import input_stamps
+
+    keys = [input_stamps.file_key(f) for f in ("lib/__init__.py", "lib/tiny.py")]
+    input_stamps.ensure(ws / "aot-out", {k: input_stamps.observe(ws, k, {}) for k in keys})
 
 
 class Timing(NamedTuple):
@@ -185,6 +196,7 @@ def main() -> None:
         # No warm workers: a worker runs the real action in its own forked process, past the stand-in.
         standin = {**env, "AOTBUILD_BENCH_STANDIN": "1", "AOTBUILD_WORKERS": "0"}
         row(f"first plan, {n} targets", first_plans(ws, env), "`aotbuild plan`, nothing planned before")
+        make_stamps(ws)
         t = row(f"first build, {n} targets, stand-in actions", [timed(cli + ["build", "//..."], ws, standin)],
                 f"{3 * n} edges, {2 * n} action processes")
         print(f"    {last_line(t)}")

@@ -34,6 +34,8 @@ class ExportSpec:
     inputs: list[dict[str, Any]] | str  # declared inputs (workspace.target.input_json), or "module:callable"
     device: str
     dims: list[dict[str, Any]]
+    data: list[str]  # workspace-relative files and globs it reads besides its modules
+    env: list[str]  # environment variables it reads
 
     @classmethod
     def of(cls, target: Target) -> ExportSpec:
@@ -42,21 +44,22 @@ class ExportSpec:
         inputs: Any = target.inputs if isinstance(target.inputs, str) else [input_json(s) for s in target.inputs]
         return cls(str(target.label), target.where(), target.model, target.kwargs, target.weights, target.seed,
                    inputs, target.device,
-                   [{"name": d.name, "min": d.min, "max": d.max, "example": d.example} for d in target.dims])
+                   [{"name": d.name, "min": d.min, "max": d.max, "example": d.example} for d in target.dims],
+                   list(target.data), list(target.env))
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def _weights(target: Target) -> tuple[str, ...]:
-    return (layout.from_out(target.weights),) if target.weights else ()
+        # Empty data and env are left out: the spec (and so the action-cache key) of a target that declares
+        # neither stays what it was before these fields existed.
+        return {k: v for k, v in self.__dict__.items() if v or k not in ("data", "env")}
 
 
 # Every file the action reads is an input: compile.json too (compile.SPEC, spelled here: compile imports this
-# module), for the options checked before exporting.
+# module), for the options checked before exporting. The weights, data and modules it reads are named in its
+# depfile through content stamps (planning/input_stamps.py): ninja's mtimes alone miss an edit that leaves a
+# file older than the last build.
 KIND = Kind(
     name="export", spec=ExportSpec.of, spec_file=SPEC, goal=GRAPH,
-    inputs=(SPEC,), implicit=(layout.TOOLCHAIN_FILE, "compile.json"), extra_implicit=_weights,
+    inputs=(SPEC,), implicit=(layout.TOOLCHAIN_FILE, "compile.json"),
     by_products=(REFERENCE, REFERENCE_IO), ran="exported", hit="action-cache hit", cost=2,
     depfile=True,  # every workspace .py the model imported: ninja folds it into its own log
     discovered=DISCOVERED,

@@ -113,8 +113,8 @@ out, store = Path({str(ws / 'aot-out')!r}), LocalStore(Path({str(cache)!r}))
 def ctx(label, action):
     spec = out / TargetPaths(parse_label(label)).file(action + ".json")
     return ActionContext(action, out, out.parent, spec.parent, json.loads(spec.read_text()), store, None, 0.0)
-cpu_result = export._cached_result(ctx({cpu_label!r}, "export"))
-export._record(ctx({cuda_label!r}, "export"), cpu_result)
+cpu_result, cpu_state = export._cached_result(ctx({cpu_label!r}, "export"))
+export._record(ctx({cuda_label!r}, "export"), cpu_result, cpu_state)
 graph = {{"graph_hash": cpu_result["graph_hash"]}}
 entry = store.get_action(compile_action.compile_key(ctx({cpu_label!r}, "compile"), graph))
 store.put_action(compile_action.compile_key(ctx({cuda_label!r}, "compile"), graph), entry)

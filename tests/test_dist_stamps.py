@@ -50,8 +50,7 @@ def test_rewriting_metadata_keeps_the_stamp_and_an_upgrade_changes_it(site: Path
     [path] = dist_stamps.write_stamps(out, ["fakelib"])
     stamp = out / path
     assert stamp.read_text() == "fakelib==1.0\n"
-    # New, it is older than any output: exports running beside the one creating it must not look stale.
-    assert stamp.stat().st_mtime_ns == dist_stamps.CREATED_MTIME_NS
+    assert stamp.stat().st_mtime_ns > 1_000_000_000  # created now, never dated into the past
     os.utime(stamp, ns=(1, 1))
     (info / "METADATA").write_text((info / "METADATA").read_text() + "\n")  # what a reinstall does
     dist_stamps.refresh(out)
@@ -95,3 +94,18 @@ def test_refresh_skips_what_is_no_stamp_file(site: Path, tmp_path: Path) -> None
 def test_a_name_that_is_a_path_is_never_a_stamp(name: str) -> None:
     with pytest.raises(ValueError):
         dist_stamps.stamp_path(name)
+
+
+def test_a_stamp_recreated_after_deletion_is_newer_than_earlier_outputs(site: Path, tmp_path: Path) -> None:
+    """Issue 27, case 4: `rm` the stamp, upgrade, build one importer: the recreated stamp must be newer than
+    the graph.json of another importer built with the old version, or that one stays "up to date"."""
+    out = tmp_path / "aot-out"
+    install(site, "upgraded", "1.0")
+    [path] = dist_stamps.write_stamps(out, ["upgraded"])
+    other_output = tmp_path / "graph.json"
+    other_output.write_text("built with 1.0")
+    (out / path).unlink()
+    install(site, "upgraded", "2.0")
+    dist_stamps.write_stamps(out, ["upgraded"])  # the one target built
+    assert (out / path).read_text() == "upgraded==2.0\n"
+    assert (out / path).stat().st_mtime_ns >= other_output.stat().st_mtime_ns

@@ -146,13 +146,30 @@ def test_a_specs_file_without_the_target_fails_its_spec_edge_and_writes_nothing(
     assert not any((out / p).exists() for p in spec_paths("b"))
 
 
-def test_replanning_writes_a_missing_specs_file_again_and_a_no_op_does_not_look(ws: Path) -> None:
+def test_replanning_writes_a_missing_specs_file_again(ws: Path) -> None:
     root, out = ws, ws / layout.OUT_DIR
     engine.ensure_plan(root, out)
     specs = out / package_specs("pkg")
     good = specs.read_text()
     specs.unlink()
-    engine.ensure_plan(root, out)  # a no-op: ninja's edge for the file runs `aotbuild plan` when it is needed
-    assert not specs.exists()
     engine.replan(root, out)  # what `aotbuild plan` runs
     assert specs.read_text() == good
+
+
+@pytest.mark.parametrize("damage", ["delete", "empty", "garble"])
+@pytest.mark.parametrize("which", ["ninja", "specs", "build.ninja"])
+def test_a_damaged_plan_file_is_planned_again_by_the_next_command(ws: Path, damage: str, which: str) -> None:
+    """Issue 27, case 9: a package ninja or specs file, or build.ninja, deleted, emptied (a crash before its
+    data reached the disk) or garbled: the next command's plan check writes it again (it used to fail every
+    build until `aotbuild clean`)."""
+    root, out = ws, ws / layout.OUT_DIR
+    engine.ensure_plan(root, out)
+    files = {"ninja": package_file("pkg"), "specs": package_specs("pkg"), "build.ninja": layout.NINJA_FILE}
+    path = out / files[which]
+    good = path.read_bytes()
+    if damage == "delete":
+        path.unlink()
+    else:
+        path.write_bytes(b"" if damage == "empty" else good[: len(good) // 2] + b"\x00garbage")
+    engine.ensure_plan(root, out)  # what every build and query does first
+    assert path.read_bytes() == good

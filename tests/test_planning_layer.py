@@ -56,7 +56,7 @@ build m/@a/verified.json: aot_verify m/@a/manifest.json m/@a/reference.json m/@a
   label = //m:a
 build m/@a/export.json m/@a/compile.json m/@a/verify.json: aot_spec .aotbuild/pkgs/m.specs
   label = //m:a
-build m/@g/graph.json | m/@g/reference.json m/@g/reference_io.pt: aot_export m/@g/export.json | .aotbuild/toolchain.json m/@g/compile.json ../m/w.pt
+build m/@g/graph.json | m/@g/reference.json m/@g/reference_io.pt: aot_export m/@g/export.json | .aotbuild/toolchain.json m/@g/compile.json
   spec = m/@g/export.json
   label = //m:g
 build m/@g/manifest.json: aot_compile m/@g/graph.json m/@g/compile.json | .aotbuild/toolchain.json m/@g/export.json
@@ -335,6 +335,29 @@ def test_the_fingerprint_is_reused_until_the_toolchain_stamp_moves(tmp_path: Pat
     toolchain.cached_fingerprint(stamp, env)
     assert len(fingerprints) == 5
     assert json.loads(stamp.read_text())["fingerprint"] == fingerprints[-1]
+
+
+def test_retargeting_a_symlink_on_the_way_to_the_compiler_changes_the_fingerprint(
+        tmp_path: Path, fingerprints: list[dict]) -> None:
+    """Issue 27, case 7: `g++` on PATH -> alternatives link -> a compiler, retargeted as update-alternatives
+    does. The cached fingerprint must be recomputed, though the PATH entry itself did not move."""
+    stamp = tmp_path / "toolchain-stamp.json"
+    for version in ("12", "13"):
+        write(tmp_path / "compilers" / f"g++-{version}", f"#!/bin/sh\necho 'g++ (fake) {version}'\n")
+        (tmp_path / "compilers" / f"g++-{version}").chmod(0o755)
+    alternatives = tmp_path / "alternatives"
+    alternatives.mkdir()
+    (alternatives / "g++").symlink_to(tmp_path / "compilers" / "g++-12")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "g++").symlink_to(alternatives / "g++")
+    env = {"PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"}
+    toolchain.cached_fingerprint(stamp, env)
+    toolchain.cached_fingerprint(stamp, env)
+    assert len(fingerprints) == 1
+    (alternatives / "g++").unlink()
+    (alternatives / "g++").symlink_to(tmp_path / "compilers" / "g++-13")
+    toolchain.cached_fingerprint(stamp, env)
+    assert len(fingerprints) == 2
 
 
 def test_toolchain_json_is_rewritten_only_when_the_fingerprint_changes(ws: Path, fingerprints: list[dict],

@@ -1,7 +1,10 @@
-"""What an export depended on: the workspace .py files and installed distributions it imported.
+"""What an export depended on: the files it read (workspace modules, weights, data, modules found outside the
+workspace, modules it looked for and did not find), the environment variables it declared, and the installed
+distributions it imported.
 
-They become the depfile (ninja re-runs the export when one changes) and part of the action-cache key
-(a fresh checkout finds the export's result only when every one of them is unchanged).
+They become the depfile, through one content stamp per input (planning/input_stamps.py; ninja re-runs the
+export when one changes) and part of the action-cache key (a fresh checkout finds the export's result only
+when every one of them is unchanged).
 """
 
 from __future__ import annotations
@@ -9,13 +12,19 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from aotbuild import layout
 from aotbuild.errors import ActionError
-from aotbuild.hashing import sha256_file
-from aotbuild.planning import dist_stamps
+from aotbuild.planning import dist_stamps, input_stamps
+from aotbuild.workspace import settings
+
+# An input of every export that imported a module from outside the workspace and the installations.
+PYTHONPATH = "PYTHONPATH"
+# Kinds of file inputs in a dependency list, besides "files" (workspace-relative files that were read).
+FILE_LISTS = ("files", "absent", "external")
 
 
 def workspace_files(root: Path, extra: list[str]) -> list[str]:
@@ -52,31 +61,57 @@ def _version(name: str) -> str | None:
         return None
 
 
+def input_keys(deps: Mapping[str, list[str]]) -> list[str]:
+    """The content-stamp keys of a dependency list (lists from older entries lack the newer fields)."""
+    files = [f for name in FILE_LISTS for f in deps.get(name, [])]
+    return input_stamps.keys_for(files, deps.get("globs", []), deps.get("env", []))
+
+
+def observed(root: Path, deps: Mapping[str, list[str]]) -> dict[str, input_stamps.Seen]:
+    environ = settings.environ()
+    return {key: input_stamps.observe(root, key, environ) for key in input_keys(deps)}
+
+
 def state(root: Path, deps: dict[str, list[str]]) -> dict[str, Any]:
-    """The current content of a dependency list: file digests and distribution versions (None if gone)."""
-    files: dict[str, str | None] = {}
-    for rel in deps["files"]:
+    """The current content of a dependency list: input digests (None where missing) and distribution versions."""
+    seen = observed(root, deps)
+    files = {rel: seen[input_stamps.file_key(rel)].digest for rel in deps["files"]}
+    plain = {input_stamps.file_key(rel) for rel in deps["files"]}
+    inputs = {key: s.digest for key, s in seen.items() if key not in plain}
+    found: dict[str, Any] = {"files": files, "packages": {name: _version(name) for name in deps["packages"]}}
+    if inputs:  # absent: the same key as before these inputs were tracked
+        found["inputs"] = inputs
+    return found
+
+
+def depfile_paths(root: Path, out_dir: Path, deps: dict[str, list[str]], expected: dict[str, Any],
+                  label: str, installed: dict[str, str] | None = None) -> list[str]:
+    """Absolute paths for the depfile: a content stamp per input and a version stamp per distribution (see
+    dist_stamps; not its METADATA, which a reinstall of the same version rewrites). `expected`: state() as the
+    export's key saw it; a stamp created now must describe that content, or the export saw other code."""
+    seen = {k: s for k, s in observed(root, deps).items()
+            if not os.path.exists(out_dir / input_stamps.stamp_path(k))}
+    digests = {**{input_stamps.file_key(f): d for f, d in expected["files"].items()}, **expected.get("inputs", {})}
+    for key, s in seen.items():
+        if key in digests and s.digest != digests[key]:
+            raise ActionError(label, "export", f"{key.partition(':')[2]} changed while the model was being "
+                              "exported; build again")
+    stamps = input_stamps.ensure(out_dir, seen) + [input_stamps.stamp_path(k) for k in input_keys(deps)
+                                                  if k not in seen]
+    dists = dist_stamps.write_stamps(out_dir, deps["packages"], installed)
+    return [str(out_dir / s) for s in sorted(set(stamps))] + [str(out_dir / s) for s in dists]
+
+
+def check_unchanged_since(root: Path, deps: Mapping[str, list[str]], started_ns: int, label: str) -> None:
+    """Refuse an export whose inputs were edited while it ran (ccache's "file too new" rule): the digests
+    taken now might not be of the code that was imported. ctime too: an edit that restores the mtime moves it."""
+    absent = set(deps.get("absent", []))
+    for rel in [*deps["files"], *deps.get("absent", []), *deps.get("external", [])]:
         try:
-            files[rel] = sha256_file(root / rel)
+            st = os.stat(root / rel)
         except FileNotFoundError:
-            files[rel] = None  # a deleted dependency is a different source state, never an error here
-    return {"files": files, "packages": {name: _version(name) for name in deps["packages"]}}
-
-
-def depfile_paths(root: Path, out_dir: Path, deps: dict[str, list[str]],
-                  installed: dict[str, str] | None = None) -> list[str]:
-    """Absolute paths for the depfile: the files, and a version stamp per distribution (see dist_stamps;
-    not its METADATA, which a reinstall of the same version rewrites)."""
-    stamps = dist_stamps.write_stamps(out_dir, deps["packages"], installed)
-    return [str(root / f) for f in deps["files"]] + [str(out_dir / s) for s in stamps]
-
-
-def check_unchanged_since(root: Path, files: list[str], started_ns: int, label: str) -> None:
-    """Refuse to cache an export whose sources were edited while it ran (ccache's "file too new" rule):
-    the digests taken now might not be of the code that was imported."""
-    for rel in files:
-        try:
-            if os.stat(root / rel).st_mtime_ns >= started_ns:
-                raise ActionError(label, "export", f"{rel} changed while the model was being exported; build again")
-        except FileNotFoundError:
+            if rel in absent:
+                continue
             raise ActionError(label, "export", f"{rel} was removed while the model was being exported") from None
+        if rel in absent or max(st.st_mtime_ns, st.st_ctime_ns) >= started_ns:
+            raise ActionError(label, "export", f"{rel} changed while the model was being exported; build again")

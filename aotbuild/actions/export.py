@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aotbuild.actions import dependencies, reference_io, trust
+from aotbuild.actions import data_inputs, dependencies, input_discovery, reference_io, trust
 from aotbuild.actions.runtime import ActionContext, run_action
 from aotbuild.cache import payloads
 from aotbuild.errors import InfraError
@@ -22,6 +23,7 @@ from aotbuild.hashing import key_of, pretty_json
 from aotbuild.rules.compile import SPEC as COMPILE_SPEC
 from aotbuild.rules.export import DISCOVERED, GRAPH, REFERENCE
 from aotbuild.rules.export import KIND as EXPORT
+from aotbuild.workspace import settings
 
 MAX_DEPENDENCY_LISTS = payloads.MAX_DEPENDENCY_LISTS
 StateOf = Callable[[Path, dict[str, list[str]]], dict[str, Any]]  # dependencies.state, or a memo of it
@@ -35,32 +37,35 @@ def _source_key(ctx: ActionContext) -> dict[str, Any]:
 
 
 def _cached_result(ctx: ActionContext, state: StateOf = dependencies.state,
-                   verdicts: dict[tuple, str | None] | None = None) -> dict[str, Any] | None:
-    """Level 1: each dependency list recorded for this source key, tried with its files' current content.
-    Every entry is checked first (cache/payloads.py, actions/trust.py): a bad one is a miss with a warning.
-    `verdicts` keeps the checks' verdicts for a caller resolving many targets that share programs."""
+                   verdicts: dict[tuple, str | None] | None = None) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Level 1: each dependency list recorded for this source key, tried with its inputs' current content;
+    the result and the state it was found with. Every entry is checked first (cache/payloads.py,
+    actions/trust.py): a bad one is a miss with a warning. `verdicts` keeps the checks' verdicts for a caller
+    resolving many targets that share programs."""
     source = _source_key(ctx)
     deps_key = key_of("export-deps", source)
     recorded = payloads.checked(ctx.store, deps_key, "export-deps")
-    unsafe = recorded and _remembered(verdicts, tuple(tuple(d["files"]) for d in recorded["lists"]),
-                                      lambda: trust.unsafe_deps(ctx.root, recorded["lists"]))
+    unsafe = recorded and _remembered(verdicts, (repr(recorded["lists"]), tuple(ctx.spec.get("env", []))),
+                                      lambda: trust.unsafe_deps(ctx.root, recorded["lists"], ctx.spec.get("env", [])))
     if unsafe:
         payloads.warn(ctx.store, deps_key, "export-deps", unsafe)
         return None
     for deps in recorded["lists"] if recorded else []:
-        key = key_of("export", {**source, **state(ctx.root, deps)})
+        current = state(ctx.root, deps)
+        key = key_of("export", {**source, **current})
         result = payloads.checked(ctx.store, key, "export")
         why = result and _unsafe(ctx, result, verdicts)
         if why:
             payloads.warn(ctx.store, key, "export", why)
         elif result is not None:
-            return result
+            return result, current
     return None
 
 
 def _unsafe(ctx: ActionContext, result: dict[str, Any], verdicts: dict[tuple, str | None] | None) -> str | None:
-    memo = (result["program"], tuple(result["deps"]["files"]), tuple(result["interface"]["requires_imports"]))
-    return _remembered(verdicts, memo, lambda: trust.unsafe_export(ctx.store, ctx.root, result))
+    memo = (result["program"], repr(result["deps"]), tuple(result["interface"]["requires_imports"]),
+            tuple(ctx.spec.get("env", [])))
+    return _remembered(verdicts, memo, lambda: trust.unsafe_export(ctx.store, ctx.root, result, ctx.spec))
 
 
 def _remembered(verdicts: dict[tuple, str | None] | None, key: tuple, check: Callable[[], str | None]) -> str | None:
@@ -72,19 +77,20 @@ def _remembered(verdicts: dict[tuple, str | None] | None, key: tuple, check: Cal
     return verdicts[key]
 
 
-def _record(ctx: ActionContext, result: dict[str, Any]) -> None:
+def _record(ctx: ActionContext, result: dict[str, Any], current: dict[str, Any]) -> None:
     """Store the result, then add its dependency list to the source key's lists (several, like ccache's
     manifests, so switching between branches keeps hitting)."""
     source = _source_key(ctx)
     deps = result["deps"]
-    ctx.store.put_action(key_of("export", {**source, **dependencies.state(ctx.root, deps)}), result)
+    ctx.store.put_action(key_of("export", {**source, **current}), result)
     recorded = payloads.checked(ctx.store, key_of("export-deps", source), "export-deps")
     lists = [deps] + [d for d in (recorded["lists"] if recorded else []) if d != deps]
     ctx.store.put_action(key_of("export-deps", source), {"lists": lists[:MAX_DEPENDENCY_LISTS]})
 
 
-def export_program(ctx: ActionContext) -> dict[str, Any]:
-    """Run torch.export and store the program and the eager reference outputs; returns the level-2 result."""
+def export_program(ctx: ActionContext) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run torch.export and store the program and the eager reference outputs; returns the state of its
+    inputs (its key) and the level-2 result."""
     spec, device = ctx.spec, ctx.spec["device"]
     ctx.require_gpu(device)  # before importing torch: a skipped CUDA target costs nothing
     with ctx.phases.phase("import"):  # about 0 in a warm worker, which imported these before forking
@@ -96,6 +102,7 @@ def export_program(ctx: ActionContext) -> dict[str, Any]:
     ctx.check_toolchain(torch.__version__)
     full_precision_on_gpu(torch, device)
     started_ns = time.time_ns()
+    recorder = input_discovery.start(ctx.root, ctx.label, ctx.warn)
     with ctx.phases.phase("load_model"):
         model = model_loader.build_model(spec, ctx.root, device)
     signature_check.check_inputs(model.forward, spec)
@@ -109,6 +116,7 @@ def export_program(ctx: ActionContext) -> dict[str, Any]:
         raise _export_error(spec, e) from e
     with torch.no_grad(), ctx.phases.phase("reference_outputs"):
         outputs = [_eager(model, c, spec) for c in cases]
+    input_discovery.stop(recorder)
     # Raises for outputs that are not tensors, before anything is stored.
     described = interface.describe(ep, spec, outputs[0], location(spec))
     with ctx.phases.phase("graph_hash"):
@@ -129,10 +137,10 @@ def export_program(ctx: ActionContext) -> dict[str, Any]:
     reference = ctx.store.put_written(lambda f: torch.save(on_cpu, f), f"{ctx.label}'s reference outputs",
                                       durable=False)
     flat = ctx.store.put_bytes(reference_io.encode(ctx.label, references))  # the same cases, for C++ consumers
-    extra = [spec["weights"]] if spec["weights"] else []
-    deps = {"files": dependencies.workspace_files(ctx.root, extra), "packages": dependencies.distributions()}
-    dependencies.check_unchanged_since(ctx.root, deps["files"], started_ns, ctx.label)
-    return {"graph_hash": digest_of_graph, "program": program, "reference": reference, "reference_io": flat,
+    deps = _deps(ctx, recorder)
+    current = dependencies.state(ctx.root, deps)  # hashed, then checked unchanged since the import began
+    dependencies.check_unchanged_since(ctx.root, deps, started_ns, ctx.label)
+    return current, {"graph_hash": digest_of_graph, "program": program, "reference": reference, "reference_io": flat,
             "deps": deps, "cases": [c.name for c in cases], "blobs": [program, reference, flat],
             "interface": described}
 
@@ -155,6 +163,23 @@ def _eager(model: Any, case: Any, spec: dict[str, Any]) -> Any:
                         "or value:, or narrow dims; or fix forward() for these inputs") from e
 
 
+def _deps(ctx: ActionContext, recorder: input_discovery.Recorder) -> dict[str, list[str]]:
+    """Everything the export read: see dependencies.py."""
+    spec = ctx.spec
+    data, globs = data_inputs.expand(ctx.root, spec.get("data", []))
+    pythonpath = input_discovery.pythonpath_dirs(settings.environ())
+    absent, absent_outside = recorder.absent_files(pythonpath)
+    missing = [f for f in data if not (ctx.root / f).exists()]  # a declared file that may appear later
+    extra = ([spec["weights"]] if spec["weights"] else []) + sorted(recorder.opened) + data
+    external = input_discovery.external_module_files(ctx.root, list(sys.modules.values()))
+    # Modules found outside the workspace and every installation came through PYTHONPATH (or the like): which
+    # ones an import finds depends on it, so it is an input too (unset, a clean build might not find them).
+    env = {*spec.get("env", []), *([dependencies.PYTHONPATH] if external else [])}
+    return {"files": dependencies.workspace_files(ctx.root, [f for f in extra if f not in missing]),
+            "absent": sorted({*absent, *missing, *absent_outside}), "external": external,
+            "globs": globs, "env": sorted(env), "packages": dependencies.distributions()}
+
+
 def full_precision_on_gpu(torch: Any, device: str) -> None:
     """TF32 off for this action process: eager references and verify runs then compute in true float32, so
     float32 tolerances stay meaningful (cuDNN convolutions default to TF32, about 1e-3 relative error)."""
@@ -174,7 +199,7 @@ def reexported_blob(ctx: ActionContext, graph_hash: str, blob: str) -> Path:
 
     Cheaper than failing: the model is unchanged (ninja would have re-run the export otherwise)."""
     export_ctx = ActionContext(**{**ctx.__dict__, "spec": ctx.read_json(EXPORT.spec_file), "action": EXPORT.name})
-    result = export_program(export_ctx)
+    _, result = export_program(export_ctx)
     if result["graph_hash"] != graph_hash:
         raise InfraError(f"{ctx.label}: the exported {blob} is missing from the cache and the model no longer "
                          "exports to the same graph; run `aotbuild build` again")
@@ -236,13 +261,15 @@ def _program_for_graph(ctx: ActionContext, result: dict[str, Any]) -> str:
     return entry["program"]
 
 
-def write_outputs(ctx: ActionContext, result: dict[str, Any], flat_reference: bytes,
+def write_outputs(ctx: ActionContext, result: dict[str, Any], current: dict[str, Any], flat_reference: bytes,
                   installed: dict[str, str] | None = None) -> None:
+    """graph.json (rewritten only when it changed), reference.json and the depfile. `current`: the state of the
+    inputs that found or made `result`, which the content stamps created now must agree with."""
     graph = {"label": ctx.label, "graph_hash": result["graph_hash"], "program": _program_for_graph(ctx, result),
              "interface": result["interface"]}
     reference = {"label": ctx.label, "reference": result["reference"], "cases": result["cases"]}
     # First: depfile_paths writes distribution stamps, which must not be newer than graph.json.
-    paths = dependencies.depfile_paths(ctx.root, ctx.out_dir, result["deps"], installed)
+    paths = dependencies.depfile_paths(ctx.root, ctx.out_dir, result["deps"], current, ctx.label, installed)
     deps = " ".join(p.replace(" ", "\\ ") for p in paths)
     write_if_changed(ctx.target_dir / REFERENCE, pretty_json(reference), ctx.durable)
     write_if_changed(ctx.target_dir / GRAPH, pretty_json(graph), ctx.durable)
@@ -261,12 +288,16 @@ def from_cache(ctx: ActionContext, state: StateOf = dependencies.state, installe
     """The hit path alone, without torch: write the outputs of a cached result; False on a miss. Also run by
     the CLI in-process for many targets at once (engine/cache_hits.py), with `state` memoized there and the
     installed distributions (dist_stamps.installed_versions) listed once, and the trust checks' `verdicts`."""
-    result = _cached_result(ctx, state, verdicts)
+    started_ns = time.time_ns()
+    found = _cached_result(ctx, state, verdicts)
+    result, current = found if found is not None else (None, None)
     # An entry whose blob gc evicted is a miss: export again.
     flat = ctx.store.get_bytes(result["reference_io"]) if result else None
-    if result is None or flat is None:
+    if result is None or current is None or flat is None:
         return False
-    write_outputs(ctx, result, flat, installed)
+    # As the miss path: an input edited since it was hashed for the lookup must not get this result.
+    dependencies.check_unchanged_since(ctx.root, result["deps"], started_ns, ctx.label)
+    write_outputs(ctx, result, current, flat, installed)
     return True
 
 
@@ -277,12 +308,12 @@ def export(ctx: ActionContext) -> str:
 
     # The compile's options are checked before exporting: a misspelled one must not cost a whole export to find.
     option_check.check_options(ctx.read_json(COMPILE_SPEC))
-    result = export_program(ctx)
-    _record(ctx, result)  # after the blobs it points at, which export_program stored
+    current, result = export_program(ctx)
+    _record(ctx, result, current)  # after the blobs it points at, which export_program stored
     flat = ctx.store.get_bytes(result["reference_io"])
     if flat is None:
         raise InfraError(f"{ctx.label}: the reference inputs just stored are unreadable: check the cache disk")
-    write_outputs(ctx, result, flat)
+    write_outputs(ctx, result, current, flat)
     return "exported"
 
 

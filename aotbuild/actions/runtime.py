@@ -36,6 +36,13 @@ class ActionContext:
     started: float
     durable: bool = True  # False: outputs are not fsynced one by one; engine/cache_hits.py syncs them at once
     phases: Phases = field(default_factory=Phases)
+    terminal: int = 2  # where the user sees warnings: stderr as the action started, before it went to the log
+
+    def warn(self, text: str) -> None:
+        """A warning on the terminal (ninja shows it after the edge) and in the log."""
+        os.write(self.terminal, f"warning: {text}\n".encode())
+        if self.terminal != 2:
+            print(f"warning: {text}", file=sys.stderr, flush=True)
 
     @property
     def label(self) -> str:
@@ -137,6 +144,7 @@ def run_action(action: str, body: Callable[[ActionContext], str]) -> None:
     ctx.phases.add("startup", _seconds_since_process_start())
     log = ctx.log
     terminal = _redirect_output(log)
+    ctx.terminal = terminal
     faulthandler.enable()  # a crash in native code (a segfault in a runtime) still leaves a traceback in the log
     try:
         outcome = body(ctx)

@@ -26,11 +26,26 @@ def unsafe_file(root: Path, rel: str) -> str | None:
     return None if stat.S_ISREG(mode) else f"dependency file {rel!r} is not a regular file"
 
 
-def unsafe_deps(root: Path, lists: list[dict[str, list[str]]]) -> str | None:
+def _unsafe_outside(path: str) -> str | None:
+    """A module file outside the workspace (payloads.outside_module_path): hashed only if a regular file."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return None if stat.S_ISREG(mode) else f"dependency file {path!r} is not a regular file"
+
+
+def unsafe_deps(root: Path, lists: list[dict[str, list[str]]], declared_env: list[str]) -> str | None:
+    """Why these dependency lists must not be hashed here, or None. Variables are read only where the target
+    declares them (`env:`) or for PYTHONPATH: an entry naming others would fold secrets into the keys asked."""
+    allowed_env = {*declared_env, "PYTHONPATH"}
     for deps in lists:
-        for rel in deps["files"]:
-            if (why := unsafe_file(root, rel)) is not None:
+        for rel in [*deps["files"], *deps["absent"], *deps["external"]]:
+            why = _unsafe_outside(rel) if rel.startswith("/") else unsafe_file(root, rel)
+            if why is not None:
                 return why
+        if extra := sorted(set(deps["env"]) - allowed_env):
+            return f"dependency list names environment variables the target does not declare: {extra}"
     return None
 
 
@@ -72,8 +87,8 @@ def unsafe_program(store: Any, digest: str) -> str | None:
     return None if why is None else f"program cas/{digest}: {why}"
 
 
-def unsafe_export(store: Any, root: Path, result: dict[str, Any]) -> str | None:
+def unsafe_export(store: Any, root: Path, result: dict[str, Any], spec: dict[str, Any]) -> str | None:
     """Why a schema-valid export entry must not be used here, or None."""
-    return (unsafe_deps(root, [result["deps"]])
+    return (unsafe_deps(root, [result["deps"]], spec.get("env", []))
             or unsafe_imports(root, result["interface"]["requires_imports"], result["deps"]["files"])
             or unsafe_program(store, result["program"]))

@@ -10,6 +10,7 @@ with one warning naming its key (`checked`), never an exception. Pure functions,
 from __future__ import annotations
 
 import keyword
+import posixpath
 import re
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,7 @@ from aotbuild import layout
 MAX_DEPENDENCY_LISTS = 8  # export-deps keeps this many lists (actions/export.py)
 MAX_TREE_DEPTH = 64  # pytree specs nest this deep at most (a deeper one is a forged payload)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_ENV = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DIST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
 
 
@@ -115,9 +117,35 @@ def distribution_name(value: Any, where: str) -> str:
     return value
 
 
+def outside_module_path(value: Any, where: str) -> str:
+    """An absolute, normalized path of a Python source file outside the workspace (a module imported through
+    PYTHONPATH, or one a failed import looked for): never a device or any file other than a `.py`."""
+    ok = (isinstance(value, str) and value.startswith("/") and value.endswith(".py") and "\0" not in value
+          and posixpath.normpath(value) == value and not value.startswith(("/dev/", "/proc/", "/sys/")))
+    _expect(bool(ok), where, f"an absolute path of a .py file, found {value!r}")
+    return value
+
+
+def _workspace_or_outside(value: Any, where: str) -> str:
+    return outside_module_path(value, where) if isinstance(value, str) and value.startswith("/") \
+        else workspace_path(value, where)
+
+
+def env_name(value: Any, where: str) -> str:
+    _expect(isinstance(value, str) and _ENV.fullmatch(value) is not None, where,
+            f"an environment variable name, found {value!r}")
+    return value
+
+
 def _deps(value: Any, where: str) -> None:
-    _fields(value, where, {"files", "packages"})
+    """actions/dependencies.py's lists: files read, files looked for and absent, modules found outside the
+    workspace, `data:` globs, environment variables, installed distributions."""
+    _fields(value, where, {"files", "absent", "external", "globs", "env", "packages"})
     _list(value["files"], f"{where}.files", workspace_path)
+    _list(value["absent"], f"{where}.absent", _workspace_or_outside)
+    _list(value["external"], f"{where}.external", outside_module_path)
+    _list(value["globs"], f"{where}.globs", workspace_path)
+    _list(value["env"], f"{where}.env", env_name)
     _list(value["packages"], f"{where}.packages", distribution_name)
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 from aotbuild import layout
 from aotbuild.workspace.discovery import find_root
 
+LOCK_FILE = f"{layout.STATE_DIR}/build.lock"  # engine/build.py's
+
 
 def cmd_clean() -> int:
     out = find_root(Path.cwd()) / layout.OUT_DIR
@@ -18,7 +20,11 @@ def cmd_clean() -> int:
         print(f"aotbuild: removed the symlink {out} (its target {target} was left alone)")
         return 0
     if out.exists():
-        shutil.rmtree(out)  # rmtree never follows symlinks inside the tree; it unlinks them
+        from aotbuild.engine.workspace_lock import exclusive
+
+        # A running build holds the lock (its actions too, if its CLI was killed): wait for it to finish.
+        with exclusive(out / LOCK_FILE):
+            shutil.rmtree(out)  # rmtree never follows symlinks inside the tree; it unlinks them
     print(f"aotbuild: removed {out}")
     return 0
 

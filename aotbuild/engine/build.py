@@ -17,7 +17,7 @@ from aotbuild.errors import UserError
 from aotbuild.fsutil import atomic_write
 from aotbuild.goals import BUILD_GOAL, TEST_GOAL
 from aotbuild.hashing import pretty_json
-from aotbuild.planning import dist_stamps
+from aotbuild.planning import dist_stamps, input_stamps
 from aotbuild.planning.plan_index import Plan
 from aotbuild.planning.sharding import shard
 from aotbuild.reports.outcomes import NEEDS_GPU, UP_TO_DATE, BuildResult
@@ -168,6 +168,8 @@ def _goals(ctx: Context, request: BuildRequest, labels: list[Label]) -> Goals:
     """The goals, after what every build brings up to date first: the toolchain and distribution stamps."""
     write_toolchain(ctx.out_dir)
     dist_stamps.refresh(ctx.out_dir)  # an upgraded distribution re-runs the exports that imported it
+    # An input whose content changed (whatever its mtime) gets a fresh stamp: ninja re-runs what read it.
+    input_stamps.refresh(ctx.root, ctx.out_dir, settings.environ())
     packages = ctx.plan.packages
     entries = {str(label): packages[label.package].targets[label.name] for label in labels}
     goals = {label: entry["goals"][request.goal] for label, entry in entries.items()}

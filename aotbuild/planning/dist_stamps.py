@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from aotbuild import layout
-from aotbuild.fsutil import write_if_changed
+from aotbuild.fsutil import atomic_write, write_if_changed
 
 STAMP_DIR = f"{layout.STATE_DIR}/dists"  # relative to aot-out/
 
@@ -69,10 +69,19 @@ def _content(name: str, version: str | None) -> bytes:
     return f"{normalize(name)}=={version if version is not None else '(not installed)'}\n".encode()
 
 
-# The mtime a stamp gets when it is first created. A new stamp records no change for any build that came
-# before it, and a fresh mtime would be newer than the outputs of exports that ran at the same time (two
-# parallel exports creating the same stamp), making them re-run on the next build. Not 0: ninja's "missing".
-CREATED_MTIME_NS = 1_000_000_000
+def _create(target: Path, data: bytes) -> None:
+    """A missing stamp, first writer wins (two exports may create one at once). Its mtime is the time of
+    creation, never earlier: a stamp recreated after deletion with a newer version must be newer than the
+    outputs of every export that imported the older one."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    atomic_write(temp, data, durable=False)
+    try:
+        os.link(temp, target)
+    except FileExistsError:
+        write_if_changed(target, data)
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 def write_stamps(out_dir: Path, names: list[str], installed: dict[str, str] | None = None) -> list[str]:
@@ -86,9 +95,11 @@ def write_stamps(out_dir: Path, names: list[str], installed: dict[str, str] | No
     for name in names:
         path = stamp_path(name)
         target = out_dir / path
-        existed = target.exists()
-        if write_if_changed(target, _content(name, version_of(name, installed))) and not existed:
-            os.utime(target, ns=(CREATED_MTIME_NS, CREATED_MTIME_NS))
+        data = _content(name, version_of(name, installed))
+        if os.path.exists(target):
+            write_if_changed(target, data)
+        else:
+            _create(target, data)
         paths.append(path)
     return paths
 

@@ -28,15 +28,17 @@ class PackageEntry:
     broken: str | None = None  # the BUILD file itself is unusable: why
     broken_targets: dict[str, str] = field(default_factory=dict)  # name -> why that target is unusable
     watched: dict[str, list[int] | None] = field(default_factory=dict)  # weights path -> [dev, ino] or None
+    # written_files() of its ninja and specs files: one deleted, emptied or damaged since is re-planned.
+    written: list[Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"file": self.file.to_json(), "targets": self.targets, "broken": self.broken,
-                "broken_targets": self.broken_targets, "watched": self.watched}
+                "broken_targets": self.broken_targets, "watched": self.watched, "written": self.written}
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> PackageEntry:
         return PackageEntry(FileState.from_json(data["file"]), data["targets"], data["broken"],
-                            data["broken_targets"], data["watched"])
+                            data["broken_targets"], data["watched"], data.get("written"))
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Plan:
     workspace: FileState
     packages: dict[str, PackageEntry]  # package -> entry, sorted by package
     remote_cache: str | None = None  # WORKSPACE.aot.yaml's cache.remote
+    ninja_file: list[int] | None = None  # written_state() of build.ninja as the plan left it
     # plan.json's bytes as read, whose lines (one per package) encode_plan reuses for entries still the same.
     encoded: bytes | None = field(default=None, compare=False, repr=False)
     remote_verify_keys: tuple[str, ...] = ()  # WORKSPACE.aot.yaml's cache.verify_keys
@@ -57,7 +60,7 @@ class Plan:
         return {"format": FORMAT, "version": self.version, "python": self.python, "ninja": self.ninja,
                 "cache_dir": self.cache_dir, "ignore": self.ignore, "workspace": self.workspace.to_json(),
                 "packages": {p: e.to_json() for p, e in self.packages.items()}, "remote_cache": self.remote_cache,
-                "remote_verify_keys": list(self.remote_verify_keys)}
+                "remote_verify_keys": list(self.remote_verify_keys), "ninja_file": self.ninja_file}
 
     @staticmethod
     def from_json(data: dict[str, Any], encoded: bytes | None = None) -> Plan:
@@ -66,7 +69,7 @@ class Plan:
         return Plan(data["version"], data["python"], data["ninja"], data["cache_dir"], data["ignore"],
                     FileState.from_json(data["workspace"]),
                     {p: PackageEntry.from_json(e) for p, e in data["packages"].items()}, data.get("remote_cache"),
-                    encoded, tuple(data.get("remote_verify_keys", ())))
+                    data.get("ninja_file"), encoded, tuple(data.get("remote_verify_keys", ())))
 
     @cached_property
     def targets(self) -> dict[str, dict[str, Any]]:
@@ -120,7 +123,8 @@ def encode_plan(plan: Plan, previous: Plan | None = None) -> bytes:
         lines.append(line)
     fields = {"format": FORMAT, "version": plan.version, "python": plan.python, "ninja": plan.ninja,
               "cache_dir": plan.cache_dir, "ignore": plan.ignore, "workspace": plan.workspace.to_json(),
-              "remote_cache": plan.remote_cache, "remote_verify_keys": list(plan.remote_verify_keys)}
+              "remote_cache": plan.remote_cache, "remote_verify_keys": list(plan.remote_verify_keys),
+              "ninja_file": plan.ninja_file}
     return json.dumps(fields, separators=(",", ":")).encode()[:-1] + b"," + _PACKAGES + b",\n".join(lines) + b"\n}}"
 
 
@@ -167,6 +171,25 @@ def watch_state(path: str) -> list[int] | None:
     return [st.st_dev, st.st_ino]
 
 
+def written_state(path: Path | str) -> list[int] | None:
+    """What a plan file looked like when the plan wrote it: [size, mtime_ns, inode]. Another state means it
+    was deleted, emptied (a crash before its data reached the disk) or edited: it is written again."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def written_files(out_dir: Path, files: list[str]) -> list[Any]:
+    """[path relative to aot-out/, written_state()] of each plan file, as a package entry records them."""
+    return [[f, written_state(out_dir / f)] for f in files]
+
+
+def _plan_files_moved(entry: PackageEntry, out_dir: Path) -> bool:
+    return entry.written is not None and any(written_state(out_dir / f) != seen for f, seen in entry.written)
+
+
 def staleness(plan: Plan | None, root: Path, out_dir: Path) -> Staleness:
     """Compare the index with the workspace: stats every BUILD file, hashes only those whose stat moved."""
     if plan is None:
@@ -175,6 +198,8 @@ def staleness(plan: Plan | None, root: Path, out_dir: Path) -> Staleness:
         return Staleness("aotbuild or its interpreter changed")
     if not os.path.exists(plan.ninja) or not os.path.exists(out_dir / layout.NINJA_FILE):
         return Staleness("build.ninja or the ninja binary is missing")
+    if plan.ninja_file is not None and plan.ninja_file != written_state(out_dir / layout.NINJA_FILE):
+        return Staleness("build.ninja was changed or damaged since it was planned")
     prefix = f"{root}/"
     moved: dict[str, FileState] = {}
     changed, state = verdict(prefix + WORKSPACE_FILE, plan.workspace, MAX_SOURCE_BYTES)
@@ -191,7 +216,8 @@ def staleness(plan: Plan | None, root: Path, out_dir: Path) -> Staleness:
             continue
         file = layout.build_file(package)
         changed, state = verdict(prefix + file, entry.file, MAX_SOURCE_BYTES)
-        if changed or any(watch_state(prefix + w) != seen for w, seen in entry.watched.items()):
+        if changed or any(watch_state(prefix + w) != seen for w, seen in entry.watched.items()) \
+                or _plan_files_moved(entry, out_dir):
             stale.append(package)
         elif state is not None:
             moved[file] = state

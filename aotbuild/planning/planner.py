@@ -2,7 +2,9 @@
 
 Incremental: the index (plan_index.py) says which packages changed since the last plan; only those are parsed
 again and only their files rewritten, each only if its content changed. Everything written here can be
-regenerated from the workspace, so it is replaced atomically but never fsynced.
+regenerated from the workspace, so it is replaced atomically but not fsynced: the index records each file's
+size, mtime and inode as written, and a file found otherwise (deleted, emptied by a crash before its data
+reached the disk, edited) is planned again by the next command; a damaged index is planned over whole.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from aotbuild.fsutil import replace_if_changed_unsynced, replace_unsynced
 from aotbuild.planning.ninja_files import (PACKAGES_DIR, package_file, package_ninja, package_specs, package_specs_text,
                                   top_ninja)
 from aotbuild.planning.file_state import MAX_SOURCE_BYTES, FileState, read_state
-from aotbuild.planning.plan_index import PackageEntry, Plan, Staleness, encode_plan, watch_state
+from aotbuild.planning.plan_index import (PackageEntry, Plan, Staleness, encode_plan, watch_state, written_files,
+                                          written_state)
 from aotbuild.workspace.discovery import WORKSPACE_FILE, discover_packages
 from aotbuild.workspace.loading import Package, load_package
 from aotbuild.workspace.schema import WorkspaceConfig, parse_workspace
@@ -70,9 +73,10 @@ def plan_package(root: Path, out_dir: Path, package: str, config: WorkspaceConfi
     targets = {t.label.name: {"tags": list(t.tags), "device": t.device,
                               "goals": {k.name: k.goal_path(t.label) for k in rules.kinds()}}
                for t in loaded.targets}
+    written = written_files(out_dir, [package_file(package), package_specs(package)]) if loaded.targets else None
     return PackageEntry(state, targets, None if loaded.broken is None else str(loaded.broken),
                         {label.name: str(e) for label, e in loaded.broken_targets.items()},
-                        {w: watch_state(f"{root}/{w}") for w in sorted(loaded.weights)})
+                        {w: watch_state(f"{root}/{w}") for w in sorted(loaded.weights)}, written)
 
 
 def update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) -> Plan:
@@ -110,7 +114,7 @@ def _update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) 
             moved = stale.moved.get(layout.build_file(package))
             if moved is not None:
                 entries[package] = PackageEntry(moved, entry.targets, entry.broken, entry.broken_targets,
-                                                entry.watched)
+                                                entry.watched, entry.written)
         to_plan = stale.changed
     for package in to_plan:
         entries[package] = plan_package(root, out_dir, package, config, python)
@@ -124,7 +128,7 @@ def _update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) 
         # A fresh mtime marks ninja's generator edge done for every BUILD file read so far.
         os.utime(ninja_file)
     plan = Plan(__version__, sys.executable, str(Path(ninja.BIN_DIR) / "ninja"), config.cache_dir,
-                list(config.ignore), workspace_state, entries, config.remote_cache,
+                list(config.ignore), workspace_state, entries, config.remote_cache, written_state(ninja_file),
                 remote_verify_keys=config.remote_verify_keys)
     replace_unsynced(out_dir / layout.PLAN_FILE, encode_plan(plan, old))
     return plan

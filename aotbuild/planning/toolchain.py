@@ -51,10 +51,14 @@ def torch_versions() -> dict[str, str | None]:
     return found
 
 
+def find_compiler(env: Mapping[str, str]) -> str | None:
+    """The compiler inductor runs: $CXX (default g++) looked up on `env`'s PATH, as a child process would."""
+    return shutil.which(env.get("CXX", "g++"), path=env.get("PATH"))
+
+
 def compiler_version(env: Mapping[str, str]) -> str | None:
     """First line of `$CXX --version` (inductor's default is g++)."""
-    cxx = env.get("CXX", "g++")
-    path = shutil.which(cxx)
+    path = find_compiler(env)
     if path is None:
         return None
     import subprocess  # here: only a fingerprint not cached runs it, and a no-op build need not load it
@@ -121,8 +125,32 @@ def fingerprint(env: Mapping[str, str]) -> dict[str, Any]:
     return {"export": export, "compile": compile_, "cuda": cuda, "host": {"gpu_arch": detected}}
 
 
+def identity(path: str | None) -> list[Any]:
+    """Which file `path` is: every symlink on the way (as update-alternatives chains them) and the resolved
+    file's stat signature. Retargeting any link, or replacing the binary, changes it."""
+    if path is None:
+        return []
+    hops: list[Any] = []
+    current = path
+    for _ in range(40):  # the kernel's own limit on nested links
+        try:
+            link = os.readlink(current)
+        except OSError:  # not a link (or gone): the chain ends here
+            break
+        hops.append(link)
+        current = os.path.join(os.path.dirname(current), link)
+    try:
+        st = os.stat(path)
+        hops.append([os.path.realpath(path), st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev])
+    except OSError:
+        hops.append(None)
+    return hops
+
+
 def _stamp(env: Mapping[str, str], files: list[str]) -> list[Any]:
-    """Cheap evidence that the toolchain is unchanged: interpreter, variables, CPU, and the stat of key files."""
+    """Cheap evidence that the toolchain is unchanged: interpreter, variables, CPU, the compiler and
+    interpreter followed through every symlink, and the stat of key files."""
+    compiler = find_compiler(env)
     stats = []
     for f in files:
         try:
@@ -133,8 +161,8 @@ def _stamp(env: Mapping[str, str], files: list[str]) -> list[Any]:
     gpus = sorted(os.listdir("/proc/driver/nvidia/gpus")) if os.path.isdir("/proc/driver/nvidia/gpus") else []
     # The flags themselves, not cpu_isa()'s digest of them: a no-op build need not load hashlib.
     return [sys.executable, sys.version, __version__, settings.toolchain_env(env), os.uname().machine, cpu_flags(),
-            settings.declared_gpu_arch(env),
-            shutil.which(env.get("CXX", "g++")), shutil.which("nvidia-smi"), gpus, stats]
+            settings.declared_gpu_arch(env), compiler, identity(compiler), identity(sys.executable),
+            shutil.which("nvidia-smi"), gpus, stats]
 
 
 def cached_fingerprint(stamp_file: Path, env: Mapping[str, str]) -> dict[str, Any]:
@@ -145,7 +173,7 @@ def cached_fingerprint(stamp_file: Path, env: Mapping[str, str]) -> dict[str, An
             return saved["fingerprint"]
     except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
         pass
-    compiler = shutil.which(env.get("CXX", "g++"))
+    compiler = find_compiler(env)
     files = [str(p) for p in (torch_version_file(), compiler and Path(compiler).resolve()) if p]
     result = fingerprint(env)
     atomic_write(stamp_file, json.dumps({"stamp": _stamp(env, files), "files": files, "fingerprint": result}).encode())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import PurePosixPath
 from typing import Any, Callable
 
@@ -192,3 +193,38 @@ def _parse_device(ctx: Ctx, node: Node) -> str:
 
 
 FIELD_PARSERS["device"] = _parse_device
+
+
+def parse_data(ctx: Ctx, node: Node) -> tuple[str, ...]:
+    """`data:` files and globs the model reads, relative to the workspace root (a package's files are
+    `pkg/file.json`): each is an input of the export, judged by content like its modules."""
+    items = expect(ctx, node, "data", list, "a list of workspace-relative paths or globs")
+    found = []
+    for item in items:
+        text = expect(ctx, item, "data", str, "a workspace-relative path or glob")
+        path = PurePosixPath(text)
+        if not text or path.is_absolute() or ".." in path.parts or "\\" in text or path.parts[0] == "aot-out":
+            raise ctx.error(item, "data", f"path '{text}' must name files inside the workspace",
+                            "give a path or glob relative to the workspace root, without '..', outside aot-out/")
+        found.append(path.as_posix())
+    return tuple(sorted(set(found)))
+
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+
+
+def parse_env(ctx: Ctx, node: Node) -> tuple[str, ...]:
+    """`env:` names of environment variables the model reads: their values are part of the export's key."""
+    items = expect(ctx, node, "env", list, "a list of environment variable names")
+    names = []
+    for item in items:
+        name = expect(ctx, item, "env", str, "an environment variable name")
+        if not ENV_NAME.fullmatch(name):
+            raise ctx.error(item, "env", f"'{name}' is not an environment variable name",
+                            "write names such as MODEL_VARIANT (letters, digits, underscores)")
+        names.append(name)
+    return tuple(sorted(set(names)))
+
+
+FIELD_PARSERS["data"] = parse_data
+FIELD_PARSERS["env"] = parse_env

@@ -22,9 +22,9 @@ TARGET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=,@~-]*")
 DIM_NAME = re.compile(r"[A-Za-z_]\w*", re.ASCII)
 
 # Fields a `defaults:` block may set; model and inputs are per-target by nature.
-DEFAULTABLE = ("device", "seed", "options", "tolerance", "tags", "max_input_bytes")
+DEFAULTABLE = ("device", "seed", "options", "tolerance", "tags", "max_input_bytes", "data", "env")
 TARGET_FIELDS = ("model", "kwargs", "weights", "seed", "inputs", "dims", "device", "options", "tolerance", "tags",
-                 "max_input_bytes")
+                 "max_input_bytes", "data", "env")
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int64": 8, "int32": 4, "int16": 2, "int8": 1,
                "uint8": 1, "bool": 1}
 # Generated example inputs larger than this are refused when planning, before anything allocates them.
@@ -139,6 +139,8 @@ class Target:
     tolerance: Tolerance | None = None  # None: defaults by dtype at verification time
     tags: tuple[str, ...] = ()
     max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES  # a plan-time guard only: in no spec or key
+    data: tuple[str, ...] = ()  # workspace-relative files and globs the model reads
+    env: tuple[str, ...] = ()  # environment variables the model reads
 
     def where(self) -> dict[str, Any]:
         """Where the target is declared, so that actions can name file and line in their errors (never keyed)."""

@@ -1,0 +1,141 @@
+"""What a model looked for while it was imported, built and exported: the files it opened and the modules it
+tried to import and did not find. Both become inputs of the export, as the depfile's imported modules are.
+
+Python's audit hooks see every `open`; a meta-path finder placed last sees every import that no other finder
+could satisfy. Workspace files opened for reading are discovered inputs; a file read outside the workspace
+that is not part of an installation (the interpreter, site-packages, caches, /proc) is warned about once,
+since nothing can track it. A module that failed to import is recorded as the workspace (or PYTHONPATH)
+files that would have satisfied it: creating one of them later changes the export's key and re-runs it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aotbuild import layout
+
+# Where installations and the system keep files a model reads without their being its inputs.
+_SYSTEM_PREFIXES = ("/proc/", "/dev/", "/sys/", "/etc/", "/usr/", "/lib/", "/lib64/", "/run/", "/var/")
+
+
+def installed_roots() -> tuple[str, ...]:
+    """Directories whose modules are versioned installations (tracked by distribution version) or the
+    interpreter's own; aotbuild's own checkout too (its version is part of every key)."""
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    for scheme_path in ("stdlib", "platstdlib", "purelib", "platlib"):
+        roots.add(sysconfig.get_paths()[scheme_path])
+    import aotbuild
+
+    roots.add(str(Path(aotbuild.__file__).resolve().parent.parent))
+    return tuple(sorted(os.path.realpath(r) + "/" for r in roots if r))
+
+
+def external_module_files(root: Path, modules: Sequence[Any]) -> list[str]:
+    """Absolute paths of imported modules found outside the workspace and every installation (PYTHONPATH,
+    a sys.path entry added by hand): hashed like workspace sources, since no version number covers them."""
+    installed = installed_roots()
+    prefix = f"{os.path.realpath(root)}/"
+    found = set()
+    for module in modules:
+        file = getattr(module, "__file__", None)
+        if not isinstance(file, str) or not os.path.isabs(file):
+            continue
+        real = os.path.realpath(file)
+        if real.startswith(prefix) or real.startswith(installed) or "/site-packages/" in real:
+            continue
+        found.add(real)
+    return sorted(found)
+
+
+@dataclass
+class Recorder:
+    """Records opens and failed imports while `active`; audit hooks cannot be removed, so it is switched off."""
+
+    root: Path
+    warn: Callable[[str], None]  # ActionContext.warn
+    label: str
+    active: bool = True
+    opened: set[str] = field(default_factory=set)  # workspace-relative
+    missing: set[tuple[str, tuple[str, ...] | None]] = field(default_factory=set)  # (module name, search path)
+    warned: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self._prefix = f"{os.path.realpath(self.root)}/"
+        self._out = f"{self._prefix}{layout.OUT_DIR}/"
+        temp = os.path.realpath(tempfile.gettempdir())
+        # torch's and inductor's caches, and aotbuild's own temp space.
+        self._quiet = installed_roots() + (f"{temp}/torchinductor_", f"{temp}/aotbuild-",
+                                           os.path.expanduser("~/.cache/"), os.path.expanduser("~/.triton/"))
+
+    def audit(self, event: str, args: tuple[Any, ...]) -> None:
+        if not self.active or event != "open" or not args:
+            return
+        path, mode = args[0], args[1] if len(args) > 1 else "r"
+        if isinstance(path, int) or path is None or (isinstance(mode, str) and any(c in mode for c in "wax+")):
+            return
+        self.active = False  # the hook's own file-system calls must not re-enter it
+        try:
+            self._saw(os.path.realpath(os.fsdecode(path)))
+        finally:
+            self.active = True
+
+    def _saw(self, real: str) -> None:
+        if real.startswith(self._prefix):
+            rel = real[len(self._prefix):]
+            # Bytecode caches follow their sources; hidden directories (.git, a .venv) are not model inputs.
+            if not real.startswith(self._out) and not rel.endswith(".pyc") and not any(
+                    part.startswith(".") or part == "__pycache__" for part in rel.split("/")) and os.path.isfile(real):
+                self.opened.add(rel)
+        elif not real.startswith(self._quiet + _SYSTEM_PREFIXES) and "/site-packages/" not in real \
+                and real not in self.warned and os.path.isfile(real):
+            self.warned.add(real)
+            self.warn(f"{self.label}: the model read {real}, outside the workspace: aotbuild cannot see when "
+                      "it changes\n  fix: move it into the workspace and list it under the target's `data:`")
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None, target: Any = None) -> None:
+        if self.active:
+            self.missing.add((fullname, tuple(path) if path is not None else None))
+        return None
+
+    def absent_files(self, external_dirs: Sequence[str]) -> tuple[list[str], list[str]]:
+        """(workspace-relative, absolute) .py files that would have satisfied a failed import, and do not exist."""
+        inside, outside = set(), set()
+        for fullname, path in self.missing:
+            last = fullname.rpartition(".")[2]
+            dirs = path if path is not None else [str(self.root), *external_dirs]
+            for d in dirs:
+                real = os.path.realpath(d)
+                for candidate in (f"{real}/{last}.py", f"{real}/{last}/__init__.py"):
+                    if os.path.exists(candidate):
+                        continue
+                    if candidate.startswith(self._prefix) and not candidate.startswith(self._out):
+                        inside.add(candidate[len(self._prefix):])
+                    elif real in external_dirs:
+                        outside.add(candidate)
+        return sorted(inside), sorted(outside)
+
+
+def start(root: Path, label: str, warn: Callable[[str], None]) -> Recorder:
+    """Begin recording (call once per process, before the model is imported)."""
+    recorder = Recorder(root, warn, label)
+    sys.addaudithook(recorder.audit)
+    sys.meta_path.append(recorder)  # type: ignore[arg-type]
+    return recorder
+
+
+def stop(recorder: Recorder) -> None:
+    recorder.active = False
+    if recorder in sys.meta_path:
+        sys.meta_path.remove(recorder)  # type: ignore[arg-type]
+
+
+def pythonpath_dirs(environ: Any) -> list[str]:
+    """The PYTHONPATH entries, resolved: where a failed import could be satisfied outside the workspace."""
+    return [os.path.realpath(p) for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p]
