@@ -16,7 +16,9 @@ from aotbuild.actions import trust
 from aotbuild.cache import archives, payloads
 
 H = ["a" * 64, "b" * 64, "c" * 64, "d" * 64]
-DEPS = {"files": ["models/mlp.py", "models/__init__.py"], "packages": ["torch", "typing_extensions"]}
+DEPS = {"files": ["models/mlp.py", "models/__init__.py"], "absent": ["models/opt_override.py", "/opt/lib/extra.py"],
+        "external": ["/opt/lib/helpers.py"], "globs": ["data/*.json"], "env": ["MODEL_SIZE"],
+        "packages": ["torch", "typing_extensions"]}
 INTERFACE = {"inputs": [{"name": "x", "dtype": "float32", "shape": ["batch", 64], "keyword": False}],
              "outputs": [{"name": "output", "path": "", "dtype": "float32", "shape": ["batch", 10]}],
              "dims": {"batch": {"min": 1, "max": 64, "example": 8}},
@@ -80,6 +82,11 @@ BAD = [
     ("export", "interface/out_spec", {"leaf": -1}, "integer"),
     ("export", "interface/dims/batch/min", True, "integer"),
     ("export", "deps/packages", ["evil/stamp"], "distribution name"),
+    ("export", "deps/external", ["/dev/zero"], "a .py file"),
+    ("export", "deps/external", ["/etc/passwd"], "a .py file"),
+    ("export", "deps/external", ["/opt/../etc/x.py"], "a .py file"),
+    ("export", "deps/absent", ["../outside.py"], "inside the workspace"),
+    ("export", "deps/env", ["NOT-A-NAME"], "environment variable name"),
     ("export", "extra", 1, "unexpected"),
     ("program-of-graph", "blobs", [H[1]], "exactly the digests"),
     ("compile", "pt2/file", "/abs/path", "unexpected"),
@@ -154,6 +161,20 @@ def test_dependency_files_must_be_regular_files_inside_the_workspace(tmp_path: P
     assert "out of the workspace" in trust.unsafe_file(tmp_path, "out")
     assert "out of the workspace" in trust.unsafe_file(tmp_path, "zero")
     assert "not a regular file" in trust.unsafe_file(tmp_path, "dir")
+
+
+def test_dependency_lists_name_outside_modules_only_as_regular_files_and_declared_variables(tmp_path: Path) -> None:
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "helpers.py").write_text("")
+    (tmp_path / "lib" / "fifo.py").symlink_to("/dev/zero")
+    deps = {"files": [], "absent": [], "external": [str(tmp_path / "lib" / "helpers.py")], "globs": [],
+            "env": ["MODEL_SIZE", "PYTHONPATH"], "packages": []}
+    assert trust.unsafe_deps(tmp_path, [deps], ["MODEL_SIZE"]) is None
+    assert "not a regular file" in trust.unsafe_deps(tmp_path, [{**deps, "external": [str(tmp_path / "lib/fifo.py")]}],
+                                                     ["MODEL_SIZE"])
+    # A forged list naming a secret would fold its value into the keys this client asks the remote for.
+    assert "AWS_SECRET_ACCESS_KEY" in trust.unsafe_deps(tmp_path, [{**deps, "env": ["AWS_SECRET_ACCESS_KEY"]}],
+                                                        ["MODEL_SIZE"])
 
 
 def test_required_imports_are_recorded_workspace_modules_or_installed_distributions(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from aotbuild.engine.context import open_workspace
 from aotbuild.layout import TargetPaths
+from aotbuild.planning import input_stamps
 from aotbuild.rules.compile import ARTIFACTS, MANIFEST
 from aotbuild.rules.export import DISCOVERED
 from aotbuild.workspace.selection import select
@@ -33,8 +34,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         rows.append({"label": str(label), "device": entry.get("device", "cpu"), "tags": entry["tags"], "outputs": {
             **outputs, "manifest": str(ctx.out_dir / paths.file(MANIFEST))},
             # What the last export imported (workspace files, distribution stamps); empty before a build.
-            "deps": [_workspace_relative(os.path.normpath(ctx.out_dir / d), ctx.root)
-                     for d in _discovered(ctx.out_dir / paths.file(DISCOVERED))]})
+            "deps": [_described(ctx.out_dir, d, ctx.root) for d in _discovered(ctx.out_dir / paths.file(DISCOVERED))]})
     print(json.dumps(rows, indent=2))
     return 2 if selection.errors else 0
 
@@ -44,6 +44,17 @@ def _discovered(sidecar: Path) -> list[str]:
         return sidecar.read_text().splitlines()
     except FileNotFoundError:
         return []
+
+
+def _described(out_dir: Path, listed: str, root: Path) -> str:
+    """A depfile entry as a user names it: the input behind a content stamp (planning/input_stamps.py), a
+    workspace-relative path, or an absolute one."""
+    path = os.path.normpath(out_dir / listed)
+    if listed.startswith(f"{input_stamps.STAMP_DIR}/"):
+        what = input_stamps.input_of(Path(path))
+        if what is not None:
+            return what
+    return _workspace_relative(path, root)
 
 
 def _workspace_relative(path: str, root: Path) -> str:

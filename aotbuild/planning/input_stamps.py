@@ -102,6 +102,15 @@ def _read(stamp: Path) -> tuple[str, Seen] | None:
         return None
 
 
+def input_of(stamp: Path) -> str | None:
+    """What a stamp stands for, as people name it: a file's path, `glob:<pattern>` or `env:<name>`."""
+    found = _read(stamp)
+    if found is None:
+        return None
+    kind, _, what = found[0].partition(":")
+    return what if kind == FILE else found[0]
+
+
 def _create(stamp: Path, key: str, seen: Seen) -> None:
     """Create a missing stamp, first writer wins (two exports may create one at once): its mtime is the
     time of creation, never earlier, so no output already built is taken for newer than it."""
