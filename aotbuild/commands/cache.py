@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aotbuild.engine import build as engine
 from aotbuild.engine.context import open_workspace
 from aotbuild.errors import UserError
 from aotbuild.text import plural
+
+if TYPE_CHECKING:
+    from aotbuild.cache.local import LocalStore
 
 
 def _size(text: str) -> int:
