@@ -58,6 +58,20 @@ def _write_then_replace(path: Path, data: bytes, mode: int, sync: bool) -> None:
         raise
 
 
+def create_if_missing(path: Path, data: bytes) -> bool:
+    """Write `data` at `path` unless a file is there already (first writer wins, among threads and processes
+    alike); True if this call created it. The file appears whole, with the time of creation as its mtime."""
+    tmp = _temp_name(path)
+    atomic_write(tmp, data, durable=False)
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        unlink_quiet(tmp)
+
+
 def atomic_write(path: Path, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
     """Replace `path` with `data` atomically and durably (fsync before the rename). `durable=False` skips the
     fsync, for a caller that syncs the filesystem once after many writes (the CLI's cache pass)."""

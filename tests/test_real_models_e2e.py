@@ -202,7 +202,7 @@ def _declared(ws: Path, output: str) -> set[str]:
 
 
 @pytest.mark.parametrize("action,products,fresh_cache", [
-    ("export", ("graph.json", "reference.json", "graph.json.d", "reference_io.pt"), True),
+    ("export", ("graph.json", "reference.json", "graph.json.d", "graph.deps", "reference_io.pt"), True),
     ("compile", ("manifest.json",), False),
     ("verify", ("verified.json",), True),
 ])

@@ -10,6 +10,7 @@ files that would have satisfied it: creating one of them later changes the expor
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import sys
 import sysconfig
@@ -39,13 +40,19 @@ def installed_roots() -> tuple[str, ...]:
 
 def external_module_files(root: Path, modules: Sequence[Any]) -> list[str]:
     """Absolute paths of imported modules found outside the workspace and every installation (PYTHONPATH,
-    a sys.path entry added by hand): hashed like workspace sources, since no version number covers them."""
+    a sys.path entry added by hand) that no installed distribution provides: hashed like workspace sources,
+    since no version number covers them."""
     installed = installed_roots()
     prefix = f"{os.path.realpath(root)}/"
     found = set()
+    distributed = None  # top-level names an installed distribution provides: tracked by version instead
     for module in modules:
         file = getattr(module, "__file__", None)
         if not isinstance(file, str) or not os.path.isabs(file):
+            continue
+        if distributed is None:
+            distributed = importlib.metadata.packages_distributions()
+        if str(getattr(module, "__name__", "")).partition(".")[0] in distributed:
             continue
         real = os.path.realpath(file)
         if real.startswith(prefix) or real.startswith(installed) or "/site-packages/" in real:
@@ -69,9 +76,10 @@ class Recorder:
     def __post_init__(self) -> None:
         self._prefix = f"{os.path.realpath(self.root)}/"
         self._out = f"{self._prefix}{layout.OUT_DIR}/"
+        self._installed = installed_roots()
         temp = os.path.realpath(tempfile.gettempdir())
         # torch's and inductor's caches, and aotbuild's own temp space.
-        self._quiet = installed_roots() + (f"{temp}/torchinductor_", f"{temp}/aotbuild-",
+        self._quiet = self._installed + (f"{temp}/torchinductor_", f"{temp}/aotbuild-",
                                            os.path.expanduser("~/.cache/"), os.path.expanduser("~/.triton/"))
 
     def audit(self, event: str, args: tuple[Any, ...]) -> None:
@@ -100,9 +108,23 @@ class Recorder:
                       "it changes\n  fix: move it into the workspace and list it under the target's `data:`")
 
     def find_spec(self, fullname: str, path: Sequence[str] | None, target: Any = None) -> None:
-        if self.active:
+        if self.active and self._asked_by_model_code():
             self.missing.add((fullname, tuple(path) if path is not None else None))
         return None
+
+    def _asked_by_model_code(self) -> bool:
+        """Whether the failed import comes from code outside every installation (the model's own, or a module
+        of PYTHONPATH's). torch and its libraries probe optional packages (pandas, onnx, ...) whenever they
+        happen to be imported, in this process or earlier in a warm worker: recording those would make the
+        dependency list depend on which process ran the export."""
+        frame = sys._getframe(2)
+        while frame is not None and (frame.f_code.co_filename.startswith("<frozen")
+                                     or frame.f_code.co_filename.endswith(f"importlib{os.sep}__init__.py")):
+            frame = frame.f_back
+        if frame is None:
+            return False
+        real = os.path.realpath(frame.f_code.co_filename)
+        return not real.startswith(self._installed) and "/site-packages/" not in real
 
     def absent_files(self, external_dirs: Sequence[str]) -> tuple[list[str], list[str]]:
         """(workspace-relative, absolute) .py files that would have satisfied a failed import, and do not exist."""

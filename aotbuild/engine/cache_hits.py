@@ -172,8 +172,13 @@ def _record(setup: _Setup, edge: Edge, deps: tuple[str, ...] | None) -> logs.Fin
     outputs = tuple(logs.check_path(p) for p in (*edge.outputs, *edge.implicit_outputs))
     output_mtimes = tuple(_mtime(setup.out_dir / p) for p in outputs)
     inputs = [_mtime(setup.out_dir / p) for p in (*edge.inputs, *edge.implicit)]
-    newest = max([*output_mtimes, *inputs])
-    if any(_mtime(Path(d)) > newest for d in deps or ()):
+    # aotbuild's own stamps (content and distribution stamps) may be created by another target's thread of
+    # this pass after these outputs, with the content this result was found for (input_stamps.ensure checks
+    # it): they count as inputs. Anything else newer was edited while the pass read it.
+    own = f"{setup.out_dir}/{layout.STATE_DIR}/"
+    stamps = [_mtime(Path(d)) for d in deps or () if d.startswith(own)]
+    newest = max([*output_mtimes, *inputs, *stamps])
+    if any(_mtime(Path(d)) > newest for d in deps or () if not d.startswith(own)):
         raise _NotDone("a dependency changed while the pass read it")
     return logs.Finished(outputs, "", newest, deps, output_mtimes if deps is not None else ())
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from aotbuild import layout
-from aotbuild.fsutil import atomic_write, write_if_changed
+from aotbuild.fsutil import create_if_missing, write_if_changed
 
 STAMP_DIR = f"{layout.STATE_DIR}/dists"  # relative to aot-out/
 
@@ -74,14 +74,8 @@ def _create(target: Path, data: bytes) -> None:
     creation, never earlier: a stamp recreated after deletion with a newer version must be newer than the
     outputs of every export that imported the older one."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    atomic_write(temp, data, durable=False)
-    try:
-        os.link(temp, target)
-    except FileExistsError:
+    if not create_if_missing(target, data):
         write_if_changed(target, data)
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 def write_stamps(out_dir: Path, names: list[str], installed: dict[str, str] | None = None) -> list[str]:

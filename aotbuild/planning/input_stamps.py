@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aotbuild import layout
-from aotbuild.fsutil import atomic_write
+from aotbuild.fsutil import atomic_write, create_if_missing
 from aotbuild.hashing import sha256_bytes, sha256_file
 from aotbuild.planning.file_state import RACY_NS, signature
 
@@ -115,14 +115,7 @@ def _create(stamp: Path, key: str, seen: Seen) -> None:
     """Create a missing stamp, first writer wins (two exports may create one at once): its mtime is the
     time of creation, never earlier, so no output already built is taken for newer than it."""
     stamp.parent.mkdir(parents=True, exist_ok=True)
-    temp = stamp.with_name(f".{stamp.name}.{os.getpid()}.tmp")
-    atomic_write(temp, seen.to_json(key), durable=False)
-    try:
-        os.link(temp, stamp)
-    except FileExistsError:
-        pass
-    finally:
-        temp.unlink(missing_ok=True)
+    create_if_missing(stamp, seen.to_json(key))
 
 
 def ensure(out_dir: Path, observed: Mapping[str, Seen]) -> list[str]:
