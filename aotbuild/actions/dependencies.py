@@ -46,9 +46,8 @@ def workspace_files(root: Path, extra: list[str]) -> list[str]:
     return sorted(found)
 
 
-def distributions() -> list[str]:
+def distributions(by_module: Mapping[str, list[str]]) -> list[str]:
     """Installed distributions the process imported from (torch, its dependencies, the model's libraries)."""
-    by_module = importlib.metadata.packages_distributions()
     tops = {name.partition(".")[0] for name in list(sys.modules)}
     names = {dist for top in tops - set(sys.stdlib_module_names) for dist in by_module.get(top, [])}
     return sorted(names, key=str.lower)

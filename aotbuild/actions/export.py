@@ -6,6 +6,7 @@ unchanged sources find its result without importing torch; otherwise torch.expor
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import sys
 import time
@@ -152,13 +153,14 @@ def _deps(ctx: ActionContext, recorder: input_discovery.Recorder) -> dict[str, l
     absent, absent_outside = recorder.absent_files(pythonpath)
     missing = [f for f in data if not (ctx.root / f).exists()]  # a declared file that may appear later
     extra = ([spec["weights"]] if spec["weights"] else []) + sorted(recorder.opened) + data
-    external = input_discovery.external_module_files(ctx.root, list(sys.modules.values()))
+    by_module = importlib.metadata.packages_distributions()  # tens of milliseconds: listed once
+    external = input_discovery.external_module_files(ctx.root, list(sys.modules.values()), by_module)
     # Modules found outside the workspace and every installation came through PYTHONPATH (or the like): which
     # ones an import finds depends on it, so it is an input too (unset, a clean build might not find them).
     env = {*spec.get("env", []), *([dependencies.PYTHONPATH] if external else [])}
     return {"files": dependencies.workspace_files(ctx.root, [f for f in extra if f not in missing]),
             "absent": sorted({*absent, *missing, *absent_outside}), "external": external,
-            "globs": globs, "env": sorted(env), "packages": dependencies.distributions()}
+            "globs": globs, "env": sorted(env), "packages": dependencies.distributions(by_module)}
 
 
 def full_precision_on_gpu(torch: Any, device: str) -> None:

@@ -10,12 +10,11 @@ files that would have satisfied it: creating one of them later changes the expor
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import sys
 import sysconfig
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,20 +37,18 @@ def installed_roots() -> tuple[str, ...]:
     return tuple(sorted(os.path.realpath(r) + "/" for r in roots if r))
 
 
-def external_module_files(root: Path, modules: Sequence[Any]) -> list[str]:
+def external_module_files(root: Path, modules: Sequence[Any], distributed: Mapping[str, Any]) -> list[str]:
     """Absolute paths of imported modules found outside the workspace and every installation (PYTHONPATH,
-    a sys.path entry added by hand) that no installed distribution provides: hashed like workspace sources,
-    since no version number covers them."""
+    a sys.path entry added by hand) that no installed distribution provides (`distributed`: top-level name ->
+    distributions, importlib.metadata.packages_distributions()): hashed like workspace sources, since no
+    version number covers them."""
     installed = installed_roots()
     prefix = f"{os.path.realpath(root)}/"
     found = set()
-    distributed = None  # top-level names an installed distribution provides: tracked by version instead
     for module in modules:
         file = getattr(module, "__file__", None)
         if not isinstance(file, str) or not os.path.isabs(file):
             continue
-        if distributed is None:
-            distributed = importlib.metadata.packages_distributions()
         if str(getattr(module, "__name__", "")).partition(".")[0] in distributed:
             continue
         real = os.path.realpath(file)
