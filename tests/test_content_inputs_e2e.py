@@ -152,6 +152,20 @@ def test_a_file_read_outside_the_workspace_is_warned_about(fuzz, tmp_path: Path)
     assert f"warning: //m:d: the model read {outside}, outside the workspace" in fuzz.last_output
 
 
+def test_stamps_recreated_during_a_build_leave_its_targets_done(fuzz) -> None:
+    """Found by the fuzzer (seeds 3003, 6006): distribution stamps deleted, then a build in which one target
+    fails. The exports that recreated the stamps kept their unchanged outputs, older than the stamps: ninja
+    would run them again on every build, and after the failure they were reported failed though done."""
+    shutil.rmtree(fuzz.ws / "aot-out" / ".aotbuild" / "dists")
+    del fuzz.env["PYTHONPATH"]  # //m:e imports a module from it: e fails, the others do not
+    outcomes = build(fuzz)
+    assert outcomes.pop("//m:e") == "failed"
+    assert "failed" not in outcomes.values()
+    outcomes = build(fuzz)
+    assert outcomes.pop("//m:e") == "failed"
+    assert set(outcomes.values()) == {"up to date"}
+
+
 @pytest.mark.fuzz
 def test_the_differential_fuzzer_finds_no_mismatch(tmp_path: Path, weights: list[Path]) -> None:
     """A short run for CI (bench/incremental_fuzz.py runs hundreds of steps) from a random seed, which a
