@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -40,20 +41,57 @@ def sha256_file(path: Path) -> str:
         return sha256_stream(f)
 
 
-class HashingWriter:
-    """A writable file that hashes what passes through it."""
+class HashingWriter(io.RawIOBase):
+    """A writable file that hashes what passes through it. The digest is of the file's bytes only while they
+    were written in order: `sequential` turns False when a write lands anywhere but at the end of the last."""
 
     def __init__(self, file: BinaryIO) -> None:
+        super().__init__()
         self.file = file
         import hashlib
 
         self.sha256 = hashlib.sha256()
         self.size = 0
+        self.sequential = True
+        self._moved = False
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        if self._moved and self.file.tell() != self.size:
+            self.sequential = False
+        self._moved = False
         self.sha256.update(data)
         self.size += len(data)
         return self.file.write(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._moved = True
+        return self.file.seek(offset, whence)
+
+    def truncate(self, size: int | None = None) -> int:
+        self.sequential = False
+        return self.file.truncate(size)
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return hasattr(self.file, "seekable") and self.file.seekable()
+
+    def tell(self) -> int:
+        return self._own("tell")()
+
+    def flush(self) -> None:
+        if hasattr(self.file, "flush"):
+            self.file.flush()
+
+    def fileno(self) -> int:
+        return self._own("fileno")()
+
+    def _own(self, name: str) -> Any:
+        """The wrapped file's method, or the error io gives for a file that lacks it (a download sink)."""
+        if not hasattr(self.file, name):
+            raise io.UnsupportedOperation(name)
+        return getattr(self.file, name)
 
 
 def key_of(kind: str, value: Any) -> str:

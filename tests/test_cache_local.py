@@ -69,6 +69,29 @@ def test_put_written_stores_what_the_writer_wrote_in_pieces(tmp_path: Path) -> N
     assert list((tmp_path / "cache" / "v1" / "tmp").iterdir()) == []
 
 
+@pytest.mark.parametrize("how", ["seek back and overwrite", "write around the wrapper", "seek to the end"])
+def test_put_written_digests_the_file_written_whatever_order_the_writer_used(tmp_path: Path, how: str) -> None:
+    """The digest is taken while the bytes pass; a writer that goes back (a zip's header patched at the end)
+    or writes through the descriptor must still get the digest of what the file holds."""
+    store = LocalStore(tmp_path / "cache")
+
+    def write(f) -> None:
+        f.write(b"header--" + os.urandom(1 << 16))
+        if how == "seek back and overwrite":
+            f.seek(0)
+            f.write(b"HEADER")
+        elif how == "write around the wrapper":
+            f.flush()
+            os.write(f.fileno(), b"more")
+        else:
+            f.seek(0, os.SEEK_END)
+            f.write(b"tail")
+
+    digest = store.put_written(write)
+    assert digest == sha256_bytes(store.blob_path(digest).read_bytes())
+    assert store.get_bytes(digest) is not None
+
+
 def test_put_written_leaves_nothing_when_the_writer_fails(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "cache")
 

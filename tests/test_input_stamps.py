@@ -86,3 +86,25 @@ def test_racily_clean_inputs_are_hashed_again(tmp_path: Path) -> None:
     (ws / "f.py").write_text("x = 2\n")  # same size
     os.utime(ws / "f.py", ns=(st.st_atime_ns, st.st_mtime_ns))
     assert input_stamps.refresh(ws, out, {}) == ["file:f.py"]
+
+
+def test_an_unchanged_input_is_hashed_once_per_process_and_an_edited_one_again(tmp_path: Path, monkeypatch) -> None:
+    """An export states its inputs before and after it runs: a weights file of gigabytes is read once, yet an
+    edit in between (a new ctime, whatever the mtime) is hashed again."""
+    from types import SimpleNamespace
+
+    from aotbuild.planning.file_state import RACY_NS
+
+    hashed: list[Path] = []
+    real_hash, real_now = input_stamps.sha256_file, time.time_ns
+    monkeypatch.setattr(input_stamps, "sha256_file", lambda p: hashed.append(p) or real_hash(p))
+    monkeypatch.setattr(input_stamps, "time", SimpleNamespace(time_ns=lambda: real_now() + 2 * RACY_NS))
+    write(tmp_path / "w.bin", "a" * 100)
+    key = input_stamps.file_key("w.bin")
+    first = input_stamps.observe(tmp_path, key, {})
+    assert input_stamps.observe(tmp_path, key, {}) == first and len(hashed) == 1
+    st = (tmp_path / "w.bin").stat()
+    time.sleep(0.05)  # past the file system clock's tick: the edit gets another ctime
+    (tmp_path / "w.bin").write_text("b" * 100)  # same size, mtime put back
+    os.utime(tmp_path / "w.bin", ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert input_stamps.observe(tmp_path, key, {}).digest != first.digest and len(hashed) == 2

@@ -13,7 +13,7 @@ from aotbuild.cache import eviction
 from aotbuild.cache.store import check_hex, encode_action, is_hex, parse_action
 from aotbuild.errors import CacheError
 from aotbuild.fsutil import atomic_write, copy_stream, pending_file
-from aotbuild.hashing import canonical_json, sha256_bytes, sha256_file, sha256_stream
+from aotbuild.hashing import HashingWriter, canonical_json, sha256_bytes, sha256_file, sha256_stream
 
 if TYPE_CHECKING:
     import filelock
@@ -78,9 +78,11 @@ class LocalStore:
         try:
             # The destination depends on the digest, so write into tmp/ (same filesystem) and rename after.
             with pending_file(self.base / "tmp", "put") as pending:
-                write(pending.file)
+                sink = HashingWriter(pending.file)  # hashed as it is written: gigabytes are read back only
+                write(sink)                          # when the writer went back or wrote around the wrapper
                 pending.file.flush()
-                digest = sha256_file(pending.path)  # read back from the page cache
+                whole = sink.sequential and os.fstat(pending.file.fileno()).st_size == sink.size
+                digest = sink.sha256.hexdigest() if whole else sha256_file(pending.path)
                 dest = self._cas_path(digest)
                 if not self._verified(dest, digest):
                     pending.commit(dest, BLOB_MODE, durable)
