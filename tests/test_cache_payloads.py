@@ -57,6 +57,14 @@ def test_every_kind_accepts_what_its_writer_writes(kind: str) -> None:
     assert payloads.problem(kind, VALID[kind]) is None
 
 
+def test_an_export_without_a_stored_program_names_only_its_other_blobs() -> None:
+    """A program with large weights is not stored (export.PROGRAM_STORE_LIMIT): `program` is null and the
+    blobs are the other two; a null program still listed among the blobs is refused."""
+    without = {**VALID["export"], "program": None, "blobs": H[1:3]}
+    assert payloads.problem("export", without) is None
+    assert payloads.problem("export", {**without, "blobs": [None, *H[1:3]]}) is not None
+
+
 # The rows of issue 21 and their neighbours: each is a miss, never an exception.
 BAD = [
     ("export-deps", "lists", [{"files": 5}], "lists[0]"),

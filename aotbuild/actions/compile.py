@@ -80,22 +80,26 @@ def compile_key(ctx: ActionContext, graph: dict[str, Any]) -> str:
     return key_of("compile", value)
 
 
-def _program_path(ctx: ActionContext, graph: dict[str, Any]) -> Path:
-    """The verified program blob in the cache, loaded from there (reading it into memory first would hold the
-    weights twice while torch builds its tensors), once it is in the one form torch.export.load cannot run code
-    from (the export checked it already when it took the program from the cache: this guards graph.json edited
-    by hand)."""
-    path = ctx.store.blob_path(graph["program"])
-    if path is None:
-        from aotbuild.actions.export import reexported_blob
+def _load_program(ctx: ActionContext, graph: dict[str, Any]) -> Any:
+    """The exported program: loaded from its verified blob in the cache (never read into memory first, which
+    would hold the weights twice), once it is in the one form torch.export.load cannot run code from (the
+    export checked it already when it took the program from the cache: this guards graph.json edited by
+    hand); exported again in this process where none was stored (large weights) or it was evicted."""
+    import torch
 
-        path = reexported_blob(ctx, graph["graph_hash"], "program")
+    path = ctx.store.blob_path(graph["program"]) if graph["program"] is not None else None
+    if path is None:
+        from aotbuild.actions.reexport import reexported_program
+
+        with ctx.phases.phase("reexport"):
+            return reexported_program(ctx, graph["graph_hash"])
     with open(path, "rb") as program:
         why = archives.program_problem(program)
     if why is not None:
         raise ActionError(ctx.label, "compile", f"refusing to load program cas/{graph['program']}: {why}\n"
                           "  fix: run `aotbuild clean` and build again")
-    return path
+    with ctx.phases.phase("load_program"):
+        return torch.export.load(str(path))
 
 
 def _export_backends(torch: Any, dynamic: bool) -> contextlib.AbstractContextManager:
@@ -140,8 +144,7 @@ def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], key: str) -> di
         # torch.export.load rebuilds the input/output specs, so the modules registering their types come first.
         interface.import_required(graph["interface"]["requires_imports"], ctx.root, ctx.label)
         options = _known_to(torch, inductor_options(ctx.spec))
-        with ctx.phases.phase("load_program"):
-            program = torch.export.load(str(_program_path(ctx, graph)))
+        program = _load_program(ctx, graph)
         # The file stem becomes the archive's root folder, so it is fixed too.
         pt2 = stage / "model.pt2"
         with _export_backends(torch, ctx.spec["dynamic"]), ctx.phases.phase("trace_and_package"):

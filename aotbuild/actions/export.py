@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aotbuild.actions import data_inputs, dependencies, export_failures, input_discovery, reference_io, trust
+from aotbuild.actions import data_inputs, dependencies, input_discovery, reference_io, tracing, trust
 from aotbuild.actions.runtime import ActionContext, run_action
 from aotbuild.cache import payloads
 from aotbuild.errors import InfraError
@@ -23,6 +23,7 @@ from aotbuild.hashing import key_of, pretty_json
 from aotbuild.rules.compile import SPEC as COMPILE_SPEC
 from aotbuild.rules.export import DISCOVERED, GRAPH, REFERENCE
 from aotbuild.rules.export import KIND as EXPORT
+from aotbuild.planning import input_stamps
 from aotbuild.workspace import settings
 
 MAX_DEPENDENCY_LISTS = payloads.MAX_DEPENDENCY_LISTS
@@ -88,44 +89,32 @@ def _record(ctx: ActionContext, result: dict[str, Any], current: dict[str, Any])
     ctx.store.put_action(key_of("export-deps", source), {"lists": lists[:MAX_DEPENDENCY_LISTS]})
 
 
+# Programs holding more bytes of weights than this are not stored: writing them into the cache and reading
+# them back in the compile costs more than the compile exporting again in its own process, and an export
+# whose graph is unchanged (a comment edited) never needs them at all. BENCHMARKS.md, real-size models.
+PROGRAM_STORE_LIMIT = 128 << 20
+
+
 def export_program(ctx: ActionContext) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Run torch.export and store the program and the eager reference outputs; returns the state of its
-    inputs (its key) and the level-2 result."""
-    spec, device = ctx.spec, ctx.spec["device"]
-    ctx.require_gpu(device)  # before importing torch: a skipped CUDA target costs nothing
-    with ctx.phases.phase("import"):  # about 0 in a warm worker, which imported these before forking
-        import torch
+    """Run torch.export and store the program (unless its weights are large) and the eager reference outputs;
+    returns the state of its inputs (its key) and the level-2 result."""
+    import torch
 
-        from aotbuild.actions import example_inputs, graph_hash, interface, model_loader, signature_check
-        from aotbuild.actions.locate import location
+    from aotbuild.actions import interface
+    from aotbuild.actions.locate import location
 
-    ctx.check_toolchain(torch.__version__)
-    full_precision_on_gpu(torch, device)
-    started_ns = time.time_ns()
-    recorder = input_discovery.start(ctx.root, ctx.label, ctx.warn)
-    with ctx.phases.phase("load_model"):
-        model = model_loader.build_model(spec, ctx.root, device)
-    signature_check.check_inputs(model.forward, spec)
-    cases = example_inputs.cases(spec, device)
-    example = cases[0]
-    try:
-        with torch.no_grad(), ctx.phases.phase("export"):
-            ep = torch.export.export(model, example.args, example.kwargs,
-                                     dynamic_shapes=example_inputs.dynamic_shapes(spec))
-    except Exception as e:
-        raise export_failures.export_error(spec, e) from e
-    with torch.no_grad(), ctx.phases.phase("reference_outputs"):
-        outputs = [export_failures.eager(model, c, spec) for c in cases]
-    input_discovery.stop(recorder)
+    spec = ctx.spec
+    traced = tracing.trace(ctx)
+    ep, cases, outputs = traced.program, traced.cases, traced.outputs
     # Raises for outputs that are not tensors, before anything is stored.
     described = interface.describe(ep, spec, outputs[0], location(spec))
-    with ctx.phases.phase("graph_hash"):
-        digest_of_graph = graph_hash.graph_hash(ep)
-    with ctx.phases.phase("store_program"):
-        # Written straight into the cache: a copy of the serialized weights in memory would double the peak.
-        # Not fsynced: only ever read back through the cache, which verifies it (a torn one is exported again).
-        program = ctx.store.put_written(lambda f: torch.export.save(ep, f), f"{ctx.label}'s exported program",
-                                        durable=False)
+    program = None
+    if tracing.weight_bytes(ep) <= PROGRAM_STORE_LIMIT:
+        with ctx.phases.phase("store_program"):
+            # Written straight into the cache: a copy of the serialized weights in memory would double the
+            # peak. Not fsynced: only ever read back through the cache, which verifies it (a torn one is a miss).
+            program = ctx.store.put_written(lambda f: torch.export.save(ep, f), f"{ctx.label}'s exported program",
+                                            durable=False)
     # Outputs as flat tensors with their paths: a model's own output type (a registered dataclass) could not be
     # loaded back with weights_only=True.
     references = []
@@ -137,12 +126,13 @@ def export_program(ctx: ActionContext) -> tuple[dict[str, Any], dict[str, Any]]:
     reference = ctx.store.put_written(lambda f: torch.save(on_cpu, f), f"{ctx.label}'s reference outputs",
                                       durable=False)
     flat = ctx.store.put_bytes(reference_io.encode(ctx.label, references))  # the same cases, for C++ consumers
-    deps = _deps(ctx, recorder)
+    deps = _deps(ctx, traced.recorder)
     current = dependencies.state(ctx.root, deps)  # hashed, then checked unchanged since the import began
-    dependencies.check_unchanged_since(ctx.root, deps, started_ns, ctx.label)
-    return current, {"graph_hash": digest_of_graph, "program": program, "reference": reference, "reference_io": flat,
-            "deps": deps, "cases": [c.name for c in cases], "blobs": [program, reference, flat],
-            "interface": described}
+    dependencies.check_unchanged_since(ctx.root, deps, traced.started_ns, ctx.label)
+    stored = [program] if program is not None else []
+    return current, {"graph_hash": traced.graph_hash, "program": program, "reference": reference,
+                     "reference_io": flat, "deps": deps, "cases": [c.name for c in cases],
+                     "blobs": [*stored, reference, flat], "interface": described}
 
 
 def _deps(ctx: ActionContext, recorder: input_discovery.Recorder) -> dict[str, list[str]]:
@@ -163,41 +153,12 @@ def _deps(ctx: ActionContext, recorder: input_discovery.Recorder) -> dict[str, l
             "globs": globs, "env": sorted(env), "packages": dependencies.distributions(by_module)}
 
 
-def full_precision_on_gpu(torch: Any, device: str) -> None:
-    """TF32 off for this action process: eager references and verify runs then compute in true float32, so
-    float32 tolerances stay meaningful (cuDNN convolutions default to TF32, about 1e-3 relative error)."""
-    if device.startswith("cuda"):
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-
-
-def reexport(ctx: ActionContext, graph_hash: str, blob: str) -> bytes:
-    """The bytes of reexported_blob (for small blobs)."""
-    return reexported_blob(ctx, graph_hash, blob).read_bytes()
-
-
-def reexported_blob(ctx: ActionContext, graph_hash: str, blob: str) -> Path:
-    """Export again to recover an evicted or corrupt blob ("program" or "reference") of graph.json's graph;
-    returns the verified blob's path in the cache.
-
-    Cheaper than failing: the model is unchanged (ninja would have re-run the export otherwise)."""
-    export_ctx = ActionContext(**{**ctx.__dict__, "spec": ctx.read_json(EXPORT.spec_file), "action": EXPORT.name})
-    _, result = export_program(export_ctx)
-    if result["graph_hash"] != graph_hash:
-        raise InfraError(f"{ctx.label}: the exported {blob} is missing from the cache and the model no longer "
-                         "exports to the same graph; run `aotbuild build` again")
-    path = ctx.store.blob_path(result[blob])
-    if path is None:
-        raise InfraError(f"{ctx.label}: the exported {blob} was removed from the cache {ctx.store.root} while "
-                         "this build was using it (by `aotbuild cache gc` or another process deleting files "
-                         "there); run `aotbuild build` again")
-    return path
-
-
-def _program_for_graph(ctx: ActionContext, result: dict[str, Any]) -> str:
+def _program_for_graph(ctx: ActionContext, result: dict[str, Any]) -> str | None:
     """The program stored for this graph hash, first writer wins: programs with one hash differ only in
     source-location metadata, and sharing one keeps graph.json (hence the compile step) unchanged. An entry
     that is malformed or names a program unsafe to load is replaced by this one's (checked by its reader)."""
+    if result["program"] is None:  # not stored (large weights): the compile exports again
+        return None
     key = key_of("program-of-graph", result["graph_hash"])
     entry = payloads.checked(ctx.store, key, "program-of-graph")
     why = entry and trust.unsafe_program(ctx.store, entry["program"])
@@ -222,7 +183,8 @@ def write_outputs(ctx: ActionContext, result: dict[str, Any], current: dict[str,
     write_if_changed(ctx.target_dir / REFERENCE, pretty_json(reference), ctx.durable)
     write_if_changed(ctx.target_dir / GRAPH, pretty_json(graph), ctx.durable)
     reference_io.materialize(flat_reference, ctx.target_dir, ctx.durable)
-    _not_older_than(paths, [ctx.target_dir / name for name in (GRAPH, REFERENCE, reference_io.FILE)])
+    _not_older_than(paths, [ctx.target_dir / name for name in (GRAPH, REFERENCE, reference_io.FILE)],
+                    input_stamps.refreshed_ns(ctx.out_dir))
     # The depfile must name the output exactly as build.ninja does (relative to aot-out/).
     output = (ctx.target_dir / GRAPH).relative_to(ctx.out_dir).as_posix()
     # Before the depfile: whenever ninja records these dependencies, this list holds them too. Relative to
@@ -232,12 +194,15 @@ def write_outputs(ctx: ActionContext, result: dict[str, Any], current: dict[str,
     atomic_write(ctx.target_dir / f"{GRAPH}.d", f"{output}: {deps}\n".encode(), durable=ctx.durable)
 
 
-def _not_older_than(dependencies: list[str], outputs: list[Path]) -> None:
-    """Touch the outputs a dependency is newer than. Unchanged outputs keep their mtime (ninja's restat), but
-    a stamp created during this action (a distribution imported for the first time, a stamp deleted since the
-    last build) is newer than them and than what ninja recorded: ninja would run this export again on every
-    build, and call the target not done when another target fails."""
-    newest = max((os.stat(p).st_mtime_ns for p in dependencies), default=0)
+def _not_older_than(dependencies: list[str], outputs: list[Path], refreshed_ns: int) -> None:
+    """Touch the outputs that a stamp made during this build is newer than. Unchanged outputs keep their mtime
+    (ninja's restat), but a stamp created meanwhile, by this action or another (a distribution imported for the
+    first time, a stamp deleted since the last build), is newer than what ninja recorded: ninja would run this
+    export again on every build, and call the target not done when another target fails. A stamp the build
+    refreshed before it started ninja (`refreshed_ns`) is no such stamp: ninja saw it, and touching would
+    re-run the compile for nothing."""
+    times = (os.stat(p).st_mtime_ns for p in dependencies)
+    newest = max((t for t in times if t >= refreshed_ns), default=0)
     for output in outputs:
         if os.stat(output).st_mtime_ns < newest:
             os.utime(output)

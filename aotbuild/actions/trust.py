@@ -91,4 +91,4 @@ def unsafe_export(store: Any, root: Path, result: dict[str, Any], spec: dict[str
     """Why a schema-valid export entry must not be used here, or None."""
     return (unsafe_deps(root, [result["deps"]], spec.get("env", []))
             or unsafe_imports(root, result["interface"]["requires_imports"], result["deps"]["files"])
-            or unsafe_program(store, result["program"]))
+            or (unsafe_program(store, result["program"]) if result["program"] is not None else None))

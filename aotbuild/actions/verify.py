@@ -73,7 +73,7 @@ def run_checks(ctx: ActionContext, manifest: dict[str, Any], reference_digest: s
     from torch.utils import _pytree as pytree
 
     from aotbuild.actions.example_inputs import flat_tensors
-    from aotbuild.actions.export import full_precision_on_gpu
+    from aotbuild.actions.tracing import full_precision_on_gpu
 
     full_precision_on_gpu(torch, manifest["device"])
 
@@ -83,9 +83,9 @@ def run_checks(ctx: ActionContext, manifest: dict[str, Any], reference_digest: s
     import_required(manifest["requires_imports"], ctx.root, ctx.label)
     data = ctx.store.get_bytes(reference_digest)
     if data is None:  # evicted by gc or corrupt: recompute the eager outputs rather than fail
-        from aotbuild.actions.export import reexport
+        from aotbuild.actions.reexport import reexported_reference
 
-        data = reexport(ctx, ctx.read_json(GRAPH)["graph_hash"], "reference")
+        data = reexported_reference(ctx, ctx.read_json(GRAPH)["graph_hash"])
     cases = torch.load(io.BytesIO(data), weights_only=True)  # from our cache, digest verified
     device = manifest["device"]
     cases = pytree.tree_map(lambda x: x.to(device) if isinstance(x, torch.Tensor) else x, cases)

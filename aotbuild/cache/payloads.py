@@ -96,11 +96,14 @@ def export_deps(payload: Any) -> None:  # actions/export.py _record
 def export(payload: Any) -> None:  # actions/export.py export_program
     _fields(payload, "payload", {"graph_hash", "program", "reference", "reference_io", "deps", "cases", "blobs",
                                  "interface"})
-    for name in ("graph_hash", "program", "reference", "reference_io"):
+    for name in ("graph_hash", "reference", "reference_io"):
         digest(payload[name], name)
+    if payload["program"] is not None:  # None: not stored, the compile exports again (export.PROGRAM_STORE_LIMIT)
+        digest(payload["program"], "program")
     _deps(payload["deps"], "deps")
     _list(payload["cases"], "cases", _str)
-    _blobs(payload, [payload["program"], payload["reference"], payload["reference_io"]])
+    stored = [payload["program"]] if payload["program"] is not None else []
+    _blobs(payload, [*stored, payload["reference"], payload["reference_io"]])
     _interface(payload["interface"], "interface")
 
 
