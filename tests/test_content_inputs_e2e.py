@@ -154,15 +154,14 @@ def test_a_file_read_outside_the_workspace_is_warned_about(fuzz, tmp_path: Path)
 
 def test_stamps_recreated_during_a_build_leave_its_targets_done(fuzz) -> None:
     """Found by the fuzzer (seeds 3003, 6006): distribution stamps deleted, then a build in which one target
-    fails. The exports that recreated the stamps kept their unchanged outputs, older than the stamps: ninja
-    would run them again on every build, and after the failure they were reported failed though done."""
+    fails. The exports that recreated the stamps kept their unchanged outputs, older than the stamps, so
+    ninja's dry run called them not done, and they were reported failed though their actions succeeded."""
     shutil.rmtree(fuzz.ws / "aot-out" / ".aotbuild" / "dists")
     del fuzz.env["PYTHONPATH"]  # //m:e imports a module from it: e fails, the others do not
-    outcomes = build(fuzz)
-    assert outcomes.pop("//m:e") == "failed"
-    assert "failed" not in outcomes.values()
-    outcomes = build(fuzz)
-    assert outcomes.pop("//m:e") == "failed"
+    for _ in range(3):  # the next build re-runs them once (a cache hit), then ninja's log has the stamps
+        outcomes = build(fuzz)
+        assert outcomes.pop("//m:e") == "failed"
+        assert "failed" not in outcomes.values()
     assert set(outcomes.values()) == {"up to date"}
 
 

@@ -23,7 +23,6 @@ from aotbuild.hashing import key_of, pretty_json
 from aotbuild.rules.compile import SPEC as COMPILE_SPEC
 from aotbuild.rules.export import DISCOVERED, GRAPH, REFERENCE
 from aotbuild.rules.export import KIND as EXPORT
-from aotbuild.planning import input_stamps
 from aotbuild.workspace import settings
 
 MAX_DEPENDENCY_LISTS = payloads.MAX_DEPENDENCY_LISTS
@@ -183,8 +182,6 @@ def write_outputs(ctx: ActionContext, result: dict[str, Any], current: dict[str,
     write_if_changed(ctx.target_dir / REFERENCE, pretty_json(reference), ctx.durable)
     write_if_changed(ctx.target_dir / GRAPH, pretty_json(graph), ctx.durable)
     reference_io.materialize(flat_reference, ctx.target_dir, ctx.durable)
-    _not_older_than(paths, [ctx.target_dir / name for name in (GRAPH, REFERENCE, reference_io.FILE)],
-                    input_stamps.refreshed_ns(ctx.out_dir))
     # The depfile must name the output exactly as build.ninja does (relative to aot-out/).
     output = (ctx.target_dir / GRAPH).relative_to(ctx.out_dir).as_posix()
     # Before the depfile: whenever ninja records these dependencies, this list holds them too. Relative to
@@ -192,20 +189,6 @@ def write_outputs(ctx: ActionContext, result: dict[str, Any], current: dict[str,
     listed = "".join(f"{os.path.relpath(p, ctx.out_dir)}\n" for p in paths)
     write_if_changed(ctx.target_dir / DISCOVERED, listed.encode(), ctx.durable)
     atomic_write(ctx.target_dir / f"{GRAPH}.d", f"{output}: {deps}\n".encode(), durable=ctx.durable)
-
-
-def _not_older_than(dependencies: list[str], outputs: list[Path], refreshed_ns: int) -> None:
-    """Touch the outputs that a stamp made during this build is newer than. Unchanged outputs keep their mtime
-    (ninja's restat), but a stamp created meanwhile, by this action or another (a distribution imported for the
-    first time, a stamp deleted since the last build), is newer than what ninja recorded: ninja would run this
-    export again on every build, and call the target not done when another target fails. A stamp the build
-    refreshed before it started ninja (`refreshed_ns`) is no such stamp: ninja saw it, and touching would
-    re-run the compile for nothing."""
-    times = (os.stat(p).st_mtime_ns for p in dependencies)
-    newest = max((t for t in times if t >= refreshed_ns), default=0)
-    for output in outputs:
-        if os.stat(output).st_mtime_ns < newest:
-            os.utime(output)
 
 
 def from_cache(ctx: ActionContext, state: StateOf = dependencies.state, installed: dict[str, str] | None = None,

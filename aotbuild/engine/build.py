@@ -170,7 +170,6 @@ def _goals(ctx: Context, request: BuildRequest, labels: list[Label]) -> Goals:
     dist_stamps.refresh(ctx.out_dir)  # an upgraded distribution re-runs the exports that imported it
     # An input whose content changed (whatever its mtime) gets a fresh stamp: ninja re-runs what read it.
     input_stamps.refresh(ctx.root, ctx.out_dir, settings.environ())
-    input_stamps.mark_refreshed(ctx.out_dir)
     packages = ctx.plan.packages
     entries = {str(label): packages[label.package].targets[label.name] for label in labels}
     goals = {label: entry["goals"][request.goal] for label, entry in entries.items()}

@@ -89,7 +89,7 @@ def settle(how: Run, wanted: Goals, labels: list[Label], result: BuildResult, op
         outcome, failure = outcome_of(events)
         rc = optional_rc if label in wanted.optional else result.ninja_rc
         goal = wanted.goals[label]
-        if failure is None and rc and not is_up_to_date(how.binary, how.out_dir, goal):
+        if failure is None and rc and not _made(goal, events) and not is_up_to_date(how.binary, how.out_dir, goal):
             # No failure of its own, yet not done: its action crashed, or ninja stopped before reaching it.
             outcome, failure = "failed", _crash_report(how.out_dir / goal) or (
                 "not completed: the build stopped before this target was done "
@@ -104,6 +104,16 @@ def settle(how: Run, wanted: Goals, labels: list[Label], result: BuildResult, op
     if result.ninja_rc and not result.failures:
         # ninja failed before any action ran (a missing input, a broken build.ninja): say so, never stay silent.
         result.failures["(ninja)"] = f"ninja exited with code {result.ninja_rc}; see its output above"
+
+
+def _made(goal: str, events: list[dict]) -> bool:
+    """Whether the action making `goal` reported success in this build. ninja's dry run may still call the
+    goal stale: a stamp another action created meanwhile (a distribution imported for the first time) is newer
+    than the outputs this one kept, and only the next build settles that, with a cheap cache hit."""
+    from aotbuild import rules
+
+    kind = next((k for k in rules.kinds() if goal.endswith(f"/{k.goal}")), None)
+    return kind is not None and any(e["action"] == kind.name and e["outcome"] != "failed" for e in events)
 
 
 def _crash_report(goal: Path) -> str | None:

@@ -142,22 +142,6 @@ def ensure(out_dir: Path, observed: Mapping[str, Seen]) -> list[str]:
     return paths
 
 
-REFRESHED = f"{layout.STATE_DIR}/stamps-refreshed"  # its mtime: when a build last refreshed the stamps
-
-
-def mark_refreshed(out_dir: Path) -> None:
-    """After the refreshes, before the cache pass and ninja: a stamp newer than this was made during the build."""
-    atomic_write(out_dir / REFRESHED, b"", durable=False)
-
-
-def refreshed_ns(out_dir: Path) -> int:
-    """When the stamps were last refreshed (0 if never: then every stamp counts as made during the build)."""
-    try:
-        return os.stat(out_dir / REFRESHED).st_mtime_ns
-    except FileNotFoundError:
-        return 0
-
-
 def refresh(root: Path, out_dir: Path, environ: Mapping[str, str]) -> list[str]:
     """Before ninja runs: bring every stamp up to date with its input; returns the keys whose content changed.
 
