@@ -29,6 +29,7 @@ VALID: dict[str, dict[str, Any]] = {
     "export": {"graph_hash": H[3], "program": H[0], "reference": H[1], "reference_io": H[2], "deps": DEPS,
                "cases": ["example"], "blobs": H[:3], "interface": INTERFACE},
     "program-of-graph": {"program": H[0], "blobs": [H[0]]},
+    "exports-differ": {"graph_hashes": H[:2]},
     "compile": {"torch": "2.13.0+cpu", "so_needs_kernel_files": [], "pt2": {"sha256": H[0], "size": 10},
                 "so": {"sha256": H[1], "size": 5}, "blobs": H[:2]},
     "verify": {"cases": [{"case": "example", "artifact": "so", "outputs": [

@@ -58,3 +58,22 @@ def test_a_large_program_is_not_stored_and_the_compile_exports_it_again(tmp_path
     assert run.code == 0, run.output
     assert [(a["action"], a["outcome"]) for a in run.report["actions"]] == [("export", "exported")]
 
+
+
+def test_a_large_model_that_exports_differently_each_time_gets_its_program_stored(tmp_path: Path) -> None:
+    """Weights initialised without a seed: the compile's export gives another graph than the export did. It
+    fails once, saying why; the next build's export stores the program, and the artifacts verify."""
+    ws, cache = tmp_path / "ws", tmp_path / "cache"
+    write(ws / "WORKSPACE.aot.yaml", "")
+    write(ws / "models" / "__init__.py", "")
+    write(ws / "models" / "big.py", MODEL.replace("        torch.manual_seed(0)\n", ""))
+    write(ws / "models" / "BUILD.aot.yaml",
+          "targets:\n  big:\n    model: models.big:Big\n    inputs:\n      x: {shape: [2, 6144], dtype: float32}\n")
+    env = {"AOTBUILD_CACHE_DIR": str(cache)}
+    run = aotbuild(["build", "//models:big"], ws, env)
+    assert run.code == 1
+    assert "the model gave another graph than its export did" in run.output and "run `aotbuild build` again" in run.output
+    run = aotbuild(["test", "//models:big"], ws, env)
+    assert run.code == 0, run.output
+    assert "PASSED //models:big" in run.stdout
+    assert json.loads((ws / "aot-out" / "models" / "@big" / "graph.json").read_text())["program"] is not None

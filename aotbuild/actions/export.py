@@ -29,7 +29,7 @@ MAX_DEPENDENCY_LISTS = payloads.MAX_DEPENDENCY_LISTS
 StateOf = Callable[[Path, dict[str, list[str]]], dict[str, Any]]  # dependencies.state, or a memo of it
 
 
-def _source_key(ctx: ActionContext) -> dict[str, Any]:
+def source_key(ctx: ActionContext) -> dict[str, Any]:
     # The label only names the target: one model declared under two labels shares one cache entry.
     # `where` (file and line) is for error messages: moving a target in its file changes no result.
     spec = {k: v for k, v in ctx.spec.items() if k not in ("label", "where")}
@@ -42,7 +42,7 @@ def _cached_result(ctx: ActionContext, state: StateOf = dependencies.state,
     the result and the state it was found with. Every entry is checked first (cache/payloads.py,
     actions/trust.py): a bad one is a miss with a warning. `verdicts` keeps the checks' verdicts for a caller
     resolving many targets that share programs."""
-    source = _source_key(ctx)
+    source = source_key(ctx)
     deps_key = key_of("export-deps", source)
     recorded = payloads.checked(ctx.store, deps_key, "export-deps")
     unsafe = recorded and _remembered(verdicts, (repr(recorded["lists"]), tuple(ctx.spec.get("env", []))),
@@ -80,7 +80,7 @@ def _remembered(verdicts: dict[tuple, str | None] | None, key: tuple, check: Cal
 def _record(ctx: ActionContext, result: dict[str, Any], current: dict[str, Any]) -> None:
     """Store the result, then add its dependency list to the source key's lists (several, like ccache's
     manifests, so switching between branches keeps hitting)."""
-    source = _source_key(ctx)
+    source = source_key(ctx)
     deps = result["deps"]
     ctx.store.put_action(key_of("export", {**source, **current}), result)
     recorded = payloads.checked(ctx.store, key_of("export-deps", source), "export-deps")
@@ -94,21 +94,31 @@ def _record(ctx: ActionContext, result: dict[str, Any], current: dict[str, Any])
 PROGRAM_STORE_LIMIT = 128 << 20
 
 
+EXPORTS_DIFFER = "exports-differ"  # the source keys whose exports gave two graphs: their programs are stored
+
+
+def program_needed(ctx: ActionContext) -> bool:
+    """Whether a compile found this model exporting to another graph than its export did (weights initialised
+    without a seed, or constants computed by math whose last bits differ between CPUs): then only the stored
+    program compiles to the graph hash the export recorded."""
+    return payloads.checked(ctx.store, key_of(EXPORTS_DIFFER, source_key(ctx)), EXPORTS_DIFFER) is not None
+
+
 def export_program(ctx: ActionContext) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run torch.export and store the program (unless its weights are large) and the eager reference outputs;
     returns the state of its inputs (its key) and the level-2 result."""
+    traced = tracing.trace(ctx)  # before importing torch here: it checks for a GPU first
     import torch
 
     from aotbuild.actions import interface
     from aotbuild.actions.locate import location
 
     spec = ctx.spec
-    traced = tracing.trace(ctx)
     ep, cases, outputs = traced.program, traced.cases, traced.outputs
     # Raises for outputs that are not tensors, before anything is stored.
     described = interface.describe(ep, spec, outputs[0], location(spec))
     program = None
-    if tracing.weight_bytes(ep) <= PROGRAM_STORE_LIMIT:
+    if tracing.weight_bytes(ep) <= PROGRAM_STORE_LIMIT or program_needed(ctx):
         with ctx.phases.phase("store_program"):
             # Written straight into the cache: a copy of the serialized weights in memory would double the
             # peak. Not fsynced: only ever read back through the cache, which verifies it (a torn one is a miss).
@@ -199,7 +209,9 @@ def from_cache(ctx: ActionContext, state: StateOf = dependencies.state, installe
     started_ns = time.time_ns()
     found = _cached_result(ctx, state, verdicts)
     result, current = found if found is not None else (None, None)
-    # An entry whose blob gc evicted is a miss: export again.
+    # An entry whose blob gc evicted is a miss: export again. So is one without the program a compile needs.
+    if result is not None and result["program"] is None and program_needed(ctx):
+        return False
     flat = ctx.store.get_bytes(result["reference_io"]) if result else None
     if result is None or current is None or flat is None:
         return False

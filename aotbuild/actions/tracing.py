@@ -37,7 +37,8 @@ def trace(ctx: ActionContext, references: bool = True) -> Traced:
         from aotbuild.actions import example_inputs, graph_hash, model_loader, signature_check
 
     ctx.check_toolchain(torch.__version__)
-    full_precision_on_gpu(torch, device)
+    if references:  # not in a compile's process: inductor reads these flags when it generates code
+        full_precision_on_gpu(torch, device)
     started_ns = time.time_ns()
     recorder = input_discovery.start(ctx.root, ctx.label, ctx.warn)
     with ctx.phases.phase("load_model"):

@@ -158,9 +158,14 @@ def verify(payload: Any) -> None:  # actions/verify.py run_checks
     _list(payload["rejected"], "rejected", _rejection)
 
 
+def exports_differ(payload: Any) -> None:  # actions/reexport.py reexported_program
+    _fields(payload, "payload", {"graph_hashes"})
+    _list(payload["graph_hashes"], "graph_hashes", digest, 2)
+
+
 SCHEMAS: dict[str, Callable[[Any], None]] = {
     "export-deps": export_deps, "export": export, "program-of-graph": program_of_graph, "compile": compile_,
-    "verify": verify,
+    "verify": verify, "exports-differ": exports_differ,
 }
 
 
