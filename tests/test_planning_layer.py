@@ -236,7 +236,7 @@ def test_cuda_compile_key_holds_the_gpu_arch() -> None:
 
 def test_export_source_key_is_the_spec_without_label_and_place_plus_the_export_toolchain() -> None:
     spec = {"model": "m.tiny:Tiny", "kwargs": {}, "label": "//m:a", "where": {"file": "m/B", "line": 2}}
-    key = export_action._source_key(_ctx(spec))
+    key = export_action.source_key(_ctx(spec))
     assert key == {"spec": {"model": "m.tiny:Tiny", "kwargs": {}}, "toolchain": TOOLCHAIN["export"]}
 
 
