@@ -71,6 +71,9 @@ def test_wildcard_skips_uncached_cuda_targets_and_naming_one_fails(cold, tmp_pat
     assert run.report["actions"] == [] and not (ws / "aot-out" / layout.STATE_DIR / "gpu-targets.log").exists()
     run = aotbuild(["build", "//..."], ws, {**env, **tripwire})
     assert run.code == 0 and run.report["actions"] == [] and run.report["targets"]["//gpu:mlp"] == NEEDS_GPU
+    # That no-op stamped (the skipped targets, never exported, are no part of the stamp): the next is answered.
+    run = aotbuild(["build", "//..."], ws, {**env, **tripwire})
+    assert run.code == 0 and run.report["noop_stamp"] and run.report["targets"]["//gpu:mlp"] == NEEDS_GPU
 
     run = aotbuild(["test", "//gpu:all", "--junit-xml", str(tmp_path / "j.xml")], ws, env)
     assert run.code == 0, run.output

@@ -104,7 +104,10 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], wanted: Goals
     from aotbuild.engine import ninja_pass, noop_stamp, output_checks
 
     plan = ctx.plan
-    before = noop_stamp.begin(ctx.out_dir, plan, labels, wanted.required, request.goal) if try_stamp else None
+    # Skipped CUDA targets are no part of it: a build that may stamp leaves them skipped, and they were never
+    # exported here (no discovered-dependency list to read).
+    stamped = [x for x in labels if str(x) not in wanted.cache_only]
+    before = noop_stamp.begin(ctx.out_dir, plan, stamped, wanted.required, request.goal) if try_stamp else None
     if before is None:
         noop_stamp.discard(ctx.out_dir)
     for warning in output_checks.prepare(ctx.out_dir, labels, full=request.goal == TEST_GOAL):
