@@ -31,14 +31,19 @@ class Big(nn.Module):
 '''
 
 
-def test_a_large_program_is_not_stored_and_the_compile_exports_it_again(tmp_path: Path) -> None:
-    assert 6144 * 6145 * 4 > PROGRAM_STORE_LIMIT
-    ws, cache = tmp_path / "ws", tmp_path / "cache"
+def _workspace(tmp_path: Path, model: str) -> Path:
+    ws = tmp_path / "ws"
     write(ws / "WORKSPACE.aot.yaml", "")
     write(ws / "models" / "__init__.py", "")
-    write(ws / "models" / "big.py", MODEL)
+    write(ws / "models" / "big.py", model)
     write(ws / "models" / "BUILD.aot.yaml",
           "targets:\n  big:\n    model: models.big:Big\n    inputs:\n      x: {shape: [2, 6144], dtype: float32}\n")
+    return ws
+
+
+def test_a_large_program_is_not_stored_and_the_compile_exports_it_again(tmp_path: Path) -> None:
+    assert 6144 * 6145 * 4 > PROGRAM_STORE_LIMIT
+    ws, cache = _workspace(tmp_path, MODEL), tmp_path / "cache"
     env = {"AOTBUILD_CACHE_DIR": str(cache)}
     run = aotbuild(["test", "//models:big"], ws, env)
     assert run.code == 0, run.output
@@ -59,17 +64,11 @@ def test_a_large_program_is_not_stored_and_the_compile_exports_it_again(tmp_path
     assert [(a["action"], a["outcome"]) for a in run.report["actions"]] == [("export", "exported")]
 
 
-
 def test_a_large_model_that_exports_differently_each_time_gets_its_program_stored(tmp_path: Path) -> None:
     """Weights initialised without a seed: the compile's export gives another graph than the export did. It
     fails once, saying why; the next build's export stores the program, and the artifacts verify."""
-    ws, cache = tmp_path / "ws", tmp_path / "cache"
-    write(ws / "WORKSPACE.aot.yaml", "")
-    write(ws / "models" / "__init__.py", "")
-    write(ws / "models" / "big.py", MODEL.replace("        torch.manual_seed(0)\n", ""))
-    write(ws / "models" / "BUILD.aot.yaml",
-          "targets:\n  big:\n    model: models.big:Big\n    inputs:\n      x: {shape: [2, 6144], dtype: float32}\n")
-    env = {"AOTBUILD_CACHE_DIR": str(cache)}
+    ws = _workspace(tmp_path, MODEL.replace("        torch.manual_seed(0)\n", ""))
+    env = {"AOTBUILD_CACHE_DIR": str(tmp_path / "cache")}
     run = aotbuild(["build", "//models:big"], ws, env)
     assert run.code == 1
     assert "the model gave another graph than its export did" in run.output and "run `aotbuild build` again" in run.output

@@ -35,8 +35,8 @@ def reexported_program(ctx: ActionContext, graph_hash: str) -> Any:
                              {"graph_hashes": [graph_hash, traced.graph_hash]})
         # Nothing the export reads changed, so ninja would not run it again: without its graph.json it does.
         (ctx.target_dir / GRAPH).unlink(missing_ok=True)
-        raise ActionError(ctx.label, "compile", "exported again to compile it (its program is not stored: "
-                          "large weights), the model gave another graph than its export did: its weights or "
+        raise ActionError(ctx.label, "compile", "exported again to compile it (its program is not in the cache: "
+                          "large weights are not stored), the model gave another graph than its export did: its weights or "
                           "constants differ between runs (initialised without a seed, or computed by math whose "
                           "last bits differ between CPUs). aotbuild stores this model's program from now on.\n"
                           "  fix: run `aotbuild build` again; to keep its artifacts cacheable, seed its "

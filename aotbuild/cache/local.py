@@ -78,8 +78,10 @@ class LocalStore:
         try:
             # The destination depends on the digest, so write into tmp/ (same filesystem) and rename after.
             with pending_file(self.base / "tmp", "put") as pending:
-                sink = HashingWriter(pending.file)  # hashed as it is written: gigabytes are read back only
-                write(sink)                          # when the writer went back or wrote around the wrapper
+                # Hashed as it is written: gigabytes are read back only when the writer went back, or wrote
+                # around the wrapper.
+                sink = HashingWriter(pending.file)
+                write(sink)
                 pending.file.flush()
                 whole = sink.sequential and os.fstat(pending.file.fileno()).st_size == sink.size
                 digest = sink.sha256.hexdigest() if whole else sha256_file(pending.path)
