@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from aotbuild.errors import Location, TargetError
 from aotbuild.workspace.target import (
+    CALLABLE_REF,
     DEVICES,
     DIM_FIELDS,
     DIM_NAME,
@@ -33,23 +34,27 @@ class Ctx:
         line = node.line if isinstance(node, Node) else node
         return TargetError(Location(self.file, line, self.target, fld), problem, fix)
 
-    def for_target(self, name: str) -> "Ctx":
-        return Ctx(self.file, name)
-
 
 def _type_name(value: Any) -> str:
     return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
             float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)
 
 
-def expect(ctx: Ctx, node: Node, fld: str, kind: type | tuple[type, ...], what: str) -> Any:
+def expect(ctx: Ctx, node: Node, fld: str, kind: type | tuple[type, ...], what: str, fix: str | None = None) -> Any:
     value = node.value
     # YAML's true/false are ints to Python; never let a boolean pass where a number is wanted.
     ok = isinstance(value, kind) and not (isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)))
     if not ok:
-        raise ctx.error(node, fld, f"expected {what}, found {_type_name(value)} ({value!r})"
-                        if not isinstance(value, (dict, list)) else f"expected {what}, found {_type_name(value)}")
+        found = _type_name(value) if isinstance(value, (dict, list)) else f"{_type_name(value)} ({value!r})"
+        raise ctx.error(node, fld, f"expected {what}, found {found}", fix)
     return value
+
+
+def callable_ref(ctx: Ctx, node: Node, fld: str, fix: str | None) -> str:
+    ref = expect(ctx, node, fld, str, "'module:callable'", fix)
+    if not CALLABLE_REF.fullmatch(ref):
+        raise ctx.error(node, fld, f"expected 'module:callable', found {ref!r}", fix)
+    return ref
 
 
 def check_keys(ctx: Ctx, node: Node, allowed: tuple[str, ...], where: str | None) -> dict[str, Node]:
@@ -61,15 +66,6 @@ def check_keys(ctx: Ctx, node: Node, allowed: tuple[str, ...], where: str | None
             name = f"{where}.{key}" if where else key
             raise ctx.error(value, name, f"unknown key '{key}'", fix)
     return mapping
-
-
-def relative_path(ctx: Ctx, node: Node, fld: str, package: str) -> str:
-    text = expect(ctx, node, fld, str, "a path relative to the package directory")
-    path = PurePosixPath(text)
-    if path.is_absolute() or ".." in path.parts or "\\" in text:
-        raise ctx.error(node, fld, f"path '{text}' must stay inside the package",
-                        "give a path relative to the BUILD.aot.yaml's directory, without '..'")
-    return str(PurePosixPath(package, path)) if package else str(path)
 
 
 def _int(ctx: Ctx, node: Node, fld: str, minimum: int | None = None) -> int:
@@ -92,9 +88,13 @@ def _parse_tolerance(ctx: Ctx, node: Node) -> Tolerance:
     return Tolerance(**values)
 
 
+def _strings(ctx: Ctx, node: Node, fld: str, what: str, each: str) -> list[tuple[Node, str]]:
+    """A list of strings, each with its node (for the line of an error about it)."""
+    return [(item, expect(ctx, item, fld, str, each)) for item in expect(ctx, node, fld, list, what)]
+
+
 def _parse_tags(ctx: Ctx, node: Node) -> tuple[str, ...]:
-    items = expect(ctx, node, "tags", list, "a list of strings")
-    return tuple(expect(ctx, item, "tags", str, "a string") for item in items)
+    return tuple(text for _, text in _strings(ctx, node, "tags", "a list of strings", "a string"))
 
 
 def _parse_options(ctx: Ctx, node: Node) -> dict[str, Any]:
@@ -147,6 +147,15 @@ def parse_kwargs(ctx: Ctx, node: Node) -> dict[str, Any]:
     return node.plain()
 
 
+def parse_weights(ctx: Ctx, node: Node, package: str) -> str:
+    text = expect(ctx, node, "weights", str, "a path relative to the package directory")
+    path = PurePosixPath(text)
+    if path.is_absolute() or ".." in path.parts or "\\" in text:
+        raise ctx.error(node, "weights", f"path '{text}' must stay inside the package",
+                        "give a path relative to the BUILD.aot.yaml's directory, without '..'")
+    return str(PurePosixPath(package, path)) if package else str(path)
+
+
 def _parse_size(ctx: Ctx, node: Node) -> int:
     value = node.value
     if isinstance(value, str) and value[-1:].upper() in SIZE_UNITS and value[:-1].strip().isdigit():
@@ -178,13 +187,6 @@ def human_size(n: int) -> str:
     return f"{n} bytes"
 
 
-FIELD_PARSERS: dict[str, Callable[[Ctx, Node], Any]] = {
-    "max_input_bytes": _parse_size,
-    "tolerance": _parse_tolerance, "tags": _parse_tags, "options": _parse_options,
-    "seed": lambda ctx, n: _int(ctx, n, "seed", 0),
-}
-
-
 def _parse_device(ctx: Ctx, node: Node) -> str:
     value = expect(ctx, node, "device", str, "'cpu' or 'cuda'")
     if not DEVICES.fullmatch(value):
@@ -192,39 +194,34 @@ def _parse_device(ctx: Ctx, node: Node) -> str:
     return value
 
 
-FIELD_PARSERS["device"] = _parse_device
-
-
-def parse_data(ctx: Ctx, node: Node) -> tuple[str, ...]:
-    """`data:` files and globs the model reads, relative to the workspace root (a package's files are
-    `pkg/file.json`): each is an input of the export, judged by content like its modules."""
-    items = expect(ctx, node, "data", list, "a list of workspace-relative paths or globs")
-    found = []
-    for item in items:
-        text = expect(ctx, item, "data", str, "a workspace-relative path or glob")
+def _parse_data(ctx: Ctx, node: Node) -> tuple[str, ...]:
+    """Files and globs the model reads, relative to the workspace root: inputs of the export, judged by content."""
+    found = set()
+    for item, text in _strings(ctx, node, "data", "a list of workspace-relative paths or globs",
+                               "a workspace-relative path or glob"):
         path = PurePosixPath(text)
         if not text or path.is_absolute() or ".." in path.parts or "\\" in text or path.parts[0] == "aot-out":
             raise ctx.error(item, "data", f"path '{text}' must name files inside the workspace",
                             "give a path or glob relative to the workspace root, without '..', outside aot-out/")
-        found.append(path.as_posix())
-    return tuple(sorted(set(found)))
+        found.add(path.as_posix())
+    return tuple(sorted(found))
 
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
 
 
-def parse_env(ctx: Ctx, node: Node) -> tuple[str, ...]:
-    """`env:` names of environment variables the model reads: their values are part of the export's key."""
-    items = expect(ctx, node, "env", list, "a list of environment variable names")
-    names = []
-    for item in items:
-        name = expect(ctx, item, "env", str, "an environment variable name")
+def _parse_env(ctx: Ctx, node: Node) -> tuple[str, ...]:
+    """Environment variables the model reads: their values are part of the export's key."""
+    found = _strings(ctx, node, "env", "a list of environment variable names", "an environment variable name")
+    for item, name in found:
         if not ENV_NAME.fullmatch(name):
             raise ctx.error(item, "env", f"'{name}' is not an environment variable name",
                             "write names such as MODEL_VARIANT (letters, digits, underscores)")
-        names.append(name)
-    return tuple(sorted(set(names)))
+    return tuple(sorted({name for _, name in found}))
 
 
-FIELD_PARSERS["data"] = parse_data
-FIELD_PARSERS["env"] = parse_env
+FIELD_PARSERS: dict[str, Callable[[Ctx, Node], Any]] = {
+    "device": _parse_device, "seed": lambda ctx, n: _int(ctx, n, "seed", 0), "options": _parse_options,
+    "tolerance": _parse_tolerance, "tags": _parse_tags, "max_input_bytes": _parse_size, "data": _parse_data,
+    "env": _parse_env,
+}

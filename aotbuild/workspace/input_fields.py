@@ -5,13 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from aotbuild.errors import TargetError
-from aotbuild.workspace.fields import Ctx, check_keys, expect
+from aotbuild.workspace.fields import Ctx, callable_ref, check_keys, expect
 from aotbuild.workspace.target import (
-    CALLABLE_REF,
     CONTAINERS,
     DTYPES,
-    FLOAT_DTYPES,
     INPUT_FIELDS,
     INT_RANGES,
     DimSpec,
@@ -25,22 +22,13 @@ from aotbuild.workspace.yaml_source import Node
 
 DEFAULT_INT_RANGE = (0, 100)
 _TENSOR_EXAMPLE = "{shape: [8, 64], dtype: float32}"
-
-
-def _expect(ctx: Ctx, node: Node, fld: str, kind: type | tuple[type, ...], what: str, fix: str) -> Any:
-    """fields.expect, with a fix line for this field."""
-    try:
-        return expect(ctx, node, fld, kind, what)
-    except TargetError as e:
-        raise ctx.error(node, fld, e.problem, fix) from None
+_GENERATOR_FIX = "write e.g. generator: models.inputs:padding_mask (called with shape, dtype, generator)"
 
 
 def parse_inputs(ctx: Ctx, node: Node, dims: dict[str, DimSpec]) -> tuple[InputSpec, ...] | str:
     if isinstance(node.value, str):
-        if not CALLABLE_REF.fullmatch(node.value):
-            raise ctx.error(node, "inputs", f"expected 'module:callable', found {node.value!r}")
-        return node.value
-    entries = _expect(ctx, node, "inputs", dict, "a mapping of input names, or 'module:callable'",
+        return callable_ref(ctx, node, "inputs", None)
+    entries = expect(ctx, node, "inputs", dict, "a mapping of input names, or 'module:callable'",
                       f"write inputs: {{x: {_TENSOR_EXAMPLE}}}")
     specs = tuple(_parse_input(ctx, spec, name, f"inputs.{name}", dims, top=True) for name, spec in entries.items())
     used = {e for s in tensor_specs(specs) for e in s.shape if isinstance(e, str)}
@@ -52,7 +40,7 @@ def parse_inputs(ctx: Ctx, node: Node, dims: dict[str, DimSpec]) -> tuple[InputS
 
 
 def _parse_input(ctx: Ctx, node: Node, name: str, fld: str, dims: dict[str, DimSpec], top: bool) -> InputSpec:
-    _expect(ctx, node, fld, dict, "an input spec (a mapping)",
+    expect(ctx, node, fld, dict, "an input spec (a mapping)",
             f"write {name}: {_TENSOR_EXAMPLE}, or {name}: {{value: 1}}")
     mapping = check_keys(ctx, node, INPUT_FIELDS, fld)
     keyword = False
@@ -60,7 +48,7 @@ def _parse_input(ctx: Ctx, node: Node, name: str, fld: str, dims: dict[str, DimS
         if not top:
             raise ctx.error(mapping["keyword"], f"{fld}.keyword", "keyword applies to forward()'s own parameters",
                             "remove it here; mark the top-level input `keyword: true` instead")
-        keyword = _expect(ctx, mapping["keyword"], f"{fld}.keyword", bool, "true or false", "write keyword: true")
+        keyword = expect(ctx, mapping["keyword"], f"{fld}.keyword", bool, "true or false", "write keyword: true")
     containers = [k for k in CONTAINERS if k in mapping]
     if containers:
         return _parse_container(ctx, node, mapping, containers, name, fld, dims, keyword)
@@ -87,7 +75,7 @@ def _parse_container(ctx: Ctx, node: Node, mapping: dict[str, Node], containers:
     kind = containers[0]
     body = mapping[kind]
     if kind == "dict":
-        entries = _expect(ctx, body, f"{fld}.dict", dict, "a mapping of keys to input specs",
+        entries = expect(ctx, body, f"{fld}.dict", dict, "a mapping of keys to input specs",
                           f"write {name}: {{dict: {{ids: {_TENSOR_EXAMPLE}}}}}")
         items = []
         for key, child in entries.items():
@@ -95,7 +83,7 @@ def _parse_container(ctx: Ctx, node: Node, mapping: dict[str, Node], containers:
                 raise ctx.error(child, f"{fld}.dict", f"key {key!r} is not a string", "quote the key")
             items.append(_parse_input(ctx, child, key, f"{fld}.{key}", dims, top=False))
     else:
-        children = _expect(ctx, body, f"{fld}.{kind}", list, "a list of input specs",
+        children = expect(ctx, body, f"{fld}.{kind}", list, "a list of input specs",
                            f"write {name}: {{{kind}: [{_TENSOR_EXAMPLE}, {{value: 1}}]}}")
         items = [_parse_input(ctx, child, str(i), f"{fld}[{i}]", dims, top=False) for i, child in enumerate(children)]
     return NestedSpec(name, kind, tuple(items), keyword)
@@ -108,7 +96,7 @@ def _parse_tensor(ctx: Ctx, node: Node, mapping: dict[str, Node], name: str, fld
         raise ctx.error(node, fld, f"a tensor input needs both 'shape' and 'dtype'; '{missing}' is missing",
                         f"write {name}: {_TENSOR_EXAMPLE}")
     shape = _parse_shape(ctx, mapping["shape"], f"{fld}.shape", dims)
-    dtype = _expect(ctx, mapping["dtype"], f"{fld}.dtype", str, "a dtype name", f"use one of {', '.join(DTYPES)}")
+    dtype = expect(ctx, mapping["dtype"], f"{fld}.dtype", str, "a dtype name", f"use one of {', '.join(DTYPES)}")
     if dtype not in DTYPES:
         raise ctx.error(mapping["dtype"], f"{fld}.dtype", f"unknown dtype '{dtype}'", f"use one of {', '.join(DTYPES)}")
     # A tensor is random (in [low, high) if given), filled with `value`, or made by a generator: one of them.
@@ -118,21 +106,22 @@ def _parse_tensor(ctx: Ctx, node: Node, mapping: dict[str, Node], name: str, fld
         raise ctx.error(mapping[chosen[1]], f"{fld}.{chosen[1]}", f"'{chosen[0]}' and '{chosen[1]}' cannot be combined",
                         "a tensor is random (low/high bound it), filled with value, or made by a generator: keep one")
     fill = _fill(ctx, mapping["value"], f"{fld}.value", dtype) if "value" in mapping else None
-    generator = _generator(ctx, mapping["generator"], f"{fld}.generator") if "generator" in mapping else None
+    generator = (callable_ref(ctx, mapping["generator"], f"{fld}.generator", _GENERATOR_FIX)
+                 if "generator" in mapping else None)
     low, high = _range(ctx, node, mapping, fld, dtype) if fill is None and generator is None else (None, None)
     return TensorSpec(name, shape, dtype, low, high, keyword, fill, generator)
 
 
 def _parse_shape(ctx: Ctx, node: Node, fld: str, dims: dict[str, DimSpec]) -> tuple[int | str, ...]:
     shape: list[int | str] = []
-    for entry in _expect(ctx, node, fld, list, "a list of sizes or dim names", "write shape: [batch, 64]"):
+    for entry in expect(ctx, node, fld, list, "a list of sizes or dim names", "write shape: [batch, 64]"):
         if isinstance(entry.value, str):
             if entry.value not in dims:
                 raise ctx.error(entry, fld, f"unknown dimension '{entry.value}'",
                                 "declare it under dims:, e.g. dims: {batch: {min: 1, max: 64}}")
             shape.append(entry.value)
         else:
-            size = _expect(ctx, entry, fld, int, "a size or a dim name",
+            size = expect(ctx, entry, fld, int, "a size or a dim name",
                            "write an integer, or a name declared in dims:")
             if size < 0:
                 raise ctx.error(entry, fld, f"expected a size >= 0, found {size}", "sizes are 0 or more")
@@ -141,7 +130,7 @@ def _parse_shape(ctx: Ctx, node: Node, fld: str, dims: dict[str, DimSpec]) -> tu
 
 
 def _number(ctx: Ctx, node: Node, fld: str, integer: bool) -> int | float:
-    value = _expect(ctx, node, fld, int if integer else (int, float), "an integer" if integer else "a number",
+    value = expect(ctx, node, fld, int if integer else (int, float), "an integer" if integer else "a number",
                     "integer dtypes take whole numbers (3, not 3.0)" if integer else "write a number such as 0.5")
     if not integer and not math.isfinite(value):
         raise ctx.error(node, fld, f"expected a finite number, found {value}", "write a number such as 0.5")
@@ -183,23 +172,14 @@ def _range(ctx: Ctx, node: Node, mapping: dict[str, Node], fld: str, dtype: str)
 
 def _fill(ctx: Ctx, node: Node, fld: str, dtype: str) -> bool | int | float:
     if dtype == "bool":
-        return _expect(ctx, node, fld, bool, "true or false (the dtype is bool)", "write value: true or value: false")
+        return expect(ctx, node, fld, bool, "true or false (the dtype is bool)", "write value: true or value: false")
     if dtype in INT_RANGES:
         value = _number(ctx, node, fld, integer=True)
         lo, hi = INT_RANGES[dtype]
         if not lo <= value < hi:
             raise ctx.error(node, fld, f"{value} does not fit {dtype} ([{lo}, {hi - 1}])", "pick a value in range")
         return value
-    assert dtype in FLOAT_DTYPES
     return _number(ctx, node, fld, integer=False)
-
-
-def _generator(ctx: Ctx, node: Node, fld: str) -> str:
-    ref = _expect(ctx, node, fld, str, "'module:callable'", "write e.g. generator: models.inputs:padding_mask")
-    if not CALLABLE_REF.fullmatch(ref):
-        raise ctx.error(node, fld, f"expected 'module:callable', found {ref!r}",
-                        "write e.g. generator: models.inputs:padding_mask (called with shape, dtype, generator)")
-    return ref
 
 
 def _scalar(ctx: Ctx, node: Node, fld: str) -> bool | int | float | str | None:

@@ -8,34 +8,28 @@ from aotbuild.errors import TargetError
 from aotbuild.workspace.fields import (
     FIELD_PARSERS,
     Ctx,
+    callable_ref,
     check_keys,
     expect,
     human_size,
     input_bytes,
     parse_dims,
     parse_kwargs,
-    relative_path,
+    parse_weights,
 )
 from aotbuild.workspace.input_fields import parse_inputs
 from aotbuild.workspace.labels import Label
 from aotbuild.workspace.target import (
     BUILD_FILE_FIELDS,
-    CALLABLE_REF,
     DEFAULT_MAX_INPUT_BYTES,
     DEFAULTABLE,
     TARGET_FIELDS,
     TARGET_NAME,
     WORKSPACE_FIELDS,
-    DimSpec,
     Target,
-    TensorSpec,
-    Tolerance,
     WorkspaceConfig,
 )
 from aotbuild.workspace.yaml_source import Node
-
-__all__ = ["DimSpec", "Target", "TensorSpec", "Tolerance", "WorkspaceConfig", "parse_build_file",
-           "parse_defaults", "parse_workspace"]
 
 
 def parse_defaults(ctx: Ctx, node: Node | None) -> dict[str, Node]:
@@ -82,9 +76,7 @@ def _verify_keys(ctx: Ctx, node: Node) -> tuple[str, ...]:
 
 def parse_build_file(node: Node, file: str, package: str, workspace_defaults: dict[str, Node]
                      ) -> tuple[list[Target], dict[Label, TargetError]]:
-    """Parse one BUILD.aot.yaml; `package` is its workspace-relative directory ('' for the root).
-
-    A file-level problem raises; a bad target is returned apart, so its siblings can still build (-k)."""
+    """A file-level problem raises; a bad target is returned apart, so its siblings can still build (-k)."""
     ctx = Ctx(file)
     mapping = check_keys(ctx, node, BUILD_FILE_FIELDS, None)
     file_defaults = parse_defaults(ctx, mapping.get("defaults"))
@@ -98,9 +90,9 @@ def parse_build_file(node: Node, file: str, package: str, workspace_defaults: di
         try:
             if not TARGET_NAME.fullmatch(name) or name == "all":
                 # Recorded like any bad target, so its siblings still build; the selection shows it.
-                raise ctx.for_target(name).error(spec, None, f"invalid target name {name!r}",
-                                                 "use letters, digits, '_', '-' and '.'; 'all' is reserved")
-            targets.append(_parse_target(ctx.for_target(name), spec, Label(package, name), file, defaults))
+                raise Ctx(file, name).error(spec, None, f"invalid target name {name!r}",
+                                            "use letters, digits, '_', '-' and '.'; 'all' is reserved")
+            targets.append(_parse_target(Ctx(file, name), spec, Label(package, name), file, defaults))
         except TargetError as e:
             errors[Label(package, name)] = e
     return targets, errors
@@ -112,16 +104,9 @@ def _parse_target(ctx: Ctx, node: Node, label: Label, file: str, defaults: dict[
         raise ctx.error(node, "model", "missing 'model'", "write model: package.module:factory")
     if "inputs" not in mapping:
         raise ctx.error(node, "inputs", "missing 'inputs'", "write inputs: {x: {shape: [8, 64], dtype: float32}}")
-    model = expect(ctx, mapping["model"], "model", str, "'module:callable'")
-    if not CALLABLE_REF.fullmatch(model):
-        raise ctx.error(mapping["model"], "model", f"expected 'module:callable', found {model!r}",
-                        "write e.g. model: models.mlp:MLP")
-    fields: dict[str, Any] = {}
-    for key in DEFAULTABLE:
-        if key in mapping:
-            fields[key] = FIELD_PARSERS[key](ctx, mapping[key])
-        elif key in defaults:
-            fields[key] = FIELD_PARSERS[key](ctx, defaults[key])
+    model = callable_ref(ctx, mapping["model"], "model", "write e.g. model: models.mlp:MLP")
+    fields: dict[str, Any] = {key: FIELD_PARSERS[key](ctx, mapping.get(key) or defaults[key])
+                              for key in DEFAULTABLE if key in mapping or key in defaults}
     if "options" in mapping and "options" in defaults:
         fields["options"] = {**defaults["options"].plain(), **fields["options"]}
     dims = parse_dims(ctx, mapping["dims"]) if "dims" in mapping else ()
@@ -138,6 +123,6 @@ def _parse_target(ctx: Ctx, node: Node, label: Label, file: str, defaults: dict[
                             f"({biggest}), over the limit of {human_size(limit)}",
                             "declare smaller shapes or dims, or raise max_input_bytes (in the target or defaults)")
     kwargs = parse_kwargs(ctx, mapping["kwargs"]) if "kwargs" in mapping else {}
-    weights = relative_path(ctx, mapping["weights"], "weights", label.package) if "weights" in mapping else None
-    return Target(label=label, build_file=file, line=node.line, model=model, kwargs=kwargs or {}, weights=weights,
+    weights = parse_weights(ctx, mapping["weights"], label.package) if "weights" in mapping else None
+    return Target(label=label, build_file=file, line=node.line, model=model, kwargs=kwargs, weights=weights,
                   inputs=inputs, dims=dims, **fields)

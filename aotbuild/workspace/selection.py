@@ -23,11 +23,6 @@ def _touches(pattern: Pattern, package: str) -> bool:
     return pattern.matches(Label(package, pattern.name or "_"))
 
 
-def _packages(plan: Plan) -> list[str]:
-    """Every package of the plan, with or without targets."""
-    return list(plan.packages)
-
-
 def select(plan: Plan, patterns: list[str], current_package: str | None) -> Selection:
     parsed = [parse_pattern(p, current_package) for p in patterns]
     known = list(plan.labels)  # checked when planned: no need to parse 10,000 labels again
@@ -42,7 +37,7 @@ def select(plan: Plan, patterns: list[str], current_package: str | None) -> Sele
     unnamed_touched = [p for p in sorted(unnamed)
                        if any(pat.kind != "target" and _touches(pat, p) for pat in parsed if not pat.negative)]
     errors = [plan.broken[p] for p in sorted(broken_packages)] + [e for p in unnamed_touched for e in unnamed[p]]
-    packages = _packages(plan)
+    packages = list(plan.packages)  # with or without targets
     try:
         if all(p.kind == "recursive" and not p.package and not p.negative for p in parsed):
             # `//...`: every known target, in resolve's order, without matching 10,000 labels one by one.
@@ -65,8 +60,8 @@ def select(plan: Plan, patterns: list[str], current_package: str | None) -> Sele
 def named_explicitly(patterns: list[str], current_package: str | None) -> set[str]:
     """Labels the user wrote out by name (not reached through :all or /...): failures there are never skipped."""
     named = set()
-    for pattern in map(lambda p: parse_pattern(p, current_package), patterns):
-        if pattern.kind == "target" and pattern.name is not None:
+    for pattern in (parse_pattern(p, current_package) for p in patterns):
+        if pattern.kind == "target":
             label = str(Label(pattern.package, pattern.name))
             if pattern.negative:
                 named.discard(label)
