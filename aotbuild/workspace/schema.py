@@ -14,10 +14,11 @@ from aotbuild.workspace.fields import (
     human_size,
     input_bytes,
     parse_dims,
+    parse_inputs,
     parse_kwargs,
     parse_weights,
+    strings,
 )
-from aotbuild.workspace.input_fields import parse_inputs
 from aotbuild.workspace.labels import Label
 from aotbuild.workspace.target import (
     BUILD_FILE_FIELDS,
@@ -30,6 +31,9 @@ from aotbuild.workspace.target import (
     WorkspaceConfig,
 )
 from aotbuild.workspace.yaml_source import Node
+
+_REQUIRED = {"model": "write model: package.module:factory",
+             "inputs": "write inputs: {x: {shape: [8, 64], dtype: float32}}"}
 
 
 def parse_defaults(ctx: Ctx, node: Node | None) -> dict[str, Node]:
@@ -51,27 +55,24 @@ def parse_workspace(node: Node, file: str) -> WorkspaceConfig:
         if "dir" in cache:
             cache_dir = expect(ctx, cache["dir"], "cache.dir", str, "a directory path")
         if "remote" in cache:
-            remote = expect(ctx, cache["remote"], "cache.remote", str, "a URL: http(s)://host/prefix or s3://bucket/prefix")
+            remote = expect(ctx, cache["remote"], "cache.remote", str,
+                            "a URL: http(s)://host/prefix or s3://bucket/prefix")
         if "verify_keys" in cache:
             verify_keys = _verify_keys(ctx, cache["verify_keys"])
-    ignore: tuple[str, ...] = ()
-    if "ignore" in mapping:
-        items = expect(ctx, mapping["ignore"], "ignore", list, "a list of directories")
-        ignore = tuple(expect(ctx, i, "ignore", str, "a directory path").strip("/") for i in items)
-    return WorkspaceConfig(parse_defaults(ctx, mapping.get("defaults")), cache_dir, ignore, remote, verify_keys)
+    ignore = strings(ctx, mapping.get("ignore", Node([], 1)), "ignore", "a list of directories", "a directory path")
+    return WorkspaceConfig(parse_defaults(ctx, mapping.get("defaults")), cache_dir,
+                           tuple(text.strip("/") for _, text in ignore), remote, verify_keys)
 
 
 def _verify_keys(ctx: Ctx, node: Node) -> tuple[str, ...]:
     """Public keys whose signatures make a remote-cache entry acceptable (cache/signing.py checks the bytes)."""
     what = "a list of public keys, each 'ed25519:<base64>' as `aotbuild cache keygen` prints it"
-    keys = []
-    for item in expect(ctx, node, "cache.verify_keys", list, what):
-        key = expect(ctx, item, "cache.verify_keys", str, what)
+    keys = strings(ctx, node, "cache.verify_keys", what, what)
+    for item, key in keys:
         if not key.startswith("ed25519:"):
             raise ctx.error(item, "cache.verify_keys", f"expected {what}, found {key[:20]!r}",
                             "make a key pair with `aotbuild cache keygen`")
-        keys.append(key)
-    return tuple(keys)
+    return tuple(key for _, key in keys)
 
 
 def parse_build_file(node: Node, file: str, package: str, workspace_defaults: dict[str, Node]
@@ -99,11 +100,7 @@ def parse_build_file(node: Node, file: str, package: str, workspace_defaults: di
 
 
 def _parse_target(ctx: Ctx, node: Node, label: Label, file: str, defaults: dict[str, Node]) -> Target:
-    mapping = check_keys(ctx, node, TARGET_FIELDS, None)
-    if "model" not in mapping:
-        raise ctx.error(node, "model", "missing 'model'", "write model: package.module:factory")
-    if "inputs" not in mapping:
-        raise ctx.error(node, "inputs", "missing 'inputs'", "write inputs: {x: {shape: [8, 64], dtype: float32}}")
+    mapping = check_keys(ctx, node, TARGET_FIELDS, None, _REQUIRED)
     model = callable_ref(ctx, mapping["model"], "model", "write e.g. model: models.mlp:MLP")
     fields: dict[str, Any] = {key: FIELD_PARSERS[key](ctx, mapping.get(key) or defaults[key])
                               for key in DEFAULTABLE if key in mapping or key in defaults}
