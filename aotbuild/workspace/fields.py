@@ -11,16 +11,6 @@ from typing import Any, Callable
 
 from aotbuild.errors import Location, TargetError
 from aotbuild.workspace.target import (
-    CALLABLE_REF,
-    CONTAINERS,
-    DEVICES,
-    DIM_FIELDS,
-    DIM_NAME,
-    DTYPE_BYTES,
-    DTYPES,
-    INPUT_FIELDS,
-    INT_RANGES,
-    SIZE_UNITS,
     DimSpec,
     InputSpec,
     NestedSpec,
@@ -31,8 +21,21 @@ from aotbuild.workspace.target import (
 )
 from aotbuild.workspace.yaml_source import Node
 
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int64": 8, "int32": 4, "int16": 2, "int8": 1,
+               "uint8": 1, "bool": 1}
+DTYPES = tuple(DTYPE_BYTES)
+# Integer dtypes and the half-open range [low, high) a generated value may take in each.
+INT_RANGES = {"int64": (-(1 << 63), 1 << 63), "int32": (-(1 << 31), 1 << 31), "int16": (-(1 << 15), 1 << 15),
+              "int8": (-128, 128), "uint8": (0, 256)}
+# Always used with fullmatch: `$` in re.match accepts a trailing newline, which would reach build.ninja.
+DEVICES = re.compile(r"cpu|cuda(:\d+)?")
+CALLABLE_REF = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", re.ASCII)
+IDENTIFIER = re.compile(r"[A-Za-z_]\w*", re.ASCII)  # dimension and environment variable names
+SIZE_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+INPUT_FIELDS = ("shape", "dtype", "low", "high", "value", "generator", "keyword", "dict", "list", "tuple")
+CONTAINERS = ("dict", "list", "tuple")
+DIM_FIELDS = ("min", "max", "example")
 SCALARS = (str, int, float, bool, type(None))
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
 DEFAULT_INT_RANGE = (0, 100)
 _TENSOR_EXAMPLE = "{shape: [8, 64], dtype: float32}"
 _GENERATOR_FIX = "write e.g. generator: models.inputs:padding_mask (called with shape, dtype, generator)"
@@ -129,7 +132,7 @@ def parse_dims(ctx: Ctx, node: Node) -> tuple[DimSpec, ...]:
     dims = []
     for name, spec in expect(ctx, node, "dims", dict, "a mapping of dimension names").items():
         fld = f"dims.{name}"
-        if not DIM_NAME.fullmatch(name):
+        if not IDENTIFIER.fullmatch(name):
             raise ctx.error(spec, fld, f"dimension name {name!r} is not an identifier")
         fix = f"write {name}: {{min: 1, max: 64}}"
         mapping = check_keys(ctx, spec, DIM_FIELDS, fld, {"min": fix, "max": fix})
@@ -228,7 +231,7 @@ def _parse_env(ctx: Ctx, node: Node) -> tuple[str, ...]:
     """Environment variables the model reads: their values are part of the export's key."""
     found = strings(ctx, node, "env", "a list of environment variable names", "an environment variable name")
     for item, name in found:
-        if not ENV_NAME.fullmatch(name):
+        if not IDENTIFIER.fullmatch(name):
             raise ctx.error(item, "env", f"'{name}' is not an environment variable name",
                             "write names such as MODEL_VARIANT (letters, digits, underscores)")
     return tuple(sorted({name for _, name in found}))

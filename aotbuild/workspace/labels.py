@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from aotbuild.errors import LabelError
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=,@~-]*")
+TARGET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=,@~-]*")
 _WINDOWS_PATH = re.compile(r"[A-Za-z]:[\\/]")
 _WILDCARD_NAMES = ("all", "*")
 _HINT = ("a valid label looks like //models/vision:mlp, //models/vision (short for //models/vision:vision) or :mlp "
@@ -138,8 +138,8 @@ def _parse(text: str, current_package: str | None, what: str) -> Pattern:
         raise _fail(text, what, "the target name after ':' is empty")
     if "/" in name:
         raise _fail(text, what, "target names cannot contain '/'")
-    if not _NAME.fullmatch(name):
-        raise _fail(text, what, f"target name '{name}' is invalid; names match {_NAME.pattern}")
+    if not TARGET_NAME.fullmatch(name):
+        raise _fail(text, what, f"target name '{name}' is invalid; names match {TARGET_NAME.pattern}")
     return Pattern(package, "target", name, negative)
 
 

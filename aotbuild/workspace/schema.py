@@ -19,18 +19,15 @@ from aotbuild.workspace.fields import (
     parse_weights,
     strings,
 )
-from aotbuild.workspace.labels import Label
-from aotbuild.workspace.target import (
-    BUILD_FILE_FIELDS,
-    DEFAULT_MAX_INPUT_BYTES,
-    DEFAULTABLE,
-    TARGET_FIELDS,
-    TARGET_NAME,
-    WORKSPACE_FIELDS,
-    Target,
-    WorkspaceConfig,
-)
+from aotbuild.workspace.labels import TARGET_NAME, Label
+from aotbuild.workspace.target import DEFAULT_MAX_INPUT_BYTES, Target, WorkspaceConfig
 from aotbuild.workspace.yaml_source import Node
+
+# Fields a `defaults:` block may set; model and inputs are per-target by nature.
+DEFAULTABLE = ("device", "seed", "options", "tolerance", "tags", "max_input_bytes", "data", "env")
+TARGET_FIELDS = ("model", "kwargs", "weights", "inputs", "dims", *DEFAULTABLE)
+BUILD_FILE_FIELDS = ("defaults", "targets")
+WORKSPACE_FIELDS = ("defaults", "cache", "ignore")
 
 _REQUIRED = {"model": "write model: package.module:factory",
              "inputs": "write inputs: {x: {shape: [8, 64], dtype: float32}}"}
