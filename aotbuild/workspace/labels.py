@@ -161,13 +161,21 @@ def parse_label(text: str, current_package: str | None = None) -> Label:
     return Label(pattern.package, pattern.name)
 
 
-def _missing_target(pattern: Pattern, known: set[Label], packages: set[str]) -> LabelError:
+def _no_match(pattern: Pattern, known: set[Label], packages: set[str], empty: set[str]) -> LabelError:
+    """Why a positive pattern selects nothing: no such package, an empty one, or no such target in it."""
+    if pattern.kind == "recursive":
+        return LabelError(f"no packages under '{pattern}'")
+    if pattern.package in empty:
+        if pattern.kind == "target":
+            return LabelError(f"no target '{pattern.name}' in package '//{pattern.package}': it has no targets")
+        return LabelError(f"package '//{pattern.package}' has no targets: its BUILD.aot.yaml declares none (or only "
+                          "invalid ones, reported above)")
     if pattern.package not in packages:
-        return _missing_package(pattern.package, packages)
+        close = difflib.get_close_matches(pattern.package, sorted(packages), n=1)
+        return LabelError(f"no package '//{pattern.package}'" + (f"; did you mean '//{close[0]}'?" if close else ""))
     names = sorted(label.name for label in known if label.package == pattern.package)
-    assert pattern.name is not None
     # Likely typos first, then the rest alphabetically, so the list stays short and useful.
-    close = difflib.get_close_matches(pattern.name, names, n=_MAX_LISTED)
+    close = difflib.get_close_matches(pattern.name or "", names, n=_MAX_LISTED)
     listed = (close + [n for n in names if n not in close])[:_MAX_LISTED]
     message = f"no target '{pattern.name}' in package '//{pattern.package}'; it has: {', '.join(listed)}"
     if len(names) > len(listed):
@@ -175,20 +183,10 @@ def _missing_target(pattern: Pattern, known: set[Label], packages: set[str]) -> 
     return LabelError(message)
 
 
-def _missing_package(package: str, packages: set[str]) -> LabelError:
-    message = f"no package '//{package}'"
-    close = difflib.get_close_matches(package, sorted(packages), n=1)
-    if close:
-        message += f"; did you mean '//{close[0]}'?"
-    return LabelError(message)
-
-
 def resolve(patterns: Sequence[str], labels: Iterable[Label], current_package: str | None = None,
             all_packages: Iterable[str] | None = None) -> list[Label]:
-    """Apply `patterns` left to right over the known `labels`; return sorted unique matches.
-
-    `all_packages` names every package, those without targets included, so that an empty one is
-    reported as empty rather than missing."""
+    """Apply `patterns` left to right over the known `labels`; return sorted unique matches. `all_packages`
+    names every package, those without targets too, so that an empty one is reported as empty, not missing."""
     parsed = [parse_pattern(text, current_package) for text in patterns]
     if not parsed:
         raise LabelError("no target patterns given; name at least one, e.g. //...")
@@ -202,18 +200,8 @@ def resolve(patterns: Sequence[str], labels: Iterable[Label], current_package: s
     for pattern in parsed:
         matched = {label for label in known if pattern.matches(label)}
         # Negative patterns may name nothing: subtracting an absent target is harmless.
-        if not pattern.negative and not matched:
-            if pattern.kind == "target" and pattern.package in empty:
-                raise LabelError(f"no target '{pattern.name}' in package '//{pattern.package}': it has no targets")
-            if pattern.kind == "target":
-                raise _missing_target(pattern, known, packages)
-            if pattern.kind == "all":
-                if pattern.package in empty:
-                    raise LabelError(f"package '//{pattern.package}' has no targets: its BUILD.aot.yaml "
-                                     "declares none (or only invalid ones, reported above)")
-                raise _missing_package(pattern.package, packages)
-            if pattern.package:
-                raise LabelError(f"no packages under '{pattern}'")
+        if not pattern.negative and not matched and (pattern.kind != "recursive" or pattern.package):
+            raise _no_match(pattern, known, packages, empty)
         if pattern.negative:
             selected -= matched
         else:
