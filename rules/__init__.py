@@ -60,9 +60,9 @@ class Kind:
         from aotbuild.action_command import action_command
 
         # A warm worker's small client runs the action (the same command with --no-workers: it execs it then).
-        return Rule(self.rule_name, action_command(python, f"aotbuild.actions.{self.name}", "$spec"), f"{self.name} $label",
-                    restat=True, depfile="$out.d" if self.depfile else None, deps="gcc" if self.depfile else None,
-                    pool=self.pool)
+        command = action_command(python, f"aotbuild.actions.{self.name}", "$spec")
+        return Rule(self.rule_name, command, f"{self.name} $label", restat=True, pool=self.pool,
+                    depfile="$out.d" if self.depfile else None, deps="gcc" if self.depfile else None)
 
     def goal_path(self, label: Label) -> str:
         """The goal relative to aot-out/."""

@@ -58,9 +58,8 @@ class Ctx:
     file: str
     target: str | None = None
 
-    def error(self, node: Node | int | None, fld: str | None, problem: str, fix: str | None = None) -> TargetError:
-        line = node.line if isinstance(node, Node) else node
-        return TargetError(Location(self.file, line, self.target, fld), problem, fix)
+    def error(self, node: Node, fld: str | None, problem: str, fix: str | None = None) -> TargetError:
+        return TargetError(Location(self.file, node.line, self.target, fld), problem, fix)
 
 
 def _describe(value: Any) -> str:
