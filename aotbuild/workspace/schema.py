@@ -196,16 +196,12 @@ def _parse_size(ctx: Ctx, node: Node) -> int:
 
 def input_bytes(inputs: tuple[InputSpec, ...], dims: tuple[DimSpec, ...]) -> tuple[int, str]:
     """Bytes of one example case at the largest declared sizes (verification runs there), and the biggest input."""
-    largest = {d.name: d.max for d in dims}
-    total, biggest, biggest_text = 0, -1, ""
-    for spec in tensor_specs(inputs):
-        n = DTYPE_BYTES[spec.dtype]
-        for size in spec.shape:
-            n *= largest[size] if isinstance(size, str) else size
-        total += n
-        if n > biggest:
-            biggest, biggest_text = n, f"{spec.name}: {list(spec.shape)} {spec.dtype}"
-    return total, biggest_text
+    largest = {d.name: d.max for d in dims}  # shapes hold sizes and dim names: get(size, size) takes either
+    sizes = [(DTYPE_BYTES[s.dtype] * math.prod(largest.get(n, n) for n in s.shape), s) for s in tensor_specs(inputs)]
+    if not sizes:
+        return 0, ""
+    _, spec = max(sizes, key=lambda size: size[0])
+    return sum(n for n, _ in sizes), f"{spec.name}: {list(spec.shape)} {spec.dtype}"
 
 
 def human_size(n: int) -> str:
@@ -227,7 +223,7 @@ def _parse_data(ctx: Ctx, node: Node) -> tuple[str, ...]:
     """Files and globs the model reads, relative to the workspace root: inputs of the export, judged by content."""
     found = set()
     for item, text in strings(ctx, node, "data", "a list of workspace-relative paths or globs",
-                               "a workspace-relative path or glob"):
+                              "a workspace-relative path or glob"):
         path = PurePosixPath(text)
         if not text or path.is_absolute() or ".." in path.parts or "\\" in text or path.parts[0] == "aot-out":
             raise ctx.error(item, "data", f"path '{text}' must name files inside the workspace",
