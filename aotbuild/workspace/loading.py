@@ -67,8 +67,6 @@ def _check_weights(root: Path, target: Target) -> None:
         raise TargetError(where, f"weights file '{target.weights}' does not exist",
                           "give a state_dict file path relative to the package directory")
     # A symlink may point anywhere; the resolved file must still live inside the workspace.
-    try:
-        path.resolve().relative_to(root.resolve())
-    except ValueError:
+    if not path.resolve().is_relative_to(root.resolve()):
         raise TargetError(where, f"weights file '{target.weights}' resolves outside the workspace",
-                          "copy the checkpoint into the workspace") from None
+                          "copy the checkpoint into the workspace")

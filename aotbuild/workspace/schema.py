@@ -406,10 +406,8 @@ def _scalar(ctx: Ctx, node: Node, fld: str) -> bool | int | float | str | None:
     return value
 
 
-def parse_defaults(ctx: Ctx, node: Node | None) -> dict[str, Node]:
-    if node is None:
-        return {}
-    mapping = check_keys(ctx, node, DEFAULTABLE, "defaults")
+def _parse_defaults(ctx: Ctx, file: dict[str, Node]) -> dict[str, Node]:
+    mapping = check_keys(ctx, file.get("defaults", Node({}, 1)), DEFAULTABLE, "defaults")
     for key, value in mapping.items():
         FIELD_PARSERS[key](ctx, value)  # validate early so the error points at the defaults block
     return mapping
@@ -430,7 +428,7 @@ def parse_workspace(node: Node, file: str) -> WorkspaceConfig:
         if "verify_keys" in cache:
             verify_keys = _verify_keys(ctx, cache["verify_keys"])
     ignore = strings(ctx, mapping.get("ignore", Node([], 1)), "ignore", "a list of directories", "a directory path")
-    return WorkspaceConfig(parse_defaults(ctx, mapping.get("defaults")), cache_dir,
+    return WorkspaceConfig(_parse_defaults(ctx, mapping), cache_dir,
                            tuple(text.strip("/") for _, text in ignore), remote, verify_keys)
 
 
@@ -450,7 +448,7 @@ def parse_build_file(node: Node, file: str, package: str, workspace_defaults: di
     """A file-level problem raises; a bad target is returned apart, so its siblings can still build (-k)."""
     ctx = Ctx(file)
     mapping = check_keys(ctx, node, BUILD_FILE_FIELDS, None)
-    file_defaults = parse_defaults(ctx, mapping.get("defaults"))
+    file_defaults = _parse_defaults(ctx, mapping)
     defaults = {**workspace_defaults, **file_defaults}
     if "options" in workspace_defaults and "options" in file_defaults:  # options merge key by key, per level
         merged = {**workspace_defaults["options"].value, **file_defaults["options"].value}

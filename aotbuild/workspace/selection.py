@@ -32,10 +32,10 @@ def select(plan: Plan, patterns: list[str], current_package: str | None) -> Sele
             known.append(parse_label(text))
         except LabelError:
             unnamed.setdefault(text[2:].rpartition(":")[0], []).append(error)
-    broken_packages = [p for p in plan.broken if any(_touches(pat, p) for pat in parsed if not pat.negative)]
+    positive = [pat for pat in parsed if not pat.negative]
+    broken_packages = [p for p in plan.broken if any(_touches(pat, p) for pat in positive)]
     # A target with an invalid name is selected by a wildcard over its package, never by naming a sibling.
-    unnamed_touched = [p for p in sorted(unnamed)
-                       if any(pat.kind != "target" and _touches(pat, p) for pat in parsed if not pat.negative)]
+    unnamed_touched = [p for p in sorted(unnamed) if any(pat.kind != "target" and _touches(pat, p) for pat in positive)]
     errors = [plan.broken[p] for p in sorted(broken_packages)] + [e for p in unnamed_touched for e in unnamed[p]]
     packages = list(plan.packages)  # with or without targets
     try:
@@ -49,8 +49,8 @@ def select(plan: Plan, patterns: list[str], current_package: str | None) -> Sele
             raise
         # The pattern names a package whose BUILD file is broken: that error is the one worth showing.
         skipped = set(broken_packages) | set(unnamed_touched)
-        positive = [pat for pat in parsed if not pat.negative and not any(_touches(pat, p) for p in skipped)]
-        labels = resolve([str(p) for p in positive], known, current_package, packages) if positive else []
+        kept = [str(pat) for pat in positive if not any(_touches(pat, p) for p in skipped)]
+        labels = resolve(kept, known, current_package, packages) if kept else []
     if plan.broken_targets:
         errors += [plan.broken_targets[str(label)] for label in labels if str(label) in plan.broken_targets]
     entries = plan.packages  # not plan.targets: building that 10,000-entry map cost more than this whole loop

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from aotbuild.errors import UserError
+
 CACHE_DIR_VAR = "AOTBUILD_CACHE_DIR"
 GPU_ARCH_VAR = "AOTBUILD_GPU_ARCH"  # the GPU arch CUDA artifacts are keyed for where none is visible (CPU-only CI)
 CACHE_READONLY_VAR = "AOTBUILD_CACHE_READONLY"  # set by the CLI when the cache cannot be written
@@ -143,14 +145,11 @@ def _positive(env: Mapping[str, str], var: str, default: float) -> float:
     if not text:
         return default
     try:
-        value = float(text)
+        if float(text) > 0:  # NaN is not
+            return float(text)
     except ValueError:
-        value = -1.0
-    if value <= 0:
-        from aotbuild.errors import UserError
-
-        raise UserError(f"{var}={text[:40]!r}: expected a positive number\n  fix: set it to e.g. 600, or unset it")
-    return value
+        pass
+    raise UserError(f"{var}={text[:40]!r}: expected a positive number\n  fix: set it to e.g. 600, or unset it")
 
 
 def remote_down_file(events: Path) -> Path:
