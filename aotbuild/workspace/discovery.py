@@ -35,7 +35,8 @@ def current_package(root: Path, cwd: Path) -> str | None:
 
 def discover_packages(root: Path, ignore: tuple[str, ...] = ()) -> list[str]:
     """Every directory under root holding BUILD.aot.yaml, skipping outputs, hidden dirs and nested workspaces."""
-    # Plain strings and os.scandir: this runs on every command, and pathlib cost more than the walk itself.
+    # Listed as a walk over sorted subdirectories visits them. Plain strings and os.scandir: this runs on every
+    # command, and pathlib cost more than the walk itself.
     found: list[str] = []
     ignored = set(ignore) | {layout.OUT_DIR}
 

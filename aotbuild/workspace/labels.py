@@ -61,7 +61,7 @@ def _fail(text: str, what: str, problem: str) -> LabelError:
     return LabelError(f"invalid {what} {quoted}: {problem}; {_HINT}")
 
 
-# The first test that holds names what is wrong with the text of a label or pattern (its sign taken off).
+# What can be wrong with the text of a label or pattern (its sign taken off), in order: the first found is told.
 _BAD_TEXT = (
     (lambda b: any(c.isspace() for c in b), "it contains whitespace"),
     (lambda b: b.startswith("-"), "only one leading '-' is allowed"),
