@@ -10,6 +10,7 @@ from pathlib import PurePosixPath
 from typing import Any, Callable
 
 from aotbuild.errors import Location, TargetError
+from aotbuild.text import human_bytes
 from aotbuild.workspace.labels import TARGET_NAME, Label
 from aotbuild.workspace.target import (
     DEFAULT_MAX_INPUT_BYTES,
@@ -202,14 +203,6 @@ def input_bytes(inputs: tuple[InputSpec, ...], dims: tuple[DimSpec, ...]) -> tup
         return 0, ""
     _, spec = max(sizes, key=lambda size: size[0])
     return sum(n for n, _ in sizes), f"{spec.name}: {list(spec.shape)} {spec.dtype}"
-
-
-def human_size(n: int) -> str:
-    for unit in ("TiB", "GiB", "MiB", "KiB"):
-        scale = SIZE_UNITS[unit[0]]
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} bytes"
 
 
 def _parse_device(ctx: Ctx, node: Node) -> str:
@@ -484,8 +477,8 @@ def _parse_target(ctx: Ctx, node: Node, label: Label, file: str, defaults: dict[
         size, biggest = input_bytes(inputs, dims)
         if size > limit:
             raise ctx.error(mapping["inputs"], "inputs",
-                            f"the example inputs take {human_size(size)} at their largest declared sizes "
-                            f"({biggest}), over the limit of {human_size(limit)}",
+                            f"the example inputs take {human_bytes(size)} at their largest declared sizes "
+                            f"({biggest}), over the limit of {human_bytes(limit)}",
                             "declare smaller shapes or dims, or raise max_input_bytes (in the target or defaults)")
     kwargs = parse_kwargs(ctx, mapping["kwargs"]) if "kwargs" in mapping else {}
     weights = parse_weights(ctx, mapping["weights"], label.package) if "weights" in mapping else None
