@@ -90,7 +90,8 @@ def _check_package(text: str, package: str, what: str) -> None:
             raise _fail(text, what, f"package segment '{segment}' is invalid; segments match {_SEGMENT.pattern}")
 
 
-def _parse(text: str, current_package: str | None, what: str) -> Pattern:
+def parse_pattern(text: str, current_package: str | None = None, what: str = "target pattern") -> Pattern:
+    """Parse a target pattern; relative forms are resolved against `current_package`."""
     if not isinstance(text, str):
         raise LabelError(f"expected a {what} string, got {type(text).__name__}")
     negative = text.startswith("-")
@@ -143,14 +144,9 @@ def _parse(text: str, current_package: str | None, what: str) -> Pattern:
     return Pattern(package, "target", name, negative)
 
 
-def parse_pattern(text: str, current_package: str | None = None) -> Pattern:
-    """Parse a target pattern; relative forms are resolved against `current_package`."""
-    return _parse(text, current_package, "target pattern")
-
-
 def parse_label(text: str, current_package: str | None = None) -> Label:
     """Parse a label naming exactly one target: no '-' and no wildcards."""
-    pattern = _parse(text, current_package, "label")
+    pattern = parse_pattern(text, current_package, "label")
     if pattern.negative:
         raise _fail(text, "label", "a label cannot start with '-'; that is only for target patterns")
     if pattern.kind != "target":

@@ -409,17 +409,11 @@ def _parse_defaults(ctx: Ctx, file: dict[str, Node]) -> dict[str, Node]:
 def parse_workspace(node: Node, file: str) -> WorkspaceConfig:
     ctx = Ctx(file)
     mapping = check_keys(ctx, node, WORKSPACE_FIELDS, None)
-    cache_dir = remote = None
-    verify_keys: tuple[str, ...] = ()
-    if "cache" in mapping:
-        cache = check_keys(ctx, mapping["cache"], ("dir", "remote", "verify_keys"), "cache")
-        if "dir" in cache:
-            cache_dir = expect(ctx, cache["dir"], "cache.dir", str, "a directory path")
-        if "remote" in cache:
-            remote = expect(ctx, cache["remote"], "cache.remote", str,
-                            "a URL: http(s)://host/prefix or s3://bucket/prefix")
-        if "verify_keys" in cache:
-            verify_keys = _verify_keys(ctx, cache["verify_keys"])
+    cache = check_keys(ctx, mapping.get("cache", Node({}, 1)), ("dir", "remote", "verify_keys"), "cache")
+    cache_dir = expect(ctx, cache["dir"], "cache.dir", str, "a directory path") if "dir" in cache else None
+    url = "a URL: http(s)://host/prefix or s3://bucket/prefix"
+    remote = expect(ctx, cache["remote"], "cache.remote", str, url) if "remote" in cache else None
+    verify_keys = _verify_keys(ctx, cache["verify_keys"]) if "verify_keys" in cache else ()
     ignore = strings(ctx, mapping.get("ignore", Node([], 1)), "ignore", "a list of directories", "a directory path")
     return WorkspaceConfig(_parse_defaults(ctx, mapping), cache_dir,
                            tuple(text.strip("/") for _, text in ignore), remote, verify_keys)
