@@ -55,10 +55,8 @@ def environ() -> Mapping[str, str]:
 
 def cache_dir(env: Mapping[str, str], flag: str | None, workspace_setting: str | None, root: Path) -> Path:
     """Precedence: --cache-dir, AOTBUILD_CACHE_DIR, WORKSPACE.aot.yaml's cache.dir, then the XDG cache home."""
-    if flag:
-        return Path(flag).expanduser().resolve()
-    if env.get(CACHE_DIR_VAR):
-        return Path(env[CACHE_DIR_VAR]).expanduser().resolve()
+    if flag or env.get(CACHE_DIR_VAR):
+        return Path(flag or env[CACHE_DIR_VAR]).expanduser().resolve()
     if workspace_setting:
         return (root / Path(workspace_setting).expanduser()).resolve()
     return (Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aotbuild").resolve()
@@ -66,8 +64,7 @@ def cache_dir(env: Mapping[str, str], flag: str | None, workspace_setting: str |
 
 def declared_gpu_arch(env: Mapping[str, str]) -> str | None:
     """A compute capability such as '9.0', or several comma-separated; None when not declared."""
-    value = env.get(GPU_ARCH_VAR, "").strip()
-    return ",".join(sorted(a.strip() for a in value.split(",") if a.strip())) or None
+    return ",".join(sorted(a.strip() for a in env.get(GPU_ARCH_VAR, "").split(",") if a.strip())) or None
 
 
 def events_file(env: Mapping[str, str]) -> Path | None:
