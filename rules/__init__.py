@@ -1,9 +1,4 @@
-"""Rules: each kind of action, declared once as `KIND` in rules/<kind>.py beside its aotbuild/actions/<kind>.py.
-
-A declaration is data (spec file and its typed fields, files read and written, outcomes, pools); this module
-derives the ninja rule and edges from it, and finds the kinds: adding one is a file here plus its action.
-Planning, ninja, the engine, the CLI, reports and the actions themselves read file names from here. No torch.
-"""
+"""Rules: each kind of action, declared as data once as `KIND` in rules/<kind>.py; this derives its ninja rule."""
 
 from __future__ import annotations
 
@@ -12,7 +7,7 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from aotbuild import layout
 from aotbuild.goals import BUILD_GOAL, TEST_GOAL  # noqa: F401 - the registry's names for them
@@ -22,12 +17,6 @@ from aotbuild.workspace.labels import Label
 if TYPE_CHECKING:
     from aotbuild.ninja.graph import Edge, Rule
     from aotbuild.workspace.schema import Target
-
-
-class Spec(Protocol):
-    """A kind's spec file, as a frozen dataclass: what its action needs of the target, and nothing else."""
-
-    def to_json(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -45,7 +34,7 @@ class Kind:
     under aot-out/.aotbuild/ (layout.STATE_DIR), which are aotbuild's own (the toolchain)."""
 
     name: str  # runs as `python -m aotbuild.actions.<name>`; names its log, its events and its ninja rule
-    spec: Callable[[Target], Spec]  # the spec file's content for a target
+    spec: Callable[[Target], Any]  # the spec file's content for a target: a frozen dataclass with to_json()
     spec_file: str
     goal: str  # the output that means "this action is done" for the target
     inputs: tuple[str, ...]  # files it reads, in ninja's explicit inputs (its spec among them)
@@ -60,7 +49,6 @@ class Kind:
     depfile: bool = False  # it writes <goal>.d, ninja folds it into its log (deps = gcc)
     discovered: str | None = None  # with a depfile: the same dependencies, one a line, kept for the no-op stamp
     cache_refs: tuple[CacheRef, ...] = ()
-    extra_implicit: Callable[[Target], tuple[str, ...]] = lambda target: ()  # per-target inputs (weights)
     extra_variables: Callable[[Target], tuple[tuple[str, str], ...]] = lambda target: ()  # e.g. a GPU pool
 
     @property
@@ -72,9 +60,9 @@ class Kind:
         from aotbuild.action_command import action_command
 
         # A warm worker's small client runs the action (the same command with --no-workers: it execs it then).
-        return Rule(self.rule_name, action_command(python, f"aotbuild.actions.{self.name}", "$spec"), f"{self.name} $label",
-                    restat=True, depfile="$out.d" if self.depfile else None, deps="gcc" if self.depfile else None,
-                    pool=self.pool)
+        command = action_command(python, f"aotbuild.actions.{self.name}", "$spec")
+        return Rule(self.rule_name, command, f"{self.name} $label", restat=True, pool=self.pool,
+                    depfile="$out.d" if self.depfile else None, deps="gcc" if self.depfile else None)
 
     def goal_path(self, label: Label) -> str:
         """The goal relative to aot-out/."""
@@ -88,18 +76,15 @@ class Kind:
 
         d = TargetPaths(target.label).dir  # once: planning 10,000 targets builds 200,000 of these paths
         return [Edge(self.rule_name, (f"{d}/{self.goal}",), tuple(_path(d, f) for f in self.inputs),
-                     tuple(_path(d, f) for f in self.implicit) + self.extra_implicit(target),
+                     tuple(_path(d, f) for f in self.implicit),
                      implicit_outputs=tuple(f"{d}/{f}" for f in self.by_products),
                      variables=(("spec", f"{d}/{self.spec_file}"), ("label", str(target.label)))
                      + self.extra_variables(target))]
 
 
-_STATE_PREFIX = f"{layout.STATE_DIR}/"
-
-
 def _path(target_dir: str, name: str) -> str:
     """A file a kind names, relative to aot-out/: in the target's directory unless it is aotbuild's own."""
-    return name if name.startswith(_STATE_PREFIX) else f"{target_dir}/{name}"
+    return name if name.startswith(f"{layout.STATE_DIR}/") else f"{target_dir}/{name}"
 
 
 @functools.cache

@@ -31,7 +31,6 @@ def _pool_depth() -> int:
 POOL = ("aot_compile_pool", _pool_depth())
 # CUDA compiles also run kernels on the GPU (autotuning, benchmarking choices): few at a time share it well.
 GPU_POOL = ("aot_gpu_compile_pool", 2)
-POOLS = (POOL, GPU_POOL)
 
 
 @dataclass(frozen=True)
@@ -62,6 +61,6 @@ KIND = Kind(
     name="compile", spec=CompileSpec.of, spec_file=SPEC, goal=MANIFEST,
     inputs=(export.GRAPH, SPEC), implicit=(layout.TOOLCHAIN_FILE, export.SPEC),
     ran="compiled", hit="artifact-cache hit", cost=3, after=("export",),
-    pools=POOLS, pool=POOL[0], extra_variables=_gpu_pool,
+    pools=(POOL, GPU_POOL), pool=POOL[0], extra_variables=_gpu_pool,
     cache_refs=(CacheRef(MANIFEST, "compile_key", "ac"),),
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from aotbuild import layout
@@ -43,9 +43,7 @@ class ExportSpec:
 
         inputs: Any = target.inputs if isinstance(target.inputs, str) else [input_json(s) for s in target.inputs]
         return cls(str(target.label), target.where(), target.model, target.kwargs, target.weights, target.seed,
-                   inputs, target.device,
-                   [{"name": d.name, "min": d.min, "max": d.max, "example": d.example} for d in target.dims],
-                   list(target.data), list(target.env))
+                   inputs, target.device, [asdict(d) for d in target.dims], list(target.data), list(target.env))
 
     def to_json(self) -> dict[str, Any]:
         # Empty data and env are left out: the spec (and so the action-cache key) of a target that declares

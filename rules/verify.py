@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from aotbuild import layout
@@ -25,8 +25,7 @@ class VerifySpec:
 
     @classmethod
     def of(cls, target: Target) -> VerifySpec:
-        tol = target.tolerance
-        return cls(str(target.label), None if tol is None else {"atol": tol.atol, "rtol": tol.rtol})
+        return cls(str(target.label), asdict(target.tolerance) if target.tolerance else None)
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -9,7 +9,7 @@ import pytest
 
 from aotbuild.errors import TargetError
 from aotbuild.rules.export import ExportSpec
-from aotbuild.workspace.fields import input_bytes
+from aotbuild.workspace.input_specs import input_bytes
 from aotbuild.workspace.labels import Label
 from aotbuild.workspace.schema import parse_build_file
 from aotbuild.workspace.target import NestedSpec, TensorSpec, ValueSpec

@@ -34,10 +34,9 @@ def current_package(root: Path, cwd: Path) -> str | None:
 
 
 def discover_packages(root: Path, ignore: tuple[str, ...] = ()) -> list[str]:
-    """Every directory under root holding BUILD.aot.yaml, skipping outputs, hidden dirs and nested workspaces.
-
-    Sorted as a walk that visits sorted subdirectories would list them. Plain strings and os.scandir: this runs
-    on every command, and pathlib cost more than the walk itself in a workspace of a thousand packages."""
+    """Every directory under root holding BUILD.aot.yaml, skipping outputs, hidden dirs and nested workspaces."""
+    # Listed as a walk over sorted subdirectories visits them. Plain strings and os.scandir: this runs on every
+    # command, and pathlib cost more than the walk itself.
     found: list[str] = []
     ignored = set(ignore) | {layout.OUT_DIR}
 

@@ -1,75 +1,74 @@
-"""Parsers for the fields of a target, each checking type and range and naming file, line and field on error."""
+"""Field checks for BUILD and WORKSPACE files (errors name file, line and field) and each field's parser."""
 
 from __future__ import annotations
 
 import difflib
 import re
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Callable
 
 from aotbuild.errors import Location, TargetError
-from aotbuild.workspace.target import (
-    DEVICES,
-    DIM_FIELDS,
-    DIM_NAME,
-    DTYPE_BYTES,
-    SIZE_UNITS,
-    DimSpec,
-    InputSpec,
-    Tolerance,
-    tensor_specs,
-)
+from aotbuild.workspace.target import DimSpec, Tolerance
 from aotbuild.workspace.yaml_source import Node
 
+# Always used with fullmatch: `$` in re.match accepts a trailing newline, which would reach build.ninja.
+DEVICES = re.compile(r"cpu|cuda(:\d+)?")
+CALLABLE_REF = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", re.ASCII)
+IDENTIFIER = re.compile(r"[A-Za-z_]\w*", re.ASCII)  # dimension and environment variable names
+SIZE_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+DIM_FIELDS = ("min", "max", "example")
+SCALARS = (str, int, float, bool, type(None))
 
+
+@dataclass(frozen=True)
 class Ctx:
     """Builds located errors for one file (and optionally one target)."""
 
-    def __init__(self, file: str, target: str | None = None) -> None:
-        self.file = file
-        self.target = target
+    file: str
+    target: str | None = None
 
-    def error(self, node: Node | int | None, fld: str | None, problem: str, fix: str | None = None) -> TargetError:
-        line = node.line if isinstance(node, Node) else node
-        return TargetError(Location(self.file, line, self.target, fld), problem, fix)
-
-    def for_target(self, name: str) -> "Ctx":
-        return Ctx(self.file, name)
+    def error(self, node: Node, fld: str | None, problem: str, fix: str | None = None) -> TargetError:
+        return TargetError(Location(self.file, node.line, self.target, fld), problem, fix)
 
 
-def _type_name(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
-            float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)
+def describe(value: Any) -> str:
+    """What an error says it found: the kind of a container, else the kind and the value itself."""
+    names = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+             float: "a number", type(None): "nothing"}
+    name = names.get(type(value), type(value).__name__)
+    return name if isinstance(value, (dict, list)) else f"{name} ({value!r})"
 
 
-def expect(ctx: Ctx, node: Node, fld: str, kind: type | tuple[type, ...], what: str) -> Any:
+def expect(ctx: Ctx, node: Node, fld: str, kind: type | tuple[type, ...], what: str, fix: str | None = None) -> Any:
     value = node.value
+    kinds = kind if isinstance(kind, tuple) else (kind,)
     # YAML's true/false are ints to Python; never let a boolean pass where a number is wanted.
-    ok = isinstance(value, kind) and not (isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)))
-    if not ok:
-        raise ctx.error(node, fld, f"expected {what}, found {_type_name(value)} ({value!r})"
-                        if not isinstance(value, (dict, list)) else f"expected {what}, found {_type_name(value)}")
+    if not isinstance(value, kinds) or isinstance(value, bool) and bool not in kinds:
+        raise ctx.error(node, fld, f"expected {what}, found {describe(value)}", fix)
     return value
 
 
-def check_keys(ctx: Ctx, node: Node, allowed: tuple[str, ...], where: str | None) -> dict[str, Node]:
+def callable_ref(ctx: Ctx, node: Node, fld: str, fix: str | None) -> str:
+    ref = expect(ctx, node, fld, str, "'module:callable'", fix)
+    if not CALLABLE_REF.fullmatch(ref):
+        raise ctx.error(node, fld, f"expected 'module:callable', found {ref!r}", fix)
+    return ref
+
+
+def check_keys(ctx: Ctx, node: Node, allowed: tuple[str, ...], where: str | None,
+               required: dict[str, str] | None = None) -> dict[str, Node]:
+    """The mapping at `node`, refusing keys not `allowed` and missing `required` ones (key -> the fix to show)."""
     mapping = expect(ctx, node, where or "", dict, "a mapping")
     for key, value in mapping.items():
         if key not in allowed:
             close = difflib.get_close_matches(key, allowed, n=1)
             fix = f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(allowed)}"
-            name = f"{where}.{key}" if where else key
-            raise ctx.error(value, name, f"unknown key '{key}'", fix)
+            raise ctx.error(value, f"{where}.{key}" if where else key, f"unknown key '{key}'", fix)
+    for key, fix in (required or {}).items():
+        if key not in mapping:
+            raise ctx.error(node, where or key, f"missing '{key}'", fix)
     return mapping
-
-
-def relative_path(ctx: Ctx, node: Node, fld: str, package: str) -> str:
-    text = expect(ctx, node, fld, str, "a path relative to the package directory")
-    path = PurePosixPath(text)
-    if path.is_absolute() or ".." in path.parts or "\\" in text:
-        raise ctx.error(node, fld, f"path '{text}' must stay inside the package",
-                        "give a path relative to the BUILD.aot.yaml's directory, without '..'")
-    return str(PurePosixPath(package, path)) if package else str(path)
 
 
 def _int(ctx: Ctx, node: Node, fld: str, minimum: int | None = None) -> int:
@@ -80,28 +79,31 @@ def _int(ctx: Ctx, node: Node, fld: str, minimum: int | None = None) -> int:
 
 
 def _parse_tolerance(ctx: Ctx, node: Node) -> Tolerance:
-    mapping = check_keys(ctx, node, ("atol", "rtol"), "tolerance")
+    fix = "write tolerance: {atol: 1.0e-4, rtol: 1.0e-4}"
+    mapping = check_keys(ctx, node, ("atol", "rtol"), "tolerance", {"atol": fix, "rtol": fix})
     values = {}
-    for key in ("atol", "rtol"):
-        if key not in mapping:
-            raise ctx.error(node, "tolerance", f"missing '{key}'", "write tolerance: {atol: 1.0e-4, rtol: 1.0e-4}")
-        v = expect(ctx, mapping[key], f"tolerance.{key}", (int, float), "a non-negative number")
+    for key, value in mapping.items():
+        v = expect(ctx, value, f"tolerance.{key}", (int, float), "a non-negative number")
         if v < 0:
-            raise ctx.error(mapping[key], f"tolerance.{key}", f"expected a non-negative number, found {v}")
+            raise ctx.error(value, f"tolerance.{key}", f"expected a non-negative number, found {v}")
         values[key] = float(v)
     return Tolerance(**values)
 
 
+def strings(ctx: Ctx, node: Node, fld: str, what: str, each: str) -> list[tuple[Node, str]]:
+    """A list of strings, each with its node (for the line of an error about it)."""
+    return [(item, expect(ctx, item, fld, str, each)) for item in expect(ctx, node, fld, list, what)]
+
+
 def _parse_tags(ctx: Ctx, node: Node) -> tuple[str, ...]:
-    items = expect(ctx, node, "tags", list, "a list of strings")
-    return tuple(expect(ctx, item, "tags", str, "a string") for item in items)
+    return tuple(text for _, text in strings(ctx, node, "tags", "a list of strings", "a string"))
 
 
 def _parse_options(ctx: Ctx, node: Node) -> dict[str, Any]:
     mapping = expect(ctx, node, "options", dict, "a mapping of inductor config names to values")
     for key, value in mapping.items():
-        if not isinstance(value.value, (str, int, float, bool, type(None))):
-            raise ctx.error(value, f"options.{key}", f"expected a scalar value, found {_type_name(value.value)}")
+        if not isinstance(value.value, SCALARS):
+            raise ctx.error(value, f"options.{key}", f"expected a scalar value, found {describe(value.value)}")
     return node.plain()
 
 
@@ -109,12 +111,10 @@ def parse_dims(ctx: Ctx, node: Node) -> tuple[DimSpec, ...]:
     dims = []
     for name, spec in expect(ctx, node, "dims", dict, "a mapping of dimension names").items():
         fld = f"dims.{name}"
-        if not DIM_NAME.fullmatch(name):
+        if not IDENTIFIER.fullmatch(name):
             raise ctx.error(spec, fld, f"dimension name {name!r} is not an identifier")
-        mapping = check_keys(ctx, spec, DIM_FIELDS, fld)
-        for key in ("min", "max"):
-            if key not in mapping:
-                raise ctx.error(spec, fld, f"missing '{key}'", f"write {name}: {{min: 1, max: 64}}")
+        fix = f"write {name}: {{min: 1, max: 64}}"
+        mapping = check_keys(ctx, spec, DIM_FIELDS, fld, {"min": fix, "max": fix})
         lo, hi = _int(ctx, mapping["min"], f"{fld}.min", 0), _int(ctx, mapping["max"], f"{fld}.max", 0)
         if hi < lo:
             raise ctx.error(mapping["max"], f"{fld}.max", f"max ({hi}) is below min ({lo})")
@@ -136,15 +136,23 @@ def _check_plain_data(ctx: Ctx, node: Node, fld: str) -> None:
     elif isinstance(node.value, list):
         for child in node.value:
             _check_plain_data(ctx, child, fld)
-    elif not isinstance(node.value, (str, int, float, bool, type(None))):
-        raise ctx.error(node, fld, f"expected plain data, found {type(node.value).__name__} ({node.value!r})",
-                        "quote it to pass a string")
+    elif not isinstance(node.value, SCALARS):
+        raise ctx.error(node, fld, f"expected plain data, found {describe(node.value)}", "quote it to pass a string")
 
 
 def parse_kwargs(ctx: Ctx, node: Node) -> dict[str, Any]:
     expect(ctx, node, "kwargs", dict, "a mapping of keyword arguments")
     _check_plain_data(ctx, node, "kwargs")
     return node.plain()
+
+
+def parse_weights(ctx: Ctx, node: Node, package: str) -> str:
+    text = expect(ctx, node, "weights", str, "a path relative to the package directory")
+    path = PurePosixPath(text)
+    if path.is_absolute() or ".." in path.parts or "\\" in text:
+        raise ctx.error(node, "weights", f"path '{text}' must stay inside the package",
+                        "give a path relative to the BUILD.aot.yaml's directory, without '..'")
+    return str(PurePosixPath(package, path)) if package else str(path)
 
 
 def _parse_size(ctx: Ctx, node: Node) -> int:
@@ -156,35 +164,6 @@ def _parse_size(ctx: Ctx, node: Node) -> int:
     raise ctx.error(node, "max_input_bytes", f"expected a size such as 1073741824, 512M or 2G, found {value!r}")
 
 
-def input_bytes(inputs: tuple[InputSpec, ...], dims: tuple[DimSpec, ...]) -> tuple[int, str]:
-    """Bytes of one example case at the largest declared sizes (verification runs there), and the biggest input."""
-    largest = {d.name: d.max for d in dims}
-    total, biggest, biggest_text = 0, -1, ""
-    for spec in tensor_specs(inputs):
-        n = DTYPE_BYTES[spec.dtype]
-        for size in spec.shape:
-            n *= largest[size] if isinstance(size, str) else size
-        total += n
-        if n > biggest:
-            biggest, biggest_text = n, f"{spec.name}: {list(spec.shape)} {spec.dtype}"
-    return total, biggest_text
-
-
-def human_size(n: int) -> str:
-    for unit in ("TiB", "GiB", "MiB", "KiB"):
-        scale = SIZE_UNITS[unit[0]]
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} bytes"
-
-
-FIELD_PARSERS: dict[str, Callable[[Ctx, Node], Any]] = {
-    "max_input_bytes": _parse_size,
-    "tolerance": _parse_tolerance, "tags": _parse_tags, "options": _parse_options,
-    "seed": lambda ctx, n: _int(ctx, n, "seed", 0),
-}
-
-
 def _parse_device(ctx: Ctx, node: Node) -> str:
     value = expect(ctx, node, "device", str, "'cpu' or 'cuda'")
     if not DEVICES.fullmatch(value):
@@ -192,39 +171,31 @@ def _parse_device(ctx: Ctx, node: Node) -> str:
     return value
 
 
-FIELD_PARSERS["device"] = _parse_device
-
-
-def parse_data(ctx: Ctx, node: Node) -> tuple[str, ...]:
-    """`data:` files and globs the model reads, relative to the workspace root (a package's files are
-    `pkg/file.json`): each is an input of the export, judged by content like its modules."""
-    items = expect(ctx, node, "data", list, "a list of workspace-relative paths or globs")
-    found = []
-    for item in items:
-        text = expect(ctx, item, "data", str, "a workspace-relative path or glob")
+def _parse_data(ctx: Ctx, node: Node) -> tuple[str, ...]:
+    """Files and globs the model reads, relative to the workspace root: inputs of the export, judged by content."""
+    found = set()
+    for item, text in strings(ctx, node, "data", "a list of workspace-relative paths or globs",
+                              "a workspace-relative path or glob"):
         path = PurePosixPath(text)
         if not text or path.is_absolute() or ".." in path.parts or "\\" in text or path.parts[0] == "aot-out":
             raise ctx.error(item, "data", f"path '{text}' must name files inside the workspace",
                             "give a path or glob relative to the workspace root, without '..', outside aot-out/")
-        found.append(path.as_posix())
-    return tuple(sorted(set(found)))
+        found.add(path.as_posix())
+    return tuple(sorted(found))
 
 
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
-
-
-def parse_env(ctx: Ctx, node: Node) -> tuple[str, ...]:
-    """`env:` names of environment variables the model reads: their values are part of the export's key."""
-    items = expect(ctx, node, "env", list, "a list of environment variable names")
-    names = []
-    for item in items:
-        name = expect(ctx, item, "env", str, "an environment variable name")
-        if not ENV_NAME.fullmatch(name):
+def _parse_env(ctx: Ctx, node: Node) -> tuple[str, ...]:
+    """Environment variables the model reads: their values are part of the export's key."""
+    found = strings(ctx, node, "env", "a list of environment variable names", "an environment variable name")
+    for item, name in found:
+        if not IDENTIFIER.fullmatch(name):
             raise ctx.error(item, "env", f"'{name}' is not an environment variable name",
                             "write names such as MODEL_VARIANT (letters, digits, underscores)")
-        names.append(name)
-    return tuple(sorted(set(names)))
+    return tuple(sorted({name for _, name in found}))
 
 
-FIELD_PARSERS["data"] = parse_data
-FIELD_PARSERS["env"] = parse_env
+FIELD_PARSERS: dict[str, Callable[[Ctx, Node], Any]] = {
+    "device": _parse_device, "seed": lambda ctx, n: _int(ctx, n, "seed", 0), "options": _parse_options,
+    "tolerance": _parse_tolerance, "tags": _parse_tags, "max_input_bytes": _parse_size, "data": _parse_data,
+    "env": _parse_env,
+}

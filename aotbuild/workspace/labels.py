@@ -10,14 +10,11 @@ from dataclasses import dataclass
 from aotbuild.errors import LabelError
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=,@~-]*")
+TARGET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=,@~-]*")
 _WINDOWS_PATH = re.compile(r"[A-Za-z]:[\\/]")
 _WILDCARD_NAMES = ("all", "*")
-_HINT = (
-    "a valid label looks like //models/vision:mlp, //models/vision (short for "
-    "//models/vision:vision) or :mlp inside a package; patterns may also use "
-    "//models:all, //models/... and a leading '-' to subtract"
-)
+_HINT = ("a valid label looks like //models/vision:mlp, //models/vision (short for //models/vision:vision) or :mlp "
+         "inside a package; patterns may also use //models:all, //models/... and a leading '-' to subtract")
 # Long target lists in error messages bury the actual problem.
 _MAX_LISTED = 5
 
@@ -49,11 +46,7 @@ class Pattern:
         if self.kind == "all":
             return label.package == self.package
         # Compare whole path segments so //models/... does not pick up models2.
-        return (
-            self.package == ""
-            or label.package == self.package
-            or label.package.startswith(self.package + "/")
-        )
+        return self.package in ("", label.package) or label.package.startswith(self.package + "/")
 
     def __str__(self) -> str:
         sign = "-" if self.negative else ""
@@ -62,76 +55,52 @@ class Pattern:
         return f"{sign}//{self.package}:{self.name if self.kind == 'target' else 'all'}"
 
 
-def _quote(text: str) -> str:
-    # repr() makes tabs/newlines visible; plain quotes keep Windows paths readable.
-    return repr(text) if not text.isprintable() else f"'{text}'"
-
-
 def _fail(text: str, what: str, problem: str) -> LabelError:
-    return LabelError(f"invalid {what} {_quote(text)}: {problem}; {_HINT}")
+    # repr() makes tabs/newlines visible; plain quotes keep Windows paths readable.
+    quoted = repr(text) if not text.isprintable() else f"'{text}'"
+    return LabelError(f"invalid {what} {quoted}: {problem}; {_HINT}")
 
 
-def _check_characters(text: str, body: str, what: str) -> None:
-    if body == "":
-        raise _fail(text, what, "nothing after '-'" if text else "it is empty")
-    if any(c.isspace() for c in body):
-        raise _fail(text, what, "it contains whitespace")
-    if body.startswith("-"):
-        raise _fail(text, what, "only one leading '-' is allowed")
-    if body.startswith("~"):
-        raise _fail(text, what, "it looks like a home-directory path, not a label")
-    if _WINDOWS_PATH.match(body):
-        raise _fail(text, what, "it looks like a Windows file path, not a label")
-    if "\\" in body:
-        raise _fail(text, what, "it contains a backslash; labels separate packages with '/'")
-    if body.startswith("/") and not body.startswith("//"):
-        raise _fail(
-            text, what,
-            "it looks like an absolute file path; labels start with '//' (the workspace root)",
-        )
+# What can be wrong with the text of a label or pattern (its sign taken off), in order: the first found is told.
+_BAD_TEXT = (
+    (lambda b: any(c.isspace() for c in b), "it contains whitespace"),
+    (lambda b: b.startswith("-"), "only one leading '-' is allowed"),
+    (lambda b: b.startswith("~"), "it looks like a home-directory path, not a label"),
+    (_WINDOWS_PATH.match, "it looks like a Windows file path, not a label"),
+    (lambda b: "\\" in b, "it contains a backslash; labels separate packages with '/'"),
+    (lambda b: b.startswith("/") and not b.startswith("//"),
+     "it looks like an absolute file path; labels start with '//' (the workspace root)"),
+)
+_BAD_SEGMENTS = {
+    "": "the package path has an empty segment ('//' inside it)",
+    "..": "'..' is not allowed: labels cannot name anything outside the workspace and never step up a directory; "
+          "write the absolute //path instead",
+    ".": "'.' segments are not allowed in a package path",
+    "...": "'...' is only allowed as the last package segment",
+}
 
 
 def _check_package(text: str, package: str, what: str) -> None:
-    if package == "":
-        return
     if package.endswith("/"):
         raise _fail(text, what, "the package path has a trailing '/'")
-    for segment in package.split("/"):
-        if segment == "":
-            raise _fail(text, what, "the package path has an empty segment ('//' inside it)")
-        if segment == "..":
-            raise _fail(
-                text, what,
-                "'..' is not allowed: labels cannot name anything outside the workspace "
-                "and never step up a directory; write the absolute //path instead",
-            )
-        if segment == ".":
-            raise _fail(text, what, "'.' segments are not allowed in a package path")
-        if segment == "...":
-            raise _fail(text, what, "'...' is only allowed as the last package segment")
+    for segment in package.split("/") if package else ():
+        if segment in _BAD_SEGMENTS:
+            raise _fail(text, what, _BAD_SEGMENTS[segment])
         if not _SEGMENT.fullmatch(segment):
-            raise _fail(
-                text, what,
-                f"package segment '{segment}' is invalid; segments match "
-                f"{_SEGMENT.pattern}",
-            )
+            raise _fail(text, what, f"package segment '{segment}' is invalid; segments match {_SEGMENT.pattern}")
 
 
-def _check_name(text: str, name: str, what: str) -> None:
-    if name == "":
-        raise _fail(text, what, "the target name after ':' is empty")
-    if "/" in name:
-        raise _fail(text, what, "target names cannot contain '/'")
-    if not _NAME.fullmatch(name):
-        raise _fail(text, what, f"target name '{name}' is invalid; names match {_NAME.pattern}")
-
-
-def _parse(text: str, current_package: str | None, what: str) -> Pattern:
+def parse_pattern(text: str, current_package: str | None = None, what: str = "target pattern") -> Pattern:
+    """Parse a target pattern; relative forms are resolved against `current_package`."""
     if not isinstance(text, str):
         raise LabelError(f"expected a {what} string, got {type(text).__name__}")
     negative = text.startswith("-")
     body = text[1:] if negative else text
-    _check_characters(text, body, what)
+    if body == "":
+        raise _fail(text, what, "nothing after '-'" if text else "it is empty")
+    for bad, problem in _BAD_TEXT:
+        if bad(body):
+            raise _fail(text, what, problem)
 
     if body.startswith("//"):
         rest, base = body[2:], ""
@@ -141,11 +110,8 @@ def _parse(text: str, current_package: str | None, what: str) -> Pattern:
             raise _fail(text, what, "it names no package and no target")
     else:
         if current_package is None:
-            raise _fail(
-                text, what,
-                "it is relative, but the current directory is not inside a workspace "
-                "package; use an absolute label starting with '//'",
-            )
+            raise _fail(text, what, "it is relative, but the current directory is not inside a workspace package; "
+                                    "use an absolute label starting with '//'")
         # A bare word could mean a target or a package; refuse to guess.
         if ":" not in body and "/" not in body and body != "...":
             raise _fail(text, what, f"it is ambiguous; write ':{body}' for a target in this package")
@@ -169,72 +135,60 @@ def _parse(text: str, current_package: str | None, what: str) -> Pattern:
         return Pattern(package, "all", None, negative)
     if not colon:
         name = pkg_text.rsplit("/", 1)[-1]  # //pkg/path means //pkg/path:path
-    _check_name(text, name, what)
+    if name == "":
+        raise _fail(text, what, "the target name after ':' is empty")
+    if "/" in name:
+        raise _fail(text, what, "target names cannot contain '/'")
+    if not TARGET_NAME.fullmatch(name):
+        raise _fail(text, what, f"target name '{name}' is invalid; names match {TARGET_NAME.pattern}")
     return Pattern(package, "target", name, negative)
-
-
-def parse_pattern(text: str, current_package: str | None = None) -> Pattern:
-    """Parse a target pattern; relative forms are resolved against `current_package`."""
-    return _parse(text, current_package, "target pattern")
 
 
 def parse_label(text: str, current_package: str | None = None) -> Label:
     """Parse a label naming exactly one target: no '-' and no wildcards."""
-    pattern = _parse(text, current_package, "label")
+    pattern = parse_pattern(text, current_package, "label")
     if pattern.negative:
         raise _fail(text, "label", "a label cannot start with '-'; that is only for target patterns")
     if pattern.kind != "target":
-        raise _fail(
-            text, "label",
-            "wildcards (':all', ':*', '...') are for target patterns; a label names one target",
-        )
+        raise _fail(text, "label", "wildcards (':all', ':*', '...') are for target patterns; a label names one target")
     if pattern.name == "all":
         raise _fail(text, "label", "'all' is reserved for the ':all' wildcard, not a target name")
     assert pattern.name is not None
     return Label(pattern.package, pattern.name)
 
 
-def _missing_target(pattern: Pattern, known: set[Label], packages: set[str]) -> LabelError:
+def _no_match(pattern: Pattern, known: set[Label], packages: set[str], empty: set[str]) -> LabelError:
+    """Why a positive pattern selects nothing: no such package, an empty one, or no such target in it."""
+    if pattern.kind == "recursive":
+        return LabelError(f"no packages under '{pattern}'")
+    if pattern.package in empty:
+        if pattern.kind == "target":
+            return LabelError(f"no target '{pattern.name}' in package '//{pattern.package}': it has no targets")
+        return LabelError(f"package '//{pattern.package}' has no targets: its BUILD.aot.yaml declares none (or only "
+                          "invalid ones, reported above)")
     if pattern.package not in packages:
-        return _missing_package(pattern.package, packages)
+        close = difflib.get_close_matches(pattern.package, sorted(packages), n=1)
+        return LabelError(f"no package '//{pattern.package}'" + (f"; did you mean '//{close[0]}'?" if close else ""))
     names = sorted(label.name for label in known if label.package == pattern.package)
-    assert pattern.name is not None
     # Likely typos first, then the rest alphabetically, so the list stays short and useful.
-    close = difflib.get_close_matches(pattern.name, names, n=_MAX_LISTED)
+    close = difflib.get_close_matches(pattern.name or "", names, n=_MAX_LISTED)
     listed = (close + [n for n in names if n not in close])[:_MAX_LISTED]
-    message = (
-        f"no target '{pattern.name}' in package '//{pattern.package}'; "
-        f"it has: {', '.join(listed)}"
-    )
+    message = f"no target '{pattern.name}' in package '//{pattern.package}'; it has: {', '.join(listed)}"
     if len(names) > len(listed):
         message += f" (and {len(names) - len(listed)} more)"
     return LabelError(message)
 
 
-def _missing_package(package: str, packages: set[str]) -> LabelError:
-    message = f"no package '//{package}'"
-    close = difflib.get_close_matches(package, sorted(packages), n=1)
-    if close:
-        message += f"; did you mean '//{close[0]}'?"
-    return LabelError(message)
-
-
-def resolve(
-    patterns: Sequence[str], labels: Iterable[Label], current_package: str | None = None,
-    all_packages: Iterable[str] | None = None,
-) -> list[Label]:
-    """Apply `patterns` left to right over the known `labels`; return sorted unique matches.
-
-    `all_packages` names every package, those without targets included, so that an empty one is
-    reported as empty rather than missing."""
+def resolve(patterns: Sequence[str], labels: Iterable[Label], current_package: str | None = None,
+            all_packages: Iterable[str] | None = None) -> list[Label]:
+    """Apply `patterns` left to right over the known `labels`; return sorted unique matches. `all_packages`
+    names every package, those without targets too, so that an empty one is reported as empty, not missing."""
     parsed = [parse_pattern(text, current_package) for text in patterns]
     if not parsed:
         raise LabelError("no target patterns given; name at least one, e.g. //...")
     if all(p.negative for p in parsed):
-        raise LabelError(
-            "only negative patterns given: there is nothing to subtract from; "
-            "add a positive pattern first, e.g. //... -//models:big"
-        )
+        raise LabelError("only negative patterns given: there is nothing to subtract from; "
+                         "add a positive pattern first, e.g. //... -//models:big")
     known = set(labels)
     packages = {label.package for label in known}
     empty = set(all_packages or ()) - packages
@@ -242,18 +196,8 @@ def resolve(
     for pattern in parsed:
         matched = {label for label in known if pattern.matches(label)}
         # Negative patterns may name nothing: subtracting an absent target is harmless.
-        if not pattern.negative and not matched:
-            if pattern.kind == "target" and pattern.package in empty:
-                raise LabelError(f"no target '{pattern.name}' in package '//{pattern.package}': it has no targets")
-            if pattern.kind == "target":
-                raise _missing_target(pattern, known, packages)
-            if pattern.kind == "all":
-                if pattern.package in empty:
-                    raise LabelError(f"package '//{pattern.package}' has no targets: its BUILD.aot.yaml "
-                                     "declares none (or only invalid ones, reported above)")
-                raise _missing_package(pattern.package, packages)
-            if pattern.package:
-                raise LabelError(f"no packages under '{pattern}'")
+        if not pattern.negative and not matched and (pattern.kind != "recursive" or pattern.package):
+            raise _no_match(pattern, known, packages, empty)
         if pattern.negative:
             selected -= matched
         else:

@@ -29,8 +29,7 @@ def load_config(root: Path) -> WorkspaceConfig:
 
 
 def load_package(root: Path, package: str, config: WorkspaceConfig, text: str | None = None) -> Package:
-    """Parse one package from its BUILD file (or from `text`, its content already read). Never raises for the
-    user's mistakes: a broken file or target is recorded, so that the rest of the workspace still builds."""
+    """Never raises for the user's mistakes: a broken file or target is recorded, so the rest still builds."""
     file = layout.build_file(package)
     result = Package(package)
     try:
@@ -45,7 +44,7 @@ def load_package(root: Path, package: str, config: WorkspaceConfig, text: str | 
         try:
             if target.weights:
                 result.weights.add(target.weights)
-            _check_weights(root, target)
+                _check_weights(root, target)
             result.targets.append(target)
         except TargetError as e:
             result.broken_targets[target.label] = e
@@ -62,18 +61,12 @@ def _check_package_name(package: str, file: str) -> None:
 
 
 def _check_weights(root: Path, target: Target) -> None:
-    if target.weights is None:
-        return
     where = Location(target.build_file, target.line, target.label.name, "weights")
     path = root / target.weights
     if not path.is_file():
         raise TargetError(where, f"weights file '{target.weights}' does not exist",
                           "give a state_dict file path relative to the package directory")
     # A symlink may point anywhere; the resolved file must still live inside the workspace.
-    try:
-        path.resolve().relative_to(root.resolve())
-    except ValueError:
+    if not path.resolve().is_relative_to(root.resolve()):
         raise TargetError(where, f"weights file '{target.weights}' resolves outside the workspace",
-                          "copy the checkpoint into the workspace") from None
-
-
+                          "copy the checkpoint into the workspace")

@@ -1,47 +1,37 @@
-"""The target schema: BUILD.aot.yaml and WORKSPACE.aot.yaml data parsed into frozen dataclasses."""
+"""The target schema: BUILD and WORKSPACE files into targets and settings, errors naming file, line and field."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from aotbuild.errors import TargetError
+from aotbuild.text import human_bytes
 from aotbuild.workspace.fields import (
     FIELD_PARSERS,
     Ctx,
+    callable_ref,
     check_keys,
     expect,
-    human_size,
-    input_bytes,
     parse_dims,
     parse_kwargs,
-    relative_path,
+    parse_weights,
+    strings,
 )
-from aotbuild.workspace.input_fields import parse_inputs
-from aotbuild.workspace.labels import Label
-from aotbuild.workspace.target import (
-    BUILD_FILE_FIELDS,
-    CALLABLE_REF,
-    DEFAULT_MAX_INPUT_BYTES,
-    DEFAULTABLE,
-    TARGET_FIELDS,
-    TARGET_NAME,
-    WORKSPACE_FIELDS,
-    DimSpec,
-    Target,
-    TensorSpec,
-    Tolerance,
-    WorkspaceConfig,
-)
+from aotbuild.workspace.input_specs import TENSOR_EXAMPLE, input_bytes, parse_inputs
+from aotbuild.workspace.labels import TARGET_NAME, Label
+from aotbuild.workspace.target import DEFAULT_MAX_INPUT_BYTES, Target, WorkspaceConfig
 from aotbuild.workspace.yaml_source import Node
 
-__all__ = ["DimSpec", "Target", "TensorSpec", "Tolerance", "WorkspaceConfig", "parse_build_file",
-           "parse_defaults", "parse_workspace"]
+# Fields a `defaults:` block may set; model and inputs are per-target by nature.
+DEFAULTABLE = ("device", "seed", "options", "tolerance", "tags", "max_input_bytes", "data", "env")
+TARGET_FIELDS = ("model", "kwargs", "weights", "inputs", "dims", *DEFAULTABLE)
+BUILD_FILE_FIELDS = ("defaults", "targets")
+WORKSPACE_FIELDS = ("defaults", "cache", "ignore")
+_REQUIRED = {"model": "write model: package.module:factory", "inputs": f"write inputs: {{x: {TENSOR_EXAMPLE}}}"}
 
 
-def parse_defaults(ctx: Ctx, node: Node | None) -> dict[str, Node]:
-    if node is None:
-        return {}
-    mapping = check_keys(ctx, node, DEFAULTABLE, "defaults")
+def _parse_defaults(ctx: Ctx, file: dict[str, Node]) -> dict[str, Node]:
+    mapping = check_keys(ctx, file.get("defaults", Node({}, 1)), DEFAULTABLE, "defaults")
     for key, value in mapping.items():
         FIELD_PARSERS[key](ctx, value)  # validate early so the error points at the defaults block
     return mapping
@@ -50,44 +40,33 @@ def parse_defaults(ctx: Ctx, node: Node | None) -> dict[str, Node]:
 def parse_workspace(node: Node, file: str) -> WorkspaceConfig:
     ctx = Ctx(file)
     mapping = check_keys(ctx, node, WORKSPACE_FIELDS, None)
-    cache_dir = remote = None
-    verify_keys: tuple[str, ...] = ()
-    if "cache" in mapping:
-        cache = check_keys(ctx, mapping["cache"], ("dir", "remote", "verify_keys"), "cache")
-        if "dir" in cache:
-            cache_dir = expect(ctx, cache["dir"], "cache.dir", str, "a directory path")
-        if "remote" in cache:
-            remote = expect(ctx, cache["remote"], "cache.remote", str, "a URL: http(s)://host/prefix or s3://bucket/prefix")
-        if "verify_keys" in cache:
-            verify_keys = _verify_keys(ctx, cache["verify_keys"])
-    ignore: tuple[str, ...] = ()
-    if "ignore" in mapping:
-        items = expect(ctx, mapping["ignore"], "ignore", list, "a list of directories")
-        ignore = tuple(expect(ctx, i, "ignore", str, "a directory path").strip("/") for i in items)
-    return WorkspaceConfig(parse_defaults(ctx, mapping.get("defaults")), cache_dir, ignore, remote, verify_keys)
+    cache = check_keys(ctx, mapping.get("cache", Node({}, 1)), ("dir", "remote", "verify_keys"), "cache")
+    cache_dir = expect(ctx, cache["dir"], "cache.dir", str, "a directory path") if "dir" in cache else None
+    url = "a URL: http(s)://host/prefix or s3://bucket/prefix"
+    remote = expect(ctx, cache["remote"], "cache.remote", str, url) if "remote" in cache else None
+    verify_keys = _verify_keys(ctx, cache["verify_keys"]) if "verify_keys" in cache else ()
+    ignore = strings(ctx, mapping.get("ignore", Node([], 1)), "ignore", "a list of directories", "a directory path")
+    return WorkspaceConfig(_parse_defaults(ctx, mapping), cache_dir,
+                           tuple(text.strip("/") for _, text in ignore), remote, verify_keys)
 
 
 def _verify_keys(ctx: Ctx, node: Node) -> tuple[str, ...]:
     """Public keys whose signatures make a remote-cache entry acceptable (cache/signing.py checks the bytes)."""
     what = "a list of public keys, each 'ed25519:<base64>' as `aotbuild cache keygen` prints it"
-    keys = []
-    for item in expect(ctx, node, "cache.verify_keys", list, what):
-        key = expect(ctx, item, "cache.verify_keys", str, what)
+    keys = strings(ctx, node, "cache.verify_keys", what, what)
+    for item, key in keys:
         if not key.startswith("ed25519:"):
             raise ctx.error(item, "cache.verify_keys", f"expected {what}, found {key[:20]!r}",
                             "make a key pair with `aotbuild cache keygen`")
-        keys.append(key)
-    return tuple(keys)
+    return tuple(key for _, key in keys)
 
 
 def parse_build_file(node: Node, file: str, package: str, workspace_defaults: dict[str, Node]
                      ) -> tuple[list[Target], dict[Label, TargetError]]:
-    """Parse one BUILD.aot.yaml; `package` is its workspace-relative directory ('' for the root).
-
-    A file-level problem raises; a bad target is returned apart, so its siblings can still build (-k)."""
+    """A file-level problem raises; a bad target is returned apart, so its siblings can still build (-k)."""
     ctx = Ctx(file)
     mapping = check_keys(ctx, node, BUILD_FILE_FIELDS, None)
-    file_defaults = parse_defaults(ctx, mapping.get("defaults"))
+    file_defaults = _parse_defaults(ctx, mapping)
     defaults = {**workspace_defaults, **file_defaults}
     if "options" in workspace_defaults and "options" in file_defaults:  # options merge key by key, per level
         merged = {**workspace_defaults["options"].value, **file_defaults["options"].value}
@@ -98,30 +77,19 @@ def parse_build_file(node: Node, file: str, package: str, workspace_defaults: di
         try:
             if not TARGET_NAME.fullmatch(name) or name == "all":
                 # Recorded like any bad target, so its siblings still build; the selection shows it.
-                raise ctx.for_target(name).error(spec, None, f"invalid target name {name!r}",
-                                                 "use letters, digits, '_', '-' and '.'; 'all' is reserved")
-            targets.append(_parse_target(ctx.for_target(name), spec, Label(package, name), file, defaults))
+                raise Ctx(file, name).error(spec, None, f"invalid target name {name!r}",
+                                            "use letters, digits, '_', '-' and '.'; 'all' is reserved")
+            targets.append(_parse_target(Ctx(file, name), spec, Label(package, name), file, defaults))
         except TargetError as e:
             errors[Label(package, name)] = e
     return targets, errors
 
 
 def _parse_target(ctx: Ctx, node: Node, label: Label, file: str, defaults: dict[str, Node]) -> Target:
-    mapping = check_keys(ctx, node, TARGET_FIELDS, None)
-    if "model" not in mapping:
-        raise ctx.error(node, "model", "missing 'model'", "write model: package.module:factory")
-    if "inputs" not in mapping:
-        raise ctx.error(node, "inputs", "missing 'inputs'", "write inputs: {x: {shape: [8, 64], dtype: float32}}")
-    model = expect(ctx, mapping["model"], "model", str, "'module:callable'")
-    if not CALLABLE_REF.fullmatch(model):
-        raise ctx.error(mapping["model"], "model", f"expected 'module:callable', found {model!r}",
-                        "write e.g. model: models.mlp:MLP")
-    fields: dict[str, Any] = {}
-    for key in DEFAULTABLE:
-        if key in mapping:
-            fields[key] = FIELD_PARSERS[key](ctx, mapping[key])
-        elif key in defaults:
-            fields[key] = FIELD_PARSERS[key](ctx, defaults[key])
+    mapping = check_keys(ctx, node, TARGET_FIELDS, None, _REQUIRED)
+    model = callable_ref(ctx, mapping["model"], "model", "write e.g. model: models.mlp:MLP")
+    fields: dict[str, Any] = {key: FIELD_PARSERS[key](ctx, mapping.get(key) or defaults[key])
+                              for key in DEFAULTABLE if key in mapping or key in defaults}
     if "options" in mapping and "options" in defaults:
         fields["options"] = {**defaults["options"].plain(), **fields["options"]}
     dims = parse_dims(ctx, mapping["dims"]) if "dims" in mapping else ()
@@ -134,10 +102,10 @@ def _parse_target(ctx: Ctx, node: Node, label: Label, file: str, defaults: dict[
         size, biggest = input_bytes(inputs, dims)
         if size > limit:
             raise ctx.error(mapping["inputs"], "inputs",
-                            f"the example inputs take {human_size(size)} at their largest declared sizes "
-                            f"({biggest}), over the limit of {human_size(limit)}",
+                            f"the example inputs take {human_bytes(size)} at their largest declared sizes "
+                            f"({biggest}), over the limit of {human_bytes(limit)}",
                             "declare smaller shapes or dims, or raise max_input_bytes (in the target or defaults)")
     kwargs = parse_kwargs(ctx, mapping["kwargs"]) if "kwargs" in mapping else {}
-    weights = relative_path(ctx, mapping["weights"], "weights", label.package) if "weights" in mapping else None
-    return Target(label=label, build_file=file, line=node.line, model=model, kwargs=kwargs or {}, weights=weights,
+    weights = parse_weights(ctx, mapping["weights"], label.package) if "weights" in mapping else None
+    return Target(label=label, build_file=file, line=node.line, model=model, kwargs=kwargs, weights=weights,
                   inputs=inputs, dims=dims, **fields)

@@ -23,11 +23,6 @@ def _touches(pattern: Pattern, package: str) -> bool:
     return pattern.matches(Label(package, pattern.name or "_"))
 
 
-def _packages(plan: Plan) -> list[str]:
-    """Every package of the plan, with or without targets."""
-    return list(plan.packages)
-
-
 def select(plan: Plan, patterns: list[str], current_package: str | None) -> Selection:
     parsed = [parse_pattern(p, current_package) for p in patterns]
     known = list(plan.labels)  # checked when planned: no need to parse 10,000 labels again
@@ -37,12 +32,12 @@ def select(plan: Plan, patterns: list[str], current_package: str | None) -> Sele
             known.append(parse_label(text))
         except LabelError:
             unnamed.setdefault(text[2:].rpartition(":")[0], []).append(error)
-    broken_packages = [p for p in plan.broken if any(_touches(pat, p) for pat in parsed if not pat.negative)]
+    positive = [pat for pat in parsed if not pat.negative]
+    broken_packages = [p for p in plan.broken if any(_touches(pat, p) for pat in positive)]
     # A target with an invalid name is selected by a wildcard over its package, never by naming a sibling.
-    unnamed_touched = [p for p in sorted(unnamed)
-                       if any(pat.kind != "target" and _touches(pat, p) for pat in parsed if not pat.negative)]
+    unnamed_touched = [p for p in sorted(unnamed) if any(pat.kind != "target" and _touches(pat, p) for pat in positive)]
     errors = [plan.broken[p] for p in sorted(broken_packages)] + [e for p in unnamed_touched for e in unnamed[p]]
-    packages = _packages(plan)
+    packages = list(plan.packages)  # with or without targets
     try:
         if all(p.kind == "recursive" and not p.package and not p.negative for p in parsed):
             # `//...`: every known target, in resolve's order, without matching 10,000 labels one by one.
@@ -54,8 +49,8 @@ def select(plan: Plan, patterns: list[str], current_package: str | None) -> Sele
             raise
         # The pattern names a package whose BUILD file is broken: that error is the one worth showing.
         skipped = set(broken_packages) | set(unnamed_touched)
-        positive = [pat for pat in parsed if not pat.negative and not any(_touches(pat, p) for p in skipped)]
-        labels = resolve([str(p) for p in positive], known, current_package, packages) if positive else []
+        kept = [str(pat) for pat in positive if not any(_touches(pat, p) for p in skipped)]
+        labels = resolve(kept, known, current_package, packages) if kept else []
     if plan.broken_targets:
         errors += [plan.broken_targets[str(label)] for label in labels if str(label) in plan.broken_targets]
     entries = plan.packages  # not plan.targets: building that 10,000-entry map cost more than this whole loop
@@ -65,8 +60,8 @@ def select(plan: Plan, patterns: list[str], current_package: str | None) -> Sele
 def named_explicitly(patterns: list[str], current_package: str | None) -> set[str]:
     """Labels the user wrote out by name (not reached through :all or /...): failures there are never skipped."""
     named = set()
-    for pattern in map(lambda p: parse_pattern(p, current_package), patterns):
-        if pattern.kind == "target" and pattern.name is not None:
+    for pattern in (parse_pattern(p, current_package) for p in patterns):
+        if pattern.kind == "target":
             label = str(Label(pattern.package, pattern.name))
             if pattern.negative:
                 named.discard(label)

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from aotbuild.errors import UserError
+
 CACHE_DIR_VAR = "AOTBUILD_CACHE_DIR"
 GPU_ARCH_VAR = "AOTBUILD_GPU_ARCH"  # the GPU arch CUDA artifacts are keyed for where none is visible (CPU-only CI)
 CACHE_READONLY_VAR = "AOTBUILD_CACHE_READONLY"  # set by the CLI when the cache cannot be written
@@ -15,8 +17,7 @@ EVENTS_VAR = "AOTBUILD_EVENTS"  # set by the CLI so actions can report what they
 # which imports nothing of aotbuild and so names it itself; a test keeps the two equal.
 WORKERS_VAR = "AOTBUILD_WORKERS"
 WORKER_PID_VAR = "AOTBUILD_WORKER_PID"  # set by a warm worker in each action it forks: its own pid, for reports
-# The remote cache: the CLI resolves --remote-cache / this variable / WORKSPACE cache.remote and exports the
-# result, with the upload and required policies, to the actions it runs.
+# The remote cache, as the CLI resolved it (remote_url) and exported it, with its policies, to the actions.
 REMOTE_VAR = "AOTBUILD_REMOTE_CACHE"
 REMOTE_UPLOAD_VAR = "AOTBUILD_REMOTE_UPLOAD"
 REMOTE_REQUIRED_VAR = "AOTBUILD_REMOTE_REQUIRED"
@@ -29,15 +30,14 @@ S3_ENDPOINT_VAR = "AOTBUILD_S3_ENDPOINT"  # an S3-compatible store (MinIO, moto)
 # Limits on each remote request: seconds for the whole answer, and bytes for a blob whose entry declares no size.
 REMOTE_DEADLINE_VAR = "AOTBUILD_REMOTE_DEADLINE"
 REMOTE_MAX_BLOB_VAR = "AOTBUILD_REMOTE_MAX_BLOB"
-# Signed action entries (cache/signing.py): CI holds the private key (the `ed25519:` line or PEM text, or a
-# file holding it), and signs what it uploads; every machine that lists public keys accepts only remote entries
-# signed by one of them; the CLI exports WORKSPACE.aot.yaml's cache.verify_keys here when the variable is unset.
+# Signed action entries (cache/signing.py): CI signs what it uploads with the private key (text, or a file); a
+# machine that lists public keys accepts only remote entries signed by one of them.
 SIGNING_KEY_VAR = "AOTBUILD_SIGNING_KEY"
 SIGNING_KEY_FILE_VAR = "AOTBUILD_SIGNING_KEY_FILE"
 VERIFY_KEYS_VAR = "AOTBUILD_REMOTE_VERIFY_KEYS"
 DEFAULT_REMOTE_DEADLINE_S = 600.0
 DEFAULT_REMOTE_MAX_BLOB = 4 << 30
-# "0": no cache pass in the CLI (engine/cache_hits.py): every hit runs its action process, as before it existed.
+# "0": no cache pass in the CLI (engine/cache_hits.py): every hit runs its action process.
 CACHE_PASS_VAR = "AOTBUILD_CACHE_PASS"
 # "0": every build runs ninja, even where the no-op stamp (engine/noop_stamp.py) proves it would run nothing.
 NOOP_STAMP_VAR = "AOTBUILD_NOOP_STAMP"
@@ -53,27 +53,18 @@ def environ() -> Mapping[str, str]:
     return os.environ
 
 
-def default_cache_dir(env: Mapping[str, str]) -> Path:
-    """~/.cache/aotbuild, honouring XDG_CACHE_HOME as the XDG base-directory spec says."""
-    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "aotbuild"
-
-
 def cache_dir(env: Mapping[str, str], flag: str | None, workspace_setting: str | None, root: Path) -> Path:
-    """Precedence: --cache-dir, then AOTBUILD_CACHE_DIR, then WORKSPACE.aot.yaml's cache.dir, then the default."""
-    if flag:
-        return Path(flag).expanduser().resolve()
-    if env.get(CACHE_DIR_VAR):
-        return Path(env[CACHE_DIR_VAR]).expanduser().resolve()
+    """Precedence: --cache-dir, AOTBUILD_CACHE_DIR, WORKSPACE.aot.yaml's cache.dir, then the XDG cache home."""
+    if flag or env.get(CACHE_DIR_VAR):
+        return Path(flag or env[CACHE_DIR_VAR]).expanduser().resolve()
     if workspace_setting:
         return (root / Path(workspace_setting).expanduser()).resolve()
-    return default_cache_dir(env).resolve()
+    return (Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aotbuild").resolve()
 
 
 def declared_gpu_arch(env: Mapping[str, str]) -> str | None:
     """A compute capability such as '9.0', or several comma-separated; None when not declared."""
-    value = env.get(GPU_ARCH_VAR, "").strip()
-    return ",".join(sorted(a.strip() for a in value.split(",") if a.strip())) or None
+    return ",".join(sorted(a.strip() for a in env.get(GPU_ARCH_VAR, "").split(",") if a.strip())) or None
 
 
 def events_file(env: Mapping[str, str]) -> Path | None:
@@ -118,8 +109,7 @@ class RemoteSettings:
 
 
 def remote_url(env: Mapping[str, str], flag: str | None, workspace_setting: str | None) -> str | None:
-    """Precedence as for the cache dir: --remote-cache (an empty value turns the remote off), then
-    AOTBUILD_REMOTE_CACHE, then WORKSPACE.aot.yaml's cache.remote."""
+    """--remote-cache (empty turns the remote off), then AOTBUILD_REMOTE_CACHE, then WORKSPACE's cache.remote."""
     if flag is not None:
         return flag or None
     if REMOTE_VAR in env:
@@ -135,7 +125,8 @@ def remote_settings(env: Mapping[str, str]) -> RemoteSettings | None:
     home = env.get("HOME")
     netrc = env.get("NETRC") or (str(Path(home) / ".netrc") if home else None)
     key_file = env.get(SIGNING_KEY_FILE_VAR)
-    return RemoteSettings(url=url, upload=env.get(REMOTE_UPLOAD_VAR) == "1", required=env.get(REMOTE_REQUIRED_VAR) == "1",
+    return RemoteSettings(url=url, upload=env.get(REMOTE_UPLOAD_VAR) == "1",
+                          required=env.get(REMOTE_REQUIRED_VAR) == "1",
                           token=env.get(REMOTE_TOKEN_VAR) or None, user=env.get(REMOTE_USER_VAR) or None,
                           password=env.get(REMOTE_PASSWORD_VAR) or None, netrc=Path(netrc) if netrc else None,
                           s3_endpoint=env.get(S3_ENDPOINT_VAR) or None,
@@ -143,12 +134,7 @@ def remote_settings(env: Mapping[str, str]) -> RemoteSettings | None:
                           max_blob_bytes=int(_positive(env, REMOTE_MAX_BLOB_VAR, DEFAULT_REMOTE_MAX_BLOB)),
                           signing_key=env.get(SIGNING_KEY_VAR) or None,
                           signing_key_file=Path(key_file).expanduser() if key_file else None,
-                          verify_keys=split_keys(env.get(VERIFY_KEYS_VAR, "")))
-
-
-def split_keys(text: str) -> tuple[str, ...]:
-    """Public keys listed in one variable, separated by commas or white space."""
-    return tuple(k for k in text.replace(",", " ").split() if k)
+                          verify_keys=tuple(env.get(VERIFY_KEYS_VAR, "").replace(",", " ").split()))
 
 
 def _positive(env: Mapping[str, str], var: str, default: float) -> float:
@@ -156,14 +142,11 @@ def _positive(env: Mapping[str, str], var: str, default: float) -> float:
     if not text:
         return default
     try:
-        value = float(text)
+        if float(text) > 0:  # NaN is not
+            return float(text)
     except ValueError:
-        value = -1.0
-    if value <= 0:
-        from aotbuild.errors import UserError
-
-        raise UserError(f"{var}={text[:40]!r}: expected a positive number\n  fix: set it to e.g. 600, or unset it")
-    return value
+        pass
+    raise UserError(f"{var}={text[:40]!r}: expected a positive number\n  fix: set it to e.g. 600, or unset it")
 
 
 def remote_down_file(events: Path) -> Path:
@@ -185,7 +168,7 @@ def clear_remote_marks(events: Path) -> None:
 def remote_env(url: str | None, upload: bool, required: bool, verify_keys: tuple[str, ...] = ()) -> dict[str, str]:
     """The variables the CLI passes to actions (an empty URL overrides one inherited from the user). The public
     keys of WORKSPACE.aot.yaml's cache.verify_keys apply unless the user's environment lists its own."""
-    env = {REMOTE_VAR: url or "", REMOTE_UPLOAD_VAR: "1" if upload else "0", REMOTE_REQUIRED_VAR: "1" if required else "0"}
+    env = {REMOTE_VAR: url or "", REMOTE_UPLOAD_VAR: str(int(upload)), REMOTE_REQUIRED_VAR: str(int(required))}
     if verify_keys and not environ().get(VERIFY_KEYS_VAR):
         env[VERIFY_KEYS_VAR] = " ".join(verify_keys)
     return env

@@ -2,42 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from aotbuild.workspace.labels import Label
 from aotbuild.workspace.yaml_source import Node
 
-DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "int16", "int8", "uint8", "bool")
-FLOAT_DTYPES = ("float32", "float16", "bfloat16", "float64")
-# Integer dtypes and the half-open range [low, high) a generated value may take in each.
-INT_RANGES = {"int64": (-(1 << 63), 1 << 63), "int32": (-(1 << 31), 1 << 31), "int16": (-(1 << 15), 1 << 15),
-              "int8": (-128, 128), "uint8": (0, 256)}
-INT_DTYPES = tuple(INT_RANGES)
-# Always used with fullmatch: `$` in re.match accepts a trailing newline, which would reach build.ninja.
-DEVICES = re.compile(r"cpu|cuda(:\d+)?")
-CALLABLE_REF = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", re.ASCII)
-TARGET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=,@~-]*")
-DIM_NAME = re.compile(r"[A-Za-z_]\w*", re.ASCII)
-
-# Fields a `defaults:` block may set; model and inputs are per-target by nature.
-DEFAULTABLE = ("device", "seed", "options", "tolerance", "tags", "max_input_bytes", "data", "env")
-TARGET_FIELDS = ("model", "kwargs", "weights", "seed", "inputs", "dims", "device", "options", "tolerance", "tags",
-                 "max_input_bytes", "data", "env")
-DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int64": 8, "int32": 4, "int16": 2, "int8": 1,
-               "uint8": 1, "bool": 1}
 # Generated example inputs larger than this are refused when planning, before anything allocates them.
 DEFAULT_MAX_INPUT_BYTES = 1 << 30
-SIZE_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-INPUT_FIELDS = ("shape", "dtype", "low", "high", "value", "generator", "keyword", "dict", "list", "tuple")
-CONTAINERS = ("dict", "list", "tuple")
-DIM_FIELDS = ("min", "max", "example")
-BUILD_FILE_FIELDS = ("defaults", "targets")
-WORKSPACE_FIELDS = ("defaults", "cache", "ignore")
-
-
-Scalar = bool | int | float | str | None
 
 
 @dataclass(frozen=True)
@@ -61,7 +33,7 @@ class ValueSpec:
     artifact's flat inputs leave it out."""
 
     name: str
-    value: Scalar
+    value: bool | int | float | str | None
     keyword: bool = False
 
 
@@ -70,7 +42,7 @@ class NestedSpec:
     """A dict, list or tuple argument whose items are input specs (named by key, or by index for sequences)."""
 
     name: str
-    container: str  # one of CONTAINERS
+    container: str  # "dict", "list" or "tuple"
     items: tuple["InputSpec", ...]
     keyword: bool = False
 
@@ -152,7 +124,5 @@ class WorkspaceConfig:
     defaults: dict[str, Node]
     cache_dir: str | None
     ignore: tuple[str, ...]
-    remote_cache: str | None = None  # cache.remote: the remote cache's URL (no credentials: those come from
-    # the environment or ~/.netrc, since this file is committed)
-    remote_verify_keys: tuple[str, ...] = ()  # cache.verify_keys: public keys; remote entries must carry a
-    # signature by one of them (cache/signing.py)
+    remote_cache: str | None = None  # cache.remote's URL; never credentials, since this file is committed
+    remote_verify_keys: tuple[str, ...] = ()  # cache.verify_keys: remote entries must be signed by one of them

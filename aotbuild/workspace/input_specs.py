@@ -1,47 +1,43 @@
-"""The `inputs` field: tensors (random, filled or generated), non-tensor values and dict/list/tuple containers."""
+"""A target's `inputs` field into input specs: tensors (random, filled or generated), plain values, containers."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
-from aotbuild.errors import TargetError
-from aotbuild.workspace.fields import Ctx, check_keys, expect
-from aotbuild.workspace.target import (
-    CALLABLE_REF,
-    CONTAINERS,
-    DTYPES,
-    FLOAT_DTYPES,
-    INPUT_FIELDS,
-    INT_RANGES,
-    DimSpec,
-    InputSpec,
-    NestedSpec,
-    TensorSpec,
-    ValueSpec,
-    tensor_specs,
-)
+from aotbuild.workspace.fields import SCALARS, Ctx, callable_ref, check_keys, describe, expect
+from aotbuild.workspace.target import DimSpec, InputSpec, NestedSpec, TensorSpec, ValueSpec, tensor_specs
 from aotbuild.workspace.yaml_source import Node
 
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int64": 8, "int32": 4, "int16": 2, "int8": 1,
+               "uint8": 1, "bool": 1}
+DTYPES = tuple(DTYPE_BYTES)
+# Integer dtypes and the half-open range [low, high) a generated value may take in each.
+INT_RANGES = {"int64": (-(1 << 63), 1 << 63), "int32": (-(1 << 31), 1 << 31), "int16": (-(1 << 15), 1 << 15),
+              "int8": (-128, 128), "uint8": (0, 256)}
+INPUT_FIELDS = ("shape", "dtype", "low", "high", "value", "generator", "keyword", "dict", "list", "tuple")
+CONTAINERS = ("dict", "list", "tuple")
 DEFAULT_INT_RANGE = (0, 100)
-_TENSOR_EXAMPLE = "{shape: [8, 64], dtype: float32}"
+TENSOR_EXAMPLE = "{shape: [8, 64], dtype: float32}"
+_GENERATOR_FIX = "write e.g. generator: models.inputs:padding_mask (called with shape, dtype, generator)"
 
 
-def _expect(ctx: Ctx, node: Node, fld: str, kind: type | tuple[type, ...], what: str, fix: str) -> Any:
-    """fields.expect, with a fix line for this field."""
-    try:
-        return expect(ctx, node, fld, kind, what)
-    except TargetError as e:
-        raise ctx.error(node, fld, e.problem, fix) from None
+def input_bytes(inputs: tuple[InputSpec, ...], dims: tuple[DimSpec, ...]) -> tuple[int, str]:
+    """Bytes of one example case at the largest declared sizes (verification runs there), and the biggest input."""
+    largest = {d.name: d.max for d in dims}  # shapes hold sizes and dim names: get(size, size) takes either
+    sizes = [(DTYPE_BYTES[s.dtype] * math.prod(largest.get(n, n) for n in s.shape), s) for s in tensor_specs(inputs)]
+    if not sizes:
+        return 0, ""
+    _, spec = max(sizes, key=lambda size: size[0])
+    return sum(n for n, _ in sizes), f"{spec.name}: {list(spec.shape)} {spec.dtype}"
 
 
 def parse_inputs(ctx: Ctx, node: Node, dims: dict[str, DimSpec]) -> tuple[InputSpec, ...] | str:
+    """Tensors (random, filled or generated), non-tensor values and dict/list/tuple containers, or a callable."""
     if isinstance(node.value, str):
-        if not CALLABLE_REF.fullmatch(node.value):
-            raise ctx.error(node, "inputs", f"expected 'module:callable', found {node.value!r}")
-        return node.value
-    entries = _expect(ctx, node, "inputs", dict, "a mapping of input names, or 'module:callable'",
-                      f"write inputs: {{x: {_TENSOR_EXAMPLE}}}")
+        return callable_ref(ctx, node, "inputs", None)
+    entries = expect(ctx, node, "inputs", dict, "a mapping of input names, or 'module:callable'",
+                     f"write inputs: {{x: {TENSOR_EXAMPLE}}}")
     specs = tuple(_parse_input(ctx, spec, name, f"inputs.{name}", dims, top=True) for name, spec in entries.items())
     used = {e for s in tensor_specs(specs) for e in s.shape if isinstance(e, str)}
     for name in dims:
@@ -52,23 +48,23 @@ def parse_inputs(ctx: Ctx, node: Node, dims: dict[str, DimSpec]) -> tuple[InputS
 
 
 def _parse_input(ctx: Ctx, node: Node, name: str, fld: str, dims: dict[str, DimSpec], top: bool) -> InputSpec:
-    _expect(ctx, node, fld, dict, "an input spec (a mapping)",
-            f"write {name}: {_TENSOR_EXAMPLE}, or {name}: {{value: 1}}")
+    expect(ctx, node, fld, dict, "an input spec (a mapping)",
+           f"write {name}: {TENSOR_EXAMPLE}, or {name}: {{value: 1}}")
     mapping = check_keys(ctx, node, INPUT_FIELDS, fld)
     keyword = False
     if "keyword" in mapping:
         if not top:
             raise ctx.error(mapping["keyword"], f"{fld}.keyword", "keyword applies to forward()'s own parameters",
                             "remove it here; mark the top-level input `keyword: true` instead")
-        keyword = _expect(ctx, mapping["keyword"], f"{fld}.keyword", bool, "true or false", "write keyword: true")
+        keyword = expect(ctx, mapping["keyword"], f"{fld}.keyword", bool, "true or false", "write keyword: true")
     containers = [k for k in CONTAINERS if k in mapping]
     if containers:
-        return _parse_container(ctx, node, mapping, containers, name, fld, dims, keyword)
+        return _parse_container(ctx, mapping, containers[0], name, fld, dims, keyword)
     if "shape" not in mapping and "dtype" not in mapping:
         if "value" not in mapping:
             raise ctx.error(node, fld, "needs 'shape' and 'dtype' (a tensor), 'value' (a constant argument) or "
                             "'dict', 'list' or 'tuple' (a container)",
-                            f"write {name}: {_TENSOR_EXAMPLE}, or {name}: {{value: true}}")
+                            f"write {name}: {TENSOR_EXAMPLE}, or {name}: {{value: true}}")
         extra = [k for k in ("low", "high", "generator") if k in mapping]
         if extra:
             raise ctx.error(mapping[extra[0]], f"{fld}.{extra[0]}", f"'{extra[0]}' needs a tensor input",
@@ -77,26 +73,20 @@ def _parse_input(ctx: Ctx, node: Node, name: str, fld: str, dims: dict[str, DimS
     return _parse_tensor(ctx, node, mapping, name, fld, dims, keyword)
 
 
-def _parse_container(ctx: Ctx, node: Node, mapping: dict[str, Node], containers: list[str], name: str, fld: str,
-                     dims: dict[str, DimSpec], keyword: bool) -> NestedSpec:
-    other = [k for k in mapping if k not in ("keyword", containers[0])]
+def _parse_container(ctx: Ctx, mapping: dict[str, Node], kind: str, name: str, fld: str, dims: dict[str, DimSpec],
+                     keyword: bool) -> NestedSpec:
+    other = [k for k in mapping if k not in ("keyword", kind)]
     if other:
-        raise ctx.error(mapping[other[0]], f"{fld}.{other[0]}", f"'{other[0]}' does not go with '{containers[0]}'",
-                        f"a container holds its items only: {name}: {{{containers[0]}: ...}}; give each item "
+        raise ctx.error(mapping[other[0]], f"{fld}.{other[0]}", f"'{other[0]}' does not go with '{kind}'",
+                        f"a container holds its items only: {name}: {{{kind}: ...}}; give each item "
                         "its own shape and dtype")
-    kind = containers[0]
-    body = mapping[kind]
     if kind == "dict":
-        entries = _expect(ctx, body, f"{fld}.dict", dict, "a mapping of keys to input specs",
-                          f"write {name}: {{dict: {{ids: {_TENSOR_EXAMPLE}}}}}")
-        items = []
-        for key, child in entries.items():
-            if not isinstance(key, str):
-                raise ctx.error(child, f"{fld}.dict", f"key {key!r} is not a string", "quote the key")
-            items.append(_parse_input(ctx, child, key, f"{fld}.{key}", dims, top=False))
+        entries = expect(ctx, mapping[kind], f"{fld}.dict", dict, "a mapping of keys to input specs",
+                         f"write {name}: {{dict: {{ids: {TENSOR_EXAMPLE}}}}}")
+        items = [_parse_input(ctx, child, key, f"{fld}.{key}", dims, top=False) for key, child in entries.items()]
     else:
-        children = _expect(ctx, body, f"{fld}.{kind}", list, "a list of input specs",
-                           f"write {name}: {{{kind}: [{_TENSOR_EXAMPLE}, {{value: 1}}]}}")
+        children = expect(ctx, mapping[kind], f"{fld}.{kind}", list, "a list of input specs",
+                          f"write {name}: {{{kind}: [{TENSOR_EXAMPLE}, {{value: 1}}]}}")
         items = [_parse_input(ctx, child, str(i), f"{fld}[{i}]", dims, top=False) for i, child in enumerate(children)]
     return NestedSpec(name, kind, tuple(items), keyword)
 
@@ -106,9 +96,9 @@ def _parse_tensor(ctx: Ctx, node: Node, mapping: dict[str, Node], name: str, fld
     if "shape" not in mapping or "dtype" not in mapping:
         missing = "shape" if "shape" not in mapping else "dtype"
         raise ctx.error(node, fld, f"a tensor input needs both 'shape' and 'dtype'; '{missing}' is missing",
-                        f"write {name}: {_TENSOR_EXAMPLE}")
+                        f"write {name}: {TENSOR_EXAMPLE}")
     shape = _parse_shape(ctx, mapping["shape"], f"{fld}.shape", dims)
-    dtype = _expect(ctx, mapping["dtype"], f"{fld}.dtype", str, "a dtype name", f"use one of {', '.join(DTYPES)}")
+    dtype = expect(ctx, mapping["dtype"], f"{fld}.dtype", str, "a dtype name", f"use one of {', '.join(DTYPES)}")
     if dtype not in DTYPES:
         raise ctx.error(mapping["dtype"], f"{fld}.dtype", f"unknown dtype '{dtype}'", f"use one of {', '.join(DTYPES)}")
     # A tensor is random (in [low, high) if given), filled with `value`, or made by a generator: one of them.
@@ -118,22 +108,22 @@ def _parse_tensor(ctx: Ctx, node: Node, mapping: dict[str, Node], name: str, fld
         raise ctx.error(mapping[chosen[1]], f"{fld}.{chosen[1]}", f"'{chosen[0]}' and '{chosen[1]}' cannot be combined",
                         "a tensor is random (low/high bound it), filled with value, or made by a generator: keep one")
     fill = _fill(ctx, mapping["value"], f"{fld}.value", dtype) if "value" in mapping else None
-    generator = _generator(ctx, mapping["generator"], f"{fld}.generator") if "generator" in mapping else None
+    generator = (callable_ref(ctx, mapping["generator"], f"{fld}.generator", _GENERATOR_FIX)
+                 if "generator" in mapping else None)
     low, high = _range(ctx, node, mapping, fld, dtype) if fill is None and generator is None else (None, None)
     return TensorSpec(name, shape, dtype, low, high, keyword, fill, generator)
 
 
 def _parse_shape(ctx: Ctx, node: Node, fld: str, dims: dict[str, DimSpec]) -> tuple[int | str, ...]:
     shape: list[int | str] = []
-    for entry in _expect(ctx, node, fld, list, "a list of sizes or dim names", "write shape: [batch, 64]"):
+    for entry in expect(ctx, node, fld, list, "a list of sizes or dim names", "write shape: [batch, 64]"):
         if isinstance(entry.value, str):
             if entry.value not in dims:
                 raise ctx.error(entry, fld, f"unknown dimension '{entry.value}'",
                                 "declare it under dims:, e.g. dims: {batch: {min: 1, max: 64}}")
             shape.append(entry.value)
         else:
-            size = _expect(ctx, entry, fld, int, "a size or a dim name",
-                           "write an integer, or a name declared in dims:")
+            size = expect(ctx, entry, fld, int, "a size or a dim name", "write an integer, or a name declared in dims:")
             if size < 0:
                 raise ctx.error(entry, fld, f"expected a size >= 0, found {size}", "sizes are 0 or more")
             shape.append(size)
@@ -141,8 +131,8 @@ def _parse_shape(ctx: Ctx, node: Node, fld: str, dims: dict[str, DimSpec]) -> tu
 
 
 def _number(ctx: Ctx, node: Node, fld: str, integer: bool) -> int | float:
-    value = _expect(ctx, node, fld, int if integer else (int, float), "an integer" if integer else "a number",
-                    "integer dtypes take whole numbers (3, not 3.0)" if integer else "write a number such as 0.5")
+    value = expect(ctx, node, fld, int if integer else (int, float), "an integer" if integer else "a number",
+                   "integer dtypes take whole numbers (3, not 3.0)" if integer else "write a number such as 0.5")
     if not integer and not math.isfinite(value):
         raise ctx.error(node, fld, f"expected a finite number, found {value}", "write a number such as 0.5")
     return value
@@ -151,18 +141,15 @@ def _number(ctx: Ctx, node: Node, fld: str, integer: bool) -> int | float:
 def _range(ctx: Ctx, node: Node, mapping: dict[str, Node], fld: str, dtype: str) -> tuple[Any, Any]:
     """[low, high) of a random tensor: integers default to [0, 100), floats to none (standard normal)."""
     given = {k: mapping[k] for k in ("low", "high") if k in mapping}
-    if dtype == "bool":
-        if given:
-            key = next(iter(given))
-            raise ctx.error(given[key], f"{fld}.{key}", "low/high do not apply to bool inputs (fair coins)",
-                            "use value: true (or false) for a constant mask, or generator: module:callable for a "
-                            "pattern such as a padding mask")
-        return None, None
+    first = next(iter(given), "")
+    if dtype == "bool" and given:
+        raise ctx.error(given[first], f"{fld}.{first}", "low/high do not apply to bool inputs (fair coins)",
+                        "use value: true (or false) for a constant mask, or generator: module:callable for a "
+                        "pattern such as a padding mask")
     integer = dtype in INT_RANGES
     if not integer and len(given) == 1:
-        key = next(iter(given))
-        other = "high" if key == "low" else "low"
-        raise ctx.error(given[key], f"{fld}.{key}", f"a float input with '{key}' needs '{other}' too",
+        other = "high" if first == "low" else "low"
+        raise ctx.error(given[first], f"{fld}.{first}", f"a float input with '{first}' needs '{other}' too",
                         "write low: 0.0, high: 1.0 (uniform in [low, high)), or neither (standard normal)")
     if not integer and not given:
         return None, None
@@ -183,34 +170,20 @@ def _range(ctx: Ctx, node: Node, mapping: dict[str, Node], fld: str, dtype: str)
 
 def _fill(ctx: Ctx, node: Node, fld: str, dtype: str) -> bool | int | float:
     if dtype == "bool":
-        return _expect(ctx, node, fld, bool, "true or false (the dtype is bool)", "write value: true or value: false")
-    if dtype in INT_RANGES:
-        value = _number(ctx, node, fld, integer=True)
-        lo, hi = INT_RANGES[dtype]
-        if not lo <= value < hi:
-            raise ctx.error(node, fld, f"{value} does not fit {dtype} ([{lo}, {hi - 1}])", "pick a value in range")
-        return value
-    assert dtype in FLOAT_DTYPES
-    return _number(ctx, node, fld, integer=False)
-
-
-def _generator(ctx: Ctx, node: Node, fld: str) -> str:
-    ref = _expect(ctx, node, fld, str, "'module:callable'", "write e.g. generator: models.inputs:padding_mask")
-    if not CALLABLE_REF.fullmatch(ref):
-        raise ctx.error(node, fld, f"expected 'module:callable', found {ref!r}",
-                        "write e.g. generator: models.inputs:padding_mask (called with shape, dtype, generator)")
-    return ref
+        return expect(ctx, node, fld, bool, "true or false (the dtype is bool)", "write value: true or value: false")
+    value = _number(ctx, node, fld, integer=dtype in INT_RANGES)
+    lo, hi = INT_RANGES.get(dtype, (-math.inf, math.inf))
+    if not lo <= value < hi:
+        raise ctx.error(node, fld, f"{value} does not fit {dtype} ([{lo}, {hi - 1}])", "pick a value in range")
+    return value
 
 
 def _scalar(ctx: Ctx, node: Node, fld: str) -> bool | int | float | str | None:
     value = node.value
-    if isinstance(value, (dict, list)):
-        raise ctx.error(node, fld, f"expected a boolean, number, string or null, found "
-                        f"{'a mapping' if isinstance(value, dict) else 'a list'}",
-                        "declare containers with dict:, list: or tuple:, each item an input spec")
+    if not isinstance(value, SCALARS):
+        fix = ("declare containers with dict:, list: or tuple:, each item an input spec"
+               if isinstance(value, (dict, list)) else "quote it to pass a string")
+        raise ctx.error(node, fld, f"expected a boolean, number, string or null, found {describe(value)}", fix)
     if isinstance(value, float) and not math.isfinite(value):
         raise ctx.error(node, fld, f"expected a finite number, found {value}", "write a number such as 0.5")
-    if not isinstance(value, (bool, int, float, str, type(None))):
-        raise ctx.error(node, fld, f"expected a boolean, number, string or null, found {type(value).__name__} "
-                        f"({value!r})", "quote it to pass a string")
     return value
