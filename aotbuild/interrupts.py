@@ -1,9 +1,4 @@
-"""Interrupting a build: SIGINT/SIGTERM/SIGHUP reach ninja and every action's process group; a second one kills.
-
-ninja starts each action in a process group of its own, so a signal sent to the CLI alone (or to its group)
-would never reach a running compile. The CLI therefore forwards the first signal to ninja and to each action
-group and waits for them; a second signal SIGKILLs them all.
-"""
+"""Interrupting a build: the first SIGINT/SIGTERM/SIGHUP stops ninja and every action's group, a second kills."""
 
 from __future__ import annotations
 
@@ -21,8 +16,7 @@ from aotbuild.errors import AotbuildError
 from aotbuild.text import plural
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-# After ninja exits, how long an action group may take to finish its cleanup before it is killed.
-GRACE_S = 10.0
+GRACE_S = 10.0  # after ninja exits, how long an action group may take to clean up before it is killed
 
 
 class Interrupted(AotbuildError):
@@ -36,7 +30,6 @@ class Interrupted(AotbuildError):
 
 @dataclass
 class _State:
-    proc: subprocess.Popen
     signals: list[int] = field(default_factory=list)
     groups: set[int] = field(default_factory=set)  # process groups of ninja's actions seen so far
 
@@ -74,41 +67,33 @@ def _group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
     return True
-
-
-def _remember_groups(state: _State) -> None:
-    for pid in children(state.proc.pid):
-        with contextlib.suppress(ProcessLookupError):
-            pgid = os.getpgid(pid)
-            if pgid != os.getpgrp():
-                state.groups.add(pgid)
 
 
 @contextlib.contextmanager
 def forwarded(proc: subprocess.Popen) -> Iterator[_State]:
     """While the block runs, the first signal stops ninja and its actions gently, a second one kills them.
 
-    On leaving, after an interrupt, waits until every action group is gone (killing stragglers after GRACE_S)
-    and raises Interrupted."""
-    state = _State(proc)
+    ninja starts each action in a process group of its own, so a signal to the CLI (or its group) alone would
+    never reach a running compile. On leaving after an interrupt, waits until every action group is gone
+    (killing stragglers after GRACE_S) and raises Interrupted."""
+    state = _State()
 
     def handle(signum: int, frame: FrameType | None) -> None:
         state.signals.append(signum)
-        _remember_groups(state)
-        if len(state.signals) == 1:
+        for pid in children(proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                state.groups.add(os.getpgid(pid))
+        state.groups.discard(os.getpgrp())
+        first = len(state.signals) == 1
+        if first:
             print(f"\naotbuild: {signal.Signals(signum).name}: stopping {plural(len(state.groups), 'running action')}; "
                   "press Ctrl-C again to kill them", file=sys.stderr, flush=True)
-            for pgid in state.groups:
-                _send(pgid, signum)
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signum)
-        else:
-            for pgid in state.groups:
-                _send(pgid, signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+        for pgid in state.groups:
+            _send(pgid, signum if first else signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signum if first else signal.SIGKILL)
 
     previous = {s: signal.signal(s, handle) for s in SIGNALS}
     try:

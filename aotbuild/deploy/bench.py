@@ -1,13 +1,4 @@
-"""Latency of built targets' artifacts against eager PyTorch on the same inputs, all targets of one device in
-one process (torch and the runtime start once), each with untimed warm-up calls before its timed ones.
-
-Run by `aotbuild bench` after the build, never under ninja: timings need the machine to themselves. The .pt2
-is loaded as `aotbuild.load` loads it (libtorch's AOTIModelPackageLoader), not with
-torch._inductor.aoti_load_package, whose CPU-ISA probe costs seconds on 2 cores and tens on a 16-core GPU host.
-
-Prints one JSON line per target as soon as it is measured: a row, or {"label", "error"} for a target that
-could not be timed (the others are still measured, and rows already printed survive a crash).
-"""
+"""`aotbuild bench`'s timing process: each target's .pt2, .so and eager model on the same inputs, a JSON line each."""
 
 from __future__ import annotations
 
