@@ -53,8 +53,7 @@ class TargetError(UserError):
 
 
 class StepError(TargetError):
-    """A target error found in one named step of an action (the eager reference run inside export): messages
-    name that step instead of the action, so a model failing eagerly is not reported as a failed export."""
+    """A target error in one named step of an action, so a model failing eagerly is not a failed export."""
 
     def __init__(self, step: str, where: Location, problem: str, fix: str | None = None) -> None:
         self.step = step
@@ -80,9 +79,7 @@ class ActionError(AotbuildError):
 
 
 class NeedsGpuError(ActionError):
-    """A CUDA target's result is neither cached nor computable here: this machine has no GPU.
-
-    Its own exit code lets the engine tell "skip, a GPU runner builds it" from a real failure."""
+    """A CUDA target's result is neither cached nor computable here; exit code 4 means "a GPU runner builds it"."""
 
     exit_code = 4
 

@@ -31,7 +31,7 @@ def _check_report_path(text: str | None, flag: str) -> None:
     path = Path(text)
     if path.is_dir():
         raise UserError(f"{flag} {text}: is a directory\n  fix: name a file, e.g. {path / 'report'}")
-    parent = path.parent if str(path.parent) else Path(".")
+    parent = path.parent
     if not parent.is_dir():
         raise UserError(f"{flag} {text}: directory {parent} does not exist\n  fix: create it, or name another path")
     try:

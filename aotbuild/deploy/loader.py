@@ -61,9 +61,7 @@ class TargetFiles:
 
 
 def locate(label: str, workspace: str | Path | None = None) -> TargetFiles:
-    """Find `label`'s built files; `workspace` is any directory inside the workspace (default: cwd).
-
-    A relative label (`:mlp`) is resolved against the current directory's package, as on the command line."""
+    """`label`'s built files; `workspace` is any directory inside it (default: cwd); `:mlp` is relative to cwd."""
     root = find_root(Path(workspace) if workspace is not None else Path.cwd())
     parsed = parse_label(label, current_package(root, Path.cwd()))
     paths = layout.TargetPaths(parsed)
