@@ -67,15 +67,9 @@ class LabelError(UserError):
 class ActionError(AotbuildError):
     """A build action (export, compile, verify) failed for one target."""
 
-    def __init__(self, label: str, action: str, message: str, log: Path | None = None) -> None:
-        self.label = label
-        self.action = action
+    def __init__(self, label: str, action: str, message: str) -> None:
         self.message = message  # without the "label: action failed:" prefix, for callers that add their own
-        self.log = log
-        text = f"{label}: {action} failed: {message}"
-        if log is not None:
-            text += f" (log: {log})"
-        super().__init__(text)
+        super().__init__(f"{label}: {action} failed: {message}")
 
 
 class NeedsGpuError(ActionError):

@@ -24,7 +24,6 @@ class Interrupted(AotbuildError):
     """The build was stopped by a signal; every action it started has ended. Exit code 128 + signal."""
 
     def __init__(self, signum: int) -> None:
-        self.signum = signum
         self.exit_code = 128 + signum
         super().__init__(f"interrupted by {signal.Signals(signum).name}; every running action was stopped")
 
