@@ -11,7 +11,6 @@ from aotbuild.text import plural
 
 if TYPE_CHECKING:
     from aotbuild.engine.context import Context
-    from aotbuild.workspace.labels import Label
 
 NEEDS_GPU = "skipped: needs a GPU"  # a CUDA target reached by a wildcard on a machine without one, not cached
 UP_TO_DATE = "up to date"
@@ -34,7 +33,6 @@ class BuildResult:
     seconds: float = 0.0
     events: list[dict[str, Any]] = field(default_factory=list)
     context: Context | None = None  # the workspace as this build saw it, for reports that follow
-    labels: list[Label] = field(default_factory=list)  # the buildable targets selected
     noop_stamp: bool = False  # answered by the no-op stamp: ninja was not started
 
     @property
