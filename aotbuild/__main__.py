@@ -1,7 +1,5 @@
 """`python -m aotbuild` runs the CLI."""
 
-import sys
-
 from aotbuild.cli import main
 
-sys.exit(main())
+raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""The ninja command of an action (rules/ spells it; workers/ runs it): a tiny client that runs `python -m <module> <args>` in a warm worker."""
+"""The ninja command of an action (rules/ spells it): a tiny client that runs `python -m <module>` in a warm worker."""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import sys
@@ -26,6 +27,8 @@ examples:
   aotbuild cache stats                what the cache holds
 
 A COMMAND's own options: aotbuild COMMAND --help. Documentation: README.md."""
+COMMAND_MODULES = {"build": "build", "test": "build", "bench": "bench", "query": "query", "clean": "outputs",
+                   "plan": "outputs", "stamp": "outputs", "cache": "cache"}
 
 
 def _add_cache_flag(p: argparse.ArgumentParser) -> None:
@@ -107,47 +110,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     """Like parse_args, but `-//pkg:x` and `-:x` are subtractive patterns, not unknown options (as in Bazel)."""
     p = parser()
     args, unknown = p.parse_known_args(argv)
-    patterns = [a for a in unknown if a.startswith(("-//", "-:"))]
-    rest = [a for a in unknown if a not in patterns]
-    if rest:
-        p.error(f"unrecognized arguments: {' '.join(rest)}")
+    patterns = [a for a in unknown if a.startswith(("-//", "-:")) and hasattr(args, "patterns")]
+    if len(patterns) < len(unknown):
+        p.error(f"unrecognized arguments: {' '.join(a for a in unknown if a not in patterns)}")
     if patterns:
-        if not hasattr(args, "patterns"):
-            p.error(f"unrecognized arguments: {' '.join(patterns)}")
         args.patterns = [a for a in argv if a in patterns or a in args.patterns]
     return args
 
 
 def run(argv: list[str]) -> int:
     args = parse_args(argv)
-    if args.command in ("build", "test", "bench"):
-        from aotbuild.commands import build
-        from aotbuild.goals import BUILD_GOAL, TEST_GOAL
-
-        if args.command == "bench":
-            from aotbuild.commands.bench import cmd_bench
-
-            return cmd_bench(args)
-        return build.cmd_build(args, BUILD_GOAL if args.command == "build" else TEST_GOAL)
-    if args.command == "query":
-        from aotbuild.commands.query import cmd_query
-
-        return cmd_query(args)
-    if args.command == "clean":
-        from aotbuild.commands.outputs import cmd_clean
-
-        return cmd_clean()
-    if args.command == "plan":
-        from aotbuild.commands.outputs import cmd_plan
-
-        return cmd_plan()
-    if args.command == "stamp":
-        from aotbuild.commands.outputs import cmd_stamp
-
-        return cmd_stamp()
-    from aotbuild.commands.cache import cmd_cache
-
-    return cmd_cache(args)
+    # Imported on use: the CLI starts fast, and only `build`, `test` and `bench` need the engine.
+    module = importlib.import_module(f"aotbuild.commands.{COMMAND_MODULES[args.command]}")
+    return getattr(module, f"cmd_{args.command}")(args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,23 +131,14 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # here, where a closed pipe is caught, not at interpreter exit
         return code
     except BrokenPipeError:
-        return _reader_went_away()
+        # The reader went away (`aotbuild query //... | head -1`): stop quietly with the status of a process
+        # killed by SIGPIPE (Python ignores it, so the write raised), and let what is still buffered go nowhere.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 128 + signal.SIGPIPE
     except AotbuildError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         return 130
-
-
-def _reader_went_away() -> int:
-    """What a Unix tool does when its reader goes away (`aotbuild query //... | head -1`): stop quietly, with
-    the status of a process killed by SIGPIPE. Python ignores SIGPIPE, so the write raised instead; anything
-    still buffered for stdout goes nowhere rather than raising again as the interpreter exits."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
-    return 128 + signal.SIGPIPE
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -53,8 +53,7 @@ class TargetError(UserError):
 
 
 class StepError(TargetError):
-    """A target error found in one named step of an action (the eager reference run inside export): messages
-    name that step instead of the action, so a model failing eagerly is not reported as a failed export."""
+    """A target error in one named step of an action, so a model failing eagerly is not a failed export."""
 
     def __init__(self, step: str, where: Location, problem: str, fix: str | None = None) -> None:
         self.step = step
@@ -68,21 +67,13 @@ class LabelError(UserError):
 class ActionError(AotbuildError):
     """A build action (export, compile, verify) failed for one target."""
 
-    def __init__(self, label: str, action: str, message: str, log: Path | None = None) -> None:
-        self.label = label
-        self.action = action
+    def __init__(self, label: str, action: str, message: str) -> None:
         self.message = message  # without the "label: action failed:" prefix, for callers that add their own
-        self.log = log
-        text = f"{label}: {action} failed: {message}"
-        if log is not None:
-            text += f" (log: {log})"
-        super().__init__(text)
+        super().__init__(f"{label}: {action} failed: {message}")
 
 
 class NeedsGpuError(ActionError):
-    """A CUDA target's result is neither cached nor computable here: this machine has no GPU.
-
-    Its own exit code lets the engine tell "skip, a GPU runner builds it" from a real failure."""
+    """A CUDA target's result is neither cached nor computable here; exit code 4 means "a GPU runner builds it"."""
 
     exit_code = 4
 

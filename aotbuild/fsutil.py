@@ -1,13 +1,11 @@
-"""File helpers: atomic writes and symlink swaps (temp + rename in the same directory), link-or-copy, streaming.
-
-Every rename-into-place in aotbuild goes through here, so readers never see half a file or a missing link."""
+"""Every rename-into-place in aotbuild: temp + rename in the same directory, so no reader sees half a file."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -20,11 +18,8 @@ def _temp_name(path: Path) -> Path:
 
 
 def unlink_quiet(path: Path) -> None:
-    """Remove `path` if it is there."""
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def _create_new(path: Path, mode: int) -> int:
@@ -38,7 +33,9 @@ def _create_new(path: Path, mode: int) -> int:
         return os.open(path, flags, mode)
 
 
-def _write_then_replace(path: Path, data: bytes, mode: int, sync: bool) -> None:
+def atomic_write(path: Path, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
+    """Replace `path` with `data` atomically, durably (fsync before the rename) unless `durable=False`, for a
+    caller that syncs the filesystem once after many writes (the CLI's cache pass)."""
     tmp = _temp_name(path)
     try:
         fd = _create_new(tmp, mode)
@@ -49,13 +46,35 @@ def _write_then_replace(path: Path, data: bytes, mode: int, sync: bool) -> None:
         os.fchmod(fd, mode)  # O_CREAT's mode passes through the umask; `mode` is what the caller asked for
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            if sync:
+            if durable:
                 f.flush()
                 os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         unlink_quiet(tmp)
         raise
+
+
+def replace_unsynced(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """atomic_write without fsync, for files that can always be regenerated (plan files): a crash may lose
+    them, never halve them, and one fsync per file was most of the time of planning a large workspace."""
+    atomic_write(path, data, mode, durable=False)
+
+
+def write_if_changed(path: Path, data: bytes, durable: bool = True) -> bool:
+    """Write `data` unless `path` already holds exactly it; keeping the mtime lets ninja's restat prune."""
+    try:
+        with open(path, "rb") as f:
+            if f.read() == data:
+                return False
+    except FileNotFoundError:
+        pass
+    atomic_write(path, data, durable=durable)
+    return True
+
+
+def replace_if_changed_unsynced(path: Path, data: bytes) -> bool:
+    return write_if_changed(path, data, durable=False)
 
 
 def create_if_missing(path: Path, data: bytes) -> bool:
@@ -70,43 +89,6 @@ def create_if_missing(path: Path, data: bytes) -> bool:
         return False
     finally:
         unlink_quiet(tmp)
-
-
-def atomic_write(path: Path, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
-    """Replace `path` with `data` atomically and durably (fsync before the rename). `durable=False` skips the
-    fsync, for a caller that syncs the filesystem once after many writes (the CLI's cache pass)."""
-    _write_then_replace(path, data, mode, sync=durable)
-
-
-def replace_unsynced(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace `path` atomically but without fsync: for derived files that can always be regenerated (plan
-    files). A crash may lose the new content, never leave half of it; one fsync per file was most of the time
-    of planning a large workspace."""
-    _write_then_replace(path, data, mode, sync=False)
-
-
-def _unchanged(path: Path, data: bytes) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read() == data
-    except FileNotFoundError:
-        return False
-
-
-def write_if_changed(path: Path, data: bytes, durable: bool = True) -> bool:
-    """Write `data` unless `path` already holds exactly it; keeping the mtime lets ninja's restat prune."""
-    if _unchanged(path, data):
-        return False
-    atomic_write(path, data, durable=durable)
-    return True
-
-
-def replace_if_changed_unsynced(path: Path, data: bytes) -> bool:
-    """write_if_changed for regenerable files: unchanged content keeps its mtime (ninja's restat prunes)."""
-    if _unchanged(path, data):
-        return False
-    replace_unsynced(path, data)
-    return True
 
 
 def atomic_symlink(link: Path, target: str | Path) -> None:
@@ -153,20 +135,17 @@ class PendingFile:
         os.replace(self.path, dest)
 
 
-@contextmanager
+@contextlib.contextmanager
 def pending_file(directory: Path, name: str) -> Iterator[PendingFile]:
     """A new temp file in `directory` (on the destination's filesystem, so the rename is atomic), for content
     whose destination may only be known once written (a digest); removed on exit unless committed."""
-    directory.mkdir(parents=True, exist_ok=True)
-    pending = PendingFile(_temp_name(directory / name))
-    try:
-        yield pending
-    finally:
-        pending.file.close()
-        unlink_quiet(pending.path)
+    with temp_path(directory, name) as path:
+        pending = PendingFile(path)
+        with pending.file:
+            yield pending
 
 
-@contextmanager
+@contextlib.contextmanager
 def temp_path(directory: Path, name: str) -> Iterator[Path]:
     """A unique path in `directory` for a callee to create the file at; removed on exit."""
     directory.mkdir(parents=True, exist_ok=True)

@@ -1,134 +1,103 @@
-"""Interrupting a build: SIGINT/SIGTERM/SIGHUP reach ninja and every action's process group; a second one kills.
-
-ninja starts each action in a process group of its own, so a signal sent to the CLI alone (or to its group)
-would never reach a running compile. The CLI therefore forwards the first signal to ninja and to each action
-group and waits for them; a second signal SIGKILLs them all.
-"""
+"""Interrupting a build: the first SIGINT/SIGTERM/SIGHUP stops ninja and every action's group, a second kills."""
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 
 from aotbuild.errors import AotbuildError
 from aotbuild.text import plural
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-# After ninja exits, how long an action group may take to finish its cleanup before it is killed.
-GRACE_S = 10.0
+GRACE_S = 10.0  # after ninja exits, how long an action group may take to clean up before it is killed
 
 
 class Interrupted(AotbuildError):
     """The build was stopped by a signal; every action it started has ended. Exit code 128 + signal."""
 
     def __init__(self, signum: int) -> None:
-        self.signum = signum
         self.exit_code = 128 + signum
         super().__init__(f"interrupted by {signal.Signals(signum).name}; every running action was stopped")
-
-
-@dataclass
-class _State:
-    proc: subprocess.Popen
-    signals: list[int] = field(default_factory=list)
-    groups: set[int] = field(default_factory=set)  # process groups of ninja's actions seen so far
 
 
 def children(pid: int) -> list[int]:
     """The processes whose parent is `pid` (Linux /proc; empty where it is unavailable)."""
     found = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return []
-    for entry in entries:
-        if not entry.isdigit():
-            continue
+    for path in glob.glob("/proc/[0-9]*/stat"):
         try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
+            stat = Path(path).read_bytes()
         except OSError:
             continue
         # The command name (field 2) may hold spaces and parentheses: parse after its last ')'.
         fields = stat[stat.rfind(b")") + 2:].split()
         if len(fields) > 1 and int(fields[1]) == pid:
-            found.append(int(entry))
+            found.append(int(path.split("/")[2]))
     return found
 
 
-def _send(pgid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signum)
-
-
-def _group_alive(pgid: int) -> bool:
+def _send(pgid: int, signum: int) -> bool:
+    """Signal a process group (0 only checks it); False once the group is gone."""
     try:
-        os.killpg(pgid, 0)
+        os.killpg(pgid, signum)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
     return True
 
 
-def _remember_groups(state: _State) -> None:
-    for pid in children(state.proc.pid):
-        with contextlib.suppress(ProcessLookupError):
-            pgid = os.getpgid(pid)
-            if pgid != os.getpgrp():
-                state.groups.add(pgid)
-
-
 @contextlib.contextmanager
-def forwarded(proc: subprocess.Popen) -> Iterator[_State]:
+def forwarded(proc: subprocess.Popen) -> Iterator[None]:
     """While the block runs, the first signal stops ninja and its actions gently, a second one kills them.
 
-    On leaving, after an interrupt, waits until every action group is gone (killing stragglers after GRACE_S)
-    and raises Interrupted."""
-    state = _State(proc)
+    ninja starts each action in a process group of its own, so a signal to the CLI (or its group) alone would
+    never reach a running compile. On leaving after an interrupt, waits until every action group is gone
+    (killing stragglers after GRACE_S) and raises Interrupted."""
+    signals: list[int] = []
+    groups: set[int] = set()  # process groups of ninja's actions seen so far
 
     def handle(signum: int, frame: FrameType | None) -> None:
-        state.signals.append(signum)
-        _remember_groups(state)
-        if len(state.signals) == 1:
-            print(f"\naotbuild: {signal.Signals(signum).name}: stopping {plural(len(state.groups), 'running action')}; "
+        signals.append(signum)
+        for pid in children(proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                groups.add(os.getpgid(pid))
+        groups.discard(os.getpgrp())
+        first = len(signals) == 1
+        if first:
+            print(f"\naotbuild: {signal.Signals(signum).name}: stopping {plural(len(groups), 'running action')}; "
                   "press Ctrl-C again to kill them", file=sys.stderr, flush=True)
-            for pgid in state.groups:
-                _send(pgid, signum)
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signum)
-        else:
-            for pgid in state.groups:
-                _send(pgid, signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+        for pgid in groups:
+            _send(pgid, signum if first else signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signum if first else signal.SIGKILL)
 
     previous = {s: signal.signal(s, handle) for s in SIGNALS}
     try:
-        yield state
-        if state.signals:
+        yield
+        if signals:
             proc.wait()
-            _wait_for_groups(state)
+            _wait_for_groups(groups, signals)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    if state.signals:
-        raise Interrupted(state.signals[0])
+    if signals:
+        raise Interrupted(signals[0])
 
 
-def _wait_for_groups(state: _State) -> None:
+def _wait_for_groups(groups: set[int], signals: list[int]) -> None:
     """ninja waits for its direct children only; their own children (the compiler) may linger a moment."""
     deadline = time.monotonic() + GRACE_S
-    while any(_group_alive(g) for g in state.groups):
-        if time.monotonic() > deadline or len(state.signals) > 1:
-            for pgid in state.groups:
+    while any(_send(g, 0) for g in groups):
+        if time.monotonic() > deadline or len(signals) > 1:
+            for pgid in groups:
                 _send(pgid, signal.SIGKILL)
             deadline = float("inf")
         time.sleep(0.05)

@@ -9,17 +9,13 @@ if TYPE_CHECKING:
     from aotbuild.workspace.labels import Label
 
 OUT_DIR = "aot-out"
-# Two namespaces in aot-out/ that cannot collide with anything a BUILD file names: aotbuild's own files live
-# under '.aotbuild/' (no package segment or target name may start with '.'), and a target's directory is
-# '<package>/@<name>' ('@' can start no target name and appear in no package segment, while the files in a
-# target directory are all named by aotbuild and never start with '@').
+# Names no BUILD file can spell: '.aotbuild/' and '<package>/@<name>' (README: "Two namespaces that cannot collide").
 STATE_DIR = ".aotbuild"
 NINJA_FILE = f"{STATE_DIR}/build.ninja"  # plain ninja: `ninja -C aot-out -f .aotbuild/build.ninja`
 NINJA_BUILDDIR = STATE_DIR  # where ninja keeps .ninja_log and .ninja_deps
 TARGET_PREFIX = "@"
 PLAN_FILE = f"{STATE_DIR}/plan.json"
 TOOLCHAIN_FILE = f"{STATE_DIR}/toolchain.json"
-EVENTS_FILE = f"{STATE_DIR}/events.jsonl"
 CACHE_ROOT_FILE = f"{STATE_DIR}/cache-root.json"  # the cache the last build used: actions read it from here
 
 
@@ -46,9 +42,6 @@ class TargetPaths:
 
     def file(self, name: str) -> str:
         return f"{self.dir}/{name}"
-
-    def log(self, action: str) -> str:
-        return self.file(f"{action}.log")
 
     def versioned(self, digest: str, ext: str) -> str:
         """Immutable artifact name: the content digest is in the name, so the file never changes."""

@@ -219,7 +219,7 @@ def test_refused_weights_never_suggest_weights_only_false(tmp_path: Path, tiny_c
     run = aotbuild(["build", "//m:w"], ws, tiny_cache)
     assert run.code != 0, run.output
     assert "was refused" in run.stderr and "datetime.date" in run.stderr
-    log = (ws / "aot-out" / TargetPaths(Label("m", "w")).log("export")).read_text()
+    log = (ws / "aot-out" / TargetPaths(Label("m", "w")).file("export.log")).read_text()
     for text in (run.output, log):
         assert "weights_only=False" not in text and "weights_only` argument" not in text
         assert "allowlist" not in text

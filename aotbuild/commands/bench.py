@@ -83,15 +83,13 @@ def report_lines(result: BenchResult) -> list[str]:
     """The table (median and spread of each column), then skipped and failed targets and busy warnings."""
     out = []
     if result.rows:
-        header = ["target", "device"]
-        for _, name in COLUMNS:
-            header += [name, "±"]
+        header = ["target", "device", *(h for _, name in COLUMNS for h in (name, "±")), "speed-up", "threads"]
         cells = []
         for r in result.rows:
             speedup = r["eager"]["median_ms"] / r["so"]["median_ms"]
             cells.append([r["label"], r["device"], *(c for key, _ in COLUMNS for c in _cell(r[key])),
                           f"{speedup:.2f}x", str(r["threads"])])
-        out += table([*header, "speed-up", "threads"], cells)
+        out += table(header, cells)
         out.append("median of the timed calls; ±: half the range of the middle 80% of calls, relative to the median")
     out += [f"skipped {label}: {why}" for label, why in sorted(result.skipped.items())]
     out += [f"FAILED {label}: bench: {why}" for label, why in sorted(result.failed.items())]

@@ -1,5 +1,4 @@
-"""`aotbuild build` and `test` (and the build `bench` starts with): run the engine for a goal, then print and
-write the reports."""
+"""`aotbuild build` and `test` (and the build `bench` starts with): run the engine, print and write reports."""
 
 from __future__ import annotations
 
@@ -11,14 +10,18 @@ from pathlib import Path
 from aotbuild.engine import build as engine
 from aotbuild.errors import UserError
 from aotbuild.fsutil import atomic_write, check_writable
-from aotbuild.goals import TEST_GOAL
+from aotbuild.goals import BUILD_GOAL, TEST_GOAL
 from aotbuild.hashing import pretty_json
 from aotbuild.reports import remote_summary
 from aotbuild.reports.outcomes import NEEDS_GPU, BuildResult, summary_line
 
 
-def cmd_build(args: argparse.Namespace, goal: str) -> int:
-    return build_and_report(args, goal).exit_code
+def cmd_build(args: argparse.Namespace) -> int:
+    return build_and_report(args, BUILD_GOAL).exit_code
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    return build_and_report(args, TEST_GOAL).exit_code
 
 
 def _check_report_path(text: str | None, flag: str) -> None:
@@ -28,7 +31,7 @@ def _check_report_path(text: str | None, flag: str) -> None:
     path = Path(text)
     if path.is_dir():
         raise UserError(f"{flag} {text}: is a directory\n  fix: name a file, e.g. {path / 'report'}")
-    parent = path.parent if str(path.parent) else Path(".")
+    parent = path.parent
     if not parent.is_dir():
         raise UserError(f"{flag} {text}: directory {parent} does not exist\n  fix: create it, or name another path")
     try:
@@ -38,9 +41,7 @@ def _check_report_path(text: str | None, flag: str) -> None:
 
 
 def as_test_summary(result: BuildResult) -> BuildResult:
-    """The result as a test's summary line counts it: a target this command verified is `verified` (or
-    `verify-cache hit`), not counted by how its artifact came (`artifact-cache hit`, say), which the report's
-    targets and actions still say."""
+    """The result as a test's summary counts it: by its verify outcome, not by how its artifact came."""
     from aotbuild.rules.verify import KIND as VERIFY
 
     outcomes = dict(result.outcomes)
@@ -52,7 +53,6 @@ def as_test_summary(result: BuildResult) -> BuildResult:
 
 
 def build_and_report(args: argparse.Namespace, goal: str) -> BuildResult:
-    """Run the build for `goal` and print (and write) its reports; `bench` times what it built."""
     _check_report_path(args.report, "--report")
     _check_report_path(getattr(args, "junit_xml", None), "--junit-xml")
     _check_report_path(getattr(args, "json_report", None), "--json")

@@ -1,7 +1,8 @@
-"""`aotbuild clean` and `aotbuild plan`: remove aot-out/, or regenerate its build.ninja."""
+"""`aotbuild clean`, `plan` and `stamp`: remove aot-out/, regenerate its build.ninja, explain the no-op stamp."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 from pathlib import Path
@@ -9,10 +10,8 @@ from pathlib import Path
 from aotbuild import layout
 from aotbuild.workspace.discovery import find_root
 
-LOCK_FILE = f"{layout.STATE_DIR}/build.lock"  # engine/build.py's
 
-
-def cmd_clean() -> int:
+def cmd_clean(args: argparse.Namespace) -> int:
     out = find_root(Path.cwd()) / layout.OUT_DIR
     if out.is_symlink():  # remove the link only: its target is not aotbuild's to delete
         target = os.readlink(out)
@@ -23,13 +22,13 @@ def cmd_clean() -> int:
         from aotbuild.engine.workspace_lock import exclusive
 
         # A running build holds the lock (its actions too, if its CLI was killed): wait for it to finish.
-        with exclusive(out / LOCK_FILE):
+        with exclusive(out / layout.STATE_DIR / "build.lock"):
             shutil.rmtree(out)  # rmtree never follows symlinks inside the tree; it unlinks them
     print(f"aotbuild: removed {out}")
     return 0
 
 
-def cmd_plan() -> int:
+def cmd_plan(args: argparse.Namespace) -> int:
     from aotbuild.engine.context import replan
 
     root = find_root(Path.cwd())
@@ -37,8 +36,7 @@ def cmd_plan() -> int:
     return 0
 
 
-def cmd_stamp() -> int:
-    """What the no-op stamp recorded, and which of its entries moved since (the reason ninja will run)."""
+def cmd_stamp(args: argparse.Namespace) -> int:
     from aotbuild.engine import noop_stamp
 
     out = find_root(Path.cwd()) / layout.OUT_DIR

@@ -34,29 +34,17 @@ def cmd_query(args: argparse.Namespace) -> int:
         rows.append({"label": str(label), "device": entry.get("device", "cpu"), "tags": entry["tags"], "outputs": {
             **outputs, "manifest": str(ctx.out_dir / paths.file(MANIFEST))},
             # What the last export imported (workspace files, distribution stamps); empty before a build.
-            "deps": [_described(ctx.out_dir, d, ctx.root) for d in _discovered(ctx.out_dir / paths.file(DISCOVERED))]})
+            "deps": _deps(ctx.out_dir, ctx.out_dir / paths.file(DISCOVERED), ctx.root)})
     print(json.dumps(rows, indent=2))
     return 2 if selection.errors else 0
 
 
-def _discovered(sidecar: Path) -> list[str]:
-    try:
-        return sidecar.read_text().splitlines()
-    except FileNotFoundError:
-        return []
-
-
-def _described(out_dir: Path, listed: str, root: Path) -> str:
-    """A depfile entry as a user names it: the input behind a content stamp (planning/input_stamps.py), a
-    workspace-relative path, or an absolute one."""
-    path = os.path.normpath(out_dir / listed)
-    if listed.startswith(f"{input_stamps.STAMP_DIR}/"):
-        what = input_stamps.input_of(Path(path))
-        if what is not None:
-            return what
-    return _workspace_relative(path, root)
-
-
-def _workspace_relative(path: str, root: Path) -> str:
-    p = Path(path)
-    return p.relative_to(root).as_posix() if p.is_relative_to(root) else path
+def _deps(out_dir: Path, sidecar: Path, root: Path) -> list[str]:
+    """The depfile's entries as a user names them: the input behind a content stamp (planning/input_stamps.py),
+    a workspace-relative path, or an absolute one."""
+    found = []
+    for listed in sidecar.read_text().splitlines() if sidecar.exists() else []:
+        path = Path(os.path.normpath(out_dir / listed))
+        what = input_stamps.input_of(path) if listed.startswith(f"{input_stamps.STAMP_DIR}/") else None
+        found.append(what or (path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)))
+    return found

@@ -1,13 +1,4 @@
-"""Latency of built targets' artifacts against eager PyTorch on the same inputs, all targets of one device in
-one process (torch and the runtime start once), each with untimed warm-up calls before its timed ones.
-
-Run by `aotbuild bench` after the build, never under ninja: timings need the machine to themselves. The .pt2
-is loaded as `aotbuild.load` loads it (libtorch's AOTIModelPackageLoader), not with
-torch._inductor.aoti_load_package, whose CPU-ISA probe costs seconds on 2 cores and tens on a 16-core GPU host.
-
-Prints one JSON line per target as soon as it is measured: a row, or {"label", "error"} for a target that
-could not be timed (the others are still measured, and rows already printed survive a crash).
-"""
+"""`aotbuild bench`'s timing process: each target's .pt2, .so and eager model on the same inputs, a JSON line each."""
 
 from __future__ import annotations
 
@@ -26,13 +17,17 @@ def _percentile(samples: list[float], fraction: float) -> float:
     return samples[min(len(samples) - 1, int(round(fraction * (len(samples) - 1))))]
 
 
-def _measure(fn: Callable[[], Any], warmup: int, repeats: int) -> dict[str, float]:
+def _measure(fn: Callable[[], Any], warmup: int, repeats: int, sync: Callable[[], Any] = lambda: None
+             ) -> dict[str, float]:
+    """`sync` waits for the device to finish what `fn` queued (CUDA runs asynchronously)."""
     for _ in range(warmup):
         fn()
+        sync()
     samples = []
     for _ in range(repeats):
         start = time.perf_counter_ns()
         fn()
+        sync()
         samples.append((time.perf_counter_ns() - start) / 1e6)
     samples.sort()
     median = statistics.median(samples)
@@ -59,19 +54,10 @@ def bench(label: str, root: Path, warmup: int, repeats: int) -> dict[str, Any]:
     case = example_inputs.cases(spec, device)[0]
     flat = case.flat_tensors()  # non-tensor arguments are baked into the artifact
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-
-    def timed(call: Callable[[], Any]) -> Callable[[], None]:
-        def run() -> None:
-            call()
-            sync()
-        return run
-
+    calls = {"eager": lambda: model(*case.args, **case.kwargs), "pt2": lambda: pt2(*case.args, **case.kwargs),
+             "so": lambda: so.run(flat)}
     with torch.inference_mode():
-        results = {
-            "eager": _measure(timed(lambda: model(*case.args, **case.kwargs)), warmup, repeats),
-            "pt2": _measure(timed(lambda: pt2(*case.args, **case.kwargs)), warmup, repeats),
-            "so": _measure(timed(lambda: so.run(flat)), warmup, repeats),
-        }
+        results = {name: _measure(call, warmup, repeats, sync) for name, call in calls.items()}
     return {"label": label, "device": device, "threads": torch.get_num_threads(), "warmup": warmup,
             "repeats": repeats, "inputs": [list(t.shape) for t in flat], **results}
 

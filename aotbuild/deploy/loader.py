@@ -1,8 +1,4 @@
-"""aotbuild.load: a label's current .pt2 as a Python callable, checked against its manifest before it runs.
-
-Paths come from layout.TargetPaths and manifest.json (never spelled out here), so a deployment script keeps
-working wherever aot-out/ puts a target. torch is imported only once `load` has something to load.
-"""
+"""aotbuild.load: a label's current .pt2 as a Python callable, checked against its manifest before it runs."""
 
 from __future__ import annotations
 
@@ -65,9 +61,7 @@ class TargetFiles:
 
 
 def locate(label: str, workspace: str | Path | None = None) -> TargetFiles:
-    """Find `label`'s built files; `workspace` is any directory inside the workspace (default: cwd).
-
-    A relative label (`:mlp`) is resolved against the current directory's package, as on the command line."""
+    """`label`'s built files; `workspace` is any directory inside it (default: cwd); `:mlp` is relative to cwd."""
     root = find_root(Path(workspace) if workspace is not None else Path.cwd())
     parsed = parse_label(label, current_package(root, Path.cwd()))
     paths = layout.TargetPaths(parsed)
@@ -117,22 +111,38 @@ def import_requirements(files: TargetFiles) -> list[str]:
     return modules
 
 
-@dataclass(frozen=True)
 class LoadedModel:
-    """A callable artifact: call it as the model's forward(); `manifest` says what it was built from."""
+    """A .pt2 called as the model's forward() through libtorch's AOTIModelPackageLoader (see docs/architecture.md
+    for why not aoti_load_package): inputs flattened by the package's in_spec, outputs rebuilt with its out_spec,
+    as torch's AOTICompiledModel does. `manifest` says what it was built from."""
 
-    label: str
-    path: Path
-    manifest: dict[str, Any]
-    runner: Any
+    def __init__(self, label: str, path: Path, manifest: dict[str, Any]) -> None:
+        import torch
+        from torch.utils import _pytree as pytree
+
+        self.label = label
+        self.path = path
+        self.manifest = manifest
+        self.loader = torch._C._aoti.AOTIModelPackageLoader(str(path), "model", False, 1, -1)
+        # treespec_loads needs every pytree type in the specs registered: load() imports requires_imports first.
+        in_spec, self.out_spec = (pytree.treespec_loads(spec) for spec in self.loader.get_call_spec())
+        kwargs_spec = in_spec.child(1) if hasattr(in_spec, "child") else in_spec.children_specs[1]
+        self.keywords = list(kwargs_spec.context)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.runner(*args, **kwargs)
+        import torch
+        from torch.utils import _pytree as pytree
+
+        if set(kwargs) != set(self.keywords):
+            raise TypeError(f"expected keyword arguments {self.keywords}, got {sorted(kwargs)}")
+        # Keyword order is the exported signature's, not the caller's.
+        flat = pytree.tree_leaves((args, {k: kwargs[k] for k in self.keywords}))
+        outputs = self.loader.boxed_run([x for x in flat if isinstance(x, torch.Tensor)])
+        return pytree.tree_unflatten(outputs, self.out_spec)
 
 
 def load(label: str, workspace: str | Path | None = None, *, check_host: bool = True) -> LoadedModel:
-    """The current .pt2 of `label`, digest-checked against manifest.json, host-checked, and loaded with
-    libtorch's AOTIModelPackageLoader (see package_runner.py for why not torch._inductor.aoti_load_package)."""
+    """The current .pt2 of `label`, digest-checked against manifest.json, host-checked, and loaded."""
     files = locate(label, workspace)
     path = files.check_digest("pt2")
     why = archives.package_problem(path)
@@ -142,6 +152,4 @@ def load(label: str, workspace: str | Path | None = None, *, check_host: bool = 
     if check_host:
         check_host_matches(files)
     import_requirements(files)
-    from aotbuild.deploy.package_runner import PackageRunner
-
-    return LoadedModel(str(files.label), path, files.manifest, PackageRunner(str(path)))
+    return LoadedModel(str(files.label), path, files.manifest)

@@ -53,7 +53,7 @@ def build(request: BuildRequest, cwd: Path) -> BuildResult:
     ctx = open_workspace(cwd, request.cache_dir)
     selection = select(ctx.plan, request.patterns, ctx.current_package)
     labels = shard(selection.labels, *request.shard) if request.shard else selection.labels
-    result = BuildResult(config_errors=selection.errors, context=ctx, labels=labels)
+    result = BuildResult(config_errors=selection.errors, context=ctx)
     if selection.errors and not request.keep_going:
         from aotbuild.text import plural
 

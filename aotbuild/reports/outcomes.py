@@ -7,9 +7,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from aotbuild.text import plural
+
 if TYPE_CHECKING:
     from aotbuild.engine.context import Context
-    from aotbuild.workspace.labels import Label
 
 NEEDS_GPU = "skipped: needs a GPU"  # a CUDA target reached by a wildcard on a machine without one, not cached
 UP_TO_DATE = "up to date"
@@ -32,7 +33,6 @@ class BuildResult:
     seconds: float = 0.0
     events: list[dict[str, Any]] = field(default_factory=list)
     context: Context | None = None  # the workspace as this build saw it, for reports that follow
-    labels: list[Label] = field(default_factory=list)  # the buildable targets selected
     noop_stamp: bool = False  # answered by the no-op stamp: ninja was not started
 
     @property
@@ -66,15 +66,12 @@ def outcome_of(events: list[dict[str, Any]]) -> tuple[str, str | None]:
 
 
 def summary_line(result: BuildResult) -> str:
-    """'aotbuild: 4 targets: 2 compiled, 1 up to date, 1 not built (error in its BUILD file) in 1.50s'.
-
-    Targets whose BUILD entry is broken (built past with -k) count among the selected targets; a BUILD file
-    unusable as a whole names no targets, so it is counted as a file."""
-    from aotbuild.text import plural
-
+    """'aotbuild: 4 targets: 2 compiled, 1 up to date, 1 not built (error in its BUILD file) in 1.50s'."""
     counts = Counter(result.outcomes.values())
     order = outcomes() if len(counts) > 1 else list(counts)  # one kind (a no-op's) needs no registry
     parts = [f"{counts[o]} {o}" for o in order if counts[o]]
+    # A target whose BUILD entry is broken (built past with -k) is counted; a BUILD file unusable as a whole
+    # names no targets, so it is counted as a file.
     plan = result.context.plan if result.context is not None else None
     broken_files = set(plan.broken.values()) if plan is not None else set()
     files = sum(e in broken_files for e in result.config_errors)

@@ -41,9 +41,5 @@ def lines(summary: dict[str, Any]) -> list[str]:
         out.append(f"aotbuild: remote cache {summary['url']}: {plural(summary['hits'], 'hit')}, "
                    f"{plural(summary['misses'], 'miss')}, {plural(summary['uploads'], 'upload')}; "
                    f"{plural(summary['requests'], 'request')}, "
-                   f"{_mb(summary['bytes_down'])} down, {_mb(summary['bytes_up'])} up")
+                   f"{summary['bytes_down'] / 1e6:.1f} MB down, {summary['bytes_up'] / 1e6:.1f} MB up")
     return out
-
-
-def _mb(n: int) -> str:
-    return f"{n / 1e6:.1f} MB"
