@@ -3,6 +3,7 @@ every file they were made from. Read on every run without YAML, ninja or torch."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -12,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from aotbuild import __version__, layout
-from aotbuild.planning.file_state import MAX_SOURCE_BYTES, FileState, verdict
-from aotbuild.workspace.discovery import WORKSPACE_FILE, discover_packages
+from aotbuild.planning.file_state import FileState, verdict
+from aotbuild.workspace.discovery import MAX_SOURCE_BYTES, WORKSPACE_FILE, discover_packages
 from aotbuild.workspace.labels import Label
 
 FORMAT = 2  # bumped whenever the index's shape changes: an older index is simply planned over
@@ -32,13 +33,11 @@ class PackageEntry:
     written: list[Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"file": self.file.to_json(), "targets": self.targets, "broken": self.broken,
-                "broken_targets": self.broken_targets, "watched": self.watched, "written": self.written}
+        return {**self.__dict__, "file": self.file.to_json()}
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> PackageEntry:
-        return PackageEntry(FileState.from_json(data["file"]), data["targets"], data["broken"],
-                            data["broken_targets"], data["watched"], data.get("written"))
+        return PackageEntry(**{**data, "file": FileState(*data["file"])})
 
 
 @dataclass(frozen=True)
@@ -50,26 +49,19 @@ class Plan:
     ignore: list[str]  # WORKSPACE.aot.yaml's ignore
     workspace: FileState
     packages: dict[str, PackageEntry]  # package -> entry, sorted by package
-    remote_cache: str | None = None  # WORKSPACE.aot.yaml's cache.remote
-    ninja_file: list[int] | None = None  # written_state() of build.ninja as the plan left it
+    remote_cache: str | None  # WORKSPACE.aot.yaml's cache.remote
+    remote_verify_keys: tuple[str, ...]  # WORKSPACE.aot.yaml's cache.verify_keys
+    ninja_file: list[int] | None  # written_state() of build.ninja as the plan left it
     # plan.json's bytes as read, whose lines (one per package) encode_plan reuses for entries still the same.
     encoded: bytes | None = field(default=None, compare=False, repr=False)
-    remote_verify_keys: tuple[str, ...] = ()  # WORKSPACE.aot.yaml's cache.verify_keys
-
-    def to_json(self) -> dict[str, Any]:
-        return {"format": FORMAT, "version": self.version, "python": self.python, "ninja": self.ninja,
-                "cache_dir": self.cache_dir, "ignore": self.ignore, "workspace": self.workspace.to_json(),
-                "packages": {p: e.to_json() for p, e in self.packages.items()}, "remote_cache": self.remote_cache,
-                "remote_verify_keys": list(self.remote_verify_keys), "ninja_file": self.ninja_file}
 
     @staticmethod
     def from_json(data: dict[str, Any], encoded: bytes | None = None) -> Plan:
-        if data.get("format") != FORMAT:
+        if data.pop("format", None) != FORMAT:
             raise ValueError("another index format")
-        return Plan(data["version"], data["python"], data["ninja"], data["cache_dir"], data["ignore"],
-                    FileState.from_json(data["workspace"]),
-                    {p: PackageEntry.from_json(e) for p, e in data["packages"].items()}, data.get("remote_cache"),
-                    data.get("ninja_file"), encoded, tuple(data.get("remote_verify_keys", ())))
+        return Plan(**{**data, "workspace": FileState(*data["workspace"]), "encoded": encoded,
+                       "packages": {p: PackageEntry.from_json(e) for p, e in data["packages"].items()},
+                       "remote_verify_keys": tuple(data["remote_verify_keys"])})
 
     @cached_property
     def targets(self) -> dict[str, dict[str, Any]]:
@@ -121,10 +113,8 @@ def encode_plan(plan: Plan, previous: Plan | None = None) -> bytes:
         if line is None:
             line = (json.dumps(package) + ":" + json.dumps(entry.to_json(), separators=(",", ":"))).encode()
         lines.append(line)
-    fields = {"format": FORMAT, "version": plan.version, "python": plan.python, "ninja": plan.ninja,
-              "cache_dir": plan.cache_dir, "ignore": plan.ignore, "workspace": plan.workspace.to_json(),
-              "remote_cache": plan.remote_cache, "remote_verify_keys": list(plan.remote_verify_keys),
-              "ninja_file": plan.ninja_file}
+    fields = {f.name: getattr(plan, f.name) for f in dataclasses.fields(plan) if f.name not in ("packages", "encoded")}
+    fields.update(format=FORMAT, workspace=plan.workspace.to_json(), remote_verify_keys=list(plan.remote_verify_keys))
     return json.dumps(fields, separators=(",", ":")).encode()[:-1] + b"," + _PACKAGES + b",\n".join(lines) + b"\n}}"
 
 
@@ -161,33 +151,29 @@ class Staleness:
         return self.full is None and not self.changed and not self.removed
 
 
-def watch_state(path: str) -> list[int] | None:
-    """What the plan depends on of a weights file: that it exists, and which file it is (a retargeted symlink
-    may now leave the workspace). Its content is the export's input, tracked by ninja."""
+def _stat(path: Path | str, *fields: str) -> list[int] | None:
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
-    return [st.st_dev, st.st_ino]
+    return [getattr(st, f) for f in fields]
+
+
+def watch_state(path: str) -> list[int] | None:
+    """What the plan depends on of a weights file: that it exists, and which file it is (a retargeted symlink
+    may now leave the workspace). Its content is the export's input, tracked by ninja."""
+    return _stat(path, "st_dev", "st_ino")
 
 
 def written_state(path: Path | str) -> list[int] | None:
     """What a plan file looked like when the plan wrote it: [size, mtime_ns, inode]. Another state means it
     was deleted, emptied (a crash before its data reached the disk) or edited: it is written again."""
-    try:
-        st = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
+    return _stat(path, "st_size", "st_mtime_ns", "st_ino")
 
 
 def written_files(out_dir: Path, files: list[str]) -> list[Any]:
     """[path relative to aot-out/, written_state()] of each plan file, as a package entry records them."""
     return [[f, written_state(out_dir / f)] for f in files]
-
-
-def _plan_files_moved(entry: PackageEntry, out_dir: Path) -> bool:
-    return entry.written is not None and any(written_state(out_dir / f) != seen for f, seen in entry.written)
 
 
 def staleness(plan: Plan | None, root: Path, out_dir: Path) -> Staleness:
@@ -216,8 +202,8 @@ def staleness(plan: Plan | None, root: Path, out_dir: Path) -> Staleness:
             continue
         file = layout.build_file(package)
         changed, state = verdict(prefix + file, entry.file, MAX_SOURCE_BYTES)
-        if changed or any(watch_state(prefix + w) != seen for w, seen in entry.watched.items()) \
-                or _plan_files_moved(entry, out_dir):
+        if changed or any(watch_state(prefix + w) != seen for w, seen in entry.watched.items()) or any(
+                written_state(out_dir / f) != seen for f, seen in entry.written or ()):
             stale.append(package)
         elif state is not None:
             moved[file] = state

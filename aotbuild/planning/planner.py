@@ -1,11 +1,4 @@
-"""Planning: BUILD files -> per-package ninja and specs files, build.ninja and the plan index. No torch.
-
-Incremental: the index (plan_index.py) says which packages changed since the last plan; only those are parsed
-again and only their files rewritten, each only if its content changed. Everything written here can be
-regenerated from the workspace, so it is replaced atomically but not fsynced: the index records each file's
-size, mtime and inode as written, and a file found otherwise (deleted, emptied by a crash before its data
-reached the disk, edited) is planned again by the next command; a damaged index is planned over whole.
-"""
+"""Planning: BUILD files -> per-package ninja and specs files, build.ninja and the plan index; incremental."""
 
 from __future__ import annotations
 
@@ -21,12 +14,12 @@ import ninja
 from aotbuild import __version__, layout, rules
 from aotbuild.errors import Location, TargetError
 from aotbuild.fsutil import replace_if_changed_unsynced, replace_unsynced
+from aotbuild.planning.file_state import FileState, read_state
 from aotbuild.planning.ninja_files import (PACKAGES_DIR, package_file, package_ninja, package_specs, package_specs_text,
-                                  top_ninja)
-from aotbuild.planning.file_state import MAX_SOURCE_BYTES, FileState, read_state
+                                           top_ninja)
 from aotbuild.planning.plan_index import (PackageEntry, Plan, Staleness, encode_plan, watch_state, written_files,
                                           written_state)
-from aotbuild.workspace.discovery import WORKSPACE_FILE, discover_packages
+from aotbuild.workspace.discovery import MAX_SOURCE_BYTES, WORKSPACE_FILE, discover_packages
 from aotbuild.workspace.loading import Package, load_package
 from aotbuild.workspace.schema import WorkspaceConfig, parse_workspace
 from aotbuild.workspace.yaml_source import decode, parse_yaml, too_large
@@ -41,10 +34,10 @@ def _read_source(root: Path, file: str) -> tuple[FileState, str]:
     if data is None:
         if state.sig is None:
             raise TargetError(Location(file), "file disappeared while planning", "run the command again")
-        assert state.sha256 is not None
-        if state.sha256.startswith("error:"):
-            raise TargetError(Location(file), f"cannot read the file: {state.sha256.removeprefix('error:')}")
-        raise too_large(file, int(state.sha256.removeprefix("size:")))
+        assert state.digest is not None
+        if state.digest.startswith("error:"):
+            raise TargetError(Location(file), f"cannot read the file: {state.digest.removeprefix('error:')}")
+        raise too_large(file, int(state.digest.removeprefix("size:")))
     return state, decode(data, file)
 
 
@@ -98,7 +91,7 @@ def _update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) 
     python = python_command()
     workspace_state, config = read_config(root)
     # A WORKSPACE.aot.yaml edited since `stale` was computed reaches every package too.
-    full = stale.full is not None or old is None or old.workspace.sha256 != workspace_state.sha256
+    full = stale.full is not None or old is None or old.workspace.digest != workspace_state.digest
     if full:
         packages = discover_packages(root, config.ignore)
         entries: dict[str, PackageEntry] = {}
@@ -113,8 +106,7 @@ def _update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) 
         for package, entry in entries.items():
             moved = stale.moved.get(layout.build_file(package))
             if moved is not None:
-                entries[package] = PackageEntry(moved, entry.targets, entry.broken, entry.broken_targets,
-                                                entry.watched, entry.written)
+                entries[package] = replace(entry, file=moved)
         to_plan = stale.changed
     for package in to_plan:
         entries[package] = plan_package(root, out_dir, package, config, python)
@@ -128,8 +120,8 @@ def _update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) 
         # A fresh mtime marks ninja's generator edge done for every BUILD file read so far.
         os.utime(ninja_file)
     plan = Plan(__version__, sys.executable, str(Path(ninja.BIN_DIR) / "ninja"), config.cache_dir,
-                list(config.ignore), workspace_state, entries, config.remote_cache, written_state(ninja_file),
-                remote_verify_keys=config.remote_verify_keys)
+                list(config.ignore), workspace_state, entries, config.remote_cache, config.remote_verify_keys,
+                written_state(ninja_file))
     replace_unsynced(out_dir / layout.PLAN_FILE, encode_plan(plan, old))
     return plan
 

@@ -16,38 +16,31 @@ from aotbuild.fsutil import atomic_write
 from aotbuild.workspace import settings
 
 
-def torch_version_file() -> Path | None:
+def _torch() -> tuple[Any, Path | None]:
+    """torch's distribution and its torch/version.py, found through its metadata: no import, no sys.path lookup."""
     import importlib.metadata
 
     try:
         dist = importlib.metadata.distribution("torch")
     except importlib.metadata.PackageNotFoundError:
-        return None
-    # The installed distribution's own file, found through its metadata: no import, no sys.path lookup.
+        return None, None
     path = Path(str(dist.locate_file("torch/version.py")))
-    return path if path.is_file() else None
+    return dist, (path if path.is_file() else None)
 
 
 def torch_versions() -> dict[str, str | None]:
-    """torch's version, git commit and CUDA version, read from torch/version.py as text."""
+    """torch's version, git commit and CUDA version, read from torch/version.py as text. Its __version__ is
+    torch.__version__ (with the +cu130 that distribution metadata may lack), which actions compare against."""
     import ast
-    import importlib.metadata
 
-    try:
-        dist = importlib.metadata.distribution("torch")
-    except importlib.metadata.PackageNotFoundError:
-        return {"torch": None, "torch_git": None, "torch_cuda": None}
-    found: dict[str, str | None] = {"torch": dist.version, "torch_git": None, "torch_cuda": None}
-    version_py = torch_version_file()
-    if version_py is not None:
-        for node in ast.parse(version_py.read_text()).body:
-            if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Constant):
-                target = node.targets[0] if isinstance(node, ast.Assign) else node.target
-                names = {"__version__": "torch", "git_version": "torch_git", "cuda": "torch_cuda"}
-                if isinstance(target, ast.Name) and target.id in names:
-                    # version.py's __version__ is torch.__version__ (with +cu130 and the like, which
-                    # distribution metadata may lack): the one the actions can compare themselves against.
-                    found[names[target.id]] = node.value.value
+    dist, version_py = _torch()
+    found = {"torch": dist and dist.version, "torch_git": None, "torch_cuda": None}
+    names = {"__version__": "torch", "git_version": "torch_git", "cuda": "torch_cuda"}
+    for node in ast.parse(version_py.read_text()).body if version_py else ():
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Constant):
+            target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+            if isinstance(target, ast.Name) and target.id in names:
+                found[names[target.id]] = node.value.value
     return found
 
 
@@ -174,7 +167,7 @@ def cached_fingerprint(stamp_file: Path, env: Mapping[str, str]) -> dict[str, An
     except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
         pass
     compiler = find_compiler(env)
-    files = [str(p) for p in (torch_version_file(), compiler and Path(compiler).resolve()) if p]
+    files = [str(p) for p in (_torch()[1], compiler and Path(compiler).resolve()) if p]
     result = fingerprint(env)
     atomic_write(stamp_file, json.dumps({"stamp": _stamp(env, files), "files": files, "fingerprint": result}).encode())
     return result
