@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -19,12 +20,10 @@ def _ninja(binary: str, out_dir: Path) -> list[str]:
 
 def run_ninja(binary: str, out_dir: Path, goals: list[str], *, jobs: int | None, keep_going: bool, explain: bool,
               env: Mapping[str, str], pass_fds: tuple[int, ...] = (), log: Path | None = None) -> int:
-    """Run ninja with our stdout/stderr so a terminal gets its live status line; returns its exit code.
-
-    With `log`, its output goes to that file instead, for a pass whose expected failures are not news.
-    `binary` is the `ninja` package's executable, recorded in the plan (importing the package costs 10 ms).
-    A signal to the CLI stops ninja and every action (interrupts.forwarded), then raises Interrupted;
-    `pass_fds` are inherited by ninja and its actions (the workspace lock and the cache lease)."""
+    """Run ninja (`binary`, as the plan records it) on `goals`; its exit code. A terminal gets our progress line,
+    `log` (for a pass whose expected failures are not news) all of ninja's output. A signal to the CLI stops
+    ninja and every action, then raises Interrupted; `pass_fds` (the workspace lock, the cache lease) are
+    inherited by ninja and its actions."""
     cmd = _ninja(binary, out_dir)
     if jobs is not None:
         cmd += ["-j", str(jobs)]
@@ -32,28 +31,23 @@ def run_ninja(binary: str, out_dir: Path, goals: list[str], *, jobs: int | None,
         cmd += ["-k", "0"]
     if explain:
         cmd += ["-d", "explain"]
+    cmd += goals
     if log is None and sys.stdout.isatty() and os.environ.get("TERM", "dumb") != "dumb":
-        from aotbuild.ninja import progress  # our own progress line: elapsed time and what is running
+        from aotbuild.ninja import progress
 
-        proc, terminal = progress.start(cmd + goals, {**os.environ, **env}, pass_fds)
+        proc, terminal = progress.start(cmd, {**os.environ, **env}, pass_fds)
         with forwarded(proc):
             return progress.show(proc, terminal, sys.stdout)
-    if log is None:
-        proc = subprocess.Popen(cmd + goals, env={**os.environ, **plain_status(os.environ), **env},
-                                pass_fds=pass_fds)
-        with forwarded(proc):
-            return proc.wait()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd + goals, env={**os.environ, **env}, pass_fds=pass_fds, stdout=out,
-                                stderr=subprocess.STDOUT)
+    with open(log, "wb") if log is not None else contextlib.nullcontext() as out:
+        proc = subprocess.Popen(cmd, env={**os.environ, **plain_status(os.environ), **env}, pass_fds=pass_fds,
+                                stdout=out, stderr=None if out is None else subprocess.STDOUT)
         with forwarded(proc):
             return proc.wait()
 
 
 def plain_status(environ: Mapping[str, str]) -> dict[str, str]:
-    """ninja's status for a log (no terminal): a count of finished edges that only goes up. ninja's default
-    `[%f/%t] ` shows a total that shrinks as restat prunes edges (`[1/8]`, then `[2/5]`). A NINJA_STATUS the
-    user set is theirs."""
+    """ninja's status without a terminal: a count of finished edges that only goes up (ninja's default
+    `[%f/%t] ` shows a total that shrinks as restat prunes edges). A NINJA_STATUS the user set is theirs."""
     return {} if "NINJA_STATUS" in environ else {"NINJA_STATUS": "[%f done] "}
 
 

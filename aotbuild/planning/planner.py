@@ -29,8 +29,8 @@ def python_command() -> str:
     return shlex.quote(sys.executable)
 
 
-def _read_source(root: Path, file: str) -> tuple[FileState, str]:
-    state, data = read_state(f"{root}/{file}", MAX_SOURCE_BYTES)
+def _text(file: str, state: FileState, data: bytes | None) -> str:
+    """The text of a file as read_state read it; TargetError where it could not be read."""
     if data is None:
         if state.sig is None:
             raise TargetError(Location(file), "file disappeared while planning", "run the command again")
@@ -38,21 +38,21 @@ def _read_source(root: Path, file: str) -> tuple[FileState, str]:
         if state.digest.startswith("error:"):
             raise TargetError(Location(file), f"cannot read the file: {state.digest.removeprefix('error:')}")
         raise too_large(file, int(state.digest.removeprefix("size:")))
-    return state, decode(data, file)
+    return decode(data, file)
 
 
 def read_config(root: Path) -> tuple[FileState, WorkspaceConfig]:
-    state, text = _read_source(root, WORKSPACE_FILE)
-    return state, parse_workspace(parse_yaml(text, WORKSPACE_FILE), WORKSPACE_FILE)
+    state, data = read_state(f"{root}/{WORKSPACE_FILE}", MAX_SOURCE_BYTES)
+    return state, parse_workspace(parse_yaml(_text(WORKSPACE_FILE, state, data), WORKSPACE_FILE), WORKSPACE_FILE)
 
 
 def plan_package(root: Path, out_dir: Path, package: str, config: WorkspaceConfig, python: str) -> PackageEntry:
     """Parse one package and write its specs file and ninja file; returns its index entry."""
     file = layout.build_file(package)
+    state, data = read_state(f"{root}/{file}", MAX_SOURCE_BYTES)
     try:
-        state, text = _read_source(root, file)
+        text = _text(file, state, data)
     except TargetError as e:
-        state, _ = read_state(f"{root}/{file}", MAX_SOURCE_BYTES)
         loaded = Package(package, broken=e)
     else:
         loaded = load_package(root, package, config, text)
@@ -136,14 +136,3 @@ def _remove_stray_package_files(out_dir: Path, keep: set[str]) -> None:
         if name.endswith((".ninja", ".specs")) and f"{PACKAGES_DIR}/{name}" not in keep:
             (out_dir / PACKAGES_DIR / name).unlink(missing_ok=True)
 
-
-def with_missing_specs(out_dir: Path, plan: Plan | None, stale: Staleness) -> Staleness:
-    """`stale`, plus the packages whose specs file is gone: `aotbuild plan` (which ninja runs to recreate one)
-    re-plans them even though their BUILD files did not change. Only re-planning checks: a no-op build leaves it
-    to ninja, whose edge for the file runs only when it is missing."""
-    if plan is None or stale.full is not None:
-        return stale
-    known = {*stale.changed, *stale.removed}
-    missing = [p for p, e in plan.packages.items()
-               if e.targets and p not in known and not os.path.exists(out_dir / package_specs(p))]
-    return replace(stale, changed=stale.changed + missing) if missing else stale
