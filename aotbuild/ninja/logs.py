@@ -20,9 +20,9 @@ _SEED = 0xBDD89AA982704029
 _SECRET = (0x2D358DCCAA6C78A5, 0x8BB84B93962EACC9, 0x4B33A62ED433D4A3)
 
 
-# The ninja releases aotbuild is tested with: pyproject.toml pins the same range. With any other ninja every
-# shortcut around it is off (no-op stamp, cache pass): their proofs assume this release's behaviour.
-TESTED_RANGE = (1, 13)
+# The ninja release aotbuild is tested with (pyproject.toml pins it): with any other, every shortcut around ninja
+# is off (no-op stamp, cache pass), as their proofs assume this release's behaviour.
+TESTED_RELEASE = "1.13"
 TESTED_PIN = "ninja>=1.13,<1.14"
 VERSION_FILE = "ninja-version"  # in the builddir: the version `refusal` found, and for which binary
 
@@ -56,9 +56,7 @@ def refusal(binary: str, builddir: Path | None = None) -> str | None:
             from aotbuild.fsutil import replace_unsynced
 
             replace_unsynced(builddir / VERSION_FILE, (key + version).encode())
-    parts = version.split(".")
-    if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit() and (
-            int(parts[0]), int(parts[1])) == TESTED_RANGE:
+    if version.split(".")[:2] == TESTED_RELEASE.split("."):
         return None
     return (f"ninja {version or '(no version)'} is outside the tested range ({TESTED_PIN}): "
             "the no-op stamp and the cache pass are off")
@@ -154,7 +152,7 @@ def read_deps_ids(path: Path) -> dict[str, int]:
     except FileNotFoundError:
         return {}
     head = len(DEPS_LOG_HEADER)
-    if len(data) == 0:
+    if not data:
         return {}
     if data[:head] != DEPS_LOG_HEADER or data[head:head + 4] != struct.pack("<i", DEPS_LOG_VERSION):
         raise FormatError(f"{path}: unknown deps log signature or version")

@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO
 
 from aotbuild.text import plural
@@ -115,11 +116,7 @@ class StreamParser:
         return rest.replace(b"\r\n", b"\n")
 
 
-def start(cmd: list[str], env: Mapping[str, str], pass_fds: tuple[int, ...]) -> tuple[subprocess.Popen, int]:
-    cwd = None
-    if "-C" in cmd:  # run there instead: `-C` makes ninja announce "Entering directory", noise on this line
-        i = cmd.index("-C")
-        cmd, cwd = cmd[:i] + cmd[i + 2:], cmd[i + 1]
+def start(cmd: list[str], cwd: Path, env: Mapping[str, str], pass_fds: tuple[int, ...]) -> tuple[subprocess.Popen, int]:
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 10000, 0, 0))  # ninja never shortens a line
     try:
@@ -133,12 +130,12 @@ def start(cmd: list[str], env: Mapping[str, str], pass_fds: tuple[int, ...]) -> 
     return proc, master
 
 
-def show(proc: subprocess.Popen, master: int, out: TextIO, width: int | None = None) -> int:
+def show(proc: subprocess.Popen, master: int, out: TextIO) -> int:
     """Read ninja's output until it exits, drawing the progress line on `out` (a terminal); ninja's exit code."""
     progress = Progress()
     parser = StreamParser(progress)
     started = time.monotonic()
-    columns = width or shutil.get_terminal_size().columns
+    columns = shutil.get_terminal_size().columns
     drawn = ""
 
     def draw(text: bytes = b"") -> None:

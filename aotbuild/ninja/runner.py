@@ -13,9 +13,10 @@ from aotbuild import layout
 from aotbuild.interrupts import forwarded
 
 
-def _ninja(binary: str, out_dir: Path) -> list[str]:
-    """ninja run from aot-out/ on aotbuild's build file, which lives in the state dir, apart from targets."""
-    return [binary, "-C", str(out_dir), "-f", layout.NINJA_FILE]
+def _ninja(binary: str) -> list[str]:
+    """ninja on aotbuild's build file, which lives in the state dir apart from targets; it runs in aot-out/ (as
+    its cwd: `-C` would announce "Entering directory", noise on the progress line)."""
+    return [binary, "-f", layout.NINJA_FILE]
 
 
 def run_ninja(binary: str, out_dir: Path, goals: list[str], *, jobs: int | None, keep_going: bool, explain: bool,
@@ -24,7 +25,7 @@ def run_ninja(binary: str, out_dir: Path, goals: list[str], *, jobs: int | None,
     `log` (for a pass whose expected failures are not news) all of ninja's output. A signal to the CLI stops
     ninja and every action, then raises Interrupted; `pass_fds` (the workspace lock, the cache lease) are
     inherited by ninja and its actions."""
-    cmd = _ninja(binary, out_dir)
+    cmd = _ninja(binary)
     if jobs is not None:
         cmd += ["-j", str(jobs)]
     if keep_going:
@@ -35,12 +36,12 @@ def run_ninja(binary: str, out_dir: Path, goals: list[str], *, jobs: int | None,
     if log is None and sys.stdout.isatty() and os.environ.get("TERM", "dumb") != "dumb":
         from aotbuild.ninja import progress
 
-        proc, terminal = progress.start(cmd, {**os.environ, **env}, pass_fds)
+        proc, terminal = progress.start(cmd, out_dir, {**os.environ, **env}, pass_fds)
         with forwarded(proc):
             return progress.show(proc, terminal, sys.stdout)
     with open(log, "wb") if log is not None else contextlib.nullcontext() as out:
-        proc = subprocess.Popen(cmd, env={**os.environ, **plain_status(os.environ), **env}, pass_fds=pass_fds,
-                                stdout=out, stderr=None if out is None else subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=out_dir, env={**os.environ, **plain_status(os.environ), **env},
+                                pass_fds=pass_fds, stdout=out, stderr=None if out is None else subprocess.STDOUT)
         with forwarded(proc):
             return proc.wait()
 
@@ -53,7 +54,7 @@ def plain_status(environ: Mapping[str, str]) -> dict[str, str]:
 
 def is_up_to_date(binary: str, out_dir: Path, goal: str) -> bool:
     """Ask ninja (dry run) whether `goal` needs no work."""
-    proc = subprocess.run([*_ninja(binary, out_dir), "-n", goal], capture_output=True, text=True, check=False)
+    proc = subprocess.run([*_ninja(binary), "-n", goal], cwd=out_dir, capture_output=True, text=True, check=False)
     return proc.returncode == 0 and "no work to do" in proc.stdout
 
 
@@ -65,8 +66,8 @@ def commands(binary: str, out_dir: Path, outputs: list[str]) -> list[str] | None
     for i, output in enumerate(outputs):
         batch.append(output)
         if i + 1 == len(outputs) or sum(map(len, batch)) > 500_000:  # far below the kernel's limit on arguments
-            proc = subprocess.run([*_ninja(binary, out_dir), "-t", "commands", "-s", *batch], capture_output=True,
-                                  check=False)
+            proc = subprocess.run([*_ninja(binary), "-t", "commands", "-s", *batch], cwd=out_dir,
+                                  capture_output=True, check=False)
             lines = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
             if proc.returncode or len(lines) != len(batch):
                 return None
