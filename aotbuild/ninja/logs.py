@@ -199,10 +199,8 @@ def _deps_record(out_id: int, mtime_ns: int, dep_ids: list[int]) -> bytes:
 
 
 def append(binary: str, builddir: Path, finished: Iterable[Finished]) -> None:
-    """Record `finished` edges as ninja 1.13 would after running them (build log v7, deps log v4): deps first,
-    then the build log (an edge whose deps are recorded but whose command is not is still run by ninja; never
-    the other way round). Only appends: ninja reads an output's last entry and recompacts the files itself.
-    FormatError for a ninja outside the tested range or a log of another format."""
+    """Record `finished` edges as ninja 1.13 would (build log v7, deps log v4), deps first: ninja re-runs an edge
+    whose command is not logged. Only appends: ninja reads an output's last entry and recompacts the files."""
     why = refusal(binary, builddir)
     if why is not None:
         raise FormatError(why)

@@ -21,10 +21,8 @@ def _ninja(binary: str) -> list[str]:
 
 def run_ninja(binary: str, out_dir: Path, goals: list[str], *, jobs: int | None, keep_going: bool, explain: bool,
               env: Mapping[str, str], pass_fds: tuple[int, ...] = (), log: Path | None = None) -> int:
-    """Run ninja (`binary`, as the plan records it) on `goals`; its exit code. A terminal gets our progress line,
-    `log` (for a pass whose expected failures are not news) all of ninja's output. A signal to the CLI stops
-    ninja and every action, then raises Interrupted; `pass_fds` (the workspace lock, the cache lease) are
-    inherited by ninja and its actions."""
+    """Run ninja on `goals`; its exit code. A terminal gets our progress line, `log` (for a pass whose expected
+    failures are not news) all of ninja's output. A signal to the CLI stops ninja and every action."""
     cmd = _ninja(binary)
     if jobs is not None:
         cmd += ["-j", str(jobs)]

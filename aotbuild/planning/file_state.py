@@ -40,11 +40,10 @@ def observe(sig: list[int] | None, digest: str | None, read_at_ns: int) -> FileS
 
 
 def read_state(path: str, limit: int) -> tuple[FileState, bytes | None]:
-    """The file's state and content. The content is None when the file is missing, unreadable or over `limit`
-    bytes (never read whole); the digest then says which: None, "error:<why>" or "size:<bytes>" (its size
-    stands in for its content). Signature first: an edit while reading shows as a moved signature next time."""
+    """The file's state and content: None when missing, unreadable or over `limit` bytes (never read whole), as
+    the digest then says: None, "error:<why>" or "size:<bytes>" (the size standing in for the content)."""
     now = time.time_ns()
-    sig = signature(path)
+    sig = signature(path)  # before reading: an edit while reading shows as a moved signature next time
     data, digest = None, None
     if sig is not None and sig[2] <= limit:
         try:

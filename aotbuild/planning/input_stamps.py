@@ -89,9 +89,7 @@ def input_of(stamp: Path) -> str | None:
 
 def ensure(out_dir: Path, observed: Mapping[str, FileState]) -> list[str]:
     """Stamps for the inputs an action read, as it observed them; returns their paths (relative to aot-out/).
-    A missing stamp is created, first writer wins, with its creation time as mtime (never older than an output
-    already built). An existing one is left alone: if the action saw newer content, the next refresh finds the
-    input's signature moved and its content different, and rewrites it then."""
+    Only missing ones are created (first writer wins, dated now); `refresh` alone updates existing ones."""
     paths = [stamp_path(key) for key in observed]
     for path, (key, seen) in zip(paths, observed.items()):
         if not os.path.exists(out_dir / path):

@@ -29,7 +29,7 @@ class PackageEntry:
     broken: str | None = None  # the BUILD file itself is unusable: why
     broken_targets: dict[str, str] = field(default_factory=dict)  # name -> why that target is unusable
     watched: dict[str, list[int] | None] = field(default_factory=dict)  # weights path -> [dev, ino] or None
-    # written_files() of its ninja and specs files: one deleted, emptied or damaged since is re-planned.
+    # [path, written_state()] of its ninja and specs files: one deleted, emptied or damaged since is re-planned.
     written: list[Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -103,9 +103,8 @@ _PACKAGES = b'"packages":{\n'
 
 
 def encode_plan(plan: Plan, previous: Plan | None = None) -> bytes:
-    """plan.json: compact JSON (at 10,000 targets every byte is read back by every run) with each package's
-    entry on a line of its own, so that a re-plan encodes only the entries it changed and takes the others'
-    lines from `previous`, as read (2 MB of JSON cost 25 ms to encode, for an edit of one package)."""
+    """plan.json: compact JSON (every run reads it back) with a line per package entry, so that a re-plan encodes
+    only the entries it changed and takes the others' lines from `previous` (2 MB cost 25 ms to encode)."""
     reuse = _lines_of(previous) if previous is not None else {}
     lines = []
     for package, entry in plan.packages.items():
@@ -120,20 +119,11 @@ def encode_plan(plan: Plan, previous: Plan | None = None) -> bytes:
 
 def _lines_of(plan: Plan) -> dict[str, bytes]:
     """package -> its line in the plan.json `plan` was read from; empty where that file is not laid out so."""
-    raw = plan.encoded
-    at = raw.find(_PACKAGES) if raw else -1
-    if raw is None or at < 0 or not raw.endswith(b"\n}}"):
-        return {}
-    lines = raw[at + len(_PACKAGES):-3].split(b"\n")  # JSON strings hold no raw newline: only ours split
-    if len(lines) != len(plan.packages):
-        return {}
-    found = {}
-    for package, line in zip(plan.packages, lines):
-        line = line[:-1] if line.endswith(b",") else line
-        if not line.startswith(json.dumps(package).encode() + b":"):
-            return {}
-        found[package] = line
-    return found
+    raw = plan.encoded or b""
+    at = raw.find(_PACKAGES)
+    lines = raw[at + len(_PACKAGES):-3].split(b",\n") if at >= 0 and raw.endswith(b"\n}}") else []
+    found = {p: line for p, line in zip(plan.packages, lines) if line.startswith(json.dumps(p).encode() + b":")}
+    return found if len(found) == len(lines) == len(plan.packages) else {}
 
 
 @dataclass(frozen=True)
@@ -169,11 +159,6 @@ def written_state(path: Path | str) -> list[int] | None:
     """What a plan file looked like when the plan wrote it: [size, mtime_ns, inode]. Another state means it
     was deleted, emptied (a crash before its data reached the disk) or edited: it is written again."""
     return _stat(path, "st_size", "st_mtime_ns", "st_ino")
-
-
-def written_files(out_dir: Path, files: list[str]) -> list[Any]:
-    """[path relative to aot-out/, written_state()] of each plan file, as a package entry records them."""
-    return [[f, written_state(out_dir / f)] for f in files]
 
 
 def staleness(plan: Plan | None, root: Path, out_dir: Path) -> Staleness:

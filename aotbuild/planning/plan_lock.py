@@ -11,9 +11,8 @@ from pathlib import Path
 
 @contextlib.contextmanager
 def held(path: Path) -> Iterator[None]:
-    """Hold an exclusive flock on `path` (created if need be), waiting for it; the kernel releases it when the
-    descriptor closes, a killed process's included. The same lock as the `filelock` package's on Unix (an
-    flock on the same file), without importing it: that import was a tenth of a first plan of 1,000 targets."""
+    """Hold an exclusive flock on `path` (created if need be), released by the kernel when the descriptor
+    closes, a killed process's too: `filelock`'s lock on Unix, without its import (a tenth of a first plan)."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by children (PEP 446)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -17,8 +17,7 @@ from aotbuild.fsutil import replace_if_changed_unsynced, replace_unsynced
 from aotbuild.planning.file_state import FileState, read_state
 from aotbuild.planning.ninja_files import (PACKAGES_DIR, package_file, package_ninja, package_specs, package_specs_text,
                                            top_ninja)
-from aotbuild.planning.plan_index import (PackageEntry, Plan, Staleness, encode_plan, watch_state, written_files,
-                                          written_state)
+from aotbuild.planning.plan_index import PackageEntry, Plan, Staleness, encode_plan, watch_state, written_state
 from aotbuild.workspace.discovery import MAX_SOURCE_BYTES, WORKSPACE_FILE, discover_packages
 from aotbuild.workspace.loading import Package, load_package
 from aotbuild.workspace.schema import WorkspaceConfig, parse_workspace
@@ -56,26 +55,26 @@ def plan_package(root: Path, out_dir: Path, package: str, config: WorkspaceConfi
         loaded = Package(package, broken=e)
     else:
         loaded = load_package(root, package, config, text)
-    ninja_path, specs_path = out_dir / package_file(package), out_dir / package_specs(package)
+    ninja_file, specs_file = package_file(package), package_specs(package)
+    written = None
     if loaded.targets:
-        replace_if_changed_unsynced(specs_path, package_specs_text(package, loaded.targets).encode())
-        replace_if_changed_unsynced(ninja_path, package_ninja(package, loaded.targets, python).encode())
+        replace_if_changed_unsynced(out_dir / specs_file, package_specs_text(package, loaded.targets).encode())
+        replace_if_changed_unsynced(out_dir / ninja_file, package_ninja(package, loaded.targets, python).encode())
+        written = [[f, written_state(out_dir / f)] for f in (ninja_file, specs_file)]
     else:
-        ninja_path.unlink(missing_ok=True)
-        specs_path.unlink(missing_ok=True)
+        (out_dir / ninja_file).unlink(missing_ok=True)
+        (out_dir / specs_file).unlink(missing_ok=True)
     targets = {t.label.name: {"tags": list(t.tags), "device": t.device,
                               "goals": {k.name: k.goal_path(t.label) for k in rules.kinds()}}
                for t in loaded.targets}
-    written = written_files(out_dir, [package_file(package), package_specs(package)]) if loaded.targets else None
     return PackageEntry(state, targets, None if loaded.broken is None else str(loaded.broken),
                         {label.name: str(e) for label, e in loaded.broken_targets.items()},
                         {w: watch_state(f"{root}/{w}") for w in sorted(loaded.weights)}, written)
 
 
 def update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) -> Plan:
-    """Bring the plan up to date: re-plan every package when `stale.full` says so, else only the changed ones.
-    Writes the package files first and the index last, so a crash in between leaves an index that still
-    names the changes as pending."""
+    """Re-plan every package when `stale.full` says so, else the changed ones. The index is written last, so a
+    crash before it leaves an index that still names the changes as pending."""
     # Planning makes hundreds of thousands of small objects and no garbage cycles worth collecting: the
     # cyclic collector rescanning the growing heap made parsing 10,000 targets' YAML up to four times slower.
     gc_was_enabled = gc.isenabled()
@@ -101,8 +100,8 @@ def _update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) 
         packages = stale.packages
         entries = {p: e for p, e in old.packages.items() if p not in stale.removed}
         for package in stale.removed:
-            (out_dir / package_file(package)).unlink(missing_ok=True)
-            (out_dir / package_specs(package)).unlink(missing_ok=True)
+            for f in (package_file(package), package_specs(package)):
+                (out_dir / f).unlink(missing_ok=True)
         for package, entry in entries.items():
             moved = stale.moved.get(layout.build_file(package))
             if moved is not None:

@@ -105,10 +105,8 @@ def triton_version() -> str | None:
 
 def fingerprint(env: Mapping[str, str]) -> dict[str, Any]:
     """Split by use: `export` keys the action cache, `compile` (plus `cuda` for GPU targets) keys artifacts.
-
-    `cuda.gpu_arch` is the arch CUDA artifacts are keyed for: declared ($AOTBUILD_GPU_ARCH) or else the visible
-    GPUs', so a CPU-only runner can name the arch a GPU runner compiled for and fetch its artifacts. `host` is
-    what this machine has, for decisions only (never in a key): without a GPU, CUDA work can only be fetched."""
+    `cuda.gpu_arch` is declared ($AOTBUILD_GPU_ARCH, so a CPU-only runner can fetch a GPU runner's artifacts) or
+    the visible GPUs'; `host` is what this machine has, for decisions only, never in a key."""
     torch = torch_versions()
     export = {"python": ".".join(map(str, sys.version_info[:3])), "aotbuild": __version__, **torch}
     compile_ = {**export, "cxx": compiler_version(env), "cpu_isa": cpu_isa(), "env": settings.toolchain_env(env)}
