@@ -25,7 +25,6 @@ class Edge:
     outputs: tuple[str, ...]
     inputs: tuple[str, ...] = ()
     implicit: tuple[str, ...] = ()
-    order_only: tuple[str, ...] = ()
     implicit_outputs: tuple[str, ...] = ()
     variables: tuple[tuple[str, str], ...] = ()
 

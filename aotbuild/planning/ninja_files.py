@@ -66,8 +66,6 @@ def edge_text(edge: Edge) -> str:
     inputs = "".join(" " + _escape(p) for p in edge.inputs)
     if edge.implicit:
         inputs += " |" + "".join(" " + _escape(p) for p in edge.implicit)
-    if edge.order_only:
-        inputs += " ||" + "".join(" " + _escape(p) for p in edge.order_only)
     variables = "".join(f"  {key} = {value}\n" for key, value in edge.variables if value is not None)
     return f"build {outputs}: {edge.rule}{inputs}\n{variables}"
 

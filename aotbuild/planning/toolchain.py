@@ -44,19 +44,21 @@ def torch_versions() -> dict[str, str | None]:
     return found
 
 
+def _output(cmd: list[str]) -> str:
+    import subprocess  # here: only a fingerprint not cached runs one, and a no-op build need not load it
+
+    return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
+
+
 def find_compiler(env: Mapping[str, str]) -> str | None:
     """The compiler inductor runs: $CXX (default g++) looked up on `env`'s PATH, as a child process would."""
     return shutil.which(env.get("CXX", "g++"), path=env.get("PATH"))
 
 
 def compiler_version(env: Mapping[str, str]) -> str | None:
-    """First line of `$CXX --version` (inductor's default is g++)."""
+    """First line of `$CXX --version`."""
     path = find_compiler(env)
-    if path is None:
-        return None
-    import subprocess  # here: only a fingerprint not cached runs it, and a no-op build need not load it
-
-    out = subprocess.run([path, "--version"], capture_output=True, text=True, check=False).stdout
+    out = _output([path, "--version"]) if path else ""
     return out.splitlines()[0] if out else None
 
 
@@ -81,14 +83,8 @@ def cpu_isa() -> str:
 def gpu_arch() -> str | None:
     """Compute capabilities of the visible GPUs, or None where there is no NVIDIA driver."""
     smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return None
-    import subprocess
-
-    out = subprocess.run([smi, "--query-gpu=compute_cap", "--format=csv,noheader"], capture_output=True,
-                         text=True, check=False).stdout
-    caps = sorted(set(re.findall(r"\d+\.\d+", out)))
-    return ",".join(caps) or None
+    out = _output([smi, "--query-gpu=compute_cap", "--format=csv,noheader"]) if smi else ""
+    return ",".join(sorted(set(re.findall(r"\d+\.\d+", out)))) or None
 
 
 def triton_version() -> str | None:
@@ -139,21 +135,14 @@ def identity(path: str | None) -> list[Any]:
 
 
 def _stamp(env: Mapping[str, str], files: list[str]) -> list[Any]:
-    """Cheap evidence that the toolchain is unchanged: interpreter, variables, CPU, the compiler and
-    interpreter followed through every symlink, and the stat of key files."""
+    """Cheap evidence that the toolchain is unchanged: interpreter, variables, CPU, and the compiler, the
+    interpreter and key `files` followed through every symlink."""
     compiler = find_compiler(env)
-    stats = []
-    for f in files:
-        try:
-            st = os.stat(f)
-            stats.append([f, st.st_mtime_ns, st.st_size, st.st_ino])
-        except OSError:
-            stats.append([f, None])
     gpus = sorted(os.listdir("/proc/driver/nvidia/gpus")) if os.path.isdir("/proc/driver/nvidia/gpus") else []
     # The flags themselves, not cpu_isa()'s digest of them: a no-op build need not load hashlib.
     return [sys.executable, sys.version, __version__, settings.toolchain_env(env), os.uname().machine, cpu_flags(),
             settings.declared_gpu_arch(env), compiler, identity(compiler), identity(sys.executable),
-            shutil.which("nvidia-smi"), gpus, stats]
+            shutil.which("nvidia-smi"), gpus, [identity(f) for f in files]]
 
 
 def cached_fingerprint(stamp_file: Path, env: Mapping[str, str]) -> dict[str, Any]:
@@ -164,8 +153,8 @@ def cached_fingerprint(stamp_file: Path, env: Mapping[str, str]) -> dict[str, An
             return saved["fingerprint"]
     except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
         pass
-    compiler = find_compiler(env)
-    files = [str(p) for p in (_torch()[1], compiler and Path(compiler).resolve()) if p]
+    version_py = _torch()[1]  # the one key file: the compiler is in the stamp already
+    files = [str(version_py)] if version_py else []
     result = fingerprint(env)
     atomic_write(stamp_file, json.dumps({"stamp": _stamp(env, files), "files": files, "fingerprint": result}).encode())
     return result
