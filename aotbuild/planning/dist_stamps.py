@@ -77,8 +77,8 @@ def refresh(out_dir: Path) -> None:
     """Before ninja runs: bring every existing stamp up to date with what is installed now."""
     try:
         with os.scandir(out_dir / STAMP_DIR) as it:
-            # Only stamps this module wrote: a directory or link left there (once by a forged cache entry
-            # naming "evil/stamp") is no stamp, and writing through it must never fail every later build.
+            # Only stamps this module wrote: a directory or link there (a forged cache entry's "evil/stamp") is
+            # none, and writing through it must never fail every later build.
             stamps = sorted(e.path for e in it if _NAME.fullmatch(e.name) and e.is_file(follow_symlinks=False))
     except FileNotFoundError:
         return

@@ -1,5 +1,4 @@
-"""The plan index (aot-out/.aotbuild/plan.json): what the ninja files hold, package by package, and the state of
-every file they were made from. Read on every run without YAML, ninja or torch."""
+"""plan.json: what the ninja files hold and the state of the files they came from; read without YAML or torch."""
 
 from __future__ import annotations
 
