@@ -14,10 +14,7 @@ NAME = "aot_spec"
 _WRITE = ("set -- $out; . ./$in; while [ $$# -gt 0 ]; do "
           "if ! { [ -f \"$$1\" ] && { IFS= read -r a && ! IFS= read -r b && [ -z \"$$b\" ] && [ \"$$a\" = \"$$2\" ]; } "
           "< \"$$1\"; }; then printf '%s\\n' \"$$2\" > \"$$1\" || exit 1; fi; shift 2; done")
-
-
-def rule() -> Rule:
-    return Rule(NAME, _WRITE, "spec $label", restat=True)
+RULE = Rule(NAME, _WRITE, "spec $label", restat=True)
 
 
 # Compact JSON is ASCII-escaped and one line. One encoder for all: json.dumps with options makes a new one per

@@ -44,7 +44,7 @@ def _rules_graph(python: str) -> BuildGraph:
         for pool in kind.pools:
             graph.add_pool(*pool)
         graph.add_rule(kind.rule(python))
-    graph.add_rule(spec_edges.rule())
+    graph.add_rule(spec_edges.RULE)
     # Re-plans when a BUILD/WORKSPACE file changes, so plain `ninja` stays correct too.
     graph.add_rule(Rule(GENERATOR_RULE, f"cd .. && {python} -m aotbuild plan", "plan", generator=True,
                         restat=True))
