@@ -43,7 +43,7 @@ def test_a_file_read_right_after_its_edit_is_hashed_every_time(tmp_path: Path) -
     f.write_text("targets: {a: 1}\n"[:12])  # same size, new content
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
     changed, new = verdict(str(f), state, LIMIT)
-    assert changed and new is not None and new.sha256 != state.sha256
+    assert changed and new is not None and new.digest != state.digest
 
 
 def test_a_touch_moves_the_signature_but_not_the_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -52,13 +52,13 @@ def test_a_touch_moves_the_signature_but_not_the_content(tmp_path: Path, monkeyp
     state, _ = read_state(str(f), LIMIT)
     aged(f, "targets: {}\n", seconds=5)  # rewritten with the same bytes
     changed, new = verdict(str(f), state, LIMIT)
-    assert not changed and new is not None and new.sig != state.sig and new.sha256 == state.sha256
+    assert not changed and new is not None and new.sig != state.sig and new.digest == state.digest
 
 
 def test_oversized_and_missing_files_are_never_read_whole(tmp_path: Path) -> None:
     f = tmp_path / "big"
     f.write_bytes(b"x" * 100)
     state, data = read_state(str(f), 10)
-    assert data is None and state.sha256 == "size:100"
+    assert data is None and state.digest == "size:100"
     state, data = read_state(str(tmp_path / "absent"), 10)
-    assert data is None and state.sig is None and state.sha256 is None
+    assert data is None and state.sig is None and state.digest is None

@@ -231,6 +231,5 @@ def test_a_replan_encodes_only_the_entries_it_changed(ws: Path, monkeypatch: pyt
         monkeypatch.setattr(plan_index.PackageEntry, "to_json", real)
         assert len(encoded) == 1  # the edited package's entry alone
         data = (out / layout.PLAN_FILE).read_bytes()
-        assert data == plan_index.encode_plan(new) and json.loads(data) == json.loads(
-            json.dumps(new.to_json()))
+        assert data == plan_index.encode_plan(new)  # the same bytes as encoding every entry afresh
         assert read_plan(out) == new

@@ -55,8 +55,8 @@ def test_a_missing_input_that_appears_renews_its_stamp(tmp_path: Path) -> None:
 def test_environment_and_glob_inputs(tmp_path: Path) -> None:
     ws, out = tmp_path / "ws", tmp_path / "ws" / "aot-out"
     write(ws / "d" / "a.txt", "a")
-    env_stamp = stamp_of(out, ws, input_stamps.env_key("MODE"), {"MODE": "x"})
-    glob_stamp = stamp_of(out, ws, input_stamps.glob_key("d/*.txt"))
+    env_stamp = stamp_of(out, ws, "env:MODE", {"MODE": "x"})
+    glob_stamp = stamp_of(out, ws, "glob:d/*.txt")
     age(env_stamp)
     age(glob_stamp)
     assert input_stamps.refresh(ws, out, {"MODE": "x"}) == []

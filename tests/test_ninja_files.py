@@ -13,9 +13,9 @@ from aotbuild.ninja.graph import Edge
 
 EDGES = [
     Edge("r", ("out",)),
-    Edge("r", ("a/b.json",), ("in 1", "x:y"), ("$ odd",), ("order",), ("imp out",), (("spec", "a/b c"), ("label", "//a:b"))),
+    Edge("r", ("a/b.json",), ("in 1", "x:y"), ("$ odd",), ("imp out",), (("spec", "a/b c"), ("label", "//a:b"))),
     Edge("phony", ("goal",), ("p", "q", "r")),
-    Edge("r", ("o1", "o2"), (), ("i",), (), (), (("v", "1"),)),
+    Edge("r", ("o1", "o2"), (), ("i",), (), (("v", "1"),)),
 ]
 
 
@@ -23,7 +23,7 @@ EDGES = [
 def test_edges_match_ninja_writer_byte_for_byte(edge: Edge) -> None:
     text = io.StringIO()
     ninja.Writer(text, width=1 << 30).build(list(edge.outputs), edge.rule, inputs=list(edge.inputs),
-                                            implicit=list(edge.implicit), order_only=list(edge.order_only),
+                                            implicit=list(edge.implicit),
                                             implicit_outputs=list(edge.implicit_outputs),
                                             variables=list(edge.variables))
     assert edge_text(edge) == text.getvalue()

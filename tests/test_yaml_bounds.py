@@ -10,7 +10,7 @@ import yaml
 
 from aotbuild.workspace import yaml_source
 from aotbuild.errors import TargetError
-from aotbuild.planning.file_state import MAX_SOURCE_BYTES
+from aotbuild.workspace.discovery import MAX_SOURCE_BYTES
 from aotbuild.workspace.yaml_source import Node, load_yaml, parse_yaml
 
 from .test_incremental_plan import BOMB

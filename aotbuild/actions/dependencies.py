@@ -66,7 +66,7 @@ def input_keys(deps: Mapping[str, list[str]]) -> list[str]:
     return input_stamps.keys_for(files, deps.get("globs", []), deps.get("env", []))
 
 
-def observed(root: Path, deps: Mapping[str, list[str]]) -> dict[str, input_stamps.Seen]:
+def observed(root: Path, deps: Mapping[str, list[str]]) -> dict[str, input_stamps.FileState]:
     environ = settings.environ()
     return {key: input_stamps.observe(root, key, environ) for key in input_keys(deps)}
 

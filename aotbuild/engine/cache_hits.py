@@ -130,7 +130,7 @@ def goal_chain(target: Target) -> list[Edge]:
         edge = producer.get(path)
         if edge is None or edge in order:
             return
-        for p in (*edge.inputs, *edge.implicit, *edge.order_only):
+        for p in (*edge.inputs, *edge.implicit):
             visit(p)
         order.append(edge)
 

@@ -64,18 +64,16 @@ def replan(root: Path, out_dir: Path, known: tuple[list[int] | None, Plan | None
     `known`: plan.json's signature, the plan and its staleness as the caller found them before taking the lock;
     reused when plan.json has not changed since (reading a 10,000-target index again costs 40 ms)."""
     # Imported here: YAML parsing and the ninja writer cost more than a whole no-op build.
-    from aotbuild.planning import plan_lock
-    from aotbuild.planning.planner import update_plan, with_missing_specs
+    from aotbuild.planning.planner import plan_lock, update_plan
 
     (out_dir / layout.STATE_DIR).mkdir(parents=True, exist_ok=True)
-    with plan_lock.held(out_dir / layout.STATE_DIR / "plan.lock"):
+    with plan_lock(out_dir / layout.STATE_DIR / "plan.lock"):
         write_toolchain(out_dir)
         if known is not None and known[0] == signature(str(out_dir / layout.PLAN_FILE)):
             _, plan, stale = known
         else:  # another command may have planned while we waited
             plan = read_plan(out_dir)
             stale = staleness(plan, root, out_dir)
-        stale = with_missing_specs(out_dir, plan, stale)
         if stale.current and not stale.moved:
             assert plan is not None
             return plan

@@ -1,7 +1,4 @@
-"""An in-memory ninja build graph, checked for consistency, then written with ninja's own Writer.
-
-This layer knows rules, edges and pools, never what an action means: that lives in rules/.
-"""
+"""An in-memory ninja build graph of rules, edges and pools, checked for consistency as it is built."""
 
 from __future__ import annotations
 
@@ -28,7 +25,6 @@ class Edge:
     outputs: tuple[str, ...]
     inputs: tuple[str, ...] = ()
     implicit: tuple[str, ...] = ()
-    order_only: tuple[str, ...] = ()
     implicit_outputs: tuple[str, ...] = ()
     variables: tuple[tuple[str, str], ...] = ()
 

@@ -1,11 +1,4 @@
-"""The one module that touches ninja's private state: appending to its build log and deps log, so that ninja
-counts the edges the cache pass finished outside it as done (engine/cache_hits.py), and the version gate that
-every shortcut around ninja checks first.
-
-The formats are ninja 1.13's (src/build_log.cc, log v7 with rapidhash command hashes; src/deps_log.cc, deps v4).
-Any other version on disk is refused (FormatError): the caller then leaves every edge to ninja, which is
-only slower. Only append: ninja reads the last entry of an output, and recompacts the files itself.
-"""
+"""The one module that touches ninja's private state (.ninja_log, .ninja_deps), behind the version gate."""
 
 from __future__ import annotations
 
@@ -27,9 +20,9 @@ _SEED = 0xBDD89AA982704029
 _SECRET = (0x2D358DCCAA6C78A5, 0x8BB84B93962EACC9, 0x4B33A62ED433D4A3)
 
 
-# The ninja releases aotbuild is tested with: pyproject.toml pins the same range. With any other ninja every
-# shortcut around it is off (no-op stamp, cache pass): their proofs assume this release's behaviour.
-TESTED_RANGE = (1, 13)
+# The ninja release aotbuild is tested with (pyproject.toml pins it): with any other, every shortcut around ninja
+# is off (no-op stamp, cache pass), as their proofs assume this release's behaviour.
+TESTED_RELEASE = "1.13"
 TESTED_PIN = "ninja>=1.13,<1.14"
 VERSION_FILE = "ninja-version"  # in the builddir: the version `refusal` found, and for which binary
 
@@ -40,8 +33,7 @@ class FormatError(Exception):
 
 def refusal(binary: str, builddir: Path | None = None) -> str | None:
     """The version gate: None for a ninja of the tested range, else why every shortcut is off. With
-    `builddir`, the answer is kept there for that very file (its path, size, mtime and inode): asking costs a
-    process, which each build would otherwise start once more."""
+    `builddir`, the version is kept there for that very file (path, size, mtime, inode): asking costs a process."""
     try:
         st = os.stat(binary)
     except OSError as e:
@@ -54,26 +46,20 @@ def refusal(binary: str, builddir: Path | None = None) -> str | None:
     if kept.startswith(key):
         version = kept[len(key):]
     else:
-        version = _ask_version(binary)
+        import subprocess
+
+        try:
+            version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            version = ""
         if builddir is not None and builddir.is_dir():
             from aotbuild.fsutil import replace_unsynced
 
             replace_unsynced(builddir / VERSION_FILE, (key + version).encode())
-    parts = version.split(".")
-    if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit() and (
-            int(parts[0]), int(parts[1])) == TESTED_RANGE:
+    if version.split(".")[:2] == TESTED_RELEASE.split("."):
         return None
     return (f"ninja {version or '(no version)'} is outside the tested range ({TESTED_PIN}): "
             "the no-op stamp and the cache pass are off")
-
-
-def _ask_version(binary: str) -> str:
-    import subprocess
-
-    try:
-        return subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return ""
 
 
 def _mix(a: int, b: int) -> int:
@@ -166,7 +152,7 @@ def read_deps_ids(path: Path) -> dict[str, int]:
     except FileNotFoundError:
         return {}
     head = len(DEPS_LOG_HEADER)
-    if len(data) == 0:
+    if not data:
         return {}
     if data[:head] != DEPS_LOG_HEADER or data[head:head + 4] != struct.pack("<i", DEPS_LOG_VERSION):
         raise FormatError(f"{path}: unknown deps log signature or version")
@@ -213,9 +199,8 @@ def _deps_record(out_id: int, mtime_ns: int, dep_ids: list[int]) -> bytes:
 
 
 def append(binary: str, builddir: Path, finished: Iterable[Finished]) -> None:
-    """Record `finished` edges as ninja would after running them: deps first, then the build log (an edge
-    whose deps are recorded but whose command is not is still run by ninja; never the other way round).
-    FormatError for a ninja outside the tested range or a log of another format."""
+    """Record `finished` edges as ninja 1.13 would (build log v7, deps log v4), deps first: ninja re-runs an edge
+    whose command is not logged. Only appends: ninja reads an output's last entry and recompacts the files."""
     why = refusal(binary, builddir)
     if why is not None:
         raise FormatError(why)
@@ -246,17 +231,10 @@ def append(binary: str, builddir: Path, finished: Iterable[Finished]) -> None:
              for edge in finished for out in edge.outputs]
     builddir.mkdir(parents=True, exist_ok=True)
     if records:
-        _append_bytes(deps_log, bytes(records))
+        with open(deps_log, "ab") as f:
+            f.write(records)
     if lines:
         fresh = not build_log.exists() or build_log.stat().st_size == 0
-        _append_bytes(build_log, (BUILD_LOG_HEADER if fresh else b"") + "".join(lines).encode("utf-8", "surrogateescape"))
+        with open(build_log, "ab") as f:
+            f.write((BUILD_LOG_HEADER if fresh else b"") + "".join(lines).encode("utf-8", "surrogateescape"))
 
-
-def _append_bytes(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)

@@ -15,15 +15,14 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO
 
 from aotbuild.text import plural
 
 # ninja's own line shows one edge at a time, and a total that shrinks as restat prunes edges. So ninja runs on
-# a pseudo-terminal (only to a terminal does it print a status as each edge starts, not just as it ends),
-# with NINJA_STATUS set to counters we parse; its other output (failures, command output) passes through
-# above our line. The counts shown only go up.
-# %s started edges, %f finished edges; the edge's description follows. \x1d never appears in descriptions.
+# a pseudo-terminal (only to one does it print a status as each edge starts) with NINJA_STATUS set to counters
+# we parse: %s started, %f finished edges, then the description (\x1d never appears in one).
 NINJA_STATUS = "\x1d%s %f\x1d"
 _STATUS = re.compile(rb"\r\x1d(\d+) (\d+)\x1d(.*?)\x1b\[K")
 # An edge whose description is a verb and a label ("compile //m:a", as rules/ describe theirs) is an action
@@ -63,9 +62,7 @@ class Progress:
             self.running[description] += 1
         elif finished > self.finished:
             self.finished = finished
-            if self.running[description] > 0:
-                self.running[description] -= 1
-            self.running += Counter()  # drops descriptions no longer running
+            self.running -= Counter({description: 1})  # keeps positive counts only
             if _ACTION.fullmatch(description):
                 self.done += 1
 
@@ -119,19 +116,9 @@ class StreamParser:
         return rest.replace(b"\r\n", b"\n")
 
 
-def _wide_pty() -> tuple[int, int]:
-    """A pseudo-terminal wide enough that ninja never shortens a description."""
+def start(cmd: list[str], cwd: Path, env: Mapping[str, str], pass_fds: tuple[int, ...]) -> tuple[subprocess.Popen, int]:
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 10000, 0, 0))
-    return master, slave
-
-
-def start(cmd: list[str], env: Mapping[str, str], pass_fds: tuple[int, ...]) -> tuple[subprocess.Popen, int]:
-    cwd = None
-    if "-C" in cmd:  # run there instead: `-C` makes ninja announce "Entering directory", noise on this line
-        i = cmd.index("-C")
-        cmd, cwd = cmd[:i] + cmd[i + 2:], cmd[i + 1]
-    master, slave = _wide_pty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 10000, 0, 0))  # ninja never shortens a line
     try:
         proc = subprocess.Popen(cmd, env={**env, "NINJA_STATUS": NINJA_STATUS}, pass_fds=pass_fds, cwd=cwd,
                                 stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
@@ -143,12 +130,12 @@ def start(cmd: list[str], env: Mapping[str, str], pass_fds: tuple[int, ...]) -> 
     return proc, master
 
 
-def show(proc: subprocess.Popen, master: int, out: TextIO, width: int | None = None) -> int:
+def show(proc: subprocess.Popen, master: int, out: TextIO) -> int:
     """Read ninja's output until it exits, drawing the progress line on `out` (a terminal); ninja's exit code."""
     progress = Progress()
     parser = StreamParser(progress)
     started = time.monotonic()
-    columns = width or shutil.get_terminal_size().columns
+    columns = shutil.get_terminal_size().columns
     drawn = ""
 
     def draw(text: bytes = b"") -> None:

@@ -1,20 +1,4 @@
-"""Spec files as real build outputs: one tiny edge per target writes all of its spec files, so ninja recreates
-any that are missing.
-
-The specs' content is not in the ninja files: planning writes one specs file per package
-(aot-out/.aotbuild/pkgs/<package>.specs, only when its content changes), a shell fragment holding every spec of
-the package, and each target's spec edge reads it (its one input) and picks out its own entry. A changed
-package specs file reruns the package's spec edges; each rewrites only the files whose content differs, and
-restat (which ninja applies output by output) then keeps the actions that read an unchanged file up to date,
-a sibling's change or a new tolerance included. A deleted target directory or spec file is recreated by the
-next build, plain `ninja` included; a deleted specs file by its own edge, which runs `aotbuild plan`.
-
-Out of the ninja files because ninja parses every byte of them on every run: the inlined JSON was half of the
-16 MB that a no-op of 10,000 targets parsed. The command runs in /bin/sh with builtins only (the specs file is
-sourced with `.`, a file is read back with `read`, compared with `[`, written with `printf`), so a first build
-forks one shell per target. Each spec edge parses its whole package's specs file (about 750 bytes a target):
-nothing for packages of tens of targets, about 20 ms an edge for a package of 1,000.
-"""
+"""Spec files as ninja outputs: one edge per target picks its spec files out of its package's specs file."""
 
 from __future__ import annotations
 
@@ -24,17 +8,13 @@ import shlex
 from aotbuild.ninja.graph import Edge, Rule
 
 NAME = "aot_spec"
-# `. ./$in` sets "$@" to "path json path json ..." for the edge's first output ($1); each spec is one line of
-# JSON: a file is equal when its first line is that JSON and nothing follows it. Written in place: ninja deletes
-# the outputs of an interrupted edge and reruns an edge its log does not record as finished, so a half-written
-# file is never trusted.
+# Shell builtins only. `. ./$in` sets "$@" to "path json path json ..." for the edge's first output ($1); a file
+# is equal when its one line is that JSON. Written in place: ninja deletes the outputs of an interrupted edge and
+# reruns an edge its log does not record as finished, so a half-written file is never trusted.
 _WRITE = ("set -- $out; . ./$in; while [ $$# -gt 0 ]; do "
           "if ! { [ -f \"$$1\" ] && { IFS= read -r a && ! IFS= read -r b && [ -z \"$$b\" ] && [ \"$$a\" = \"$$2\" ]; } "
           "< \"$$1\"; }; then printf '%s\\n' \"$$2\" > \"$$1\" || exit 1; fi; shift 2; done")
-
-
-def rule() -> Rule:
-    return Rule(NAME, _WRITE, "spec $label", restat=True)
+RULE = Rule(NAME, _WRITE, "spec $label", restat=True)
 
 
 # Compact JSON is ASCII-escaped and one line. One encoder for all: json.dumps with options makes a new one per

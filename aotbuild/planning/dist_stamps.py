@@ -1,10 +1,4 @@
-"""One small file per installed distribution an export imported, holding only its name and version.
-
-The export's depfile names these instead of the distributions' own METADATA: `pip install -e .` and
-`.ci/setup` rewrite METADATA (new mtime, same version), which made ninja re-run every export. Each build
-refreshes the stamps from the installed versions and rewrites only those whose version changed, so an
-upgrade re-runs the exports that imported that distribution and a reinstall re-runs none. No torch.
-"""
+"""One stamp per installed distribution an export imported, holding its name and version, never its METADATA."""
 
 from __future__ import annotations
 
@@ -17,6 +11,7 @@ from aotbuild import layout
 from aotbuild.fsutil import create_if_missing, write_if_changed
 
 STAMP_DIR = f"{layout.STATE_DIR}/dists"  # relative to aot-out/
+_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
 
 
 def normalize(name: str) -> str:
@@ -34,26 +29,10 @@ def installed_versions() -> dict[str, str]:
         except OSError:
             continue
         for name in names:
-            if name.endswith(".dist-info"):
-                dist, _, version = name[: -len(".dist-info")].partition("-")
-                if version:
-                    found.setdefault(normalize(dist), version)
+            dist, _, version = name.removesuffix(".dist-info").partition("-")
+            if name.endswith(".dist-info") and version:
+                found.setdefault(normalize(dist), version)
     return found
-
-
-def version_of(name: str, installed: dict[str, str]) -> str | None:
-    found = installed.get(normalize(name))
-    if found is not None:
-        return found
-    import importlib.metadata  # only for the rare distribution without a .dist-info directory
-
-    try:  # egg-info and other layouts the directory names do not spell out
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
 
 
 def stamp_path(name: str) -> str:
@@ -65,36 +44,32 @@ def stamp_path(name: str) -> str:
     return f"{STAMP_DIR}/{normalized}"
 
 
-def _content(name: str, version: str | None) -> bytes:
-    return f"{normalize(name)}=={version if version is not None else '(not installed)'}\n".encode()
+def _content(name: str, installed: dict[str, str]) -> bytes:
+    version = installed.get(normalize(name))
+    if version is None:
+        import importlib.metadata  # only for the rare distribution without a .dist-info directory (egg-info)
 
-
-def _create(target: Path, data: bytes) -> None:
-    """A missing stamp, first writer wins (two exports may create one at once). Its mtime is the time of
-    creation, never earlier: a stamp recreated after deletion with a newer version must be newer than the
-    outputs of every export that imported the older one."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if not create_if_missing(target, data):
-        write_if_changed(target, data)
+        try:
+            version = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            version = "(not installed)"
+    return f"{normalize(name)}=={version}\n".encode()
 
 
 def write_stamps(out_dir: Path, names: list[str], installed: dict[str, str] | None = None) -> list[str]:
     """Stamp each distribution with its installed version (rewritten only on change); returns their paths.
-    `installed` is installed_versions(), for a caller stamping many targets at once.
-
     Call it before writing the outputs whose depfile names the stamps: a dependency must not be newer."""
-    if installed is None:
-        installed = installed_versions()
-    paths = []
-    for name in names:
-        path = stamp_path(name)
-        target = out_dir / path
-        data = _content(name, version_of(name, installed))
-        if os.path.exists(target):
-            write_if_changed(target, data)
-        else:
-            _create(target, data)
-        paths.append(path)
+    installed = installed_versions() if installed is None else installed
+    paths = [stamp_path(name) for name in names]
+    for name, path in zip(names, paths):
+        target, data = out_dir / path, _content(name, installed)
+        if not os.path.exists(target):
+            # First writer wins (two exports may create one at once), dated now: a stamp recreated with a newer
+            # version must be newer than the outputs of every export that imported the older one.
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if create_if_missing(target, data):
+                continue
+        write_if_changed(target, data)
     return paths
 
 
@@ -102,12 +77,11 @@ def refresh(out_dir: Path) -> None:
     """Before ninja runs: bring every existing stamp up to date with what is installed now."""
     try:
         with os.scandir(out_dir / STAMP_DIR) as it:
-            # Only stamps this module wrote: a directory or link left there (once by a forged cache entry
-            # naming "evil/stamp") is no stamp, and writing through it must never fail every later build.
+            # Only stamps this module wrote: a directory or link there (a forged cache entry's "evil/stamp") is
+            # none, and writing through it must never fail every later build.
             stamps = sorted(e.path for e in it if _NAME.fullmatch(e.name) and e.is_file(follow_symlinks=False))
     except FileNotFoundError:
         return
     installed = installed_versions()
     for path in stamps:
-        name = os.path.basename(path)
-        write_if_changed(Path(path), _content(name, version_of(name, installed)))
+        write_if_changed(Path(path), _content(os.path.basename(path), installed))

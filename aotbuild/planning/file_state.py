@@ -1,10 +1,4 @@
-"""Has a file changed since the plan read it? Stat signatures as a fast filter, content hashes as the answer.
-
-Like git's index: an unchanged stat signature (mtime, ctime, size, inode) means unchanged content, except for
-files modified so close to when the plan read them that a later edit could share their timestamps ("racily
-clean"), which are always hashed. ctime cannot be set back by users, so an edit that restores an older mtime
-still changes the signature, and the content hash decides.
-"""
+"""Has a file changed since it was read? Stat signatures as a fast filter, content digests as the answer."""
 
 from __future__ import annotations
 
@@ -13,7 +7,6 @@ import time
 from dataclasses import dataclass
 
 from aotbuild.hashing import sha256_bytes
-from aotbuild.workspace.discovery import MAX_SOURCE_BYTES  # noqa: F401 - planning's name for it
 
 # Timestamps come from a coarse clock (a jiffy, up to 10 ms); a second of margin covers it with room to spare.
 RACY_NS = 1_000_000_000
@@ -28,42 +21,30 @@ def signature(path: str) -> list[int] | None:
     return [st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino]
 
 
-def digest(data: bytes) -> str:
-    return sha256_bytes(data)
-
-
 @dataclass(frozen=True)
 class FileState:
-    """What the plan saw of one file: stat signature, sha256 of the content (None: missing), and whether the
-    file was modified so shortly before it was read that its signature cannot be trusted (then always hash)."""
+    """What was seen of an input: its stat signature (files only), a digest of its content (None: missing), and
+    whether the signature is too fresh to vouch for that content next time ("racily clean": always hash it)."""
 
     sig: list[int] | None
-    sha256: str | None
+    digest: str | None
     racy: bool = False
 
     def to_json(self) -> list:
-        return [self.sig, self.sha256, self.racy]
-
-    @staticmethod
-    def from_json(data: list) -> FileState:
-        return FileState(data[0], data[1], data[2])
+        return [self.sig, self.digest, self.racy]
 
 
-def observe(sig: list[int] | None, data: bytes | None, read_at_ns: int) -> FileState:
-    """The state of a file whose signature was taken, then content read, starting at `read_at_ns`."""
-    racy = sig is not None and max(sig[0], sig[1]) >= read_at_ns - RACY_NS
-    return FileState(sig, None if data is None else digest(data), racy)
+def observe(sig: list[int] | None, digest: str | None, read_at_ns: int) -> FileState:
+    """The state of a file whose signature was taken, then content hashed, starting at `read_at_ns`."""
+    return FileState(sig, digest, sig is not None and max(sig[0], sig[1]) >= read_at_ns - RACY_NS)
 
 
 def read_state(path: str, limit: int) -> tuple[FileState, bytes | None]:
-    """The file's state and content (None when missing, unreadable, or over `limit` bytes, which are never read
-    whole; then the state's sha256 field says which: None, "error:<why>" or "size:<bytes>").
-
-    Signature first, then content: an edit in between shows up as a moved signature next time."""
+    """The file's state and content: None when missing, unreadable or over `limit` bytes (never read whole), as
+    the digest then says: None, "error:<why>" or "size:<bytes>" (the size standing in for the content)."""
     now = time.time_ns()
-    sig = signature(path)
-    data: bytes | None = None
-    problem = None
+    sig = signature(path)  # before reading: an edit while reading shows as a moved signature next time
+    data, digest = None, None
     if sig is not None and sig[2] <= limit:
         try:
             with open(path, "rb") as f:
@@ -71,23 +52,20 @@ def read_state(path: str, limit: int) -> tuple[FileState, bytes | None]:
         except (FileNotFoundError, NotADirectoryError):
             sig = None
         except OSError as e:  # a directory, no permission: the file stays, but unreadable
-            problem = f"error:{e.strerror}"
-    state = observe(sig, data, now)
-    if problem is not None:
-        state = FileState(sig, problem, state.racy)
-    elif sig is not None and (data is None or len(data) > limit):
-        # Too large to hash cheaply: its size stands in for its content, so growing or shrinking it re-plans.
-        state, data = FileState(sig, f"size:{max(sig[2], len(data or b''))}", state.racy), None
-    return state, data
+            digest = f"error:{e.strerror}"
+    if data is not None and len(data) <= limit:
+        digest = sha256_bytes(data)
+    elif sig is not None and digest is None:
+        digest, data = f"size:{max(sig[2], len(data or b''))}", None
+    return observe(sig, digest, now), data
 
 
 def verdict(path: str, recorded: FileState, limit: int) -> tuple[bool, FileState | None]:
     """(changed, new state): whether the content differs from `recorded`, and the state worth recording when
     the signature moved but the content did not (None when there is nothing new to record)."""
-    sig = signature(path)
-    if sig == recorded.sig and not recorded.racy:
+    if signature(path) == recorded.sig and not recorded.racy:
         return False, None
     state, _ = read_state(path, limit)
-    if state.sha256 != recorded.sha256:
+    if state.digest != recorded.digest:
         return True, state
     return False, (state if state != recorded else None)

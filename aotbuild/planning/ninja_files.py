@@ -1,5 +1,4 @@
-"""The ninja files of a plan: a small build.ninja (rules, the generator edge, one `subninja` per package) and
-one file per package under aot-out/.aotbuild/pkgs/, so that a BUILD file edit rewrites only its package's."""
+"""The plan's ninja files: build.ninja (rules, the generator edge, a subninja per package) and a file per package."""
 
 from __future__ import annotations
 
@@ -35,8 +34,7 @@ def package_specs(package: str) -> str:
 
 
 def package_goal(package: str) -> str:
-    """A phony node standing for every artifact of the package; named inside aotbuild's own state directory,
-    where no target's files can be."""
+    """A phony node for every artifact of the package, in aotbuild's state directory, where no target's files are."""
     return f"{PACKAGES_DIR}/{package_id(package)}.all"
 
 
@@ -46,8 +44,8 @@ def _rules_graph(python: str) -> BuildGraph:
         for pool in kind.pools:
             graph.add_pool(*pool)
         graph.add_rule(kind.rule(python))
-    graph.add_rule(spec_edges.rule())
-    # Regenerates the plan when a BUILD/WORKSPACE file changes, so plain `ninja` stays correct too.
+    graph.add_rule(spec_edges.RULE)
+    # Re-plans when a BUILD/WORKSPACE file changes, so plain `ninja` stays correct too.
     graph.add_rule(Rule(GENERATOR_RULE, f"cd .. && {python} -m aotbuild plan", "plan", generator=True,
                         restat=True))
     return graph
@@ -68,8 +66,6 @@ def edge_text(edge: Edge) -> str:
     inputs = "".join(" " + _escape(p) for p in edge.inputs)
     if edge.implicit:
         inputs += " |" + "".join(" " + _escape(p) for p in edge.implicit)
-    if edge.order_only:
-        inputs += " ||" + "".join(" " + _escape(p) for p in edge.order_only)
     variables = "".join(f"  {key} = {value}\n" for key, value in edge.variables if value is not None)
     return f"build {outputs}: {edge.rule}{inputs}\n{variables}"
 
@@ -84,9 +80,9 @@ def target_edges(target: Target) -> list[Edge]:
 
 
 def package_ninja(package: str, targets: list[Target], python: str) -> str:
-    """The edges of one package's targets, checked for duplicate outputs, the edge recreating its specs file and
-    the package's phony goal. Rules live in build.ninja: a subninja sees its parent's rules."""
-    graph = _rules_graph(python)  # only to check each edge's rule and outputs; not written here
+    """The edges of one package's targets (checked), the edge recreating its specs file and the package's goal.
+    Rules live in build.ninja: a subninja sees its parent's rules."""
+    graph = _rules_graph(python)  # only to check each edge's rule and outputs
     goals = []
     for target in targets:
         for edge in target_edges(target):
@@ -105,8 +101,7 @@ def package_specs_text(package: str, targets: list[Target]) -> str:
 
 
 def top_ninja(python: str, build_files: list[str], packages: list[str]) -> str:
-    """build.ninja: pools, rules, the generator edge over every BUILD file, and the packages (those with
-    targets) as subninjas."""
+    """build.ninja: pools, rules, the generator edge over every BUILD file, and the packages with targets."""
     graph = _rules_graph(python)
     text = io.StringIO()
     w = ninja.Writer(text, width=120)
@@ -115,10 +110,7 @@ def top_ninja(python: str, build_files: list[str], packages: list[str]) -> str:
     w.variable("builddir", layout.NINJA_BUILDDIR)  # .ninja_log and .ninja_deps stay in the state dir
     w.newline()
     graph.write_declarations(w)
-    # The per-package files are written by planning too, but are no outputs of this edge: they are rewritten
-    # only when they change, so ninja would think the edge always stale. Spec files are outputs of their own
-    # edges in the package files (spec_edges), so a deleted one is recreated by the next build; so is a
-    # package's specs file, by an edge of its own there.
+    # Not the package files, which planning rewrites only when they change: ninja would find the edge always stale.
     w.build([layout.NINJA_FILE], GENERATOR_RULE, inputs=[layout.from_out(f) for f in build_files],
             implicit_outputs=[layout.PLAN_FILE])
     w.newline()

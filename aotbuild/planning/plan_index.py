@@ -1,8 +1,8 @@
-"""The plan index (aot-out/.aotbuild/plan.json): what the ninja files hold, package by package, and the state of
-every file they were made from. Read on every run without YAML, ninja or torch."""
+"""plan.json: what the ninja files hold and the state of the files they came from; read without YAML or torch."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from aotbuild import __version__, layout
-from aotbuild.planning.file_state import MAX_SOURCE_BYTES, FileState, verdict
-from aotbuild.workspace.discovery import WORKSPACE_FILE, discover_packages
+from aotbuild.planning.file_state import FileState, verdict
+from aotbuild.workspace.discovery import MAX_SOURCE_BYTES, WORKSPACE_FILE, discover_packages
 from aotbuild.workspace.labels import Label
 
 FORMAT = 2  # bumped whenever the index's shape changes: an older index is simply planned over
@@ -28,17 +28,15 @@ class PackageEntry:
     broken: str | None = None  # the BUILD file itself is unusable: why
     broken_targets: dict[str, str] = field(default_factory=dict)  # name -> why that target is unusable
     watched: dict[str, list[int] | None] = field(default_factory=dict)  # weights path -> [dev, ino] or None
-    # written_files() of its ninja and specs files: one deleted, emptied or damaged since is re-planned.
+    # [path, written_state()] of its ninja and specs files: one deleted, emptied or damaged since is re-planned.
     written: list[Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"file": self.file.to_json(), "targets": self.targets, "broken": self.broken,
-                "broken_targets": self.broken_targets, "watched": self.watched, "written": self.written}
+        return {**self.__dict__, "file": self.file.to_json()}
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> PackageEntry:
-        return PackageEntry(FileState.from_json(data["file"]), data["targets"], data["broken"],
-                            data["broken_targets"], data["watched"], data.get("written"))
+        return PackageEntry(**{**data, "file": FileState(*data["file"])})
 
 
 @dataclass(frozen=True)
@@ -50,26 +48,19 @@ class Plan:
     ignore: list[str]  # WORKSPACE.aot.yaml's ignore
     workspace: FileState
     packages: dict[str, PackageEntry]  # package -> entry, sorted by package
-    remote_cache: str | None = None  # WORKSPACE.aot.yaml's cache.remote
-    ninja_file: list[int] | None = None  # written_state() of build.ninja as the plan left it
+    remote_cache: str | None  # WORKSPACE.aot.yaml's cache.remote
+    remote_verify_keys: tuple[str, ...]  # WORKSPACE.aot.yaml's cache.verify_keys
+    ninja_file: list[int] | None  # written_state() of build.ninja as the plan left it
     # plan.json's bytes as read, whose lines (one per package) encode_plan reuses for entries still the same.
     encoded: bytes | None = field(default=None, compare=False, repr=False)
-    remote_verify_keys: tuple[str, ...] = ()  # WORKSPACE.aot.yaml's cache.verify_keys
-
-    def to_json(self) -> dict[str, Any]:
-        return {"format": FORMAT, "version": self.version, "python": self.python, "ninja": self.ninja,
-                "cache_dir": self.cache_dir, "ignore": self.ignore, "workspace": self.workspace.to_json(),
-                "packages": {p: e.to_json() for p, e in self.packages.items()}, "remote_cache": self.remote_cache,
-                "remote_verify_keys": list(self.remote_verify_keys), "ninja_file": self.ninja_file}
 
     @staticmethod
     def from_json(data: dict[str, Any], encoded: bytes | None = None) -> Plan:
-        if data.get("format") != FORMAT:
+        if data.pop("format", None) != FORMAT:
             raise ValueError("another index format")
-        return Plan(data["version"], data["python"], data["ninja"], data["cache_dir"], data["ignore"],
-                    FileState.from_json(data["workspace"]),
-                    {p: PackageEntry.from_json(e) for p, e in data["packages"].items()}, data.get("remote_cache"),
-                    data.get("ninja_file"), encoded, tuple(data.get("remote_verify_keys", ())))
+        return Plan(**{**data, "workspace": FileState(*data["workspace"]), "encoded": encoded,
+                       "packages": {p: PackageEntry.from_json(e) for p, e in data["packages"].items()},
+                       "remote_verify_keys": tuple(data["remote_verify_keys"])})
 
     @cached_property
     def targets(self) -> dict[str, dict[str, Any]]:
@@ -111,9 +102,8 @@ _PACKAGES = b'"packages":{\n'
 
 
 def encode_plan(plan: Plan, previous: Plan | None = None) -> bytes:
-    """plan.json: compact JSON (at 10,000 targets every byte is read back by every run) with each package's
-    entry on a line of its own, so that a re-plan encodes only the entries it changed and takes the others'
-    lines from `previous`, as read (2 MB of JSON cost 25 ms to encode, for an edit of one package)."""
+    """plan.json: compact JSON (every run reads it back) with a line per package entry, so that a re-plan encodes
+    only the entries it changed and takes the others' lines from `previous` (2 MB cost 25 ms to encode)."""
     reuse = _lines_of(previous) if previous is not None else {}
     lines = []
     for package, entry in plan.packages.items():
@@ -121,29 +111,18 @@ def encode_plan(plan: Plan, previous: Plan | None = None) -> bytes:
         if line is None:
             line = (json.dumps(package) + ":" + json.dumps(entry.to_json(), separators=(",", ":"))).encode()
         lines.append(line)
-    fields = {"format": FORMAT, "version": plan.version, "python": plan.python, "ninja": plan.ninja,
-              "cache_dir": plan.cache_dir, "ignore": plan.ignore, "workspace": plan.workspace.to_json(),
-              "remote_cache": plan.remote_cache, "remote_verify_keys": list(plan.remote_verify_keys),
-              "ninja_file": plan.ninja_file}
+    fields = {f.name: getattr(plan, f.name) for f in dataclasses.fields(plan) if f.name not in ("packages", "encoded")}
+    fields.update(format=FORMAT, workspace=plan.workspace.to_json(), remote_verify_keys=list(plan.remote_verify_keys))
     return json.dumps(fields, separators=(",", ":")).encode()[:-1] + b"," + _PACKAGES + b",\n".join(lines) + b"\n}}"
 
 
 def _lines_of(plan: Plan) -> dict[str, bytes]:
     """package -> its line in the plan.json `plan` was read from; empty where that file is not laid out so."""
-    raw = plan.encoded
-    at = raw.find(_PACKAGES) if raw else -1
-    if raw is None or at < 0 or not raw.endswith(b"\n}}"):
-        return {}
-    lines = raw[at + len(_PACKAGES):-3].split(b"\n")  # JSON strings hold no raw newline: only ours split
-    if len(lines) != len(plan.packages):
-        return {}
-    found = {}
-    for package, line in zip(plan.packages, lines):
-        line = line[:-1] if line.endswith(b",") else line
-        if not line.startswith(json.dumps(package).encode() + b":"):
-            return {}
-        found[package] = line
-    return found
+    raw = plan.encoded or b""
+    at = raw.find(_PACKAGES)
+    lines = raw[at + len(_PACKAGES):-3].split(b",\n") if at >= 0 and raw.endswith(b"\n}}") else []
+    found = {p: line for p, line in zip(plan.packages, lines) if line.startswith(json.dumps(p).encode() + b":")}
+    return found if len(found) == len(lines) == len(plan.packages) else {}
 
 
 @dataclass(frozen=True)
@@ -161,33 +140,24 @@ class Staleness:
         return self.full is None and not self.changed and not self.removed
 
 
-def watch_state(path: str) -> list[int] | None:
-    """What the plan depends on of a weights file: that it exists, and which file it is (a retargeted symlink
-    may now leave the workspace). Its content is the export's input, tracked by ninja."""
+def _stat(path: Path | str, *fields: str) -> list[int] | None:
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
-    return [st.st_dev, st.st_ino]
+    return [getattr(st, f) for f in fields]
+
+
+def watch_state(path: str) -> list[int] | None:
+    """What the plan depends on of a weights file: that it exists, and which file it is (a retargeted symlink
+    may now leave the workspace). Its content is the export's input, tracked by ninja."""
+    return _stat(path, "st_dev", "st_ino")
 
 
 def written_state(path: Path | str) -> list[int] | None:
     """What a plan file looked like when the plan wrote it: [size, mtime_ns, inode]. Another state means it
     was deleted, emptied (a crash before its data reached the disk) or edited: it is written again."""
-    try:
-        st = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
-
-
-def written_files(out_dir: Path, files: list[str]) -> list[Any]:
-    """[path relative to aot-out/, written_state()] of each plan file, as a package entry records them."""
-    return [[f, written_state(out_dir / f)] for f in files]
-
-
-def _plan_files_moved(entry: PackageEntry, out_dir: Path) -> bool:
-    return entry.written is not None and any(written_state(out_dir / f) != seen for f, seen in entry.written)
+    return _stat(path, "st_size", "st_mtime_ns", "st_ino")
 
 
 def staleness(plan: Plan | None, root: Path, out_dir: Path) -> Staleness:
@@ -216,8 +186,8 @@ def staleness(plan: Plan | None, root: Path, out_dir: Path) -> Staleness:
             continue
         file = layout.build_file(package)
         changed, state = verdict(prefix + file, entry.file, MAX_SOURCE_BYTES)
-        if changed or any(watch_state(prefix + w) != seen for w, seen in entry.watched.items()) \
-                or _plan_files_moved(entry, out_dir):
+        if changed or any(watch_state(prefix + w) != seen for w, seen in entry.watched.items()) or any(
+                written_state(out_dir / f) != seen for f, seen in entry.written or ()):
             stale.append(package)
         elif state is not None:
             moved[file] = state

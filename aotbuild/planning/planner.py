@@ -1,18 +1,14 @@
-"""Planning: BUILD files -> per-package ninja and specs files, build.ninja and the plan index. No torch.
-
-Incremental: the index (plan_index.py) says which packages changed since the last plan; only those are parsed
-again and only their files rewritten, each only if its content changed. Everything written here can be
-regenerated from the workspace, so it is replaced atomically but not fsynced: the index records each file's
-size, mtime and inode as written, and a file found otherwise (deleted, emptied by a crash before its data
-reached the disk, edited) is planned again by the next command; a damaged index is planned over whole.
-"""
+"""Planning: BUILD files -> per-package ninja and specs files, build.ninja and the plan index; incremental."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import gc
 import os
 import shlex
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,68 +17,79 @@ import ninja
 from aotbuild import __version__, layout, rules
 from aotbuild.errors import Location, TargetError
 from aotbuild.fsutil import replace_if_changed_unsynced, replace_unsynced
+from aotbuild.planning.file_state import FileState, read_state
 from aotbuild.planning.ninja_files import (PACKAGES_DIR, package_file, package_ninja, package_specs, package_specs_text,
-                                  top_ninja)
-from aotbuild.planning.file_state import MAX_SOURCE_BYTES, FileState, read_state
-from aotbuild.planning.plan_index import (PackageEntry, Plan, Staleness, encode_plan, watch_state, written_files,
-                                          written_state)
-from aotbuild.workspace.discovery import WORKSPACE_FILE, discover_packages
+                                           top_ninja)
+from aotbuild.planning.plan_index import PackageEntry, Plan, Staleness, encode_plan, watch_state, written_state
+from aotbuild.workspace.discovery import MAX_SOURCE_BYTES, WORKSPACE_FILE, discover_packages
 from aotbuild.workspace.loading import Package, load_package
 from aotbuild.workspace.schema import WorkspaceConfig, parse_workspace
 from aotbuild.workspace.yaml_source import decode, parse_yaml, too_large
+
+
+@contextlib.contextmanager
+def plan_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (created if need be), released by the kernel when the descriptor
+    closes, a killed process's too: `filelock`'s lock on Unix, without its import (a tenth of a first plan)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by children (PEP 446)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def python_command() -> str:
     return shlex.quote(sys.executable)
 
 
-def _read_source(root: Path, file: str) -> tuple[FileState, str]:
-    state, data = read_state(f"{root}/{file}", MAX_SOURCE_BYTES)
+def _text(file: str, state: FileState, data: bytes | None) -> str:
+    """The text of a file as read_state read it; TargetError where it could not be read."""
     if data is None:
         if state.sig is None:
             raise TargetError(Location(file), "file disappeared while planning", "run the command again")
-        assert state.sha256 is not None
-        if state.sha256.startswith("error:"):
-            raise TargetError(Location(file), f"cannot read the file: {state.sha256.removeprefix('error:')}")
-        raise too_large(file, int(state.sha256.removeprefix("size:")))
-    return state, decode(data, file)
+        assert state.digest is not None
+        if state.digest.startswith("error:"):
+            raise TargetError(Location(file), f"cannot read the file: {state.digest.removeprefix('error:')}")
+        raise too_large(file, int(state.digest.removeprefix("size:")))
+    return decode(data, file)
 
 
 def read_config(root: Path) -> tuple[FileState, WorkspaceConfig]:
-    state, text = _read_source(root, WORKSPACE_FILE)
-    return state, parse_workspace(parse_yaml(text, WORKSPACE_FILE), WORKSPACE_FILE)
+    state, data = read_state(f"{root}/{WORKSPACE_FILE}", MAX_SOURCE_BYTES)
+    return state, parse_workspace(parse_yaml(_text(WORKSPACE_FILE, state, data), WORKSPACE_FILE), WORKSPACE_FILE)
 
 
 def plan_package(root: Path, out_dir: Path, package: str, config: WorkspaceConfig, python: str) -> PackageEntry:
     """Parse one package and write its specs file and ninja file; returns its index entry."""
     file = layout.build_file(package)
+    state, data = read_state(f"{root}/{file}", MAX_SOURCE_BYTES)
     try:
-        state, text = _read_source(root, file)
+        text = _text(file, state, data)
     except TargetError as e:
-        state, _ = read_state(f"{root}/{file}", MAX_SOURCE_BYTES)
         loaded = Package(package, broken=e)
     else:
         loaded = load_package(root, package, config, text)
-    ninja_path, specs_path = out_dir / package_file(package), out_dir / package_specs(package)
+    ninja_file, specs_file = package_file(package), package_specs(package)
+    written = None
     if loaded.targets:
-        replace_if_changed_unsynced(specs_path, package_specs_text(package, loaded.targets).encode())
-        replace_if_changed_unsynced(ninja_path, package_ninja(package, loaded.targets, python).encode())
+        replace_if_changed_unsynced(out_dir / specs_file, package_specs_text(package, loaded.targets).encode())
+        replace_if_changed_unsynced(out_dir / ninja_file, package_ninja(package, loaded.targets, python).encode())
+        written = [[f, written_state(out_dir / f)] for f in (ninja_file, specs_file)]
     else:
-        ninja_path.unlink(missing_ok=True)
-        specs_path.unlink(missing_ok=True)
+        (out_dir / ninja_file).unlink(missing_ok=True)
+        (out_dir / specs_file).unlink(missing_ok=True)
     targets = {t.label.name: {"tags": list(t.tags), "device": t.device,
                               "goals": {k.name: k.goal_path(t.label) for k in rules.kinds()}}
                for t in loaded.targets}
-    written = written_files(out_dir, [package_file(package), package_specs(package)]) if loaded.targets else None
     return PackageEntry(state, targets, None if loaded.broken is None else str(loaded.broken),
                         {label.name: str(e) for label, e in loaded.broken_targets.items()},
                         {w: watch_state(f"{root}/{w}") for w in sorted(loaded.weights)}, written)
 
 
 def update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) -> Plan:
-    """Bring the plan up to date: re-plan every package when `stale.full` says so, else only the changed ones.
-    Writes the package files first and the index last, so a crash in between leaves an index that still
-    names the changes as pending."""
+    """Re-plan every package when `stale.full` says so, else the changed ones. The index is written last, so a
+    crash before it leaves an index that still names the changes as pending."""
     # Planning makes hundreds of thousands of small objects and no garbage cycles worth collecting: the
     # cyclic collector rescanning the growing heap made parsing 10,000 targets' YAML up to four times slower.
     gc_was_enabled = gc.isenabled()
@@ -98,7 +105,7 @@ def _update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) 
     python = python_command()
     workspace_state, config = read_config(root)
     # A WORKSPACE.aot.yaml edited since `stale` was computed reaches every package too.
-    full = stale.full is not None or old is None or old.workspace.sha256 != workspace_state.sha256
+    full = stale.full is not None or old is None or old.workspace.digest != workspace_state.digest
     if full:
         packages = discover_packages(root, config.ignore)
         entries: dict[str, PackageEntry] = {}
@@ -108,13 +115,12 @@ def _update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) 
         packages = stale.packages
         entries = {p: e for p, e in old.packages.items() if p not in stale.removed}
         for package in stale.removed:
-            (out_dir / package_file(package)).unlink(missing_ok=True)
-            (out_dir / package_specs(package)).unlink(missing_ok=True)
+            for f in (package_file(package), package_specs(package)):
+                (out_dir / f).unlink(missing_ok=True)
         for package, entry in entries.items():
             moved = stale.moved.get(layout.build_file(package))
             if moved is not None:
-                entries[package] = PackageEntry(moved, entry.targets, entry.broken, entry.broken_targets,
-                                                entry.watched, entry.written)
+                entries[package] = replace(entry, file=moved)
         to_plan = stale.changed
     for package in to_plan:
         entries[package] = plan_package(root, out_dir, package, config, python)
@@ -128,8 +134,8 @@ def _update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) 
         # A fresh mtime marks ninja's generator edge done for every BUILD file read so far.
         os.utime(ninja_file)
     plan = Plan(__version__, sys.executable, str(Path(ninja.BIN_DIR) / "ninja"), config.cache_dir,
-                list(config.ignore), workspace_state, entries, config.remote_cache, written_state(ninja_file),
-                remote_verify_keys=config.remote_verify_keys)
+                list(config.ignore), workspace_state, entries, config.remote_cache, config.remote_verify_keys,
+                written_state(ninja_file))
     replace_unsynced(out_dir / layout.PLAN_FILE, encode_plan(plan, old))
     return plan
 
@@ -144,14 +150,3 @@ def _remove_stray_package_files(out_dir: Path, keep: set[str]) -> None:
         if name.endswith((".ninja", ".specs")) and f"{PACKAGES_DIR}/{name}" not in keep:
             (out_dir / PACKAGES_DIR / name).unlink(missing_ok=True)
 
-
-def with_missing_specs(out_dir: Path, plan: Plan | None, stale: Staleness) -> Staleness:
-    """`stale`, plus the packages whose specs file is gone: `aotbuild plan` (which ninja runs to recreate one)
-    re-plans them even though their BUILD files did not change. Only re-planning checks: a no-op build leaves it
-    to ninja, whose edge for the file runs only when it is missing."""
-    if plan is None or stale.full is not None:
-        return stale
-    known = {*stale.changed, *stale.removed}
-    missing = [p for p, e in plan.packages.items()
-               if e.targets and p not in known and not os.path.exists(out_dir / package_specs(p))]
-    return replace(stale, changed=stale.changed + missing) if missing else stale

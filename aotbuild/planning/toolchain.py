@@ -16,39 +16,38 @@ from aotbuild.fsutil import atomic_write
 from aotbuild.workspace import settings
 
 
-def torch_version_file() -> Path | None:
+def _torch() -> tuple[Any, Path | None]:
+    """torch's distribution and its torch/version.py, found through its metadata: no import, no sys.path lookup."""
     import importlib.metadata
 
     try:
         dist = importlib.metadata.distribution("torch")
     except importlib.metadata.PackageNotFoundError:
-        return None
-    # The installed distribution's own file, found through its metadata: no import, no sys.path lookup.
+        return None, None
     path = Path(str(dist.locate_file("torch/version.py")))
-    return path if path.is_file() else None
+    return dist, (path if path.is_file() else None)
 
 
 def torch_versions() -> dict[str, str | None]:
-    """torch's version, git commit and CUDA version, read from torch/version.py as text."""
+    """torch's version, git commit and CUDA version, read from torch/version.py as text. Its __version__ is
+    torch.__version__ (with the +cu130 that distribution metadata may lack), which actions compare against."""
     import ast
-    import importlib.metadata
 
-    try:
-        dist = importlib.metadata.distribution("torch")
-    except importlib.metadata.PackageNotFoundError:
-        return {"torch": None, "torch_git": None, "torch_cuda": None}
-    found: dict[str, str | None] = {"torch": dist.version, "torch_git": None, "torch_cuda": None}
-    version_py = torch_version_file()
-    if version_py is not None:
-        for node in ast.parse(version_py.read_text()).body:
-            if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Constant):
-                target = node.targets[0] if isinstance(node, ast.Assign) else node.target
-                names = {"__version__": "torch", "git_version": "torch_git", "cuda": "torch_cuda"}
-                if isinstance(target, ast.Name) and target.id in names:
-                    # version.py's __version__ is torch.__version__ (with +cu130 and the like, which
-                    # distribution metadata may lack): the one the actions can compare themselves against.
-                    found[names[target.id]] = node.value.value
+    dist, version_py = _torch()
+    found = {"torch": dist and dist.version, "torch_git": None, "torch_cuda": None}
+    names = {"__version__": "torch", "git_version": "torch_git", "cuda": "torch_cuda"}
+    for node in ast.parse(version_py.read_text()).body if version_py else ():
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Constant):
+            target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+            if isinstance(target, ast.Name) and target.id in names:
+                found[names[target.id]] = node.value.value
     return found
+
+
+def _output(cmd: list[str]) -> str:
+    import subprocess  # here: only a fingerprint not cached runs one, and a no-op build need not load it
+
+    return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
 
 
 def find_compiler(env: Mapping[str, str]) -> str | None:
@@ -57,13 +56,9 @@ def find_compiler(env: Mapping[str, str]) -> str | None:
 
 
 def compiler_version(env: Mapping[str, str]) -> str | None:
-    """First line of `$CXX --version` (inductor's default is g++)."""
+    """First line of `$CXX --version`."""
     path = find_compiler(env)
-    if path is None:
-        return None
-    import subprocess  # here: only a fingerprint not cached runs it, and a no-op build need not load it
-
-    out = subprocess.run([path, "--version"], capture_output=True, text=True, check=False).stdout
+    out = _output([path, "--version"]) if path else ""
     return out.splitlines()[0] if out else None
 
 
@@ -88,14 +83,8 @@ def cpu_isa() -> str:
 def gpu_arch() -> str | None:
     """Compute capabilities of the visible GPUs, or None where there is no NVIDIA driver."""
     smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return None
-    import subprocess
-
-    out = subprocess.run([smi, "--query-gpu=compute_cap", "--format=csv,noheader"], capture_output=True,
-                         text=True, check=False).stdout
-    caps = sorted(set(re.findall(r"\d+\.\d+", out)))
-    return ",".join(caps) or None
+    out = _output([smi, "--query-gpu=compute_cap", "--format=csv,noheader"]) if smi else ""
+    return ",".join(sorted(set(re.findall(r"\d+\.\d+", out)))) or None
 
 
 def triton_version() -> str | None:
@@ -112,10 +101,8 @@ def triton_version() -> str | None:
 
 def fingerprint(env: Mapping[str, str]) -> dict[str, Any]:
     """Split by use: `export` keys the action cache, `compile` (plus `cuda` for GPU targets) keys artifacts.
-
-    `cuda.gpu_arch` is the arch CUDA artifacts are keyed for: declared ($AOTBUILD_GPU_ARCH) or else the visible
-    GPUs', so a CPU-only runner can name the arch a GPU runner compiled for and fetch its artifacts. `host` is
-    what this machine has, for decisions only (never in a key): without a GPU, CUDA work can only be fetched."""
+    `cuda.gpu_arch` is declared ($AOTBUILD_GPU_ARCH, so a CPU-only runner can fetch a GPU runner's artifacts) or
+    the visible GPUs'; `host` is what this machine has, for decisions only, never in a key."""
     torch = torch_versions()
     export = {"python": ".".join(map(str, sys.version_info[:3])), "aotbuild": __version__, **torch}
     compile_ = {**export, "cxx": compiler_version(env), "cpu_isa": cpu_isa(), "env": settings.toolchain_env(env)}
@@ -148,21 +135,14 @@ def identity(path: str | None) -> list[Any]:
 
 
 def _stamp(env: Mapping[str, str], files: list[str]) -> list[Any]:
-    """Cheap evidence that the toolchain is unchanged: interpreter, variables, CPU, the compiler and
-    interpreter followed through every symlink, and the stat of key files."""
+    """Cheap evidence that the toolchain is unchanged: interpreter, variables, CPU, and the compiler, the
+    interpreter and key `files` followed through every symlink."""
     compiler = find_compiler(env)
-    stats = []
-    for f in files:
-        try:
-            st = os.stat(f)
-            stats.append([f, st.st_mtime_ns, st.st_size, st.st_ino])
-        except OSError:
-            stats.append([f, None])
     gpus = sorted(os.listdir("/proc/driver/nvidia/gpus")) if os.path.isdir("/proc/driver/nvidia/gpus") else []
     # The flags themselves, not cpu_isa()'s digest of them: a no-op build need not load hashlib.
     return [sys.executable, sys.version, __version__, settings.toolchain_env(env), os.uname().machine, cpu_flags(),
             settings.declared_gpu_arch(env), compiler, identity(compiler), identity(sys.executable),
-            shutil.which("nvidia-smi"), gpus, stats]
+            shutil.which("nvidia-smi"), gpus, [identity(f) for f in files]]
 
 
 def cached_fingerprint(stamp_file: Path, env: Mapping[str, str]) -> dict[str, Any]:
@@ -173,8 +153,8 @@ def cached_fingerprint(stamp_file: Path, env: Mapping[str, str]) -> dict[str, An
             return saved["fingerprint"]
     except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
         pass
-    compiler = find_compiler(env)
-    files = [str(p) for p in (torch_version_file(), compiler and Path(compiler).resolve()) if p]
+    version_py = _torch()[1]  # the one key file: the compiler is in the stamp already
+    files = [str(version_py)] if version_py else []
     result = fingerprint(env)
     atomic_write(stamp_file, json.dumps({"stamp": _stamp(env, files), "files": files, "fingerprint": result}).encode())
     return result
