@@ -15,7 +15,7 @@ from typing import Any, BinaryIO, TypeVar
 import filelock
 
 from aotbuild.cache.local import CacheCounters, LocalStore
-from aotbuild.cache.remote_open import LazyRemote, open_remote  # noqa: F401 - open_remote: imported from here
+from aotbuild.cache.remote import LazyRemote
 from aotbuild.cache.store import IntegrityError, RemoteError, Store, is_hex
 from aotbuild.fsutil import temp_path
 from aotbuild.workspace import settings

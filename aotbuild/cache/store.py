@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from aotbuild.cache.signing import SignatureError, Signer, Verifier
 from aotbuild.errors import CacheError, InfraError
-from aotbuild.fsutil import copy_stream, pending_file  # noqa: F401 - copy_stream: the backends import it here
-from aotbuild.hashing import HashingWriter, canonical_json, sha256_bytes
+from aotbuild.hashing import canonical_json, sha256_bytes
 
 Kind = Literal["cas", "ac"]
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -103,32 +100,3 @@ def decode_action(key: str, raw: bytes, where: str, verifier: Verifier | None = 
     if not (isinstance(blobs, list) and all(is_hex(d) for d in blobs)):
         raise IntegrityError(f"remote cache {where}/ac/{key} lists malformed blob digests")
     return payload
-
-
-@contextmanager
-def verified_download(dest: Path, digest: str, where: str, limit: int | None = None) -> Iterator[HashingWriter]:
-    """A file to stream a blob into; on exit its sha256 is checked and it is renamed onto `dest`. Other bytes,
-    or more than `limit` of them, raise IntegrityError, and any failure (a body cut short included) leaves
-    `dest` untouched and removes the partial file."""
-    with pending_file(dest.parent, f"{dest.name}.download") as pending:
-        hashing = HashingWriter(_Bounded(pending.file, limit, f"{where}/cas/{digest}"))
-        yield hashing
-        got = hashing.sha256.hexdigest()
-        if got != digest:
-            raise IntegrityError(f"remote cache {where}/cas/{digest} failed its digest check ({hashing.size} bytes hash to "
-                                 f"{got[:16]}...)")
-        pending.commit(dest)
-
-
-class _Bounded:
-    """A file that refuses to grow past `limit` bytes: a download never fills the disk beyond what the entry
-    declared."""
-
-    def __init__(self, file: Any, limit: int | None, name: str) -> None:
-        self.file, self.limit, self.name, self.size = file, limit, name, 0
-
-    def write(self, data: bytes) -> int:
-        self.size += len(data)
-        if self.limit is not None and self.size > self.limit:
-            raise IntegrityError(f"remote cache {self.name} is longer than the {self.limit} bytes expected; cut")
-        return self.file.write(data)
