@@ -34,4 +34,4 @@ class OverlayStore(LocalStore):
     def _all_present(self, blobs: Any) -> bool:
         # An overlay entry may point at blobs of either layer (a program exported here, an artifact cached there).
         return isinstance(blobs, list) and all(
-            is_hex(d) and (_touch(self._cas_path(d)) or self.lower.has_blob(d)) for d in blobs)
+            is_hex(d) and (_touch(self._path("cas", d)) or self.lower.has_blob(d)) for d in blobs)
