@@ -1,12 +1,4 @@
-"""Checks of a zip archive from the cache before torch opens it: nothing in it may run code or land outside.
-
-`torch.export.load` unpickles weights and constants marked `use_pickle`, falls back to an unrestricted
-unpickler for sample inputs, builds symbolic sizes with sympy's `sympify` (an `eval`), calls any `torch.*`
-callable a graph node names while inductor retraces it, and loads an AOTInductor model library it finds in
-the archive; torch's package loader extracts member names as they are, `..` included. So a program is
-accepted only in the exact form `torch.export.save` writes for aotbuild's exports, and a package only
-when every member stays inside its folder. Pure Python (zipfile, json, pickletools), no torch.
-"""
+"""Checks of a zip archive from the cache before torch opens it: nothing in it may run code or land outside."""
 
 from __future__ import annotations
 

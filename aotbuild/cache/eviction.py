@@ -15,8 +15,6 @@ from aotbuild.cache.store import is_hex
 from aotbuild.errors import CacheError
 
 if TYPE_CHECKING:
-    import filelock
-
     from aotbuild.cache.local import LocalStore
 
 # A writer that has not touched its temp file for this long has crashed; younger ones may still be writing.
@@ -92,34 +90,24 @@ def gc(store: LocalStore, max_bytes: int | None, max_age_s: float | None, now: f
         if (in_use_since is not None and e.mtime >= in_use_since) or e.name in held:
             store.skipped_in_use += 1
             continue
-        if _evict(store.lock(e.key), e):
+        if _evict(store, e):
             total -= e.size
             removed.append(e.name)
     return removed
 
 
-def _evict(lock: filelock.FileLock, e: Entry) -> bool:
+def _evict(store: LocalStore, e: Entry) -> bool:
     import filelock  # here: a no-op build imports this module, never evicts, and filelock costs 18 ms
 
     try:
-        lock.acquire(timeout=0)
-    except filelock.Timeout:
-        return False  # someone is building or reading it right now
-    try:
-        st = os.stat(e.path, follow_symlinks=False)
-        if st.st_mtime != e.mtime:
-            return False  # used or rewritten since the scan: no longer the oldest
-        return remove_beneath(lock_base(e), e.path)
-    except FileNotFoundError:
+        with store.lock(e.key, timeout=0):
+            if os.stat(e.path, follow_symlinks=False).st_mtime != e.mtime:
+                return False  # used or rewritten since the scan: no longer the oldest
+            return remove_beneath(store.base, e.path)
+    except (filelock.Timeout, FileNotFoundError):  # someone is building or reading it right now; or it is gone
         return False
     except OSError as err:
         raise CacheError(f"cannot evict cache entry {e.path}: {err}") from err
-    finally:
-        lock.release()
-
-
-def lock_base(e: Entry) -> Path:
-    return e.path.parent.parent.parent  # <root>/v1/<kind>/<shard>/<name>
 
 
 def _plain_dir(path: Path) -> bool:
@@ -132,38 +120,29 @@ def _plain_dir(path: Path) -> bool:
 def _check_temp_dir(base: Path) -> None:
     """The cache's temp dir, before gc removes anything in it: a plain directory owned by you or by whoever owns
     the cache's layout dir (a group-shared cache), writable by nobody outside its group."""
-    root_fd = os.open(base.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    v1 = private_dirs.open_dirs(str(base.parent), (base.name,))
+    if v1 is None:
+        return
     try:
-        v1 = private_dirs.open_beneath(root_fd, base.name, str(base))
+        owners = (os.geteuid(), os.fstat(v1).st_uid)
+        tmp = private_dirs.open_beneath(v1, "tmp", str(base / "tmp"))
         try:
-            owners = (os.geteuid(), os.fstat(v1).st_uid)
-            tmp = private_dirs.open_beneath(v1, "tmp", str(base / "tmp"))
-            try:
-                private_dirs.check_trusted(tmp, str(base / "tmp"), owners, group_writable=True)
-            finally:
-                os.close(tmp)
+            private_dirs.check_trusted(tmp, str(base / "tmp"), owners, group_writable=True)
         finally:
-            os.close(v1)
+            os.close(tmp)
     finally:
-        os.close(root_fd)
+        os.close(v1)
 
 
 def remove_beneath(base: Path, path: Path) -> bool:
-    """Unlink `path`, a file under the layout dir `base`, opening each directory from `base` on without
-    following symlinks: a shard or temp dir swapped for a link to someone's files is refused, never followed.
-    False if it is gone already."""
-    parts = path.relative_to(base).parts
-    fd = os.open(base.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    """Unlink `path`, a file under the layout dir `base`, through directories opened from `base` on without
+    following symlinks: a shard or temp dir swapped for a link is refused, never followed. False if it is gone."""
+    *dirs, name = path.relative_to(base).parts
+    fd = private_dirs.open_dirs(str(base.parent), (base.name, *dirs))
+    if fd is None:
+        return False
     try:
-        for i, name in enumerate((base.name, *parts[:-1])):
-            shown = str(base.joinpath(*parts[:i]) if i else base)
-            try:
-                child = private_dirs.open_beneath(fd, name, shown)
-            except FileNotFoundError:
-                return False
-            os.close(fd)
-            fd = child
-        os.unlink(parts[-1], dir_fd=fd)
+        os.unlink(name, dir_fd=fd)
         return True
     except FileNotFoundError:
         return False

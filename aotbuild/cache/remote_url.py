@@ -1,19 +1,11 @@
-"""A remote cache URL taken apart with its credentials removed first, so that no parser ever sees them and no
-error can quote them.
-
-`http://ci:abc/def@host/` is not a valid URL (the `/` in the password ends the authority), and
-`urllib.parse` reads it as host `ci`, port `abc`: its error then quotes the password. So everything before
-the LAST `@` of the part after `scheme://` is taken as `user[:password]` before anything is parsed; a cache
-prefix that holds an `@` must be written `%40`.
-"""
+"""A remote cache URL taken apart with its credentials removed first, so that no parser or error sees them."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import urllib.parse
 from dataclasses import dataclass
-
-LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
 
 
 @dataclass(frozen=True)
@@ -41,7 +33,9 @@ class BadUrl(ValueError):
 
 
 def split_credentials(url: str) -> tuple[str, str | None, str | None]:
-    """(the URL without user info, user, password), user and password percent-decoded."""
+    """(the URL without user info, user, password), percent-decoded. Everything before the LAST `@` after
+    `scheme://` is `user[:password]`: in `http://ci:abc/def@host/` urllib would read host `ci`, port `abc`,
+    and its error would quote the password; so a prefix holding an `@` must be written `%40`."""
     scheme, sep, rest = url.partition("://")
     if not sep or "@" not in rest:
         return url, None, None
@@ -79,18 +73,13 @@ def redact(url: str) -> str:
         return _safe_prefix(split_credentials(url.strip())[0])
 
 
-def is_loopback(host: str) -> bool:
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def plain_http_warning(url: RemoteUrl, sends_credentials: bool) -> str | None:
     """Basic auth and bearer tokens travel in clear over http://: anyone on the link can read and reuse them."""
-    if not sends_credentials or url.scheme != "http" or is_loopback(url.host):
+    loopback_names = ("localhost", "localhost.localdomain", "ip6-localhost")
+    if not sends_credentials or url.scheme != "http" or url.host.lower() in loopback_names:
         return None
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(url.host).is_loopback:
+            return None
     return (f"remote cache {url.redacted}: credentials are sent over plain http:// to a host that is not "
             "loopback, readable by anyone on the link; use https://")

@@ -1,11 +1,4 @@
-"""Ed25519 signatures on action-cache entries: CI signs what it uploads, developers verify what they download.
-
-What is signed is `aotbuild-ac-v1\\0<key>\\0<sha256 of the canonical payload>`: the signature binds the entry to
-the key it is filed under, so a validly signed entry copied under another key fails like a forged one. Keys are
-written `ed25519:<base64 of the 32 raw bytes>`; a private key may also be a PEM file (`openssl genpkey
--algorithm ed25519`). Needs the `cryptography` package (`pip install 'aotbuild[sign]'`), imported only when a
-key is configured.
-"""
+"""Ed25519 signatures on action-cache entries: CI signs what it uploads, developers verify what they download."""
 
 from __future__ import annotations
 
