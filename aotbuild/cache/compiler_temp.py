@@ -17,13 +17,9 @@ from aotbuild.cache import private_dirs
 from aotbuild.cache.access import live_leases
 from aotbuild.cache.local import LocalStore
 
-# Every compile of this user stages under here (actions/staging.py), whatever its cache root.
+# Every compile of this user stages under here (actions/staging.py), whatever its cache root. BASE/tmp is no
+# cache entry: a compile recreates what it needs (a few seconds for the headers), so gc empties it whole.
 BASE = Path("/tmp") / f"aotbuild-{os.getuid()}"
-
-# staging.py points $TMPDIR of every compile of this user there, whatever its cache root (the headers' path is on
-# every compiler line, so one fixed path keeps artifacts byte-identical across cache roots). It is no cache entry: nothing points at it and a compile recreates what it needs (a few seconds for the
-# headers), so gc empties it whole, before evicting any entry, when the size budget needs room or nothing has
-# used it for longer than --max-age; never while a build holds a lease on the cache or a compile stages there.
 
 
 @dataclass(frozen=True)
@@ -37,15 +33,10 @@ def temp_lock_path() -> Path:
     return BASE / "tmp.lock"
 
 
-def temp_dir() -> Path:
-    return BASE / "tmp"
-
-
 def _open_temp() -> int | None:
-    """The temp space, opened without following a symlink and checked to be ours and private at each level
-    (another user may have made /tmp/aotbuild-<uid> or its tmp first); None if there is none yet."""
-    base = temp_dir()
-    return private_dirs.open_private(str(base.parent.parent), (base.parent.name, base.name))
+    """The temp space, checked to be ours and private at each level (another user may have made
+    /tmp/aotbuild-<uid> or its tmp first); None if there is none yet."""
+    return private_dirs.open_private(str(BASE.parent), (BASE.name, "tmp"))
 
 
 def usage() -> Usage:
