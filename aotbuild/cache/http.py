@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
-import io
 import netrc
 import socket
+import threading
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -27,10 +28,6 @@ RETRIES = 2  # connection failures and 5xx, after the first attempt; backoff 0.2
 
 class _Transient(Exception):
     """A failure worth retrying: connection refused or reset, 5xx."""
-
-
-class Expired(TimeoutError):
-    """The request's overall deadline passed."""
 
 
 class HttpStore(RemoteStore):
@@ -56,6 +53,8 @@ class HttpStore(RemoteStore):
         self.notices = [warning] if warning else []
         self._connect_timeout, self._io_timeout, self._retries = connect_timeout, io_timeout, retries
         self._conn: http.client.HTTPConnection | None = None
+        self._socket: socket.socket | None = None  # the connection's, kept: http.client may drop it mid-answer
+        self._until = 0.0  # the current request's deadline (time.monotonic)
         self.counters["retries"] = 0
 
     def _get(self, path: str, limit: int, sink: Sink) -> bool:
@@ -66,7 +65,7 @@ class HttpStore(RemoteStore):
             header = resp.getheader("Content-Length")
             with sink() as out:
                 self._receive(resp, int(header) if header is not None and header.isdigit() else None, out, limit,
-                              f"GET {path}", self._sock.expired)
+                              f"GET {path}", self._expired)
             return True
 
         return self._retrying(f"GET {path}", fetch)
@@ -92,13 +91,12 @@ class HttpStore(RemoteStore):
         try:
             if self._conn is None:
                 self._conn = self._connect()
-            self._sock.deadline = time.monotonic() + self._deadline
             self.counters["requests"] += 1
             self._conn.request(method, path, body=body, headers=headers)
             resp = self._conn.getresponse()
-        except Expired:
-            raise self._too_slow(f"{method} {path}") from None
         except (OSError, http.client.HTTPException) as e:
+            if self._expired():
+                raise self._too_slow(f"{method} {path}") from None
             raise _Transient(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__) from None
         if size is not None:
             self.counters["bytes_up"] += size
@@ -119,13 +117,29 @@ class HttpStore(RemoteStore):
         cls = http.client.HTTPSConnection if self._url.scheme == "https" else http.client.HTTPConnection
         conn = cls(self._url.host, self._url.port, timeout=self._connect_timeout, blocksize=CHUNK)
         conn.connect()
-        self._sock: DeadlineSocket = DeadlineSocket(conn.sock, self._io_timeout)  # type: ignore[arg-type]
-        conn.sock = self._sock  # type: ignore[assignment]
+        self._socket = conn.sock
+        self._socket.settimeout(self._io_timeout)  # per operation; _cut bounds the whole request
+        if self._expired():
+            raise OSError("connected after the deadline")
         return conn
+
+    def _expired(self) -> bool:
+        return time.monotonic() >= self._until
+
+    def _cut(self) -> None:
+        """At the deadline, end the request whatever it waits for: the per-operation timeout alone lets a server
+        that sends a byte now and then hold it forever."""
+        if self._socket is not None:
+            with contextlib.suppress(OSError):
+                self._socket.shutdown(socket.SHUT_RDWR)
 
     def _retrying(self, what: str, op: Callable[[], T]) -> T:
         delay = 0.2
         for attempt in range(self._retries + 1):
+            self._until = time.monotonic() + self._deadline
+            watchdog = threading.Timer(self._deadline, self._cut)
+            watchdog.daemon = True
+            watchdog.start()
             try:
                 return op()
             except _Transient as e:
@@ -134,6 +148,8 @@ class HttpStore(RemoteStore):
             except BaseException:
                 self._close()  # the connection may be mid-response: never reuse it
                 raise
+            finally:
+                watchdog.cancel()
             if attempt < self._retries:
                 self.counters["retries"] += 1
                 time.sleep(delay)
@@ -166,55 +182,3 @@ def _authorization(parts: remote_url.RemoteUrl, token: str | None, user: str | N
         return None
     return "Basic " + base64.b64encode(f"{user}:{password or ''}".encode()).decode()
 
-
-class DeadlineSocket:
-    """The connection's socket, every read and send bounded by the request's overall `deadline` (monotonic): the
-    per-operation timeout alone lets a server that sends a byte now and then hold a request forever."""
-
-    def __init__(self, sock: socket.socket, io_timeout: float) -> None:
-        self._sock = sock
-        self._io_timeout = io_timeout
-        self.deadline = float("inf")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
-
-    def arm(self) -> None:
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise Expired("deadline passed")
-        self._sock.settimeout(min(self._io_timeout, left))
-
-    def sendall(self, data: Any, *args: Any) -> None:
-        self.arm()
-        self._sock.sendall(data, *args)
-
-    def expired(self) -> bool:
-        return time.monotonic() >= self.deadline
-
-    def makefile(self, mode: str = "rb", *args: Any, **kwargs: Any) -> io.BufferedReader:
-        # The socket's own raw file keeps its reference count: http.client closes the connection of a
-        # `Connection: close` response while the response is still being read.
-        return io.BufferedReader(_Reader(self, self._sock.makefile("rb", buffering=0)))
-
-
-class _Reader(io.RawIOBase):
-    def __init__(self, sock: DeadlineSocket, raw: Any) -> None:
-        self._sock = sock
-        self._raw = raw
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        self._sock.arm()
-        try:
-            return self._raw.readinto(buffer)
-        except TimeoutError:
-            if self._sock.expired():
-                raise Expired("deadline passed") from None
-            raise
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
