@@ -228,6 +228,36 @@ class LocalStore:
         return eviction.gc(self, max_bytes, max_age_s, now)
 
 
+
+class OverlayStore(LocalStore):
+    """A read-only cache (`lower`) seen through a writable overlay (`root`, inside aot-out/): reads try both,
+    writes (and locks) go to the overlay."""
+
+    def __init__(self, root: Path, lower: Path) -> None:
+        super().__init__(root)
+        self.lower = LocalStore(lower, read_only=True)
+        self.lower.counters = self.counters  # one set of statistics for the action's report
+
+    def get_bytes(self, digest: str) -> bytes | None:
+        data = super().get_bytes(digest)
+        return data if data is not None else self.lower.get_bytes(digest)
+
+    def blob_path(self, digest: str) -> Path | None:
+        return super().blob_path(digest) or self.lower.blob_path(digest)
+
+    def has_blob(self, digest: str) -> bool:
+        return super().has_blob(digest) or self.lower.has_blob(digest)
+
+    def _lookup_action(self, key: str) -> dict[str, Any] | None:
+        value = super()._lookup_action(key)
+        return value if value is not None else self.lower._lookup_action(key)
+
+    def _all_present(self, blobs: Any) -> bool:
+        # An overlay entry may point at blobs of either layer (a program exported here, an artifact cached there).
+        return isinstance(blobs, list) and all(
+            is_hex(d) and (_touch(self._path("cas", d)) or self.lower.has_blob(d)) for d in blobs)
+
+
 def _read(path: Path) -> tuple[bytes, os.stat_result] | None:
     """Contents and identity of a cache file, or None if it is absent."""
     try:

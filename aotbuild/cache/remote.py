@@ -182,20 +182,10 @@ class LazyRemote:
     def notices(self) -> list[str]:
         return list(getattr(self._store, "notices", []))
 
-    def get_blob(self, digest: str, dest: Path, limit: int | None = None) -> bool:
-        return self._call(lambda s: s.get_blob(digest, dest, limit))
-
-    def put_blob(self, digest: str, src: Path) -> None:
-        self._call(lambda s: s.put_blob(digest, src))
-
-    def get_action(self, key: str) -> dict[str, Any] | None:
-        return self._call(lambda s: s.get_action(key))
-
-    def put_action(self, key: str, value: dict[str, Any]) -> None:
-        self._call(lambda s: s.put_action(key, value))
-
-    def contains(self, kind: Kind, key: str) -> bool:
-        return self._call(lambda s: s.contains(kind, key))
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        if method not in ("get_blob", "put_blob", "get_action", "put_action", "contains"):
+            raise AttributeError(method)
+        return lambda *args: self._call(lambda store: getattr(store, method)(*args))  # the Store protocol, guarded
 
     def stats(self) -> dict[str, Any]:
         return self._store.stats() if self._store is not None else {}
