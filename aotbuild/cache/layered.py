@@ -66,13 +66,13 @@ class LayeredStore:
 
     def get_bytes(self, digest: str) -> bytes | None:
         data = self.local.get_bytes(digest)
-        if data is None and self.guard(lambda: self._fetch(digest), False):
+        if data is None and self.guard(lambda remote: self._fetch(remote, digest), False):
             data = self.local.get_bytes(digest)
         return data
 
     def blob_path(self, digest: str) -> Path | None:
         path = self.local.blob_path(digest)
-        if path is None and self.guard(lambda: self._fetch(digest), False):
+        if path is None and self.guard(lambda remote: self._fetch(remote, digest), False):
             path = self.local.blob_path(digest)
         return path
 
@@ -81,14 +81,14 @@ class LayeredStore:
         if value is not None:
             if self.upload:
                 # A CI writer with a warm local cache still fills an empty remote.
-                self.guard(lambda: self._upload(key, value, only_if_absent=True), None)
+                self.guard(lambda remote: self._upload(remote, key, value, only_if_absent=True), None)
             return value
-        return self.guard(lambda: self._remote_action(key), None)
+        return self.guard(lambda remote: self._remote_action(remote, key), None)
 
     def put_action(self, key: str, value: dict[str, Any]) -> None:
         self.local.put_action(key, value)
         if self.upload:
-            self.guard(lambda: self._upload(key, value, only_if_absent=False), None)
+            self.guard(lambda remote: self._upload(remote, key, value, only_if_absent=False), None)
 
     def remote_report(self) -> dict[str, Any]:
         """For the action's event: hits, misses, uploads, traffic and warnings; no credentials."""
@@ -100,31 +100,26 @@ class LayeredStore:
 
     # -- the remote side
 
-    def guard(self, op: Callable[[], T], default: T) -> T:
-        """Run a remote operation; a failing remote is dropped with one warning (or fails the build if required)."""
+    def guard(self, op: Callable[[Store], T], default: T) -> T:
+        """Run `op` on the remote; a failing remote is dropped with one warning (or fails the build if required)."""
         if self.down_marker is not None and self.remote is not None and self.down_marker.exists():
             self.remote = None  # another action of this build found it down: do not wait on it again
         if self.remote is None:
             return default
         try:
-            return op()
+            return op(self.remote)
         except RemoteError as e:
-            self.fail(e)
+            if self.required:
+                raise RemoteError(f"{e}\n  (--remote-required: a cache failure fails the build)") from None
+            self.warnings.append(f"{e}; continuing without the remote cache")
+            self.remote = None
+            if self.down_marker is not None:
+                self.down_marker.touch()
             return default
 
-    def fail(self, e: RemoteError) -> None:
-        if self.required:
-            raise RemoteError(f"{e}\n  (--remote-required: a cache failure fails the build)") from None
-        self.warnings.append(f"{e}; continuing without the remote cache")
-        self.remote = None
-        if self.down_marker is not None:
-            self.down_marker.touch()
-
-    def _remote_action(self, key: str) -> dict[str, Any] | None:
-        if self.remote is None:
-            return None
+    def _remote_action(self, remote: Store, key: str) -> dict[str, Any] | None:
         try:
-            value = self.remote.get_action(key)
+            value = remote.get_action(key)
         except IntegrityError as e:
             self.warnings.append(f"{e}; not used")
             value = None
@@ -133,9 +128,9 @@ class LayeredStore:
             return None
         sizes = declared_sizes(value)
         for digest in value.get("blobs", []):
-            if not self.local.has_blob(digest) and (got := self._fetch(digest, sizes.get(digest))) is not True:
+            if not self.local.has_blob(digest) and (got := self._fetch(remote, digest, sizes.get(digest))) is not True:
                 if got is False:  # absent, rather than bad bytes (reported once already)
-                    name = getattr(self.remote, "name", "")
+                    name = getattr(remote, "name", "")
                     self.warnings.append(f"remote cache {name}/ac/{key} points at cas/{digest}, which the remote "
                                          "does not have; not used")
                 self.remote_counts["misses"] += 1
@@ -144,18 +139,16 @@ class LayeredStore:
         self.remote_counts["hits"] += 1
         return value
 
-    def _fetch(self, digest: str, limit: int | None = None) -> bool | None:
+    def _fetch(self, remote: Store, digest: str, limit: int | None = None) -> bool | None:
         """Download a blob into the local cache: True when done, False if the remote lacks it, None if its bytes
         are bad (cut short, longer than `limit`, wrong digest: warned about). A blob the remote failed twice in
         this build is not asked for again."""
-        if self.remote is None:
-            return False
         problem: IntegrityError | None = None  # None: failed twice earlier in this build, warned about then
         while self._failures(digest) < BLOB_TRIES:
             # In the local store's temp dir: gc removes what a crash leaves, the context manager the rest.
             with temp_path(self.local.base / "tmp", "remote") as tmp:
                 try:
-                    if not self.remote.get_blob(digest, tmp, limit):
+                    if not remote.get_blob(digest, tmp, limit):
                         return False
                     self.local.put_blob(digest, tmp)
                     return True
@@ -176,9 +169,8 @@ class LayeredStore:
                 shared = self.failed_file.read_text()
         return max(shared.split().count(digest), self.failed_here.count(digest))
 
-    def _upload(self, key: str, value: dict[str, Any], only_if_absent: bool) -> None:
-        remote = self.remote
-        if remote is None or (only_if_absent and remote.contains("ac", key)):
+    def _upload(self, remote: Store, key: str, value: dict[str, Any], only_if_absent: bool) -> None:
+        if only_if_absent and remote.contains("ac", key):
             return
         for digest in value.get("blobs", []):
             if remote.contains("cas", digest):
