@@ -46,15 +46,6 @@ def recorded_root(env: Mapping[str, str], out_dir: Path) -> Path:
         return settings.cache_dir(env, None, plan.cache_dir if plan else None, out_dir.parent)
 
 
-def _writable(root: Path) -> bool:
-    try:
-        (root / LAYOUT).mkdir(parents=True, exist_ok=True)
-        check_writable(root / LAYOUT)
-        return True
-    except OSError:
-        return False
-
-
 @dataclass(frozen=True)
 class CacheAccess:
     root: Path
@@ -64,10 +55,13 @@ class CacheAccess:
 
     @classmethod
     def open(cls, root: Path, out_dir: Path) -> CacheAccess:
-        if _writable(root):
+        try:
+            (root / LAYOUT).mkdir(parents=True, exist_ok=True)
+            check_writable(root / LAYOUT)
             return cls(root, out_dir, True, None)
-        return cls(root, out_dir, False, f"cache {root} cannot be written: using it read-only (hits are used, "
-                                         f"anything missing is built into {overlay_dir(out_dir)} only)")
+        except OSError:
+            return cls(root, out_dir, False, f"cache {root} cannot be written: using it read-only (hits are used, "
+                                             f"anything missing is built into {overlay_dir(out_dir)} only)")
 
     def env(self) -> dict[str, str]:
         """What the actions need to know: a read-only cache is read through, never written."""

@@ -63,23 +63,20 @@ def usage() -> Usage:
 def _no_compile_staging(cache_root: Path) -> Iterator[bool]:
     """True while no compile can use the temp space: no build holds a lease on this cache, and no compile
     (plain ninja's included, any cache root) holds the temp space, which gc then keeps locked until it is done."""
-    if live_leases(cache_root / "v1").since is not None:
-        yield False
-        return
-    try:
+    fd = -1
+    with contextlib.suppress(FileNotFoundError):  # no lock file: no compile ever staged here as this user
         fd = os.open(temp_lock_path(), os.O_RDWR | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        yield True  # no compile ever staged on this machine as this user
-        return
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
+        free = live_leases(cache_root / "v1").since is None
+        if free and fd >= 0:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                free = False
+        yield free
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
 
 
 @dataclass(frozen=True)
