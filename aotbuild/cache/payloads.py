@@ -5,6 +5,7 @@ from __future__ import annotations
 import keyword
 import posixpath
 import re
+from collections.abc import Callable
 from typing import Any
 
 from aotbuild import layout
@@ -43,34 +44,50 @@ def expect(ok: bool, where: str, what: str) -> None:
         raise Invalid(f"{where}: expected {what}")
 
 
-def string(value: Any, where: str) -> None:
-    expect(isinstance(value, str) and "\0" not in value, where, "a string")
+def _is(test: Callable[[Any], Any], what: str, show: bool = False) -> Callable[[Any, str], None]:
+    """A check that `test(value)` holds; `show`: the message quotes the value found."""
+    return lambda value, where: expect(bool(test(value)), where, f"{what}, found {value!r}" if show else what)
 
 
-def integer(value: Any, where: str) -> None:
-    expect(isinstance(value, int) and not isinstance(value, bool), where, "an integer")
+def _int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
-def natural(value: Any, where: str) -> None:
-    expect(isinstance(value, int) and not isinstance(value, bool) and value >= 0, where, "an integer >= 0")
+def _in_workspace(v: Any) -> bool:
+    """A relative POSIX path inside the workspace, as an export records its dependency files: no absolute
+    path, no `..`, no hidden component (virtual environments), nothing under aot-out/."""
+    ok = isinstance(v, str) and v and not set(v) & set("\\\0") and not v.startswith("/")
+    parts = v.split("/") if ok else []
+    return ok and all(p and not p.startswith(".") for p in parts) and parts[0] != layout.OUT_DIR
 
 
-def number(value: Any, where: str) -> None:
-    expect(isinstance(value, (int, float)) and not isinstance(value, bool), where, "a number")
+def _outside_module(v: Any) -> bool:
+    """An absolute, normalized path of a Python source file outside the workspace (a module imported through
+    PYTHONPATH, or one a failed import looked for): never a device or any file other than a `.py`."""
+    return (isinstance(v, str) and v.startswith("/") and v.endswith(".py") and "\0" not in v
+            and posixpath.normpath(v) == v and not v.startswith(("/dev/", "/proc/", "/sys/")))
 
 
-def boolean(value: Any, where: str) -> None:
-    expect(isinstance(value, bool), where, "true or false")
+string = _is(lambda v: isinstance(v, str) and "\0" not in v, "a string")
+integer = _is(_int, "an integer")
+natural = _is(lambda v: _int(v) and v >= 0, "an integer >= 0")
+number = _is(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number")
+boolean = _is(lambda v: isinstance(v, bool), "true or false")
+digest = _is(is_hex, "64 lowercase hex digits")
+# A file name with no directory part: no `/`, `\`, NUL, `.` or `..`, not empty.
+plain_name = _is(lambda v: isinstance(v, str) and v not in ("", ".", "..") and not set(v) & set("/\\\0"),
+                 "a plain file name", show=True)
+workspace_path = _is(_in_workspace, "a relative path inside the workspace", show=True)
+outside_module_path = _is(_outside_module, "an absolute path of a .py file", show=True)
+# A dotted Python module name: `pkg.mod`, never a path or `aot-out....`.
+module_name = _is(lambda v: isinstance(v, str) and all(p.isidentifier() and not keyword.iskeyword(p) and p.isascii()
+                                                       for p in v.split(".")), "a dotted Python module name", show=True)
+distribution_name = _is(lambda v: isinstance(v, str) and _DIST.fullmatch(v), "a distribution name", show=True)
+env_name = _is(lambda v: isinstance(v, str) and _ENV.fullmatch(v), "an environment variable name", show=True)
 
 
-def digest(value: Any, where: str) -> None:
-    expect(is_hex(value), where, "64 lowercase hex digits")
-
-
-def plain_name(value: Any, where: str) -> None:
-    """A file name with no directory part: no `/`, `\\`, NUL, `.` or `..`, not empty."""
-    expect(isinstance(value, str) and value not in ("", ".", "..") and not set(value) & set("/\\\0"),
-           where, f"a plain file name, found {value!r}")
+def workspace_or_outside(value: Any, where: str) -> None:
+    (outside_module_path if isinstance(value, str) and value.startswith("/") else workspace_path)(value, where)
 
 
 def is_plain_name(value: Any) -> bool:
@@ -79,44 +96,6 @@ def is_plain_name(value: Any) -> bool:
     except Invalid:
         return False
     return True
-
-
-def workspace_path(value: Any, where: str) -> None:
-    """A relative POSIX path inside the workspace, as an export records its dependency files: no absolute
-    path, no `..`, no hidden component (virtual environments), nothing under aot-out/."""
-    ok = isinstance(value, str) and value and not set(value) & set("\\\0") and not value.startswith("/")
-    parts = value.split("/") if ok else []
-    ok = ok and all(p and not p.startswith(".") for p in parts) and parts[0] != layout.OUT_DIR
-    expect(bool(ok), where, f"a relative path inside the workspace, found {value!r}")
-
-
-def outside_module_path(value: Any, where: str) -> None:
-    """An absolute, normalized path of a Python source file outside the workspace (a module imported through
-    PYTHONPATH, or one a failed import looked for): never a device or any file other than a `.py`."""
-    ok = (isinstance(value, str) and value.startswith("/") and value.endswith(".py") and "\0" not in value
-          and posixpath.normpath(value) == value and not value.startswith(("/dev/", "/proc/", "/sys/")))
-    expect(bool(ok), where, f"an absolute path of a .py file, found {value!r}")
-
-
-def workspace_or_outside(value: Any, where: str) -> None:
-    (outside_module_path if isinstance(value, str) and value.startswith("/") else workspace_path)(value, where)
-
-
-def module_name(value: Any, where: str) -> None:
-    """A dotted Python module name: `pkg.mod`, never a path or `aot-out....`."""
-    ok = isinstance(value, str) and all(p.isidentifier() and not keyword.iskeyword(p) and p.isascii()
-                                        for p in value.split("."))
-    expect(bool(ok), where, f"a dotted Python module name, found {value!r}")
-
-
-def distribution_name(value: Any, where: str) -> None:
-    expect(isinstance(value, str) and _DIST.fullmatch(value) is not None, where,
-           f"a distribution name, found {value!r}")
-
-
-def env_name(value: Any, where: str) -> None:
-    expect(isinstance(value, str) and _ENV.fullmatch(value) is not None, where,
-           f"an environment variable name, found {value!r}")
 
 
 # -- the schemas
@@ -148,13 +127,13 @@ def _json_data(value: Any, where: str, depth: int) -> None:
         expect(value is None or isinstance(value, (str, int, float, bool)), where, "JSON data")
 
 
+_size = _is(lambda v: _int(v) or isinstance(v, str), "a size or a dim expression")
+_artifact = _is(lambda v: v in ("pt2", "so"), "pt2 or so")
+
+
 def _shape(value: Any, where: str) -> None:
     if value is not None:  # None: a Python number input, baked into the graph
         check(value, [_size], where)
-
-
-def _size(value: Any, where: str) -> None:
-    expect(isinstance(value, (int, str)) and not isinstance(value, bool), where, "a size or a dim expression")
 
 
 def _dims(value: Any, where: str) -> None:
@@ -166,10 +145,6 @@ def _dims(value: Any, where: str) -> None:
 def _program(value: Any, where: str) -> None:
     if value is not None:  # None: not stored, the compile exports again (export.PROGRAM_STORE_LIMIT)
         digest(value, where)
-
-
-def _artifact(value: Any, where: str) -> None:
-    expect(value in ("pt2", "so"), where, "pt2 or so")
 
 
 def _record(value: Any, where: str) -> None:
