@@ -25,7 +25,7 @@ BASE = Path("/tmp") / f"aotbuild-{os.getuid()}"
 @dataclass(frozen=True)
 class Usage:
     bytes: int
-    last_used: float | None  # newest mtime in the tree (dirs too: the compiler's temp files come and go)
+    last_used: float | None  # newest mtime in the tree
 
 
 def temp_lock_path() -> Path:
@@ -46,14 +46,11 @@ def usage() -> Usage:
     total, newest = 0, None
     try:
         for _, _, files, dir_fd in os.fwalk(".", dir_fd=fd, follow_symlinks=False):
-            for name, is_dir in [(".", True), *((f, False) for f in files)]:
-                try:
+            for name in (".", *files):  # the directory's own mtime too: the compiler's temp files come and go
+                with contextlib.suppress(FileNotFoundError):
                     st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                newest = st.st_mtime if newest is None else max(newest, st.st_mtime)
-                if not is_dir:
-                    total += st.st_size
+                    newest = st.st_mtime if newest is None else max(newest, st.st_mtime)
+                    total += st.st_size if name != "." else 0
     finally:
         os.close(fd)
     return Usage(total, newest)

@@ -50,7 +50,6 @@ class LocalStore:
         return self.put_written(lambda f: f.write(data))
 
     def put_file(self, path: Path) -> str:
-        """Stream `path` into the store (hashing while copying) and return its digest."""
         with open(path, "rb") as src:  # errors about the source are the caller's, not the cache's
             return self.put_written(lambda dst: copy_stream(src, dst), str(path))
 
@@ -224,7 +223,6 @@ class LocalStore:
         return self.counters.corrupt[start:]
 
     def gc(self, max_bytes: int | None = None, max_age_s: float | None = None, now: float | None = None) -> list[str]:
-        """Evict least-recently-used entries beyond `max_bytes` or older than `max_age_s`; skip locked ones."""
         return eviction.gc(self, max_bytes, max_age_s, now)
 
 

@@ -13,7 +13,6 @@ from aotbuild.errors import UserError
 
 PREFIX = "ed25519:"
 DOMAIN = b"aotbuild-ac-v1\0"
-INSTALL_HINT = "  fix: pip install 'aotbuild[sign]' (the cryptography package)"
 
 
 class SignatureError(Exception):
@@ -24,7 +23,8 @@ def _ed25519() -> Any:
     try:
         from cryptography.hazmat.primitives.asymmetric import ed25519
     except ImportError:
-        raise UserError(f"signed remote-cache entries need the cryptography package\n{INSTALL_HINT}") from None
+        raise UserError("signed remote-cache entries need the cryptography package\n"
+                        "  fix: pip install 'aotbuild[sign]' (the cryptography package)") from None
     return ed25519
 
 
@@ -125,11 +125,8 @@ def load_verifier(values: list[str]) -> Verifier | None:
     if not values:
         return None
     ed25519 = _ed25519()
-    keys = {}
-    for value in values:
-        raw = _raw(value, "a remote-cache verify key")
-        keys[key_id(raw)] = ed25519.Ed25519PublicKey.from_public_bytes(raw)
-    return Verifier(keys)
+    raws = [_raw(value, "a remote-cache verify key") for value in values]
+    return Verifier({key_id(raw): ed25519.Ed25519PublicKey.from_public_bytes(raw) for raw in raws})
 
 
 def _public_raw(public: Any) -> bytes:

@@ -24,11 +24,8 @@ class IntegrityError(InfraError):
 
 
 class Store(Protocol):
-    """One cache backend. Keys and digests are 64 lowercase hex characters.
-
-    A miss is None/False, never an exception; RemoteError means the backend itself failed. Blobs stream
-    between disk and backend (artifacts can be large), and get_blob writes `dest` only with verified bytes, at
-    most `limit` of them (the size the action entry declared)."""
+    """One cache backend, keys and digests 64 lowercase hex characters. A miss is None/False, RemoteError a failed
+    backend; get_blob streams to `dest` only verified bytes, at most `limit` (the size the entry declared)."""
 
     def get_blob(self, digest: str, dest: Path, limit: int | None = None) -> bool: ...
 
@@ -77,9 +74,8 @@ def _checked(key: str, raw: bytes) -> tuple[dict[str, Any], str, object] | None:
 
 
 def parse_action(key: str, raw: bytes) -> dict[str, Any] | None:
-    """The payload of an encoded entry, or None if it is damaged or filed under the wrong key (the key check
-    catches a sound entry copied or renamed into the wrong place). Local entries are not signature-checked:
-    this machine wrote them, or took them from a remote after checking."""
+    """The payload of an encoded entry, or None if it is damaged or filed under the wrong key (a sound entry
+    copied into the wrong place); never signature-checked: this machine wrote it, or checked it first."""
     checked = _checked(key, raw)
     return None if checked is None else checked[0]
 
