@@ -175,11 +175,9 @@ class LocalStore:
         _touch(path)
         return value
 
-    def _all_present(self, blobs: Any) -> bool:
-        if not isinstance(blobs, list):
-            return False
+    def _all_present(self, blobs: list[str]) -> bool:
         # Touching as we check keeps a hot entry's blobs young, so gc does not leave it dangling.
-        return all(is_hex(d) and _touch(self._path("cas", d)) for d in blobs)
+        return all(_touch(self._path("cas", d)) for d in blobs)
 
     def _read_action(self, key: str, path: Path) -> dict[str, Any] | None:
         """Parse and checksum an AC entry; a bad one is removed and recorded as corrupt."""
@@ -250,10 +248,9 @@ class OverlayStore(LocalStore):
         value = super()._lookup_action(key)
         return value if value is not None else self.lower._lookup_action(key)
 
-    def _all_present(self, blobs: Any) -> bool:
+    def _all_present(self, blobs: list[str]) -> bool:
         # An overlay entry may point at blobs of either layer (a program exported here, an artifact cached there).
-        return isinstance(blobs, list) and all(
-            is_hex(d) and (_touch(self._path("cas", d)) or self.lower.has_blob(d)) for d in blobs)
+        return all(_touch(self._path("cas", d)) or self.lower.has_blob(d) for d in blobs)
 
 
 def _read(path: Path) -> tuple[bytes, os.stat_result] | None:

@@ -62,11 +62,13 @@ def encode_action(key: str, value: dict[str, Any], signer: Signer | None = None)
 
 
 def _checked(key: str, raw: bytes) -> tuple[dict[str, Any], str, object] | None:
-    """(payload, its checksum, the signature if any) of a sound entry filed under `key`, else None."""
+    """(payload, its checksum, the signature if any) of a sound entry filed under `key` whose blobs are digests,
+    else None."""
     try:
         doc = json.loads(raw)
         payload, checksum = doc["payload"], doc.get("sha256")
-        ok = (isinstance(payload, dict) and doc.get("key") == key
+        blobs = payload.get("blobs", []) if isinstance(payload, dict) else None
+        ok = (isinstance(blobs, list) and all(is_hex(d) for d in blobs) and doc.get("key") == key
               and checksum == sha256_bytes(canonical_json(payload)))
     except (ValueError, KeyError, TypeError, RecursionError):
         return None
@@ -92,7 +94,4 @@ def decode_action(key: str, raw: bytes, where: str, verifier: Verifier | None = 
             verifier.verify(key, checksum, signature)
         except SignatureError as e:
             raise IntegrityError(f"remote cache {where}/ac/{key} failed its signature check ({e})") from None
-    blobs = payload.get("blobs", [])
-    if not (isinstance(blobs, list) and all(is_hex(d) for d in blobs)):
-        raise IntegrityError(f"remote cache {where}/ac/{key} lists malformed blob digests")
     return payload
