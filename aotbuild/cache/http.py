@@ -14,8 +14,9 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aotbuild.cache import remote_url
-from aotbuild.cache.remote import DEADLINE_S, MAX_BLOB_BYTES, RemoteStore, Sink
+from aotbuild.cache.remote import (
+    DEADLINE_S, MAX_BLOB_BYTES, BadUrl, RemoteStore, RemoteUrl, Sink, parse, plain_http_warning,
+)
 from aotbuild.cache.signing import Signer, Verifier
 from aotbuild.cache.store import RemoteError
 from aotbuild.hashing import CHUNK
@@ -40,8 +41,8 @@ class HttpStore(RemoteStore):
                  signer: Signer | None = None, verifier: Verifier | None = None) -> None:
         super().__init__(deadline, max_blob_bytes, signer, verifier)
         try:
-            parts = remote_url.parse(url)  # credentials come off before anything parses the rest
-        except remote_url.BadUrl as e:
+            parts = parse(url)  # credentials come off before anything parses the rest
+        except BadUrl as e:
             raise RemoteError(str(e)) from None
         if parts.scheme not in ("http", "https"):
             raise RemoteError(f"remote cache {parts.redacted}: expected http://host[:port]/prefix or https://...")
@@ -49,7 +50,7 @@ class HttpStore(RemoteStore):
         self._url = parts
         self._prefix = f"{parts.path}/"  # as given; keys are hex
         self._auth = _authorization(parts, token, user, password, netrc_file)
-        warning = remote_url.plain_http_warning(parts, self._auth is not None)
+        warning = plain_http_warning(parts, self._auth is not None)
         self.notices = [warning] if warning else []
         self._connect_timeout, self._io_timeout, self._retries = connect_timeout, io_timeout, retries
         self._conn: http.client.HTTPConnection | None = None
@@ -162,7 +163,7 @@ class HttpStore(RemoteStore):
             self._conn = None
 
 
-def _authorization(parts: remote_url.RemoteUrl, token: str | None, user: str | None, password: str | None,
+def _authorization(parts: RemoteUrl, token: str | None, user: str | None, password: str | None,
                    netrc_file: Path | None) -> str | None:
     """Bearer token, else basic auth from the URL, the variables, or ~/.netrc's entry for the host."""
     if token:

@@ -6,8 +6,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from aotbuild.cache import remote_url
-from aotbuild.cache.remote import DEADLINE_S, MAX_BLOB_BYTES, RemoteStore, Sink
+from aotbuild.cache.remote import DEADLINE_S, MAX_BLOB_BYTES, BadUrl, RemoteStore, Sink, parse
 from aotbuild.cache.signing import Signer, Verifier
 from aotbuild.cache.store import RemoteError
 from aotbuild.errors import UserError
@@ -24,8 +23,8 @@ class S3Store(RemoteStore):
         """`client`: an existing boto3 S3 client to share (building one reads botocore's models: ~0.5 s)."""
         super().__init__(deadline, max_blob_bytes, signer, verifier)
         try:
-            parts = remote_url.parse(url)
-        except remote_url.BadUrl as e:
+            parts = parse(url)
+        except BadUrl as e:
             raise UserError(f"{e}; expected s3://bucket/prefix") from None
         if parts.scheme != "s3":
             raise UserError(f"remote cache {parts.redacted}: expected s3://bucket/prefix")
