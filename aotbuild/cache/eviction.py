@@ -35,28 +35,20 @@ def scan(base: Path) -> tuple[list[Entry], list[tuple[Path, float]]]:
     mid-scan are skipped."""
     entries: list[Entry] = []
     temps: list[tuple[Path, float]] = []
-    for kind in ("cas", "ac"):
-        if not _plain_dir(base / kind):
-            continue  # a symlink planted in a shared cache: never walked, never cleaned
-        for shard in _scandir(base / kind):
-            if len(shard.name) != 2 or not shard.is_dir(follow_symlinks=False):
+    shards = [(kind, Path(shard.path)) for kind in ("cas", "ac") for shard in _scandir(base / kind)
+              if len(shard.name) == 2 and shard.is_dir(follow_symlinks=False)]
+    for kind, directory in [*shards, ("tmp", base / "tmp")]:
+        for e in _scandir(directory):
+            try:
+                st = e.stat(follow_symlinks=False)
+            except FileNotFoundError:
                 continue
-            for e in _scandir(Path(shard.path)):
-                if e.name.startswith(".") or e.name.endswith(".tmp"):
-                    _note_temp(e, temps)
-                    continue
-                # Foreign files are not entries: never count, verify or delete them.
-                if not (is_hex(e.name) and e.name.startswith(shard.name)):
-                    continue
-                try:
-                    st = e.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                if e.is_file(follow_symlinks=False):
-                    entries.append(Entry(f"{kind}/{e.name}", Path(e.path), st.st_size, st.st_mtime, e.name))
-    if _plain_dir(base / "tmp"):
-        for e in _scandir(base / "tmp"):
-            _note_temp(e, temps)
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            if kind == "tmp" or e.name.startswith(".") or e.name.endswith(".tmp"):
+                temps.append((Path(e.path), st.st_mtime))
+            elif is_hex(e.name) and e.name.startswith(directory.name):  # a foreign file is never counted or deleted
+                entries.append(Entry(f"{kind}/{e.name}", Path(e.path), st.st_size, st.st_mtime, e.name))
     return entries, temps
 
 
@@ -110,13 +102,6 @@ def _evict(store: LocalStore, e: Entry) -> bool:
         raise CacheError(f"cannot evict cache entry {e.path}: {err}") from err
 
 
-def _plain_dir(path: Path) -> bool:
-    try:
-        return stat.S_ISDIR(os.lstat(path).st_mode)
-    except FileNotFoundError:
-        return False
-
-
 def _check_temp_dir(base: Path) -> None:
     """The cache's temp dir, before gc removes anything in it: a plain directory owned by you or by whoever owns
     the cache's layout dir (a group-shared cache), writable by nobody outside its group."""
@@ -151,16 +136,10 @@ def remove_beneath(base: Path, path: Path) -> bool:
 
 
 def _scandir(path: Path) -> Iterator[os.DirEntry[str]]:
+    """The entries of `path` when it is a plain directory: a symlink planted in a shared cache is never walked."""
     try:
-        with os.scandir(path) as it:
-            yield from it
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            with os.scandir(path) as it:
+                yield from it
     except FileNotFoundError:
         return
-
-
-def _note_temp(e: os.DirEntry[str], temps: list[tuple[Path, float]]) -> None:
-    try:
-        if e.is_file(follow_symlinks=False):
-            temps.append((Path(e.path), e.stat(follow_symlinks=False).st_mtime))
-    except FileNotFoundError:
-        pass
