@@ -1,7 +1,8 @@
-"""Walking and evicting a local cache directory: entry scans (stats, verify) and least-recently-used gc."""
+"""Walking and evicting a local cache: entry scans (stats, verify), and LRU gc that keeps what builds use."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import time
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aotbuild import layout
 from aotbuild.cache import private_dirs
 from aotbuild.cache.store import is_hex
 from aotbuild.errors import CacheError
@@ -56,7 +58,6 @@ def gc(store: LocalStore, max_bytes: int | None, max_age_s: float | None, now: f
     """Evict least-recently-used entries beyond `max_bytes` or older than `max_age_s`; skip locked ones and
     count those a running build may use in store.skipped_in_use."""
     from aotbuild.cache.access import live_leases
-    from aotbuild.cache.workspace_refs import referenced_entries
 
     now = time.time() if now is None else now
     # Never evicted while a build runs: entries used since the oldest running build started (a program it
@@ -86,6 +87,40 @@ def gc(store: LocalStore, max_bytes: int | None, max_age_s: float | None, now: f
             total -= e.size
             removed.append(e.name)
     return removed
+
+
+def target_dirs(out_dir: Path) -> Iterator[Path]:
+    """Every target directory under aot-out/, without following symlinks."""
+    for dirpath, dirnames, _ in os.walk(out_dir):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for d in dirnames:
+            if d.startswith(layout.TARGET_PREFIX):
+                yield Path(dirpath) / d
+
+
+def referenced_entries(out_dir: Path) -> set[str]:
+    """Cache entries ("ac/<key>", "cas/<digest>") that the targets under `out_dir` were last built from."""
+    from aotbuild import rules  # here: a no-op build imports this module and never collects
+
+    names: set[str] = set()
+    refs: dict[str, list[rules.CacheRef]] = {}  # output file -> its fields that name cache entries
+    for ref in (ref for kind in rules.kinds() for ref in kind.cache_refs):
+        refs.setdefault(ref.file, []).append(ref)
+    for target_dir in target_dirs(out_dir):
+        for file, fields in refs.items():
+            try:
+                doc = json.loads((target_dir / file).read_text())
+            except (OSError, ValueError):
+                continue
+            if not isinstance(doc, dict):
+                continue
+            for ref in fields:
+                if isinstance(doc.get(ref.field), str):
+                    names.add(f"{ref.store}/{doc[ref.field]}")
+            for art in (doc.get("artifacts") or {}).values() if isinstance(doc.get("artifacts"), dict) else ():
+                if isinstance(art, dict) and isinstance(art.get("sha256"), str):
+                    names.add(f"cas/{art['sha256']}")
+    return names
 
 
 def _evict(store: LocalStore, e: Entry) -> bool:

@@ -34,11 +34,10 @@ class _Transient(Exception):
 class HttpStore(RemoteStore):
     """One persistent connection per process (actions are processes), re-opened after any failure."""
 
-    def __init__(self, url: str, *, token: str | None = None, user: str | None = None,
-                 password: str | None = None, netrc_file: Path | None = None,
-                 connect_timeout: float = CONNECT_TIMEOUT_S, io_timeout: float = IO_TIMEOUT_S,
-                 deadline: float = DEADLINE_S, max_blob_bytes: int = MAX_BLOB_BYTES, retries: int = RETRIES,
-                 signer: Signer | None = None, verifier: Verifier | None = None) -> None:
+    def __init__(self, url: str, *, token: str | None = None, user: str | None = None, password: str | None = None,
+                 netrc_file: Path | None = None, io_timeout: float = IO_TIMEOUT_S, deadline: float = DEADLINE_S,
+                 max_blob_bytes: int = MAX_BLOB_BYTES, signer: Signer | None = None,
+                 verifier: Verifier | None = None) -> None:
         super().__init__(deadline, max_blob_bytes, signer, verifier)
         try:
             parts = parse(url)  # credentials come off before anything parses the rest
@@ -52,7 +51,7 @@ class HttpStore(RemoteStore):
         self._auth = _authorization(parts, token, user, password, netrc_file)
         warning = plain_http_warning(parts, self._auth is not None)
         self.notices = [warning] if warning else []
-        self._connect_timeout, self._io_timeout, self._retries = connect_timeout, io_timeout, retries
+        self._io_timeout = io_timeout
         self._conn: http.client.HTTPConnection | None = None
         self._socket: socket.socket | None = None  # the connection's, kept: http.client may drop it mid-answer
         self._until = 0.0  # the current request's deadline (time.monotonic)
@@ -116,7 +115,7 @@ class HttpStore(RemoteStore):
 
     def _connect(self) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self._url.scheme == "https" else http.client.HTTPConnection
-        conn = cls(self._url.host, self._url.port, timeout=self._connect_timeout, blocksize=CHUNK)
+        conn = cls(self._url.host, self._url.port, timeout=CONNECT_TIMEOUT_S, blocksize=CHUNK)
         conn.connect()
         self._socket = conn.sock
         self._socket.settimeout(self._io_timeout)  # per operation; _cut bounds the whole request
@@ -136,7 +135,7 @@ class HttpStore(RemoteStore):
 
     def _retrying(self, what: str, op: Callable[[], T]) -> T:
         delay = 0.2
-        for attempt in range(self._retries + 1):
+        for attempt in range(RETRIES + 1):
             self._until = time.monotonic() + self._deadline
             watchdog = threading.Timer(self._deadline, self._cut)
             watchdog.daemon = True
@@ -151,11 +150,11 @@ class HttpStore(RemoteStore):
                 raise
             finally:
                 watchdog.cancel()
-            if attempt < self._retries:
+            if attempt < RETRIES:
                 self.counters["retries"] += 1
                 time.sleep(delay)
                 delay *= 3
-        raise RemoteError(f"remote cache {self.name}: {what} failed {self._retries + 1} times: {last}")
+        raise RemoteError(f"remote cache {self.name}: {what} failed {RETRIES + 1} times: {last}")
 
     def _close(self) -> None:
         if self._conn is not None:
