@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from aotbuild.workspace import settings
-from aotbuild.cache.http import HttpStore, redact
+from aotbuild.cache.http import HttpStore
 from aotbuild.cache.layered import LayeredStore
 from aotbuild.cache.local import LocalStore
+from aotbuild.cache.remote import redact
 from aotbuild.cache.store import RemoteError
 from aotbuild.reports.remote_summary import check_remote_url, lines, summarize
 from aotbuild.errors import UserError

@@ -119,7 +119,8 @@ def test_the_records_verify_writes_pass_the_verify_schema() -> None:
 
     want = [torch.tensor([1.0, float("nan")]), torch.ones(2, dtype=torch.int64)]
     records = compare(want, [torch.tensor([1.0, 2.0]), torch.ones(3, dtype=torch.int64)], ["a", "b"], None)
-    payloads.verify({"cases": [{"case": "example", "artifact": "so", "outputs": records}], "rejected": []})
+    case = {"case": "example", "artifact": "so", "outputs": records}
+    assert payloads.problem("verify", {"cases": [case], "rejected": []}) is None
 
 
 @pytest.mark.parametrize(("kind", "path", "value", "says"), BAD, ids=[f"{k}:{p}={v!r}"[:60] for k, p, v, _ in BAD])

@@ -14,7 +14,7 @@ import ninja
 import pytest
 
 from aotbuild import layout
-from aotbuild.cache.access import CacheAccess, live_leases_since
+from aotbuild.cache.access import CacheAccess, live_leases
 from aotbuild.cache.local import LocalStore
 from aotbuild.workspace.labels import Label
 from aotbuild.layout import TargetPaths
@@ -128,7 +128,7 @@ def test_a_lease_whose_build_is_gone_protects_nothing(tmp_path: Path) -> None:
     leases = tmp_path / "cache" / "v1" / "leases"
     leases.mkdir(parents=True)
     (leases / "build-dead.lease").write_text(f"1 {time.time()}\n")  # nobody holds its lock
-    assert live_leases_since(tmp_path / "cache" / "v1") is None
+    assert live_leases(tmp_path / "cache" / "v1").since is None
     assert not (leases / "build-dead.lease").exists()
 
 
@@ -147,13 +147,13 @@ def test_a_lease_outlives_a_killed_cli_while_its_actions_run(tmp_path: Path) -> 
     subprocess.run([sys.executable, "-c", script])
     child = int(pid_file.read_text())
     try:
-        assert live_leases_since(cache / "v1") is not None
+        assert live_leases(cache / "v1").since is not None
     finally:
         os.kill(child, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while live_leases_since(cache / "v1") is not None and time.monotonic() < deadline:
+    while live_leases(cache / "v1").since is not None and time.monotonic() < deadline:
         time.sleep(0.1)  # the orphan is reaped by init, after which its lock is gone
-    assert live_leases_since(cache / "v1") is None
+    assert live_leases(cache / "v1").since is None
 
 
 # Fault 7: symlinks in the output tree.

@@ -15,8 +15,7 @@ import pytest
 from aotbuild.cache.http import HttpStore
 from aotbuild.cache.layered import LayeredStore, open_layered
 from aotbuild.cache.local import LocalStore
-from aotbuild.cache.remote_open import LazyRemote
-from aotbuild.cache.remote_url import parse, redact
+from aotbuild.cache.remote import LazyRemote, parse, redact
 from aotbuild.cache.store import RemoteError, encode_action
 from aotbuild.hashing import sha256_bytes
 from aotbuild.workspace import settings

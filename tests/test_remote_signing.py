@@ -13,7 +13,7 @@ import pytest
 from aotbuild.cache import signing
 from aotbuild.cache.layered import LayeredStore
 from aotbuild.cache.local import LocalStore
-from aotbuild.cache.remote_open import LazyRemote
+from aotbuild.cache.remote import LazyRemote
 from aotbuild.cache.store import encode_action
 from aotbuild.errors import UserError
 from aotbuild.workspace import settings

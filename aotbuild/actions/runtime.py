@@ -16,7 +16,7 @@ from typing import Any
 from aotbuild import layout
 from aotbuild.actions.phases import Phases
 from aotbuild.cache.layered import LayeredStore, open_layered
-from aotbuild.cache.local import LocalStore
+from aotbuild.cache.local import LocalStore, OverlayStore
 from aotbuild.errors import ActionError, AotbuildError, InfraError, NeedsGpuError, StepError, TargetError
 from aotbuild.hashing import canonical_json
 from aotbuild.workspace import settings
@@ -104,8 +104,6 @@ def open_store(env: Mapping[str, str], out_dir: Path) -> LayeredStore:
     root = recorded_root(env, out_dir)
     local = LocalStore(root)
     if settings.cache_read_only(env):
-        from aotbuild.cache.overlay import OverlayStore
-
         local = OverlayStore(overlay_dir(out_dir), root)
     return open_layered(env, local)
 

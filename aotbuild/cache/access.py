@@ -46,15 +46,6 @@ def recorded_root(env: Mapping[str, str], out_dir: Path) -> Path:
         return settings.cache_dir(env, None, plan.cache_dir if plan else None, out_dir.parent)
 
 
-def _writable(root: Path) -> bool:
-    try:
-        (root / LAYOUT).mkdir(parents=True, exist_ok=True)
-        check_writable(root / LAYOUT)
-        return True
-    except OSError:
-        return False
-
-
 @dataclass(frozen=True)
 class CacheAccess:
     root: Path
@@ -64,10 +55,13 @@ class CacheAccess:
 
     @classmethod
     def open(cls, root: Path, out_dir: Path) -> CacheAccess:
-        if _writable(root):
+        try:
+            (root / LAYOUT).mkdir(parents=True, exist_ok=True)
+            check_writable(root / LAYOUT)
             return cls(root, out_dir, True, None)
-        return cls(root, out_dir, False, f"cache {root} cannot be written: using it read-only (hits are used, "
-                                         f"anything missing is built into {overlay_dir(out_dir)} only)")
+        except OSError:
+            return cls(root, out_dir, False, f"cache {root} cannot be written: using it read-only (hits are used, "
+                                             f"anything missing is built into {overlay_dir(out_dir)} only)")
 
     def env(self) -> dict[str, str]:
         """What the actions need to know: a read-only cache is read through, never written."""
@@ -100,44 +94,34 @@ class LiveLeases:
     out_dirs: tuple[Path, ...]  # the output directories of the running builds
 
 
-def live_leases_since(base: Path) -> float | None:
-    """The start time of the oldest build holding a lease on the cache at `base` (root/v1), or None."""
-    return live_leases(base).since
-
-
 def live_leases(base: Path) -> LiveLeases:
-    """The builds holding a lease on the cache at `base` (root/v1).
-
-    A lease file whose lock can be taken belongs to a build that is gone: it is removed."""
-    oldest: float | None = None
+    """The builds holding a lease on the cache at `base` (root/v1). A lease file whose lock can be taken
+    belongs to a build that is gone: it is removed."""
+    starts: list[float] = []
     out_dirs: list[Path] = []
     try:
-        names = os.listdir(base / LEASES)
+        names = [name for name in os.listdir(base / LEASES) if name.endswith(".lease")]
     except FileNotFoundError:
-        return LiveLeases(None, ())
+        names = []
     for name in names:
         path = base / LEASES / name
-        if not name.endswith(".lease"):
-            continue
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
             continue
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                started = os.fstat(fd).st_mtime
-                fields = os.read(fd, 4096).decode(errors="replace").rstrip("\n").split(" ", 2)
-                with contextlib.suppress(ValueError, IndexError):
-                    started = min(started, float(fields[1]))
-                if len(fields) == 3:
-                    out_dirs.append(Path(fields[2]))
-                oldest = started if oldest is None else min(oldest, started)
-                continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # held: the build runs
+            started = os.fstat(fd).st_mtime
+            fields = os.read(fd, 4096).decode(errors="replace").rstrip("\n").split(" ", 2)
+            with contextlib.suppress(ValueError, IndexError):
+                started = min(started, float(fields[1]))
+            starts.append(started)
+            out_dirs.extend(Path(f) for f in fields[2:])
+        else:
             # The build is gone; a new one never reuses a name (mkstemp), so removing it is safe.
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
         finally:
             os.close(fd)
-    return LiveLeases(None if oldest is None else oldest - LEASE_SLACK_S, tuple(out_dirs))
+    return LiveLeases(min(starts) - LEASE_SLACK_S if starts else None, tuple(out_dirs))

@@ -1,12 +1,4 @@
-"""Checks of a zip archive from the cache before torch opens it: nothing in it may run code or land outside.
-
-`torch.export.load` unpickles weights and constants marked `use_pickle`, falls back to an unrestricted
-unpickler for sample inputs, builds symbolic sizes with sympy's `sympify` (an `eval`), calls any `torch.*`
-callable a graph node names while inductor retraces it, and loads an AOTInductor model library it finds in
-the archive; torch's package loader extracts member names as they are, `..` included. So a program is
-accepted only in the exact form `torch.export.save` writes for aotbuild's exports, and a package only
-when every member stays inside its folder. Pure Python (zipfile, json, pickletools), no torch.
-"""
+"""Checks of a zip archive from the cache before torch opens it: nothing in it may run code or land outside."""
 
 from __future__ import annotations
 
@@ -55,17 +47,12 @@ class Refused(Exception):
     """An archive that must not reach torch; the message says which member and why."""
 
 
-def safe_member(name: str) -> bool:
-    """A relative path that stays inside the folder it is extracted to."""
-    parts = name.split("/")
-    return bool(name) and not name.startswith("/") and "\\" not in name and "\0" not in name \
-        and ":" not in parts[0] and all(p not in ("..", ".") for p in parts)
-
-
 def _members(archive: zipfile.ZipFile) -> list[str]:
+    """The member names, each a relative path that stays inside the folder it is extracted to."""
     names = archive.namelist()
     for name in names:
-        if not safe_member(name):
+        parts = name.split("/")
+        if not name or name.startswith("/") or set(name) & set("\\\0") or ":" in parts[0] or {".", ".."} & set(parts):
             raise Refused(f"member {name!r} is an absolute path or climbs out of its folder")
     return names
 

@@ -17,19 +17,15 @@ from aotbuild.cache import private_dirs
 from aotbuild.cache.access import live_leases
 from aotbuild.cache.local import LocalStore
 
-# Every compile of this user stages under here (actions/staging.py), whatever its cache root.
+# Every compile of this user stages under here (actions/staging.py), whatever its cache root. BASE/tmp is no
+# cache entry: a compile recreates what it needs (a few seconds for the headers), so gc empties it whole.
 BASE = Path("/tmp") / f"aotbuild-{os.getuid()}"
-
-# staging.py points $TMPDIR of every compile of this user there, whatever its cache root (the headers' path is on
-# every compiler line, so one fixed path keeps artifacts byte-identical across cache roots). It is no cache entry: nothing points at it and a compile recreates what it needs (a few seconds for the
-# headers), so gc empties it whole, before evicting any entry, when the size budget needs room or nothing has
-# used it for longer than --max-age; never while a build holds a lease on the cache or a compile stages there.
 
 
 @dataclass(frozen=True)
 class Usage:
     bytes: int
-    last_used: float | None  # newest mtime in the tree (dirs too: the compiler's temp files come and go)
+    last_used: float | None  # newest mtime in the tree
 
 
 def temp_lock_path() -> Path:
@@ -37,15 +33,10 @@ def temp_lock_path() -> Path:
     return BASE / "tmp.lock"
 
 
-def temp_dir() -> Path:
-    return BASE / "tmp"
-
-
 def _open_temp() -> int | None:
-    """The temp space, opened without following a symlink and checked to be ours and private at each level
-    (another user may have made /tmp/aotbuild-<uid> or its tmp first); None if there is none yet."""
-    base = temp_dir()
-    return private_dirs.open_private(str(base.parent.parent), (base.parent.name, base.name))
+    """The temp space, checked to be ours and private at each level (another user may have made
+    /tmp/aotbuild-<uid> or its tmp first); None if there is none yet."""
+    return private_dirs.open_private(str(BASE.parent), (BASE.name, "tmp"))
 
 
 def usage() -> Usage:
@@ -55,14 +46,11 @@ def usage() -> Usage:
     total, newest = 0, None
     try:
         for _, _, files, dir_fd in os.fwalk(".", dir_fd=fd, follow_symlinks=False):
-            for name, is_dir in [(".", True), *((f, False) for f in files)]:
-                try:
+            for name in (".", *files):  # the directory's own mtime too: the compiler's temp files come and go
+                with contextlib.suppress(FileNotFoundError):
                     st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                newest = st.st_mtime if newest is None else max(newest, st.st_mtime)
-                if not is_dir:
-                    total += st.st_size
+                    newest = st.st_mtime if newest is None else max(newest, st.st_mtime)
+                    total += st.st_size if name != "." else 0
     finally:
         os.close(fd)
     return Usage(total, newest)
@@ -72,23 +60,20 @@ def usage() -> Usage:
 def _no_compile_staging(cache_root: Path) -> Iterator[bool]:
     """True while no compile can use the temp space: no build holds a lease on this cache, and no compile
     (plain ninja's included, any cache root) holds the temp space, which gc then keeps locked until it is done."""
-    if live_leases(cache_root / "v1").since is not None:
-        yield False
-        return
-    try:
+    fd = -1
+    with contextlib.suppress(FileNotFoundError):  # no lock file: no compile ever staged here as this user
         fd = os.open(temp_lock_path(), os.O_RDWR | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        yield True  # no compile ever staged on this machine as this user
-        return
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
+        free = live_leases(cache_root / "v1").since is None
+        if free and fd >= 0:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                free = False
+        yield free
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
 
 
 @dataclass(frozen=True)

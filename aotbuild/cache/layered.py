@@ -1,26 +1,20 @@
-"""The cache actions use: the local store first, then the remote; remote hits fill the local cache.
-
-Uploads happen only when asked for (--remote-upload), blobs before the action entry that points at them. A
-remote that fails (down, slow, answering errors) is dropped for the rest of the build with one warning, and
-the build goes on with local work, unless --remote-required. Bad bytes from the remote are never used.
-"""
+"""The cache actions use: the local store first, then the remote; remote hits fill the local cache."""
 
 from __future__ import annotations
 
-import os
+import contextlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 
-import filelock
-
-from aotbuild.cache.local import CacheCounters, LocalStore
-from aotbuild.cache.remote_open import LazyRemote, open_remote  # noqa: F401 - open_remote: imported from here
+from aotbuild.cache.local import LocalStore
+from aotbuild.cache.remote import LazyRemote
 from aotbuild.cache.store import IntegrityError, RemoteError, Store, is_hex
 from aotbuild.fsutil import temp_path
 from aotbuild.workspace import settings
 
 T = TypeVar("T")
+BLOB_TRIES = 2  # per blob and build: one the remote failed to deliver twice is not asked for again
 
 
 def open_layered(env: Mapping[str, str], local: LocalStore) -> LayeredStore:
@@ -34,36 +28,7 @@ def open_layered(env: Mapping[str, str], local: LocalStore) -> LayeredStore:
     remote = LazyRemote(config) if marker is None or not marker.exists() else None
     failed = settings.remote_failed_file(events) if events is not None else None
     return LayeredStore(local, remote, upload=config.upload, required=config.required, down_marker=marker,
-                        failed_blobs=BlobFailures(failed))
-
-
-class BlobFailures:
-    """Blobs the remote failed to deliver in this build, counted across its processes (one line per failure,
-    appended to a file beside the events file): a blob that failed twice is not asked for again."""
-
-    LIMIT = 2
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self.here: dict[str, int] = {}  # this process's count, for a build without an events file
-
-    def count(self, digest: str) -> int:
-        shared = 0
-        if self.path is not None:
-            try:
-                shared = self.path.read_text().split().count(digest)
-            except FileNotFoundError:
-                pass
-        return max(shared, self.here.get(digest, 0))
-
-    def add(self, digest: str) -> None:
-        self.here[digest] = self.here.get(digest, 0) + 1
-        if self.path is not None:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, f"{digest}\n".encode())
-            finally:
-                os.close(fd)
+                        failed_file=failed)
 
 
 def declared_sizes(payload: dict[str, Any]) -> dict[str, int]:
@@ -81,53 +46,33 @@ class LayeredStore:
 
     def __init__(self, local: LocalStore, remote: Store | None = None, *, upload: bool = False,
                  required: bool = False, down_marker: Path | None = None,
-                 failed_blobs: BlobFailures | None = None) -> None:
+                 failed_file: Path | None = None) -> None:
         self.local = local
         self.remote = remote
         self.backend = remote  # kept after the remote is dropped, for its traffic counters
         self.upload = upload
         self.required = required
         self.down_marker = down_marker
-        self.failed_blobs = failed_blobs or BlobFailures(None)
+        self.failed_file = failed_file  # one line per blob the remote failed to deliver, shared by the build
+        self.failed_here: list[str] = []  # the same, of this process (for a build without an events file)
         self.remote_counts = {"hits": 0, "misses": 0, "uploads": 0}
         self.warnings: list[str] = []  # remote trouble, for the build summary; each names what was skipped
 
-    # -- what stays local
-
-    @property
-    def root(self) -> Path:
-        return self.local.root
-
-    @property
-    def counters(self) -> CacheCounters:
-        return self.local.counters
-
-    def lock(self, key: str, timeout: float = -1) -> filelock.FileLock:
-        return self.local.lock(key, timeout)
-
-    def put_bytes(self, data: bytes) -> str:
-        return self.local.put_bytes(data)  # uploaded with the action entry that points at it
-
-    def put_file(self, path: Path) -> str:
-        return self.local.put_file(path)
-
-    def put_written(self, write: Callable[[BinaryIO], Any], what: str = "a new blob", durable: bool = True) -> str:
-        return self.local.put_written(write, what, durable)
-
-    def has_blob(self, digest: str) -> bool:
-        return self.local.has_blob(digest)
+    def __getattr__(self, name: str) -> Any:
+        # What stays local: root, counters, locks and writes (a blob goes up with the entry that names it).
+        return getattr(self.local, name)
 
     # -- local first, then remote
 
     def get_bytes(self, digest: str) -> bytes | None:
         data = self.local.get_bytes(digest)
-        if data is None and self.guard(lambda: self._fetch(digest), False):
+        if data is None and self.guard(lambda remote: self._fetch(remote, digest), False):
             data = self.local.get_bytes(digest)
         return data
 
     def blob_path(self, digest: str) -> Path | None:
         path = self.local.blob_path(digest)
-        if path is None and self.guard(lambda: self._fetch(digest), False):
+        if path is None and self.guard(lambda remote: self._fetch(remote, digest), False):
             path = self.local.blob_path(digest)
         return path
 
@@ -136,14 +81,14 @@ class LayeredStore:
         if value is not None:
             if self.upload:
                 # A CI writer with a warm local cache still fills an empty remote.
-                self.guard(lambda: self._upload(key, value, only_if_absent=True), None)
+                self.guard(lambda remote: self._upload(remote, key, value, only_if_absent=True), None)
             return value
-        return self.guard(lambda: self._remote_action(key), None)
+        return self.guard(lambda remote: self._remote_action(remote, key), None)
 
     def put_action(self, key: str, value: dict[str, Any]) -> None:
         self.local.put_action(key, value)
         if self.upload:
-            self.guard(lambda: self._upload(key, value, only_if_absent=False), None)
+            self.guard(lambda remote: self._upload(remote, key, value, only_if_absent=False), None)
 
     def remote_report(self) -> dict[str, Any]:
         """For the action's event: hits, misses, uploads, traffic and warnings; no credentials."""
@@ -155,31 +100,26 @@ class LayeredStore:
 
     # -- the remote side
 
-    def guard(self, op: Callable[[], T], default: T) -> T:
-        """Run a remote operation; a failing remote is dropped with one warning (or fails the build if required)."""
+    def guard(self, op: Callable[[Store], T], default: T) -> T:
+        """Run `op` on the remote; a failing remote is dropped with one warning (or fails the build if required)."""
         if self.down_marker is not None and self.remote is not None and self.down_marker.exists():
             self.remote = None  # another action of this build found it down: do not wait on it again
         if self.remote is None:
             return default
         try:
-            return op()
+            return op(self.remote)
         except RemoteError as e:
-            self.fail(e)
+            if self.required:
+                raise RemoteError(f"{e}\n  (--remote-required: a cache failure fails the build)") from None
+            self.warnings.append(f"{e}; continuing without the remote cache")
+            self.remote = None
+            if self.down_marker is not None:
+                self.down_marker.touch()
             return default
 
-    def fail(self, e: RemoteError) -> None:
-        if self.required:
-            raise RemoteError(f"{e}\n  (--remote-required: a cache failure fails the build)") from None
-        self.warnings.append(f"{e}; continuing without the remote cache")
-        self.remote = None
-        if self.down_marker is not None:
-            self.down_marker.touch()
-
-    def _remote_action(self, key: str) -> dict[str, Any] | None:
-        if self.remote is None:
-            return None
+    def _remote_action(self, remote: Store, key: str) -> dict[str, Any] | None:
         try:
-            value = self.remote.get_action(key)
+            value = remote.get_action(key)
         except IntegrityError as e:
             self.warnings.append(f"{e}; not used")
             value = None
@@ -188,41 +128,49 @@ class LayeredStore:
             return None
         sizes = declared_sizes(value)
         for digest in value.get("blobs", []):
-            if not self.local.has_blob(digest) and (got := self._fetch(digest, sizes.get(digest))) is not True:
+            if not self.local.has_blob(digest) and (got := self._fetch(remote, digest, sizes.get(digest))) is not True:
                 if got is False:  # absent, rather than bad bytes (reported once already)
-                    self.warnings.append(f"remote cache {self.remote_name()}/ac/{key} points at cas/{digest}, "
-                                         "which the remote does not have; not used")
+                    name = getattr(remote, "name", "")
+                    self.warnings.append(f"remote cache {name}/ac/{key} points at cas/{digest}, which the remote "
+                                         "does not have; not used")
                 self.remote_counts["misses"] += 1
                 return None
         self.local.put_action(key, value)  # after its blobs, as every writer does
         self.remote_counts["hits"] += 1
         return value
 
-    def _fetch(self, digest: str, limit: int | None = None) -> bool | None:
+    def _fetch(self, remote: Store, digest: str, limit: int | None = None) -> bool | None:
         """Download a blob into the local cache: True when done, False if the remote lacks it, None if its bytes
         are bad (cut short, longer than `limit`, wrong digest: warned about). A blob the remote failed twice in
         this build is not asked for again."""
-        if self.remote is None:
-            return False
         problem: IntegrityError | None = None  # None: failed twice earlier in this build, warned about then
-        while self.failed_blobs.count(digest) < BlobFailures.LIMIT:
+        while self._failures(digest) < BLOB_TRIES:
             # In the local store's temp dir: gc removes what a crash leaves, the context manager the rest.
             with temp_path(self.local.base / "tmp", "remote") as tmp:
                 try:
-                    if not self.remote.get_blob(digest, tmp, limit):
+                    if not remote.get_blob(digest, tmp, limit):
                         return False
                     self.local.put_blob(digest, tmp)
                     return True
                 except IntegrityError as e:
-                    self.failed_blobs.add(digest)
+                    self.failed_here.append(digest)
+                    if self.failed_file is not None:
+                        with open(self.failed_file, "a") as f:  # O_APPEND: concurrent one-line writes stay whole
+                            f.write(f"{digest}\n")
                     problem = e
         if problem is not None:
             self.warnings.append(f"{problem}; not used, rebuilt locally")
         return None
 
-    def _upload(self, key: str, value: dict[str, Any], only_if_absent: bool) -> None:
-        remote = self.remote
-        if remote is None or (only_if_absent and remote.contains("ac", key)):
+    def _failures(self, digest: str) -> int:
+        shared = ""
+        if self.failed_file is not None:
+            with contextlib.suppress(FileNotFoundError):
+                shared = self.failed_file.read_text()
+        return max(shared.split().count(digest), self.failed_here.count(digest))
+
+    def _upload(self, remote: Store, key: str, value: dict[str, Any], only_if_absent: bool) -> None:
+        if only_if_absent and remote.contains("ac", key):
             return
         for digest in value.get("blobs", []):
             if remote.contains("cas", digest):
@@ -234,5 +182,3 @@ class LayeredStore:
         remote.put_action(key, value)  # last: the blobs it names are already there
         self.remote_counts["uploads"] += 1
 
-    def remote_name(self) -> str:
-        return getattr(self.remote, "name", "remote cache")

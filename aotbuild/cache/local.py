@@ -13,13 +13,14 @@ from aotbuild.cache import eviction
 from aotbuild.cache.store import check_hex, encode_action, is_hex, parse_action
 from aotbuild.errors import CacheError
 from aotbuild.fsutil import atomic_write, copy_stream, pending_file
-from aotbuild.hashing import HashingWriter, canonical_json, sha256_bytes, sha256_file, sha256_stream
+from aotbuild.hashing import HashingWriter, sha256_bytes, sha256_file, sha256_stream
 
 if TYPE_CHECKING:
     import filelock
 
 LAYOUT = "v1"
 BLOB_MODE = 0o444
+
 
 @dataclass
 class CacheCounters:
@@ -40,52 +41,32 @@ class LocalStore:
         self.read_only = read_only  # a corrupt entry is then only reported (and missed), never removed
         self.skipped_in_use = 0  # entries the last gc left because a running build may be using them
 
-    def _cas_path(self, digest: str) -> Path:
-        d = check_hex("digest", digest)
-        return self.base / "cas" / d[:2] / d
-
-    def _ac_path(self, key: str) -> Path:
-        k = check_hex("key", key)
-        return self.base / "ac" / k[:2] / k
-
-    def _lock_path(self, key: str) -> Path:
-        k = check_hex("key", key)
-        return self.base / "locks" / k[:2] / f"{k}.lock"
+    def _path(self, kind: str, key: str, suffix: str = "") -> Path:
+        k = check_hex("digest" if kind == "cas" else "key", key)
+        return self.base / kind / k[:2] / f"{k}{suffix}"
 
     def put_bytes(self, data: bytes) -> str:
         """Store `data` read-only under its sha256 and return the digest; a sound existing copy is kept."""
-        digest = sha256_bytes(data)
-        path = self._cas_path(digest)
-        if not self._verified(path, digest):
-            try:
-                atomic_write(path, data, mode=BLOB_MODE)
-            except OSError as e:
-                raise CacheError(f"cannot write cache blob {path}: {e}") from e
-        return digest
+        return self.put_written(lambda f: f.write(data))
 
     def put_file(self, path: Path) -> str:
-        """Stream `path` into the store (hashing while copying) and return its digest."""
         with open(path, "rb") as src:  # errors about the source are the caller's, not the cache's
             return self.put_written(lambda dst: copy_stream(src, dst), str(path))
 
     def put_written(self, write: Callable[[BinaryIO], Any], what: str = "a new blob", durable: bool = True) -> str:
-        """Store what `write` writes into the (seekable, real) file it is given and return its digest: a
-        model's serialized weights go straight to disk, never whole into memory.
-
-        `durable=False` skips the fsync, for blobs read only through this store (which re-verifies every read,
-        so one a crash left torn is a miss): an export need not wait for gigabytes to reach the disk. Artifacts
-        stay durable, since they are hard-linked into aot-out/ where a build trusts them by their presence."""
+        """Store what `write` writes into the (seekable, real) file it is given and return its digest: a model's
+        weights go straight to disk. `durable=False` skips the fsync, for blobs only this store reads (it
+        re-verifies every read); artifacts stay durable: aot-out/ hard-links them and trusts them as they are."""
         try:
-            # The destination depends on the digest, so write into tmp/ (same filesystem) and rename after.
+            # The destination depends on the digest: write into tmp/ (same filesystem), rename after.
             with pending_file(self.base / "tmp", "put") as pending:
-                # Hashed as it is written: gigabytes are read back only when the writer went back, or wrote
-                # around the wrapper.
+                # Hashed as it is written: read back only when the writer went back, or wrote around the wrapper.
                 sink = HashingWriter(pending.file)
                 write(sink)
                 pending.file.flush()
                 whole = sink.sequential and os.fstat(pending.file.fileno()).st_size == sink.size
                 digest = sink.sha256.hexdigest() if whole else sha256_file(pending.path)
-                dest = self._cas_path(digest)
+                dest = self._path("cas", digest)
                 if not self._verified(dest, digest):
                     pending.commit(dest, BLOB_MODE, durable)
             return digest
@@ -94,7 +75,7 @@ class LocalStore:
 
     def get_bytes(self, digest: str) -> bytes | None:
         """The blob's bytes, re-verified; None if absent or corrupt (a corrupt blob is removed)."""
-        path = self._cas_path(digest)
+        path = self._path("cas", digest)
         if (got := _read(path)) is None:
             return None
         data, st = got
@@ -106,7 +87,7 @@ class LocalStore:
 
     def blob_path(self, digest: str) -> Path | None:
         """Path of a verified blob, for linking or copying out; None if absent or corrupt (then removed)."""
-        path = self._cas_path(digest)
+        path = self._path("cas", digest)
         if not self._verified(path, digest):
             return None
         _touch(path)
@@ -114,9 +95,9 @@ class LocalStore:
 
     def has_blob(self, digest: str) -> bool:
         """Whether the blob exists; not verified, so cheap enough for every AC lookup."""
-        return self._cas_path(digest).is_file()
+        return self._path("cas", digest).is_file()
 
-    # The Store protocol (cache/store.py), so remote backends and this one pass one contract suite.
+    # The Store protocol, so that remote backends and this one pass one contract suite.
     def get_blob(self, digest: str, dest: Path, limit: int | None = None) -> bool:
         """Copy the verified blob to `dest` (streamed); False if absent or corrupt. `limit` is for remotes."""
         path = self.blob_path(digest)
@@ -133,7 +114,7 @@ class LocalStore:
             raise CacheError(f"{src} does not hash to {digest}")
 
     def contains(self, kind: str, key: str) -> bool:
-        return (self._cas_path(key) if kind == "cas" else self._ac_path(key)).is_file()
+        return self._path(kind, key).is_file()
 
     def _verified(self, path: Path, digest: str) -> bool:
         """Rehash `path`; a mismatch removes it and records it as corrupt."""
@@ -152,34 +133,27 @@ class LocalStore:
 
     def _discard(self, path: Path, seen: os.stat_result, name: str) -> None:
         # Only unlink the file we judged: a concurrent writer may already have replaced it with a good copy.
-        if self.read_only:
-            self.counters.corrupt.append(name)
-            return
-        try:
-            now = os.stat(path)
-            if (now.st_dev, now.st_ino) == (seen.st_dev, seen.st_ino):
-                os.unlink(path)
-        except FileNotFoundError:
-            pass
-        except OSError as e:
-            raise CacheError(f"cannot remove corrupt cache entry {path}: {e}") from e
+        if not self.read_only:
+            try:
+                now = os.stat(path)
+                if (now.st_dev, now.st_ino) == (seen.st_dev, seen.st_ino):
+                    os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                raise CacheError(f"cannot remove corrupt cache entry {path}: {e}") from e
         self.counters.corrupt.append(name)
 
     def put_action(self, key: str, value: dict[str, Any]) -> None:
         """Record `value` under `key` with its own checksum; the last writer wins."""
-        path = self._ac_path(key)
-        if not isinstance(value, dict):
-            raise TypeError(f"action cache values are dicts, got {type(value).__name__}")
-        blobs = value.get("blobs")
-        if blobs is not None and not (isinstance(blobs, list) and all(is_hex(d) for d in blobs)):
+        path = self._path("ac", key)
+        blobs = value.get("blobs", [])
+        if not (isinstance(blobs, list) and all(is_hex(d) for d in blobs)):
             raise CacheError(f"action {key}: 'blobs' must be a list of 64-hex-character digests, got {blobs!r}")
         try:
-            canonical_json(value)
+            atomic_write(path, encode_action(key, value))
         except (TypeError, ValueError) as e:
             raise CacheError(f"action {key}: value is not JSON-serializable: {e}") from e
-        doc = encode_action(key, value)
-        try:
-            atomic_write(path, doc)
         except OSError as e:
             raise CacheError(f"cannot write action cache entry {path}: {e}") from e
 
@@ -188,41 +162,35 @@ class LocalStore:
         value = self._lookup_action(key)
         if value is None:
             self.counters.misses += 1
-            return None
-        self.counters.hits += 1
+        else:
+            self.counters.hits += 1
         return value
 
     def _lookup_action(self, key: str) -> dict[str, Any] | None:
-        path = self._ac_path(key)
+        path = self._path("ac", key)
         value = self._read_action(key, path)
-        blobs = value.get("blobs") if value is not None else None
         # An entry whose outputs were evicted is useless; the rebuild overwrites it, so leave it in place.
-        if value is None or (blobs is not None and not self._all_present(blobs)):
+        if value is None or not self._all_present(value.get("blobs", [])):
             return None
         _touch(path)
         return value
 
-    def _all_present(self, blobs: Any) -> bool:
-        if not isinstance(blobs, list):
-            return False
+    def _all_present(self, blobs: list[str]) -> bool:
         # Touching as we check keeps a hot entry's blobs young, so gc does not leave it dangling.
-        return all(is_hex(d) and _touch(self._cas_path(d)) for d in blobs)
+        return all(_touch(self._path("cas", d)) for d in blobs)
 
     def _read_action(self, key: str, path: Path) -> dict[str, Any] | None:
         """Parse and checksum an AC entry; a bad one is removed and recorded as corrupt."""
         if (got := _read(path)) is None:
             return None
-        raw, st = got
-        payload = parse_action(key, raw)
-        ok = payload is not None
-        if not ok:
-            self._discard(path, st, f"ac/{key}")
-            return None
+        payload = parse_action(key, got[0])
+        if payload is None:
+            self._discard(path, got[1], f"ac/{key}")
         return payload
 
     def lock(self, key: str, timeout: float = -1) -> filelock.FileLock:
         """An inter-process lock for `key` (not yet acquired); not reentrant across separate calls."""
-        path = self._lock_path(key)
+        path = self._path("locks", key, ".lock")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -253,8 +221,36 @@ class LocalStore:
         return self.counters.corrupt[start:]
 
     def gc(self, max_bytes: int | None = None, max_age_s: float | None = None, now: float | None = None) -> list[str]:
-        """Evict least-recently-used entries beyond `max_bytes` or older than `max_age_s`; skip locked ones."""
         return eviction.gc(self, max_bytes, max_age_s, now)
+
+
+
+class OverlayStore(LocalStore):
+    """A read-only cache (`lower`) seen through a writable overlay (`root`, inside aot-out/): reads try both,
+    writes (and locks) go to the overlay."""
+
+    def __init__(self, root: Path, lower: Path) -> None:
+        super().__init__(root)
+        self.lower = LocalStore(lower, read_only=True)
+        self.lower.counters = self.counters  # one set of statistics for the action's report
+
+    def get_bytes(self, digest: str) -> bytes | None:
+        data = super().get_bytes(digest)
+        return data if data is not None else self.lower.get_bytes(digest)
+
+    def blob_path(self, digest: str) -> Path | None:
+        return super().blob_path(digest) or self.lower.blob_path(digest)
+
+    def has_blob(self, digest: str) -> bool:
+        return super().has_blob(digest) or self.lower.has_blob(digest)
+
+    def _lookup_action(self, key: str) -> dict[str, Any] | None:
+        value = super()._lookup_action(key)
+        return value if value is not None else self.lower._lookup_action(key)
+
+    def _all_present(self, blobs: list[str]) -> bool:
+        # An overlay entry may point at blobs of either layer (a program exported here, an artifact cached there).
+        return all(_touch(self._path("cas", d)) or self.lower.has_blob(d) for d in blobs)
 
 
 def _read(path: Path) -> tuple[bytes, os.stat_result] | None:

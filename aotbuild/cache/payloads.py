@@ -1,178 +1,190 @@
-"""The strict schema of every action-cache payload kind, checked wherever a payload is read, local or remote.
-
-A payload is data that anyone serving the remote (or on its `http://` link) can mint with a valid checksum,
-so nothing in it is trusted until it has exactly the fields and types its writer produces: names are plain
-names, never paths; digests are 64 hex digits; dependency files are relative paths inside the workspace;
-modules are dotted Python identifiers; distributions are plain names. A payload that fails is a cache miss
-with one warning naming its key (`checked`), never an exception. Pure functions, no torch.
-"""
+"""The strict schema of every action-cache payload kind, and the field checks it is made of (no torch)."""
 
 from __future__ import annotations
 
+import keyword
+import posixpath
+import re
 from collections.abc import Callable
 from typing import Any
 
-from aotbuild.cache.payload_fields import (
-    Invalid, _bool, _expect, _fields, _int, _list, _number, _str, _workspace_or_outside, digest, distribution_name,
-    env_name, module_name, outside_module_path, plain_name, workspace_path,
-)
+from aotbuild import layout
+from aotbuild.cache.store import is_hex
+
+_ENV = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DIST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
+
+
+class Invalid(Exception):
+    """A payload that does not match its kind's schema; the message says which field and why."""
+
+
+def check(value: Any, schema: Any, where: str = "") -> None:
+    """`schema`: a dict (an object of exactly these fields, each checked by its own schema), `[item]` or
+    `[item, max_len]` (a list of such items), or a check taking the value and where it sits."""
+    if isinstance(schema, dict):
+        expect(isinstance(value, dict), where or "payload", "an object")
+        missing, extra = sorted(set(schema) - set(value)), sorted(set(value) - set(schema))
+        expect(not missing and not extra, where or "payload", f"fields {sorted(schema)}"
+               + (f" (missing {missing})" if missing else "") + (f" (unexpected {extra})" if extra else ""))
+        for name, item in schema.items():
+            check(value[name], item, f"{where}.{name}" if where else name)
+    elif isinstance(schema, list):
+        max_len = schema[1] if len(schema) > 1 else None
+        expect(isinstance(value, list) and (max_len is None or len(value) <= max_len), where,
+               "a list" + (f" of at most {max_len}" if max_len is not None else ""))
+        for i, v in enumerate(value):
+            check(v, schema[0], f"{where}[{i}]")
+    else:
+        schema(value, where)
+
+
+def expect(ok: bool, where: str, what: str) -> None:
+    if not ok:
+        raise Invalid(f"{where}: expected {what}")
+
+
+def _is(test: Callable[[Any], Any], what: str, show: bool = False) -> Callable[[Any, str], None]:
+    """A check that `test(value)` holds; `show`: the message quotes the value found."""
+    return lambda value, where: expect(bool(test(value)), where, f"{what}, found {value!r}" if show else what)
+
+
+def _int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _in_workspace(v: Any) -> bool:
+    """A relative POSIX path inside the workspace, as an export records its dependency files: no absolute
+    path, no `..`, no hidden component (virtual environments), nothing under aot-out/."""
+    ok = isinstance(v, str) and v and not set(v) & set("\\\0") and not v.startswith("/")
+    parts = v.split("/") if ok else []
+    return ok and all(p and not p.startswith(".") for p in parts) and parts[0] != layout.OUT_DIR
+
+
+def _outside_module(v: Any) -> bool:
+    """An absolute, normalized path of a Python source file outside the workspace (a module imported through
+    PYTHONPATH, or one a failed import looked for): never a device or any file other than a `.py`."""
+    return (isinstance(v, str) and v.startswith("/") and v.endswith(".py") and "\0" not in v
+            and posixpath.normpath(v) == v and not v.startswith(("/dev/", "/proc/", "/sys/")))
+
+
+string = _is(lambda v: isinstance(v, str) and "\0" not in v, "a string")
+integer = _is(_int, "an integer")
+natural = _is(lambda v: _int(v) and v >= 0, "an integer >= 0")
+number = _is(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number")
+boolean = _is(lambda v: isinstance(v, bool), "true or false")
+digest = _is(is_hex, "64 lowercase hex digits")
+# A file name with no directory part: no `/`, `\`, NUL, `.` or `..`, not empty.
+plain_name = _is(lambda v: isinstance(v, str) and v not in ("", ".", "..") and not set(v) & set("/\\\0"),
+                 "a plain file name", show=True)
+workspace_path = _is(_in_workspace, "a relative path inside the workspace", show=True)
+outside_module_path = _is(_outside_module, "an absolute path of a .py file", show=True)
+# A dotted Python module name: `pkg.mod`, never a path or `aot-out....`.
+module_name = _is(lambda v: isinstance(v, str) and all(p.isidentifier() and not keyword.iskeyword(p) and p.isascii()
+                                                       for p in v.split(".")), "a dotted Python module name", show=True)
+distribution_name = _is(lambda v: isinstance(v, str) and _DIST.fullmatch(v), "a distribution name", show=True)
+env_name = _is(lambda v: isinstance(v, str) and _ENV.fullmatch(v), "an environment variable name", show=True)
+
+
+def workspace_or_outside(value: Any, where: str) -> None:
+    (outside_module_path if isinstance(value, str) and value.startswith("/") else workspace_path)(value, where)
+
+
+def is_plain_name(value: Any) -> bool:
+    try:
+        plain_name(value, "name")
+    except Invalid:
+        return False
+    return True
+
+
+# -- the schemas
 
 MAX_DEPENDENCY_LISTS = 8  # export-deps keeps this many lists (actions/export.py)
 MAX_TREE_DEPTH = 64  # pytree specs nest this deep at most (a deeper one is a forged payload)
-def _deps(value: Any, where: str) -> None:
-    """actions/dependencies.py's lists: files read, files looked for and absent, modules found outside the
-    workspace, `data:` globs, environment variables, installed distributions."""
-    _fields(value, where, {"files", "absent", "external", "globs", "env", "packages"})
-    _list(value["files"], f"{where}.files", workspace_path)
-    _list(value["absent"], f"{where}.absent", _workspace_or_outside)
-    _list(value["external"], f"{where}.external", outside_module_path)
-    _list(value["globs"], f"{where}.globs", workspace_path)
-    _list(value["env"], f"{where}.env", env_name)
-    _list(value["packages"], f"{where}.packages", distribution_name)
+# actions/dependencies.py's lists: files read, files looked for and absent, modules found outside the workspace,
+# `data:` globs, environment variables, installed distributions.
+DEPS = {"files": [workspace_path], "absent": [workspace_or_outside], "external": [outside_module_path],
+        "globs": [workspace_path], "env": [env_name], "packages": [distribution_name]}
 
 
 def _tree(value: Any, where: str, depth: int = 0) -> None:
     """interface.spec_json's form: {"leaf": i} or {"type", "context", "children"}."""
-    _expect(depth < MAX_TREE_DEPTH, where, f"a tree spec nested at most {MAX_TREE_DEPTH} deep")
+    expect(depth < MAX_TREE_DEPTH, where, f"a tree spec nested at most {MAX_TREE_DEPTH} deep")
     if isinstance(value, dict) and "leaf" in value:
-        _int(_fields(value, where, {"leaf"})["leaf"], f"{where}.leaf", 0)
-        return
-    _fields(value, where, {"type", "context", "children"})
-    _str(value["type"], f"{where}.type")
-    _json_data(value["context"], f"{where}.context", depth + 1)
-    _list(value["children"], f"{where}.children", lambda v, w: _tree(v, w, depth + 1))
+        check(value, {"leaf": natural}, where)
+    else:
+        check(value, {"type": string, "context": lambda v, w: _json_data(v, w, depth + 1),
+                      "children": [lambda v, w: _tree(v, w, depth + 1)]}, where)
 
 
 def _json_data(value: Any, where: str, depth: int) -> None:
-    _expect(depth < MAX_TREE_DEPTH, where, f"data nested at most {MAX_TREE_DEPTH} deep")
-    if isinstance(value, list):
-        _list(value, where, lambda v, w: _json_data(v, w, depth + 1))
-    elif isinstance(value, dict):
-        for k, v in value.items():
+    expect(depth < MAX_TREE_DEPTH, where, f"data nested at most {MAX_TREE_DEPTH} deep")
+    if isinstance(value, (list, dict)):
+        for k, v in value.items() if isinstance(value, dict) else enumerate(value):
             _json_data(v, f"{where}.{k}", depth + 1)
     else:
-        _expect(value is None or isinstance(value, (str, int, float, bool)), where, "JSON data")
+        expect(value is None or isinstance(value, (str, int, float, bool)), where, "JSON data")
+
+
+_size = _is(lambda v: _int(v) or isinstance(v, str), "a size or a dim expression")
+_artifact = _is(lambda v: v in ("pt2", "so"), "pt2 or so")
 
 
 def _shape(value: Any, where: str) -> None:
     if value is not None:  # None: a Python number input, baked into the graph
-        _list(value, where, lambda v, w: _expect(isinstance(v, (int, str)) and not isinstance(v, bool), w,
-                                                 "a size or a dim expression"))
+        check(value, [_size], where)
 
 
-def _interface(value: Any, where: str) -> None:
-    _fields(value, where, {"inputs", "outputs", "dims", "in_spec", "out_spec", "requires_imports"})
-    for i, item in enumerate(_list(value["inputs"], f"{where}.inputs", lambda v, w: None)):
-        w = f"{where}.inputs[{i}]"
-        _fields(item, w, {"name", "dtype", "shape", "keyword"})
-        _str(item["name"], f"{w}.name"), _str(item["dtype"], f"{w}.dtype"), _bool(item["keyword"], f"{w}.keyword")
-        _shape(item["shape"], f"{w}.shape")
-    for i, item in enumerate(_list(value["outputs"], f"{where}.outputs", lambda v, w: None)):
-        w = f"{where}.outputs[{i}]"
-        _fields(item, w, {"name", "path", "dtype", "shape"})
-        _str(item["name"], f"{w}.name"), _str(item["path"], f"{w}.path"), _str(item["dtype"], f"{w}.dtype")
-        _shape(item["shape"], f"{w}.shape")
-    _expect(isinstance(value["dims"], dict), f"{where}.dims", "an object")
-    for name, dim in value["dims"].items():
-        _fields(dim, f"{where}.dims.{name}", {"min", "max", "example"})
-        for k in ("min", "max", "example"):
-            _int(dim[k], f"{where}.dims.{name}.{k}")
-    _tree(value["in_spec"], f"{where}.in_spec")
-    _tree(value["out_spec"], f"{where}.out_spec")
-    _list(value["requires_imports"], f"{where}.requires_imports", module_name)
+def _dims(value: Any, where: str) -> None:
+    expect(isinstance(value, dict), where, "an object")
+    for name, dim in value.items():
+        check(dim, {"min": integer, "max": integer, "example": integer}, f"{where}.{name}")
 
 
-def _blobs(payload: dict, expected: list[str]) -> None:
-    _expect(payload["blobs"] == expected, "blobs", f"exactly the digests the entry names, {expected}")
-
-
-# -- one schema per kind: exact fields, each kind's writer is named beside it
-
-def export_deps(payload: Any) -> None:  # actions/export.py _record
-    _fields(payload, "payload", {"lists"})
-    _list(payload["lists"], "lists", _deps, MAX_DEPENDENCY_LISTS)
-
-
-def export(payload: Any) -> None:  # actions/export.py export_program
-    _fields(payload, "payload", {"graph_hash", "program", "reference", "reference_io", "deps", "cases", "blobs",
-                                 "interface"})
-    for name in ("graph_hash", "reference", "reference_io"):
-        digest(payload[name], name)
-    if payload["program"] is not None:  # None: not stored, the compile exports again (export.PROGRAM_STORE_LIMIT)
-        digest(payload["program"], "program")
-    _deps(payload["deps"], "deps")
-    _list(payload["cases"], "cases", _str)
-    stored = [payload["program"]] if payload["program"] is not None else []
-    _blobs(payload, [*stored, payload["reference"], payload["reference_io"]])
-    _interface(payload["interface"], "interface")
-
-
-def program_of_graph(payload: Any) -> None:  # actions/export.py _program_for_graph
-    _fields(payload, "payload", {"program", "blobs"})
-    digest(payload["program"], "program")
-    _blobs(payload, [payload["program"]])
-
-
-def compile_(payload: Any) -> None:  # actions/compile.py compile_artifacts
-    _fields(payload, "payload", {"torch", "so_needs_kernel_files", "pt2", "so", "blobs"})
-    _str(payload["torch"], "torch")
-    _list(payload["so_needs_kernel_files"], "so_needs_kernel_files", plain_name)
-    for kind in ("pt2", "so"):
-        _fields(payload[kind], kind, {"sha256", "size"})
-        digest(payload[kind]["sha256"], f"{kind}.sha256")
-        _int(payload[kind]["size"], f"{kind}.size", 0)
-    _blobs(payload, [payload["pt2"]["sha256"], payload["so"]["sha256"]])
+def _program(value: Any, where: str) -> None:
+    if value is not None:  # None: not stored, the compile exports again (export.PROGRAM_STORE_LIMIT)
+        digest(value, where)
 
 
 def _record(value: Any, where: str) -> None:
+    """One output compared (actions/verify.py compare), or why it could not be."""
     if isinstance(value, dict) and "problem" in value:
-        _fields(value, where, {"output", "ok", "problem"})
-        _str(value["problem"], f"{where}.problem")
+        check(value, {"output": string, "ok": boolean, "problem": string}, where)
     else:
-        _fields(value, where, {"output", "ok", "max_abs", "max_rel", "atol", "rtol", "max_reference",
-                               "nan_reference", "nan_artifact", "values"})
-        for k in ("max_abs", "max_rel", "atol", "rtol", "max_reference"):
-            _number(value[k], f"{where}.{k}")
-        for k in ("nan_reference", "nan_artifact", "values"):
-            _int(value[k], f"{where}.{k}")
-    _str(value["output"], f"{where}.output")
-    _bool(value["ok"], f"{where}.ok")
+        numbers = dict.fromkeys(["max_abs", "max_rel", "atol", "rtol", "max_reference"], number)
+        check(value, {"output": string, "ok": boolean, "nan_reference": integer, "nan_artifact": integer,
+                      "values": integer, **numbers}, where)
 
 
-def _case(value: Any, where: str) -> None:
-    _fields(value, where, {"case", "artifact", "outputs"})
-    _str(value["case"], f"{where}.case")
-    _expect(value["artifact"] in ("pt2", "so"), f"{where}.artifact", "pt2 or so")
-    _list(value["outputs"], f"{where}.outputs", _record)
-
-
-def _rejection(value: Any, where: str) -> None:
-    _fields(value, where, {"dim", "size", "refused", "message"})
-    _str(value["dim"], f"{where}.dim"), _int(value["size"], f"{where}.size"), _bool(value["refused"], f"{where}.refused")
-    _str(value["message"], f"{where}.message")
-
-
-def verify(payload: Any) -> None:  # actions/verify.py run_checks
-    _fields(payload, "payload", {"cases", "rejected"})
-    _list(payload["cases"], "cases", _case)
-    _list(payload["rejected"], "rejected", _rejection)
-
-
-def exports_differ(payload: Any) -> None:  # actions/reexport.py reexported_program
-    _fields(payload, "payload", {"graph_hashes"})
-    _list(payload["graph_hashes"], "graph_hashes", digest, 2)
-
-
-SCHEMAS: dict[str, Callable[[Any], None]] = {
-    "export-deps": export_deps, "export": export, "program-of-graph": program_of_graph, "compile": compile_,
-    "verify": verify, "exports-differ": exports_differ,
+_INTERFACE = {"inputs": [{"name": string, "dtype": string, "shape": _shape, "keyword": boolean}],
+              "outputs": [{"name": string, "path": string, "dtype": string, "shape": _shape}],
+              "dims": _dims, "in_spec": _tree, "out_spec": _tree, "requires_imports": [module_name]}
+_ARTIFACT = {"sha256": digest, "size": natural}
+# One schema per kind, exact fields, each kind's writer named beside it.
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "export-deps": {"lists": [DEPS, MAX_DEPENDENCY_LISTS]},  # actions/export.py _record
+    "export": {"graph_hash": digest, "program": _program, "reference": digest, "reference_io": digest,  # export_program
+               "deps": DEPS, "cases": [string], "blobs": [digest], "interface": _INTERFACE},
+    "program-of-graph": {"program": digest, "blobs": [digest]},  # actions/export.py _program_for_graph
+    "compile": {"torch": string, "so_needs_kernel_files": [plain_name], "pt2": _ARTIFACT, "so": _ARTIFACT,
+                "blobs": [digest]},  # actions/compile.py compile_artifacts
+    "verify": {"cases": [{"case": string, "artifact": _artifact, "outputs": [_record]}],  # actions/verify.py run_checks
+               "rejected": [{"dim": string, "size": integer, "refused": boolean, "message": string}]},
+    "exports-differ": {"graph_hashes": [digest, 2]},  # actions/reexport.py reexported_program
 }
+# The blobs an entry must list, in this order: exactly those it names.
+_BLOBS = {"export": lambda p: [d for d in (p["program"], p["reference"], p["reference_io"]) if d is not None],
+          "program-of-graph": lambda p: [p["program"]], "compile": lambda p: [p["pt2"]["sha256"], p["so"]["sha256"]]}
 
 
 def problem(kind: str, payload: Any) -> str | None:
     """Why `payload` is not a valid `kind` entry, or None when it is."""
     try:
-        SCHEMAS[kind](payload)
+        check(payload, SCHEMAS[kind])
+        if kind in _BLOBS:
+            expected = _BLOBS[kind](payload)
+            expect(payload["blobs"] == expected, "blobs", f"exactly the digests the entry names, {expected}")
     except Invalid as e:
         return str(e)
     return None

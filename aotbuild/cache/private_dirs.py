@@ -1,16 +1,10 @@
-"""Opening directories that other local users might have planted or swapped: never through a symlink, and only
-when the owner is one we trust and others cannot write them.
-
-Every directory is opened with O_NOFOLLOW relative to its parent's descriptor, and everything removed is
-removed by name relative to a descriptor, so a directory swapped for a symlink between a check and a deletion
-is refused rather than followed (the classic /tmp race).
-"""
+"""Opening directories other local users may have planted or swapped: never through a symlink, owner checked."""
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from aotbuild.errors import InfraError
 
@@ -46,9 +40,9 @@ def check_trusted(fd: int, shown: str, owners: Iterable[int], group_writable: bo
                          f"  fix: chmod {'o-w' if group_writable else 'go-w'} {shown}, or remove it")
 
 
-def open_private(parent: str, names: tuple[str, ...]) -> int | None:
-    """A descriptor for parent/names[0]/names[1]/... (e.g. /tmp, ("aotbuild-<uid>", "tmp")), each component
-    under `parent` checked: a plain directory, ours, not writable by others. None if one does not exist."""
+def open_dirs(parent: str, names: Iterable[str], check: Callable[[int, str], None] | None = None) -> int | None:
+    """A descriptor for parent/names[0]/names[1]/..., each directory opened beneath the last (never through a
+    symlink) and passed to `check` with its path; None if one does not exist."""
     fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     shown = parent.rstrip("/")
     try:
@@ -60,9 +54,15 @@ def open_private(parent: str, names: tuple[str, ...]) -> int | None:
                 return None
             os.close(fd)
             fd = child
-            check_trusted(fd, shown, (os.geteuid(),), group_writable=False)
+            if check is not None:
+                check(fd, shown)
         result, fd = fd, -1
         return result
     finally:
         if fd >= 0:
             os.close(fd)
+
+
+def open_private(parent: str, names: tuple[str, ...]) -> int | None:
+    """open_dirs with each directory ours and not writable by others (/tmp, ("aotbuild-<uid>", "tmp"))."""
+    return open_dirs(parent, names, lambda fd, shown: check_trusted(fd, shown, (os.geteuid(),), group_writable=False))

@@ -1,11 +1,4 @@
-"""Ed25519 signatures on action-cache entries: CI signs what it uploads, developers verify what they download.
-
-What is signed is `aotbuild-ac-v1\\0<key>\\0<sha256 of the canonical payload>`: the signature binds the entry to
-the key it is filed under, so a validly signed entry copied under another key fails like a forged one. Keys are
-written `ed25519:<base64 of the 32 raw bytes>`; a private key may also be a PEM file (`openssl genpkey
--algorithm ed25519`). Needs the `cryptography` package (`pip install 'aotbuild[sign]'`), imported only when a
-key is configured.
-"""
+"""Ed25519 signatures on action-cache entries: CI signs what it uploads, developers verify what they download."""
 
 from __future__ import annotations
 
@@ -20,7 +13,6 @@ from aotbuild.errors import UserError
 
 PREFIX = "ed25519:"
 DOMAIN = b"aotbuild-ac-v1\0"
-INSTALL_HINT = "  fix: pip install 'aotbuild[sign]' (the cryptography package)"
 
 
 class SignatureError(Exception):
@@ -31,7 +23,8 @@ def _ed25519() -> Any:
     try:
         from cryptography.hazmat.primitives.asymmetric import ed25519
     except ImportError:
-        raise UserError(f"signed remote-cache entries need the cryptography package\n{INSTALL_HINT}") from None
+        raise UserError("signed remote-cache entries need the cryptography package\n"
+                        "  fix: pip install 'aotbuild[sign]' (the cryptography package)") from None
     return ed25519
 
 
@@ -132,11 +125,8 @@ def load_verifier(values: list[str]) -> Verifier | None:
     if not values:
         return None
     ed25519 = _ed25519()
-    keys = {}
-    for value in values:
-        raw = _raw(value, "a remote-cache verify key")
-        keys[key_id(raw)] = ed25519.Ed25519PublicKey.from_public_bytes(raw)
-    return Verifier(keys)
+    raws = [_raw(value, "a remote-cache verify key") for value in values]
+    return Verifier({key_id(raw): ed25519.Ed25519PublicKey.from_public_bytes(raw) for raw in raws})
 
 
 def _public_raw(public: Any) -> bytes:

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from aotbuild.cache.signing import SignatureError, Signer, Verifier
 from aotbuild.errors import CacheError, InfraError
-from aotbuild.fsutil import copy_stream, pending_file  # noqa: F401 - copy_stream: the backends import it here
-from aotbuild.hashing import HashingWriter, canonical_json, sha256_bytes
+from aotbuild.hashing import canonical_json, sha256_bytes
 
 Kind = Literal["cas", "ac"]
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -27,11 +24,8 @@ class IntegrityError(InfraError):
 
 
 class Store(Protocol):
-    """One cache backend. Keys and digests are 64 lowercase hex characters.
-
-    A miss is None/False, never an exception; RemoteError means the backend itself failed. Blobs stream
-    between disk and backend (artifacts can be large), and get_blob writes `dest` only with verified bytes, at
-    most `limit` of them (the size the action entry declared)."""
+    """One cache backend, keys and digests 64 lowercase hex characters. A miss is None/False, RemoteError a failed
+    backend; get_blob streams to `dest` only verified bytes, at most `limit` (the size the entry declared)."""
 
     def get_blob(self, digest: str, dest: Path, limit: int | None = None) -> bool: ...
 
@@ -68,11 +62,13 @@ def encode_action(key: str, value: dict[str, Any], signer: Signer | None = None)
 
 
 def _checked(key: str, raw: bytes) -> tuple[dict[str, Any], str, object] | None:
-    """(payload, its checksum, the signature if any) of a sound entry filed under `key`, else None."""
+    """(payload, its checksum, the signature if any) of a sound entry filed under `key` whose blobs are digests,
+    else None."""
     try:
         doc = json.loads(raw)
         payload, checksum = doc["payload"], doc.get("sha256")
-        ok = (isinstance(payload, dict) and doc.get("key") == key
+        blobs = payload.get("blobs", []) if isinstance(payload, dict) else None
+        ok = (isinstance(blobs, list) and all(is_hex(d) for d in blobs) and doc.get("key") == key
               and checksum == sha256_bytes(canonical_json(payload)))
     except (ValueError, KeyError, TypeError, RecursionError):
         return None
@@ -80,9 +76,8 @@ def _checked(key: str, raw: bytes) -> tuple[dict[str, Any], str, object] | None:
 
 
 def parse_action(key: str, raw: bytes) -> dict[str, Any] | None:
-    """The payload of an encoded entry, or None if it is damaged or filed under the wrong key (the key check
-    catches a sound entry copied or renamed into the wrong place). Local entries are not signature-checked:
-    this machine wrote them, or took them from a remote after checking."""
+    """The payload of an encoded entry, or None if it is damaged or filed under the wrong key (a sound entry
+    copied into the wrong place); never signature-checked: this machine wrote it, or checked it first."""
     checked = _checked(key, raw)
     return None if checked is None else checked[0]
 
@@ -99,36 +94,4 @@ def decode_action(key: str, raw: bytes, where: str, verifier: Verifier | None = 
             verifier.verify(key, checksum, signature)
         except SignatureError as e:
             raise IntegrityError(f"remote cache {where}/ac/{key} failed its signature check ({e})") from None
-    blobs = payload.get("blobs", [])
-    if not (isinstance(blobs, list) and all(is_hex(d) for d in blobs)):
-        raise IntegrityError(f"remote cache {where}/ac/{key} lists malformed blob digests")
     return payload
-
-
-@contextmanager
-def verified_download(dest: Path, digest: str, where: str, limit: int | None = None) -> Iterator[HashingWriter]:
-    """A file to stream a blob into; on exit its sha256 is checked and it is renamed onto `dest`. Other bytes,
-    or more than `limit` of them, raise IntegrityError, and any failure (a body cut short included) leaves
-    `dest` untouched and removes the partial file."""
-    with pending_file(dest.parent, f"{dest.name}.download") as pending:
-        hashing = HashingWriter(_Bounded(pending.file, limit, f"{where}/cas/{digest}"))
-        yield hashing
-        got = hashing.sha256.hexdigest()
-        if got != digest:
-            raise IntegrityError(f"remote cache {where}/cas/{digest} failed its digest check ({hashing.size} bytes hash to "
-                                 f"{got[:16]}...)")
-        pending.commit(dest)
-
-
-class _Bounded:
-    """A file that refuses to grow past `limit` bytes: a download never fills the disk beyond what the entry
-    declared."""
-
-    def __init__(self, file: Any, limit: int | None, name: str) -> None:
-        self.file, self.limit, self.name, self.size = file, limit, name, 0
-
-    def write(self, data: bytes) -> int:
-        self.size += len(data)
-        if self.limit is not None and self.size > self.limit:
-            raise IntegrityError(f"remote cache {self.name} is longer than the {self.limit} bytes expected; cut")
-        return self.file.write(data)

@@ -81,7 +81,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
         usage = engine.last_build(ctx.out_dir, ctx.cache_dir)
         print("\n".join(stats_lines(store.stats(), compiler_temp.usage().bytes, usage)))
     elif args.cache_command == "verify":
-        from aotbuild.cache.workspace_refs import target_dirs
+        from aotbuild.cache.eviction import target_dirs
         from aotbuild.engine.output_checks import repair_mismatched
 
         corrupt = store.verify()

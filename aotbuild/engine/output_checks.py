@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from aotbuild import rules
-from aotbuild.cache import payload_fields
+from aotbuild.cache import payloads
 from aotbuild.engine.foreign_links import unlink_foreign_symlinks
 from aotbuild.hashing import sha256_file
 from aotbuild.layout import TargetPaths
@@ -35,7 +35,7 @@ def mismatched_artifacts(target_dir: Path) -> list[Path]:
         return []
     bad = []
     for art in artifacts.values():
-        if not (isinstance(art, dict) and payload_fields.is_plain_name(art.get("file"))):  # not one aotbuild writes: rebuild
+        if not (isinstance(art, dict) and payloads.is_plain_name(art.get("file"))):  # not one aotbuild writes: rebuild
             return [target_dir / MANIFEST]
         path = target_dir / art["file"]
         try:
