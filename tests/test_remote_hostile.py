@@ -125,6 +125,24 @@ def test_undeclared_blobs_are_bounded_by_the_configured_cap(hostile, tmp_path: P
     assert "1000" in layered.warnings[0] and _no_temp_files(tmp_path)
 
 
+def _endless_not_found(handler: http.server.BaseHTTPRequestHandler) -> None:
+    handler.send_response(404)
+    handler.send_header("Content-Length", str(10 << 30))  # an error page of 10 GiB, sent until the client stops
+    handler.end_headers()
+    while True:
+        handler.wfile.write(BLOB)
+
+
+def test_an_endless_error_page_is_a_miss_read_no_further_than_the_cap(hostile, tmp_path: Path) -> None:
+    server = hostile(_endless_not_found)
+    store = HttpStore(server.url, deadline=30.0)
+    started = time.monotonic()
+    for _ in range(2):  # a miss, and the second request on a new connection
+        assert store.get_blob(DIGEST, tmp_path / "blob") is False and not (tmp_path / "blob").exists()
+    assert time.monotonic() - started < 10  # not the 30 s deadline: the body was not read to its end
+    assert server.requests.count(f"/c/cas/{DIGEST}") == 2 and store.counters["bytes_down"] == 0
+
+
 def test_a_trickling_server_meets_the_overall_deadline(hostile, tmp_path: Path) -> None:
     server = hostile(_trickle)
     layered = LayeredStore(LocalStore(tmp_path), HttpStore(server.url, deadline=1.0, io_timeout=5.0))

@@ -24,6 +24,7 @@ from aotbuild.hashing import CHUNK
 T = TypeVar("T")
 CONNECT_TIMEOUT_S = 5.0
 IO_TIMEOUT_S = 60.0  # per socket operation
+ANSWER_BODY_CAP = 64 * 1024  # an error page or a HEAD/PUT answer's body: drained to reuse the connection
 RETRIES = 2  # connection failures and 5xx, after the first attempt; backoff 0.2 s, then 0.6 s
 
 
@@ -101,7 +102,8 @@ class HttpStore(RemoteStore):
         if size is not None:
             self.counters["bytes_up"] += size
         if method != "GET" or not 200 <= resp.status < 300:
-            resp.read()
+            if len(resp.read(ANSWER_BODY_CAP + 1)) > ANSWER_BODY_CAP:
+                self._close()  # a longer body is not read: the connection, mid-answer, is not reused
         if resp.status >= 500:
             raise _Transient(f"HTTP {resp.status} {resp.reason}")
         if resp.status == 404 and method != "PUT":
