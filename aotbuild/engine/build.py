@@ -11,8 +11,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aotbuild import layout
+from aotbuild.engine import ninja_pass, noop_stamp
 from aotbuild.engine.context import Context, open_workspace, write_toolchain
-from aotbuild.engine.ninja_pass import Goals, Run
+from aotbuild.engine.ninja_pass import Goals
+from aotbuild.engine.workspace_lock import exclusive
 from aotbuild.errors import UserError
 from aotbuild.fsutil import atomic_write
 from aotbuild.goals import BUILD_GOAL, TEST_GOAL
@@ -22,6 +24,7 @@ from aotbuild.planning.plan_index import Plan
 from aotbuild.planning.sharding import shard
 from aotbuild.reports.outcomes import NEEDS_GPU, UP_TO_DATE, BuildResult
 from aotbuild.reports.remote_summary import check_remote_url, summarize
+from aotbuild.text import plural
 from aotbuild.workspace import settings
 from aotbuild.workspace.discovery import WORKSPACE_FILE
 from aotbuild.workspace.labels import Label
@@ -55,20 +58,17 @@ def build(request: BuildRequest, cwd: Path) -> BuildResult:
     labels = shard(selection.labels, *request.shard) if request.shard else selection.labels
     result = BuildResult(config_errors=selection.errors, context=ctx, labels=labels)
     if selection.errors and not request.keep_going:
-        from aotbuild.text import plural
-
         hint = [f"nothing was built: -k (--keep-going) builds the other {plural(len(labels), 'selected target')}"
                 ] if labels else []
         raise UserError("\n".join([*selection.errors, *hint]))
-    from aotbuild.engine import noop_stamp
-    from aotbuild.engine.workspace_lock import exclusive
-
     # One build per workspace at a time: two ninjas must not share .ninja_log/.ninja_deps or output files.
     with exclusive(ctx.out_dir / layout.STATE_DIR / "build.lock") as lock_fd:
         wanted = _goals(ctx, request, labels)
-        usable = _stamp_usable(ctx, request, wanted)
-        # A re-plan rewrote plan.json, which every stamp records: none can hold, so none is read.
-        stamp = noop_stamp.read(ctx.out_dir) if usable and not ctx.replanned else None
+        # A re-plan rewrote plan.json, which every stamp records: none can hold, so none is read. Snapshotting
+        # costs about what the stamp's check does, twice: a build right after an edit (a stamp that no longer
+        # held, or a re-plan) does not try to stamp either; the no-op build after it stamps.
+        usable = _stamp_usable(ctx, request, wanted) and not ctx.replanned
+        stamp = noop_stamp.read(ctx.out_dir) if usable else None
         if noop_stamp.holds(ctx.out_dir, stamp, wanted.required):
             result.outcomes.update((str(label), NEEDS_GPU if str(label) in wanted.cache_only else UP_TO_DATE)
                                    for label in labels)
@@ -77,42 +77,36 @@ def build(request: BuildRequest, cwd: Path) -> BuildResult:
                 print("aotbuild: the no-op stamp holds: every file ninja would look at is as it was after a build "
                       "that ran nothing, so ninja was not started (`aotbuild stamp` shows what it recorded)")
         else:
-            _with_cache(ctx, request, labels, wanted, result, usable and stamp is None, lock_fd)
+            from aotbuild.cache.access import CacheAccess, record_root
+
+            record_root(ctx.out_dir, ctx.cache_dir)
+            access = CacheAccess.open(ctx.cache_dir, ctx.out_dir)
+            if access.warning:
+                print(f"warning: {access.warning}", file=sys.stderr)
+            with access.lease() as lease_fd:
+                _run(ctx, request, labels, wanted, result, usable and stamp is None, access.env(),
+                     (lock_fd, *lease_fd))
+            record_cache_use(ctx.out_dir, ctx.cache_dir, result)
     result.seconds = time.monotonic() - started
     return result
 
 
-def _with_cache(ctx: Context, request: BuildRequest, labels: list[Label], wanted: Goals, result: BuildResult,
-                try_stamp: bool, lock_fd: int) -> None:
-    """The build under a lease on its cache; a build with nothing recorded since may stamp (`try_stamp`)."""
-    from aotbuild.cache.access import CacheAccess, record_root
-
-    record_root(ctx.out_dir, ctx.cache_dir)
-    access = CacheAccess.open(ctx.cache_dir, ctx.out_dir)
-    if access.warning:
-        print(f"warning: {access.warning}", file=sys.stderr)
-    with access.lease() as lease_fd:
-        # Snapshotting costs about what the stamp's check does, twice: a build right after an edit (a stamp
-        # that no longer held, or a re-plan) does not try; the no-op build after it stamps.
-        _run(ctx, request, labels, wanted, result, try_stamp and not ctx.replanned, access.env(),
-             (lock_fd, *lease_fd))
-    record_cache_use(ctx.out_dir, ctx.cache_dir, result)
-
-
 def _run(ctx: Context, request: BuildRequest, labels: list[Label], wanted: Goals, result: BuildResult,
          try_stamp: bool, cache_env: dict[str, str], pass_fds: tuple[int, ...]) -> None:
-    from aotbuild.engine import ninja_pass, noop_stamp, output_checks
+    """The checks and ninja; a build with nothing recorded since may stamp (`try_stamp`)."""
+    from aotbuild.engine import output_checks
 
     plan = ctx.plan
-    # Skipped CUDA targets are no part of it: a build that may stamp leaves them skipped, and they were never
-    # exported here (no discovered-dependency list to read).
-    stamped = [x for x in labels if str(x) not in wanted.cache_only]
-    before = noop_stamp.begin(ctx.out_dir, plan, stamped, wanted.required, request.goal) if try_stamp else None
-    if before is None:
-        noop_stamp.discard(ctx.out_dir)
+    (ctx.out_dir / noop_stamp.STAMP_FILE).unlink(missing_ok=True)  # no stamp outlives a build that may change things
+    # CUDA targets without a GPU and without an artifact: looked up in the cache, never built, and no part of
+    # the stamp. A build that may stamp leaves them skipped (looking them up records their spec edges in
+    # ninja's log, so no no-op could ever be stamped); any build after a change looks.
+    cache_only = [x for x in labels if str(x) in wanted.cache_only]
+    built = [x for x in labels if str(x) not in wanted.cache_only]
+    before = noop_stamp.begin(ctx.out_dir, plan, built, wanted.required, request.goal) if try_stamp else None
     for warning in output_checks.prepare(ctx.out_dir, labels, full=request.goal == TEST_GOAL):
         print(f"warning: {warning}", file=sys.stderr)
-    events_file = ninja_pass.events_file(ctx.out_dir)
+    events_file = ctx.out_dir / layout.STATE_DIR / f"events-{os.getpid()}.jsonl"  # where the actions report
     events_file.unlink(missing_ok=True)
     settings.clear_remote_marks(events_file)
     env = {settings.EVENTS_VAR: str(events_file), **cache_env,
@@ -120,32 +114,25 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], wanted: Goals
                                  plan.remote_verify_keys)}
     if not request.workers:
         env[settings.WORKERS_VAR] = "0"
-    # CUDA targets without a GPU and without an artifact: looked up in the cache, never built. A build that may
-    # stamp a no-op leaves them skipped (looking them up records their spec edges in ninja's log, so no no-op
-    # could ever be stamped); any build after a change looks.
-    cache_only = [x for x in labels if str(x) in wanted.cache_only]
-    labels = [x for x in labels if str(x) not in wanted.cache_only]
     lookup = cache_only if before is None else []
     fetched = lookup  # without the cache pass, their exports ask the cache (and report NeedsGpuError on a miss)
     if settings.cache_pass_enabled(settings.environ()):
-        _cache_pass(ctx, request, [x for x in labels if str(x) not in wanted.optional], labels + lookup, env)
+        _cache_pass(ctx, request, [x for x in built if str(x) not in wanted.optional], built + lookup, env)
         missed = set(missing_artifacts(ctx.out_dir, plan, lookup))
         fetched = [x for x in lookup if x not in missed]
     result.outcomes.update((str(x), NEEDS_GPU) for x in cache_only if x not in fetched)
-    labels += fetched
     wanted = replace(wanted, optional=wanted.optional | {str(x) for x in fetched})
-    how = Run(plan.ninja, ctx.out_dir, request.jobs, request.keep_going, request.explain, env, pass_fds)
-    optional_rc = ninja_pass.run(how, wanted, result)
+    ninja_pass.run(plan.ninja, ctx.out_dir, wanted, built + fetched, result, jobs=request.jobs,
+                   keep_going=request.keep_going, explain=request.explain, env=env, pass_fds=pass_fds)
     if before is not None and not result.ninja_rc and not result.events:
         noop_stamp.finish(ctx.out_dir, before)
-    ninja_pass.settle(how, wanted, labels, result, optional_rc)
 
 
 def _cache_pass(ctx: Context, request: BuildRequest, required: list[Label], labels: list[Label],
                 env: dict[str, str]) -> None:
-    """Cache hits resolved in-process (engine/cache_hits.py) for the targets whose artifact is missing (a fresh
-    checkout, a new target, after `clean`), so ninja skips them; then, if misses are left, a warm worker
-    started. Targets whose artifact exists are ninja's alone: it knows best what changed."""
+    """Cache hits resolved in-process for the targets whose artifact is missing (a fresh checkout, a new
+    target, after `clean`), so ninja skips them; then, if misses are left, a warm worker started. Targets
+    whose artifact exists are ninja's alone: it knows best what changed."""
     missing = missing_artifacts(ctx.out_dir, ctx.plan, labels)
     if missing:
         from aotbuild.engine.cache_hits import resolve  # torch-free, but far from free to import

@@ -12,11 +12,9 @@ from pathlib import Path
 
 @contextlib.contextmanager
 def exclusive(path: Path) -> Iterator[int]:
-    """Hold an flock on `path`; yields the descriptor, which the caller passes on to ninja.
-
-    ninja and every action inherit the descriptor, so if the CLI is SIGKILLed while they keep running, the
-    lock stays held until the last of them exits and the next build waits instead of overlapping them.
-    Closing (never LOCK_UN, which would release it for the inheritors too) is how the CLI lets go."""
+    """Hold an flock on `path`; yields the descriptor, which ninja and every action inherit: a SIGKILLed CLI's
+    lock stays held until the last of them exits. Closing it (never LOCK_UN, which would release it for the
+    inheritors too) is how the CLI lets go."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
