@@ -12,9 +12,8 @@ from pathlib import Path
 
 from aotbuild import layout
 from aotbuild.engine import ninja_pass, noop_stamp
-from aotbuild.engine.context import Context, open_workspace, write_toolchain
+from aotbuild.engine.context import Context, exclusive, open_workspace, write_toolchain
 from aotbuild.engine.ninja_pass import Goals
-from aotbuild.engine.workspace_lock import exclusive
 from aotbuild.errors import UserError
 from aotbuild.fsutil import atomic_write
 from aotbuild.goals import BUILD_GOAL, TEST_GOAL
@@ -30,8 +29,7 @@ from aotbuild.workspace.discovery import WORKSPACE_FILE
 from aotbuild.workspace.labels import Label
 from aotbuild.workspace.selection import named_explicitly, select
 
-# This workspace's last build that ran anything: its use of the cache, for `cache stats`. Kept in aot-out/,
-# not in the cache root, which other workspaces' builds share.
+# This workspace's last build that ran anything: its use of the cache, for `cache stats` (not in the shared cache).
 LAST_BUILD_FILE = f"{layout.STATE_DIR}/last-build.json"
 
 
@@ -64,9 +62,8 @@ def build(request: BuildRequest, cwd: Path) -> BuildResult:
     # One build per workspace at a time: two ninjas must not share .ninja_log/.ninja_deps or output files.
     with exclusive(ctx.out_dir / layout.STATE_DIR / "build.lock") as lock_fd:
         wanted = _goals(ctx, request, labels)
-        # A re-plan rewrote plan.json, which every stamp records: none can hold, so none is read. Snapshotting
-        # costs about what the stamp's check does, twice: a build right after an edit (a stamp that no longer
-        # held, or a re-plan) does not try to stamp either; the no-op build after it stamps.
+        # After a re-plan no stamp can hold (each records plan.json). A snapshot costs two stamp checks: a
+        # build right after an edit (a stamp that failed, or a re-plan) does not stamp; the no-op after it does.
         usable = _stamp_usable(ctx, request, wanted) and not ctx.replanned
         stamp = noop_stamp.read(ctx.out_dir) if usable else None
         if noop_stamp.holds(ctx.out_dir, stamp, wanted.required):
@@ -93,14 +90,13 @@ def build(request: BuildRequest, cwd: Path) -> BuildResult:
 
 def _run(ctx: Context, request: BuildRequest, labels: list[Label], wanted: Goals, result: BuildResult,
          try_stamp: bool, cache_env: dict[str, str], pass_fds: tuple[int, ...]) -> None:
-    """The checks and ninja; a build with nothing recorded since may stamp (`try_stamp`)."""
+    """The checks, the cache pass and ninja; `try_stamp`: stamp the state if ninja runs nothing."""
     from aotbuild.engine import output_checks
 
     plan = ctx.plan
     (ctx.out_dir / noop_stamp.STAMP_FILE).unlink(missing_ok=True)  # no stamp outlives a build that may change things
-    # CUDA targets without a GPU and without an artifact: looked up in the cache, never built, and no part of
-    # the stamp. A build that may stamp leaves them skipped (looking them up records their spec edges in
-    # ninja's log, so no no-op could ever be stamped); any build after a change looks.
+    # CUDA targets without a GPU or an artifact: looked up in the cache, never built, no part of the stamp. A
+    # build that may stamp skips them (a look-up logs their spec edges, so no no-op could ever be stamped).
     cache_only = [x for x in labels if str(x) in wanted.cache_only]
     built = [x for x in labels if str(x) not in wanted.cache_only]
     before = noop_stamp.begin(ctx.out_dir, plan, built, wanted.required, request.goal) if try_stamp else None
@@ -130,9 +126,8 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], wanted: Goals
 
 def _cache_pass(ctx: Context, request: BuildRequest, required: list[Label], labels: list[Label],
                 env: dict[str, str]) -> None:
-    """Cache hits resolved in-process for the targets whose artifact is missing (a fresh checkout, a new
-    target, after `clean`), so ninja skips them; then, if misses are left, a warm worker started. Targets
-    whose artifact exists are ninja's alone: it knows best what changed."""
+    """Cache hits resolved in-process where the artifact is missing (where it exists, ninja knows best what
+    changed); then, if misses are left, a warm worker started."""
     missing = missing_artifacts(ctx.out_dir, ctx.plan, labels)
     if missing:
         from aotbuild.engine.cache_hits import resolve  # torch-free, but far from free to import
@@ -155,7 +150,7 @@ def missing_artifacts(out_dir: Path, plan: Plan, labels: list[Label]) -> list[La
 
 
 def _goals(ctx: Context, request: BuildRequest, labels: list[Label]) -> Goals:
-    """The goals, after what every build brings up to date first: the toolchain and distribution stamps."""
+    """The goals, after what every build brings up to date first: the toolchain and the stamps."""
     write_toolchain(ctx.out_dir)
     dist_stamps.refresh(ctx.out_dir)  # an upgraded distribution re-runs the exports that imported it
     # An input whose content changed (whatever its mtime) gets a fresh stamp: ninja re-runs what read it.
@@ -166,9 +161,10 @@ def _goals(ctx: Context, request: BuildRequest, labels: list[Label]) -> Goals:
     cuda = {label for label, entry in entries.items() if entry.get("device", "cpu").startswith("cuda")}
     # Without a GPU, CUDA targets that a wildcard reached can only come from the cache: they run last, with
     # -k, so one that is not cached is skipped and never stops the others. Named ones fail as usual.
-    named = named_explicitly(request.patterns, ctx.current_package) if cuda else set()
-    optional = set() if not cuda or _host_has_gpu(ctx) else cuda - named
-    # Those not in aot-out/ can only come from the cache: no action runs for them (see _run).
+    optional: set[str] = set()
+    if cuda and json.loads((ctx.out_dir / layout.TOOLCHAIN_FILE).read_text())["host"]["gpu_arch"] is None:
+        optional = cuda - named_explicitly(request.patterns, ctx.current_package)
+    # Those not in aot-out/ only come from the cache: no action runs for them (see _run).
     cache_only = {str(x) for x in missing_artifacts(ctx.out_dir, ctx.plan, [x for x in labels if str(x) in optional])}
     optional -= cache_only
     remote = check_remote_url(settings.remote_url(settings.environ(), request.remote_cache, ctx.plan.remote_cache))
@@ -181,8 +177,7 @@ def _goals(ctx: Context, request: BuildRequest, labels: list[Label]) -> Goals:
 
 
 def _stamp_usable(ctx: Context, request: BuildRequest, wanted: Goals) -> bool:
-    """Whether the no-op stamp may answer, or be written by, this build: a build (not a test, not --explain,
-    which always asks ninja) of required goals only, the stamp on, and a ninja of the tested range."""
+    """Whether the no-op stamp may answer, or be written by, this build (--explain always asks ninja)."""
     from aotbuild.ninja import logs
 
     refused = logs.refusal(ctx.plan.ninja, ctx.out_dir / layout.NINJA_BUILDDIR)
@@ -190,11 +185,6 @@ def _stamp_usable(ctx: Context, request: BuildRequest, wanted: Goals) -> bool:
         print(f"aotbuild: {refused}", file=sys.stderr)
     return (refused is None and request.goal == BUILD_GOAL and not request.explain and bool(wanted.required)
             and not wanted.optional and settings.noop_stamp_enabled(settings.environ()))
-
-
-def _host_has_gpu(ctx: Context) -> bool:
-    toolchain = json.loads((ctx.out_dir / layout.TOOLCHAIN_FILE).read_text())
-    return toolchain["host"]["gpu_arch"] is not None
 
 
 def record_cache_use(out_dir: Path, cache_dir: Path, result: BuildResult) -> None:

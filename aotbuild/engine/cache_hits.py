@@ -29,9 +29,7 @@ from aotbuild.workspace.target import Target
 
 THREADS = 8  # mostly waiting: fsync (5 a target, as the actions do), small file operations, remote round trips
 _DEPFILE_UNSAFE = frozenset("\\$#:\t\r")
-# Each runs one edge's work and returns its discovered dependencies (None: not a deps edge) and the event to
-# report once the edge is recorded (None: no action of its own).
-Runner = Callable[[Edge], tuple[tuple[str, ...] | None, Callable[[], None] | None]]
+ACTIONS = {export_rule.KIND.rule_name: "export", compile_rule.KIND.rule_name: "compile"}
 
 
 class _NotDone(Exception):
@@ -124,18 +122,18 @@ def goal_chain(target: Target) -> list[Edge]:
 def _resolve(setup: _Setup, target: Target) -> list[logs.Finished]:
     """Run the target's chain in-process, edge by edge, until one cannot be done here; the edges done."""
     specs = {p: spec_edges.file_bytes(c) for p, c in rules.spec_files(target).items()}
-    runners: dict[str, Runner] = {
-        spec_edges.NAME: lambda e: _write_spec(setup, e, specs),
-        export_rule.KIND.rule_name: lambda e: _from_cache(setup, e, "export"),
-        compile_rule.KIND.rule_name: lambda e: _from_cache(setup, e, "compile"),
-    }
     finished: list[logs.Finished] = []
     for edge in goal_chain(target):
         try:
-            deps, report = runners[edge.rule](edge)
+            if edge.rule == spec_edges.NAME:  # its command: write each file unless it holds exactly these bytes
+                for path in edge.outputs:
+                    replace_if_changed_unsynced(setup.out_dir / path, specs[path])
+                deps, report = None, None
+            else:
+                deps, report = _from_cache(setup, edge, ACTIONS[edge.rule])
             finished.append(_record(setup, edge, deps))
             if report is not None:
-                report()
+                report()  # once the edge is recorded
         except Exception:  # noqa: BLE001 - not swallowed: ninja runs this edge's action, which reports it
             break
     return finished
@@ -166,16 +164,8 @@ def _mtime(path: Path) -> int:
     return mtime or 1  # ninja's Stat: 0 means missing, so a real 0 reads as 1
 
 
-def _write_spec(setup: _Setup, edge: Edge, specs: dict[str, bytes]) -> tuple[None, None]:
-    """The spec edge's command, in-process: write each file unless it already holds exactly these bytes."""
-    for path in edge.outputs:
-        replace_if_changed_unsynced(setup.out_dir / path, specs[path])
-    return None, None
-
-
 def _from_cache(setup: _Setup, edge: Edge, action: str) -> tuple[tuple[str, ...] | None, Callable[[], None]]:
-    """The action's hit path, run as its process would run it: the spec ninja passes as $spec, a store of its
-    own (per-action counters), the build's events file."""
+    """The action's hit path as its process would run it; its discovered dependencies and its event to report."""
     spec_file = setup.out_dir / dict(edge.variables)["spec"]
     ctx = ActionContext(action=action, out_dir=setup.out_dir, root=setup.out_dir.parent,
                         target_dir=spec_file.parent, spec=json.loads(spec_file.read_text()),

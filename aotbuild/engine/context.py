@@ -1,10 +1,12 @@
-"""The workspace a command works on: its root, aot-out/, the cache and a current plan."""
+"""The workspace a command works on: its root, aot-out/ (safe to write, locked), the cache and a current plan."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,3 +112,21 @@ def unlink_foreign_symlinks(out_dir: Path, relative_dirs: Iterable[str]) -> list
             warnings.append(f"{path} was a symlink to {target}; removed it (aotbuild never writes through "
                             "links in aot-out/; the link's target was left untouched)")
     return warnings
+
+
+@contextlib.contextmanager
+def exclusive(path: Path) -> Iterator[int]:
+    """One build per workspace: an flock on `path`, whose descriptor (yielded) ninja and every action inherit,
+    so a SIGKILLed CLI's lock stays held until the last of them exits. Closing it (never LOCK_UN, which would
+    release it for the inheritors too) is how the CLI lets go."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print("aotbuild: waiting for another build in this workspace to finish", file=sys.stderr, flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)

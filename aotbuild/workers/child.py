@@ -35,10 +35,8 @@ def _die_with_client(conn: socket.socket) -> None:
 
 
 def _become(request: dict, fds: list[int], startup_dir: str) -> None:
-    os.dup2(fds[0], 0)
-    os.dup2(fds[1], 1)
-    os.dup2(fds[2], 2)
-    for fd in fds:
+    for target, fd in enumerate(fds):  # the client's stdin, stdout and stderr
+        os.dup2(fd, target)
         if fd > 2:
             os.close(fd)
     os.chdir(request["cwd"])
@@ -54,13 +52,13 @@ def _become(request: dict, fds: list[int], startup_dir: str) -> None:
 
 class HandOff(BaseException):
     """Raised at this action's `import torch` in a bare server whose warm successor is starting: the action
-    stops (a BaseException, so its own handlers let it pass and its `with` blocks clean up) and its client
-    runs it again at the warm server. Actions may be run again: ninja reruns them too."""
+    stops (its own handlers let a BaseException pass, its `with` blocks clean up) and its client runs it
+    again at the warm server. Actions may be run again: ninja reruns them too."""
 
 
 class _TorchWanted:
-    """An import hook that tells a bare server, once, that this action imports torch (then a warm server
-    pays off), or that hands the action over while a warm one starts; it finds nothing itself."""
+    """An import hook that finds nothing itself: at `import torch` it tells a bare server, once, that a warm
+    server pays off, or it hands the action over while a warm one starts."""
 
     def __init__(self, fd: int | None, hand_off: bool) -> None:
         self.fd = fd
@@ -68,7 +66,7 @@ class _TorchWanted:
 
     def find_spec(self, name: str, path: object = None, target: object = None) -> None:
         if name != "torch":
-            return None
+            return
         if self.hand_off:
             self.hand_off = False
             raise HandOff
@@ -78,7 +76,6 @@ class _TorchWanted:
             except OSError:
                 pass
             self.fd = None
-        return None
 
 
 def run(request: dict, fds: list[int], conn: socket.socket, listener: socket.socket, startup_dir: str,
@@ -90,7 +87,7 @@ def run(request: dict, fds: list[int], conn: socket.socket, listener: socket.soc
     try:
         os.setpgid(0, 0)  # a group of its own: a forwarded signal reaches the action and its compilers
         signal.set_wakeup_fd(-1)
-        for signum in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a fresh interpreter
         listener.close()
