@@ -126,8 +126,7 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], wanted: Goals
 
 def _cache_pass(ctx: Context, request: BuildRequest, required: list[Label], labels: list[Label],
                 env: dict[str, str]) -> None:
-    """Cache hits resolved in-process where the artifact is missing (where it exists, ninja knows best what
-    changed); then, if misses are left, a warm worker started."""
+    """Cache hits resolved in-process where an artifact is missing (else ninja knows best); misses warm a worker."""
     missing = missing_artifacts(ctx.out_dir, ctx.plan, labels)
     if missing:
         from aotbuild.engine.cache_hits import resolve  # torch-free, but far from free to import

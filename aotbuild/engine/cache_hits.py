@@ -46,8 +46,7 @@ class _Setup:
 
 
 def resolve(root: Path, out_dir: Path, ninja: str, labels: list[Label], env: Mapping[str, str]) -> None:
-    """Resolve `labels` from the cache where possible, for the `ninja` that will run the build, with `env` the
-    environment its actions get. An edge this pass cannot prove done is left to ninja and its action."""
+    """Resolve `labels` from the cache (`env`: the actions'); an edge not proven done is left to `ninja`."""
     builddir = out_dir / layout.NINJA_BUILDDIR
     if logs.refusal(ninja, builddir) is not None:
         return  # a ninja outside the tested range: no pass at all
@@ -140,8 +139,8 @@ def _resolve(setup: _Setup, target: Target) -> list[logs.Finished]:
 
 
 def _record(setup: _Setup, edge: Edge, deps: tuple[str, ...] | None) -> logs.Finished:
-    """The edge as ninja would log it after running it (its command is asked of ninja later): every output's
-    mtime, and a log mtime no older than its inputs', so ninja finds it clean until an input changes."""
+    """The edge as ninja logs a run: its outputs' mtimes, and a log mtime no older than any input's (the command,
+    asked of ninja later, is filled in by resolve)."""
     outputs = tuple(logs.check_path(p) for p in (*edge.outputs, *edge.implicit_outputs))
     output_mtimes = tuple(_mtime(setup.out_dir / p) for p in outputs)
     inputs = [_mtime(setup.out_dir / p) for p in (*edge.inputs, *edge.implicit)]
@@ -192,8 +191,7 @@ def _from_cache(setup: _Setup, edge: Edge, action: str) -> tuple[tuple[str, ...]
 
 
 def _read_depfile(out_dir: Path, output: str) -> tuple[str, ...]:
-    """The dependencies the export's depfile names, as ninja reads them with deps = gcc; the file is then
-    removed, as ninja removes it. Anything but plain paths (escapes, odd characters) is left to ninja."""
+    """The export depfile's paths as ninja reads them (deps = gcc), which then removes it; plain paths only."""
     depfile = out_dir / f"{output}.d"
     text = depfile.read_text()
     head, sep, rest = text.partition(": ")

@@ -89,8 +89,7 @@ def write_toolchain(out_dir: Path) -> None:
 
 
 def unlink_foreign_symlinks(out_dir: Path, relative_dirs: Iterable[str]) -> list[str]:
-    """Remove any symlink standing where aotbuild keeps a directory of its own in aot-out/, never following it:
-    aotbuild makes no directory links, and writing through one would write (and delete) outside aot-out/."""
+    """Remove (never follow) symlinks where aotbuild keeps its own directories: they would lead outside aot-out/."""
     # Each parent directory is listed once (os.scandir says which entries are links without a stat each):
     # 1,100 listings instead of 11,000 lstats for 10,000 targets.
     wanted: dict[str, set[str]] = {}  # parent directory -> names under it that must not be links

@@ -18,8 +18,7 @@ from aotbuild.workspace.labels import Label
 
 @dataclass(frozen=True)
 class Goals:
-    """What a build asks ninja for, per label (str): `required` in its first pass, `optional` (CUDA targets
-    a wildcard reached, on a machine without a GPU) in a second one."""
+    """What a build asks ninja for, per label: `required` first, then `optional` (wildcard CUDA targets, no GPU)."""
 
     goals: dict[str, str]
     optional: set[str]
@@ -29,8 +28,7 @@ class Goals:
 
 
 def run(binary: str, out_dir: Path, wanted: Goals, labels: list[Label], result: BuildResult, **ninja: Any) -> None:
-    """ninja on the required goals, then the optional ones (`ninja`: run_ninja's options); then each target's
-    outcome and failure, from its events and, where it reported none, ninja's own view (_settle)."""
+    """ninja (`ninja`: run_ninja's options) on the required goals, then the optional ones; then each outcome."""
     events = Path(ninja["env"][settings.EVENTS_VAR])
     optional_log = out_dir / layout.STATE_DIR / "gpu-targets.log"
     sys.stdout.flush()
@@ -54,6 +52,7 @@ def run(binary: str, out_dir: Path, wanted: Goals, labels: list[Label], result: 
 
 def _settle(binary: str, out_dir: Path, wanted: Goals, labels: list[Label], result: BuildResult, optional_rc: int,
             optional_log: Path) -> None:
+    """Each target's outcome and failure, from its events and, where it reported none, ninja's own view."""
     by_label: dict[str, list[dict]] = {}
     for event in result.events:
         by_label.setdefault(event["label"], []).append(event)
@@ -83,9 +82,8 @@ def _settle(binary: str, out_dir: Path, wanted: Goals, labels: list[Label], resu
 
 
 def _made(goal: str, events: list[dict]) -> bool:
-    """Whether the action making `goal` reported success in this build. ninja's dry run may still call the
-    goal stale: a stamp another action created meanwhile (a distribution imported for the first time) is newer
-    than the outputs this one kept, and only the next build settles that, with a cheap cache hit."""
+    """Whether the action making `goal` succeeded in this build. ninja's dry run may still call it stale: a stamp
+    made meanwhile (a distribution imported for the first time) is newer than its outputs, till the next build."""
     from aotbuild import rules
 
     kind = next((k for k in rules.kinds() if goal.endswith(f"/{k.goal}")), None)

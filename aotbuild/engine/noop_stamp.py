@@ -22,6 +22,7 @@ FORMAT = 1
 RACY_NS = 50_000_000
 COARSE_RACY_NS = 2_000_000_000
 MISSING = -1
+# ninja appends to its log for any edge it runs: an edge that reports no event still moves the snapshot.
 LOGS = (f"{layout.NINJA_BUILDDIR}/.ninja_log", f"{layout.NINJA_BUILDDIR}/.ninja_deps")
 STAT_ERRORS = (OSError, ValueError, OverflowError)
 
@@ -58,9 +59,8 @@ def _chain_kinds(goal_kind: str) -> list:  # noqa: ANN202 - rules.Kind, imported
 
 
 def paths_for(out_dir: Path, plan: Plan, labels: Sequence[Label], goals: Sequence[str], goal_kind: str) -> Paths:
-    """Everything ninja's decision for `goals` (the `goal_kind` goals of `labels`) and the checks before it
-    read, from the plan and the rule kinds (never ninja's files): the spec edge, each kind's edge up to the
-    goal, the generator edges, and the discovered deps."""
+    """What ninja's decision for `goals` (of kind `goal_kind`) and the checks before it read, from the plan and
+    the rule kinds, never ninja's files: each kind's edge up to the goal, the generator edges, discovered deps."""
     from aotbuild import rules
     from aotbuild.planning.ninja_files import package_file, package_specs
 
@@ -70,32 +70,22 @@ def paths_for(out_dir: Path, plan: Plan, labels: Sequence[Label], goals: Sequenc
     files += [f for p in with_targets for f in (package_file(p), package_specs(p))]
     nodes = dict.fromkeys([layout.TOOLCHAIN_FILE, *(layout.from_out(f) for f in plan.build_files)])
     spec_files = [k.spec_file for k in rules.kinds()]  # one spec edge writes them all
+    dirs = {".": None}  # aot-out/, every directory above a target directory, and the target directories
     for label in labels:
         target_dir = layout.TargetPaths(label).dir
+        parts = target_dir.split("/")
+        dirs.update(dict.fromkeys("/".join(parts[:i]) for i in range(1, len(parts) + 1)))
         names = [*spec_files]
         for kind in kinds:
             names += [kind.goal, *kind.by_products, *kind.inputs, *kind.implicit]
+            if kind.discovered:
+                names.append(kind.discovered)
+                # A sidecar missing or unreadable raises: what the export depends on is unknown, so no stamp.
+                nodes.update(dict.fromkeys((out_dir / target_dir / kind.discovered).read_text().splitlines()))
         nodes.update(dict.fromkeys(name if name.startswith(f"{layout.STATE_DIR}/") else f"{target_dir}/{name}"
                                    for name in names))
         nodes.update(dict.fromkeys(layout.from_out(w) for w in plan.packages[label.package].watched))
-        for kind in kinds:
-            if kind.discovered:
-                nodes[f"{target_dir}/{kind.discovered}"] = None
-                # A sidecar missing or unreadable raises: what the export depends on is unknown, so no stamp.
-                nodes.update(dict.fromkeys((out_dir / target_dir / kind.discovered).read_text().splitlines()))
-    dirs = _checked_dirs(layout.TargetPaths(label).dir for label in labels)
     return Paths(tuple(goals), tuple(files), tuple(nodes), tuple(dirs))
-
-
-def _checked_dirs(target_dirs: Iterable[str]) -> list[str]:
-    """aot-out/ itself, every directory above a target directory, and the target directories."""
-    dirs: dict[str, None] = {".": None}
-    for target in target_dirs:
-        parts = target.split("/")
-        for i in range(1, len(parts)):
-            dirs.setdefault("/".join(parts[:i]), None)
-        dirs[target] = None
-    return list(dirs)
 
 
 def _sig(path: str, fd: int) -> Sig | None:
@@ -148,8 +138,7 @@ def moved(out_dir: Path, snap: Snapshot) -> list[tuple[str, object, object]]:
 
 
 def holds(out_dir: Path, snap: Snapshot | None, goals: Iterable[str]) -> bool:
-    """Whether `snap` proves that ninja would run nothing for `goals` now: goals among the stamped ones, and
-    every entry as it was."""
+    """Whether `snap` proves ninja would run nothing for `goals` now: goals among its own, every entry as it was."""
     if snap is None or not set(snap.paths.goals).issuperset(goals):
         return False
     try:
@@ -159,8 +148,7 @@ def holds(out_dir: Path, snap: Snapshot | None, goals: Iterable[str]) -> bool:
 
 
 def _dump(snap: Snapshot) -> bytes:
-    """marshal (the fastest reader of 100,000 strings) and a CRC, which tells a file torn by a crash (it is
-    written without fsync) from a whole one."""
+    """marshal (the fastest reader of 100,000 strings) and a CRC, telling a torn (unsynced) file from a whole one."""
     p = snap.paths
     payload = marshal.dumps((FORMAT, __version__, p.goals, p.files, p.nodes, p.dirs, snap.sigs, snap.mtimes,
                              snap.ctimes))
@@ -170,8 +158,7 @@ def _dump(snap: Snapshot) -> bytes:
 def read(out_dir: Path) -> Snapshot | None:
     """The stamp; None when there is none, or it is damaged or of another aotbuild."""
     try:
-        with open(out_dir / STAMP_FILE, "rb") as f:
-            data = f.read()
+        data = (out_dir / STAMP_FILE).read_bytes()
     except OSError:
         return None
     payload = data[:-4]
@@ -196,8 +183,7 @@ def begin(out_dir: Path, plan: Plan, labels: Sequence[Label], goals: Sequence[st
 
 
 def finish(out_dir: Path, before: Snapshot) -> None:
-    """After ninja exited 0 and no action ran: stamp `before` if the state is still exactly that (then
-    nothing changed in between, so ninja ran nothing on it; it appends to its log for any edge it runs)."""
+    """After ninja exited 0 and no action ran: stamp `before` if the state (ninja's log included) is still that."""
     from aotbuild.fsutil import replace_unsynced
 
     try:

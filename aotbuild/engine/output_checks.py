@@ -16,17 +16,14 @@ from aotbuild.workspace.labels import Label
 
 
 def _drop_done_markers(target_dir: Path) -> None:
-    """Remove the goals whose presence tells ninja the artifacts were built, or checked (kinds reading them):
-    ninja cannot see an artifact deleted or changed in place (their names carry digests), so the compile edge
-    runs again, and re-links from the cache."""
+    """Remove the goals telling ninja the artifacts (no ninja nodes) were built or checked: it re-links them."""
     for kind in rules.kinds():
         if kind.goal == MANIFEST or MANIFEST in kind.inputs:
             (target_dir / kind.goal).unlink(missing_ok=True)
 
 
 def repair_mismatched(target_dir: Path) -> list[Path]:
-    """Remove the artifacts whose sha256 differs from manifest.json (missing ones included), and the markers,
-    so the next build re-creates them; returns them."""
+    """Remove (and return) the artifacts differing from manifest.json, and the markers: the next build redoes them."""
     try:
         artifacts = json.loads((target_dir / MANIFEST).read_text())["artifacts"]
     except (FileNotFoundError, ValueError, KeyError, TypeError):
@@ -51,9 +48,8 @@ def repair_mismatched(target_dir: Path) -> list[Path]:
 
 
 def prepare(out_dir: Path, labels: list[Label], full: bool) -> list[str]:
-    """Called by the build with the workspace lock held; returns warnings for the user. `full` (for `aotbuild
-    test`) rehashes every artifact before a cached verification is trusted; otherwise only missing artifacts
-    are noticed, which costs a stat per file."""
+    """Warnings for the user; under the workspace lock. `full` (`aotbuild test`, which trusts cached
+    verifications) rehashes every artifact; otherwise only missing ones are noticed, a stat per file."""
     all_paths = [TargetPaths(label) for label in labels]
     warnings = unlink_foreign_symlinks(out_dir, [p.dir for p in all_paths])
     for paths in all_paths:

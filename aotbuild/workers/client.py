@@ -72,8 +72,7 @@ def _connect(path: str) -> socket.socket | None:
 
 
 def connect_or_start(path: str, environ: dict[str, str] | None = None) -> socket.socket:
-    """Connect to the server at `path`, starting it first in `environ` (this process's by default: the one its
-    key was computed from) if none listens, one starter at a time."""
+    """Connect to the server at `path`, started first if none listens (one starter at a time) in `environ`."""
     sock = _connect(path)
     if sock is not None:
         return sock
@@ -110,8 +109,7 @@ def _send(sock: socket.socket, request: dict, fds: list[int]) -> None:
 
 
 def prewarm(environ: dict[str, str]) -> bool:
-    """Have the server for `environ` (the environment ninja's actions will get) import torch and probe the CPU
-    now, as the CLI knows torch work is coming. Best effort; whether the request was sent."""
+    """Have the server for `environ` (ninja's actions') import torch now; best effort: whether it was asked."""
     if environ.get(WORKERS_VAR, "1") == "0":
         return False
     try:
@@ -162,8 +160,7 @@ def run_once(argv: list[str], path: str, forwarded: list[int], hand_off: bool = 
 
 
 def _wait_for_successor(path: str, inode: int, timeout: float) -> None:
-    """Until a warm server has bound `path` over the bare one at `inode`, the path is gone, the bare server
-    says its warm successor died starting, or `timeout`."""
+    """Until a warm server replaced the bare one at `inode`, the path is gone, its start failed, or `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

@@ -58,9 +58,8 @@ def _children_in_bad_fork() -> bool:
 
 
 def _warm_inductor() -> None:
-    """Inductor's one-time setup of a machine, while this server already serves: the vector ISAs this CPU and
-    compiler support (actions/isa_probe.py), then the precompiled headers a CPU compile uses. In a forked
-    child: both run threads and compilers, and a process with threads must not fork the actions."""
+    """Inductor's setup of a machine (ISA probe, precompiled headers) while the server serves; in a child: both
+    run threads and compilers, and a process with threads must not fork the actions."""
     if os.fork() != 0:
         return  # reaped with the actions' children (an unknown pid there)
     # Inductor builds the probe libraries in its cache dir: one of our own, which the server's idle exit
