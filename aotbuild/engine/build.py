@@ -132,8 +132,7 @@ def _cache_pass(ctx: Context, request: BuildRequest, required: list[Label], labe
         from aotbuild.engine.cache_hits import resolve  # torch-free, but far from free to import
 
         resolve(ctx.root, ctx.out_dir, ctx.plan.ninja, missing, {**os.environ, **env})
-    # A target still without its artifact after the pass is a cache miss: an export and a compile with
-    # torch are coming, so the worker imports torch while the first exports start, not after.
+    # A target still missing is a cache miss: torch work is coming, so the worker imports torch now, not after.
     if request.workers and missing_artifacts(ctx.out_dir, ctx.plan, required):
         from aotbuild.workers.client import prewarm
 

@@ -176,9 +176,8 @@ def _from_cache(setup: _Setup, edge: Edge, action: str) -> tuple[tuple[str, ...]
         else:
             hit = compile_action.from_cache(ctx)
     finally:
-        # Remote warnings and entries that failed their digest check must reach the summary even when ninja's
-        # action takes over (it would skip the remote marked down, or find the bad entry gone, without saying
-        # why). "up to date" ranks below any real outcome, so the target's outcome stays the action's.
+        # Remote warnings and entries failing their digest must reach the summary even when ninja's action takes
+        # over, which would not say why; "up to date" ranks below any real outcome, so the action's outcome wins.
         if ctx.store.warnings or ctx.store.counters.corrupt:
             replace(ctx, action="cache-pass").report("up to date")
             ctx.store.warnings.clear()

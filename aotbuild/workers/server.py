@@ -104,9 +104,8 @@ class Server:
                 os.close(fd)
             conn.close()
             return
-        # While a warm successor starts, an action that turns out to need torch hands itself over to it
-        # rather than import torch and inductor here (12 s under a 16-core build's load); one that needs no
-        # torch (a cache hit) runs here at once. A client retrying after a failed start asks not to.
+        # While a warm successor starts, an action reaching `import torch` hands itself over to it (a cache hit
+        # never does, so it runs here at once). A client retrying after a failed start asks not to.
         hand_off = self.warm_pid is not None and request.get("hand_off", True)
         pid = os.fork()
         if pid == 0:
