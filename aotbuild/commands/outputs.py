@@ -19,7 +19,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
         print(f"aotbuild: removed the symlink {out} (its target {target} was left alone)")
         return 0
     if out.exists():
-        from aotbuild.engine.workspace_lock import exclusive
+        from aotbuild.engine.context import exclusive
 
         # A running build holds the lock (its actions too, if its CLI was killed): wait for it to finish.
         with exclusive(out / layout.STATE_DIR / "build.lock"):

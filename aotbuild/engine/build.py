@@ -11,8 +11,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aotbuild import layout
-from aotbuild.engine.context import Context, open_workspace, write_toolchain
-from aotbuild.engine.ninja_pass import Goals, Run
+from aotbuild.engine import ninja_pass, noop_stamp
+from aotbuild.engine.context import Context, exclusive, open_workspace, write_toolchain
+from aotbuild.engine.ninja_pass import Goals
 from aotbuild.errors import UserError
 from aotbuild.fsutil import atomic_write
 from aotbuild.goals import BUILD_GOAL, TEST_GOAL
@@ -22,13 +23,13 @@ from aotbuild.planning.plan_index import Plan
 from aotbuild.planning.sharding import shard
 from aotbuild.reports.outcomes import NEEDS_GPU, UP_TO_DATE, BuildResult
 from aotbuild.reports.remote_summary import check_remote_url, summarize
+from aotbuild.text import plural
 from aotbuild.workspace import settings
 from aotbuild.workspace.discovery import WORKSPACE_FILE
 from aotbuild.workspace.labels import Label
 from aotbuild.workspace.selection import named_explicitly, select
 
-# This workspace's last build that ran anything: its use of the cache, for `cache stats`. Kept in aot-out/,
-# not in the cache root, which other workspaces' builds share.
+# This workspace's last build that ran anything: its use of the cache, for `cache stats` (not in the shared cache).
 LAST_BUILD_FILE = f"{layout.STATE_DIR}/last-build.json"
 
 
@@ -55,20 +56,16 @@ def build(request: BuildRequest, cwd: Path) -> BuildResult:
     labels = shard(selection.labels, *request.shard) if request.shard else selection.labels
     result = BuildResult(config_errors=selection.errors, context=ctx)
     if selection.errors and not request.keep_going:
-        from aotbuild.text import plural
-
         hint = [f"nothing was built: -k (--keep-going) builds the other {plural(len(labels), 'selected target')}"
                 ] if labels else []
         raise UserError("\n".join([*selection.errors, *hint]))
-    from aotbuild.engine import noop_stamp
-    from aotbuild.engine.workspace_lock import exclusive
-
     # One build per workspace at a time: two ninjas must not share .ninja_log/.ninja_deps or output files.
     with exclusive(ctx.out_dir / layout.STATE_DIR / "build.lock") as lock_fd:
         wanted = _goals(ctx, request, labels)
-        usable = _stamp_usable(ctx, request, wanted)
-        # A re-plan rewrote plan.json, which every stamp records: none can hold, so none is read.
-        stamp = noop_stamp.read(ctx.out_dir) if usable and not ctx.replanned else None
+        # After a re-plan no stamp can hold (each records plan.json). A snapshot costs two stamp checks: a
+        # build right after an edit (a stamp that failed, or a re-plan) does not stamp; the no-op after it does.
+        usable = _stamp_usable(ctx, request, wanted) and not ctx.replanned
+        stamp = noop_stamp.read(ctx.out_dir) if usable else None
         if noop_stamp.holds(ctx.out_dir, stamp, wanted.required):
             result.outcomes.update((str(label), NEEDS_GPU if str(label) in wanted.cache_only else UP_TO_DATE)
                                    for label in labels)
@@ -77,42 +74,35 @@ def build(request: BuildRequest, cwd: Path) -> BuildResult:
                 print("aotbuild: the no-op stamp holds: every file ninja would look at is as it was after a build "
                       "that ran nothing, so ninja was not started (`aotbuild stamp` shows what it recorded)")
         else:
-            _with_cache(ctx, request, labels, wanted, result, usable and stamp is None, lock_fd)
+            from aotbuild.cache.access import CacheAccess, record_root
+
+            record_root(ctx.out_dir, ctx.cache_dir)
+            access = CacheAccess.open(ctx.cache_dir, ctx.out_dir)
+            if access.warning:
+                print(f"warning: {access.warning}", file=sys.stderr)
+            with access.lease() as lease_fd:
+                _run(ctx, request, labels, wanted, result, usable and stamp is None, access.env(),
+                     (lock_fd, *lease_fd))
+            record_cache_use(ctx.out_dir, ctx.cache_dir, result)
     result.seconds = time.monotonic() - started
     return result
 
 
-def _with_cache(ctx: Context, request: BuildRequest, labels: list[Label], wanted: Goals, result: BuildResult,
-                try_stamp: bool, lock_fd: int) -> None:
-    """The build under a lease on its cache; a build with nothing recorded since may stamp (`try_stamp`)."""
-    from aotbuild.cache.access import CacheAccess, record_root
-
-    record_root(ctx.out_dir, ctx.cache_dir)
-    access = CacheAccess.open(ctx.cache_dir, ctx.out_dir)
-    if access.warning:
-        print(f"warning: {access.warning}", file=sys.stderr)
-    with access.lease() as lease_fd:
-        # Snapshotting costs about what the stamp's check does, twice: a build right after an edit (a stamp
-        # that no longer held, or a re-plan) does not try; the no-op build after it stamps.
-        _run(ctx, request, labels, wanted, result, try_stamp and not ctx.replanned, access.env(),
-             (lock_fd, *lease_fd))
-    record_cache_use(ctx.out_dir, ctx.cache_dir, result)
-
-
 def _run(ctx: Context, request: BuildRequest, labels: list[Label], wanted: Goals, result: BuildResult,
          try_stamp: bool, cache_env: dict[str, str], pass_fds: tuple[int, ...]) -> None:
-    from aotbuild.engine import ninja_pass, noop_stamp, output_checks
+    """The checks, the cache pass and ninja; `try_stamp`: stamp the state if ninja runs nothing."""
+    from aotbuild.engine import output_checks
 
     plan = ctx.plan
-    # Skipped CUDA targets are no part of it: a build that may stamp leaves them skipped, and they were never
-    # exported here (no discovered-dependency list to read).
-    stamped = [x for x in labels if str(x) not in wanted.cache_only]
-    before = noop_stamp.begin(ctx.out_dir, plan, stamped, wanted.required, request.goal) if try_stamp else None
-    if before is None:
-        noop_stamp.discard(ctx.out_dir)
+    (ctx.out_dir / noop_stamp.STAMP_FILE).unlink(missing_ok=True)  # no stamp outlives a build that may change things
+    # CUDA targets without a GPU or an artifact: looked up in the cache, never built, no part of the stamp. A
+    # build that may stamp skips them (a look-up logs their spec edges, so no no-op could ever be stamped).
+    cache_only = [x for x in labels if str(x) in wanted.cache_only]
+    built = [x for x in labels if str(x) not in wanted.cache_only]
+    before = noop_stamp.begin(ctx.out_dir, plan, built, wanted.required, request.goal) if try_stamp else None
     for warning in output_checks.prepare(ctx.out_dir, labels, full=request.goal == TEST_GOAL):
         print(f"warning: {warning}", file=sys.stderr)
-    events_file = ninja_pass.events_file(ctx.out_dir)
+    events_file = ctx.out_dir / layout.STATE_DIR / f"events-{os.getpid()}.jsonl"  # where the actions report
     events_file.unlink(missing_ok=True)
     settings.clear_remote_marks(events_file)
     env = {settings.EVENTS_VAR: str(events_file), **cache_env,
@@ -120,39 +110,29 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], wanted: Goals
                                  plan.remote_verify_keys)}
     if not request.workers:
         env[settings.WORKERS_VAR] = "0"
-    # CUDA targets without a GPU and without an artifact: looked up in the cache, never built. A build that may
-    # stamp a no-op leaves them skipped (looking them up records their spec edges in ninja's log, so no no-op
-    # could ever be stamped); any build after a change looks.
-    cache_only = [x for x in labels if str(x) in wanted.cache_only]
-    labels = [x for x in labels if str(x) not in wanted.cache_only]
     lookup = cache_only if before is None else []
     fetched = lookup  # without the cache pass, their exports ask the cache (and report NeedsGpuError on a miss)
     if settings.cache_pass_enabled(settings.environ()):
-        _cache_pass(ctx, request, [x for x in labels if str(x) not in wanted.optional], labels + lookup, env)
+        _cache_pass(ctx, request, [x for x in built if str(x) not in wanted.optional], built + lookup, env)
         missed = set(missing_artifacts(ctx.out_dir, plan, lookup))
         fetched = [x for x in lookup if x not in missed]
     result.outcomes.update((str(x), NEEDS_GPU) for x in cache_only if x not in fetched)
-    labels += fetched
     wanted = replace(wanted, optional=wanted.optional | {str(x) for x in fetched})
-    how = Run(plan.ninja, ctx.out_dir, request.jobs, request.keep_going, request.explain, env, pass_fds)
-    optional_rc = ninja_pass.run(how, wanted, result)
+    ninja_pass.run(plan.ninja, ctx.out_dir, wanted, built + fetched, result, jobs=request.jobs,
+                   keep_going=request.keep_going, explain=request.explain, env=env, pass_fds=pass_fds)
     if before is not None and not result.ninja_rc and not result.events:
         noop_stamp.finish(ctx.out_dir, before)
-    ninja_pass.settle(how, wanted, labels, result, optional_rc)
 
 
 def _cache_pass(ctx: Context, request: BuildRequest, required: list[Label], labels: list[Label],
                 env: dict[str, str]) -> None:
-    """Cache hits resolved in-process (engine/cache_hits.py) for the targets whose artifact is missing (a fresh
-    checkout, a new target, after `clean`), so ninja skips them; then, if misses are left, a warm worker
-    started. Targets whose artifact exists are ninja's alone: it knows best what changed."""
+    """Cache hits resolved in-process where an artifact is missing (else ninja knows best); misses warm a worker."""
     missing = missing_artifacts(ctx.out_dir, ctx.plan, labels)
     if missing:
         from aotbuild.engine.cache_hits import resolve  # torch-free, but far from free to import
 
         resolve(ctx.root, ctx.out_dir, ctx.plan.ninja, missing, {**os.environ, **env})
-    # A target still without its artifact after the pass is a cache miss: an export and a compile with
-    # torch are coming, so the worker imports torch while the first exports start, not after.
+    # A target still missing is a cache miss: torch work is coming, so the worker imports torch now, not after.
     if request.workers and missing_artifacts(ctx.out_dir, ctx.plan, required):
         from aotbuild.workers.client import prewarm
 
@@ -168,7 +148,7 @@ def missing_artifacts(out_dir: Path, plan: Plan, labels: list[Label]) -> list[La
 
 
 def _goals(ctx: Context, request: BuildRequest, labels: list[Label]) -> Goals:
-    """The goals, after what every build brings up to date first: the toolchain and distribution stamps."""
+    """The goals, after what every build brings up to date first: the toolchain and the stamps."""
     write_toolchain(ctx.out_dir)
     dist_stamps.refresh(ctx.out_dir)  # an upgraded distribution re-runs the exports that imported it
     # An input whose content changed (whatever its mtime) gets a fresh stamp: ninja re-runs what read it.
@@ -179,9 +159,10 @@ def _goals(ctx: Context, request: BuildRequest, labels: list[Label]) -> Goals:
     cuda = {label for label, entry in entries.items() if entry.get("device", "cpu").startswith("cuda")}
     # Without a GPU, CUDA targets that a wildcard reached can only come from the cache: they run last, with
     # -k, so one that is not cached is skipped and never stops the others. Named ones fail as usual.
-    named = named_explicitly(request.patterns, ctx.current_package) if cuda else set()
-    optional = set() if not cuda or _host_has_gpu(ctx) else cuda - named
-    # Those not in aot-out/ can only come from the cache: no action runs for them (see _run).
+    optional: set[str] = set()
+    if cuda and json.loads((ctx.out_dir / layout.TOOLCHAIN_FILE).read_text())["host"]["gpu_arch"] is None:
+        optional = cuda - named_explicitly(request.patterns, ctx.current_package)
+    # Those not in aot-out/ only come from the cache: no action runs for them (see _run).
     cache_only = {str(x) for x in missing_artifacts(ctx.out_dir, ctx.plan, [x for x in labels if str(x) in optional])}
     optional -= cache_only
     remote = check_remote_url(settings.remote_url(settings.environ(), request.remote_cache, ctx.plan.remote_cache))
@@ -194,8 +175,7 @@ def _goals(ctx: Context, request: BuildRequest, labels: list[Label]) -> Goals:
 
 
 def _stamp_usable(ctx: Context, request: BuildRequest, wanted: Goals) -> bool:
-    """Whether the no-op stamp may answer, or be written by, this build: a build (not a test, not --explain,
-    which always asks ninja) of required goals only, the stamp on, and a ninja of the tested range."""
+    """Whether the no-op stamp may answer, or be written by, this build (--explain always asks ninja)."""
     from aotbuild.ninja import logs
 
     refused = logs.refusal(ctx.plan.ninja, ctx.out_dir / layout.NINJA_BUILDDIR)
@@ -203,11 +183,6 @@ def _stamp_usable(ctx: Context, request: BuildRequest, wanted: Goals) -> bool:
         print(f"aotbuild: {refused}", file=sys.stderr)
     return (refused is None and request.goal == BUILD_GOAL and not request.explain and bool(wanted.required)
             and not wanted.optional and settings.noop_stamp_enabled(settings.environ()))
-
-
-def _host_has_gpu(ctx: Context) -> bool:
-    toolchain = json.loads((ctx.out_dir / layout.TOOLCHAIN_FILE).read_text())
-    return toolchain["host"]["gpu_arch"] is not None
 
 
 def record_cache_use(out_dir: Path, cache_dir: Path, result: BuildResult) -> None:

@@ -1,17 +1,4 @@
-"""The cache pass (engine/build.py runs it before ninja): selected targets resolved from the cache in-process.
-
-A fresh checkout with a warm cache used to start two Python processes per target (export, compile) that each
-only found a cache hit, plus small shell processes for the spec files: minutes for 1,000 targets. Here the
-target's edges are run in-process by the same code the actions run on a hit (export.from_cache,
-compile.from_cache: same keys, same layered store, same outputs, byte for byte), on a few threads for fsync
-and the remote's latency. Each edge that completes is then recorded in ninja's build log (the hash of its
-command as `ninja -t commands` prints it) and, for the export, its deps log, as ninja would record it, so ninja finds those edges up to date and
-runs only what is left.
-
-Nothing here can make a build wrong: an edge it cannot prove done (a miss, a bad blob, a remote error, a
-path its logs cannot hold, a ninja or log format outside the tested range) is left to ninja and the normal action path,
-which then does the work and reports any error itself.
-"""
+"""The cache pass: selected targets resolved from the cache in-process before ninja, their edges logged as done."""
 
 from __future__ import annotations
 
@@ -42,6 +29,7 @@ from aotbuild.workspace.target import Target
 
 THREADS = 8  # mostly waiting: fsync (5 a target, as the actions do), small file operations, remote round trips
 _DEPFILE_UNSAFE = frozenset("\\$#:\t\r")
+ACTIONS = {export_rule.KIND.rule_name: "export", compile_rule.KIND.rule_name: "compile"}
 
 
 class _NotDone(Exception):
@@ -57,40 +45,34 @@ class _Setup:
     verdicts: dict[tuple, str | None]  # actions/trust.py's checks of each program, once for the whole pass
 
 
-def resolve(root: Path, out_dir: Path, ninja: str, labels: list[Label], env: Mapping[str, str]) -> int:
-    """Resolve `labels` from the cache where possible; returns how many were resolved completely.
-
-    `ninja` is the binary that will run the build; `env` the environment its actions get (cache dir,
-    events file, remote settings)."""
+def resolve(root: Path, out_dir: Path, ninja: str, labels: list[Label], env: Mapping[str, str]) -> None:
+    """Resolve `labels` from the cache (`env`: the actions'); an edge not proven done is left to `ninja`."""
     builddir = out_dir / layout.NINJA_BUILDDIR
     if logs.refusal(ninja, builddir) is not None:
-        return 0  # a ninja outside the tested range: no pass at all
+        return  # a ninja outside the tested range: no pass at all
     try:  # before any work: a log we could not extend means no pass at all
         logs.check_build_log(builddir / logs.BUILD_LOG)
         logs.read_deps_ids(builddir / logs.DEPS_LOG)
     except logs.FormatError:
-        return 0
+        return
     # As the actions see it: ninja -C makes it their working directory, which resolves symlinks.
     setup = _Setup(Path(os.path.realpath(out_dir)), env, _memo_state(), dist_stamps.installed_versions(), {})
-    targets = _load_targets(root, labels)
     pool = ThreadPoolExecutor(THREADS)
     try:
-        done = list(pool.map(lambda t: _resolve(setup, t), targets))
+        finished = [f for edges in pool.map(lambda t: _resolve(setup, t), _load_targets(root, labels)) for f in edges]
     finally:  # interrupted: drop the targets not started (nothing is logged, so ninja redoes the rest)
         pool.shutdown(wait=True, cancel_futures=True)
-    finished = [f for edges, _ in done for f in edges]
+    if not finished:
+        return
     # Each edge's command as ninja evaluates it: its log keeps the command's hash. No answer: nothing is
     # recorded, and ninja reruns those edges (their actions find the same hits).
-    found = runner.commands(ninja, out_dir, [f.outputs[0] for f in finished]) if finished else []
+    found = runner.commands(ninja, out_dir, [f.outputs[0] for f in finished])
     if found is None:
-        return 0
-    finished = [replace(f, command=command) for f, command in zip(finished, found)]
-    if finished:
-        # One sync for every output written above (the actions fsync each file: five per target), and before
-        # the logs claim them done, so a crash cannot leave ninja trusting an output that never reached disk.
-        os.sync()
-    logs.append(ninja, builddir, finished)
-    return sum(1 for _, complete in done if complete)
+        return
+    # One sync for every output written above (the actions fsync each file: five per target), and before the
+    # logs claim them done, so a crash cannot leave ninja trusting an output that never reached disk.
+    os.sync()
+    logs.append(ninja, builddir, [replace(f, command=command) for f, command in zip(finished, found)])
 
 
 def _load_targets(root: Path, labels: list[Label]) -> list[Target]:
@@ -101,10 +83,8 @@ def _load_targets(root: Path, labels: list[Label]) -> list[Target]:
     wanted: dict[str, set[str]] = {}
     for label in labels:
         wanted.setdefault(label.package, set()).add(label.name)
-    found = []
-    for package, names in wanted.items():
-        found += [t for t in load_package(root, package, config).targets if t.label.name in names]
-    return found
+    return [t for package, names in wanted.items() for t in load_package(root, package, config).targets
+            if t.label.name in names]
 
 
 def _memo_state() -> export_action.StateOf:
@@ -138,37 +118,29 @@ def goal_chain(target: Target) -> list[Edge]:
     return order
 
 
-def _resolve(setup: _Setup, target: Target) -> tuple[list[logs.Finished], bool]:
-    """Run the target's chain in-process, edge by edge, until one cannot be done here; returns the edges
-    done and whether that was all of them."""
+def _resolve(setup: _Setup, target: Target) -> list[logs.Finished]:
+    """Run the target's chain in-process, edge by edge, until one cannot be done here; the edges done."""
     specs = {p: spec_edges.file_bytes(c) for p, c in rules.spec_files(target).items()}
-    # Each runs one edge's work and returns its discovered dependencies (None: not a deps edge) and the event
-    # to report once the edge is recorded (None: no action of its own).
-    runners: dict[str, Callable[[Edge], tuple[tuple[str, ...] | None, Callable[[], None] | None]]] = {
-        spec_edges.NAME: lambda e: _write_spec(setup, e, specs),
-        export_rule.KIND.rule_name: lambda e: _export(setup, e),
-        compile_rule.KIND.rule_name: lambda e: _compile(setup, e),
-    }
     finished: list[logs.Finished] = []
-    chain = goal_chain(target)
-    for edge in chain:
+    for edge in goal_chain(target):
         try:
-            run = runners.get(edge.rule)
-            if run is None:
-                break
-            deps, report = run(edge)
+            if edge.rule == spec_edges.NAME:  # its command: write each file unless it holds exactly these bytes
+                for path in edge.outputs:
+                    replace_if_changed_unsynced(setup.out_dir / path, specs[path])
+                deps, report = None, None
+            else:
+                deps, report = _from_cache(setup, edge, ACTIONS[edge.rule])
             finished.append(_record(setup, edge, deps))
             if report is not None:
-                report()
+                report()  # once the edge is recorded
         except Exception:  # noqa: BLE001 - not swallowed: ninja runs this edge's action, which reports it
             break
-    return finished, len(finished) == len(chain)
+    return finished
 
 
 def _record(setup: _Setup, edge: Edge, deps: tuple[str, ...] | None) -> logs.Finished:
-    """The edge as ninja would log it after running it (its command is asked of ninja later): every output's
-    mtime, and a log mtime no older than its inputs', so that ninja finds it clean (and dirty again once an input changes). A discovered dependency
-    newer than all of those was edited while this pass read it: its edge is left to ninja."""
+    """The edge as ninja logs a run: its outputs' mtimes, and a log mtime no older than any input's (the command,
+    asked of ninja later, is filled in by resolve)."""
     outputs = tuple(logs.check_path(p) for p in (*edge.outputs, *edge.implicit_outputs))
     output_mtimes = tuple(_mtime(setup.out_dir / p) for p in outputs)
     inputs = [_mtime(setup.out_dir / p) for p in (*edge.inputs, *edge.implicit)]
@@ -191,68 +163,34 @@ def _mtime(path: Path) -> int:
     return mtime or 1  # ninja's Stat: 0 means missing, so a real 0 reads as 1
 
 
-def _context(setup: _Setup, action: str, edge: Edge) -> ActionContext:
-    """What the action process would see for this edge: its spec (the path ninja passes as $spec), a store
-    of its own (per-action counters, as each process has), the build's events file."""
-    spec_path = dict(edge.variables)["spec"]
-    spec_file = setup.out_dir / spec_path
-    return ActionContext(action=action, out_dir=setup.out_dir, root=setup.out_dir.parent,
-                         target_dir=spec_file.parent, spec=json.loads(spec_file.read_text()),
-                         store=open_store(setup.env, setup.out_dir), events=settings.events_file(setup.env),
-                         started=time.monotonic(), durable=False)
-
-
-def _write_spec(setup: _Setup, edge: Edge, specs: dict[str, bytes]) -> tuple[None, None]:
-    """The spec edge's command, in-process: write each file unless it already holds exactly these bytes."""
-    for path in edge.outputs:
-        replace_if_changed_unsynced(setup.out_dir / path, specs[path])
-    return None, None
-
-
-def _export(setup: _Setup, edge: Edge) -> tuple[tuple[str, ...], Callable[[], None]]:
-    ctx = _context(setup, "export", edge)
+def _from_cache(setup: _Setup, edge: Edge, action: str) -> tuple[tuple[str, ...] | None, Callable[[], None]]:
+    """The action's hit path as its process would run it; its discovered dependencies and its event to report."""
+    spec_file = setup.out_dir / dict(edge.variables)["spec"]
+    ctx = ActionContext(action=action, out_dir=setup.out_dir, root=setup.out_dir.parent,
+                        target_dir=spec_file.parent, spec=json.loads(spec_file.read_text()),
+                        store=open_store(setup.env, setup.out_dir), events=settings.events_file(setup.env),
+                        started=time.monotonic(), durable=False)
     try:
-        hit = export_action.from_cache(ctx, setup.state, setup.installed, setup.verdicts)
+        if action == "export":
+            hit = export_action.from_cache(ctx, setup.state, setup.installed, setup.verdicts)
+        else:
+            hit = compile_action.from_cache(ctx)
     finally:
-        _report_trouble(ctx)
+        # Remote warnings and entries failing their digest must reach the summary even when ninja's action takes
+        # over, which would not say why; "up to date" ranks below any real outcome, so the action's outcome wins.
+        if ctx.store.warnings or ctx.store.counters.corrupt:
+            replace(ctx, action="cache-pass").report("up to date")
+            ctx.store.warnings.clear()
     if not hit:
-        raise _NotDone("export: not in the cache")
-    (graph,) = edge.outputs
-    deps = _read_depfile(setup.out_dir, graph)
-    _drop_log(ctx, "export")
-    return deps, lambda: ctx.report("action-cache hit")
-
-
-def _compile(setup: _Setup, edge: Edge) -> tuple[None, Callable[[], None]]:
-    ctx = _context(setup, "compile", edge)
-    try:
-        hit = compile_action.from_cache(ctx)
-    finally:
-        _report_trouble(ctx)
-    if not hit:
-        raise _NotDone("compile: not in the cache")
-    _drop_log(ctx, "compile")
-    return None, lambda: ctx.report("artifact-cache hit")
-
-
-def _report_trouble(ctx: ActionContext) -> None:
-    """Remote warnings (down, bad bytes) and local entries that failed their digest check (removed here) must
-    reach the summary even when ninja's action takes over: it would skip the remote this pass marked down, or
-    find the bad entry already gone, without saying why. "up to date" ranks below any real outcome, so the
-    target's outcome stays the action's."""
-    if ctx.store.warnings or ctx.store.counters.corrupt:
-        replace(ctx, action="cache-pass").report("up to date")
-        ctx.store.warnings.clear()
-
-
-def _drop_log(ctx: ActionContext, action: str) -> None:
-    """The action's log from an earlier run (a failure, say) would describe a result this pass replaced."""
+        raise _NotDone(f"{action}: not in the cache")
+    deps = _read_depfile(setup.out_dir, edge.outputs[0]) if action == "export" else None
+    # The action's log from an earlier run (a failure, say) would describe a result this pass replaced.
     (ctx.target_dir / f"{action}.log").unlink(missing_ok=True)
+    return deps, lambda: ctx.report("action-cache hit" if action == "export" else "artifact-cache hit")
 
 
 def _read_depfile(out_dir: Path, output: str) -> tuple[str, ...]:
-    """The dependencies the export's depfile names, as ninja reads them with deps = gcc; the file is then
-    removed, as ninja removes it. Anything but plain paths (escapes, odd characters) is left to ninja."""
+    """The export depfile's paths as ninja reads them (deps = gcc), which then removes it; plain paths only."""
     depfile = out_dir / f"{output}.d"
     text = depfile.read_text()
     head, sep, rest = text.partition(": ")

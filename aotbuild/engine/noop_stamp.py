@@ -1,20 +1,4 @@
-"""The no-op stamp: proof, from stats alone, that ninja would run nothing for the goals asked, so a no-op build
-need not start ninja (which parses every ninja file of the workspace) nor run the checks before it.
-
-A stamp is a snapshot of everything ninja's decision for the goals and the build's own checks read, listed
-from aotbuild's own knowledge (the plan and the rule kinds), never from ninja's files:
-  - the ninja binary, build.ninja, plan.json, every package's ninja and specs file, and ninja's two logs:
-    their mtime, ctime, size and inode (ctime moves on any write, and nobody can set it back);
-  - every file an edge of the selected targets reads or writes, the toolchain and BUILD files, and every
-    dependency an export discovered (its sidecar file, rules/export.DISCOVERED): mtime, or missing;
-  - aot-out/, every directory above a target directory and each target directory: ctime, which moves when
-    an artifact, an alias or a link is added, removed or renamed (those are not ninja nodes).
-
-A build writes one only when the snapshot taken before its checks and ninja equals one taken after them,
-ninja exited 0 and no action reported anything: ninja found nothing to do on exactly that state. A later
-build whose snapshot is the same would give ninja the same files and logs, so ninja would again do nothing.
-ninja appends to its log for any edge it runs, so "nothing ran" includes edges that report no event.
-"""
+"""The no-op stamp: proof, from stats alone, that ninja would run nothing for the goals asked (see how-it-works)."""
 
 from __future__ import annotations
 
@@ -38,9 +22,11 @@ FORMAT = 1
 RACY_NS = 50_000_000
 COARSE_RACY_NS = 2_000_000_000
 MISSING = -1
+# ninja appends to its log for any edge it runs: an edge that reports no event still moves the snapshot.
 LOGS = (f"{layout.NINJA_BUILDDIR}/.ninja_log", f"{layout.NINJA_BUILDDIR}/.ninja_deps")
+STAT_ERRORS = (OSError, ValueError, OverflowError)
 
-Sig = tuple[int, int, int, int]  # mtime_ns, ctime_ns, size, inode
+Sig = tuple[int, int, int, int]  # mtime_ns, ctime_ns, size, inode: ctime moves on any write, and cannot be set back
 
 
 @dataclass(frozen=True)
@@ -50,7 +36,7 @@ class Paths:
     goals: tuple[str, ...]
     files: tuple[str, ...]  # whole signatures
     nodes: tuple[str, ...]  # mtimes
-    dirs: tuple[str, ...]  # ctimes
+    dirs: tuple[str, ...]  # ctimes: they move when an artifact, alias or link (no ninja node) comes or goes
 
 
 @dataclass(frozen=True)
@@ -73,8 +59,8 @@ def _chain_kinds(goal_kind: str) -> list:  # noqa: ANN202 - rules.Kind, imported
 
 
 def paths_for(out_dir: Path, plan: Plan, labels: Sequence[Label], goals: Sequence[str], goal_kind: str) -> Paths:
-    """Everything ninja's decision for `goals` (the `goal_kind` goals of `labels`) and the checks before it
-    read: the spec edge, each kind's edge up to the goal, the generator edges, and the discovered deps."""
+    """What ninja's decision for `goals` (of kind `goal_kind`) and the checks before it read, from the plan and
+    the rule kinds, never ninja's files: each kind's edge up to the goal, the generator edges, discovered deps."""
     from aotbuild import rules
     from aotbuild.planning.ninja_files import package_file, package_specs
 
@@ -84,33 +70,22 @@ def paths_for(out_dir: Path, plan: Plan, labels: Sequence[Label], goals: Sequenc
     files += [f for p in with_targets for f in (package_file(p), package_specs(p))]
     nodes = dict.fromkeys([layout.TOOLCHAIN_FILE, *(layout.from_out(f) for f in plan.build_files)])
     spec_files = [k.spec_file for k in rules.kinds()]  # one spec edge writes them all
+    dirs = {".": None}  # aot-out/, every directory above a target directory, and the target directories
     for label in labels:
         target_dir = layout.TargetPaths(label).dir
+        parts = target_dir.split("/")
+        dirs.update(dict.fromkeys("/".join(parts[:i]) for i in range(1, len(parts) + 1)))
         names = [*spec_files]
         for kind in kinds:
             names += [kind.goal, *kind.by_products, *kind.inputs, *kind.implicit]
+            if kind.discovered:
+                names.append(kind.discovered)
+                # A sidecar missing or unreadable raises: what the export depends on is unknown, so no stamp.
+                nodes.update(dict.fromkeys((out_dir / target_dir / kind.discovered).read_text().splitlines()))
         nodes.update(dict.fromkeys(name if name.startswith(f"{layout.STATE_DIR}/") else f"{target_dir}/{name}"
                                    for name in names))
         nodes.update(dict.fromkeys(layout.from_out(w) for w in plan.packages[label.package].watched))
-        for kind in kinds:
-            if kind.discovered:
-                nodes[f"{target_dir}/{kind.discovered}"] = None
-                # A sidecar missing or unreadable raises: what the export depends on is unknown, so no stamp.
-                nodes.update(dict.fromkeys((out_dir / target_dir / kind.discovered).read_text().splitlines()))
-    dirs = checked_dirs(layout.TargetPaths(label).dir for label in labels)
     return Paths(tuple(goals), tuple(files), tuple(nodes), tuple(dirs))
-
-
-def checked_dirs(target_dirs: Iterable[str]) -> list[str]:
-    """The directories whose entries the checks before ninja look at (relative to aot-out/): aot-out/
-    itself, every directory above a target directory, and the target directories."""
-    dirs: dict[str, None] = {".": None}
-    for target in target_dirs:
-        parts = target.split("/")
-        for i in range(1, len(parts)):
-            dirs.setdefault("/".join(parts[:i]), None)
-        dirs[target] = None
-    return list(dirs)
 
 
 def _sig(path: str, fd: int) -> Sig | None:
@@ -133,58 +108,47 @@ def _values(paths: Iterable[str], fd: int, field: str) -> bytes:
     return values.tobytes()
 
 
-def take(out_dir: Path, paths: Paths) -> Snapshot | None:
-    """The state now; None where it cannot be stamped (a directory changed within a clock tick)."""
-    started = time.time_ns()
+def _now(out_dir: Path, paths: Paths) -> Snapshot:
     fd = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
     try:
         sigs = tuple(_sig(p, fd) for p in paths.files)
-        snap = Snapshot(paths, sigs, _values(paths.nodes, fd, "st_mtime_ns"), _values(paths.dirs, fd, "st_ctime_ns"))
+        return Snapshot(paths, sigs, _values(paths.nodes, fd, "st_mtime_ns"), _values(paths.dirs, fd, "st_ctime_ns"))
     finally:
         os.close(fd)
+
+
+def take(out_dir: Path, paths: Paths) -> Snapshot | None:
+    """The state now; None where it cannot be stamped (a directory changed within a clock tick)."""
+    started = time.time_ns()
+    snap = _now(out_dir, paths)
     ctimes = array("q", snap.ctimes)
     racy = RACY_NS if any(value % 1_000_000_000 for value in ctimes) else COARSE_RACY_NS
     return None if ctimes and max(ctimes) >= started - racy else snap
 
 
-def moved(out_dir: Path, snap: Snapshot, first_only: bool = False) -> list[tuple[str, object, object]]:
-    """The entries that differ now: (path, recorded, now). `first_only` stops at the first."""
-    found: list[tuple[str, object, object]] = []
-    fd = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        for path, sig in zip(snap.paths.files, snap.sigs):
-            now = _sig(path, fd)
-            if now != sig:
-                found.append((path, sig, now))
-                if first_only:
-                    return found
-        for paths, values, field in ((snap.paths.nodes, snap.mtimes, "st_mtime_ns"),
-                                     (snap.paths.dirs, snap.ctimes, "st_ctime_ns")):
-            current = _values(paths, fd, field)
-            if current != values:
-                pairs = zip(paths, array("q", values), array("q", current))
-                found += [(p, a, b) for p, a, b in pairs if a != b][:1 if first_only else None]
-                if first_only:
-                    return found
-    finally:
-        os.close(fd)
+def moved(out_dir: Path, snap: Snapshot) -> list[tuple[str, object, object]]:
+    """The entries that differ now: (path, recorded, now)."""
+    now = _now(out_dir, snap.paths)
+    found: list[tuple[str, object, object]] = [
+        (p, a, b) for p, a, b in zip(snap.paths.files, snap.sigs, now.sigs) if a != b]
+    for paths, was, is_now in ((snap.paths.nodes, snap.mtimes, now.mtimes), (snap.paths.dirs, snap.ctimes, now.ctimes)):
+        if was != is_now:
+            found += [(p, a, b) for p, a, b in zip(paths, array("q", was), array("q", is_now)) if a != b]
     return found
 
 
 def holds(out_dir: Path, snap: Snapshot | None, goals: Iterable[str]) -> bool:
-    """Whether `snap` proves that ninja would run nothing for `goals` now: goals among the stamped ones, and
-    every entry as it was."""
+    """Whether `snap` proves ninja would run nothing for `goals` now: goals among its own, every entry as it was."""
     if snap is None or not set(snap.paths.goals).issuperset(goals):
         return False
     try:
-        return not moved(out_dir, snap, first_only=True)
-    except (OSError, ValueError, OverflowError):
+        return _now(out_dir, snap.paths) == snap
+    except STAT_ERRORS:
         return False
 
 
 def _dump(snap: Snapshot) -> bytes:
-    """marshal (the fastest reader of 100,000 strings) and a CRC, which tells a file torn by a crash (it is
-    written without fsync) from a whole one."""
+    """marshal (the fastest reader of 100,000 strings) and a CRC, telling a torn (unsynced) file from a whole one."""
     p = snap.paths
     payload = marshal.dumps((FORMAT, __version__, p.goals, p.files, p.nodes, p.dirs, snap.sigs, snap.mtimes,
                              snap.ctimes))
@@ -194,8 +158,7 @@ def _dump(snap: Snapshot) -> bytes:
 def read(out_dir: Path) -> Snapshot | None:
     """The stamp; None when there is none, or it is damaged or of another aotbuild."""
     try:
-        with open(out_dir / STAMP_FILE, "rb") as f:
-            data = f.read()
+        data = (out_dir / STAMP_FILE).read_bytes()
     except OSError:
         return None
     payload = data[:-4]
@@ -210,35 +173,22 @@ def read(out_dir: Path) -> Snapshot | None:
     return Snapshot(Paths(goals, files, nodes, dirs), sigs, mtimes, ctimes)
 
 
-def discard(out_dir: Path) -> None:
-    """Before any ninja run: no stamp outlives a build that may change something."""
-    try:
-        os.unlink(out_dir / STAMP_FILE)
-    except FileNotFoundError:
-        pass
-
-
 def begin(out_dir: Path, plan: Plan, labels: Sequence[Label], goals: Sequence[str], goal_kind: str
           ) -> Snapshot | None:
-    """Before the checks and ninja of a build that cannot skip them: remove the stamp (a build that fails or
-    is interrupted leaves none behind) and snapshot the state; None when it cannot be listed."""
-    discard(out_dir)
+    """Before the checks and ninja of a build that may stamp: the state; None when it cannot be listed."""
     try:
         return take(out_dir, paths_for(out_dir, plan, labels, goals, goal_kind))
-    except (OSError, ValueError, OverflowError):
+    except STAT_ERRORS:
         return None
 
 
-def finish(out_dir: Path, before: Snapshot) -> bool:
-    """After ninja exited 0 and no action ran: stamp `before` if the state is still exactly that (then
-    nothing changed in between, so ninja ran nothing on it). Returns whether it stamped."""
+def finish(out_dir: Path, before: Snapshot) -> None:
+    """After ninja exited 0 and no action ran: stamp `before` if the state (ninja's log included) is still that."""
     from aotbuild.fsutil import replace_unsynced
 
     try:
         after = take(out_dir, before.paths)
-    except (OSError, ValueError, OverflowError):
-        return False
-    if after != before:
-        return False
-    replace_unsynced(out_dir / STAMP_FILE, _dump(before))
-    return True
+    except STAT_ERRORS:
+        return
+    if after == before:
+        replace_unsynced(out_dir / STAMP_FILE, _dump(before))

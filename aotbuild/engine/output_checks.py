@@ -1,8 +1,4 @@
-"""Before ninja runs: make aot-out/ safe to write (no foreign symlinks) and its artifacts match their manifests.
-
-Artifacts are not ninja outputs (their names carry digests), so ninja can neither see one deleted nor one
-changed in place; dropping the manifest makes the compile edge run again, and it re-links from the cache.
-"""
+"""Before ninja runs: no foreign symlinks in aot-out/, and artifacts (no ninja outputs) that match their manifests."""
 
 from __future__ import annotations
 
@@ -12,7 +8,7 @@ from pathlib import Path
 
 from aotbuild import rules
 from aotbuild.cache import payloads
-from aotbuild.engine.foreign_links import unlink_foreign_symlinks
+from aotbuild.engine.context import unlink_foreign_symlinks
 from aotbuild.hashing import sha256_file
 from aotbuild.layout import TargetPaths
 from aotbuild.rules.compile import ARTIFACTS, MANIFEST
@@ -20,53 +16,44 @@ from aotbuild.workspace.labels import Label
 
 
 def _drop_done_markers(target_dir: Path) -> None:
-    """Remove the goals whose presence tells ninja the artifacts were built, or checked (kinds reading them)."""
+    """Remove the goals telling ninja the artifacts (no ninja nodes) were built or checked: it re-links them."""
     for kind in rules.kinds():
         if kind.goal == MANIFEST or MANIFEST in kind.inputs:
             (target_dir / kind.goal).unlink(missing_ok=True)
 
 
-def mismatched_artifacts(target_dir: Path) -> list[Path]:
-    """Artifacts of a target directory whose sha256 differs from manifest.json (missing ones included)."""
+def repair_mismatched(target_dir: Path) -> list[Path]:
+    """Remove (and return) the artifacts differing from manifest.json, and the markers: the next build redoes them."""
     try:
-        manifest = json.loads((target_dir / MANIFEST).read_text())
-        artifacts = manifest["artifacts"]
+        artifacts = json.loads((target_dir / MANIFEST).read_text())["artifacts"]
     except (FileNotFoundError, ValueError, KeyError, TypeError):
         return []
     bad = []
     for art in artifacts.values():
-        if not (isinstance(art, dict) and payloads.is_plain_name(art.get("file"))):  # not one aotbuild writes: rebuild
-            return [target_dir / MANIFEST]
+        if not (isinstance(art, dict) and payloads.is_plain_name(art.get("file"))):
+            bad = [target_dir / MANIFEST]  # not one aotbuild writes: rebuild
+            break
         path = target_dir / art["file"]
         try:
             if path.is_symlink() or sha256_file(path) != art["sha256"]:
                 bad.append(path)
         except FileNotFoundError:
             bad.append(path)
-    return bad
-
-
-def repair_mismatched(target_dir: Path) -> list[Path]:
-    """Remove artifacts that differ from the manifest, and the markers, so the next build re-creates them."""
-    bad = mismatched_artifacts(target_dir)
+    for path in bad:
+        if path.is_symlink() or path.exists():
+            path.unlink()
     if bad:
-        for path in bad:
-            if path.is_symlink() or path.exists():
-                path.unlink()
         _drop_done_markers(target_dir)
     return bad
 
 
 def prepare(out_dir: Path, labels: list[Label], full: bool) -> list[str]:
-    """Called by the build with the workspace lock held; returns warnings for the user.
-
-    `full` (for `aotbuild test`) rehashes every artifact against its manifest before a cached verification
-    can be trusted; otherwise only missing artifacts are noticed, which costs a stat per file."""
+    """Warnings for the user; under the workspace lock. `full` (`aotbuild test`, which trusts cached
+    verifications) rehashes every artifact; otherwise only missing ones are noticed, a stat per file."""
     all_paths = [TargetPaths(label) for label in labels]
     warnings = unlink_foreign_symlinks(out_dir, [p.dir for p in all_paths])
-    base = str(out_dir)
     for paths in all_paths:
-        target_dir = f"{base}/{paths.dir}"
+        target_dir = f"{out_dir}/{paths.dir}"
         # Two stats per target when both aliases are there (a manifest or not, nothing to drop then).
         if all(os.path.exists(f"{target_dir}/{paths.alias(ext)}") for ext in ARTIFACTS):
             if full:

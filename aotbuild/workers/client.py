@@ -1,17 +1,13 @@
-"""The command ninja runs for an action: hand it to a warm worker and exit with the action's status.
-
-Run as `python -S client.py <module> <args...>`: no site, stdlib only, no aotbuild import, so it starts in
-about 15 ms; torch lives in the worker. The worker's forked child writes straight to this process's stdout
-and stderr (passed over the socket), so ninja sees the action's output as if it had run it itself.
-AOTBUILD_WORKERS=0 (`aotbuild build --no-workers`) runs the action in this process's place, as before.
-"""
+"""The command ninja runs for an action (stdlib only, under -S): hand it to a warm worker, exit with its status."""
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
 import json
 import os
+import select
 import signal
 import socket
 import stat
@@ -32,8 +28,6 @@ HAND_OFF_WAIT_S = 120.0
 # Beside the socket: the inode of a bare server whose warm successor died starting (nothing to wait for).
 WARM_FAILED_SUFFIX = ".warm-failed"
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
 # What the shell between ninja and this client sets for itself (the CLI that warms a server up front sees
 # other values): torch reads none of them.
 SHELL_VARS = frozenset({"PWD", "OLDPWD", "SHLVL", "_"})
@@ -44,10 +38,8 @@ class Unavailable(Exception):
 
 
 def server_key(environ: dict[str, str]) -> str:
-    """One server per interpreter, aotbuild checkout and environment: torch reads variables when imported,
-    so a worker serves only clients whose environment it was started with. aotbuild's own variables (cache
-    dir, events file) are read by each action, not at import, so builds that differ only there share one,
-    and so do a client under ninja's shell and the CLI warming its server (prewarm)."""
+    """One server per interpreter, aotbuild checkout and environment: torch reads variables when imported.
+    aotbuild's own variables are read by each action, not at import, so builds differing only there share one."""
     relevant = sorted((k, v) for k, v in environ.items() if not k.startswith("AOTBUILD_") and k not in SHELL_VARS)
     text = json.dumps([sys.executable, PACKAGE_ROOT, relevant])
     return hashlib.sha256(text.encode()).hexdigest()[:20]
@@ -80,8 +72,7 @@ def _connect(path: str) -> socket.socket | None:
 
 
 def connect_or_start(path: str, environ: dict[str, str] | None = None) -> socket.socket:
-    """Connect to the server at `path`, starting it first if none listens (one starter at a time), in
-    `environ` (this process's by default): the environment its key was computed from."""
+    """Connect to the server at `path`, started first if none listens (one starter at a time) in `environ`."""
     sock = _connect(path)
     if sock is not None:
         return sock
@@ -99,7 +90,7 @@ def connect_or_start(path: str, environ: dict[str, str] | None = None) -> socket
                          pass_fds=(write_end,), start_new_session=True, close_fds=True)
         os.close(write_end)
         os.close(log)
-        ready = _wait_readable(read_end, START_TIMEOUT_S)  # the server closes it once it listens
+        ready, _, _ = select.select([read_end], [], [], START_TIMEOUT_S)  # closed by the server once it listens
         os.close(read_end)
         if not ready:
             raise Unavailable(f"no worker started within {START_TIMEOUT_S:.0f} s (see {path}.log)")
@@ -111,27 +102,14 @@ def connect_or_start(path: str, environ: dict[str, str] | None = None) -> socket
         os.close(fd)
 
 
-def _wait_readable(fd: int, timeout: float) -> bool:
-    import select
-
-    readable, _, _ = select.select([fd], [], [], timeout)
-    return bool(readable)
-
-
 def _send(sock: socket.socket, request: dict, fds: list[int]) -> None:
     """One request as the server reads it: its length (4 bytes), then its JSON; `fds` ride along."""
     body = json.dumps(request).encode()
     socket.send_fds(sock, [len(body).to_bytes(4, "big") + body], fds)
 
 
-def _request(sock: socket.socket, argv: list[str], hand_off: bool) -> None:
-    _send(sock, {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "hand_off": hand_off}, [0, 1, 2])
-
-
 def prewarm(environ: dict[str, str]) -> bool:
-    """Have the server for `environ` (the environment ninja's actions will get) import torch and probe the
-    CPU now: the CLI calls this when it knows actions that need torch will run, so compiles find the server
-    warm instead of importing torch themselves in the bare one. Best effort; whether the request was sent."""
+    """Have the server for `environ` (ninja's actions') import torch now; best effort: whether it was asked."""
     if environ.get(WORKERS_VAR, "1") == "0":
         return False
     try:
@@ -142,62 +120,47 @@ def prewarm(environ: dict[str, str]) -> bool:
         return False
 
 
-class _Lines:
-    """The server's replies: one JSON object per line."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.file = sock.makefile("rb")
-
-    def next(self) -> dict | None:
-        while True:
-            try:
-                line = self.file.readline()
-            except InterruptedError:
-                continue
-            return json.loads(line) if line.strip() else None
+def _reply(replies: io.BufferedReader) -> dict | None:
+    """The server's next word: one JSON object per line; None when it closed the connection."""
+    line = replies.readline()
+    return json.loads(line) if line.strip() else None
 
 
 def run_once(argv: list[str], path: str, forwarded: list[int], hand_off: bool = True) -> dict | None:
     """One attempt; the worker's final word ({"exit": n}, {"signal": n}, or {"hand_off": inode}: run it again
     at the warm server replacing the one at that inode), None if it vanished mid-action."""
-    sock = connect_or_start(path)
-    with sock:
-        _request(sock, argv, hand_off)
-        replies = _Lines(sock)
+    with connect_or_start(path) as sock:
+        _send(sock, {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "hand_off": hand_off}, [0, 1, 2])
+        replies = sock.makefile("rb")
         sock.settimeout(WEDGED_S)
         try:
-            started = replies.next()
+            started = _reply(replies)
         except TimeoutError as e:
             raise Unavailable(f"the worker at {path} did not start the action within {WEDGED_S:.0f} s") from e
         sock.settimeout(None)
-        if started is None:
-            return None
-        if "pid" not in started:
+        if started is None or "pid" not in started:
             # The child writes its own last word on this connection: a quick one (a failure at once, a
             # hand-off) can come before the server's word that it started.
             return started
-        group = started["pid"]  # the action's process group: the action and its compilers
 
         def forward(signum: int, _frame: object) -> None:
             forwarded.append(signum)
             try:
-                os.killpg(group, signum)
+                os.killpg(started["pid"], signum)  # the action's process group: the action and its compilers
             except ProcessLookupError:
                 pass
 
         for signum in SIGNALS:
             signal.signal(signum, forward)
         try:
-            return replies.next()
+            return _reply(replies)
         finally:
             for signum in SIGNALS:
                 signal.signal(signum, signal.SIG_DFL)
 
 
 def _wait_for_successor(path: str, inode: int, timeout: float) -> None:
-    """Until a warm server has bound `path` over the bare one at `inode`, the path is gone, the bare server
-    says its warm successor died starting, or `timeout`; then the action runs at whatever server is there,
-    told not to hand off again."""
+    """Until a warm server replaced the bare one at `inode`, the path is gone, its start failed, or `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -221,7 +184,8 @@ def main(argv: list[str]) -> int:
         for attempt in (1, 2):
             final = run_once(argv, path, forwarded)
             if final is not None and "hand_off" in final:
-                # The action needs torch and a warm server is starting: run it there (at most once more).
+                # The action needs torch and a warm server is starting: run it there (at most once more), or at
+                # whatever server is there after the wait, told not to hand off again.
                 _wait_for_successor(path, final["hand_off"], HAND_OFF_WAIT_S)
                 final = run_once(argv, path, forwarded, hand_off=False)
             if forwarded:  # stopped on purpose (ninja or the CLI was interrupted): never retried

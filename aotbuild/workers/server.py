@@ -1,28 +1,19 @@
-"""The warm worker: a fork server that imported torch once and forks one fresh child per action.
-
-Started by the first action client of a build (aotbuild.workers.client) as
-`python -m aotbuild.workers.server <socket> <ready-fd>`. It starts bare (no torch) and serves at once, so a
-build whose actions are all cache hits never imports torch. When one of its actions imports torch (a miss),
-it forks a warm server that imports torch and inductor the way a compile does (aotbuild.actions.staging),
-before anything starts OpenMP threads or CUDA (so a forked child may use both), sets a child to probing the
-CPU ISAs and precompiling inductor's headers for the compiles to come, then renames its own socket over
-the bare one's: later actions are forked from it, and the bare one exits once its own actions end. Each
-request forks a child (aotbuild.workers.child) that runs the action with the client's stdio, directory and
-environment: the child starts from the server's clean module state, so no target's model modules are
-visible to another's. The server stays single-threaded (forking a process with threads is unsafe) and exits
-after AOTBUILD_WORKER_IDLE_S seconds (default 10) with no action running.
-"""
+"""The warm worker: a fork server that imports torch once, and the fresh child it forks per action."""
 
 from __future__ import annotations
 
 import json
 import os
+import runpy
 import selectors
 import shutil
 import signal
 import socket
 import sys
+import tempfile
+import threading
 import time
+import traceback
 from pathlib import Path
 
 from aotbuild.fsutil import replace_unsynced, unlink_quiet
@@ -32,6 +23,8 @@ from aotbuild.workers.warm import preload
 IDLE_VAR = "AOTBUILD_WORKER_IDLE_S"
 DEFAULT_IDLE_S = 10.0
 MAX_REQUEST = 1 << 24
+
+
 def _bind(path: str) -> socket.socket:
     """Listen at `path`; the client that started us holds the start lock, so a file there is a dead server's."""
     unlink_quiet(Path(path))
@@ -41,32 +34,23 @@ def _bind(path: str) -> socket.socket:
     return sock
 
 
-def _bind_over(path: str) -> socket.socket:
-    """Listen at a new socket and rename it over `path`: clients connect here from then on, while those queued
-    at the old one are still served there."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    sock = _bind(tmp)
-    os.rename(tmp, path)
-    return sock
+def _recv(conn: socket.socket, data: bytes, size: int) -> bytes:
+    """`data` read on until it holds `size` bytes."""
+    while len(data) < size:
+        more = conn.recv(size - len(data))
+        if not more:
+            raise ConnectionError("client closed mid-request")
+        data += more
+    return data
 
 
 def _read_request(conn: socket.socket) -> tuple[dict, list[int]]:
+    """Its length (4 bytes), then its JSON, as client._send writes it; the client's fds come with the first."""
     head, fds, _, _ = socket.recv_fds(conn, 4, 3)
-    while len(head) < 4:
-        more = conn.recv(4 - len(head))
-        if not more:
-            raise ConnectionError("client closed before its request")
-        head += more
-    size = int.from_bytes(head, "big")
+    size = int.from_bytes(_recv(conn, head, 4), "big")
     if size > MAX_REQUEST:
         raise ConnectionError(f"request of {size} bytes")
-    body = b""
-    while len(body) < size:
-        more = conn.recv(size - len(body))
-        if not more:
-            raise ConnectionError("client closed mid-request")
-        body += more
-    return json.loads(body), fds
+    return json.loads(_recv(conn, b"", size)), fds
 
 
 def _client_gone(conn: socket.socket) -> bool:
@@ -86,13 +70,15 @@ def send(conn: socket.socket, message: dict) -> None:
 
 
 class Server:
+    """Single-threaded (forking a process with threads is unsafe). A bare one (no torch) serves at once; when an
+    action needs torch it forks a warm one, which imports it and renames its socket over the bare one's."""
+
     def __init__(self, path: str, listener: socket.socket, idle_s: float, startup_dir: str, warm: bool) -> None:
         self.path = path
         self.startup_dir = startup_dir
         self.warm = warm
         # A bare server's children write to this pipe when they import torch: then a warm one is wanted.
         self.wanted_r, self.wanted_w = (None, None) if warm else os.pipe()
-        self.warming = False
         self.predecessor: int | None = None  # a warm server's bare parent
         self.listener = listener
         self.idle_s = idle_s
@@ -100,10 +86,9 @@ class Server:
         self.last_active = time.monotonic()
         self.inode = os.stat(path).st_ino  # to remove only our own socket file when idle
         self.warm_pid: int | None = None  # the warm successor this bare server forked, while it is starting
+        self.warming = False  # it has forked one (which may have died since)
 
     def serve(self, conn: socket.socket) -> None:
-        from aotbuild.workers import child
-
         try:
             request, fds = _read_request(conn)
         except (OSError, ValueError) as e:
@@ -119,13 +104,12 @@ class Server:
                 os.close(fd)
             conn.close()
             return
-        # While a warm successor starts, an action that turns out to need torch hands itself over to it
-        # rather than import torch and inductor here (12 s under a 16-core build's load); one that needs no
-        # torch (a cache hit) runs here at once. A client retrying after a failed start asks not to.
+        # While a warm successor starts, an action reaching `import torch` hands itself over to it (a cache hit
+        # never does, so it runs here at once). A client retrying after a failed start asks not to.
         hand_off = self.warm_pid is not None and request.get("hand_off", True)
         pid = os.fork()
         if pid == 0:
-            child.run(request, fds, conn, self.listener, self.startup_dir, self.wanted_w,
+            run_child(request, fds, conn, self.listener, self.startup_dir, self.wanted_w,
                       self.inode if hand_off else None)  # never returns
         try:
             os.setpgid(pid, pid)  # also done by the child; here too, so the client's first signal finds it
@@ -138,8 +122,8 @@ class Server:
 
     def reap(self) -> None:
         """Tell each finished child's client how it ended (a child reports its own exit first; a killed one
-        cannot)."""
-        while True:  # also the warm successor and the ISA probe child, which have no client
+        cannot). Also reaps the warm successor and the ISA probe child, which have no client."""
+        while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
@@ -173,16 +157,15 @@ class Server:
             self.last_active = time.monotonic()
 
     def loop(self) -> None:
+        """Serve until idle for idle_s with no action running (or handed off to a warm successor), then exit."""
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
-        os.set_blocking(wake_r, False)
         signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so SIGCHLD wakes the selector
         selector = selectors.DefaultSelector()
-        selector.register(self.listener, selectors.EVENT_READ)
-        selector.register(wake_r, selectors.EVENT_READ)
-        if self.wanted_r is not None:
-            selector.register(self.wanted_r, selectors.EVENT_READ)
+        for fileobj in (self.listener, wake_r, self.wanted_r):
+            if fileobj is not None:
+                selector.register(fileobj, selectors.EVENT_READ)
         while True:
             if self.predecessor is not None and os.getppid() == self.predecessor:
                 # The bare server still runs actions of this build: not idle (its exit reparents us).
@@ -198,16 +181,10 @@ class Server:
             for key, _ in selector.select(timeout=min(timeout, 0.5) if self.warming else timeout):
                 if key.fileobj is self.listener:
                     self.accept_pending()
-                elif key.fileobj == self.wanted_r:
-                    os.read(self.wanted_r, 4096)
-                    self.want_warm()
-                else:
-                    while True:
-                        try:
-                            if not os.read(wake_r, 512):
-                                break
-                        except (BlockingIOError, InterruptedError):
-                            break
+                else:  # a signal's byte (there is one, so no read blocks), or a child that imported torch
+                    os.read(key.fd, 4096)
+                    if key.fileobj == self.wanted_r:
+                        self.want_warm()
             self.reap()
         self.shutdown()
 
@@ -219,14 +196,11 @@ class Server:
             return False
 
     def want_warm(self) -> None:
-        """Torch is needed: a bare server forks its warm successor, once."""
-        if not self.warm and not self.warming:
-            self.warming = True
-            self.start_warm()
-
-    def start_warm(self) -> None:
-        """Fork the warm server: it imports torch, then takes the socket path over; this bare one serves until
-        then and exits after its own actions end."""
+        """Torch is needed: a bare server forks its warm successor, once. That one imports torch, then takes the
+        socket path over; this bare one serves until then and exits after its own actions end."""
+        if self.warm or self.warming:
+            return
+        self.warming = True
         bare = os.getpid()
         self.warm_pid = os.fork()
         if self.warm_pid != 0:
@@ -236,7 +210,11 @@ class Server:
             for conn in self.running.values():
                 conn.close()
             preload()
-            listener = _bind_over(self.path)
+            # Bound at a new path renamed over the bare one's: clients connect here from then on, while those
+            # queued at the old socket are still served there.
+            tmp = f"{self.path}.{os.getpid()}.tmp"
+            listener = _bind(tmp)
+            os.rename(tmp, self.path)
             print(f"pid {os.getpid()} warm", file=sys.stderr, flush=True)
             warm = Server(self.path, listener, self.idle_s, self.startup_dir, warm=True)
             # Our pid, not getppid() read now: a parent that exited meanwhile reads as pid 1 (or a subreaper),
@@ -260,6 +238,107 @@ class Server:
         self.listener.close()
         if self.warm:
             shutil.rmtree(os.environ["TORCHINDUCTOR_CACHE_DIR"], ignore_errors=True)
+
+
+def _exit_code(e: SystemExit) -> int:
+    """As the interpreter maps sys.exit's argument: None is 0, an int itself, anything else printed and 1."""
+    if e.code is None:
+        return 0
+    if isinstance(e.code, int):
+        return e.code
+    print(e.code, file=sys.stderr)
+    return 1
+
+
+def _die_with_client(conn: socket.socket) -> None:
+    """The client waits on this connection until we exit; if it goes away, it was killed (the CLI's second
+    interrupt, or ninja killed): die as the action would have died with it, with everything it started."""
+    try:
+        while conn.recv(1024):
+            pass
+    except OSError:
+        pass
+    os.killpg(os.getpid(), signal.SIGKILL)
+
+
+def _become(request: dict, fds: list[int], startup_dir: str) -> None:
+    for target, fd in enumerate(fds):  # the client's stdin, stdout and stderr
+        os.dup2(fd, target)
+        if fd > 2:
+            os.close(fd)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    os.environ["AOTBUILD_WORKER_PID"] = str(os.getppid())  # settings.WORKER_PID_VAR: the action reports it
+    tempfile.tempdir = None  # recomputed from this action's TMPDIR
+    sys.argv = list(request["argv"])  # the module name first; runpy replaces it with the module's path
+    # `python -m` puts its working directory on the path; the server's was its own (preloading put the
+    # staging site before it, as a compile's own import does).
+    sys.path[sys.path.index(startup_dir)] = request["cwd"]
+
+
+class HandOff(BaseException):
+    """Raised at this action's `import torch` in a bare server whose warm successor is starting: the action
+    stops (its own handlers let a BaseException pass, its `with` blocks clean up) and its client runs it
+    again at the warm server. Actions may be run again: ninja reruns them too."""
+
+
+class _TorchWanted:
+    """An import hook that finds nothing itself: at `import torch` it tells a bare server, once, that a warm
+    server pays off, or it hands the action over while a warm one starts."""
+
+    def __init__(self, fd: int | None, hand_off: bool) -> None:
+        self.fd = fd
+        self.hand_off = hand_off
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name != "torch":
+            return
+        if self.hand_off:
+            self.hand_off = False
+            raise HandOff
+        if self.fd is not None:
+            try:
+                os.write(self.fd, b"t")
+            except OSError:
+                pass
+            self.fd = None
+
+
+def run_child(request: dict, fds: list[int], conn: socket.socket, listener: socket.socket, startup_dir: str,
+              torch_wanted: int | None, hand_off_from: int | None = None) -> None:
+    """In the forked child; never returns. `hand_off_from`: the bare server's socket inode, when an action
+    needing torch is to be handed over to the warm server about to replace it there."""
+    code = 1
+    last_word: dict = {}
+    try:
+        os.setpgid(0, 0)  # a group of its own: a forwarded signal reaches the action and its compilers
+        signal.set_wakeup_fd(-1)
+        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a fresh interpreter
+        listener.close()
+        module = request["argv"][0]
+        _become(request, fds, startup_dir)
+        if (torch_wanted is not None or hand_off_from is not None) and "torch" not in sys.modules:
+            sys.meta_path.insert(0, _TorchWanted(torch_wanted, hand_off_from is not None))
+        threading.Thread(target=_die_with_client, args=(conn,), daemon=True).start()
+        try:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+            code = 0
+        except HandOff:
+            code = 0
+            last_word = {"hand_off": hand_off_from}
+        except SystemExit as e:
+            code = _exit_code(e)
+        except BaseException:  # noqa: BLE001 - what an uncaught exception does in a process of its own
+            traceback.print_exc()
+            code = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        send(conn, last_word or {"exit": code})
+    finally:
+        os._exit(code)
 
 
 def main(argv: list[str]) -> None:

@@ -1,8 +1,8 @@
-"""What a warm server imports and prepares before it forks actions: torch and inductor as a compile imports
-them, and inductor's one-time setup of the machine in a child of its own (workers/server.py)."""
+"""What a warm server imports and prepares before it forks actions: torch and inductor, and inductor's setup."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import sys
@@ -23,9 +23,8 @@ PRELOAD = (
 
 
 def preload() -> None:
-    """torch as a compile imports it (through the staging links), then the modules actions use."""
-    import importlib
-
+    """torch as a compile imports it (through the staging links), then the modules actions use; before anything
+    starts OpenMP threads or CUDA, so a forked child may use both."""
     from aotbuild.actions import staging
 
     # torch.cuda.is_available()/device_count() arm CUDA's fork guard (every forked child then fails its first
@@ -59,11 +58,8 @@ def _children_in_bad_fork() -> bool:
 
 
 def _warm_inductor() -> None:
-    """Inductor's one-time setup of a machine, done while this server already serves (exports need none of
-    it; a compile that asks waits for what it needs): which vector ISAs this CPU and compiler support
-    (answered once per toolchain on disk, actions/isa_probe.py), then the precompiled headers a CPU compile
-    uses (actions/precompiled_headers.py). In a forked child: both run threads and compilers, and a process
-    with threads must not fork the actions."""
+    """Inductor's setup of a machine (ISA probe, precompiled headers) while the server serves; in a child: both
+    run threads and compilers, and a process with threads must not fork the actions."""
     if os.fork() != 0:
         return  # reaped with the actions' children (an unknown pid there)
     # Inductor builds the probe libraries in its cache dir: one of our own, which the server's idle exit
