@@ -16,7 +16,7 @@ import pytest
 
 from aotbuild.actions.phases import Phases
 from aotbuild.workers import client
-from aotbuild.workers.server import _exit_code
+from aotbuild.workers.child import _exit_code
 from aotbuild.action_command import CLIENT, action_command
 from aotbuild.workspace import settings
 from aotbuild.rules import kinds
