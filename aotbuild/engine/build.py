@@ -133,7 +133,9 @@ def _cache_pass(ctx: Context, request: BuildRequest, required: list[Label], labe
 
         resolve(ctx.root, ctx.out_dir, ctx.plan.ninja, missing, {**os.environ, **env})
     # A target still missing is a cache miss: torch work is coming, so the worker imports torch now, not after.
-    if request.workers and missing_artifacts(ctx.out_dir, ctx.plan, required):
+    # The pass only adds artifacts: only those missing before it can be missing after.
+    required_set = set(required)
+    if request.workers and missing_artifacts(ctx.out_dir, ctx.plan, [x for x in missing if x in required_set]):
         from aotbuild.workers.client import prewarm
 
         prewarm({**os.environ, **env})
