@@ -1,8 +1,4 @@
-"""The compile action: graph hash + toolchain + options -> cached .so/.pt2, compiled by AOTInductor on a miss.
-
-A hit links the artifacts out of the cache without importing torch; concurrent builds needing one key wait
-on its lock and compile it once.
-"""
+"""The compile action: graph hash + toolchain + options -> cached .so/.pt2, compiled by AOTInductor on a miss."""
 
 from __future__ import annotations
 
@@ -81,15 +77,13 @@ def compile_key(ctx: ActionContext, graph: dict[str, Any]) -> str:
 
 
 def _load_program(ctx: ActionContext, graph: dict[str, Any]) -> Any:
-    """The exported program: loaded from its verified blob in the cache (never read into memory first, which
-    would hold the weights twice), once it is in the one form torch.export.load cannot run code from (the
-    export checked it already when it took the program from the cache: this guards graph.json edited by
-    hand); exported again in this process where none was stored (large weights) or it was evicted."""
+    """The exported program, from its verified blob once checked to be in the one form torch.export.load runs
+    no code from (graph.json may be edited by hand); exported again where none was stored or it was evicted."""
     import torch
 
     path = ctx.store.blob_path(graph["program"]) if graph["program"] is not None else None
     if path is None:
-        from aotbuild.actions.reexport import reexported_program
+        from aotbuild.actions.export import reexported_program
 
         with ctx.phases.phase("reexport"):
             return reexported_program(ctx, graph["graph_hash"])
@@ -103,10 +97,8 @@ def _load_program(ctx: ActionContext, graph: dict[str, Any]) -> Any:
 
 
 def _export_backends(torch: Any, dynamic: bool) -> contextlib.AbstractContextManager:
-    """For dynamic shapes, compile with the conv backends torch.export traced with (mkldnn and nnpack off).
-
-    Otherwise inductor's re-trace picks a backend by `batch >= 16`, and that ignored guard still narrows the
-    dim's range: the artifact then refuses batch sizes the exported program accepts (torch 2.13)."""
+    """For dynamic shapes, compile with the conv backends torch.export traced with (mkldnn and nnpack off):
+    else inductor's re-trace picks one by `batch >= 16`, and that guard narrows the dim's range (torch 2.13)."""
     if not dynamic:
         return contextlib.nullcontext()
     stack = contextlib.ExitStack()
@@ -128,8 +120,7 @@ def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], key: str) -> di
 
     ctx.require_gpu(ctx.spec["device"])
     waiting = time.monotonic()
-    with staging_dir(ctx.store.root, key) as stage:
-        # Waits while another build compiles the same key in its staging dir.
+    with staging_dir(ctx.store.root, key) as stage:  # waits while another build compiles the key
         ctx.phases.add("staging", time.monotonic() - waiting)
         with ctx.phases.phase("import"):  # about 0 in a warm worker, which imported torch before forking
             import torch
@@ -145,8 +136,7 @@ def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], key: str) -> di
         interface.import_required(graph["interface"]["requires_imports"], ctx.root, ctx.label)
         options = _known_to(torch, inductor_options(ctx.spec))
         program = _load_program(ctx, graph)
-        # The file stem becomes the archive's root folder, so it is fixed too.
-        pt2 = stage / "model.pt2"
+        pt2 = stage / "model.pt2"  # its stem becomes the archive's root folder, so it is fixed too
         with _export_backends(torch, ctx.spec["dynamic"]), ctx.phases.phase("trace_and_package"):
             torch._inductor.aoti_compile_and_package(program, package_path=str(pt2),
                                                      inductor_configs=options)
@@ -191,8 +181,7 @@ def compile_(ctx: ActionContext) -> str:
 
 
 def from_cache(ctx: ActionContext) -> bool:
-    """The hit path alone, without torch or lock: place a verified entry's artifacts and manifest; False on a
-    miss. Also run by the CLI in-process for many targets at once (engine/cache_hits.py)."""
+    """The hit path alone, without torch or lock (also run by engine/cache_hits.py); False on a miss."""
     graph = ctx.read_json("graph.json")
     key = compile_key(ctx, graph)
     entry, blobs = _verified_entry(ctx, key)
@@ -205,8 +194,8 @@ def from_cache(ctx: ActionContext) -> bool:
 def _materialize(ctx: ActionContext, graph: dict[str, Any], key: str, entry: dict[str, Any],
                  blobs: dict[str, Path]) -> None:
     toolchain = ctx.toolchain()
-    # The interface (inputs, outputs, dims, in_spec, out_spec, requires_imports: see interface.describe) first:
-    # the fields after it, naming what this is and what it runs on, come from the local plan, never the cache.
+    # The interface first: the fields after it, naming what this is and what it runs on, come from the local
+    # plan, never the cache.
     manifest = {
         **graph["interface"],
         "label": ctx.label, "graph_hash": graph["graph_hash"], "compile_key": key, "aotbuild": __version__,
@@ -222,8 +211,8 @@ def _materialize(ctx: ActionContext, graph: dict[str, Any], key: str, entry: dic
 
 
 def _verified_entry(ctx: ActionContext, key: str) -> tuple[dict[str, Any] | None, dict[str, Path]]:
-    """The cached entry and its blobs, each re-hashed: a corrupt blob is removed and counts as a miss, and so
-    does a malformed entry or a package whose members would land outside its folder (with a warning)."""
+    """The cached entry and its blobs, each re-hashed: a corrupt blob, a malformed entry or a package whose
+    members would land outside its folder is a miss."""
     entry = payloads.checked(ctx.store, key, "compile")
     if entry is None:
         return None, {}

@@ -1,14 +1,8 @@
-"""What an export depended on: the files it read (workspace modules, weights, data, modules found outside the
-workspace, modules it looked for and did not find), the environment variables it declared, and the installed
-distributions it imported.
-
-They become the depfile, through one content stamp per input (planning/input_stamps.py; ninja re-runs the
-export when one changes) and part of the action-cache key (a fresh checkout finds the export's result only
-when every one of them is unchanged).
-"""
+"""What an export depended on (files read, absent, outside; variables; distributions): its depfile and key."""
 
 from __future__ import annotations
 
+import glob
 import importlib.metadata
 import os
 import sys
@@ -23,8 +17,21 @@ from aotbuild.workspace import settings
 
 # An input of every export that imported a module from outside the workspace and the installations.
 PYTHONPATH = "PYTHONPATH"
-# Kinds of file inputs in a dependency list, besides "files" (workspace-relative files that were read).
 FILE_LISTS = ("files", "absent", "external")
+
+
+def expand_data(root: Path, entries: list[str]) -> tuple[list[str], list[str]]:
+    """A target's `data:` as (files, globs): plain paths as they are (a missing one is an input too), and for
+    each glob the files it matches now, with the glob itself, whose list of matches is an input."""
+    files: set[str] = set()
+    globs = []
+    for entry in entries:
+        if glob.has_magic(entry):
+            globs.append(entry)
+            files.update(input_stamps.glob_matches(root, entry))
+        else:
+            files.add(entry)
+    return sorted(files), sorted(globs)
 
 
 def workspace_files(root: Path, extra: list[str]) -> list[str]:
@@ -61,7 +68,7 @@ def _version(name: str) -> str | None:
 
 
 def input_keys(deps: Mapping[str, list[str]]) -> list[str]:
-    """The content-stamp keys of a dependency list (lists from older entries lack the newer fields)."""
+    """The content-stamp keys of a dependency list (older entries lack the newer fields)."""
     files = [f for name in FILE_LISTS for f in deps.get(name, [])]
     return input_stamps.keys_for(files, deps.get("globs", []), deps.get("env", []))
 

@@ -1,11 +1,8 @@
-"""The verify action: run the .so and the .pt2 on every reference case and compare with eager PyTorch.
-
-Results (pass or fail) are cached by artifact digests + reference + tolerance, so an unchanged artifact
-is never verified twice, and a cached failure fails again without importing torch.
-"""
+"""The verify action: run the .so and the .pt2 on every reference case and compare with eager PyTorch."""
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import traceback
@@ -65,25 +62,21 @@ def compare(expected: list[Any], actual: list[Any], paths: list[str], declared: 
 
 
 def run_checks(ctx: ActionContext, manifest: dict[str, Any], reference_digest: str) -> dict[str, Any]:
-    import io
-
     os.environ["AOTI_RUNTIME_CHECK_INPUTS"] = "1"  # the artifact enforces declared ranges: checked below
     ctx.require_gpu(manifest["device"])
     import torch
     from torch.utils import _pytree as pytree
 
     from aotbuild.actions.example_inputs import flat_tensors
+    from aotbuild.actions.interface import import_required
     from aotbuild.actions.tracing import full_precision_on_gpu
 
     full_precision_on_gpu(torch, manifest["device"])
-
-    from aotbuild.actions.interface import import_required
-
     # Running the .pt2 rebuilds its output type, so the modules that register it are imported first.
     import_required(manifest["requires_imports"], ctx.root, ctx.label)
     data = ctx.store.get_bytes(reference_digest)
     if data is None:  # evicted by gc or corrupt: recompute the eager outputs rather than fail
-        from aotbuild.actions.reexport import reexported_reference
+        from aotbuild.actions.export import reexported_reference
 
         data = reexported_reference(ctx, ctx.read_json(GRAPH)["graph_hash"])
     cases = torch.load(io.BytesIO(data), weights_only=True)  # from our cache, digest verified
@@ -218,8 +211,7 @@ def failures(result: dict[str, Any]) -> list[str]:
 
 
 def failure_message(problems: list[str], checks: int) -> str:
-    """One line (the build summary and test report show an action's first line): how many checks failed,
-    then the first three in full; verify.log lists them all."""
+    """One line (the summary shows an action's first line): how many checks failed, then the first three."""
     shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more (see verify.log)" if len(problems) > 3 else "")
     return f"{len(problems)} of {checks} checks failed: {shown}"
 

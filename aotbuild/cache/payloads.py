@@ -158,7 +158,7 @@ def verify(payload: Any) -> None:  # actions/verify.py run_checks
     _list(payload["rejected"], "rejected", _rejection)
 
 
-def exports_differ(payload: Any) -> None:  # actions/reexport.py reexported_program
+def exports_differ(payload: Any) -> None:  # actions/export.py reexported_program
     _fields(payload, "payload", {"graph_hashes"})
     _list(payload["graph_hashes"], "graph_hashes", digest, 2)
 
