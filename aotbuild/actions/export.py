@@ -137,7 +137,7 @@ def export_program(ctx: ActionContext) -> tuple[dict[str, Any], dict[str, Any]]:
 def _deps(ctx: ActionContext, recorder: input_discovery.Recorder) -> dict[str, list[str]]:
     spec = ctx.spec
     data, globs = dependencies.expand_data(ctx.root, spec.get("data", []))
-    pythonpath = input_discovery.pythonpath_dirs(settings.environ())
+    pythonpath = [os.path.realpath(p) for p in settings.environ().get("PYTHONPATH", "").split(os.pathsep) if p]
     absent, absent_outside = recorder.absent_files(pythonpath)
     missing = [f for f in data if not (ctx.root / f).exists()]  # a declared file that may appear later
     extra = ([spec["weights"]] if spec["weights"] else []) + sorted(recorder.opened) + data

@@ -1,13 +1,4 @@
-"""The canonical graph hash: equal exactly when two exported programs compute the same thing.
-
-str(ep) embeds absolute source paths and stack traces, so it is never hashed; the graph code, signature,
-ranges, tree specs, placeholder metadata and the values of every parameter, buffer and constant are.
-
-A tensor contributes its dtype, shape and element values in row-major order: the bytes of its storage are
-read through buffer views, never copied whole, so hashing runs at memory speed and a view, a tensor sharing
-its storage with others and a contiguous copy of either hash alike. Only a piece that is not laid out
-row-major on the CPU is copied, at most PIECE_BYTES of it at a time.
-"""
+"""The canonical graph hash: equal exactly when two exported programs compute the same thing."""
 
 from __future__ import annotations
 
@@ -35,7 +26,7 @@ def _is_plain_cpu(t: torch.Tensor) -> bool:
 
 def _pieces(t: torch.Tensor) -> Iterator[torch.Tensor]:
     """Contiguous CPU tensors whose concatenated elements are `t`'s in row-major order; each copied piece
-    holds at most PIECE_BYTES (or one element row that cannot be split further)."""
+    holds at most PIECE_BYTES (or one row that cannot be split further)."""
     if _is_plain_cpu(t):
         yield t
     elif t.dim() == 0 or t.numel() * t.element_size() <= PIECE_BYTES:
@@ -56,6 +47,7 @@ def _pieces(t: torch.Tensor) -> Iterator[torch.Tensor]:
 
 
 def _update_with_tensor(h: "hashlib._Hash", name: str, t: torch.Tensor) -> None:
+    """dtype, shape and values in row-major order: a view and a contiguous copy of it hash alike."""
     t = _dense(t.detach(), name)
     h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
     for piece in _pieces(t):
@@ -73,6 +65,7 @@ def tensor_digest(t: torch.Tensor, name: str = "") -> str:
 
 
 def graph_hash(ep: torch.export.ExportedProgram) -> str:
+    """Never str(ep), which embeds absolute source paths and stack traces."""
     h = hashlib.sha256()
     h.update(f"torch={torch.__version__}\n".encode())
     # Every GraphModule, not just the top one: torch.cond / while_loop branches live in child modules.

@@ -10,13 +10,12 @@ from aotbuild.errors import TargetError
 
 
 def check_options(spec: dict[str, Any]) -> None:
-    """Unknown keys and values of the wrong type raise a TargetError naming the option, with a fix.
-
-    torch._inductor.config knows its keys (dotted for nested groups, e.g. `aot_inductor.debug_compile`), so an
-    option misspelled in BUILD.aot.yaml fails here in a second, not after a full export."""
+    """Unknown keys (dotted for nested groups: `aot_inductor.debug_compile`) and values of the wrong type raise
+    a TargetError naming the option, with a fix."""
     options = spec["options"]
     if not options:
         return
+    import torch
     from torch._inductor import config
 
     known = config.get_config_copy()
@@ -27,7 +26,7 @@ def check_options(spec: dict[str, Any]) -> None:
             group = key.rpartition(".")[0]
             fix = (f"did you mean '{close[0]}'?" if close else
                    f"see torch._inductor.config{' (group ' + group + ')' if group else ''} for the keys this torch has")
-            raise TargetError(where, f"unknown inductor option '{key}' for torch {_torch_version()}", fix)
+            raise TargetError(where, f"unknown inductor option '{key}' for torch {torch.__version__}", fix)
         default = known[key]
         # YAML gives bool/int/float/str/None; only a clear mismatch of a bool or number setting is reported.
         if isinstance(default, bool) and not isinstance(value, bool):
@@ -37,9 +36,3 @@ def check_options(spec: dict[str, Any]) -> None:
                 and (isinstance(value, bool) or not isinstance(value, (int, float)))):
             raise TargetError(where, f"inductor option '{key}' takes a number, found {value!r}",
                               f"write {key}: {default!r}")
-
-
-def _torch_version() -> str:
-    import torch
-
-    return torch.__version__

@@ -97,8 +97,7 @@ class ActionContext:
 
 
 def open_store(env: Mapping[str, str], out_dir: Path) -> LayeredStore:
-    """The cache as the CLI found it: local (writable, or read-only behind an overlay inside aot-out/), then
-    the remote, if any."""
+    """The cache as the CLI found it: local (or read-only behind an overlay in aot-out/), then any remote."""
     from aotbuild.cache.access import overlay_dir, recorded_root
 
     root = recorded_root(env, out_dir)
@@ -131,10 +130,8 @@ def make_context(action: str, spec_path: str) -> ActionContext:
 
 
 def run_action(action: str, body: Callable[[ActionContext], str]) -> None:
-    """Entry point shared by actions: `body` returns its outcome.
-
-    Everything torch and the compiler print goes to <target>/<action>.log, so a build shows ninja's progress
-    and, for a failure, one clear message naming that log; nothing is lost."""
+    """Entry point shared by actions: `body` returns its outcome. Everything torch and the compiler print goes
+    to <target>/<action>.log; a failure is one clear message naming that log."""
     if len(sys.argv) != 2:
         sys.exit(f"usage: python -m aotbuild.actions.{action} <target-dir>/<spec>.json")
     try:

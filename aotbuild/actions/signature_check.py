@@ -1,8 +1,4 @@
-"""Declared inputs against forward()'s signature, before torch.export sees them.
-
-Without this a misspelled dynamic input gives torch's raw dynamic_shapes text, and a misspelled static input
-is silently passed to whatever parameter sits at its position.
-"""
+"""Declared inputs checked against forward()'s signature: torch.export would bind a misspelled one by position."""
 
 from __future__ import annotations
 
