@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from aotbuild import __version__
-from aotbuild.actions import artifacts
 from aotbuild.actions.runtime import ActionContext, run_action
 from aotbuild.cache import archives, payloads
 from aotbuild.errors import ActionError
-from aotbuild.fsutil import CHUNK
-from aotbuild.hashing import key_of
+from aotbuild.fsutil import CHUNK, atomic_symlink, link_or_copy, write_if_changed
+from aotbuild.hashing import key_of, pretty_json
 from aotbuild.layout import TargetPaths
-from aotbuild.rules.compile import ARTIFACTS
+from aotbuild.rules.compile import ARTIFACTS, MANIFEST
 from aotbuild.rules.compile import KIND as COMPILE
 from aotbuild.rules.export import GRAPH
 from aotbuild.workspace.labels import parse_label
@@ -96,24 +95,6 @@ def _load_program(ctx: ActionContext, graph: dict[str, Any]) -> Any:
         return torch.export.load(str(path))
 
 
-def _export_backends(torch: Any, dynamic: bool) -> contextlib.AbstractContextManager:
-    """For dynamic shapes, compile with the conv backends torch.export traced with (mkldnn and nnpack off):
-    else inductor's re-trace picks one by `batch >= 16`, and that guard narrows the dim's range (torch 2.13)."""
-    if not dynamic:
-        return contextlib.nullcontext()
-    stack = contextlib.ExitStack()
-    stack.enter_context(torch.backends.mkldnn.flags(enabled=False))
-    stack.enter_context(torch.backends.nnpack.flags(enabled=False))
-    return stack
-
-
-def _single_library(package: zipfile.ZipFile, label: str) -> str:
-    libraries = [n for n in package.namelist() if n.endswith(".so") and "/data/aotinductor/" in n]
-    if len(libraries) != 1:
-        raise ActionError(label, "compile", f"expected one model library in the package, found {libraries}")
-    return libraries[0]
-
-
 def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], key: str) -> dict[str, Any]:
     """AOTInductor on a miss: compile in the key's fixed staging dir, store the .pt2 and its .so in the CAS."""
     from aotbuild.actions.staging import staging_dir
@@ -137,16 +118,24 @@ def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], key: str) -> di
         options = _known_to(torch, inductor_options(ctx.spec))
         program = _load_program(ctx, graph)
         pt2 = stage / "model.pt2"  # its stem becomes the archive's root folder, so it is fixed too
-        with _export_backends(torch, ctx.spec["dynamic"]), ctx.phases.phase("trace_and_package"):
-            torch._inductor.aoti_compile_and_package(program, package_path=str(pt2),
-                                                     inductor_configs=options)
+        with contextlib.ExitStack() as backends, ctx.phases.phase("trace_and_package"):
+            if ctx.spec["dynamic"]:
+                # The conv backends torch.export traced with: else inductor's re-trace picks one by
+                # `batch >= 16`, and that guard narrows the dim's range (torch 2.13).
+                backends.enter_context(torch.backends.mkldnn.flags(enabled=False))
+                backends.enter_context(torch.backends.nnpack.flags(enabled=False))
+            torch._inductor.aoti_compile_and_package(program, package_path=str(pt2), inductor_configs=options)
         ctx.phases.split_inductor(torch, "trace_and_package")
         so = stage / "model.so"
-        with zipfile.ZipFile(pt2) as package, package.open(_single_library(package, ctx.label)) as library, \
-                open(so, "wb") as out:
-            shutil.copyfileobj(library, out, CHUNK)  # the library holds the weights: never whole in memory
-            # What a bare .so needs beside it: CUDA kernels not embedded stay in the package only.
-            kernels = sorted(n.rsplit("/", 1)[-1] for n in package.namelist() if n.endswith((".cubin", ".fatbin")))
+        with zipfile.ZipFile(pt2) as package:
+            names = package.namelist()
+            libraries = [n for n in names if n.endswith(".so") and "/data/aotinductor/" in n]
+            if len(libraries) != 1:
+                raise ActionError(ctx.label, "compile", f"expected one model library in the package, found {libraries}")
+            with package.open(libraries[0]) as library, open(so, "wb") as out:
+                shutil.copyfileobj(library, out, CHUNK)  # the library holds the weights: never whole in memory
+        # What a bare .so needs beside it: CUDA kernels not embedded stay in the package only.
+        kernels = sorted(n.rsplit("/", 1)[-1] for n in names if n.endswith((".cubin", ".fatbin")))
         check_cxx_runtime(so, ctx.label, ctx.toolchain()["compile"]["cxx"])
         entry: dict[str, Any] = {"torch": torch.__version__, "so_needs_kernel_files": kernels}
         for kind, path in (("pt2", pt2), ("so", so)):
@@ -168,7 +157,8 @@ def compile_(ctx: ActionContext) -> str:
                 ctx.store.put_action(key, entry)  # after the blobs it points at
                 entry, blobs = _verified_entry(ctx, key)
                 if entry is None:
-                    raise ActionError(ctx.label, "compile", "the artifacts just stored are unreadable: check the cache disk")
+                    raise ActionError(ctx.label, "compile",
+                                      "the artifacts just stored are unreadable: check the cache disk")
                 outcome = "compiled"
     try:
         _materialize(ctx, graph, key, entry, blobs)
@@ -182,7 +172,7 @@ def compile_(ctx: ActionContext) -> str:
 
 def from_cache(ctx: ActionContext) -> bool:
     """The hit path alone, without torch or lock (also run by engine/cache_hits.py); False on a miss."""
-    graph = ctx.read_json("graph.json")
+    graph = ctx.read_json(GRAPH)
     key = compile_key(ctx, graph)
     entry, blobs = _verified_entry(ctx, key)
     if entry is None:
@@ -193,6 +183,25 @@ def from_cache(ctx: ActionContext) -> bool:
 
 def _materialize(ctx: ActionContext, graph: dict[str, Any], key: str, entry: dict[str, Any],
                  blobs: dict[str, Path]) -> None:
+    """Place the artifacts from their verified cache `blobs` (digest -> path), then the aliases, then the
+    manifest (last, so a crash before it leaves the edge dirty)."""
+    paths = TargetPaths(parse_label(ctx.label))
+    artifacts = {}
+    for kind in ARTIFACTS:
+        digest = entry[kind]["sha256"]
+        name = paths.versioned(digest, kind)
+        dst = ctx.target_dir / name
+        # Re-place unless it is the cache's own verified inode: a stale or damaged copy must not survive.
+        if not (dst.exists() and os.path.samefile(dst, blobs[digest])):
+            link_or_copy(blobs[digest], dst)  # a hard link from the cache, read-only like the blob
+        atomic_symlink(ctx.target_dir / paths.alias(kind), name)  # readers see the old or the new one, never none
+        # Names from the local plan, digest and size from the checked entry: a cached `file` never wins.
+        artifacts[kind] = {"file": name, "alias": paths.alias(kind), "sha256": digest, "size": entry[kind]["size"]}
+    current = {a["file"] for a in artifacts.values()}
+    for old in ctx.target_dir.iterdir():  # earlier versions live on in the cache
+        if old.name.startswith(f"{paths.label.name}-") and old.suffix.lstrip(".") in ARTIFACTS \
+                and old.name not in current:
+            old.unlink()
     toolchain = ctx.toolchain()
     # The interface first: the fields after it, naming what this is and what it runs on, come from the local
     # plan, never the cache.
@@ -205,9 +214,9 @@ def _materialize(ctx: ActionContext, graph: dict[str, Any], key: str, entry: dic
         "options": inductor_options(ctx.spec),
         # Empty: the bare .so is self-contained. Else the kernel files it loads from where it was compiled.
         "so_needs_kernel_files": entry["so_needs_kernel_files"],
+        "artifacts": artifacts,
     }
-    paths = TargetPaths(parse_label(ctx.label))
-    artifacts.materialize(blobs, ctx.target_dir, paths, entry, manifest, ctx.durable)
+    write_if_changed(ctx.target_dir / MANIFEST, pretty_json(manifest), ctx.durable)
 
 
 def _verified_entry(ctx: ActionContext, key: str) -> tuple[dict[str, Any] | None, dict[str, Path]]:

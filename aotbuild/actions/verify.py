@@ -14,7 +14,7 @@ from aotbuild.actions.runtime import ActionContext, run_action
 from aotbuild.cache import archives, payloads
 from aotbuild.errors import VerificationError
 from aotbuild.fsutil import write_if_changed
-from aotbuild.hashing import key_of, pretty_json
+from aotbuild.hashing import key_of, pretty_json, sha256_file
 from aotbuild.rules.compile import MANIFEST
 from aotbuild.rules.export import GRAPH, REFERENCE
 from aotbuild.rules.export import SPEC as EXPORT_SPEC
@@ -23,12 +23,6 @@ from aotbuild.rules.verify import KIND as VERIFY
 # Defaults by dtype where a target gives no tolerance: about 100 ulps of each type at unit scale.
 DEFAULT_TOLERANCE = {"float64": (1e-7, 1e-7), "float32": (1e-4, 1e-4), "bfloat16": (2e-2, 2e-2),
                      "float16": (5e-3, 5e-3)}
-
-
-def _tolerance(dtype: str, declared: dict[str, float] | None) -> tuple[float, float]:
-    if declared is not None:
-        return declared["atol"], declared["rtol"]
-    return DEFAULT_TOLERANCE.get(dtype.removeprefix("torch."), (0.0, 0.0))  # integers and bools: exact
 
 
 def compare(expected: list[Any], actual: list[Any], paths: list[str], declared: dict | None) -> list[dict]:
@@ -46,7 +40,8 @@ def compare(expected: list[Any], actual: list[Any], paths: list[str], declared: 
             records.append({"output": path, "ok": False,
                             "problem": f"got {got.dtype}{list(got.shape)}, expected {want.dtype}{list(want.shape)}"})
             continue
-        atol, rtol = _tolerance(str(want.dtype), declared)
+        atol, rtol = ((declared["atol"], declared["rtol"]) if declared is not None  # integers and bools: exact
+                      else DEFAULT_TOLERANCE.get(str(want.dtype).removeprefix("torch."), (0.0, 0.0)))
         w, g = want.double(), got.double()
         diff = (w - g).abs()
         finite = diff[~diff.isnan()]
@@ -104,14 +99,14 @@ def run_checks(ctx: ActionContext, manifest: dict[str, Any], reference_digest: s
                 outputs = [{"output": "*", "ok": False,
                             "problem": f"refused its inputs ({_shapes(flat_inputs)}): {_reason(e)}"}]
             results.append({"case": case["name"], "artifact": artifact, "outputs": outputs})
-    return {"cases": results, "rejected": _out_of_range(ctx, cases, so)}
+    return {"cases": results, "rejected": _out_of_range(ctx, so)}
 
 
 def _shapes(tensors: list[Any]) -> str:
     return ", ".join(f"{str(t.dtype).removeprefix('torch.')}{list(t.shape)}" for t in tensors) or "no tensors"
 
 
-def _out_of_range(ctx: ActionContext, cases: list[dict], so: Any) -> list[dict]:
+def _out_of_range(ctx: ActionContext, so: Any) -> list[dict]:
     """For each dynamic dim, one size past max must be refused by the artifact, not silently run."""
     from aotbuild.actions.example_inputs import make_case
 
@@ -216,18 +211,12 @@ def failure_message(problems: list[str], checks: int) -> str:
     return f"{len(problems)} of {checks} checks failed: {shown}"
 
 
-def _check_files_match_manifest(ctx: ActionContext, manifest: dict[str, Any]) -> None:
-    from aotbuild.hashing import sha256_file
-
-    for kind, art in manifest["artifacts"].items():
+def verify(ctx: ActionContext) -> str:
+    manifest = ctx.read_json(MANIFEST)
+    for art in manifest["artifacts"].values():
         if sha256_file(ctx.target_dir / art["file"]) != art["sha256"]:
             raise VerificationError(f"{art['file']} does not match the sha256 in manifest.json: it was modified "
                                     "after the build; run `aotbuild clean` and build again")
-
-
-def verify(ctx: ActionContext) -> str:
-    manifest = ctx.read_json(MANIFEST)
-    _check_files_match_manifest(ctx, manifest)
     reference = ctx.read_json(REFERENCE)["reference"]
     key = key_of("verify", {"so": manifest["artifacts"]["so"]["sha256"], "pt2": manifest["artifacts"]["pt2"]["sha256"],
                             "reference": reference, "tolerance": ctx.spec["tolerance"], "aotbuild": __version__})
