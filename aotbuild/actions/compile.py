@@ -36,8 +36,7 @@ def inductor_options(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _known_to(torch: Any, options: dict[str, Any]) -> dict[str, Any]:
-    """Drop our own defaults that this torch's inductor does not have (a user's own options always pass through,
-    so a misspelt one fails loudly). The key already names the torch version, so this stays deterministic."""
+    """Drop our own defaults this torch's inductor lacks (a user's options pass through, to fail loudly)."""
     config = torch._inductor.config
     ours = {k for k in CUDA_OPTIONS if k not in options or options[k] == CUDA_OPTIONS[k]}
 
@@ -183,8 +182,7 @@ def from_cache(ctx: ActionContext) -> bool:
 
 def _materialize(ctx: ActionContext, graph: dict[str, Any], key: str, entry: dict[str, Any],
                  blobs: dict[str, Path]) -> None:
-    """Place the artifacts from their verified cache `blobs` (digest -> path), then the aliases, then the
-    manifest (last, so a crash before it leaves the edge dirty)."""
+    """Place the artifacts from their verified `blobs`, then the aliases, then (last) the manifest."""
     paths = TargetPaths(parse_label(ctx.label))
     artifacts = {}
     for kind in ARTIFACTS:
@@ -220,8 +218,7 @@ def _materialize(ctx: ActionContext, graph: dict[str, Any], key: str, entry: dic
 
 
 def _verified_entry(ctx: ActionContext, key: str) -> tuple[dict[str, Any] | None, dict[str, Path]]:
-    """The cached entry and its blobs, each re-hashed: a corrupt blob, a malformed entry or a package whose
-    members would land outside its folder is a miss."""
+    """The cached entry and its blobs (re-hashed); a bad blob, entry or package is a miss."""
     entry = payloads.checked(ctx.store, key, "compile")
     if entry is None:
         return None, {}

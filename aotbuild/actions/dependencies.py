@@ -21,8 +21,7 @@ FILE_LISTS = ("files", "absent", "external")
 
 
 def expand_data(root: Path, entries: list[str]) -> tuple[list[str], list[str]]:
-    """A target's `data:` as (files, globs): plain paths as they are (a missing one is an input too), and for
-    each glob the files it matches now, with the glob itself, whose list of matches is an input."""
+    """A target's `data:` as (files, globs): plain paths (a missing one too) and each glob's matches now."""
     files: set[str] = set()
     globs = []
     for entry in entries:

@@ -11,9 +11,6 @@ from aotbuild.actions.locate import location
 from aotbuild.actions.model_loader import resolve_callable
 from aotbuild.errors import TargetError, UserError
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
-          "float64": torch.float64, "int64": torch.int64, "int32": torch.int32, "int16": torch.int16,
-          "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool}
 CONTAINERS = {"dict": dict, "list": list, "tuple": tuple}
 
 
@@ -30,8 +27,7 @@ class Case:
 
 
 def flat_tensors(args: Any, kwargs: Any) -> list[torch.Tensor]:
-    """The artifact's inputs: the tensor leaves of (args, kwargs). Non-tensor leaves (a flag, a size) were
-    baked into the graph by torch.export, so the .so and AOTIModelPackageLoader take tensors only."""
+    """The artifact's inputs: the tensor leaves of (args, kwargs) (torch.export bakes the others in)."""
     return [x for x in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(x, torch.Tensor)]
 
 
@@ -62,7 +58,7 @@ def _generated(item: dict[str, Any], shape: list[int], dtype: torch.dtype, gen: 
 def _tensor(item: dict[str, Any], sizes: dict[str, int], gen: torch.Generator, spec: dict[str, Any],
             fld: str) -> torch.Tensor:
     shape = [sizes[s] if isinstance(s, str) else s for s in item["shape"]]
-    dtype = DTYPES[item["dtype"]]
+    dtype = getattr(torch, item["dtype"])  # one of workspace.target.DTYPES, torch's own names
     if item.get("generator"):
         return _generated(item, shape, dtype, gen, spec, fld)
     if item.get("fill") is not None:

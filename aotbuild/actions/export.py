@@ -72,8 +72,7 @@ def _remembered(verdicts: dict[tuple, str | None] | None, key: tuple, check: Cal
 
 
 def _record(ctx: ActionContext, result: dict[str, Any], current: dict[str, Any]) -> None:
-    """Store the result, then add its dependency list to the source key's lists (several, like ccache's
-    manifests, so switching between branches keeps hitting)."""
+    """Store the result, then add its dependency list to the source key's (several: switching branches hits)."""
     source = source_key(ctx)
     deps = result["deps"]
     ctx.store.put_action(key_of("export", {**source, **current}), result)
@@ -96,8 +95,7 @@ def program_needed(ctx: ActionContext) -> bool:
 
 
 def export_program(ctx: ActionContext) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Run torch.export and store the program (unless its weights are large) and the eager reference outputs;
-    returns the state of its inputs (its key) and the level-2 result."""
+    """Run torch.export, store the program (unless large) and references; the inputs' state and the result."""
     traced = tracing.trace(ctx)  # before importing torch here: it checks for a GPU first
     import torch
 
@@ -228,8 +226,8 @@ def reexported_program(ctx: ActionContext, graph_hash: str) -> Any:
         # Nothing the export reads changed, so ninja would not run it again: without its graph.json it does.
         (ctx.target_dir / GRAPH).unlink(missing_ok=True)
         raise ActionError(ctx.label, "compile", "exported again to compile it (its program is not in the cache: "
-                          "large weights are not stored), the model gave another graph than its export did: its weights or "
-                          "constants differ between runs (initialised without a seed, or computed by math whose "
+                          "large weights are not stored), the model gave another graph than its export did: its "
+                          "weights or constants differ between runs (initialised without a seed, or computed by math whose "
                           "last bits differ between CPUs). aotbuild stores this model's program from now on.\n"
                           "  fix: run `aotbuild build` again; to keep its artifacts cacheable, seed its "
                           "initialisation or load its weights from a `weights:` file")

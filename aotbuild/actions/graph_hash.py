@@ -25,8 +25,7 @@ def _is_plain_cpu(t: torch.Tensor) -> bool:
 
 
 def _pieces(t: torch.Tensor) -> Iterator[torch.Tensor]:
-    """Contiguous CPU tensors whose concatenated elements are `t`'s in row-major order; each copied piece
-    holds at most PIECE_BYTES (or one row that cannot be split further)."""
+    """Contiguous CPU pieces of `t` in row-major order; a copied one holds at most PIECE_BYTES (or one row)."""
     if _is_plain_cpu(t):
         yield t
     elif t.dim() == 0 or t.numel() * t.element_size() <= PIECE_BYTES:

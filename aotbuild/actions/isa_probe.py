@@ -84,8 +84,7 @@ def _record(path: Path, answer: str) -> None:
 
 
 def probe_concurrently() -> None:
-    """Ask inductor's check about every vector ISA this CPU offers at once, one thread each, instead of one
-    after another (each check starts a child interpreter that imports torch)."""
+    """Ask inductor's check about every vector ISA this CPU offers at once, not one after another."""
     from concurrent.futures import ThreadPoolExecutor
 
     from torch._inductor import cpu_vec_isa

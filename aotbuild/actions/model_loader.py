@@ -21,8 +21,7 @@ def _raised_at(e: BaseException) -> str:
 
 
 def resolve_callable(ref: str, field: str, spec: dict[str, Any] | None = None) -> Any:
-    """'pkg.module:attr.sub' -> the object; errors name the target (given its `spec`), the field, the module
-    and what went wrong."""
+    """'pkg.module:attr.sub' -> the object; errors name the target (given its `spec`), field and module."""
     module_name, _, attr_path = ref.partition(":")
     target = f"target {spec['label']}, " if spec else ""
     try:
@@ -45,8 +44,7 @@ def resolve_callable(ref: str, field: str, spec: dict[str, Any] | None = None) -
 
 
 def load_weights(path: Path, name: str) -> Any:
-    """A state_dict from a .safetensors file, or torch.load with weights_only=True, whose refusal is reported
-    without torch's advice to turn it off. Both map the file rather than read it."""
+    """A state_dict from .safetensors, or torch.load(weights_only=True), never advising to turn that off."""
     import pickle
 
     if path.suffix == ".safetensors":

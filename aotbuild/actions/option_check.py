@@ -10,8 +10,7 @@ from aotbuild.errors import TargetError
 
 
 def check_options(spec: dict[str, Any]) -> None:
-    """Unknown keys (dotted for nested groups: `aot_inductor.debug_compile`) and values of the wrong type raise
-    a TargetError naming the option, with a fix."""
+    """Unknown keys (`aot_inductor.debug_compile`) and values of the wrong type raise a TargetError, with a fix."""
     options = spec["options"]
     if not options:
         return

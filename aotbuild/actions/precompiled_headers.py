@@ -7,9 +7,8 @@ from typing import Any
 
 
 def header_requests() -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
-    """The (args, kwargs) of each `_precompile_header` call that inductor's `AotCodeCompiler.compile` makes
-    for a CPU model with default options and in-.so weights, in its own argument order (its in-process memo
-    is keyed by that order): the wrapper header, then the kernels' prefix header."""
+    """The (args, kwargs) of each `_precompile_header` call `AotCodeCompiler.compile` makes for a CPU model with
+    default options, in its argument order (its memo is keyed by it): the wrapper, then the kernels' prefix."""
     from torch._inductor import codecache
     from torch._inductor.config import aot_inductor
     from torch._inductor.cpp_builder import CppBuilder, CppTorchDeviceOptions

@@ -109,20 +109,15 @@ def open_store(env: Mapping[str, str], out_dir: Path) -> LayeredStore:
     return open_layered(env, local)
 
 
-def _inside(out_dir: Path, spec_file: Path) -> None:
-    """Never write through a symlink out of aot-out/ (the CLI removes such links; plain ninja does not)."""
-    real = os.path.realpath(spec_file.parent)
-    expected = os.path.join(os.path.realpath(out_dir), os.path.relpath(spec_file.parent, out_dir))
-    if real != expected:
-        raise InfraError(f"{spec_file.parent} leads out of aot-out/ through a symlink (to {real}); "
-                         "aotbuild does not write through it: remove the link, or run `aotbuild build`")
-
-
 def make_context(action: str, spec_path: str) -> ActionContext:
     env = settings.environ()
     out_dir = Path.cwd()
     spec_file = out_dir / spec_path
-    _inside(out_dir, spec_file)
+    # Never write through a symlink out of aot-out/ (the CLI removes such links; plain ninja does not).
+    real = os.path.realpath(spec_file.parent)
+    if real != os.path.join(os.path.realpath(out_dir), os.path.relpath(spec_file.parent, out_dir)):
+        raise InfraError(f"{spec_file.parent} leads out of aot-out/ through a symlink (to {real}); "
+                         "aotbuild does not write through it: remove the link, or run `aotbuild build`")
     return ActionContext(action=action, out_dir=out_dir, root=out_dir.parent, target_dir=spec_file.parent,
                          spec=json.loads(spec_file.read_text()),
                          store=open_store(env, out_dir), events=settings.events_file(env),
@@ -164,8 +159,7 @@ def run_action(action: str, body: Callable[[ActionContext], str]) -> None:
 
 
 def _seconds_since_process_start() -> float:
-    """From this process's creation (its fork, for a warm worker's action) to now: interpreter start-up and
-    imports, or the fork. Linux /proc; 0 elsewhere."""
+    """From this process's creation (or fork, in a warm worker) to now; Linux /proc, 0 elsewhere."""
     try:
         with open("/proc/self/stat", "rb") as f:
             stat = f.read()

@@ -26,8 +26,8 @@ def _order_fix(name: str, param: inspect.Parameter, positional: list[inspect.Par
 
 
 def check_inputs(forward: Any, spec: dict[str, Any]) -> None:
-    """Raise a TargetError (file, line, target, field, fix) where `spec`'s declared inputs cannot bind to
-    `forward` the way the export will call it: positional inputs in the order written, keyword ones by name."""
+    """Raise a TargetError where `spec`'s inputs cannot bind to `forward` as the export calls it (positional
+    inputs in the order written, keyword ones by name)."""
     if isinstance(spec["inputs"], str):
         return  # a callable returns (args, kwargs) itself; torch checks those against the signature
     try:

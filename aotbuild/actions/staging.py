@@ -24,8 +24,7 @@ KEY_CHARS = 24  # enough to never collide in one machine's /tmp, short enough fo
 
 
 def _own_private_dir(path: Path) -> None:
-    """/tmp is shared: the base dir must be ours, private and no symlink, or someone else could swap what
-    inductor compiles. Fail closed."""
+    """/tmp is shared: the base dir must be ours, private and no symlink, or another user could swap it."""
     try:
         path.mkdir(mode=0o700)
     except FileExistsError:
@@ -87,8 +86,7 @@ def using_temp_space() -> Iterator[None]:
 
 
 def _set_tmpdir() -> None:
-    """Inductor keeps precompiled headers under $TMPDIR (their path is on every compiler line): one fixed,
-    private dir for every compile of this user, whatever its cache root."""
+    """$TMPDIR holds the precompiled headers (on every compiler line): one fixed, private dir per user."""
     from aotbuild.cache.private_dirs import open_private
 
     tmp = BASE / "tmp"

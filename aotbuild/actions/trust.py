@@ -72,8 +72,7 @@ def unsafe_imports(root: Path, modules: list[str], files: list[str]) -> str | No
 
 
 def unsafe_program(store: Any, digest: str) -> str | None:
-    """Why the exported program `digest` must not reach torch.export.load, or None (also when it is not in
-    the cache: the compile then exports it again)."""
+    """Why the exported program `digest` must not reach torch.export.load, or None (also when it is absent)."""
     path = store.blob_path(digest)
     if path is None:
         return None
