@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from aotbuild.actions.locate import location
+from aotbuild.actions.runtime import location
 from aotbuild.actions.model_loader import resolve_callable
 from aotbuild.errors import TargetError, UserError
 

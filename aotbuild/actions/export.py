@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from aotbuild.actions import dependencies, input_discovery, reference_io, tracing, trust
-from aotbuild.actions.phases import Phases
-from aotbuild.actions.runtime import ActionContext, run_action
+from aotbuild.actions.runtime import ActionContext, Phases, location, run_action
 from aotbuild.cache import payloads
 from aotbuild.errors import ActionError, InfraError
 from aotbuild.fsutil import atomic_write, write_if_changed
@@ -100,7 +99,6 @@ def export_program(ctx: ActionContext) -> tuple[dict[str, Any], dict[str, Any]]:
     import torch
 
     from aotbuild.actions import interface
-    from aotbuild.actions.locate import location
 
     ep, cases, outputs = traced.program, traced.cases, traced.outputs
     # Raises for outputs that are not tensors, before anything is stored.

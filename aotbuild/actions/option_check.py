@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from aotbuild.actions.locate import location
+from aotbuild.actions.runtime import location
 from aotbuild.errors import TargetError
 
 

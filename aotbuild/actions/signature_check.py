@@ -6,7 +6,7 @@ import difflib
 import inspect
 from typing import Any
 
-from aotbuild.actions.locate import location
+from aotbuild.actions.runtime import location
 from aotbuild.errors import TargetError
 
 

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aotbuild.actions import input_discovery
-from aotbuild.actions.locate import location
-from aotbuild.actions.runtime import ActionContext
+from aotbuild.actions.runtime import ActionContext, location
 from aotbuild.errors import ActionError, StepError, TargetError, UserError
 
 
