@@ -91,9 +91,8 @@ def state(root: Path, deps: dict[str, list[str]]) -> dict[str, Any]:
 
 def depfile_paths(root: Path, out_dir: Path, deps: dict[str, list[str]], expected: dict[str, Any],
                   label: str, installed: dict[str, str] | None = None) -> list[str]:
-    """Absolute paths for the depfile: a content stamp per input and a version stamp per distribution (see
-    dist_stamps; not its METADATA, which a reinstall of the same version rewrites). `expected`: state() as the
-    export's key saw it; a stamp created now must describe that content, or the export saw other code."""
+    """Absolute paths for the depfile: a content stamp per input, a version stamp per distribution. A stamp
+    created now must describe the content `expected` (state() as the key saw it), or the export saw other code."""
     seen = {k: s for k, s in observed(root, deps).items()
             if not os.path.exists(out_dir / input_stamps.stamp_path(k))}
     digests = {**{input_stamps.file_key(f): d for f, d in expected["files"].items()}, **expected.get("inputs", {})}

@@ -148,9 +148,8 @@ def _deps(ctx: ActionContext, recorder: input_discovery.Recorder) -> dict[str, l
 
 
 def _program_for_graph(ctx: ActionContext, result: dict[str, Any]) -> str | None:
-    """The program stored for this graph hash, first writer wins: programs with one hash differ only in
-    source-location metadata, and sharing one keeps graph.json (hence the compile step) unchanged. A bad
-    entry is replaced by this one's."""
+    """The program stored for this graph hash, first writer wins (programs with one hash differ only in source
+    locations: sharing one keeps graph.json unchanged). A bad entry is replaced by this one's."""
     if result["program"] is None:  # not stored (large weights): the compile exports again
         return None
     key = key_of("program-of-graph", result["graph_hash"])
@@ -188,9 +187,8 @@ def write_outputs(ctx: ActionContext, result: dict[str, Any], current: dict[str,
 
 def from_cache(ctx: ActionContext, state: StateOf = dependencies.state, installed: dict[str, str] | None = None,
                verdicts: dict[tuple, str | None] | None = None) -> bool:
-    """The hit path alone, without torch: write the outputs of a cached result; False on a miss. Also run by
-    the CLI in-process for many targets at once (engine/cache_hits.py), with `state`, `installed` and the trust
-    checks' `verdicts` shared between them."""
+    """The hit path alone, without torch; False on a miss. Also run by engine/cache_hits.py for many targets at
+    once, sharing `state`, `installed` and the trust checks' `verdicts` between them."""
     started_ns = time.time_ns()
     found = _cached_result(ctx, state, verdicts)
     result, current = found if found is not None else (None, None)
@@ -213,9 +211,8 @@ def _as_export(ctx: ActionContext) -> ActionContext:
 
 
 def reexported_program(ctx: ActionContext, graph_hash: str) -> Any:
-    """The program of graph.json's graph, exported again in a compile whose program was not stored or was
-    evicted. A model exporting to another graph (its sources are unchanged, or ninja would have run the export)
-    is remembered in the cache: its next export stores the program, and this build fails once, saying so."""
+    """The program of graph.json's graph, exported again in a compile (not stored, or evicted). A model giving
+    another graph is remembered: its next export stores the program, and this build fails once, saying so."""
     as_export = _as_export(ctx)
     traced = tracing.trace(as_export, references=False)
     if traced.graph_hash != graph_hash:
@@ -225,9 +222,9 @@ def reexported_program(ctx: ActionContext, graph_hash: str) -> Any:
         (ctx.target_dir / GRAPH).unlink(missing_ok=True)
         raise ActionError(ctx.label, "compile", "exported again to compile it (its program is not in the cache: "
                           "large weights are not stored), the model gave another graph than its export did: its "
-                          "weights or constants differ between runs (initialised without a seed, or computed by math whose "
-                          "last bits differ between CPUs). aotbuild stores this model's program from now on.\n"
-                          "  fix: run `aotbuild build` again; to keep its artifacts cacheable, seed its "
+                          "weights or constants differ between runs (initialised without a seed, or computed by "
+                          "math whose last bits differ between CPUs). aotbuild stores this model's program from "
+                          "now on.\n  fix: run `aotbuild build` again; to keep its artifacts cacheable, seed its "
                           "initialisation or load its weights from a `weights:` file")
     return traced.program
 

@@ -34,9 +34,8 @@ def _answers_path(base: Path, torch: Any) -> Path:
 
 
 def remember(base: Path) -> None:
-    """Make inductor's ISA check read, and record, positive answers in the file for this toolchain, each by
-    what it compiles: the ISA, its flags at that moment (AMX adds one for fp16) and the test program.
-    Idempotent per process. Any surprise in inductor's internals leaves its own check in place."""
+    """Make inductor's ISA check read and record positive answers, each keyed by the ISA, its flags then (AMX
+    adds one for fp16) and the test program. Idempotent; a surprise in inductor leaves its own check."""
     import torch
     from torch._inductor import cpu_vec_isa
 
@@ -101,9 +100,8 @@ def probe_concurrently() -> None:
 
 
 def load_probes_without_torch() -> None:
-    """What torch 2.13's inductor does itself, for older ones: the child that loads each probe library finds
-    libtorch_cpu through LD_LIBRARY_PATH instead of importing torch (about 5 s for CUDA torch). For a process
-    that only probes: the variable stays set for its children."""
+    """For a process that only probes, as torch 2.13 does itself: each probe child finds libtorch_cpu through
+    LD_LIBRARY_PATH instead of importing torch (about 5 s for CUDA torch)."""
     import torch
     from torch._inductor import cpu_vec_isa
 

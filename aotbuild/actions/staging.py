@@ -44,9 +44,8 @@ def _torch_dir() -> Path:
 
 
 def _link_torch(torch_dir: Path) -> Path:
-    """Make BASE/torch-<build>/torch lead to an installed torch of this build (its version.py names version and
-    git commit); returns the dir to import from. A link to another virtualenv's copy stays (same files); one
-    whose target is gone is replaced."""
+    """Make BASE/torch-<build>/torch (<build>: a digest of version.py) lead to an installed torch of this build;
+    returns the dir to import from. A link to another venv's copy stays; one whose target is gone is replaced."""
     link_dir = BASE / f"torch-{hashlib.sha256((torch_dir / 'version.py').read_bytes()).hexdigest()[:16]}"
     link_dir.mkdir(mode=0o700, exist_ok=True)
     link = link_dir / "torch"
