@@ -185,8 +185,7 @@ def run_action(action: str, body: Callable[[ActionContext], str]) -> None:
         sys.exit(f"error: {action} {sys.argv[1]}: {e}")
     ctx.phases.add("startup", _seconds_since_process_start())
     log = ctx.log
-    terminal = _redirect_output(log)
-    ctx.terminal = terminal
+    ctx.terminal = terminal = _redirect_output(log)
     faulthandler.enable()  # a crash in native code (a segfault in a runtime) still leaves a traceback in the log
     try:
         outcome = body(ctx)
