@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import shutil
 import time
@@ -11,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from aotbuild import __version__
-from aotbuild.actions.runtime import ActionContext, run_action
+from aotbuild.actions.runtime import ActionContext, location, run_action
 from aotbuild.cache import archives, payloads
-from aotbuild.errors import ActionError
+from aotbuild.errors import ActionError, TargetError
 from aotbuild.fsutil import CHUNK, atomic_symlink, link_or_copy, write_if_changed
 from aotbuild.hashing import key_of, pretty_json
 from aotbuild.layout import TargetPaths
@@ -49,6 +50,34 @@ def _known_to(torch: Any, options: dict[str, Any]) -> dict[str, Any]:
         return True
 
     return {k: v for k, v in options.items() if k not in ours or known(k)}
+
+
+def check_options(spec: dict[str, Any]) -> None:
+    """Unknown keys (`aot_inductor.debug_compile`) and values of the wrong type raise a TargetError, with a fix."""
+    options = spec["options"]
+    if not options:
+        return
+    import torch
+    from torch._inductor import config
+
+    known = config.get_config_copy()
+    for key, value in options.items():
+        where = location(spec, f"options.{key}")
+        if key not in known:
+            close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.7)
+            group = key.rpartition(".")[0]
+            fix = (f"did you mean '{close[0]}'?" if close else
+                   f"see torch._inductor.config{' (group ' + group + ')' if group else ''} for the keys this torch has")
+            raise TargetError(where, f"unknown inductor option '{key}' for torch {torch.__version__}", fix)
+        default = known[key]
+        # YAML gives bool/int/float/str/None; only a clear mismatch of a bool or number setting is reported.
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise TargetError(where, f"inductor option '{key}' takes true or false, found {value!r}",
+                              f"write {key}: {str(bool(default)).lower()}")
+        if (isinstance(default, (int, float)) and not isinstance(default, bool)
+                and (isinstance(value, bool) or not isinstance(value, (int, float)))):
+            raise TargetError(where, f"inductor option '{key}' takes a number, found {value!r}",
+                              f"write {key}: {default!r}")
 
 
 def check_cxx_runtime(so: Path, label: str, compiler: str | None) -> None:
@@ -105,13 +134,13 @@ def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], key: str) -> di
         with ctx.phases.phase("import"):  # about 0 in a warm worker, which imported torch before forking
             import torch
 
-            from aotbuild.actions import interface, isa_probe, option_check
+            from aotbuild.actions import interface, isa_probe
             from aotbuild.actions.staging import BASE
 
             isa_probe.remember(BASE)  # before inductor's first ISA check (a no-op in a warm worker's child)
 
         ctx.check_toolchain(torch.__version__)
-        option_check.check_options(ctx.spec)  # before loading: an unknown option fails in a second
+        check_options(ctx.spec)  # before loading: an unknown option fails in a second
         # torch.export.load rebuilds the input/output specs, so the modules registering their types come first.
         interface.import_required(graph["interface"]["requires_imports"], ctx.root, ctx.label)
         options = _known_to(torch, inductor_options(ctx.spec))

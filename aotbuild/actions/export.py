@@ -246,10 +246,10 @@ def reexported_reference(ctx: ActionContext, graph_hash: str) -> bytes:
 def export(ctx: ActionContext) -> str:
     if from_cache(ctx):
         return "action-cache hit"
-    from aotbuild.actions import option_check
+    from aotbuild.actions.compile import check_options
 
     # The compile's options are checked before exporting: a misspelled one must not cost a whole export to find.
-    option_check.check_options(ctx.read_json(COMPILE_SPEC))
+    check_options(ctx.read_json(COMPILE_SPEC))
     current, result = export_program(ctx)
     _record(ctx, result, current)  # after the blobs it points at, which export_program stored
     flat = ctx.store.get_bytes(result["reference_io"])

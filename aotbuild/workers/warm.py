@@ -18,7 +18,7 @@ PRELOAD = (
     "aotbuild.actions.runtime", "aotbuild.actions.dependencies",
     "aotbuild.actions.reference_io", "aotbuild.actions.example_inputs", "aotbuild.actions.model_loader",
     "aotbuild.actions.interface", "aotbuild.actions.graph_hash", "aotbuild.actions.signature_check",
-    "aotbuild.actions.option_check", "aotbuild.actions.isa_probe",
+    "aotbuild.actions.isa_probe",
 )
 
 
