@@ -41,6 +41,7 @@ def check_inputs(forward: Any, spec: dict[str, Any]) -> None:
     has_var_kwargs = any(p.kind == p.VAR_KEYWORD for p in params)
     shown = f"forward({', '.join(str(p) for p in params)})"
     inputs = spec["inputs"]
+    given = {item["name"] for item in inputs}
     for item in inputs:
         name = item["name"]
         absorbed = has_var_kwargs if item["keyword"] else has_var_args  # **kwargs / *args take any name
@@ -60,13 +61,12 @@ def check_inputs(forward: Any, spec: dict[str, Any]) -> None:
         if param.name != item["name"]:
             raise TargetError(location(spec, f"inputs.{item['name']}"),
                               f"input '{item['name']}' is passed positionally as parameter '{param.name}' of {shown}",
-                              _order_fix(item["name"], param, positional, {i["name"] for i in inputs}))
-    given = {item["name"] for item in inputs}
-    bound_positionally = {positional[i].name for i in range(min(len(args), len(positional)))}
+                              _order_fix(item["name"], param, positional, given))
+    # Every parameter bound positionally above has an input of its name.
     for param in params:
         if param.default is not param.empty or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
-        if param.name not in given and param.name not in bound_positionally:
+        if param.name not in given:
             hint = _did_you_mean(param.name, sorted(given - set(named)))
             fix = hint or f"declare it: inputs: {{{param.name}: {{shape: [...], dtype: float32}}}}"
             raise TargetError(location(spec, "inputs"),
