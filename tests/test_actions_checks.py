@@ -15,7 +15,8 @@ pytestmark = pytest.mark.torch
 torch = pytest.importorskip("torch")
 pytree = torch.utils._pytree
 
-from aotbuild.actions import interface, model_loader, option_check  # noqa: E402
+from aotbuild.actions import compile as compile_action  # noqa: E402
+from aotbuild.actions import interface, model_loader  # noqa: E402
 
 
 @pytest.mark.parametrize("value,names", [
@@ -65,12 +66,12 @@ def opts(**options) -> dict:
 ])
 def test_bad_options_are_refused_with_a_fix(options, message) -> None:
     with pytest.raises(TargetError, match="m/BUILD.aot.yaml:7, target '//m:t', field 'options.") as e:
-        option_check.check_options(opts(**options))
+        compile_action.check_options(opts(**options))
     assert message in str(e.value)
 
 
 def test_good_options_pass() -> None:
-    option_check.check_options(opts(**{"aot_inductor.compile_wrapper_opt_level": "O0", "max_autotune": False,
+    compile_action.check_options(opts(**{"aot_inductor.compile_wrapper_opt_level": "O0", "max_autotune": False,
                                        "cpp.threads": 2}))
 
 

@@ -9,18 +9,14 @@ import pytest
 pytestmark = pytest.mark.torch
 
 
-@pytest.mark.parametrize("outputs, extra", [
-    ("tree", {}),                                                   # the model's output tree
-    ("flat", {"paths": ["['logits']", "['embedding']"]}),           # already flat, paths beside it
-])
-def test_cases_hold_flat_tensors_and_output_paths(outputs: str, extra: dict) -> None:
+def test_cases_hold_flat_tensors_and_output_paths() -> None:
     import torch
 
     from aotbuild.actions import reference_io
 
     x, scale, logits, embedding = torch.randn(4, 3), torch.ones(1), torch.randn(4, 2), torch.randn(4, 8)
-    out = {"logits": logits, "embedding": embedding} if outputs == "tree" else [logits, embedding]
-    refs = [{"name": "example", "args": (x,), "kwargs": {"scale": scale}, "outputs": out, **extra}]
+    refs = [{"name": "example", "args": (x,), "kwargs": {"scale": scale}, "outputs": [logits, embedding],
+             "paths": ["['logits']", "['embedding']"]}]
     data = torch.load(io.BytesIO(reference_io.encode("//m:fusion", refs)), weights_only=True)
     assert data["format"] == reference_io.FORMAT and data["label"] == "//m:fusion"
     (case,) = data["cases"]
@@ -35,7 +31,6 @@ def test_a_single_tensor_output_is_named_output() -> None:
     from aotbuild.actions import reference_io
 
     y = torch.randn(2, 2)
-    for refs in ([{"name": "e", "args": (y,), "kwargs": {}, "outputs": y}],
-                 [{"name": "e", "args": (y,), "kwargs": {}, "outputs": [y], "paths": [""]}]):
-        data = torch.load(io.BytesIO(reference_io.encode("//m:x", refs)), weights_only=True)
-        assert data["cases"][0]["output_paths"] == ["output"]
+    refs = [{"name": "e", "args": (y,), "kwargs": {}, "outputs": [y], "paths": [""]}]
+    data = torch.load(io.BytesIO(reference_io.encode("//m:x", refs)), weights_only=True)
+    assert data["cases"][0]["output_paths"] == ["output"]

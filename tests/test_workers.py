@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from aotbuild.actions.phases import Phases
+from aotbuild.actions.runtime import Phases
 from aotbuild.workers import client
 from aotbuild.workers.child import _exit_code
 from aotbuild.action_command import CLIENT, action_command

@@ -1,12 +1,9 @@
-"""The compile action: graph hash + toolchain + options -> cached .so/.pt2, compiled by AOTInductor on a miss.
-
-A hit links the artifacts out of the cache without importing torch; concurrent builds needing one key wait
-on its lock and compile it once.
-"""
+"""The compile action: graph hash + toolchain + options -> cached .so/.pt2, compiled by AOTInductor on a miss."""
 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import shutil
 import time
@@ -15,14 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from aotbuild import __version__
-from aotbuild.actions import artifacts
-from aotbuild.actions.runtime import ActionContext, run_action
+from aotbuild.actions.runtime import ActionContext, location, run_action
 from aotbuild.cache import archives, payloads
-from aotbuild.errors import ActionError
-from aotbuild.fsutil import CHUNK
-from aotbuild.hashing import key_of
+from aotbuild.errors import ActionError, TargetError
+from aotbuild.fsutil import CHUNK, atomic_symlink, link_or_copy, write_if_changed
+from aotbuild.hashing import key_of, pretty_json
 from aotbuild.layout import TargetPaths
-from aotbuild.rules.compile import ARTIFACTS
+from aotbuild.rules.compile import ARTIFACTS, MANIFEST
 from aotbuild.rules.compile import KIND as COMPILE
 from aotbuild.rules.export import GRAPH
 from aotbuild.workspace.labels import parse_label
@@ -41,8 +37,7 @@ def inductor_options(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _known_to(torch: Any, options: dict[str, Any]) -> dict[str, Any]:
-    """Drop our own defaults that this torch's inductor does not have (a user's own options always pass through,
-    so a misspelt one fails loudly). The key already names the torch version, so this stays deterministic."""
+    """Drop our own defaults this torch's inductor lacks (a user's options pass through, to fail loudly)."""
     config = torch._inductor.config
     ours = {k for k in CUDA_OPTIONS if k not in options or options[k] == CUDA_OPTIONS[k]}
 
@@ -55,6 +50,34 @@ def _known_to(torch: Any, options: dict[str, Any]) -> dict[str, Any]:
         return True
 
     return {k: v for k, v in options.items() if k not in ours or known(k)}
+
+
+def check_options(spec: dict[str, Any]) -> None:
+    """Unknown keys (`aot_inductor.debug_compile`) and values of the wrong type raise a TargetError, with a fix."""
+    options = spec["options"]
+    if not options:
+        return
+    import torch
+    from torch._inductor import config
+
+    known = config.get_config_copy()
+    for key, value in options.items():
+        where = location(spec, f"options.{key}")
+        if key not in known:
+            close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.7)
+            group = key.rpartition(".")[0]
+            fix = (f"did you mean '{close[0]}'?" if close else
+                   f"see torch._inductor.config{' (group ' + group + ')' if group else ''} for the keys this torch has")
+            raise TargetError(where, f"unknown inductor option '{key}' for torch {torch.__version__}", fix)
+        default = known[key]
+        # YAML gives bool/int/float/str/None; only a clear mismatch of a bool or number setting is reported.
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise TargetError(where, f"inductor option '{key}' takes true or false, found {value!r}",
+                              f"write {key}: {str(bool(default)).lower()}")
+        if (isinstance(default, (int, float)) and not isinstance(default, bool)
+                and (isinstance(value, bool) or not isinstance(value, (int, float)))):
+            raise TargetError(where, f"inductor option '{key}' takes a number, found {value!r}",
+                              f"write {key}: {default!r}")
 
 
 def check_cxx_runtime(so: Path, label: str, compiler: str | None) -> None:
@@ -81,15 +104,13 @@ def compile_key(ctx: ActionContext, graph: dict[str, Any]) -> str:
 
 
 def _load_program(ctx: ActionContext, graph: dict[str, Any]) -> Any:
-    """The exported program: loaded from its verified blob in the cache (never read into memory first, which
-    would hold the weights twice), once it is in the one form torch.export.load cannot run code from (the
-    export checked it already when it took the program from the cache: this guards graph.json edited by
-    hand); exported again in this process where none was stored (large weights) or it was evicted."""
+    """The exported program, from its verified blob once checked to be in the one form torch.export.load runs
+    no code from (graph.json may be edited by hand); exported again where none was stored or it was evicted."""
     import torch
 
     path = ctx.store.blob_path(graph["program"]) if graph["program"] is not None else None
     if path is None:
-        from aotbuild.actions.reexport import reexported_program
+        from aotbuild.actions.export import reexported_program
 
         with ctx.phases.phase("reexport"):
             return reexported_program(ctx, graph["graph_hash"])
@@ -102,61 +123,47 @@ def _load_program(ctx: ActionContext, graph: dict[str, Any]) -> Any:
         return torch.export.load(str(path))
 
 
-def _export_backends(torch: Any, dynamic: bool) -> contextlib.AbstractContextManager:
-    """For dynamic shapes, compile with the conv backends torch.export traced with (mkldnn and nnpack off).
-
-    Otherwise inductor's re-trace picks a backend by `batch >= 16`, and that ignored guard still narrows the
-    dim's range: the artifact then refuses batch sizes the exported program accepts (torch 2.13)."""
-    if not dynamic:
-        return contextlib.nullcontext()
-    stack = contextlib.ExitStack()
-    stack.enter_context(torch.backends.mkldnn.flags(enabled=False))
-    stack.enter_context(torch.backends.nnpack.flags(enabled=False))
-    return stack
-
-
-def _single_library(package: zipfile.ZipFile, label: str) -> str:
-    libraries = [n for n in package.namelist() if n.endswith(".so") and "/data/aotinductor/" in n]
-    if len(libraries) != 1:
-        raise ActionError(label, "compile", f"expected one model library in the package, found {libraries}")
-    return libraries[0]
-
-
 def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], key: str) -> dict[str, Any]:
     """AOTInductor on a miss: compile in the key's fixed staging dir, store the .pt2 and its .so in the CAS."""
     from aotbuild.actions.staging import staging_dir
 
     ctx.require_gpu(ctx.spec["device"])
     waiting = time.monotonic()
-    with staging_dir(ctx.store.root, key) as stage:
-        # Waits while another build compiles the same key in its staging dir.
+    with staging_dir(ctx.store.root, key) as stage:  # waits while another build compiles the key
         ctx.phases.add("staging", time.monotonic() - waiting)
         with ctx.phases.phase("import"):  # about 0 in a warm worker, which imported torch before forking
             import torch
 
-            from aotbuild.actions import interface, isa_probe, option_check
+            from aotbuild.actions import interface, isa_probe
             from aotbuild.actions.staging import BASE
 
             isa_probe.remember(BASE)  # before inductor's first ISA check (a no-op in a warm worker's child)
 
         ctx.check_toolchain(torch.__version__)
-        option_check.check_options(ctx.spec)  # before loading: an unknown option fails in a second
+        check_options(ctx.spec)  # before loading: an unknown option fails in a second
         # torch.export.load rebuilds the input/output specs, so the modules registering their types come first.
         interface.import_required(graph["interface"]["requires_imports"], ctx.root, ctx.label)
         options = _known_to(torch, inductor_options(ctx.spec))
         program = _load_program(ctx, graph)
-        # The file stem becomes the archive's root folder, so it is fixed too.
-        pt2 = stage / "model.pt2"
-        with _export_backends(torch, ctx.spec["dynamic"]), ctx.phases.phase("trace_and_package"):
-            torch._inductor.aoti_compile_and_package(program, package_path=str(pt2),
-                                                     inductor_configs=options)
+        pt2 = stage / "model.pt2"  # its stem becomes the archive's root folder, so it is fixed too
+        with contextlib.ExitStack() as backends, ctx.phases.phase("trace_and_package"):
+            if ctx.spec["dynamic"]:
+                # The conv backends torch.export traced with: else inductor's re-trace picks one by
+                # `batch >= 16`, and that guard narrows the dim's range (torch 2.13).
+                backends.enter_context(torch.backends.mkldnn.flags(enabled=False))
+                backends.enter_context(torch.backends.nnpack.flags(enabled=False))
+            torch._inductor.aoti_compile_and_package(program, package_path=str(pt2), inductor_configs=options)
         ctx.phases.split_inductor(torch, "trace_and_package")
         so = stage / "model.so"
-        with zipfile.ZipFile(pt2) as package, package.open(_single_library(package, ctx.label)) as library, \
-                open(so, "wb") as out:
-            shutil.copyfileobj(library, out, CHUNK)  # the library holds the weights: never whole in memory
-            # What a bare .so needs beside it: CUDA kernels not embedded stay in the package only.
-            kernels = sorted(n.rsplit("/", 1)[-1] for n in package.namelist() if n.endswith((".cubin", ".fatbin")))
+        with zipfile.ZipFile(pt2) as package:
+            names = package.namelist()
+            libraries = [n for n in names if n.endswith(".so") and "/data/aotinductor/" in n]
+            if len(libraries) != 1:
+                raise ActionError(ctx.label, "compile", f"expected one model library in the package, found {libraries}")
+            with package.open(libraries[0]) as library, open(so, "wb") as out:
+                shutil.copyfileobj(library, out, CHUNK)  # the library holds the weights: never whole in memory
+        # What a bare .so needs beside it: CUDA kernels not embedded stay in the package only.
+        kernels = sorted(n.rsplit("/", 1)[-1] for n in names if n.endswith((".cubin", ".fatbin")))
         check_cxx_runtime(so, ctx.label, ctx.toolchain()["compile"]["cxx"])
         entry: dict[str, Any] = {"torch": torch.__version__, "so_needs_kernel_files": kernels}
         for kind, path in (("pt2", pt2), ("so", so)):
@@ -178,7 +185,8 @@ def compile_(ctx: ActionContext) -> str:
                 ctx.store.put_action(key, entry)  # after the blobs it points at
                 entry, blobs = _verified_entry(ctx, key)
                 if entry is None:
-                    raise ActionError(ctx.label, "compile", "the artifacts just stored are unreadable: check the cache disk")
+                    raise ActionError(ctx.label, "compile",
+                                      "the artifacts just stored are unreadable: check the cache disk")
                 outcome = "compiled"
     try:
         _materialize(ctx, graph, key, entry, blobs)
@@ -191,9 +199,8 @@ def compile_(ctx: ActionContext) -> str:
 
 
 def from_cache(ctx: ActionContext) -> bool:
-    """The hit path alone, without torch or lock: place a verified entry's artifacts and manifest; False on a
-    miss. Also run by the CLI in-process for many targets at once (engine/cache_hits.py)."""
-    graph = ctx.read_json("graph.json")
+    """The hit path alone, without torch or lock (also run by engine/cache_hits.py); False on a miss."""
+    graph = ctx.read_json(GRAPH)
     key = compile_key(ctx, graph)
     entry, blobs = _verified_entry(ctx, key)
     if entry is None:
@@ -204,9 +211,27 @@ def from_cache(ctx: ActionContext) -> bool:
 
 def _materialize(ctx: ActionContext, graph: dict[str, Any], key: str, entry: dict[str, Any],
                  blobs: dict[str, Path]) -> None:
+    """Place the artifacts from their verified `blobs`, then the aliases, then (last) the manifest."""
+    paths = TargetPaths(parse_label(ctx.label))
+    artifacts = {}
+    for kind in ARTIFACTS:
+        digest = entry[kind]["sha256"]
+        name = paths.versioned(digest, kind)
+        dst = ctx.target_dir / name
+        # Re-place unless it is the cache's own verified inode: a stale or damaged copy must not survive.
+        if not (dst.exists() and os.path.samefile(dst, blobs[digest])):
+            link_or_copy(blobs[digest], dst)  # a hard link from the cache, read-only like the blob
+        atomic_symlink(ctx.target_dir / paths.alias(kind), name)  # readers see the old or the new one, never none
+        # Names from the local plan, digest and size from the checked entry: a cached `file` never wins.
+        artifacts[kind] = {"file": name, "alias": paths.alias(kind), "sha256": digest, "size": entry[kind]["size"]}
+    current = {a["file"] for a in artifacts.values()}
+    for old in ctx.target_dir.iterdir():  # earlier versions live on in the cache
+        if old.name.startswith(f"{paths.label.name}-") and old.suffix.lstrip(".") in ARTIFACTS \
+                and old.name not in current:
+            old.unlink()
     toolchain = ctx.toolchain()
-    # The interface (inputs, outputs, dims, in_spec, out_spec, requires_imports: see interface.describe) first:
-    # the fields after it, naming what this is and what it runs on, come from the local plan, never the cache.
+    # The interface first: the fields after it, naming what this is and what it runs on, come from the local
+    # plan, never the cache.
     manifest = {
         **graph["interface"],
         "label": ctx.label, "graph_hash": graph["graph_hash"], "compile_key": key, "aotbuild": __version__,
@@ -216,14 +241,13 @@ def _materialize(ctx: ActionContext, graph: dict[str, Any], key: str, entry: dic
         "options": inductor_options(ctx.spec),
         # Empty: the bare .so is self-contained. Else the kernel files it loads from where it was compiled.
         "so_needs_kernel_files": entry["so_needs_kernel_files"],
+        "artifacts": artifacts,
     }
-    paths = TargetPaths(parse_label(ctx.label))
-    artifacts.materialize(blobs, ctx.target_dir, paths, entry, manifest, ctx.durable)
+    write_if_changed(ctx.target_dir / MANIFEST, pretty_json(manifest), ctx.durable)
 
 
 def _verified_entry(ctx: ActionContext, key: str) -> tuple[dict[str, Any] | None, dict[str, Path]]:
-    """The cached entry and its blobs, each re-hashed: a corrupt blob is removed and counts as a miss, and so
-    does a malformed entry or a package whose members would land outside its folder (with a warning)."""
+    """The cached entry and its blobs (re-hashed); a bad blob, entry or package is a miss."""
     entry = payloads.checked(ctx.store, key, "compile")
     if entry is None:
         return None, {}

@@ -1,14 +1,8 @@
-"""What an export depended on: the files it read (workspace modules, weights, data, modules found outside the
-workspace, modules it looked for and did not find), the environment variables it declared, and the installed
-distributions it imported.
-
-They become the depfile, through one content stamp per input (planning/input_stamps.py; ninja re-runs the
-export when one changes) and part of the action-cache key (a fresh checkout finds the export's result only
-when every one of them is unchanged).
-"""
+"""What an export depended on (files read, absent, outside; variables; distributions): its depfile and key."""
 
 from __future__ import annotations
 
+import glob
 import importlib.metadata
 import os
 import sys
@@ -23,8 +17,20 @@ from aotbuild.workspace import settings
 
 # An input of every export that imported a module from outside the workspace and the installations.
 PYTHONPATH = "PYTHONPATH"
-# Kinds of file inputs in a dependency list, besides "files" (workspace-relative files that were read).
 FILE_LISTS = ("files", "absent", "external")
+
+
+def expand_data(root: Path, entries: list[str]) -> tuple[list[str], list[str]]:
+    """A target's `data:` as (files, globs): plain paths (a missing one too) and each glob's matches now."""
+    files: set[str] = set()
+    globs = []
+    for entry in entries:
+        if glob.has_magic(entry):
+            globs.append(entry)
+            files.update(input_stamps.glob_matches(root, entry))
+        else:
+            files.add(entry)
+    return sorted(files), sorted(globs)
 
 
 def workspace_files(root: Path, extra: list[str]) -> list[str]:
@@ -61,7 +67,7 @@ def _version(name: str) -> str | None:
 
 
 def input_keys(deps: Mapping[str, list[str]]) -> list[str]:
-    """The content-stamp keys of a dependency list (lists from older entries lack the newer fields)."""
+    """The content-stamp keys of a dependency list (older entries lack the newer fields)."""
     files = [f for name in FILE_LISTS for f in deps.get(name, [])]
     return input_stamps.keys_for(files, deps.get("globs", []), deps.get("env", []))
 
@@ -85,9 +91,8 @@ def state(root: Path, deps: dict[str, list[str]]) -> dict[str, Any]:
 
 def depfile_paths(root: Path, out_dir: Path, deps: dict[str, list[str]], expected: dict[str, Any],
                   label: str, installed: dict[str, str] | None = None) -> list[str]:
-    """Absolute paths for the depfile: a content stamp per input and a version stamp per distribution (see
-    dist_stamps; not its METADATA, which a reinstall of the same version rewrites). `expected`: state() as the
-    export's key saw it; a stamp created now must describe that content, or the export saw other code."""
+    """Absolute paths for the depfile: a content stamp per input, a version stamp per distribution. A stamp
+    created now must describe the content `expected` (state() as the key saw it), or the export saw other code."""
     seen = {k: s for k, s in observed(root, deps).items()
             if not os.path.exists(out_dir / input_stamps.stamp_path(k))}
     digests = {**{input_stamps.file_key(f): d for f, d in expected["files"].items()}, **expected.get("inputs", {})}

@@ -1,9 +1,4 @@
-"""Read a shared library's DT_NEEDED entries (pure Python, no readelf), to check how it links the C++ runtime.
-
-Why: a compiler wrapper that links libstdc++ statically produces AOTInductor libraries that load, then crash
-inside std::regex when the process already holds the shared libstdc++ (torch does). Such a library has no
-`NEEDED libstdc++.so.6`; catching that after the compile turns a segfault on load into a clear build error.
-"""
+"""A shared library's DT_NEEDED entries, read in pure Python: does a model library link a shared C++ runtime?"""
 
 from __future__ import annotations
 
@@ -17,16 +12,12 @@ _DT_NULL, _DT_NEEDED, _DT_STRTAB = 0, 1, 5
 SHARED_CXX_RUNTIMES = ("libstdc++.so", "libc++.so")
 
 
-class ElfError(ValueError):
-    """Not an ELF shared object this reader understands."""
-
-
 def needed_libraries(path: Path) -> list[str]:
     """The DT_NEEDED names of a 32- or 64-bit, little- or big-endian ELF file, in order."""
     # Mapped, not read: a model library embeds its weights, and only its headers and dynamic section are needed.
     with open(path, "rb") as f:
         if f.read(4) != b"\x7fELF":
-            raise ElfError(f"{path} is not an ELF file")
+            raise ValueError(f"{path} is not an ELF file")
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
             return _needed(data, path)
 
@@ -37,25 +28,20 @@ def _needed(data: mmap.mmap, path: Path) -> list[str]:
     if is64:
         phoff, phentsize, phnum = (struct.unpack_from(f"{endian}Q", data, 0x20)[0],
                                    *struct.unpack_from(f"{endian}HH", data, 0x36))
-        phdr, dyn = f"{endian}IIQQQQQQ", f"{endian}qQ"
+        phdr, dyn, fields = f"{endian}IIQQQQQQ", f"{endian}qQ", (0, 2, 3, 5)
     else:
         phoff, phentsize, phnum = (struct.unpack_from(f"{endian}I", data, 0x1C)[0],
                                    *struct.unpack_from(f"{endian}HH", data, 0x2A))
-        phdr, dyn = f"{endian}IIIIIIII", f"{endian}iI"
+        phdr, dyn, fields = f"{endian}IIIIIIII", f"{endian}iI", (0, 1, 2, 4)
     segments = []  # (p_type, p_offset, p_vaddr, p_filesz)
     for i in range(phnum):
-        fields = struct.unpack_from(phdr, data, phoff + i * phentsize)
-        if is64:
-            p_type, _flags, offset, vaddr, _paddr, filesz = fields[:6]
-        else:
-            p_type, offset, vaddr, _paddr, filesz = fields[:5]
-        segments.append((p_type, offset, vaddr, filesz))
+        header = struct.unpack_from(phdr, data, phoff + i * phentsize)
+        segments.append(tuple(header[f] for f in fields))
     dynamic = next((s for s in segments if s[0] == _PT_DYNAMIC), None)
     if dynamic is None:
         return []  # statically linked: needs nothing
     entries, strtab_vaddr = [], None
-    step = struct.calcsize(dyn)
-    for pos in range(dynamic[1], dynamic[1] + dynamic[3], step):
+    for pos in range(dynamic[1], dynamic[1] + dynamic[3], struct.calcsize(dyn)):
         tag, value = struct.unpack_from(dyn, data, pos)
         if tag == _DT_NULL:
             break
@@ -64,23 +50,18 @@ def _needed(data: mmap.mmap, path: Path) -> list[str]:
         elif tag == _DT_STRTAB:
             strtab_vaddr = value
     if strtab_vaddr is None:
-        raise ElfError(f"{path} has a dynamic section without a string table")
-    strtab = _file_offset(segments, strtab_vaddr, path)
-    return [_string(data, strtab + off, path) for off in entries]
-
-
-def _string(data: mmap.mmap, start: int, path: Path) -> str:
-    end = data.find(b"\0", start)
-    if end < 0:
-        raise ElfError(f"{path}: a string at offset {start:#x} has no terminating NUL")
-    return data[start:end].decode()
-
-
-def _file_offset(segments: list[tuple[int, int, int, int]], vaddr: int, path: Path) -> int:
-    for _type, offset, seg_vaddr, filesz in segments:
-        if seg_vaddr <= vaddr < seg_vaddr + filesz:
-            return offset + vaddr - seg_vaddr
-    raise ElfError(f"{path}: address {vaddr:#x} lies in no segment")
+        raise ValueError(f"{path} has a dynamic section without a string table")
+    strtab = next((offset + strtab_vaddr - vaddr for _, offset, vaddr, size in segments
+                   if vaddr <= strtab_vaddr < vaddr + size), None)
+    if strtab is None:
+        raise ValueError(f"{path}: address {strtab_vaddr:#x} lies in no segment")
+    names = []
+    for start in (strtab + off for off in entries):
+        end = data.find(b"\0", start)
+        if end < 0:
+            raise ValueError(f"{path}: a string at offset {start:#x} has no terminating NUL")
+        names.append(data[start:end].decode())
+    return names
 
 
 def links_shared_cxx_runtime(path: Path) -> bool:

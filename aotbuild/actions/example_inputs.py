@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from aotbuild.actions.locate import location
+from aotbuild.actions.runtime import location
 from aotbuild.actions.model_loader import resolve_callable
 from aotbuild.errors import TargetError, UserError
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
-          "float64": torch.float64, "int64": torch.int64, "int32": torch.int32, "int16": torch.int16,
-          "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool}
 CONTAINERS = {"dict": dict, "list": list, "tuple": tuple}
 
 
@@ -30,13 +28,22 @@ class Case:
 
 
 def flat_tensors(args: Any, kwargs: Any) -> list[torch.Tensor]:
-    """The artifact's inputs: the tensor leaves of (args, kwargs). Non-tensor leaves (a flag, a size) were
-    baked into the graph by torch.export, so the .so and AOTIModelPackageLoader take tensors only."""
+    """The artifact's inputs: the tensor leaves of (args, kwargs) (torch.export bakes the others in)."""
     return [x for x in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(x, torch.Tensor)]
 
 
 def _container(item: dict[str, Any]) -> str | None:
     return next((k for k in CONTAINERS if k in item), None)
+
+
+def _map(item: dict[str, Any], leaf: Callable[[dict[str, Any], str], Any], fld: str) -> Any:
+    """`leaf(declared value, its field)` for each value of an input, nested in the containers it declares."""
+    kind = _container(item)
+    if kind == "dict":
+        return {c["name"]: _map(c, leaf, f"{fld}.{c['name']}") for c in item["dict"]}
+    if kind is not None:
+        return CONTAINERS[kind](_map(c, leaf, f"{fld}[{c['name']}]") for c in item[kind])
+    return leaf(item, fld)
 
 
 def _generated(item: dict[str, Any], shape: list[int], dtype: torch.dtype, gen: torch.Generator,
@@ -62,7 +69,7 @@ def _generated(item: dict[str, Any], shape: list[int], dtype: torch.dtype, gen: 
 def _tensor(item: dict[str, Any], sizes: dict[str, int], gen: torch.Generator, spec: dict[str, Any],
             fld: str) -> torch.Tensor:
     shape = [sizes[s] if isinstance(s, str) else s for s in item["shape"]]
-    dtype = DTYPES[item["dtype"]]
+    dtype = getattr(torch, item["dtype"])  # one of workspace.target.DTYPES, torch's own names
     if item.get("generator"):
         return _generated(item, shape, dtype, gen, spec, fld)
     if item.get("fill") is not None:
@@ -77,24 +84,15 @@ def _tensor(item: dict[str, Any], sizes: dict[str, int], gen: torch.Generator, s
     return torch.randint(item["low"], item["high"], shape, generator=gen, dtype=dtype)
 
 
-def _value(item: dict[str, Any], sizes: dict[str, int], gen: torch.Generator, spec: dict[str, Any], fld: str,
-           device: str) -> Any:
-    """One declared input as forward() receives it: a tensor, a plain value, or a container of them."""
-    kind = _container(item)
-    if kind == "dict":
-        return {c["name"]: _value(c, sizes, gen, spec, f"{fld}.{c['name']}", device) for c in item["dict"]}
-    if kind is not None:
-        return CONTAINERS[kind](_value(c, sizes, gen, spec, f"{fld}[{c['name']}]", device) for c in item[kind])
-    if "shape" not in item:
-        return item["value"]
-    return _tensor(item, sizes, gen, spec, fld).to(device)
-
-
 def make_case(spec: dict[str, Any], sizes: dict[str, int], name: str, device: str) -> Case:
     gen = torch.Generator().manual_seed(spec["seed"])  # a private generator: no global RNG state is touched
+
+    def leaf(item: dict[str, Any], fld: str) -> Any:  # a tensor, or a plain value
+        return _tensor(item, sizes, gen, spec, fld).to(device) if "shape" in item else item["value"]
+
     args, kwargs = [], {}
     for item in spec["inputs"]:
-        value = _value(item, sizes, gen, spec, f"inputs.{item['name']}", device)
+        value = _map(item, leaf, f"inputs.{item['name']}")
         if item["keyword"]:
             kwargs[item["name"]] = value
         else:
@@ -121,23 +119,16 @@ def cases(spec: dict[str, Any], device: str) -> list[Case]:
     return out
 
 
-def _dynamic(item: dict[str, Any], dims: dict[str, Any]) -> Any:
-    kind = _container(item)
-    if kind == "dict":
-        return {c["name"]: _dynamic(c, dims) for c in item["dict"]}
-    if kind is not None:
-        return CONTAINERS[kind](_dynamic(c, dims) for c in item[kind])
-    if "shape" not in item:
-        return None  # a plain value: torch.export specializes it
-    return {axis: dims[s] for axis, s in enumerate(item["shape"]) if isinstance(s, str)} or None
-
-
 def dynamic_shapes(spec: dict[str, Any]) -> dict[str, Any] | None:
     """torch.export's dynamic_shapes, keyed by forward() parameter name, nested like each input."""
     if isinstance(spec["inputs"], str) or not spec["dims"]:
         return None
     dims = {d["name"]: torch.export.Dim(d["name"], min=d["min"], max=d["max"]) for d in spec["dims"]}
-    return {item["name"]: _dynamic(item, dims) for item in spec["inputs"]}
+
+    def dynamic(item: dict[str, Any], _: str) -> Any:  # None for a plain value: torch.export specializes it
+        return {axis: dims[s] for axis, s in enumerate(item.get("shape", [])) if isinstance(s, str)} or None
+
+    return {item["name"]: _map(item, dynamic, "") for item in spec["inputs"]}
 
 
 def tensor_items(spec: dict[str, Any]) -> list[tuple[dict[str, Any], bool]]:

@@ -1,8 +1,4 @@
-"""The export action: model code -> ExportedProgram in the cache, graph.json, reference.json and a depfile.
-
-Two cache levels, as ccache's direct mode: the last export's imported files (level 1 manifest) let a run with
-unchanged sources find its result without importing torch; otherwise torch.export runs and the result is stored.
-"""
+"""The export action: model code -> ExportedProgram in the cache, graph.json, reference.json and a depfile."""
 
 from __future__ import annotations
 
@@ -14,18 +10,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aotbuild.actions import data_inputs, dependencies, input_discovery, reference_io, tracing, trust
-from aotbuild.actions.runtime import ActionContext, run_action
+from aotbuild.actions import dependencies, input_discovery, reference_io, tracing, trust
+from aotbuild.actions.runtime import ActionContext, Phases, location, run_action
 from aotbuild.cache import payloads
-from aotbuild.errors import InfraError
+from aotbuild.errors import ActionError, InfraError
 from aotbuild.fsutil import atomic_write, write_if_changed
 from aotbuild.hashing import key_of, pretty_json
 from aotbuild.rules.compile import SPEC as COMPILE_SPEC
-from aotbuild.rules.export import DISCOVERED, GRAPH, REFERENCE
+from aotbuild.rules.export import DISCOVERED, GRAPH, REFERENCE, REFERENCE_IO
 from aotbuild.rules.export import KIND as EXPORT
 from aotbuild.workspace import settings
 
-MAX_DEPENDENCY_LISTS = payloads.MAX_DEPENDENCY_LISTS
 StateOf = Callable[[Path, dict[str, list[str]]], dict[str, Any]]  # dependencies.state, or a memo of it
 
 
@@ -39,9 +34,7 @@ def source_key(ctx: ActionContext) -> dict[str, Any]:
 def _cached_result(ctx: ActionContext, state: StateOf = dependencies.state,
                    verdicts: dict[tuple, str | None] | None = None) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """Level 1: each dependency list recorded for this source key, tried with its inputs' current content;
-    the result and the state it was found with. Every entry is checked first (cache/payloads.py,
-    actions/trust.py): a bad one is a miss with a warning. `verdicts` keeps the checks' verdicts for a caller
-    resolving many targets that share programs."""
+    the result and the state it was found with. An entry failing its checks is a miss with a warning."""
     source = source_key(ctx)
     deps_key = key_of("export-deps", source)
     recorded = payloads.checked(ctx.store, deps_key, "export-deps")
@@ -69,7 +62,7 @@ def _unsafe(ctx: ActionContext, result: dict[str, Any], verdicts: dict[tuple, st
 
 
 def _remembered(verdicts: dict[tuple, str | None] | None, key: tuple, check: Callable[[], str | None]) -> str | None:
-    """`check()`, once per `key` when `verdicts` remembers them (what it checks is all in the key)."""
+    """`check()`, once per `key` when `verdicts` remembers them (a caller resolving many targets at once)."""
     if verdicts is None:
         return check()
     if key not in verdicts:
@@ -78,19 +71,16 @@ def _remembered(verdicts: dict[tuple, str | None] | None, key: tuple, check: Cal
 
 
 def _record(ctx: ActionContext, result: dict[str, Any], current: dict[str, Any]) -> None:
-    """Store the result, then add its dependency list to the source key's lists (several, like ccache's
-    manifests, so switching between branches keeps hitting)."""
+    """Store the result, then add its dependency list to the source key's (several: switching branches hits)."""
     source = source_key(ctx)
     deps = result["deps"]
     ctx.store.put_action(key_of("export", {**source, **current}), result)
     recorded = payloads.checked(ctx.store, key_of("export-deps", source), "export-deps")
     lists = [deps] + [d for d in (recorded["lists"] if recorded else []) if d != deps]
-    ctx.store.put_action(key_of("export-deps", source), {"lists": lists[:MAX_DEPENDENCY_LISTS]})
+    ctx.store.put_action(key_of("export-deps", source), {"lists": lists[:payloads.MAX_DEPENDENCY_LISTS]})
 
 
-# Programs holding more bytes of weights than this are not stored: writing them into the cache and reading
-# them back in the compile costs more than the compile exporting again in its own process, and an export
-# whose graph is unchanged (a comment edited) never needs them at all. BENCHMARKS.md, real-size models.
+# Larger programs are not stored: writing and reading them back costs more than the compile exporting again.
 PROGRAM_STORE_LIMIT = 128 << 20
 
 
@@ -98,25 +88,21 @@ EXPORTS_DIFFER = "exports-differ"  # the source keys whose exports gave two grap
 
 
 def program_needed(ctx: ActionContext) -> bool:
-    """Whether a compile found this model exporting to another graph than its export did (weights initialised
-    without a seed, or constants computed by math whose last bits differ between CPUs): then only the stored
-    program compiles to the graph hash the export recorded."""
+    """Whether a compile found this model exporting to another graph than its export did (unseeded weights):
+    then only the stored program compiles to the graph hash the export recorded."""
     return payloads.checked(ctx.store, key_of(EXPORTS_DIFFER, source_key(ctx)), EXPORTS_DIFFER) is not None
 
 
 def export_program(ctx: ActionContext) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Run torch.export and store the program (unless its weights are large) and the eager reference outputs;
-    returns the state of its inputs (its key) and the level-2 result."""
+    """Run torch.export, store the program (unless large) and references; the inputs' state and the result."""
     traced = tracing.trace(ctx)  # before importing torch here: it checks for a GPU first
     import torch
 
     from aotbuild.actions import interface
-    from aotbuild.actions.locate import location
 
-    spec = ctx.spec
     ep, cases, outputs = traced.program, traced.cases, traced.outputs
     # Raises for outputs that are not tensors, before anything is stored.
-    described = interface.describe(ep, spec, outputs[0], location(spec))
+    described = interface.describe(ep, ctx.spec, outputs[0], location(ctx.spec))
     program = None
     if tracing.weight_bytes(ep) <= PROGRAM_STORE_LIMIT or program_needed(ctx):
         with ctx.phases.phase("store_program"):
@@ -128,7 +114,7 @@ def export_program(ctx: ActionContext) -> tuple[dict[str, Any], dict[str, Any]]:
     # loaded back with weights_only=True.
     references = []
     for c, out in zip(cases, outputs):
-        leaves = interface.flat_outputs(out, ctx.label, location(spec))
+        leaves = interface.flat_outputs(out, ctx.label, location(ctx.spec))
         references.append({"name": c.name, "args": c.args, "kwargs": c.kwargs,
                            "outputs": [t for _, _, t in leaves], "paths": [p for _, p, _ in leaves]})
     on_cpu = torch.utils._pytree.tree_map(lambda x: x.cpu() if isinstance(x, torch.Tensor) else x, references)
@@ -145,10 +131,9 @@ def export_program(ctx: ActionContext) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _deps(ctx: ActionContext, recorder: input_discovery.Recorder) -> dict[str, list[str]]:
-    """Everything the export read: see dependencies.py."""
     spec = ctx.spec
-    data, globs = data_inputs.expand(ctx.root, spec.get("data", []))
-    pythonpath = input_discovery.pythonpath_dirs(settings.environ())
+    data, globs = dependencies.expand_data(ctx.root, spec.get("data", []))
+    pythonpath = [os.path.realpath(p) for p in settings.environ().get("PYTHONPATH", "").split(os.pathsep) if p]
     absent, absent_outside = recorder.absent_files(pythonpath)
     missing = [f for f in data if not (ctx.root / f).exists()]  # a declared file that may appear later
     extra = ([spec["weights"]] if spec["weights"] else []) + sorted(recorder.opened) + data
@@ -163,9 +148,8 @@ def _deps(ctx: ActionContext, recorder: input_discovery.Recorder) -> dict[str, l
 
 
 def _program_for_graph(ctx: ActionContext, result: dict[str, Any]) -> str | None:
-    """The program stored for this graph hash, first writer wins: programs with one hash differ only in
-    source-location metadata, and sharing one keeps graph.json (hence the compile step) unchanged. An entry
-    that is malformed or names a program unsafe to load is replaced by this one's (checked by its reader)."""
+    """The program stored for this graph hash, first writer wins (programs with one hash differ only in source
+    locations: sharing one keeps graph.json unchanged). A bad entry is replaced by this one's."""
     if result["program"] is None:  # not stored (large weights): the compile exports again
         return None
     key = key_of("program-of-graph", result["graph_hash"])
@@ -191,7 +175,7 @@ def write_outputs(ctx: ActionContext, result: dict[str, Any], current: dict[str,
     deps = " ".join(p.replace(" ", "\\ ") for p in paths)
     write_if_changed(ctx.target_dir / REFERENCE, pretty_json(reference), ctx.durable)
     write_if_changed(ctx.target_dir / GRAPH, pretty_json(graph), ctx.durable)
-    reference_io.materialize(flat_reference, ctx.target_dir, ctx.durable)
+    write_if_changed(ctx.target_dir / REFERENCE_IO, flat_reference, ctx.durable)
     # The depfile must name the output exactly as build.ninja does (relative to aot-out/).
     output = (ctx.target_dir / GRAPH).relative_to(ctx.out_dir).as_posix()
     # Before the depfile: whenever ninja records these dependencies, this list holds them too. Relative to
@@ -203,9 +187,8 @@ def write_outputs(ctx: ActionContext, result: dict[str, Any], current: dict[str,
 
 def from_cache(ctx: ActionContext, state: StateOf = dependencies.state, installed: dict[str, str] | None = None,
                verdicts: dict[tuple, str | None] | None = None) -> bool:
-    """The hit path alone, without torch: write the outputs of a cached result; False on a miss. Also run by
-    the CLI in-process for many targets at once (engine/cache_hits.py), with `state` memoized there and the
-    installed distributions (dist_stamps.installed_versions) listed once, and the trust checks' `verdicts`."""
+    """The hit path alone, without torch; False on a miss. Also run by engine/cache_hits.py for many targets at
+    once, sharing `state`, `installed` and the trust checks' `verdicts` between them."""
     started_ns = time.time_ns()
     found = _cached_result(ctx, state, verdicts)
     result, current = found if found is not None else (None, None)
@@ -221,13 +204,52 @@ def from_cache(ctx: ActionContext, state: StateOf = dependencies.state, installe
     return True
 
 
+def _as_export(ctx: ActionContext) -> ActionContext:
+    """The export's context inside another action: the export's spec, phases of its own."""
+    return ActionContext(**{**ctx.__dict__, "spec": ctx.read_json(EXPORT.spec_file), "action": EXPORT.name,
+                            "phases": Phases()})
+
+
+def reexported_program(ctx: ActionContext, graph_hash: str) -> Any:
+    """The program of graph.json's graph, exported again in a compile (not stored, or evicted). A model giving
+    another graph is remembered: its next export stores the program, and this build fails once, saying so."""
+    as_export = _as_export(ctx)
+    traced = tracing.trace(as_export, references=False)
+    if traced.graph_hash != graph_hash:
+        ctx.store.put_action(key_of(EXPORTS_DIFFER, source_key(as_export)),
+                             {"graph_hashes": [graph_hash, traced.graph_hash]})
+        # Nothing the export reads changed, so ninja would not run it again: without its graph.json it does.
+        (ctx.target_dir / GRAPH).unlink(missing_ok=True)
+        raise ActionError(ctx.label, "compile", "exported again to compile it (its program is not in the cache: "
+                          "large weights are not stored), the model gave another graph than its export did: its "
+                          "weights or constants differ between runs (initialised without a seed, or computed by "
+                          "math whose last bits differ between CPUs). aotbuild stores this model's program from "
+                          "now on.\n  fix: run `aotbuild build` again; to keep its artifacts cacheable, seed its "
+                          "initialisation or load its weights from a `weights:` file")
+    return traced.program
+
+
+def reexported_reference(ctx: ActionContext, graph_hash: str) -> bytes:
+    """The reference outputs of graph.json's graph (torch.save bytes), exported and stored again."""
+    _, result = export_program(_as_export(ctx))
+    if result["graph_hash"] != graph_hash:
+        raise InfraError(f"{ctx.label}: the reference outputs are missing from the cache and the model no longer "
+                         "exports to the same graph; run `aotbuild build` again")
+    data = ctx.store.get_bytes(result["reference"])
+    if data is None:
+        raise InfraError(f"{ctx.label}: the reference outputs were removed from the cache {ctx.store.root} while "
+                         "this build was using them (by `aotbuild cache gc` or another process deleting files "
+                         "there); run `aotbuild build` again")
+    return data
+
+
 def export(ctx: ActionContext) -> str:
     if from_cache(ctx):
         return "action-cache hit"
-    from aotbuild.actions import option_check
+    from aotbuild.actions.compile import check_options
 
     # The compile's options are checked before exporting: a misspelled one must not cost a whole export to find.
-    option_check.check_options(ctx.read_json(COMPILE_SPEC))
+    check_options(ctx.read_json(COMPILE_SPEC))
     current, result = export_program(ctx)
     _record(ctx, result, current)  # after the blobs it points at, which export_program stored
     flat = ctx.store.get_bytes(result["reference_io"])

@@ -1,13 +1,4 @@
-"""The canonical graph hash: equal exactly when two exported programs compute the same thing.
-
-str(ep) embeds absolute source paths and stack traces, so it is never hashed; the graph code, signature,
-ranges, tree specs, placeholder metadata and the values of every parameter, buffer and constant are.
-
-A tensor contributes its dtype, shape and element values in row-major order: the bytes of its storage are
-read through buffer views, never copied whole, so hashing runs at memory speed and a view, a tensor sharing
-its storage with others and a contiguous copy of either hash alike. Only a piece that is not laid out
-row-major on the CPU is copied, at most PIECE_BYTES of it at a time.
-"""
+"""The canonical graph hash: equal exactly when two exported programs compute the same thing."""
 
 from __future__ import annotations
 
@@ -19,28 +10,14 @@ import torch
 PIECE_BYTES = 16 << 20  # the most bytes copied at once for a non-contiguous or non-CPU tensor
 
 
-def _dense(t: torch.Tensor, name: str) -> torch.Tensor:
-    """`t` as a strided tensor of plain values, or a TypeError for what its element bytes cannot describe."""
-    if t.is_quantized:  # scale and zero point live beside the int values: their bytes alone would miss a change
-        raise TypeError(f"graph hash: {name} is a quantized tensor ({t.dtype}), which the graph hash cannot "
-                        "describe by its values; quantize with torch.ao's PT2E flow, which keeps plain tensors")
-    if t.layout != torch.strided:
-        return t.to_dense()
-    return t
-
-
-def _is_plain_cpu(t: torch.Tensor) -> bool:
-    return t.device.type == "cpu" and t.is_contiguous() and not t.is_conj() and not t.is_neg()
-
-
 def _pieces(t: torch.Tensor) -> Iterator[torch.Tensor]:
-    """Contiguous CPU tensors whose concatenated elements are `t`'s in row-major order; each copied piece
-    holds at most PIECE_BYTES (or one element row that cannot be split further)."""
-    if _is_plain_cpu(t):
+    """Contiguous CPU pieces of `t` in row-major order; a copied one holds at most PIECE_BYTES (or one row)."""
+    plain = t.is_contiguous() and not t.is_conj() and not t.is_neg()
+    if plain and t.device.type == "cpu":
         yield t
     elif t.dim() == 0 or t.numel() * t.element_size() <= PIECE_BYTES:
         yield t.resolve_conj().resolve_neg().contiguous().cpu()
-    elif t.is_contiguous() and not t.is_conj() and not t.is_neg():  # on a GPU: copy it over in slices
+    elif plain:  # on a GPU: copy it over in slices
         flat, step = t.reshape(-1), max(1, PIECE_BYTES // t.element_size())
         for start in range(0, flat.numel(), step):
             yield flat[start:start + step].cpu()
@@ -56,7 +33,13 @@ def _pieces(t: torch.Tensor) -> Iterator[torch.Tensor]:
 
 
 def _update_with_tensor(h: "hashlib._Hash", name: str, t: torch.Tensor) -> None:
-    t = _dense(t.detach(), name)
+    """dtype, shape and values in row-major order: a view and a contiguous copy of it hash alike."""
+    t = t.detach()
+    if t.is_quantized:  # scale and zero point live beside the int values: their bytes alone would miss a change
+        raise TypeError(f"graph hash: {name} is a quantized tensor ({t.dtype}), which the graph hash cannot "
+                        "describe by its values; quantize with torch.ao's PT2E flow, which keeps plain tensors")
+    if t.layout != torch.strided:
+        t = t.to_dense()
     h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
     for piece in _pieces(t):
         # A 1-D uint8 view of the piece's own bytes; numpy exposes them to hashlib without a copy. as_strided,
@@ -73,6 +56,7 @@ def tensor_digest(t: torch.Tensor, name: str = "") -> str:
 
 
 def graph_hash(ep: torch.export.ExportedProgram) -> str:
+    """Never str(ep), which embeds absolute source paths and stack traces."""
     h = hashlib.sha256()
     h.update(f"torch={torch.__version__}\n".encode())
     # Every GraphModule, not just the top one: torch.cond / while_loop branches live in child modules.

@@ -1,12 +1,4 @@
-"""What a model looked for while it was imported, built and exported: the files it opened and the modules it
-tried to import and did not find. Both become inputs of the export, as the depfile's imported modules are.
-
-Python's audit hooks see every `open`; a meta-path finder placed last sees every import that no other finder
-could satisfy. Workspace files opened for reading are discovered inputs; a file read outside the workspace
-that is not part of an installation (the interpreter, site-packages, caches, /proc) is warned about once,
-since nothing can track it. A module that failed to import is recorded as the workspace (or PYTHONPATH)
-files that would have satisfied it: creating one of them later changes the export's key and re-runs it.
-"""
+"""What a model read while imported, built and exported: files opened (audit hook), imports not found."""
 
 from __future__ import annotations
 
@@ -26,8 +18,7 @@ _SYSTEM_PREFIXES = ("/proc/", "/dev/", "/sys/", "/etc/", "/usr/", "/lib/", "/lib
 
 
 def installed_roots() -> tuple[str, ...]:
-    """Directories whose modules are versioned installations (tracked by distribution version) or the
-    interpreter's own; aotbuild's own checkout too (its version is part of every key)."""
+    """Directories of versioned installations and the interpreter; aotbuild's own (its version is in every key)."""
     roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     for scheme_path in ("stdlib", "platstdlib", "purelib", "platlib"):
         roots.add(sysconfig.get_paths()[scheme_path])
@@ -38,10 +29,8 @@ def installed_roots() -> tuple[str, ...]:
 
 
 def external_module_files(root: Path, modules: Sequence[Any], distributed: Mapping[str, Any]) -> list[str]:
-    """Absolute paths of imported modules found outside the workspace and every installation (PYTHONPATH,
-    a sys.path entry added by hand) that no installed distribution provides (`distributed`: top-level name ->
-    distributions, importlib.metadata.packages_distributions()): hashed like workspace sources, since no
-    version number covers them."""
+    """Imported modules found outside the workspace and every installation (PYTHONPATH) that no distribution
+    provides (`distributed`: packages_distributions()): hashed like workspace sources, no version covers them."""
     installed = installed_roots()
     prefix = f"{os.path.realpath(root)}/"
     found = set()
@@ -60,7 +49,8 @@ def external_module_files(root: Path, modules: Sequence[Any], distributed: Mappi
 
 @dataclass
 class Recorder:
-    """Records opens and failed imports while `active`; audit hooks cannot be removed, so it is switched off."""
+    """Records opens and failed imports while `active`; audit hooks cannot be removed, so it is switched off.
+    A file read outside the workspace and every installation is warned about once: nothing can track it."""
 
     root: Path
     warn: Callable[[str], None]  # ActionContext.warn
@@ -110,10 +100,8 @@ class Recorder:
         return None
 
     def _asked_by_model_code(self) -> bool:
-        """Whether the failed import comes from code outside every installation (the model's own, or a module
-        of PYTHONPATH's). torch and its libraries probe optional packages (pandas, onnx, ...) whenever they
-        happen to be imported, in this process or earlier in a warm worker: recording those would make the
-        dependency list depend on which process ran the export."""
+        """Whether the failed import comes from code outside every installation: torch's own probes of optional
+        packages depend on which process (a warm worker) imported what first."""
         frame = sys._getframe(2)
         while frame is not None and (frame.f_code.co_filename.startswith("<frozen")
                                      or frame.f_code.co_filename.endswith(f"importlib{os.sep}__init__.py")):
@@ -153,8 +141,3 @@ def stop(recorder: Recorder) -> None:
     recorder.active = False
     if recorder in sys.meta_path:
         sys.meta_path.remove(recorder)  # type: ignore[arg-type]
-
-
-def pythonpath_dirs(environ: Any) -> list[str]:
-    """The PYTHONPATH entries, resolved: where a failed import could be satisfied outside the workspace."""
-    return [os.path.realpath(p) for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p]

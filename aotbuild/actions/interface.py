@@ -1,8 +1,4 @@
-"""An exported program's interface as plain JSON: named inputs and outputs, pytree specs, modules to import.
-
-This is what manifest.json tells a consumer of the artifact. It holds no strings of torch internals: symbolic
-sizes are written with the target's dim names (`["batch", 64]`, `"2*batch"`), tree specs as nested objects.
-"""
+"""An exported program's interface as plain JSON for manifest.json: sizes by dim name, specs as objects."""
 
 from __future__ import annotations
 
@@ -64,8 +60,7 @@ def _custom_types(*specs: pytree.TreeSpec) -> list[type]:
 
 
 def check_serializable(where: Location, *specs: pytree.TreeSpec) -> None:
-    """A pytree type registered without a serialized_type_name makes torch.export.save fail with torch's
-    internal text; say which type it is and how to register it instead."""
+    """A pytree type registered without a serialized_type_name makes torch.export.save fail obscurely."""
     for t in _custom_types(*specs):
         entry = pytree.SUPPORTED_SERIALIZED_TYPES.get(t)
         if entry is None or entry.serialized_type_name == pytree.NO_SERIALIZED_TYPE_NAME_FOUND:
@@ -77,15 +72,12 @@ def check_serializable(where: Location, *specs: pytree.TreeSpec) -> None:
 
 
 def required_imports(*specs: pytree.TreeSpec) -> list[str]:
-    """Modules to import before a process can rebuild these specs: those defining their non-builtin node types.
-
-    A library registers its types when the defining module is imported (transformers' ModelOutput subclasses,
-    a workspace's registered dataclass), so importing that module is what torch.export.load needs."""
+    """Modules to import before a process can rebuild these specs: those defining (and so registering, as
+    transformers' ModelOutput) their non-builtin node types."""
     return sorted({t.__module__ for t in _custom_types(*specs)} - {"__main__"})
 
 
 def import_required(modules: list[str], root: Path, label: str) -> None:
-    """Import what the manifest says the program needs, with the workspace root importable."""
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     for module in modules:
@@ -113,8 +105,7 @@ def output_name(path: tuple[Any, ...]) -> str:
 
 
 def flat_outputs(outputs: Any, label: str, where: Location) -> list[tuple[str, str, torch.Tensor]]:
-    """(name, path, tensor) for each output leaf; a leaf that is not a tensor (None, a number) is a user error:
-    an AOTInductor artifact returns tensors only, so it could never match eager outputs in `aotbuild test`."""
+    """(name, path, tensor) for each output leaf; one that is not a tensor is a user error."""
     leaves, _ = pytree.tree_flatten_with_path(outputs, is_leaf=lambda x: x is None)
     if not leaves:
         raise TargetError(where, "forward() returns no tensors", "return at least one tensor")
@@ -154,8 +145,7 @@ def _dim_symbols(declared: list[tuple[dict[str, Any], bool]], placeholders: list
 
 
 def _tensor_placeholders(ep: torch.export.ExportedProgram) -> list[Any]:
-    """The placeholders of the user's tensor inputs: what the artifact takes. A non-tensor argument (a flag,
-    a size) is a constant of the graph, left out of the artifact's inputs."""
+    """The placeholders of the user's tensor inputs: what the artifact takes (other arguments are constants)."""
     from torch.export.graph_signature import InputKind, TensorArgument
 
     names = {s.arg.name for s in ep.graph_signature.input_specs

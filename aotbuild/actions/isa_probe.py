@@ -1,14 +1,4 @@
-"""Inductor's CPU vector-ISA probe answered once per machine and toolchain, not once per process.
-
-To learn which vector ISAs it may use, inductor builds a test library per ISA and loads each in a child
-`python -c "import torch; ..."` (VecISA.check_build), and keeps the answer in memory only. Every compile
-process pays that: about 3 s on 2 cores with the probe libraries already built, and 60 s of a 16-core
-machine's compile when seven compiles each start CUDA torch four times at once. A positive answer only
-depends on the CPU, the compiler and torch, so it is kept on disk under a key of those, in this user's
-private /tmp dir, and given to inductor before it asks; concurrent processes wait for one probe. A negative
-answer is never kept: it may be a probe that timed out under load, and remembering it would compile every
-later model for a lesser ISA.
-"""
+"""Inductor's CPU vector-ISA probe answered once per machine and toolchain, not once per process."""
 
 from __future__ import annotations
 
@@ -28,9 +18,8 @@ from aotbuild.planning.toolchain import cpu_isa
 _MARK = "_aotbuild_remembers"
 
 
-def answers_path(base: Path, torch: Any) -> Path:
-    """Where this toolchain's answers live: keyed by the CPU's flags, torch's build and the C++ compiler
-    inductor calls (its resolved path, size and mtime: an upgraded compiler is a new key)."""
+def _answers_path(base: Path, torch: Any) -> Path:
+    """Keyed by the CPU's flags, torch's build and the C++ compiler (an upgraded compiler is a new key)."""
     from torch._inductor import cpp_builder
 
     compiler = os.path.realpath(cpp_builder.get_cpp_compiler())
@@ -45,12 +34,8 @@ def answers_path(base: Path, torch: Any) -> Path:
 
 
 def remember(base: Path) -> None:
-    """Make inductor's ISA check read, and record, positive answers in the file for this toolchain.
-
-    Every check is remembered by what it compiles: the ISA, its compiler flags at that moment (AMX checks
-    fp16 by adding a flag for one call) and the test program (AVX-512 and AMX try more than one). Idempotent
-    per process (a warm worker installs it once; its forked actions inherit it). Any surprise in inductor's
-    internals leaves its own check in place: this only saves time."""
+    """Make inductor's ISA check read and record positive answers, each keyed by the ISA, its flags then (AMX
+    adds one for fp16) and the test program. Idempotent; a surprise in inductor leaves its own check."""
     import torch
     from torch._inductor import cpu_vec_isa
 
@@ -58,7 +43,7 @@ def remember(base: Path) -> None:
     check_build = getattr(isa_class, "check_build", None)
     if check_build is None or getattr(check_build, _MARK, False):
         return
-    path = answers_path(base, torch)
+    path = _answers_path(base, torch)
 
     def remembering_check_build(isa: Any, code: str) -> bool:
         try:
@@ -69,14 +54,13 @@ def remember(base: Path) -> None:
         if answer in _read(path):
             return True
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # Concurrent compiles of a cold machine wait for one probe of each answer instead of each running it:
-        # seven compiles probing at once on 16 cores took 60 s each, starting torch in 28 children.
+        # Concurrent compiles of a cold machine wait for one probe of each answer instead of each running it.
         digest = hashlib.sha256(answer.encode()).hexdigest()[:16]
         with filelock.FileLock(f"{path.with_suffix('')}.{digest}.lock"):
             if answer in _read(path):
                 return True
             ok = check_build(isa, code)
-            if ok:
+            if ok:  # a negative answer may be a probe timed out under load: never kept
                 _record(path, answer)
         return ok
 
@@ -99,10 +83,7 @@ def _record(path: Path, answer: str) -> None:
 
 
 def probe_concurrently() -> None:
-    """Ask inductor's check about every vector ISA this CPU offers at once, one thread each, instead of one
-    after another as inductor does: each check starts a child interpreter that imports torch (about 5 s for
-    CUDA torch), and AMX alone runs three. With `remember` installed, the answers are recorded for every
-    process that asks later; the threads are gone when this returns."""
+    """Ask inductor's check about every vector ISA this CPU offers at once, not one after another."""
     from concurrent.futures import ThreadPoolExecutor
 
     from torch._inductor import cpu_vec_isa
@@ -119,12 +100,8 @@ def probe_concurrently() -> None:
 
 
 def load_probes_without_torch() -> None:
-    """What torch 2.13's inductor does itself, for older ones: the child that loads each probe library finds
-    libtorch_cpu through torch's lib dir, put first on LD_LIBRARY_PATH, instead of by importing torch. That
-    import costs about 5 s for CUDA torch, and AVX-512 and AMX probe in two rounds, one after the other
-    (measured on 16 cores, torch 2.11: every compile of a cold build waited about 15 s for the answers).
-    For a process that only probes (the warm worker's probe child): the variable stays set for its children.
-    A torch whose loader does not import torch, or another platform, is left as it is."""
+    """For a process that only probes, as torch 2.13 does itself: each probe child finds libtorch_cpu through
+    LD_LIBRARY_PATH instead of importing torch (about 5 s for CUDA torch)."""
     import torch
     from torch._inductor import cpu_vec_isa
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import pickle
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,7 @@ def _raised_at(e: BaseException) -> str:
 
 
 def resolve_callable(ref: str, field: str, spec: dict[str, Any] | None = None) -> Any:
-    """'pkg.module:attr.sub' -> the object; errors name the target (given its `spec`), the field, the module
-    and what went wrong."""
+    """'pkg.module:attr.sub' -> the object; errors name the target (given its `spec`), field and module."""
     module_name, _, attr_path = ref.partition(":")
     target = f"target {spec['label']}, " if spec else ""
     try:
@@ -45,10 +46,7 @@ def resolve_callable(ref: str, field: str, spec: dict[str, Any] | None = None) -
 
 
 def load_weights(path: Path, name: str) -> Any:
-    """A state_dict from a .safetensors file, or torch.load with weights_only=True, whose refusal is reported
-    without torch's advice to turn it off. Both map the file rather than read it."""
-    import pickle
-
+    """A state_dict from .safetensors, or torch.load(weights_only=True), never advising to turn that off."""
     if path.suffix == ".safetensors":
         try:
             from safetensors.torch import load_file
@@ -56,8 +54,6 @@ def load_weights(path: Path, name: str) -> Any:
             raise UserError(f"weights: '{name}' is a .safetensors file, but the safetensors package is not "
                             "installed\n  fix: pip install 'aotbuild[safetensors]' (or safetensors)") from e
         return load_file(str(path), device="cpu")  # a plain tensor format: loading it runs no code
-
-    import zipfile
 
     try:
         # mmap: tensors read from the page cache as load_state_dict copies them, not into a second full copy of

@@ -1,12 +1,4 @@
-"""Inductor's precompiled headers for a CPU AOTInductor compile, built before the first compile asks for them.
-
-Every AOTInductor compile precompiles two headers (the wrapper's and the kernels' prefix) once per machine,
-about 9 s each on 2 cores, and does so only after its own lowering and code generation, with every other
-compile of a cold build waiting on inductor's header lock meanwhile. The warm worker builds them as soon as
-it knows the CPU's vector ISA, while the build's exports still run. The headers are files named by a hash of
-the compiler line and of the preprocessed header, so a compile whose arguments differ from these (other
-inductor options, another torch) builds its own and is never given a wrong one: this only saves time.
-"""
+"""Inductor's precompiled headers for CPU compiles, built by the warm worker before the first compile asks."""
 
 from __future__ import annotations
 
@@ -15,9 +7,8 @@ from typing import Any
 
 
 def header_requests() -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
-    """The (args, kwargs) of each `_precompile_header` call that inductor's `AotCodeCompiler.compile` makes
-    for a CPU model with default options and in-.so weights, in its own argument order (its in-process memo
-    is keyed by that order): the wrapper header, then the kernels' prefix header."""
+    """The (args, kwargs) of each `_precompile_header` call `AotCodeCompiler.compile` makes for a CPU model with
+    default options, in its argument order (its memo is keyed by it): the wrapper, then the kernels' prefix."""
     from torch._inductor import codecache
     from torch._inductor.config import aot_inductor
     from torch._inductor.cpp_builder import CppBuilder, CppTorchDeviceOptions
@@ -37,8 +28,8 @@ def header_requests() -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
 
 
 def build_cpu_headers() -> list[str]:
-    """Build both headers at once (two compiler runs; a compile builds them one after the other) and return
-    their paths. Needs inductor's ISA answers: call it after the probe, or it probes first."""
+    """Build both headers at once (a compile builds them one after the other); call it after the ISA probe.
+    Each is named by a hash of its compiler line: a compile with other arguments builds its own."""
     from torch._inductor import codecache, config
 
     if not config.aot_inductor.precompile_headers:

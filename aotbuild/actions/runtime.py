@@ -1,4 +1,4 @@
-"""What every action shares: its context (workspace, cache, target dir), event reporting, and error handling."""
+"""What every action shares: its context, phase timings, event reporting, and error handling."""
 
 from __future__ import annotations
 
@@ -8,18 +8,68 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aotbuild import layout
-from aotbuild.actions.phases import Phases
 from aotbuild.cache.layered import LayeredStore, open_layered
 from aotbuild.cache.local import LocalStore, OverlayStore
-from aotbuild.errors import ActionError, AotbuildError, InfraError, NeedsGpuError, StepError, TargetError
+from aotbuild.errors import ActionError, AotbuildError, InfraError, Location, NeedsGpuError, StepError, TargetError
 from aotbuild.hashing import canonical_json
 from aotbuild.workspace import settings
+
+
+# Inductor's own timers (torch._dynamo.utils.compilation_time_metrics, seconds per call) -> our phase names.
+# Nested: C++ compile includes the precompiled header, which is reported apart and subtracted.
+INDUCTOR_TIMERS = (("lower", "GraphLowering.run"), ("codegen", "GraphLowering.codegen"),
+                   ("precompiled_header", "aoti_precompile_header"), ("cxx_compile_link", "AotCodeCompiler.compile"))
+
+
+class Phases:
+    """Named durations of one action, in the order they first ran."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.add(name, time.monotonic() - started)
+
+    def split_inductor(self, torch: Any, total: str) -> None:
+        """Split the phase `total` (one aoti_compile_and_package call, in a process that ran no other) into
+        inductor's own steps; what they do not cover (tracing, packaging) stays under `total`."""
+        metrics = getattr(getattr(torch._dynamo, "utils", None), "compilation_time_metrics", None) or {}
+        found = {ours: sum(metrics.get(theirs, ())) for ours, theirs in INDUCTOR_TIMERS}
+        if not any(found.values()):
+            return  # another torch's names: the total alone is still true
+        found["cxx_compile_link"] = max(0.0, found["cxx_compile_link"] - found["precompiled_header"])
+        covered = sum(found.values())
+        remaining = self.seconds.get(total, 0.0) - covered
+        for name, seconds in found.items():
+            self.add(name, seconds)
+        self.seconds[total] = max(0.0, remaining)
+
+    def rounded(self) -> dict[str, float]:
+        return {name: round(seconds, 3) for name, seconds in self.seconds.items()}
+
+    def line(self) -> str:
+        return "phases: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in self.seconds.items())
+
+
+def location(spec: dict[str, Any], fld: str | None = None) -> Location:
+    """Where the target was declared, from the `where` its spec files carry, for errors raised in actions."""
+    where = spec.get("where") or {}
+    return Location(where.get("file"), where.get("line"), spec["label"], fld)
 
 
 @dataclass
@@ -97,8 +147,7 @@ class ActionContext:
 
 
 def open_store(env: Mapping[str, str], out_dir: Path) -> LayeredStore:
-    """The cache as the CLI found it: local (writable, or read-only behind an overlay inside aot-out/), then
-    the remote, if any."""
+    """The cache as the CLI found it: local (or read-only behind an overlay in aot-out/), then any remote."""
     from aotbuild.cache.access import overlay_dir, recorded_root
 
     root = recorded_root(env, out_dir)
@@ -108,20 +157,15 @@ def open_store(env: Mapping[str, str], out_dir: Path) -> LayeredStore:
     return open_layered(env, local)
 
 
-def _inside(out_dir: Path, spec_file: Path) -> None:
-    """Never write through a symlink out of aot-out/ (the CLI removes such links; plain ninja does not)."""
-    real = os.path.realpath(spec_file.parent)
-    expected = os.path.join(os.path.realpath(out_dir), os.path.relpath(spec_file.parent, out_dir))
-    if real != expected:
-        raise InfraError(f"{spec_file.parent} leads out of aot-out/ through a symlink (to {real}); "
-                         "aotbuild does not write through it: remove the link, or run `aotbuild build`")
-
-
 def make_context(action: str, spec_path: str) -> ActionContext:
     env = settings.environ()
     out_dir = Path.cwd()
     spec_file = out_dir / spec_path
-    _inside(out_dir, spec_file)
+    # Never write through a symlink out of aot-out/ (the CLI removes such links; plain ninja does not).
+    real = os.path.realpath(spec_file.parent)
+    if real != os.path.join(os.path.realpath(out_dir), os.path.relpath(spec_file.parent, out_dir)):
+        raise InfraError(f"{spec_file.parent} leads out of aot-out/ through a symlink (to {real}); "
+                         "aotbuild does not write through it: remove the link, or run `aotbuild build`")
     return ActionContext(action=action, out_dir=out_dir, root=out_dir.parent, target_dir=spec_file.parent,
                          spec=json.loads(spec_file.read_text()),
                          store=open_store(env, out_dir), events=settings.events_file(env),
@@ -129,10 +173,8 @@ def make_context(action: str, spec_path: str) -> ActionContext:
 
 
 def run_action(action: str, body: Callable[[ActionContext], str]) -> None:
-    """Entry point shared by actions: `body` returns its outcome.
-
-    Everything torch and the compiler print goes to <target>/<action>.log, so a build shows ninja's progress
-    and, for a failure, one clear message naming that log; nothing is lost."""
+    """Entry point shared by actions: `body` returns its outcome. Everything torch and the compiler print goes
+    to <target>/<action>.log; a failure is one clear message naming that log."""
     if len(sys.argv) != 2:
         sys.exit(f"usage: python -m aotbuild.actions.{action} <target-dir>/<spec>.json")
     try:
@@ -141,8 +183,7 @@ def run_action(action: str, body: Callable[[ActionContext], str]) -> None:
         sys.exit(f"error: {action} {sys.argv[1]}: {e}")
     ctx.phases.add("startup", _seconds_since_process_start())
     log = ctx.log
-    terminal = _redirect_output(log)
-    ctx.terminal = terminal
+    ctx.terminal = terminal = _redirect_output(log)
     faulthandler.enable()  # a crash in native code (a segfault in a runtime) still leaves a traceback in the log
     try:
         outcome = body(ctx)
@@ -165,8 +206,7 @@ def run_action(action: str, body: Callable[[ActionContext], str]) -> None:
 
 
 def _seconds_since_process_start() -> float:
-    """From this process's creation (its fork, for a warm worker's action) to now: interpreter start-up and
-    imports, or the fork. Linux /proc; 0 elsewhere."""
+    """From this process's creation (or fork, in a warm worker) to now; Linux /proc, 0 elsewhere."""
     try:
         with open("/proc/self/stat", "rb") as f:
             stat = f.read()

@@ -1,8 +1,4 @@
-"""Declared inputs against forward()'s signature, before torch.export sees them.
-
-Without this a misspelled dynamic input gives torch's raw dynamic_shapes text, and a misspelled static input
-is silently passed to whatever parameter sits at its position.
-"""
+"""Declared inputs checked against forward()'s signature: torch.export would bind a misspelled one by position."""
 
 from __future__ import annotations
 
@@ -10,7 +6,7 @@ import difflib
 import inspect
 from typing import Any
 
-from aotbuild.actions.locate import location
+from aotbuild.actions.runtime import location
 from aotbuild.errors import TargetError
 
 
@@ -30,8 +26,8 @@ def _order_fix(name: str, param: inspect.Parameter, positional: list[inspect.Par
 
 
 def check_inputs(forward: Any, spec: dict[str, Any]) -> None:
-    """Raise a TargetError (file, line, target, field, fix) where `spec`'s declared inputs cannot bind to
-    `forward` the way the export will call it: positional inputs in the order written, keyword ones by name."""
+    """Raise a TargetError where `spec`'s inputs cannot bind to `forward` as the export calls it (positional
+    inputs in the order written, keyword ones by name)."""
     if isinstance(spec["inputs"], str):
         return  # a callable returns (args, kwargs) itself; torch checks those against the signature
     try:
@@ -45,6 +41,7 @@ def check_inputs(forward: Any, spec: dict[str, Any]) -> None:
     has_var_kwargs = any(p.kind == p.VAR_KEYWORD for p in params)
     shown = f"forward({', '.join(str(p) for p in params)})"
     inputs = spec["inputs"]
+    given = {item["name"] for item in inputs}
     for item in inputs:
         name = item["name"]
         absorbed = has_var_kwargs if item["keyword"] else has_var_args  # **kwargs / *args take any name
@@ -64,13 +61,12 @@ def check_inputs(forward: Any, spec: dict[str, Any]) -> None:
         if param.name != item["name"]:
             raise TargetError(location(spec, f"inputs.{item['name']}"),
                               f"input '{item['name']}' is passed positionally as parameter '{param.name}' of {shown}",
-                              _order_fix(item["name"], param, positional, {i["name"] for i in inputs}))
-    given = {item["name"] for item in inputs}
-    bound_positionally = {positional[i].name for i in range(min(len(args), len(positional)))}
+                              _order_fix(item["name"], param, positional, given))
+    # Every parameter bound positionally above has an input of its name.
     for param in params:
         if param.default is not param.empty or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
-        if param.name not in given and param.name not in bound_positionally:
+        if param.name not in given:
             hint = _did_you_mean(param.name, sorted(given - set(named)))
             fix = hint or f"declare it: inputs: {{{param.name}: {{shape: [...], dtype: float32}}}}"
             raise TargetError(location(spec, "inputs"),

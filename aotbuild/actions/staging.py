@@ -1,17 +1,4 @@
-"""Where AOTInductor compiles, chosen so that artifacts are byte-identical across checkouts, virtualenvs
-and cache roots, while compiles still share the precompiled headers that make them fast.
-
-Inductor bakes literal paths into what it generates, and never resolves symlinks:
-- its cache dir, into kernel names and the .so: each compile key gets a fresh, fixed dir
-  /tmp/aotbuild-<uid>/k/<key>/inductor (a warm one would gain a second copy of the compile-command
-  comments that are packaged into the .pt2). It is seeded with inductor's CPU-ISA probes, kept in the cache
-  root per ISA: without them every compile would build and run six probe programs again (~8 s);
-- $TMPDIR, where the precompiled headers live (their path is on the compiler line): /tmp/aotbuild-<uid>/tmp;
-- torch's include dirs: torch is imported through /tmp/aotbuild-<uid>/torch-<build>/torch, a link to an
-  installed torch of that build (torch_link_dir). Every compile sees the same paths.
-An earlier design linked one /site and one /root for everybody behind a readers-writer lock: compiles from
-two virtualenvs or two cache roots then took turns (this machine's builds waited minutes on it).
-"""
+"""Where AOTInductor compiles: fixed paths, so artifacts are byte-identical (docs/how-it-works.md)."""
 
 from __future__ import annotations
 
@@ -37,8 +24,7 @@ KEY_CHARS = 24  # enough to never collide in one machine's /tmp, short enough fo
 
 
 def _own_private_dir(path: Path) -> None:
-    """/tmp is shared: the base dir must be ours, private and no symlink, or someone else could swap what
-    inductor compiles. Fail closed."""
+    """/tmp is shared: the base dir must be ours, private and no symlink, or another user could swap it."""
     try:
         path.mkdir(mode=0o700)
     except FileExistsError:
@@ -57,18 +43,10 @@ def _torch_dir() -> Path:
     return Path(spec.origin).parent
 
 
-def torch_link_dir(torch_dir: Path) -> Path:
-    """BASE/torch-<build>: holds one link, `torch`, to an installed torch of this exact build (its version.py
-    names version and git commit). Virtualenvs with the same torch share the name, so they compile through one
-    path and produce the same bytes, and none ever repoints another's: no lock between their compiles."""
-    build = hashlib.sha256((torch_dir / "version.py").read_bytes()).hexdigest()[:16]
-    return BASE / f"torch-{build}"
-
-
 def _link_torch(torch_dir: Path) -> Path:
-    """Make BASE/torch-<build>/torch lead to an installed torch of this build; returns the dir to import from.
-    A link to another virtualenv's copy stays (same build, same files); one whose target is gone is replaced."""
-    link_dir = torch_link_dir(torch_dir)
+    """Make BASE/torch-<build>/torch (<build>: a digest of version.py) lead to an installed torch of this build;
+    returns the dir to import from. A link to another venv's copy stays; one whose target is gone is replaced."""
+    link_dir = BASE / f"torch-{hashlib.sha256((torch_dir / 'version.py').read_bytes()).hexdigest()[:16]}"
     link_dir.mkdir(mode=0o700, exist_ok=True)
     link = link_dir / "torch"
     current = Path(os.readlink(link)) if link.is_symlink() else None
@@ -82,8 +60,7 @@ def _link_torch(torch_dir: Path) -> Path:
 
 @contextmanager
 def torch_imported_through_link() -> Iterator[None]:
-    """Import torch as a compile would (through BASE/torch-<build>, with inductor's import-time settings),
-    for a warm worker: the actions it forks then see the same paths, so they produce the same bytes."""
+    """Import torch as a compile would, for a warm worker: the actions it forks then see the same paths."""
     _own_private_dir(BASE)
     link_dir = _link_torch(_torch_dir())
     sys.path.insert(0, str(link_dir))
@@ -108,8 +85,7 @@ def using_temp_space() -> Iterator[None]:
 
 
 def _set_tmpdir() -> None:
-    """Inductor keeps precompiled headers under $TMPDIR (their path is on every compiler line): one fixed,
-    private dir for every compile of this user, whatever its cache root."""
+    """$TMPDIR holds the precompiled headers (on every compiler line): one fixed, private dir per user."""
     from aotbuild.cache.private_dirs import open_private
 
     tmp = BASE / "tmp"
@@ -124,15 +100,13 @@ def _set_tmpdir() -> None:
 @contextmanager
 def staging_dir(cache_root: Path, key: str) -> Iterator[Path]:
     """A clean staging dir for `key`, with the environment inductor reads set; yields where to write the .pt2.
-
-    Must be entered before torch is imported (or in a warm worker's action, whose server imported it through
-    torch_imported_through_link): inductor reads these variables once, and torch must be imported through
-    the link."""
+    Entered before torch is imported (or in a warm worker, which imported it through the link)."""
     _own_private_dir(BASE)
     fixed = BASE / "k" / key[:KEY_CHARS]
     fixed.parent.mkdir(exist_ok=True)
     # Two builds with different cache roots may compile one key at once; they take turns on its dir.
     with filelock.FileLock(str(fixed) + ".lock"):
+        # Fresh: a used inductor dir adds a second copy of the compile-command comments packaged in the .pt2.
         shutil.rmtree(fixed, ignore_errors=True)
         (fixed / "stage").mkdir(parents=True)
         seeds = cache_root / "inductor-seed" / cpu_isa().replace(":", "-")
@@ -152,8 +126,8 @@ def staging_dir(cache_root: Path, key: str) -> Iterator[Path]:
 
 
 def _copy_probes(src: Path, dst: Path) -> None:
-    """Copy inductor's ISA-probe dirs (two-character names; per-graph output dirs have long ones) that `dst`
-    lacks, each through a temp dir and a rename, so a reader never sees half a probe."""
+    """Copy inductor's ISA-probe dirs (two-character names; ~8 s to build again) that `dst` lacks, each through
+    a temp dir and a rename, so a reader never sees half a probe."""
     if not src.is_dir():
         return
     dst.mkdir(parents=True, exist_ok=True)

@@ -1,23 +1,20 @@
-"""Running the model code: build the model, torch.export it, run it eagerly on each case, hash the graph.
-
-The export action (export.py) stores what this gives; a compile whose program was not stored exports again
-through it (reexport.py).
-"""
+"""Running the model code: build the model, torch.export it, run it eagerly on each case, hash the graph."""
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from aotbuild.actions import export_failures, input_discovery
-from aotbuild.actions.runtime import ActionContext
+from aotbuild.actions import input_discovery
+from aotbuild.actions.runtime import ActionContext, location
+from aotbuild.errors import ActionError, StepError, TargetError, UserError
 
 
 @dataclass
 class Traced:
-    """What one run of the model code gives: the program, the eager outputs of each case (None when not asked
-    for), and what the import read."""
+    """What one run of the model code gives (`outputs`: None when not asked for) and what the import read."""
 
     program: Any  # torch.export.ExportedProgram
     graph_hash: str
@@ -50,15 +47,61 @@ def trace(ctx: ActionContext, references: bool = True) -> Traced:
             ep = torch.export.export(model, cases[0].args, cases[0].kwargs,
                                      dynamic_shapes=example_inputs.dynamic_shapes(spec))
     except Exception as e:
-        raise export_failures.export_error(spec, e) from e
+        raise _export_error(spec, e) from e
     outputs = None
     if references:
         with torch.no_grad(), ctx.phases.phase("reference_outputs"):
-            outputs = [export_failures.eager(model, c, spec) for c in cases]
+            outputs = [_eager(model, c, spec) for c in cases]
     input_discovery.stop(recorder)
     with ctx.phases.phase("graph_hash"):
         digest_of_graph = graph_hash.graph_hash(ep)
     return Traced(ep, digest_of_graph, cases, outputs, recorder, started_ns)
+
+
+def _eager(model: Any, case: Any, spec: dict[str, Any]) -> Any:
+    """The model's eager outputs on one case: torch.export traced the example only, so this may still fail."""
+    try:
+        return model(*case.args, **case.kwargs)
+    except Exception as e:
+        detail = " ".join(str(e).split())[:600]
+        raise StepError("eager reference run", location(spec, "inputs"),
+                        f"the eager reference run on input case '{case.name}' raised {type(e).__name__}: {detail} "
+                        "(torch.export had succeeded)",
+                        "make the declared inputs valid for the model on every case (each dim at its min, "
+                        "middle and max): bound ids with low/high, build masks with generator: module:callable "
+                        "or value:, or narrow dims; or fix forward() for these inputs") from e
+
+
+_UNKNOWN_OUTPUT = re.compile(r"Found <class '([\w.]+)'> in output, which is not a known type")
+
+
+def _export_error(spec: dict[str, Any], e: Exception) -> Exception:
+    """Untraceable model code is the user's to fix (exit 2, with advice); anything else is a failed action."""
+    import torch
+    from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
+
+    text = f"{type(e).__name__}: {e}"
+    unknown = _UNKNOWN_OUTPUT.search(str(e))  # first: a tracing error may carry it too
+    if unknown:
+        return TargetError(location(spec, "model"), f"forward() returns an object of type {unknown.group(1)}, which "
+                           "torch.export cannot flatten into tensors (torch: \"register a pytree for it\")",
+                           _output_fix(unknown.group(1)))
+    if isinstance(e, (GuardOnDataDependentSymNode, torch._dynamo.exc.UserError, torch._dynamo.exc.Unsupported)):
+        return UserError(f"torch.export rejected the model: {text}\n  fix: make forward() traceable: no Python "
+                         "control flow on tensor values (use torch.cond or tensor ops), no unsupported constructs")
+    return ActionError(spec["label"], "export", f"torch.export failed: {text}")
+
+
+def _output_fix(type_name: str) -> str:
+    """The likeliest fix first: a key/value cache is almost always an output the artifact should not return."""
+    short = type_name.rpartition(".")[2]
+    register = (f"register {short} as a pytree node with a serialized name (torch.export.register_dataclass, or "
+                "torch.utils._pytree.register_pytree_node with serialized_type_name=...)")
+    if "cache" in short.lower():
+        return ("turn the cache output off with use_cache=False: declare it as a forward() argument, "
+                "inputs: {use_cache: {value: false, keyword: true}}, or set it in the model's config through "
+                f"kwargs (e.g. a factory argument setting config.use_cache = False); otherwise {register}")
+    return f"return tensors (or tuples, lists and dicts of them) from forward(), or {register}"
 
 
 def weight_bytes(ep: Any) -> int:

@@ -1,5 +1,4 @@
-"""What a cache hit is checked for beyond its schema (cache/payloads.py): the files, modules and archives it
-names must be safe to hash, import and load on this machine. No torch: the hit path runs without it."""
+"""What a cache hit is checked for beyond its schema: what it names is safe to hash, import and load. No torch."""
 
 from __future__ import annotations
 
@@ -14,25 +13,19 @@ from aotbuild.cache import archives
 
 def unsafe_file(root: Path, rel: str) -> str | None:
     """Why dependency file `rel` must not be hashed (it leads out of the workspace through a symlink, or is
-    a device, pipe or directory: a content oracle or a read that never ends), or None. A missing file is
-    fine: that is a different source state, hashed as absent."""
+    a device, pipe or directory: a content oracle or a read that never ends), or None."""
     real = os.path.realpath(root / rel)
     if not Path(real).is_relative_to(os.path.realpath(root)):
         return f"dependency file {rel!r} leads out of the workspace"
-    try:
-        mode = os.stat(real).st_mode
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return None if stat.S_ISREG(mode) else f"dependency file {rel!r} is not a regular file"
+    return _not_regular(real, rel)
 
 
-def _unsafe_outside(path: str) -> str | None:
-    """A module file outside the workspace (payloads.outside_module_path): hashed only if a regular file."""
+def _not_regular(path: str, shown: str) -> str | None:
     try:
         mode = os.stat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):
-        return None
-    return None if stat.S_ISREG(mode) else f"dependency file {path!r} is not a regular file"
+        return None  # a different source state, hashed as absent
+    return None if stat.S_ISREG(mode) else f"dependency file {shown!r} is not a regular file"
 
 
 def unsafe_deps(root: Path, lists: list[dict[str, list[str]]], declared_env: list[str]) -> str | None:
@@ -41,7 +34,8 @@ def unsafe_deps(root: Path, lists: list[dict[str, list[str]]], declared_env: lis
     allowed_env = {*declared_env, "PYTHONPATH"}
     for deps in lists:
         for rel in [*deps["files"], *deps["absent"], *deps["external"]]:
-            why = _unsafe_outside(rel) if rel.startswith("/") else unsafe_file(root, rel)
+            # An absolute path is a module outside the workspace (payloads.outside_module_path).
+            why = _not_regular(rel, rel) if rel.startswith("/") else unsafe_file(root, rel)
             if why is not None:
                 return why
         if extra := sorted(set(deps["env"]) - allowed_env):
@@ -78,8 +72,7 @@ def unsafe_imports(root: Path, modules: list[str], files: list[str]) -> str | No
 
 
 def unsafe_program(store: Any, digest: str) -> str | None:
-    """Why the exported program `digest` must not reach torch.export.load, or None (also when it is not in
-    the cache: the compile then exports it again, or checks what it finds)."""
+    """Why the exported program `digest` must not reach torch.export.load, or None (also when it is absent)."""
     path = store.blob_path(digest)
     if path is None:
         return None

@@ -1,11 +1,8 @@
-"""The verify action: run the .so and the .pt2 on every reference case and compare with eager PyTorch.
-
-Results (pass or fail) are cached by artifact digests + reference + tolerance, so an unchanged artifact
-is never verified twice, and a cached failure fails again without importing torch.
-"""
+"""The verify action: run the .so and the .pt2 on every reference case and compare with eager PyTorch."""
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import traceback
@@ -17,7 +14,7 @@ from aotbuild.actions.runtime import ActionContext, run_action
 from aotbuild.cache import archives, payloads
 from aotbuild.errors import VerificationError
 from aotbuild.fsutil import write_if_changed
-from aotbuild.hashing import key_of, pretty_json
+from aotbuild.hashing import key_of, pretty_json, sha256_file
 from aotbuild.rules.compile import MANIFEST
 from aotbuild.rules.export import GRAPH, REFERENCE
 from aotbuild.rules.export import SPEC as EXPORT_SPEC
@@ -28,16 +25,9 @@ DEFAULT_TOLERANCE = {"float64": (1e-7, 1e-7), "float32": (1e-4, 1e-4), "bfloat16
                      "float16": (5e-3, 5e-3)}
 
 
-def _tolerance(dtype: str, declared: dict[str, float] | None) -> tuple[float, float]:
-    if declared is not None:
-        return declared["atol"], declared["rtol"]
-    return DEFAULT_TOLERANCE.get(dtype.removeprefix("torch."), (0.0, 0.0))  # integers and bools: exact
-
-
 def compare(expected: list[Any], actual: list[Any], paths: list[str], declared: dict | None) -> list[dict]:
-    """One record per output leaf: max abs/rel error, whether it is within tolerance, the largest magnitude of
-    the eager reference (a tolerance above it cannot tell a right artifact from one returning zeros), and
-    how many NaN each side holds."""
+    """One record per output leaf: max abs/rel error, within tolerance or not, the reference's largest magnitude
+    (a tolerance above it cannot tell a right artifact from zeros), and how many NaN each side holds."""
     import torch
 
     records = []
@@ -49,7 +39,8 @@ def compare(expected: list[Any], actual: list[Any], paths: list[str], declared: 
             records.append({"output": path, "ok": False,
                             "problem": f"got {got.dtype}{list(got.shape)}, expected {want.dtype}{list(want.shape)}"})
             continue
-        atol, rtol = _tolerance(str(want.dtype), declared)
+        atol, rtol = ((declared["atol"], declared["rtol"]) if declared is not None  # integers and bools: exact
+                      else DEFAULT_TOLERANCE.get(str(want.dtype).removeprefix("torch."), (0.0, 0.0)))
         w, g = want.double(), got.double()
         diff = (w - g).abs()
         finite = diff[~diff.isnan()]
@@ -65,25 +56,21 @@ def compare(expected: list[Any], actual: list[Any], paths: list[str], declared: 
 
 
 def run_checks(ctx: ActionContext, manifest: dict[str, Any], reference_digest: str) -> dict[str, Any]:
-    import io
-
     os.environ["AOTI_RUNTIME_CHECK_INPUTS"] = "1"  # the artifact enforces declared ranges: checked below
     ctx.require_gpu(manifest["device"])
     import torch
     from torch.utils import _pytree as pytree
 
     from aotbuild.actions.example_inputs import flat_tensors
+    from aotbuild.actions.interface import import_required
     from aotbuild.actions.tracing import full_precision_on_gpu
 
     full_precision_on_gpu(torch, manifest["device"])
-
-    from aotbuild.actions.interface import import_required
-
     # Running the .pt2 rebuilds its output type, so the modules that register it are imported first.
     import_required(manifest["requires_imports"], ctx.root, ctx.label)
     data = ctx.store.get_bytes(reference_digest)
     if data is None:  # evicted by gc or corrupt: recompute the eager outputs rather than fail
-        from aotbuild.actions.reexport import reexported_reference
+        from aotbuild.actions.export import reexported_reference
 
         data = reexported_reference(ctx, ctx.read_json(GRAPH)["graph_hash"])
     cases = torch.load(io.BytesIO(data), weights_only=True)  # from our cache, digest verified
@@ -111,14 +98,14 @@ def run_checks(ctx: ActionContext, manifest: dict[str, Any], reference_digest: s
                 outputs = [{"output": "*", "ok": False,
                             "problem": f"refused its inputs ({_shapes(flat_inputs)}): {_reason(e)}"}]
             results.append({"case": case["name"], "artifact": artifact, "outputs": outputs})
-    return {"cases": results, "rejected": _out_of_range(ctx, cases, so)}
+    return {"cases": results, "rejected": _out_of_range(ctx, so)}
 
 
 def _shapes(tensors: list[Any]) -> str:
     return ", ".join(f"{str(t.dtype).removeprefix('torch.')}{list(t.shape)}" for t in tensors) or "no tensors"
 
 
-def _out_of_range(ctx: ActionContext, cases: list[dict], so: Any) -> list[dict]:
+def _out_of_range(ctx: ActionContext, so: Any) -> list[dict]:
     """For each dynamic dim, one size past max must be refused by the artifact, not silently run."""
     from aotbuild.actions.example_inputs import make_case
 
@@ -218,24 +205,17 @@ def failures(result: dict[str, Any]) -> list[str]:
 
 
 def failure_message(problems: list[str], checks: int) -> str:
-    """One line (the build summary and test report show an action's first line): how many checks failed,
-    then the first three in full; verify.log lists them all."""
+    """One line (the summary shows an action's first line): how many checks failed, then the first three."""
     shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more (see verify.log)" if len(problems) > 3 else "")
     return f"{len(problems)} of {checks} checks failed: {shown}"
 
 
-def _check_files_match_manifest(ctx: ActionContext, manifest: dict[str, Any]) -> None:
-    from aotbuild.hashing import sha256_file
-
-    for kind, art in manifest["artifacts"].items():
+def verify(ctx: ActionContext) -> str:
+    manifest = ctx.read_json(MANIFEST)
+    for art in manifest["artifacts"].values():
         if sha256_file(ctx.target_dir / art["file"]) != art["sha256"]:
             raise VerificationError(f"{art['file']} does not match the sha256 in manifest.json: it was modified "
                                     "after the build; run `aotbuild clean` and build again")
-
-
-def verify(ctx: ActionContext) -> str:
-    manifest = ctx.read_json(MANIFEST)
-    _check_files_match_manifest(ctx, manifest)
     reference = ctx.read_json(REFERENCE)["reference"]
     key = key_of("verify", {"so": manifest["artifacts"]["so"]["sha256"], "pt2": manifest["artifacts"]["pt2"]["sha256"],
                             "reference": reference, "tolerance": ctx.spec["tolerance"], "aotbuild": __version__})

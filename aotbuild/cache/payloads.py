@@ -171,7 +171,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "blobs": [digest]},  # actions/compile.py compile_artifacts
     "verify": {"cases": [{"case": string, "artifact": _artifact, "outputs": [_record]}],  # actions/verify.py run_checks
                "rejected": [{"dim": string, "size": integer, "refused": boolean, "message": string}]},
-    "exports-differ": {"graph_hashes": [digest, 2]},  # actions/reexport.py reexported_program
+    "exports-differ": {"graph_hashes": [digest, 2]},  # actions/export.py reexported_program
 }
 # The blobs an entry must list, in this order: exactly those it names.
 _BLOBS = {"export": lambda p: [d for d in (p["program"], p["reference"], p["reference_io"]) if d is not None],

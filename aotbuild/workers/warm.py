@@ -15,10 +15,10 @@ PRELOAD = (
     "torch._inductor.codegen.cpp_wrapper_cpu", "torch._inductor.package", "torch._export.serde.serialize",
     "torch.fx.experimental.symbolic_shapes", "torch.utils._pytree",
     # Not the action modules themselves: each runs as __main__, as `python -m` would run it.
-    "aotbuild.actions.runtime", "aotbuild.actions.artifacts", "aotbuild.actions.dependencies",
+    "aotbuild.actions.runtime", "aotbuild.actions.dependencies",
     "aotbuild.actions.reference_io", "aotbuild.actions.example_inputs", "aotbuild.actions.model_loader",
     "aotbuild.actions.interface", "aotbuild.actions.graph_hash", "aotbuild.actions.signature_check",
-    "aotbuild.actions.option_check", "aotbuild.actions.isa_probe",
+    "aotbuild.actions.isa_probe",
 )
 
 
