@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from aotbuild.workspace import settings
+from aotbuild.cache import http as http_store
 from aotbuild.cache.http import HttpStore
 from aotbuild.cache.layered import LayeredStore
 from aotbuild.cache.local import LocalStore
@@ -18,6 +19,12 @@ from aotbuild.reports.remote_summary import check_remote_url, lines, summarize
 from aotbuild.errors import UserError
 
 from .remote_servers import PASSWORD, TOKEN, USER, FaultProxy, free_port
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Backoffs of 10 ms: these tests check that requests are retried, not how long the pauses are."""
+    monkeypatch.setattr(http_store, "RETRY_DELAY_S", 0.01)
 
 
 def _seed(remote: HttpStore, tmp_path: Path, payload: bytes = b"artifact bytes") -> tuple[str, str, dict]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from aotbuild.cache import http as http_store
 from aotbuild.cache.http import HttpStore
 from aotbuild.cache.layered import LayeredStore, open_layered
 from aotbuild.cache.local import LocalStore
@@ -23,6 +24,12 @@ from aotbuild.workspace import settings
 BLOB = b"model bytes " * 1000
 DIGEST = sha256_bytes(BLOB)
 KEY = "a" * 64
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Backoffs of 10 ms: these tests check that requests are retried, not how long the pauses are."""
+    monkeypatch.setattr(http_store, "RETRY_DELAY_S", 0.01)
 
 
 class Hostile:
@@ -54,7 +61,8 @@ class Hostile:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server.handle_error = lambda request, address: None  # a client hanging up mid-answer, as it should
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/c"
 
     def close(self) -> None:
@@ -184,7 +192,7 @@ def test_an_s3_redirect_loop_is_a_remote_error_and_a_local_build(tmp_path: Path)
             self.end_headers()
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Loop)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
         config = settings.RemoteSettings(url="s3://bucket/p", upload=True, required=False,
                                          s3_endpoint=f"http://127.0.0.1:{server.server_address[1]}")

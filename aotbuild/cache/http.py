@@ -25,7 +25,8 @@ T = TypeVar("T")
 CONNECT_TIMEOUT_S = 5.0
 IO_TIMEOUT_S = 60.0  # per socket operation
 ANSWER_BODY_CAP = 64 * 1024  # an error page or a HEAD/PUT answer's body: drained to reuse the connection
-RETRIES = 2  # connection failures and 5xx, after the first attempt; backoff 0.2 s, then 0.6 s
+RETRIES = 2  # connection failures and 5xx, after the first attempt
+RETRY_DELAY_S = 0.2  # the first backoff, tripled after each failure
 
 
 class _Transient(Exception):
@@ -136,7 +137,7 @@ class HttpStore(RemoteStore):
                 self._socket.shutdown(socket.SHUT_RDWR)
 
     def _retrying(self, what: str, op: Callable[[], T]) -> T:
-        delay = 0.2
+        delay = RETRY_DELAY_S
         for attempt in range(RETRIES + 1):
             self._until = time.monotonic() + self._deadline
             watchdog = threading.Timer(self._deadline, self._cut)
