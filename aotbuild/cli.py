@@ -118,16 +118,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def run(argv: list[str]) -> int:
-    args = parse_args(argv)
-    # Imported on use: the CLI starts fast, and only `build`, `test` and `bench` need the engine.
-    module = importlib.import_module(f"aotbuild.commands.{COMMAND_MODULES[args.command]}")
-    return getattr(module, f"cmd_{args.command}")(args)
-
-
 def main(argv: list[str] | None = None) -> int:
     try:
-        code = run(sys.argv[1:] if argv is None else argv)
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+        # Imported on use: the CLI starts fast, and only `build`, `test` and `bench` need the engine.
+        module = importlib.import_module(f"aotbuild.commands.{COMMAND_MODULES[args.command]}")
+        code = getattr(module, f"cmd_{args.command}")(args)
         sys.stdout.flush()  # here, where a closed pipe is caught, not at interpreter exit
         return code
     except BrokenPipeError:

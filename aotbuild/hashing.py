@@ -75,23 +75,16 @@ class HashingWriter(io.RawIOBase):
         return True
 
     def seekable(self) -> bool:
-        return hasattr(self.file, "seekable") and self.file.seekable()
+        return self.file.seekable()
 
     def tell(self) -> int:
-        return self._own("tell")()
+        return self.file.tell()
 
     def flush(self) -> None:
-        if hasattr(self.file, "flush"):
-            self.file.flush()
+        self.file.flush()
 
     def fileno(self) -> int:
-        return self._own("fileno")()
-
-    def _own(self, name: str) -> Any:
-        """The wrapped file's method, or the error io gives for a file that lacks it (a download sink)."""
-        if not hasattr(self.file, name):
-            raise io.UnsupportedOperation(name)
-        return getattr(self.file, name)
+        return self.file.fileno()
 
 
 def key_of(kind: str, value: Any) -> str:

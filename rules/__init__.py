@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import functools
+import graphlib
 import importlib
 import pkgutil
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aotbuild import layout
@@ -17,6 +20,9 @@ from aotbuild.workspace.labels import Label
 if TYPE_CHECKING:
     from aotbuild.ninja.graph import Edge, Rule
     from aotbuild.workspace.schema import Target
+
+# The tiny client every action's ninja command runs: it has a warm worker run `python -m <module>`.
+CLIENT = Path(layout.__file__).with_name("workers") / "client.py"
 
 
 @dataclass(frozen=True)
@@ -57,19 +63,16 @@ class Kind:
 
     def rule(self, python: str) -> Rule:
         from aotbuild.ninja.graph import Rule  # planning only: the engine and actions read declarations
-        from aotbuild.action_command import action_command
 
-        # A warm worker's small client runs the action (the same command with --no-workers: it execs it then).
-        command = action_command(python, f"aotbuild.actions.{self.name}", "$spec")
+        # The same command with and without workers (AOTBUILD_WORKERS=0 makes the client exec the action itself),
+        # so switching never makes ninja rebuild anything.
+        command = f"{python} -S {shlex.quote(str(CLIENT))} aotbuild.actions.{self.name} $spec"
         return Rule(self.rule_name, command, f"{self.name} $label", restat=True, pool=self.pool,
                     depfile="$out.d" if self.depfile else None, deps="gcc" if self.depfile else None)
 
     def goal_path(self, label: Label) -> str:
         """The goal relative to aot-out/."""
         return TargetPaths(label).file(self.goal)
-
-    def spec_path(self, label: Label) -> str:
-        return TargetPaths(label).file(self.spec_file)
 
     def edges(self, target: Target) -> list[Edge]:
         from aotbuild.ninja.graph import Edge
@@ -89,18 +92,15 @@ def _path(target_dir: str, name: str) -> str:
 
 @functools.cache
 def kinds() -> tuple[Kind, ...]:
-    """Every module here with a `KIND`, each after the kinds it reads from (ties by name)."""
+    """Every module here with a `KIND`, each after the kinds it reads from."""
     found = {}
     for module in pkgutil.iter_modules(__path__):
         kind = getattr(importlib.import_module(f"{__name__}.{module.name}"), "KIND", None)
         if isinstance(kind, Kind):
             found[kind.name] = kind
-    ordered: list[Kind] = []
-    while len(ordered) < len(found):
-        ready = sorted(n for n, k in found.items() if k not in ordered and all(found[a] in ordered for a in k.after))
-        if not ready:
-            raise RuntimeError(f"rules: kinds {sorted(set(found) - {k.name for k in ordered})} wait on each other")
-        ordered.append(found[ready[0]])
+    # Sorted first, so that kinds reading from the same kinds come in a fixed order.
+    order = graphlib.TopologicalSorter({name: found[name].after for name in sorted(found)}).static_order()
+    ordered = [found[name] for name in order]
     check_inputs(ordered)
     return tuple(ordered)
 
@@ -124,7 +124,7 @@ def kind(name: str) -> Kind:
 
 def spec_files(target: Target) -> dict[str, dict[str, Any]]:
     """The per-target spec files (path relative to aot-out -> content), written by ninja's spec edges."""
-    d = TargetPaths(target.label).dir  # spec_path's, computed once for all kinds
+    d = TargetPaths(target.label).dir  # once for all kinds
     return {f"{d}/{k.spec_file}": k.spec(target).to_json() for k in kinds()}
 
 

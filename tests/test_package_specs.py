@@ -43,7 +43,7 @@ def plain_ninja(ws: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def spec_paths(*names: str) -> list[str]:
-    return [k.spec_path(Label("pkg", n)) for n in names for k in rules.kinds()]
+    return [layout.TargetPaths(Label("pkg", n)).file(k.spec_file) for n in names for k in rules.kinds()]
 
 
 def goals(*names: str) -> list[str]:

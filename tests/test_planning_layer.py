@@ -161,7 +161,7 @@ def test_build_ninja_declares_pools_rules_generator_and_subninjas_exactly(ws: Pa
     depth = re.search(r"pool aot_compile_pool\n  depth = (\d+)\n", text)  # sized by this machine's memory
     assert depth is not None and int(depth[1]) >= 1
     python = shlex.quote(sys.executable)
-    from aotbuild.action_command import CLIENT
+    from aotbuild.rules import CLIENT
 
     client = shlex.quote(str(CLIENT))  # a warm worker's client runs each action
     expected = BUILD_NINJA.format(version=__version__, depth=depth[1], python=python, client=client)

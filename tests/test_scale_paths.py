@@ -31,7 +31,7 @@ def plain_ninja(ws: Path, *outputs: str) -> subprocess.CompletedProcess:
 
 
 def spec_paths() -> list[str]:
-    return [rules.kind(name).spec_path(LABEL) for name in ("export", "compile", "verify")]
+    return [TargetPaths(LABEL).file(rules.kind(name).spec_file) for name in ("export", "compile", "verify")]
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from aotbuild.rules import CLIENT
 from aotbuild.workers import client
-from aotbuild.action_command import CLIENT
 
 pytestmark = pytest.mark.torch
 
