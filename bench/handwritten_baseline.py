@@ -15,7 +15,7 @@ import torch
 from aotbuild.actions import example_inputs, model_loader
 from aotbuild.workspace.discovery import discover_packages
 from aotbuild.workspace.loading import load_config, load_package
-from aotbuild.rules.export import ExportSpec
+from aotbuild.rules.export import export_spec
 
 
 def main(root: Path, out: Path) -> None:
@@ -24,7 +24,7 @@ def main(root: Path, out: Path) -> None:
     config = load_config(root)
     targets = [t for p in discover_packages(root, config.ignore) for t in load_package(root, p, config).targets]
     for target in targets:
-        spec = ExportSpec.of(target).to_json()
+        spec = export_spec(target)
         model = model_loader.build_model(spec, root, target.device)
         case = example_inputs.cases(spec, target.device)[0]
         ep = torch.export.export(model, case.args, case.kwargs, dynamic_shapes=example_inputs.dynamic_shapes(spec))

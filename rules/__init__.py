@@ -40,7 +40,7 @@ class Kind:
     under aot-out/.aotbuild/ (layout.STATE_DIR), which are aotbuild's own (the toolchain)."""
 
     name: str  # runs as `python -m aotbuild.actions.<name>`; names its log, its events and its ninja rule
-    spec: Callable[[Target], Any]  # the spec file's content for a target: a frozen dataclass with to_json()
+    spec: Callable[[Target], dict[str, Any]]  # the spec file's content (JSON) for a target
     spec_file: str
     goal: str  # the output that means "this action is done" for the target
     inputs: tuple[str, ...]  # files it reads, in ninja's explicit inputs (its spec among them)
@@ -125,7 +125,7 @@ def kind(name: str) -> Kind:
 def spec_files(target: Target) -> dict[str, dict[str, Any]]:
     """The per-target spec files (path relative to aot-out -> content), written by ninja's spec edges."""
     d = TargetPaths(target.label).dir  # once for all kinds
-    return {f"{d}/{k.spec_file}": k.spec(target).to_json() for k in kinds()}
+    return {f"{d}/{k.spec_file}": k.spec(target) for k in kinds()}
 
 
 def outcomes() -> tuple[str, ...]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aotbuild import layout
@@ -33,22 +32,10 @@ POOL = ("aot_compile_pool", _pool_depth())
 GPU_POOL = ("aot_gpu_compile_pool", 2)
 
 
-@dataclass(frozen=True)
-class CompileSpec:
+def compile_spec(target: Target) -> dict[str, Any]:
     """compile.json: what the compile step needs besides the graph: device and inductor options."""
-
-    label: str
-    where: dict[str, Any]
-    device: str
-    options: dict[str, Any]
-    dynamic: bool
-
-    @classmethod
-    def of(cls, target: Target) -> CompileSpec:
-        return cls(str(target.label), target.where(), target.device, target.options, bool(target.dims))
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+    return {"label": str(target.label), "where": target.where(), "device": target.device, "options": target.options,
+            "dynamic": bool(target.dims)}
 
 
 def _gpu_pool(target: Target) -> tuple[tuple[str, str], ...]:
@@ -58,7 +45,7 @@ def _gpu_pool(target: Target) -> tuple[tuple[str, str], ...]:
 # Every file the action reads is an input: export.json too (the spec a re-export of an evicted program
 # needs), or an edit to it alone would leave this edge, and the manifest it writes, stale.
 KIND = Kind(
-    name="compile", spec=CompileSpec.of, spec_file=SPEC, goal=MANIFEST,
+    name="compile", spec=compile_spec, spec_file=SPEC, goal=MANIFEST,
     inputs=(export.GRAPH, SPEC), implicit=(layout.TOOLCHAIN_FILE, export.SPEC),
     ran="compiled", hit="artifact-cache hit", cost=3, after=("export",),
     pools=(POOL, GPU_POOL), pool=POOL[0], extra_variables=_gpu_pool,

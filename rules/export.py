@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from aotbuild import layout
@@ -21,34 +21,20 @@ REFERENCE_IO = "reference_io.pt"
 DISCOVERED = "graph.deps"
 
 
-@dataclass(frozen=True)
-class ExportSpec:
+def export_spec(target: Target) -> dict[str, Any]:
     """export.json: everything that determines the exported program (and nothing that only affects compiling)."""
+    from aotbuild.workspace.target import input_json
 
-    label: str
-    where: dict[str, Any]  # file and line, for the action's errors; never keyed
-    model: str
-    kwargs: dict[str, Any]
-    weights: str | None
-    seed: int
-    inputs: list[dict[str, Any]] | str  # declared inputs (workspace.target.input_json), or "module:callable"
-    device: str
-    dims: list[dict[str, Any]]
-    data: list[str]  # workspace-relative files and globs it reads besides its modules
-    env: list[str]  # environment variables it reads
-
-    @classmethod
-    def of(cls, target: Target) -> ExportSpec:
-        from aotbuild.workspace.target import input_json
-
-        inputs: Any = target.inputs if isinstance(target.inputs, str) else [input_json(s) for s in target.inputs]
-        return cls(str(target.label), target.where(), target.model, target.kwargs, target.weights, target.seed,
-                   inputs, target.device, [asdict(d) for d in target.dims], list(target.data), list(target.env))
-
-    def to_json(self) -> dict[str, Any]:
-        # Empty data and env are left out: the spec (and so the action-cache key) of a target that declares
-        # neither stays what it was before these fields existed.
-        return {k: v for k, v in self.__dict__.items() if v or k not in ("data", "env")}
+    inputs: Any = target.inputs if isinstance(target.inputs, str) else [input_json(s) for s in target.inputs]
+    spec = {"label": str(target.label), "where": target.where(),  # file and line, for the action's errors; never keyed
+            "model": target.model, "kwargs": target.kwargs, "weights": target.weights, "seed": target.seed,
+            "inputs": inputs,  # declared inputs (workspace.target.input_json), or "module:callable"
+            "device": target.device, "dims": [asdict(d) for d in target.dims]}
+    # data (workspace-relative files and globs it reads besides its modules) and env (environment variables it
+    # reads) are left out when empty: the spec (and so the action-cache key) of a target that declares neither
+    # stays what it was before these fields existed.
+    spec.update((name, list(value)) for name, value in (("data", target.data), ("env", target.env)) if value)
+    return spec
 
 
 # Every file the action reads is an input: compile.json too (compile.SPEC, spelled here: compile imports this
@@ -56,7 +42,7 @@ class ExportSpec:
 # depfile through content stamps (planning/input_stamps.py): ninja's mtimes alone miss an edit that leaves a
 # file older than the last build.
 KIND = Kind(
-    name="export", spec=ExportSpec.of, spec_file=SPEC, goal=GRAPH,
+    name="export", spec=export_spec, spec_file=SPEC, goal=GRAPH,
     inputs=(SPEC,), implicit=(layout.TOOLCHAIN_FILE, "compile.json"),
     by_products=(REFERENCE, REFERENCE_IO), ran="exported", hit="action-cache hit", cost=2,
     depfile=True,  # every workspace .py the model imported: ninja folds it into its own log

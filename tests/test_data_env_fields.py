@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from aotbuild.rules.export import ExportSpec
+from aotbuild.rules.export import export_spec
 
 from .test_yaml_and_schema import parse
 
@@ -33,10 +33,10 @@ def test_data_and_env_parse_default_and_reach_the_export_spec(tmp_path: Path) ->
     assert errors == {}
     assert a.data == ("m/config.json", "m/vocab/*.txt") and a.env == ("MODEL_VARIANT",)
     assert b.data == () and b.env == ("OTHER",)  # a target's own list replaces the default
-    spec = ExportSpec.of(a).to_json()
+    spec = export_spec(a)
     assert spec["data"] == ["m/config.json", "m/vocab/*.txt"] and spec["env"] == ["MODEL_VARIANT"]
     # Neither declared: the spec (and the action-cache key) is what it was before the fields existed.
-    assert "data" not in ExportSpec.of(c).to_json() and "env" not in ExportSpec.of(c).to_json()
+    assert "data" not in export_spec(c) and "env" not in export_spec(c)
 
 
 @pytest.mark.parametrize("field, value, problem", [

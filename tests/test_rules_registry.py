@@ -16,21 +16,9 @@ from aotbuild.workspace.target import Target
 TARGET = Target(label=Label("models", "mlp"), build_file="models/BUILD.aot.yaml", line=3, model="models.mlp:MLP")
 
 LINT = '''
-from dataclasses import dataclass
 from aotbuild.rules import Kind
 
-@dataclass(frozen=True)
-class LintSpec:
-    label: str
-
-    @classmethod
-    def of(cls, target):
-        return cls(str(target.label))
-
-    def to_json(self):
-        return {"label": self.label}
-
-KIND = Kind(name="lint", spec=LintSpec.of, spec_file="lint.json", goal="linted.json",
+KIND = Kind(name="lint", spec=lambda target: {"label": str(target.label)}, spec_file="lint.json", goal="linted.json",
             inputs=("graph.json", "lint.json"), ran="linted", hit="lint-cache hit", cost=0, after=("export",))
 '''
 
