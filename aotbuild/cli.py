@@ -27,7 +27,7 @@ examples:
   aotbuild cache stats                what the cache holds
 
 A COMMAND's own options: aotbuild COMMAND --help. Documentation: README.md."""
-COMMAND_MODULES = {"build": "build", "test": "build", "bench": "bench", "query": "query", "clean": "outputs",
+COMMAND_MODULES = {"build": "build", "test": "build", "bench": "bench", "query": "outputs", "clean": "outputs",
                    "plan": "outputs", "stamp": "outputs", "cache": "cache"}
 
 
