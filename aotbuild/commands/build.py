@@ -65,10 +65,12 @@ def build_and_report(args: argparse.Namespace, goal: str) -> BuildResult:
     if goal == TEST_GOAL:
         from aotbuild.reports import test_report
 
-        ctx = result.context
-        tests = test_report.outcomes(result, ctx.plan, ctx.out_dir)
+        tests = test_report.outcomes(result)
         print("\n".join(test_report.lines(tests)))
-        test_report.write_reports(tests, args.junit_xml, args.json_report)
+        if args.junit_xml:
+            atomic_write(Path(args.junit_xml), test_report.junit_xml(tests))
+        if args.json_report:
+            atomic_write(Path(args.json_report), pretty_json([t.__dict__ for t in tests]))
     else:
         for label, message in sorted(result.failures.items()):
             print(f"FAILED {label}: {message}", file=sys.stderr)

@@ -15,6 +15,7 @@ from aotbuild.errors import UserError, VerificationError
 from aotbuild.hashing import sha256_file
 from aotbuild.planning import toolchain
 from aotbuild.rules.compile import MANIFEST
+from aotbuild.rules.export import REFERENCE_IO
 from aotbuild.workspace.discovery import current_package, find_root
 from aotbuild.workspace.labels import Label, parse_label
 
@@ -43,9 +44,7 @@ class TargetFiles:
     @property
     def reference_io(self) -> Path:
         """Flat inputs and eager outputs of each case (see aotbuild/actions/reference_io.py)."""
-        from aotbuild.actions import reference_io
-
-        return self.dir / reference_io.FILE
+        return self.dir / REFERENCE_IO
 
     def check_digest(self, kind: str) -> Path:
         """The artifact's path once its bytes match the sha256 manifest.json records for it."""

@@ -72,8 +72,7 @@ def summary_line(result: BuildResult) -> str:
     parts = [f"{counts[o]} {o}" for o in order if counts[o]]
     # A target whose BUILD entry is broken (built past with -k) is counted; a BUILD file unusable as a whole
     # names no targets, so it is counted as a file.
-    plan = result.context.plan if result.context is not None else None
-    broken_files = set(plan.broken.values()) if plan is not None else set()
+    broken_files = set(result.context.plan.broken.values()) if result.context is not None else set()
     files = sum(e in broken_files for e in result.config_errors)
     broken_targets = len(result.config_errors) - files
     if broken_targets:

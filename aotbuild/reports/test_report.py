@@ -1,16 +1,12 @@
-"""Reports for `aotbuild test`: a line per target, plus JUnit XML and JSON files for CI systems."""
+"""Reports for `aotbuild test`: each target's outcome, a line per target, and JUnit XML for CI systems."""
 
 from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from aotbuild.fsutil import atomic_write
-from aotbuild.hashing import pretty_json
-from aotbuild.planning.plan_index import Plan
 from aotbuild.reports.outcomes import NEEDS_GPU, BuildResult
 from aotbuild.rules.verify import KIND as VERIFY
 from aotbuild.text import plural
@@ -55,8 +51,8 @@ def _summary(verified: dict[str, Any]) -> str:
     return text + (f"; out-of-range {', '.join(refused)} refused" if refused else "")
 
 
-def outcomes(result: BuildResult, plan: Plan, out_dir: Path) -> list[TestOutcome]:
-    found = []
+def outcomes(result: BuildResult) -> list[TestOutcome]:
+    plan, out_dir, found = result.context.plan, result.context.out_dir, []
     for label in result.outcomes:
         ran = [e for e in result.events if e["label"] == label and e["action"] == VERIFY.name]
         seconds = sum(e["seconds"] for e in result.events if e["label"] == label)
@@ -98,13 +94,6 @@ def junit_xml(results: list[TestOutcome]) -> bytes:
     root.append(suite)
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
-
-
-def write_reports(results: list[TestOutcome], junit: str | None, json_path: str | None) -> None:
-    if junit:
-        atomic_write(Path(junit), junit_xml(results))
-    if json_path:
-        atomic_write(Path(json_path), pretty_json([r.__dict__ for r in results]))
 
 
 def lines(results: list[TestOutcome]) -> list[str]:
