@@ -15,7 +15,7 @@ from aotbuild.cache.layered import LayeredStore
 from aotbuild.cache.local import LocalStore
 from aotbuild.cache.remote import redact
 from aotbuild.cache.store import RemoteError
-from aotbuild.reports.remote_summary import check_remote_url, lines, summarize
+from aotbuild.reports.outcomes import check_remote_url, remote_lines, summarize
 from aotbuild.errors import UserError
 
 from .remote_servers import PASSWORD, TOKEN, USER, FaultProxy, free_port
@@ -258,7 +258,7 @@ def test_summary_keeps_one_warning_for_a_dead_remote() -> None:
     summary = summarize(events)
     assert summary is not None and summary["hits"] == 1 and summary["requests"] == 5
     assert summary["warnings"] == [down.format(1), "remote cache http://h/c/cas/x failed its digest check"]
-    assert lines(summary)[-1].startswith("aotbuild: remote cache http://h/c: 1 hit, 2 misses")
+    assert remote_lines(summary)[-1].startswith("aotbuild: remote cache http://h/c: 1 hit, 2 misses")
     assert summarize([{"remote": {}}, {}]) is None
 
 

@@ -12,8 +12,7 @@ from aotbuild.errors import UserError
 from aotbuild.fsutil import atomic_write, check_writable
 from aotbuild.goals import BUILD_GOAL, TEST_GOAL
 from aotbuild.hashing import pretty_json
-from aotbuild.reports import remote_summary
-from aotbuild.reports.outcomes import NEEDS_GPU, BuildResult, summary_line
+from aotbuild.reports.outcomes import NEEDS_GPU, BuildResult, remote_lines, summarize, summary_line
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -81,8 +80,8 @@ def build_and_report(args: argparse.Namespace, goal: str) -> BuildResult:
               "its absence an error)", file=sys.stderr)
     for name in result.corrupt:
         print(f"warning: cache entry {name} failed its digest check; removed and rebuilt", file=sys.stderr)
-    remote = remote_summary.summarize(result.events)
-    for line in remote_summary.lines(remote) if remote else []:
+    remote = summarize(result.events)
+    for line in remote_lines(remote) if remote else []:
         print(line, file=sys.stderr if line.startswith("warning:") else sys.stdout)
     print(summary_line(as_test_summary(result) if goal == TEST_GOAL else result))
     if args.report:

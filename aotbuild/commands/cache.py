@@ -11,7 +11,7 @@ from typing import Any
 from aotbuild.engine import build as engine
 from aotbuild.engine.context import open_workspace
 from aotbuild.errors import UserError
-from aotbuild.reports import remote_summary
+from aotbuild.reports.outcomes import remote_lines
 from aotbuild.text import human_bytes, plural, table
 
 SIZE_UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -62,7 +62,7 @@ def stats_lines(stats: dict[str, Any], temp_bytes: int, last: dict[str, Any] | N
         out += ["", f"last build: {plural(last['hits'], 'hit')}, {plural(last['misses'], 'miss')}, "
                     f"{plural(last['actions'], 'action')}, {plural(len(last['corrupt']), 'corrupt entry')}",
                 f"  targets: {outcomes or 'none'}"]
-        for line in remote_summary.lines(last["remote"]) if last.get("remote") else []:
+        for line in remote_lines(last["remote"]) if last.get("remote") else []:
             out.append(line.replace("aotbuild: remote cache", "last build: remote cache", 1))
     return out
 

@@ -21,8 +21,7 @@ from aotbuild.hashing import pretty_json
 from aotbuild.planning import dist_stamps, input_stamps
 from aotbuild.planning.plan_index import Plan
 from aotbuild.planning.sharding import shard
-from aotbuild.reports.outcomes import NEEDS_GPU, UP_TO_DATE, BuildResult
-from aotbuild.reports.remote_summary import check_remote_url, summarize
+from aotbuild.reports.outcomes import NEEDS_GPU, UP_TO_DATE, BuildResult, check_remote_url, summarize
 from aotbuild.text import plural
 from aotbuild.workspace import settings
 from aotbuild.workspace.discovery import WORKSPACE_FILE

@@ -1,1 +1,1 @@
-"""Reports: the JUnit test report and the remote-cache summary."""
+"""Reports: what a build did (remote-cache use included) and the test report."""
