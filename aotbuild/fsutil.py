@@ -33,26 +33,33 @@ def _create_new(path: Path, mode: int) -> int:
         return os.open(path, flags, mode)
 
 
+@contextlib.contextmanager
+def _renamed_onto(dest: Path) -> Iterator[Path]:
+    """A temp path beside `dest` for the block to create: renamed onto `dest` if the block succeeds, else removed."""
+    tmp = _temp_name(dest)
+    try:
+        yield tmp
+        os.replace(tmp, dest)
+    except BaseException:
+        unlink_quiet(tmp)
+        raise
+
+
 def atomic_write(path: Path, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
     """Replace `path` with `data` atomically, durably (fsync before the rename) unless `durable=False`, for a
     caller that syncs the filesystem once after many writes (the CLI's cache pass)."""
-    tmp = _temp_name(path)
-    try:
-        fd = _create_new(tmp, mode)
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = _create_new(tmp, mode)
-    try:
+    with _renamed_onto(path) as tmp:
+        try:
+            fd = _create_new(tmp, mode)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = _create_new(tmp, mode)
         os.fchmod(fd, mode)  # O_CREAT's mode passes through the umask; `mode` is what the caller asked for
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             if durable:
                 f.flush()
                 os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        unlink_quiet(tmp)
-        raise
 
 
 def replace_unsynced(path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -95,14 +102,9 @@ def atomic_symlink(link: Path, target: str | Path) -> None:
     """Point `link` at `target` by renaming a new link over it: readers see the old or the new one, never none."""
     if link.is_symlink() and os.readlink(link) == str(target):
         return
-    tmp = _temp_name(link)
-    unlink_quiet(tmp)
-    os.symlink(target, tmp)
-    try:
-        os.replace(tmp, link)
-    except BaseException:
+    with _renamed_onto(link) as tmp:
         unlink_quiet(tmp)
-        raise
+        os.symlink(target, tmp)
 
 
 def copy_stream(src: BinaryIO, dst: Any, limit: int | None = None) -> int:
@@ -159,9 +161,8 @@ def temp_path(directory: Path, name: str) -> Iterator[Path]:
 def link_or_copy(src: Path, dst: Path, mode: int = 0o444) -> None:
     """Place `src` at `dst` atomically: a hard link where possible (free, and read-only like a cache blob),
     else a durable copy with `mode` (across filesystems)."""
-    tmp = _temp_name(dst)
-    unlink_quiet(tmp)
-    try:
+    with _renamed_onto(dst) as tmp:
+        unlink_quiet(tmp)
         try:
             os.link(src, tmp)
         except OSError:
@@ -170,10 +171,6 @@ def link_or_copy(src: Path, dst: Path, mode: int = 0o444) -> None:
                 d.flush()
                 os.fsync(d.fileno())
             os.chmod(tmp, mode)
-        os.replace(tmp, dst)
-    except BaseException:
-        unlink_quiet(tmp)
-        raise
 
 
 def check_writable(directory: Path) -> None:

@@ -52,8 +52,9 @@ class Kind:
     after: tuple[str, ...] = ()  # kinds whose outputs it reads: they come first in every listing
     pools: tuple[tuple[str, int], ...] = ()  # ninja pools its edges use (name, depth)
     pool: str | None = None  # its rule's pool
-    depfile: bool = False  # it writes <goal>.d, ninja folds it into its log (deps = gcc)
-    discovered: str | None = None  # with a depfile: the same dependencies, one a line, kept for the no-op stamp
+    # With it, the kind writes a depfile, <goal>.d, that ninja folds into its log (deps = gcc), and the same
+    # dependencies in this file, one a line, for the no-op stamp: one never comes without the other.
+    discovered: str | None = None
     cache_refs: tuple[CacheRef, ...] = ()
     extra_variables: Callable[[Target], tuple[tuple[str, str], ...]] = lambda target: ()  # e.g. a GPU pool
 
@@ -68,7 +69,7 @@ class Kind:
         # so switching never makes ninja rebuild anything.
         command = f"{python} -S {shlex.quote(str(CLIENT))} aotbuild.actions.{self.name} $spec"
         return Rule(self.rule_name, command, f"{self.name} $label", restat=True, pool=self.pool,
-                    depfile="$out.d" if self.depfile else None, deps="gcc" if self.depfile else None)
+                    depfile="$out.d" if self.discovered else None, deps="gcc" if self.discovered else None)
 
     def goal_path(self, label: Label) -> str:
         """The goal relative to aot-out/."""

@@ -45,7 +45,6 @@ KIND = Kind(
     name="export", spec=export_spec, spec_file=SPEC, goal=GRAPH,
     inputs=(SPEC,), implicit=(layout.TOOLCHAIN_FILE, "compile.json"),
     by_products=(REFERENCE, REFERENCE_IO), ran="exported", hit="action-cache hit", cost=2,
-    depfile=True,  # every workspace .py the model imported: ninja folds it into its own log
-    discovered=DISCOVERED,
+    discovered=DISCOVERED,  # every workspace .py the model imported (and the stamps of what else it read)
     cache_refs=(CacheRef(GRAPH, "program", "cas"), CacheRef(REFERENCE, "reference", "cas")),
 )
