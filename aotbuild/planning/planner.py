@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import gc
 import os
 import shlex
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,18 +22,6 @@ from aotbuild.workspace.discovery import MAX_SOURCE_BYTES, WORKSPACE_FILE, disco
 from aotbuild.workspace.loading import Package, load_package
 from aotbuild.workspace.schema import WorkspaceConfig, parse_workspace
 from aotbuild.workspace.yaml_source import decode, parse_yaml, too_large
-
-
-@contextlib.contextmanager
-def plan_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive flock on `path` (created if need be), released by the kernel when the descriptor
-    closes, a killed process's too: `filelock`'s lock on Unix, without its import (a tenth of a first plan)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by children (PEP 446)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def python_command() -> str:
