@@ -15,8 +15,7 @@ from aotbuild import __version__, layout, rules
 from aotbuild.errors import Location, TargetError
 from aotbuild.fsutil import replace_if_changed_unsynced, replace_unsynced
 from aotbuild.planning.file_state import FileState, read_state
-from aotbuild.planning.ninja_files import (PACKAGES_DIR, package_file, package_ninja, package_specs, package_specs_text,
-                                           top_ninja)
+from aotbuild.planning.ninja_files import PACKAGES_DIR, package_file, package_ninja, package_specs_text, top_ninja
 from aotbuild.planning.plan_index import PackageEntry, Plan, Staleness, encode_plan, watch_state, written_state
 from aotbuild.workspace.discovery import MAX_SOURCE_BYTES, WORKSPACE_FILE, discover_packages
 from aotbuild.workspace.loading import Package, load_package
@@ -55,15 +54,15 @@ def plan_package(root: Path, out_dir: Path, package: str, config: WorkspaceConfi
         loaded = Package(package, broken=e)
     else:
         loaded = load_package(root, package, config, text)
-    ninja_file, specs_file = package_file(package), package_specs(package)
+    ninja_file, specs_file = package_file(package), package_file(package, "specs")
     written = None
     if loaded.targets:
         replace_if_changed_unsynced(out_dir / specs_file, package_specs_text(package, loaded.targets).encode())
         replace_if_changed_unsynced(out_dir / ninja_file, package_ninja(package, loaded.targets, python).encode())
         written = [[f, written_state(out_dir / f)] for f in (ninja_file, specs_file)]
     else:
-        (out_dir / ninja_file).unlink(missing_ok=True)
-        (out_dir / specs_file).unlink(missing_ok=True)
+        for f in (ninja_file, specs_file):
+            (out_dir / f).unlink(missing_ok=True)
     targets = {t.label.name: {"tags": list(t.tags), "device": t.device,
                               "goals": {k.name: k.goal_path(t.label) for k in rules.kinds()}}
                for t in loaded.targets}
@@ -100,8 +99,8 @@ def _update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) 
         packages = stale.packages
         entries = {p: e for p, e in old.packages.items() if p not in stale.removed}
         for package in stale.removed:
-            for f in (package_file(package), package_specs(package)):
-                (out_dir / f).unlink(missing_ok=True)
+            for ext in ("ninja", "specs"):
+                (out_dir / package_file(package, ext)).unlink(missing_ok=True)
         for package, entry in entries.items():
             moved = stale.moved.get(layout.build_file(package))
             if moved is not None:
@@ -112,7 +111,7 @@ def _update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) 
     entries = {p: entries[p] for p in packages}  # discovery order: sorted, as the index and ninja expect
     with_targets = [p for p in packages if entries[p].targets]
     if full:
-        _remove_stray_package_files(out_dir, {f for p in with_targets for f in (package_file(p), package_specs(p))})
+        _remove_stray_package_files(out_dir, {package_file(p, ext) for p in with_targets for ext in ("ninja", "specs")})
     top = top_ninja(python, [WORKSPACE_FILE] + [layout.build_file(p) for p in packages], with_targets)
     ninja_file = out_dir / layout.NINJA_FILE
     if not replace_if_changed_unsynced(ninja_file, top.encode()):
