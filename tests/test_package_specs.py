@@ -4,7 +4,9 @@ own spec files from, what a sibling's edit reruns, and a deleted or stale specs 
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,7 +18,6 @@ from aotbuild.engine import context as engine
 from aotbuild.engine import cache_hits
 from aotbuild.ninja import logs, runner
 from aotbuild.planning.ninja_files import package_file
-from aotbuild.planning.planner import python_command
 from aotbuild.workspace.labels import Label
 from aotbuild.workspace.loading import load_config, load_package
 
@@ -63,7 +64,7 @@ def pretend_built(ws: Path, name: str) -> None:
     hit: without torch, ninja then finds them up to date until an input of theirs changes."""
     out = ws / "aot-out"
     target = next(t for t in load_package(ws, "pkg", load_config(ws)).targets if t.label.name == name)
-    by_name = {r.name: r for r in [k.rule(python_command()) for k in rules.kinds()]}
+    by_name = {r.name: r for r in [k.rule(shlex.quote(sys.executable)) for k in rules.kinds()]}
     for edge in cache_hits.goal_chain(target)[1:]:  # the spec edge has run for real
         outputs = (*edge.outputs, *edge.implicit_outputs)
         for path in outputs:

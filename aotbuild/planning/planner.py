@@ -23,10 +23,6 @@ from aotbuild.workspace.schema import WorkspaceConfig, parse_workspace
 from aotbuild.workspace.yaml_source import decode, parse_yaml, too_large
 
 
-def python_command() -> str:
-    return shlex.quote(sys.executable)
-
-
 def _text(file: str, state: FileState, data: bytes | None) -> str:
     """The text of a file as read_state read it; TargetError where it could not be read."""
     if data is None:
@@ -37,11 +33,6 @@ def _text(file: str, state: FileState, data: bytes | None) -> str:
             raise TargetError(Location(file), f"cannot read the file: {state.digest.removeprefix('error:')}")
         raise too_large(file, int(state.digest.removeprefix("size:")))
     return decode(data, file)
-
-
-def read_config(root: Path) -> tuple[FileState, WorkspaceConfig]:
-    state, data = read_state(f"{root}/{WORKSPACE_FILE}", MAX_SOURCE_BYTES)
-    return state, parse_workspace(parse_yaml(_text(WORKSPACE_FILE, state, data), WORKSPACE_FILE), WORKSPACE_FILE)
 
 
 def plan_package(root: Path, out_dir: Path, package: str, config: WorkspaceConfig, python: str) -> PackageEntry:
@@ -86,8 +77,9 @@ def update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) -
 
 
 def _update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) -> Plan:
-    python = python_command()
-    workspace_state, config = read_config(root)
+    python = shlex.quote(sys.executable)
+    workspace_state, data = read_state(f"{root}/{WORKSPACE_FILE}", MAX_SOURCE_BYTES)
+    config = parse_workspace(parse_yaml(_text(WORKSPACE_FILE, workspace_state, data), WORKSPACE_FILE), WORKSPACE_FILE)
     # A WORKSPACE.aot.yaml edited since `stale` was computed reaches every package too.
     full = stale.full is not None or old is None or old.workspace.digest != workspace_state.digest
     if full:
