@@ -92,7 +92,7 @@ def _memo_state() -> export_action.StateOf:
     memo: dict[tuple, dict[str, Any]] = {}
 
     def state(root: Path, deps: dict[str, list[str]]) -> dict[str, Any]:
-        key = (tuple(deps["files"]), tuple(deps["packages"]))
+        key = tuple((name, tuple(value)) for name, value in sorted(deps.items()))  # all of it: state() reads every list
         if key not in memo:
             memo[key] = dependencies.state(root, deps)
         return memo[key]
