@@ -110,8 +110,7 @@ def fingerprint(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def identity(path: str | None) -> list[Any] | None:
-    """Which file `path` is: its resolved path (retargeting any link on the way, as update-alternatives chains
-    them, changes it) and that file's stat signature (replacing the binary changes it)."""
+    """Which file `path` is: its resolved path (any link on the way retargeted moves it) and stat signature."""
     if path is None:
         return None
     try:
@@ -122,8 +121,7 @@ def identity(path: str | None) -> list[Any] | None:
 
 
 def _stamp(env: Mapping[str, str], files: list[str]) -> list[Any]:
-    """Cheap evidence that the toolchain is unchanged: interpreter, variables, CPU, and the compiler, the
-    interpreter and key `files` followed through every symlink."""
+    """Cheap evidence that the toolchain is unchanged: interpreter, variables, CPU, compiler and key `files`."""
     compiler = find_compiler(env)
     gpus = sorted(os.listdir("/proc/driver/nvidia/gpus")) if os.path.isdir("/proc/driver/nvidia/gpus") else []
     # The flags themselves, not cpu_isa()'s digest of them: a no-op build need not load hashlib.
