@@ -90,9 +90,6 @@ def _update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) 
         assert old is not None
         packages = stale.packages
         entries = {p: e for p, e in old.packages.items() if p not in stale.removed}
-        for package in stale.removed:
-            for ext in ("ninja", "specs"):
-                (out_dir / package_file(package, ext)).unlink(missing_ok=True)
         for package, entry in entries.items():
             moved = stale.moved.get(layout.build_file(package))
             if moved is not None:
@@ -102,7 +99,7 @@ def _update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) 
         entries[package] = plan_package(root, out_dir, package, config, python)
     entries = {p: entries[p] for p in packages}  # discovery order: sorted, as the index and ninja expect
     with_targets = [p for p in packages if entries[p].targets]
-    if full:
+    if full or stale.removed:
         _remove_stray_package_files(out_dir, {package_file(p, ext) for p in with_targets for ext in ("ninja", "specs")})
     top = top_ninja(python, [WORKSPACE_FILE] + [layout.build_file(p) for p in packages], with_targets)
     ninja_file = out_dir / layout.NINJA_FILE
@@ -117,7 +114,7 @@ def _update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) 
 
 
 def _remove_stray_package_files(out_dir: Path, keep: set[str]) -> None:
-    """Package files that an earlier plan wrote for packages gone or broken since."""
+    """Package files that an earlier plan wrote for packages removed, gone or broken since."""
     try:
         names = os.listdir(out_dir / PACKAGES_DIR)
     except FileNotFoundError:
