@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -62,12 +63,10 @@ def compiler_version(env: Mapping[str, str]) -> str | None:
 
 def cpu_flags() -> str:
     """The host CPU's instruction-set flags, sorted (empty where /proc/cpuinfo says none)."""
-    try:
+    with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith(("flags", "Features")):
                 return " ".join(sorted(line.split(":", 1)[1].split()))
-    except OSError:
-        pass
     return ""
 
 
@@ -89,10 +88,8 @@ def triton_version() -> str | None:
     import importlib.metadata
 
     for name in ("triton", "pytorch-triton"):
-        try:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             return f"{name} {importlib.metadata.version(name)}"
-        except importlib.metadata.PackageNotFoundError:
-            continue
     return None
 
 
@@ -132,12 +129,10 @@ def _stamp(env: Mapping[str, str], files: list[str]) -> list[Any]:
 
 def cached_fingerprint(stamp_file: Path, env: Mapping[str, str]) -> dict[str, Any]:
     """fingerprint(), recomputed only when the stamp changes: a no-op build must not spawn a compiler."""
-    try:
+    with contextlib.suppress(FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
         saved = json.loads(stamp_file.read_text())
         if saved["stamp"] == _stamp(env, saved["files"]):
             return saved["fingerprint"]
-    except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
-        pass
     version_py = _version_py()  # the one key file: the compiler is in the stamp already
     files = [str(version_py)] if version_py else []
     result = fingerprint(env)
