@@ -115,11 +115,8 @@ def _update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) 
 
 def _remove_stray_package_files(out_dir: Path, keep: set[str]) -> None:
     """Package files that an earlier plan wrote for packages removed, gone or broken since."""
-    try:
-        names = os.listdir(out_dir / PACKAGES_DIR)
-    except FileNotFoundError:
-        return
-    for name in names:
-        if name.endswith((".ninja", ".specs")) and f"{PACKAGES_DIR}/{name}" not in keep:
-            (out_dir / PACKAGES_DIR / name).unlink(missing_ok=True)
+    directory = out_dir / PACKAGES_DIR
+    for path in [*directory.glob("*.ninja"), *directory.glob("*.specs")]:  # none where it is missing
+        if f"{PACKAGES_DIR}/{path.name}" not in keep:
+            path.unlink(missing_ok=True)
 
