@@ -91,8 +91,7 @@ class Plan:
 
 def read_plan(out_dir: Path) -> Plan | None:
     try:
-        with open(out_dir / layout.PLAN_FILE, "rb") as f:
-            data = f.read()
+        data = (out_dir / layout.PLAN_FILE).read_bytes()
         return Plan.from_json(json.loads(data), data)
     except (FileNotFoundError, ValueError, KeyError, TypeError, IndexError):
         return None  # absent, or written by another aotbuild: plan again
