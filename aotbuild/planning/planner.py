@@ -52,8 +52,8 @@ def plan_package(root: Path, out_dir: Path, package: str, config: WorkspaceConfi
         replace_if_changed_unsynced(out_dir / ninja_file, package_ninja(package, loaded.targets, python).encode())
         written = [[f, written_state(out_dir / f)] for f in (ninja_file, specs_file)]
     else:
-        for f in (ninja_file, specs_file):
-            (out_dir / f).unlink(missing_ok=True)
+        (out_dir / ninja_file).unlink(missing_ok=True)
+        (out_dir / specs_file).unlink(missing_ok=True)
     targets = {t.label.name: {"tags": list(t.tags), "device": t.device,
                               "goals": {k.name: k.goal_path(t.label) for k in rules.kinds()}}
                for t in loaded.targets}
