@@ -98,7 +98,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _shard(text: str) -> tuple[int, int]:
-    from aotbuild.planning.sharding import parse_shard
+    from aotbuild.engine.build import parse_shard
 
     try:
         return parse_shard(text)

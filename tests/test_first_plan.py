@@ -9,14 +9,14 @@ from pathlib import Path
 import filelock
 import pytest
 
-from aotbuild.planning.planner import plan_lock
+from aotbuild.engine.context import exclusive
 
 from .conftest import write
 
 
 def test_the_plan_lock_excludes_another_holder_and_is_released(tmp_path: Path) -> None:
     path = tmp_path / "plan.lock"
-    with plan_lock(path):
+    with exclusive(path):
         # An older aotbuild took this lock with the filelock package: the same flock, so they exclude each other.
         with pytest.raises(filelock.Timeout):
             filelock.FileLock(str(path), timeout=0).acquire()

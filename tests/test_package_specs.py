@@ -4,7 +4,9 @@ own spec files from, what a sibling's edit reruns, and a deleted or stale specs 
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,8 +17,7 @@ from aotbuild import layout, rules
 from aotbuild.engine import context as engine
 from aotbuild.engine import cache_hits
 from aotbuild.ninja import logs, runner
-from aotbuild.planning.ninja_files import package_file, package_specs
-from aotbuild.planning.planner import python_command
+from aotbuild.planning.ninja_files import package_file
 from aotbuild.workspace.labels import Label
 from aotbuild.workspace.loading import load_config, load_package
 
@@ -63,7 +64,7 @@ def pretend_built(ws: Path, name: str) -> None:
     hit: without torch, ninja then finds them up to date until an input of theirs changes."""
     out = ws / "aot-out"
     target = next(t for t in load_package(ws, "pkg", load_config(ws)).targets if t.label.name == name)
-    by_name = {r.name: r for r in [k.rule(python_command()) for k in rules.kinds()]}
+    by_name = {r.name: r for r in [k.rule(shlex.quote(sys.executable)) for k in rules.kinds()]}
     for edge in cache_hits.goal_chain(target)[1:]:  # the spec edge has run for real
         outputs = (*edge.outputs, *edge.implicit_outputs)
         for path in outputs:
@@ -85,7 +86,7 @@ def test_the_specs_file_holds_every_spec_file_of_the_package_exactly(tmp_path: P
     write(root / "m" / "BUILD.aot.yaml", BUILD)
     write(root / "m" / "w.pt", "")
     engine.ensure_plan(root, root / layout.OUT_DIR)
-    text = (root / layout.OUT_DIR / package_specs("m")).read_text()
+    text = (root / layout.OUT_DIR / package_file("m", "specs")).read_text()
     assert text == PACKAGE_SPECS.format(version=__version__)
     assert '"max_autotune"' not in (root / layout.OUT_DIR / package_file("m")).read_text()  # ninja never parses it
 
@@ -117,7 +118,7 @@ def test_a_siblings_edit_reruns_only_its_own_export_and_compile(ws: Path) -> Non
 def test_plain_ninja_recreates_a_deleted_specs_file(ws: Path) -> None:
     assert aotbuild(["query", "//..."], ws).code == 0
     out = ws / "aot-out"
-    specs = out / package_specs("pkg")
+    specs = out / package_file("pkg", "specs")
     good = specs.read_text()
     specs.unlink()
     (out / spec_paths("b")[2]).unlink(missing_ok=True)
@@ -137,7 +138,7 @@ def test_plain_ninja_recreates_a_deleted_specs_file(ws: Path) -> None:
 def test_a_specs_file_without_the_target_fails_its_spec_edge_and_writes_nothing(ws: Path) -> None:
     assert aotbuild(["query", "//..."], ws).code == 0
     out = ws / "aot-out"
-    specs = out / package_specs("pkg")
+    specs = out / package_file("pkg", "specs")
     # As if an older planner had written it: b's branch is missing.
     specs.write_text("".join(line for line in specs.read_text().splitlines(keepends=True) if "/@b/" not in line))
     ran = plain_ninja(ws, *spec_paths("b"))
@@ -149,7 +150,7 @@ def test_a_specs_file_without_the_target_fails_its_spec_edge_and_writes_nothing(
 def test_replanning_writes_a_missing_specs_file_again(ws: Path) -> None:
     root, out = ws, ws / layout.OUT_DIR
     engine.ensure_plan(root, out)
-    specs = out / package_specs("pkg")
+    specs = out / package_file("pkg", "specs")
     good = specs.read_text()
     specs.unlink()
     engine.replan(root, out)  # what `aotbuild plan` runs
@@ -164,7 +165,7 @@ def test_a_damaged_plan_file_is_planned_again_by_the_next_command(ws: Path, dama
     build until `aotbuild clean`)."""
     root, out = ws, ws / layout.OUT_DIR
     engine.ensure_plan(root, out)
-    files = {"ninja": package_file("pkg"), "specs": package_specs("pkg"), "build.ninja": layout.NINJA_FILE}
+    files = {"ninja": package_file("pkg"), "specs": package_file("pkg", "specs"), "build.ninja": layout.NINJA_FILE}
     path = out / files[which]
     good = path.read_bytes()
     if damage == "delete":

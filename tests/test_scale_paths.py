@@ -16,7 +16,7 @@ from aotbuild import layout, rules
 from aotbuild.engine import context as engine
 from aotbuild.engine import output_checks
 from aotbuild.layout import TargetPaths
-from aotbuild.planning.ninja_files import package_file, package_specs
+from aotbuild.planning.ninja_files import package_file
 from aotbuild.workspace.labels import Label
 
 from .conftest import aotbuild, write
@@ -46,7 +46,7 @@ def test_one_spec_edge_per_target_rewrites_only_the_spec_that_changed(ws: Path) 
     assert aotbuild(["query", "//..."], ws).code == 0
     text = (ws / "aot-out" / package_file("pkg")).read_text()
     spec_edges = [line for line in text.splitlines() if line.startswith("build ") and ": aot_spec" in line]
-    assert spec_edges == [f"build {' '.join(spec_paths())}: aot_spec {package_specs('pkg')}"]
+    assert spec_edges == [f"build {' '.join(spec_paths())}: aot_spec {package_file('pkg', 'specs')}"]
     proc = plain_ninja(ws, *spec_paths())
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = ws / "aot-out"

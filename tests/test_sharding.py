@@ -10,7 +10,7 @@ from aotbuild.errors import UserError
 from aotbuild.workspace.labels import parse_label
 from aotbuild.workspace.schema import parse_workspace
 from aotbuild.errors import TargetError
-from aotbuild.planning.sharding import parse_shard, shard
+from aotbuild.engine.build import parse_shard, shard
 from aotbuild.workspace.yaml_source import load_yaml
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from collections import Counter
@@ -20,7 +21,6 @@ from aotbuild.goals import BUILD_GOAL, TEST_GOAL
 from aotbuild.hashing import pretty_json
 from aotbuild.planning import dist_stamps, input_stamps
 from aotbuild.planning.plan_index import Plan
-from aotbuild.planning.sharding import shard
 from aotbuild.reports.outcomes import NEEDS_GPU, UP_TO_DATE, BuildResult, check_remote_url, summarize
 from aotbuild.text import plural
 from aotbuild.workspace import settings
@@ -28,6 +28,7 @@ from aotbuild.workspace.discovery import WORKSPACE_FILE
 from aotbuild.workspace.labels import Label
 from aotbuild.workspace.selection import named_explicitly, select
 
+_SHARD = re.compile(r"([0-9]+)/([0-9]+)")
 # This workspace's last build that ran anything: its use of the cache, for `cache stats` (not in the shared cache).
 LAST_BUILD_FILE = f"{layout.STATE_DIR}/last-build.json"
 
@@ -46,6 +47,21 @@ class BuildRequest:
     shard: tuple[int, int] | None = None  # (K, N) of --shard K/N
     workers: bool = True  # False (--no-workers): one process per action, no warm worker
     verbose: bool = False  # -v: say how the build was decided (the no-op stamp, ninja's version)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'2/4' -> (2, 4): the second of four shards (numbered from 1, as in CI matrices), for `--shard K/N`."""
+    m = _SHARD.fullmatch(text.strip())
+    if m is None or not 1 <= int(m.group(1)) <= int(m.group(2)):
+        raise UserError(f"--shard {text!r}: expected K/N with 1 <= K <= N, such as 1/4\n"
+                        "  fix: give each CI job its own K and the same N")
+    return int(m.group(1)), int(m.group(2))
+
+
+def shard(labels: list[Label], index: int, count: int) -> list[Label]:
+    """Every count-th label of the sorted selection, starting at index: balanced to one target, and the same
+    on every machine that sees the same BUILD files (the selection does not depend on the cache or on timing)."""
+    return sorted(labels, key=str)[index - 1::count]
 
 
 def build(request: BuildRequest, cwd: Path) -> BuildResult:

@@ -80,11 +80,9 @@ def _load_targets(root: Path, labels: list[Label]) -> list[Target]:
     from aotbuild.workspace.loading import load_config, load_package
 
     config = load_config(root)
-    wanted: dict[str, set[str]] = {}
-    for label in labels:
-        wanted.setdefault(label.package, set()).add(label.name)
-    return [t for package, names in wanted.items() for t in load_package(root, package, config).targets
-            if t.label.name in names]
+    wanted = set(labels)
+    packages = dict.fromkeys(label.package for label in labels)  # each read once
+    return [t for package in packages for t in load_package(root, package, config).targets if t.label in wanted]
 
 
 def _memo_state() -> export_action.StateOf:
@@ -92,7 +90,7 @@ def _memo_state() -> export_action.StateOf:
     memo: dict[tuple, dict[str, Any]] = {}
 
     def state(root: Path, deps: dict[str, list[str]]) -> dict[str, Any]:
-        key = (tuple(deps["files"]), tuple(deps["packages"]))
+        key = tuple((name, tuple(value)) for name, value in sorted(deps.items()))  # all of it: state() reads every list
         if key not in memo:
             memo[key] = dependencies.state(root, deps)
         return memo[key]

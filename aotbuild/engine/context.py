@@ -63,10 +63,9 @@ def replan(root: Path, out_dir: Path, known: tuple[list[int] | None, Plan | None
     """Re-plan what changed, under a lock: two commands planning at once would interleave their writes.
     `known`: plan.json's signature, the plan and its staleness as found before the lock, reused if still so."""
     # Imported here: YAML parsing and the ninja writer cost more than a whole no-op build.
-    from aotbuild.planning.planner import plan_lock, update_plan
+    from aotbuild.planning.planner import update_plan
 
-    (out_dir / layout.STATE_DIR).mkdir(parents=True, exist_ok=True)
-    with plan_lock(out_dir / layout.STATE_DIR / "plan.lock"):
+    with exclusive(out_dir / layout.STATE_DIR / "plan.lock", "plan"):
         write_toolchain(out_dir)
         if known is not None and known[0] == signature(str(out_dir / layout.PLAN_FILE)):
             _, plan, stale = known
@@ -112,17 +111,17 @@ def unlink_foreign_symlinks(out_dir: Path, relative_dirs: Iterable[str]) -> list
 
 
 @contextlib.contextmanager
-def exclusive(path: Path) -> Iterator[int]:
-    """One build per workspace: an flock on `path`, whose descriptor (yielded) ninja and every action inherit,
-    so a SIGKILLed CLI's lock stays held until the last of them exits. Closing it (never LOCK_UN, which would
-    release it for the inheritors too) is how the CLI lets go."""
+def exclusive(path: Path, what: str = "build") -> Iterator[int]:
+    """An flock on `path`: `filelock`'s lock on Unix without its import (a tenth of a first plan). ninja and every
+    action inherit a build's descriptor (yielded), so a SIGKILLed CLI's lock stays held until the last of them
+    exits; closing it (never LOCK_UN, which would release it for them too) is how the CLI lets go."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            print("aotbuild: waiting for another build in this workspace to finish", file=sys.stderr, flush=True)
+            print(f"aotbuild: waiting for another {what} in this workspace to finish", file=sys.stderr, flush=True)
             fcntl.flock(fd, fcntl.LOCK_EX)
         yield fd
     finally:

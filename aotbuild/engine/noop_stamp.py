@@ -62,12 +62,12 @@ def paths_for(out_dir: Path, plan: Plan, labels: Sequence[Label], goals: Sequenc
     """What ninja's decision for `goals` (of kind `goal_kind`) and the checks before it read, from the plan and
     the rule kinds, never ninja's files: each kind's edge up to the goal, the generator edges, discovered deps."""
     from aotbuild import rules
-    from aotbuild.planning.ninja_files import package_file, package_specs
+    from aotbuild.planning.ninja_files import package_file
 
     kinds = _chain_kinds(goal_kind)
     with_targets = [p for p, e in plan.packages.items() if e.targets]
     files = [plan.ninja, layout.NINJA_FILE, layout.PLAN_FILE, *LOGS]
-    files += [f for p in with_targets for f in (package_file(p), package_specs(p))]
+    files += [package_file(p, ext) for p in with_targets for ext in ("ninja", "specs")]
     nodes = dict.fromkeys([layout.TOOLCHAIN_FILE, *(layout.from_out(f) for f in plan.build_files)])
     spec_files = [k.spec_file for k in rules.kinds()]  # one spec edge writes them all
     dirs = {".": None}  # aot-out/, every directory above a target directory, and the target directories

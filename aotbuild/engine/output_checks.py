@@ -40,8 +40,7 @@ def repair_mismatched(target_dir: Path) -> list[Path]:
         except FileNotFoundError:
             bad.append(path)
     for path in bad:
-        if path.is_symlink() or path.exists():
-            path.unlink()
+        path.unlink(missing_ok=True)
     if bad:
         _drop_done_markers(target_dir)
     return bad

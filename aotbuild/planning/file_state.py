@@ -12,13 +12,18 @@ from aotbuild.hashing import sha256_bytes
 RACY_NS = 1_000_000_000
 
 
-def signature(path: str) -> list[int] | None:
-    """[mtime_ns, ctime_ns, size, inode] of `path` (symlinks followed), or None when it is missing."""
+def stat_fields(path: str | os.PathLike, *fields: str) -> list[int] | None:
+    """The `fields` of `path`'s stat (symlinks followed), or None when it is missing."""
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
-    return [st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino]
+    return [getattr(st, field) for field in fields]
+
+
+def signature(path: str) -> list[int] | None:
+    """[mtime_ns, ctime_ns, size, inode] of `path`, or None when it is missing."""
+    return stat_fields(path, "st_mtime_ns", "st_ctime_ns", "st_size", "st_ino")
 
 
 @dataclass(frozen=True)

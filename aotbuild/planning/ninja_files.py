@@ -23,19 +23,10 @@ def package_id(package: str) -> str:
     return package.replace("/", "~") if package else "@root"
 
 
-def package_file(package: str) -> str:
-    """The package's ninja file, relative to aot-out/."""
-    return f"{PACKAGES_DIR}/{package_id(package)}.ninja"
-
-
-def package_specs(package: str) -> str:
-    """The package's specs file (spec_edges), relative to aot-out/."""
-    return f"{PACKAGES_DIR}/{package_id(package)}.specs"
-
-
-def package_goal(package: str) -> str:
-    """A phony node for every artifact of the package, in aotbuild's state directory, where no target's files are."""
-    return f"{PACKAGES_DIR}/{package_id(package)}.all"
+def package_file(package: str, ext: str = "ninja") -> str:
+    """The package's ninja file, or its `ext` file (specs: spec_edges; all: a phony node for every artifact of
+    the package), relative to aot-out/: in aotbuild's state directory, where no target's files are."""
+    return f"{PACKAGES_DIR}/{package_id(package)}.{ext}"
 
 
 def _rules_graph(python: str) -> BuildGraph:
@@ -76,7 +67,7 @@ def target_edges(target: Target) -> list[Edge]:
     edges = [edge for kind in kinds for edge in kind.edges(target)]
     d = TargetPaths(target.label).dir  # each kind's spec_path, the directory computed once
     specs = [f"{d}/{kind.spec_file}" for kind in kinds]
-    return edges + [spec_edges.edge(str(target.label), specs, package_specs(target.label.package))]
+    return edges + [spec_edges.edge(str(target.label), specs, package_file(target.label.package, "specs"))]
 
 
 def package_ninja(package: str, targets: list[Target], python: str) -> str:
@@ -90,14 +81,14 @@ def package_ninja(package: str, targets: list[Target], python: str) -> str:
         goals.append(rules.kind(rules.BUILD_GOAL).goal_path(target.label))
     # Planning writes the specs file; this edge, with no inputs, runs only when it is missing (ninja finds a
     # generator edge with no inputs and an existing output clean), and `aotbuild plan` then writes it again.
-    graph.add_edge(Edge(GENERATOR_RULE, (package_specs(package),)))
+    graph.add_edge(Edge(GENERATOR_RULE, (package_file(package, "specs"),)))
     return "".join([f"# {HEADER}\n# Package //{package}\n\n", *map(edge_text, graph.edges),
-                    edge_text(Edge("phony", (package_goal(package),), tuple(goals)))])
+                    edge_text(Edge("phony", (package_file(package, "all"),), tuple(goals)))])
 
 
 def package_specs_text(package: str, targets: list[Target]) -> str:
     """The package's specs file: every spec file of its targets, for their spec edges to pick from."""
-    return spec_edges.specs_text(HEADER, package_specs(package), [rules.spec_files(t) for t in targets])
+    return spec_edges.specs_text(HEADER, package_file(package, "specs"), [rules.spec_files(t) for t in targets])
 
 
 def top_ninja(python: str, build_files: list[str], packages: list[str]) -> str:
@@ -117,7 +108,7 @@ def top_ninja(python: str, build_files: list[str], packages: list[str]) -> str:
     for package in packages:
         w.subninja(package_file(package))  # package ids need no escaping: see package_id
     w.newline()
-    w.build("all", "phony", inputs=[package_goal(p) for p in packages])
+    w.build("all", "phony", inputs=[package_file(p, "all") for p in packages])
     w.newline()
     w.default("all")  # never build everything by accident: aotbuild always names what it wants
     return text.getvalue()

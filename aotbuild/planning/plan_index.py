@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from aotbuild import __version__, layout
-from aotbuild.planning.file_state import FileState, verdict
+from aotbuild.planning.file_state import FileState, stat_fields, verdict
 from aotbuild.workspace.discovery import MAX_SOURCE_BYTES, WORKSPACE_FILE, discover_packages
 from aotbuild.workspace.labels import Label
 
@@ -91,8 +91,7 @@ class Plan:
 
 def read_plan(out_dir: Path) -> Plan | None:
     try:
-        with open(out_dir / layout.PLAN_FILE, "rb") as f:
-            data = f.read()
+        data = (out_dir / layout.PLAN_FILE).read_bytes()
         return Plan.from_json(json.loads(data), data)
     except (FileNotFoundError, ValueError, KeyError, TypeError, IndexError):
         return None  # absent, or written by another aotbuild: plan again
@@ -140,24 +139,16 @@ class Staleness:
         return self.full is None and not self.changed and not self.removed
 
 
-def _stat(path: Path | str, *fields: str) -> list[int] | None:
-    try:
-        st = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return [getattr(st, f) for f in fields]
-
-
 def watch_state(path: str) -> list[int] | None:
     """What the plan depends on of a weights file: that it exists, and which file it is (a retargeted symlink
     may now leave the workspace). Its content is the export's input, tracked by ninja."""
-    return _stat(path, "st_dev", "st_ino")
+    return stat_fields(path, "st_dev", "st_ino")
 
 
 def written_state(path: Path | str) -> list[int] | None:
     """What a plan file looked like when the plan wrote it: [size, mtime_ns, inode]. Another state means it
     was deleted, emptied (a crash before its data reached the disk) or edited: it is written again."""
-    return _stat(path, "st_size", "st_mtime_ns", "st_ino")
+    return stat_fields(path, "st_size", "st_mtime_ns", "st_ino")
 
 
 def staleness(plan: Plan | None, root: Path, out_dir: Path) -> Staleness:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import gc
 import os
 import shlex
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,29 +15,12 @@ from aotbuild import __version__, layout, rules
 from aotbuild.errors import Location, TargetError
 from aotbuild.fsutil import replace_if_changed_unsynced, replace_unsynced
 from aotbuild.planning.file_state import FileState, read_state
-from aotbuild.planning.ninja_files import (PACKAGES_DIR, package_file, package_ninja, package_specs, package_specs_text,
-                                           top_ninja)
+from aotbuild.planning.ninja_files import PACKAGES_DIR, package_file, package_ninja, package_specs_text, top_ninja
 from aotbuild.planning.plan_index import PackageEntry, Plan, Staleness, encode_plan, watch_state, written_state
 from aotbuild.workspace.discovery import MAX_SOURCE_BYTES, WORKSPACE_FILE, discover_packages
 from aotbuild.workspace.loading import Package, load_package
 from aotbuild.workspace.schema import WorkspaceConfig, parse_workspace
 from aotbuild.workspace.yaml_source import decode, parse_yaml, too_large
-
-
-@contextlib.contextmanager
-def plan_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive flock on `path` (created if need be), released by the kernel when the descriptor
-    closes, a killed process's too: `filelock`'s lock on Unix, without its import (a tenth of a first plan)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by children (PEP 446)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def python_command() -> str:
-    return shlex.quote(sys.executable)
 
 
 def _text(file: str, state: FileState, data: bytes | None) -> str:
@@ -55,11 +35,6 @@ def _text(file: str, state: FileState, data: bytes | None) -> str:
     return decode(data, file)
 
 
-def read_config(root: Path) -> tuple[FileState, WorkspaceConfig]:
-    state, data = read_state(f"{root}/{WORKSPACE_FILE}", MAX_SOURCE_BYTES)
-    return state, parse_workspace(parse_yaml(_text(WORKSPACE_FILE, state, data), WORKSPACE_FILE), WORKSPACE_FILE)
-
-
 def plan_package(root: Path, out_dir: Path, package: str, config: WorkspaceConfig, python: str) -> PackageEntry:
     """Parse one package and write its specs file and ninja file; returns its index entry."""
     file = layout.build_file(package)
@@ -70,7 +45,7 @@ def plan_package(root: Path, out_dir: Path, package: str, config: WorkspaceConfi
         loaded = Package(package, broken=e)
     else:
         loaded = load_package(root, package, config, text)
-    ninja_file, specs_file = package_file(package), package_specs(package)
+    ninja_file, specs_file = package_file(package), package_file(package, "specs")
     written = None
     if loaded.targets:
         replace_if_changed_unsynced(out_dir / specs_file, package_specs_text(package, loaded.targets).encode())
@@ -102,8 +77,9 @@ def update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) -
 
 
 def _update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) -> Plan:
-    python = python_command()
-    workspace_state, config = read_config(root)
+    python = shlex.quote(sys.executable)
+    workspace_state, data = read_state(f"{root}/{WORKSPACE_FILE}", MAX_SOURCE_BYTES)
+    config = parse_workspace(parse_yaml(_text(WORKSPACE_FILE, workspace_state, data), WORKSPACE_FILE), WORKSPACE_FILE)
     # A WORKSPACE.aot.yaml edited since `stale` was computed reaches every package too.
     full = stale.full is not None or old is None or old.workspace.digest != workspace_state.digest
     if full:
@@ -114,9 +90,6 @@ def _update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) 
         assert old is not None
         packages = stale.packages
         entries = {p: e for p, e in old.packages.items() if p not in stale.removed}
-        for package in stale.removed:
-            for f in (package_file(package), package_specs(package)):
-                (out_dir / f).unlink(missing_ok=True)
         for package, entry in entries.items():
             moved = stale.moved.get(layout.build_file(package))
             if moved is not None:
@@ -126,8 +99,8 @@ def _update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) 
         entries[package] = plan_package(root, out_dir, package, config, python)
     entries = {p: entries[p] for p in packages}  # discovery order: sorted, as the index and ninja expect
     with_targets = [p for p in packages if entries[p].targets]
-    if full:
-        _remove_stray_package_files(out_dir, {f for p in with_targets for f in (package_file(p), package_specs(p))})
+    if full or stale.removed:
+        _remove_stray_package_files(out_dir, {package_file(p, ext) for p in with_targets for ext in ("ninja", "specs")})
     top = top_ninja(python, [WORKSPACE_FILE] + [layout.build_file(p) for p in packages], with_targets)
     ninja_file = out_dir / layout.NINJA_FILE
     if not replace_if_changed_unsynced(ninja_file, top.encode()):
@@ -141,12 +114,9 @@ def _update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) 
 
 
 def _remove_stray_package_files(out_dir: Path, keep: set[str]) -> None:
-    """Package files that an earlier plan wrote for packages gone or broken since."""
-    try:
-        names = os.listdir(out_dir / PACKAGES_DIR)
-    except FileNotFoundError:
-        return
-    for name in names:
-        if name.endswith((".ninja", ".specs")) and f"{PACKAGES_DIR}/{name}" not in keep:
-            (out_dir / PACKAGES_DIR / name).unlink(missing_ok=True)
+    """Package files that an earlier plan wrote for packages removed, gone or broken since."""
+    directory = out_dir / PACKAGES_DIR
+    for path in [*directory.glob("*.ninja"), *directory.glob("*.specs")]:  # none where it is missing
+        if f"{PACKAGES_DIR}/{path.name}" not in keep:
+            path.unlink(missing_ok=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -16,16 +17,15 @@ from aotbuild.fsutil import atomic_write
 from aotbuild.workspace import settings
 
 
-def _torch() -> tuple[Any, Path | None]:
-    """torch's distribution and its torch/version.py, found through its metadata: no import, no sys.path lookup."""
+def _version_py() -> Path | None:
+    """torch/version.py, found through torch's distribution metadata: no import, no sys.path lookup."""
     import importlib.metadata
 
     try:
-        dist = importlib.metadata.distribution("torch")
+        path = Path(str(importlib.metadata.distribution("torch").locate_file("torch/version.py")))
     except importlib.metadata.PackageNotFoundError:
-        return None, None
-    path = Path(str(dist.locate_file("torch/version.py")))
-    return dist, (path if path.is_file() else None)
+        return None
+    return path if path.is_file() else None
 
 
 def torch_versions() -> dict[str, str | None]:
@@ -33,8 +33,8 @@ def torch_versions() -> dict[str, str | None]:
     torch.__version__ (with the +cu130 that distribution metadata may lack), which actions compare against."""
     import ast
 
-    dist, version_py = _torch()
-    found = {"torch": dist and dist.version, "torch_git": None, "torch_cuda": None}
+    version_py = _version_py()
+    found: dict[str, str | None] = {"torch": None, "torch_git": None, "torch_cuda": None}
     names = {"__version__": "torch", "git_version": "torch_git", "cuda": "torch_cuda"}
     for node in ast.parse(version_py.read_text()).body if version_py else ():
         if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Constant):
@@ -44,10 +44,11 @@ def torch_versions() -> dict[str, str | None]:
     return found
 
 
-def _output(cmd: list[str]) -> str:
+def _output(program: str | None, *args: str) -> str:
+    """What `program` prints; empty where it is not installed."""
     import subprocess  # here: only a fingerprint not cached runs one, and a no-op build need not load it
 
-    return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
+    return subprocess.run([program, *args], capture_output=True, text=True, check=False).stdout if program else ""
 
 
 def find_compiler(env: Mapping[str, str]) -> str | None:
@@ -57,19 +58,15 @@ def find_compiler(env: Mapping[str, str]) -> str | None:
 
 def compiler_version(env: Mapping[str, str]) -> str | None:
     """First line of `$CXX --version`."""
-    path = find_compiler(env)
-    out = _output([path, "--version"]) if path else ""
-    return out.splitlines()[0] if out else None
+    return next(iter(_output(find_compiler(env), "--version").splitlines()), None)
 
 
 def cpu_flags() -> str:
     """The host CPU's instruction-set flags, sorted (empty where /proc/cpuinfo says none)."""
-    try:
+    with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith(("flags", "Features")):
                 return " ".join(sorted(line.split(":", 1)[1].split()))
-    except OSError:
-        pass
     return ""
 
 
@@ -82,8 +79,7 @@ def cpu_isa() -> str:
 
 def gpu_arch() -> str | None:
     """Compute capabilities of the visible GPUs, or None where there is no NVIDIA driver."""
-    smi = shutil.which("nvidia-smi")
-    out = _output([smi, "--query-gpu=compute_cap", "--format=csv,noheader"]) if smi else ""
+    out = _output(shutil.which("nvidia-smi"), "--query-gpu=compute_cap", "--format=csv,noheader")
     return ",".join(sorted(set(re.findall(r"\d+\.\d+", out)))) or None
 
 
@@ -92,10 +88,8 @@ def triton_version() -> str | None:
     import importlib.metadata
 
     for name in ("triton", "pytorch-triton"):
-        try:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             return f"{name} {importlib.metadata.version(name)}"
-        except importlib.metadata.PackageNotFoundError:
-            continue
     return None
 
 
@@ -112,31 +106,19 @@ def fingerprint(env: Mapping[str, str]) -> dict[str, Any]:
     return {"export": export, "compile": compile_, "cuda": cuda, "host": {"gpu_arch": detected}}
 
 
-def identity(path: str | None) -> list[Any]:
-    """Which file `path` is: every symlink on the way (as update-alternatives chains them) and the resolved
-    file's stat signature. Retargeting any link, or replacing the binary, changes it."""
+def identity(path: str | None) -> list[Any] | None:
+    """Which file `path` is: its resolved path (any link on the way retargeted moves it) and stat signature."""
     if path is None:
-        return []
-    hops: list[Any] = []
-    current = path
-    for _ in range(40):  # the kernel's own limit on nested links
-        try:
-            link = os.readlink(current)
-        except OSError:  # not a link (or gone): the chain ends here
-            break
-        hops.append(link)
-        current = os.path.join(os.path.dirname(current), link)
+        return None
     try:
         st = os.stat(path)
-        hops.append([os.path.realpath(path), st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev])
     except OSError:
-        hops.append(None)
-    return hops
+        return None
+    return [os.path.realpath(path), st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev]
 
 
 def _stamp(env: Mapping[str, str], files: list[str]) -> list[Any]:
-    """Cheap evidence that the toolchain is unchanged: interpreter, variables, CPU, and the compiler, the
-    interpreter and key `files` followed through every symlink."""
+    """Cheap evidence that the toolchain is unchanged: interpreter, variables, CPU, compiler and key `files`."""
     compiler = find_compiler(env)
     gpus = sorted(os.listdir("/proc/driver/nvidia/gpus")) if os.path.isdir("/proc/driver/nvidia/gpus") else []
     # The flags themselves, not cpu_isa()'s digest of them: a no-op build need not load hashlib.
@@ -147,13 +129,11 @@ def _stamp(env: Mapping[str, str], files: list[str]) -> list[Any]:
 
 def cached_fingerprint(stamp_file: Path, env: Mapping[str, str]) -> dict[str, Any]:
     """fingerprint(), recomputed only when the stamp changes: a no-op build must not spawn a compiler."""
-    try:
+    with contextlib.suppress(FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
         saved = json.loads(stamp_file.read_text())
         if saved["stamp"] == _stamp(env, saved["files"]):
             return saved["fingerprint"]
-    except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
-        pass
-    version_py = _torch()[1]  # the one key file: the compiler is in the stamp already
+    version_py = _version_py()  # the one key file: the compiler is in the stamp already
     files = [str(version_py)] if version_py else []
     result = fingerprint(env)
     atomic_write(stamp_file, json.dumps({"stamp": _stamp(env, files), "files": files, "fingerprint": result}).encode())
