@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,11 +66,6 @@ def _mix(a: int, b: int) -> int:
     return (r & _M64) ^ (r >> 64)
 
 
-def _mum(a: int, b: int) -> tuple[int, int]:
-    r = a * b
-    return r & _M64, r >> 64
-
-
 def rapidhash(data: bytes) -> int:
     """rapidhash (ninja's third_party/rapidhash.h, fast and unrolled variants agree), ninja's command hash."""
     n = len(data)
@@ -108,8 +102,8 @@ def rapidhash(data: bytes) -> int:
             if i > 32:
                 seed = _mix(r64(p + 16) ^ _SECRET[2], r64(p + 24) ^ seed)
         a, b = r64(p + i - 16), r64(p + i - 8)
-    a, b = _mum(a ^ _SECRET[1], b ^ seed)
-    return _mix(a ^ _SECRET[0] ^ n, b ^ _SECRET[1])
+    r = (a ^ _SECRET[1]) * (b ^ seed)
+    return _mix((r & _M64) ^ _SECRET[0] ^ n, (r >> 64) ^ _SECRET[1])
 
 
 def check_path(path: str) -> str:
@@ -133,20 +127,18 @@ class Finished:
     output_mtimes_ns: tuple[int, ...] = ()
 
 
-def check_build_log(path: Path) -> None:
-    """Raise FormatError unless the log is absent or of the version this module writes."""
+def check_logs(builddir: Path) -> dict[str, int]:
+    """Raise FormatError unless each log is absent or of the version this module writes, and the deps log is
+    undamaged (ninja would truncate it, and records appended after the damage would be lost or misread); the
+    deps log's path ids (path -> id)."""
     try:
-        with open(path, "rb") as f:
+        with open(builddir / BUILD_LOG, "rb") as f:
             first = f.readline()
     except FileNotFoundError:
-        return
+        first = b""
     if first and first != BUILD_LOG_HEADER:
-        raise FormatError(f"{path}: unknown build log version {first[:40]!r}")
-
-
-def read_deps_ids(path: Path) -> dict[str, int]:
-    """The path ids of an existing deps log (path -> id); FormatError for another version or any damage
-    (ninja would truncate a damaged log, and records appended after the damage would be lost or misread)."""
+        raise FormatError(f"{builddir / BUILD_LOG}: unknown build log version {first[:40]!r}")
+    path = builddir / DEPS_LOG
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -198,21 +190,14 @@ def _deps_record(out_id: int, mtime_ns: int, dep_ids: list[int]) -> bytes:
                        (mtime_ns >> 32) & 0xFFFFFFFF, *dep_ids)
 
 
-def append(binary: str, builddir: Path, finished: Iterable[Finished]) -> None:
+def append(binary: str, builddir: Path, finished: list[Finished]) -> None:
     """Record `finished` edges as ninja 1.13 would (build log v7, deps log v4), deps first: ninja re-runs an edge
     whose command is not logged. Only appends: ninja reads an output's last entry and recompacts the files."""
     why = refusal(binary, builddir)
     if why is not None:
         raise FormatError(why)
-    finished = list(finished)
-    build_log, deps_log = builddir / BUILD_LOG, builddir / DEPS_LOG
-    check_build_log(build_log)
+    ids = check_logs(builddir)
     records = bytearray()
-    ids: dict[str, int] = {}
-    if any(edge.deps is not None for edge in finished):
-        ids = read_deps_ids(deps_log)
-        if not deps_log.exists() or deps_log.stat().st_size == 0:
-            records += DEPS_LOG_HEADER + struct.pack("<i", DEPS_LOG_VERSION)
 
     def node(path: str) -> int:
         if path not in ids:
@@ -221,20 +206,18 @@ def append(binary: str, builddir: Path, finished: Iterable[Finished]) -> None:
         return ids[path]
 
     for edge in finished:
-        if edge.deps is None:
-            continue
-        for output, mtime in zip(edge.outputs, edge.output_mtimes_ns, strict=True):
-            out_id = node(output)
-            dep_ids = [node(d) for d in edge.deps]
-            records += _deps_record(out_id, mtime, dep_ids)
+        if edge.deps is not None:
+            for output, mtime in zip(edge.outputs, edge.output_mtimes_ns, strict=True):
+                records += _deps_record(node(output), mtime, [node(d) for d in edge.deps])
     lines = [f"0\t0\t{edge.mtime_ns}\t{out}\t{rapidhash(edge.command.encode('utf-8', 'surrogateescape')):x}\n"
              for edge in finished for out in edge.outputs]
     builddir.mkdir(parents=True, exist_ok=True)
-    if records:
-        with open(deps_log, "ab") as f:
-            f.write(records)
-    if lines:
-        fresh = not build_log.exists() or build_log.stat().st_size == 0
-        with open(build_log, "ab") as f:
-            f.write((BUILD_LOG_HEADER if fresh else b"") + "".join(lines).encode("utf-8", "surrogateescape"))
+    _append(builddir / DEPS_LOG, DEPS_LOG_HEADER + struct.pack("<i", DEPS_LOG_VERSION), bytes(records))
+    _append(builddir / BUILD_LOG, BUILD_LOG_HEADER, "".join(lines).encode("utf-8", "surrogateescape"))
 
+
+def _append(path: Path, header: bytes, data: bytes) -> None:
+    """`data` at the end of a log, after its `header` where the log is new or empty."""
+    if data:
+        with open(path, "ab") as f:  # opened at its end: tell() is its size
+            f.write((header if f.tell() == 0 else b"") + data)
