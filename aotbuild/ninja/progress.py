@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from aotbuild.interrupts import forwarded
 from aotbuild.text import plural
 
 # ninja's own line shows one edge at a time, and a total that shrinks as restat prunes edges. So ninja runs on
@@ -48,12 +49,14 @@ def _gerund(verb: str) -> str:
 
 @dataclass
 class Progress:
-    """What ninja has started and finished so far, from its status prints."""
+    """What ninja has started and finished so far, from its status prints, split out of its terminal output."""
 
     started: int = 0
     finished: int = 0
     done: int = 0  # aotbuild actions finished (spec files and re-planning are not worth counting)
     running: Counter = field(default_factory=Counter)  # description -> how many edges with it run
+    _pending: bytes = b""  # the start of a status print, to complete with the next chunk
+    _after_status: bool = False
 
     def status(self, started: int, finished: int, description: str) -> None:
         """One status print: ninja prints one as each edge starts (`started` went up) and as it ends."""
@@ -78,15 +81,6 @@ class Progress:
         text = " · ".join(parts)
         return text if len(text) <= width else text[:max(0, width - 1)] + "…"
 
-
-class StreamParser:
-    """Splits ninja's terminal output into status prints (fed to a Progress) and text to show as it is."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self._pending = b""
-        self._after_status = False
-
     def feed(self, data: bytes) -> bytes:
         """Returns the text to show (newlines normalized); keeps an incomplete status print for later."""
         data = self._pending + data
@@ -107,7 +101,7 @@ class StreamParser:
                 self._after_status = False
             shown.append(text)
             if i + 3 < len(pieces):
-                self.progress.status(int(pieces[i + 1]), int(pieces[i + 2]), pieces[i + 3].decode(errors="replace"))
+                self.status(int(pieces[i + 1]), int(pieces[i + 2]), pieces[i + 3].decode(errors="replace"))
                 self._after_status = True
         return b"".join(shown).replace(b"\r\n", b"\n")
 
@@ -116,7 +110,9 @@ class StreamParser:
         return rest.replace(b"\r\n", b"\n")
 
 
-def start(cmd: list[str], cwd: Path, env: Mapping[str, str], pass_fds: tuple[int, ...]) -> tuple[subprocess.Popen, int]:
+def run(cmd: list[str], cwd: Path, env: Mapping[str, str], pass_fds: tuple[int, ...], out: TextIO) -> int:
+    """Run ninja on a pseudo-terminal, drawing the progress line on `out` (a terminal) until it exits; its exit
+    code. A signal to the CLI stops ninja and every action."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 10000, 0, 0))  # ninja never shortens a line
     try:
@@ -127,13 +123,12 @@ def start(cmd: list[str], cwd: Path, env: Mapping[str, str], pass_fds: tuple[int
         raise
     finally:
         os.close(slave)
-    return proc, master
+    with forwarded(proc):
+        return _show(proc, master, out)
 
 
-def show(proc: subprocess.Popen, master: int, out: TextIO) -> int:
-    """Read ninja's output until it exits, drawing the progress line on `out` (a terminal); ninja's exit code."""
+def _show(proc: subprocess.Popen, master: int, out: TextIO) -> int:
     progress = Progress()
-    parser = StreamParser(progress)
     started = time.monotonic()
     columns = shutil.get_terminal_size().columns
     drawn = ""
@@ -161,8 +156,8 @@ def show(proc: subprocess.Popen, master: int, out: TextIO) -> int:
                 chunk = b""
             if not chunk:
                 break
-            draw(parser.feed(chunk))
-        draw(parser.flush())
+            draw(progress.feed(chunk))
+        draw(progress.flush())
         out.write("\r\x1b[K")  # the summary that follows says what happened, with the time
         out.flush()
     finally:

@@ -34,20 +34,14 @@ def run_ninja(binary: str, out_dir: Path, goals: list[str], *, jobs: int | None,
     if log is None and sys.stdout.isatty() and os.environ.get("TERM", "dumb") != "dumb":
         from aotbuild.ninja import progress
 
-        proc, terminal = progress.start(cmd, out_dir, {**os.environ, **env}, pass_fds)
-        with forwarded(proc):
-            return progress.show(proc, terminal, sys.stdout)
+        return progress.run(cmd, out_dir, {**os.environ, **env}, pass_fds, sys.stdout)
     with open(log, "wb") if log is not None else contextlib.nullcontext() as out:
-        proc = subprocess.Popen(cmd, cwd=out_dir, env={**os.environ, **plain_status(os.environ), **env},
+        # Without a terminal, ninja's status is a count of finished edges that only goes up (its default
+        # `[%f/%t] ` shows a total that shrinks as restat prunes edges). A NINJA_STATUS the user set is theirs.
+        proc = subprocess.Popen(cmd, cwd=out_dir, env={"NINJA_STATUS": "[%f done] ", **os.environ, **env},
                                 pass_fds=pass_fds, stdout=out, stderr=None if out is None else subprocess.STDOUT)
         with forwarded(proc):
             return proc.wait()
-
-
-def plain_status(environ: Mapping[str, str]) -> dict[str, str]:
-    """ninja's status without a terminal: a count of finished edges that only goes up (ninja's default
-    `[%f/%t] ` shows a total that shrinks as restat prunes edges). A NINJA_STATUS the user set is theirs."""
-    return {} if "NINJA_STATUS" in environ else {"NINJA_STATUS": "[%f done] "}
 
 
 def is_up_to_date(binary: str, out_dir: Path, goal: str) -> bool:
