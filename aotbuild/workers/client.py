@@ -37,16 +37,12 @@ class Unavailable(Exception):
     """No worker could be reached or started: run the action here instead."""
 
 
-def server_key(environ: dict[str, str]) -> str:
+def socket_path(environ: dict[str, str]) -> str:
     """One server per interpreter, aotbuild checkout and environment: torch reads variables when imported.
     aotbuild's own variables are read by each action, not at import, so builds differing only there share one."""
     relevant = sorted((k, v) for k, v in environ.items() if not k.startswith("AOTBUILD_") and k not in SHELL_VARS)
-    text = json.dumps([sys.executable, PACKAGE_ROOT, relevant])
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
-
-
-def socket_path(environ: dict[str, str]) -> str:
-    return os.path.join(BASE, "workers", f"{server_key(environ)}.sock")
+    key = hashlib.sha256(json.dumps([sys.executable, PACKAGE_ROOT, relevant]).encode()).hexdigest()[:20]
+    return os.path.join(BASE, "workers", f"{key}.sock")
 
 
 def _private_dirs() -> None:
@@ -103,9 +99,9 @@ def connect_or_start(path: str, environ: dict[str, str] | None = None) -> socket
 
 
 def _send(sock: socket.socket, request: dict, fds: list[int]) -> None:
-    """One request as the server reads it: its length (4 bytes), then its JSON; `fds` ride along."""
-    body = json.dumps(request).encode()
-    socket.send_fds(sock, [len(body).to_bytes(4, "big") + body], fds)
+    """One request as the server reads it: a byte that carries `fds`, then its JSON on one line."""
+    socket.send_fds(sock, [b"\0"], fds)
+    sock.sendall(json.dumps(request).encode() + b"\n")
 
 
 def prewarm(environ: dict[str, str]) -> bool:
@@ -181,7 +177,7 @@ def main(argv: list[str]) -> int:
     try:
         path = socket_path(dict(os.environ))
         forwarded: list[int] = []
-        for attempt in (1, 2):
+        for then in ("running it again", "again; giving up"):
             final = run_once(argv, path, forwarded)
             if final is not None and "hand_off" in final:
                 # The action needs torch and a warm server is starting: run it there (at most once more), or at
@@ -193,11 +189,8 @@ def main(argv: list[str]) -> int:
             if final is not None and "exit" in final:
                 return final["exit"]
             why = f"was killed by signal {final['signal']}" if final else "vanished"
-            if attempt == 1:
-                print(f"aotbuild: the worker running `{' '.join(argv)}` {why}; running it again",
-                      file=sys.stderr, flush=True)
-                time.sleep(0.1)
-        print(f"aotbuild: the worker running `{' '.join(argv)}` {why} again; giving up", file=sys.stderr)
+            print(f"aotbuild: the worker running `{' '.join(argv)}` {why}; {then}", file=sys.stderr, flush=True)
+            time.sleep(0.1)
         return 1
     except (Unavailable, OSError) as e:
         print(f"aotbuild: no warm worker ({e}); running the action in its own process", file=sys.stderr,

@@ -31,47 +31,29 @@ def _bind(path: str) -> socket.socket:
     return sock
 
 
-def _recv(conn: socket.socket, data: bytes, size: int) -> bytes:
-    """`data` read on until it holds `size` bytes."""
-    while len(data) < size:
-        more = conn.recv(size - len(data))
-        if not more:
-            raise ConnectionError("client closed mid-request")
-        data += more
-    return data
-
-
 def _read_request(conn: socket.socket) -> tuple[dict, list[int]]:
-    """Its length (4 bytes), then its JSON, as client._send writes it; the client's fds come with the first."""
-    head, fds, _, _ = socket.recv_fds(conn, 4, 3)
-    size = int.from_bytes(_recv(conn, head, 4), "big")
-    if size > MAX_REQUEST:
-        raise ConnectionError(f"request of {size} bytes")
-    return json.loads(_recv(conn, b"", size)), fds
-
-
-def _client_gone(conn: socket.socket) -> bool:
-    try:
-        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-    except BlockingIOError:
-        return False
-    except OSError:
-        return True
+    """A byte that carries the client's fds, then the request's JSON on one line, as client._send writes them."""
+    _, fds, _, _ = socket.recv_fds(conn, 1, 3)
+    with conn.makefile("rb") as f:  # the client sends nothing after it: nothing is read ahead
+        line = f.readline(MAX_REQUEST)
+    if not line.endswith(b"\n"):
+        raise ConnectionError(f"a request cut short or over {MAX_REQUEST} bytes")
+    return json.loads(line), fds
 
 
 class Server:
     """Single-threaded (forking a process with threads is unsafe). A bare one (no torch) serves at once; when an
     action needs torch it forks a warm one, which imports it and renames its socket over the bare one's."""
 
-    def __init__(self, path: str, listener: socket.socket, idle_s: float, startup_dir: str, warm: bool) -> None:
+    def __init__(self, path: str, listener: socket.socket, startup_dir: str, predecessor: int | None) -> None:
         self.path = path
         self.startup_dir = startup_dir
-        self.warm = warm
+        self.predecessor = predecessor  # a warm server's bare parent; None in a bare server
+        self.warm = predecessor is not None
         # A bare server's children write to this pipe when they import torch: then a warm one is wanted.
-        self.wanted_r, self.wanted_w = (None, None) if warm else os.pipe()
-        self.predecessor: int | None = None  # a warm server's bare parent
+        self.wanted_r, self.wanted_w = (None, None) if self.warm else os.pipe()
         self.listener = listener
-        self.idle_s = idle_s
+        self.idle_s = float(os.environ.get(IDLE_VAR, DEFAULT_IDLE_S))
         self.running: dict[int, socket.socket] = {}  # child pid -> its client's connection
         self.last_active = time.monotonic()
         self.inode = os.stat(path).st_ino  # to remove only our own socket file when idle
@@ -89,7 +71,13 @@ class Server:
             conn.close()
             self.want_warm()
             return
-        if _client_gone(conn):  # it gave up waiting (a wedged start) and ran the action itself
+        try:
+            gone = conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            gone = False
+        except OSError:
+            gone = True
+        if gone:  # it gave up waiting (a wedged start) and ran the action itself
             for fd in fds:
                 os.close(fd)
             conn.close()
@@ -206,21 +194,16 @@ class Server:
             listener = _bind(tmp)
             os.rename(tmp, self.path)
             print(f"pid {os.getpid()} warm", file=sys.stderr, flush=True)
-            warm = Server(self.path, listener, self.idle_s, self.startup_dir, warm=True)
             # Our pid, not getppid() read now: a parent that exited meanwhile reads as pid 1 (or a subreaper),
             # which would count as a predecessor still running, and this server would never go idle.
-            warm.predecessor = bare
-            warm.loop()
+            Server(self.path, listener, self.startup_dir, predecessor=bare).loop()
         finally:
             os._exit(0)
 
     def shutdown(self) -> None:
         """Idle: stop taking new clients (they start a new server), serve any already queued, then exit."""
-        try:
-            if os.stat(self.path).st_ino == self.inode:
-                os.unlink(self.path)
-        except OSError:
-            pass
+        if not self.handed_off():
+            unlink_quiet(Path(self.path))
         self.accept_pending()
         while self.running:
             time.sleep(0.05)
@@ -236,8 +219,7 @@ def main(argv: list[str]) -> None:
     listener = _bind(path)
     os.close(ready_fd)  # clients may connect now
     print(f"pid {os.getpid()} bare", file=sys.stderr, flush=True)
-    idle_s = float(os.environ.get(IDLE_VAR, DEFAULT_IDLE_S))
-    Server(path, listener, idle_s, startup_dir, warm=False).loop()
+    Server(path, listener, startup_dir, predecessor=None).loop()
 
 
 if __name__ == "__main__":

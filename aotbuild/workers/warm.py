@@ -42,19 +42,11 @@ def preload() -> None:
 
     if torch.cuda.is_initialized():
         raise RuntimeError("CUDA was initialized while preloading: forked actions could not use it")
-    if _children_in_bad_fork():
-        raise RuntimeError("CUDA's fork guard was armed while preloading: forked actions could not use CUDA")
-
-
-def _children_in_bad_fork() -> bool:
-    """Whether a forked child would be refused CUDA: fork one that reports torch's own flag (no CUDA init)."""
-    import torch
-
-    pid = os.fork()
+    pid = os.fork()  # whether a forked child would be refused CUDA: it reports torch's own flag (no CUDA init)
     if pid == 0:
         os._exit(1 if torch.cuda._is_in_bad_fork() else 0)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status) != 0
+    if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:
+        raise RuntimeError("CUDA's fork guard was armed while preloading: forked actions could not use CUDA")
 
 
 def _warm_inductor() -> None:
