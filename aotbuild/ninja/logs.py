@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from aotbuild.fsutil import replace_unsynced
 
 BUILD_LOG = ".ninja_log"
 DEPS_LOG = ".ninja_deps"
@@ -45,15 +49,11 @@ def refusal(binary: str, builddir: Path | None = None) -> str | None:
     if kept.startswith(key):
         version = kept[len(key):]
     else:
-        import subprocess
-
         try:
             version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout.strip()
         except (OSError, subprocess.CalledProcessError):
             version = ""
         if builddir is not None and builddir.is_dir():
-            from aotbuild.fsutil import replace_unsynced
-
             replace_unsynced(builddir / VERSION_FILE, (key + version).encode())
     if version.split(".")[:2] == TESTED_RELEASE.split("."):
         return None
@@ -131,11 +131,9 @@ def check_logs(builddir: Path) -> dict[str, int]:
     """Raise FormatError unless each log is absent or of the version this module writes, and the deps log is
     undamaged (ninja would truncate it, and records appended after the damage would be lost or misread); the
     deps log's path ids (path -> id)."""
-    try:
-        with open(builddir / BUILD_LOG, "rb") as f:
-            first = f.readline()
-    except FileNotFoundError:
-        first = b""
+    first = b""
+    with contextlib.suppress(FileNotFoundError), open(builddir / BUILD_LOG, "rb") as f:
+        first = f.readline()
     if first and first != BUILD_LOG_HEADER:
         raise FormatError(f"{builddir / BUILD_LOG}: unknown build log version {first[:40]!r}")
     path = builddir / DEPS_LOG
@@ -173,23 +171,6 @@ def check_logs(builddir: Path) -> dict[str, int]:
     return ids
 
 
-def _path_record(path: str, node_id: int) -> bytes:
-    raw = path.encode("utf-8", "surrogateescape")
-    padding = (4 - len(raw) % 4) % 4
-    size = len(raw) + padding + 4
-    if size > MAX_RECORD:
-        raise FormatError(f"path too long for the deps log: {path[:80]}...")
-    return struct.pack("<I", size) + raw + b"\0" * padding + struct.pack("<I", (~node_id) & 0xFFFFFFFF)
-
-
-def _deps_record(out_id: int, mtime_ns: int, dep_ids: list[int]) -> bytes:
-    size = 4 * (3 + len(dep_ids))
-    if size > MAX_RECORD:
-        raise FormatError("too many dependencies for one deps record")
-    return struct.pack(f"<IiII{len(dep_ids)}i", size | 0x80000000, out_id, mtime_ns & 0xFFFFFFFF,
-                       (mtime_ns >> 32) & 0xFFFFFFFF, *dep_ids)
-
-
 def append(binary: str, builddir: Path, finished: list[Finished]) -> None:
     """Record `finished` edges as ninja 1.13 would (build log v7, deps log v4), deps first: ninja re-runs an edge
     whose command is not logged. Only appends: ninja reads an output's last entry and recompacts the files."""
@@ -200,15 +181,24 @@ def append(binary: str, builddir: Path, finished: list[Finished]) -> None:
     records = bytearray()
 
     def node(path: str) -> int:
-        if path not in ids:
-            records.extend(_path_record(path, len(ids)))
+        if path not in ids:  # a path record: the path padded to 4 bytes, then its id's complement
+            raw = path.encode("utf-8", "surrogateescape")
+            raw += b"\0" * (-len(raw) % 4)
+            if len(raw) + 4 > MAX_RECORD:
+                raise FormatError(f"path too long for the deps log: {path[:80]}...")
+            records.extend(struct.pack("<I", len(raw) + 4) + raw + struct.pack("<I", (~len(ids)) & 0xFFFFFFFF))
             ids[path] = len(ids)
         return ids[path]
 
     for edge in finished:
-        if edge.deps is not None:
-            for output, mtime in zip(edge.outputs, edge.output_mtimes_ns, strict=True):
-                records += _deps_record(node(output), mtime, [node(d) for d in edge.deps])
+        if edge.deps is None:
+            continue
+        size = 4 * (3 + len(edge.deps))  # a deps record: the output's id, its mtime (8 bytes), each dependency's id
+        if size > MAX_RECORD:
+            raise FormatError(f"too many dependencies for one deps record: {edge.outputs[0]}")
+        for output, mtime in zip(edge.outputs, edge.output_mtimes_ns, strict=True):
+            records += struct.pack(f"<IiQ{len(edge.deps)}i", size | 0x80000000, node(output), mtime,
+                                   *[node(d) for d in edge.deps])
     lines = [f"0\t0\t{edge.mtime_ns}\t{out}\t{rapidhash(edge.command.encode('utf-8', 'surrogateescape')):x}\n"
              for edge in finished for out in edge.outputs]
     builddir.mkdir(parents=True, exist_ok=True)

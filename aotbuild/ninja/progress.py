@@ -34,12 +34,10 @@ REDRAW_S = 0.5
 
 def elapsed_text(seconds: float) -> str:
     """'7s', '1m05s', '1h02m'."""
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    minutes, s = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{s:02d}s" if minutes else f"{s}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 def _gerund(verb: str) -> str:
@@ -146,16 +144,14 @@ def _show(proc: subprocess.Popen, master: int, out: TextIO) -> int:
 
     try:
         while True:
-            ready, _, _ = select.select([master], [], [], REDRAW_S)
-            if not ready:
-                draw()
-                continue
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: every writer of the terminal has closed it
-                chunk = b""
-            if not chunk:
-                break
+            chunk = b""  # silent for REDRAW_S: the line is redrawn for the time alone
+            if select.select([master], [], [], REDRAW_S)[0]:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: every writer of the terminal has closed it
+                    break
+                if not chunk:
+                    break
             draw(progress.feed(chunk))
         draw(progress.flush())
         out.write("\r\x1b[K")  # the summary that follows says what happened, with the time
