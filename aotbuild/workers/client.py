@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import io
 import json
 import os
-import select
 import signal
 import socket
 import stat
@@ -48,10 +48,8 @@ def socket_path(environ: dict[str, str]) -> str:
 def _private_dirs() -> None:
     """/tmp is shared: our dirs must be ours and closed to others, or another user could answer as a worker."""
     for path in (BASE, os.path.join(BASE, "workers")):
-        try:
+        with contextlib.suppress(FileExistsError):
             os.mkdir(path, 0o700)
-        except FileExistsError:
-            pass
         st = os.lstat(path)
         if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
             raise Unavailable(f"{path} is not a private directory of this user")
@@ -79,20 +77,15 @@ def connect_or_start(path: str, environ: dict[str, str] | None = None) -> socket
         sock = _connect(path)  # another client may have started it while we waited
         if sock is not None:
             return sock
-        read_end, write_end = os.pipe()
         log = os.open(path + ".log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        subprocess.Popen([sys.executable, "-m", "aotbuild.workers.server", path, str(write_end)],
-                         cwd=PACKAGE_ROOT, env=environ, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                         pass_fds=(write_end,), start_new_session=True, close_fds=True)
-        os.close(write_end)
+        server = subprocess.Popen([sys.executable, "-m", "aotbuild.workers.server", path], cwd=PACKAGE_ROOT,
+                                  env=environ, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         os.close(log)
-        ready, _, _ = select.select([read_end], [], [], START_TIMEOUT_S)  # closed by the server once it listens
-        os.close(read_end)
-        if not ready:
-            raise Unavailable(f"no worker started within {START_TIMEOUT_S:.0f} s (see {path}.log)")
-        sock = _connect(path)
-        if sock is None:
-            raise Unavailable(f"the worker did not start (see {path}.log)")
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while (sock := _connect(path)) is None:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise Unavailable(f"no worker listened within {START_TIMEOUT_S:.0f} s (see {path}.log)")
+            time.sleep(0.01)
         return sock
     finally:
         os.close(fd)
@@ -141,10 +134,8 @@ def run_once(argv: list[str], path: str, forwarded: list[int], hand_off: bool = 
 
         def forward(signum: int, _frame: object) -> None:
             forwarded.append(signum)
-            try:
-                os.killpg(started["pid"], signum)  # the action's process group: the action and its compilers
-            except ProcessLookupError:
-                pass
+            with contextlib.suppress(ProcessLookupError):  # the action's process group: it and its compilers
+                os.killpg(started["pid"], signum)
 
         for signum in SIGNALS:
             signal.signal(signum, forward)
@@ -193,8 +184,7 @@ def main(argv: list[str]) -> int:
             time.sleep(0.1)
         return 1
     except (Unavailable, OSError) as e:
-        print(f"aotbuild: no warm worker ({e}); running the action in its own process", file=sys.stderr,
-              flush=True)
+        print(f"aotbuild: no warm worker ({e}); running the action in its own process", file=sys.stderr, flush=True)
         os.execv(sys.executable, [sys.executable, "-m", *argv])
 
 

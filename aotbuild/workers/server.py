@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import selectors
+import select
 import shutil
 import signal
 import socket
@@ -49,9 +50,8 @@ class Server:
         self.path = path
         self.startup_dir = startup_dir
         self.predecessor = predecessor  # a warm server's bare parent; None in a bare server
-        self.warm = predecessor is not None
         # A bare server's children write to this pipe when they import torch: then a warm one is wanted.
-        self.wanted_r, self.wanted_w = (None, None) if self.warm else os.pipe()
+        self.wanted_r, self.wanted_w = os.pipe() if predecessor is None else (None, None)
         self.listener = listener
         self.idle_s = float(os.environ.get(IDLE_VAR, DEFAULT_IDLE_S))
         self.running: dict[int, socket.socket] = {}  # child pid -> its client's connection
@@ -89,10 +89,8 @@ class Server:
         if pid == 0:
             run_child(request, fds, conn, self.listener, self.startup_dir, self.wanted_w,
                       self.inode if hand_off else None)  # never returns
-        try:
-            os.setpgid(pid, pid)  # also done by the child; here too, so the client's first signal finds it
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):  # also done by the child; here too, so the client's first signal finds it
+            os.setpgid(pid, pid)
         for fd in fds:
             os.close(fd)
         self.running[pid] = conn
@@ -116,10 +114,8 @@ class Server:
             conn = self.running.pop(pid, None)
             if conn is None:
                 continue
-            if os.WIFSIGNALED(status):
-                send(conn, {"signal": os.WTERMSIG(status)})
-            else:
-                send(conn, {"exit": os.waitstatus_to_exitcode(status)})
+            code = os.waitstatus_to_exitcode(status)
+            send(conn, {"signal": -code} if code < 0 else {"exit": code})
             conn.close()
             self.last_active = time.monotonic()
 
@@ -140,10 +136,7 @@ class Server:
         os.set_blocking(wake_w, False)
         signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so SIGCHLD wakes the selector
-        selector = selectors.DefaultSelector()
-        for fileobj in (self.listener, wake_r, self.wanted_r):
-            if fileobj is not None:
-                selector.register(fileobj, selectors.EVENT_READ)
+        watched = [f for f in (self.listener, wake_r, self.wanted_r) if f is not None]
         while True:
             if self.predecessor is not None and os.getppid() == self.predecessor:
                 # The bare server still runs actions of this build: not idle (its exit reparents us).
@@ -156,12 +149,12 @@ class Server:
             if self.warming and self.handed_off():
                 break
             timeout = max(idle_left, 0.05) if not self.running else 1.0
-            for key, _ in selector.select(timeout=min(timeout, 0.5) if self.warming else timeout):
-                if key.fileobj is self.listener:
+            for ready in select.select(watched, [], [], min(timeout, 0.5) if self.warming else timeout)[0]:
+                if ready is self.listener:
                     self.accept_pending()
                 else:  # a signal's byte (there is one, so no read blocks), or a child that imported torch
-                    os.read(key.fd, 4096)
-                    if key.fileobj == self.wanted_r:
+                    os.read(ready, 4096)
+                    if ready == self.wanted_r:
                         self.want_warm()
             self.reap()
         self.shutdown()
@@ -176,7 +169,7 @@ class Server:
     def want_warm(self) -> None:
         """Torch is needed: a bare server forks its warm successor, once. That one imports torch, then takes the
         socket path over; this bare one serves until then and exits after its own actions end."""
-        if self.warm or self.warming:
+        if self.predecessor is not None or self.warming:
             return
         self.warming = True
         bare = os.getpid()
@@ -209,17 +202,14 @@ class Server:
             time.sleep(0.05)
             self.reap()
         self.listener.close()
-        if self.warm:
+        if self.predecessor is not None:  # warm: the inductor cache dir preload made for it
             shutil.rmtree(os.environ["TORCHINDUCTOR_CACHE_DIR"], ignore_errors=True)
 
 
 def main(argv: list[str]) -> None:
-    path, ready_fd = argv[0], int(argv[1])
-    startup_dir = sys.path[0]
-    listener = _bind(path)
-    os.close(ready_fd)  # clients may connect now
+    listener = _bind(argv[0])
     print(f"pid {os.getpid()} bare", file=sys.stderr, flush=True)
-    Server(path, listener, startup_dir, predecessor=None).loop()
+    Server(argv[0], listener, sys.path[0], predecessor=None).loop()
 
 
 if __name__ == "__main__":
