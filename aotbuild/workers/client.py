@@ -67,15 +67,13 @@ def _connect(path: str) -> socket.socket | None:
 
 def connect_or_start(path: str, environ: dict[str, str] | None = None) -> socket.socket:
     """Connect to the server at `path`, started first if none listens (one starter at a time) in `environ`."""
-    sock = _connect(path)
-    if sock is not None:
+    if (sock := _connect(path)) is not None:
         return sock
     _private_dirs()
     fd = os.open(path + ".start.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        sock = _connect(path)  # another client may have started it while we waited
-        if sock is not None:
+        if (sock := _connect(path)) is not None:  # another client may have started it while we waited
             return sock
         log = os.open(path + ".log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         server = subprocess.Popen([sys.executable, "-m", "aotbuild.workers.server", path], cwd=PACKAGE_ROOT,
@@ -146,9 +144,9 @@ def run_once(argv: list[str], path: str, forwarded: list[int], hand_off: bool = 
                 signal.signal(signum, signal.SIG_DFL)
 
 
-def _wait_for_successor(path: str, inode: int, timeout: float) -> None:
-    """Until a warm server replaced the bare one at `inode`, the path is gone, its start failed, or `timeout`."""
-    deadline = time.monotonic() + timeout
+def _wait_for_successor(path: str, inode: int) -> None:
+    """Until a warm server replaced the bare one at `inode`, the path is gone, its start failed, or time is up."""
+    deadline = time.monotonic() + HAND_OFF_WAIT_S
     while time.monotonic() < deadline:
         try:
             if os.stat(path).st_ino != inode:
@@ -173,7 +171,7 @@ def main(argv: list[str]) -> int:
             if final is not None and "hand_off" in final:
                 # The action needs torch and a warm server is starting: run it there (at most once more), or at
                 # whatever server is there after the wait, told not to hand off again.
-                _wait_for_successor(path, final["hand_off"], HAND_OFF_WAIT_S)
+                _wait_for_successor(path, final["hand_off"])
                 final = run_once(argv, path, forwarded, hand_off=False)
             if forwarded:  # stopped on purpose (ninja or the CLI was interrupted): never retried
                 return 128 + forwarded[0]
