@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import pty
 import re
 import select
 import shutil
-import struct
 import subprocess
-import termios
 import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from aotbuild.interrupts import forwarded
 from aotbuild.text import plural
@@ -111,27 +108,24 @@ class Progress:
 def run(cmd: list[str], cwd: Path, env: Mapping[str, str], pass_fds: tuple[int, ...], out: TextIO) -> int:
     """Run ninja on a pseudo-terminal, drawing the progress line on `out` (a terminal) until it exits; its exit
     code. A signal to the CLI stops ninja and every action."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 10000, 0, 0))  # ninja never shortens a line
-    try:
-        proc = subprocess.Popen(cmd, env={**env, "NINJA_STATUS": NINJA_STATUS}, pass_fds=pass_fds, cwd=cwd,
-                                stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
-    except BaseException:
-        os.close(master)
-        raise
-    finally:
-        os.close(slave)
-    with forwarded(proc):
-        return _show(proc, master, out)
+    master, slave = pty.openpty()  # of width 0, which ninja takes as no width: it never shortens a line
+    with open(master, "rb", buffering=0) as terminal:  # closed however this ends
+        try:
+            proc = subprocess.Popen(cmd, env={**env, "NINJA_STATUS": NINJA_STATUS}, pass_fds=pass_fds, cwd=cwd,
+                                    stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+        finally:
+            os.close(slave)
+        with forwarded(proc):
+            return _show(proc, terminal, out)
 
 
-def _show(proc: subprocess.Popen, master: int, out: TextIO) -> int:
+def _show(proc: subprocess.Popen, terminal: BinaryIO, out: TextIO) -> int:
     progress = Progress()
     started = time.monotonic()
     columns = shutil.get_terminal_size().columns
     drawn = ""
 
-    def draw(text: bytes = b"") -> None:
+    def draw(text: bytes) -> None:
         nonlocal drawn
         line = progress.line(time.monotonic() - started, columns - 1)
         if text:
@@ -142,20 +136,17 @@ def _show(proc: subprocess.Popen, master: int, out: TextIO) -> int:
             drawn = line
         out.flush()
 
-    try:
-        while True:
-            chunk = b""  # silent for REDRAW_S: the line is redrawn for the time alone
-            if select.select([master], [], [], REDRAW_S)[0]:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:  # EIO: every writer of the terminal has closed it
-                    break
-                if not chunk:
-                    break
-            draw(progress.feed(chunk))
-        draw(progress.flush())
-        out.write("\r\x1b[K")  # the summary that follows says what happened, with the time
-        out.flush()
-    finally:
-        os.close(master)
+    while True:
+        chunk = b""  # silent for REDRAW_S: the line is redrawn for the time alone
+        if select.select([terminal], [], [], REDRAW_S)[0]:
+            try:
+                chunk = terminal.read(65536)
+            except OSError:  # EIO: every writer of the terminal has closed it
+                break
+            if not chunk:
+                break
+        draw(progress.feed(chunk))
+    draw(progress.flush())
+    out.write("\r\x1b[K")  # the summary that follows says what happened, with the time
+    out.flush()
     return proc.wait()
