@@ -128,9 +128,8 @@ class Finished:
 
 
 def check_logs(builddir: Path) -> dict[str, int]:
-    """Raise FormatError unless each log is absent or of the version this module writes, and the deps log is
-    undamaged (ninja would truncate it, and records appended after the damage would be lost or misread); the
-    deps log's path ids (path -> id)."""
+    """The deps log's path ids (path -> id); FormatError for a log of another version, or a damaged deps log
+    (ninja would truncate it, and records appended after the damage would be lost or misread)."""
     first = b""
     with contextlib.suppress(FileNotFoundError), open(builddir / BUILD_LOG, "rb") as f:
         first = f.readline()

@@ -106,8 +106,7 @@ class Progress:
 
 
 def run(cmd: list[str], cwd: Path, env: Mapping[str, str], pass_fds: tuple[int, ...], out: TextIO) -> int:
-    """Run ninja on a pseudo-terminal, drawing the progress line on `out` (a terminal) until it exits; its exit
-    code. A signal to the CLI stops ninja and every action."""
+    """ninja's exit code, run on a pseudo-terminal with the progress line drawn on `out`; a signal stops all."""
     master, slave = pty.openpty()  # of width 0, which ninja takes as no width: it never shortens a line
     with open(master, "rb", buffering=0) as terminal:  # closed however this ends
         try:

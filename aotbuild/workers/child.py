@@ -93,13 +93,12 @@ def run_child(request: dict, fds: list[int], conn: socket.socket, listener: sock
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a fresh interpreter
         listener.close()
-        module = request["argv"][0]
         _become(request, fds, startup_dir)
         if (torch_wanted is not None or hand_off_from is not None) and "torch" not in sys.modules:
             sys.meta_path.insert(0, _TorchWanted(torch_wanted, hand_off_from is not None))
         threading.Thread(target=_die_with_client, args=(conn,), daemon=True).start()
         try:
-            runpy.run_module(module, run_name="__main__", alter_sys=True)
+            runpy.run_module(request["argv"][0], run_name="__main__", alter_sys=True)
             code = 0
         except HandOff:
             code, last_word = 0, {"hand_off": hand_off_from}
