@@ -115,16 +115,16 @@ def test_other_log_versions_are_refused(tmp_path: Path) -> None:
     (tmp_path / ".ninja_log").unlink()
     (tmp_path / ".ninja_deps").write_bytes(b"# ninjadeps\n" + struct.pack("<i", 3))
     with pytest.raises(logs.FormatError):
-        logs.read_deps_ids(tmp_path / ".ninja_deps")
+        logs.check_logs(tmp_path)
     (tmp_path / ".ninja_deps").write_bytes(b"# ninjadeps\n" + struct.pack("<i", 4) + b"\x10\x00")  # cut short
     with pytest.raises(logs.FormatError):
-        logs.read_deps_ids(tmp_path / ".ninja_deps")
+        logs.check_logs(tmp_path)
 
 
 def test_deps_log_ids_read_back_what_ninja_wrote(tmp_path: Path) -> None:
     ws = _deps_workspace(tmp_path)
     _ninja(ws, "a.out", "b.out")
-    ids = logs.read_deps_ids(ws / ".ninja_deps")
+    ids = logs.check_logs(ws)
     assert sorted(ids.values()) == list(range(len(ids)))
     assert {"a.out", "b.out", str(ws / "h1")} <= set(ids)
 

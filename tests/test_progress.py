@@ -25,16 +25,14 @@ SHOWN = (b"out-a\n\x1b[31mFAILED: [code=1] \x1b[0md \necho failing; exit 1\nfail
 
 
 def test_status_prints_are_taken_out_and_the_rest_is_shown() -> None:
-    state = progress.Progress()
-    parser = progress.StreamParser(state)
+    state = parser = progress.Progress()
     assert parser.feed(STREAM) + parser.flush() == SHOWN
     assert (state.started, state.finished, state.done, +state.running) == (4, 4, 3, progress.Counter())
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 7, 16])
 def test_any_chunking_of_the_stream_gives_the_same_result(size: int) -> None:
-    state = progress.Progress()
-    parser = progress.StreamParser(state)
+    state = parser = progress.Progress()
     shown = b"".join(parser.feed(STREAM[i:i + size]) for i in range(0, len(STREAM), size)) + parser.flush()
     assert shown == SHOWN and (state.started, state.finished, state.done) == (4, 4, 3)
 
@@ -142,9 +140,16 @@ def test_without_a_terminal_the_count_of_finished_actions_only_goes_up(tmp_path:
     assert counts == [1, 2], lines
 
 
-def test_a_ninja_status_the_user_set_is_kept() -> None:
-    assert runner.plain_status({"NINJA_STATUS": "%p "}) == {}
-    assert runner.plain_status({}) == {"NINJA_STATUS": "[%f done] "}
+def test_a_ninja_status_the_user_set_is_kept(tmp_path: Path, capfd: pytest.CaptureFixture,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / layout.STATE_DIR).mkdir()
+    (tmp_path / layout.NINJA_FILE).write_text(RESTAT_BUILD)
+    for name in ("src1", "src2"):
+        (tmp_path / name).touch()
+    monkeypatch.setenv("NINJA_STATUS", "<%f of %t> ")
+    binary = str(Path(ninja.BIN_DIR) / "ninja")
+    assert runner.run_ninja(binary, tmp_path, ["y1"], jobs=1, keep_going=False, explain=False, env={}) == 0
+    assert "<1 of 2> export //m:x1" in capfd.readouterr().out
 
 
 @pytest.mark.parametrize("description, shown", [("verify //m:a", "verifying //m:a"), ("bench //m:a", "benching //m:a"),

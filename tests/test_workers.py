@@ -45,12 +45,12 @@ def test_every_action_rule_runs_through_the_client() -> None:
 
 def test_server_key_ignores_aotbuild_and_shell_variables_only() -> None:
     base = {"PATH": "/bin", "HOME": "/root"}
-    key = client.server_key(base)
-    assert client.server_key({**base, "AOTBUILD_EVENTS": "/x", "AOTBUILD_CACHE_DIR": "/c"}) == key
-    assert client.server_key({**base, "OMP_NUM_THREADS": "1"}) != key  # torch reads it when imported
-    assert client.server_key({**base, "CXX": "clang++"}) != key
+    key = client.socket_path(base)
+    assert client.socket_path({**base, "AOTBUILD_EVENTS": "/x", "AOTBUILD_CACHE_DIR": "/c"}) == key
+    assert client.socket_path({**base, "OMP_NUM_THREADS": "1"}) != key  # torch reads it when imported
+    assert client.socket_path({**base, "CXX": "clang++"}) != key
     # The shell ninja runs the client in sets these for itself; the CLI warming a server sees other values.
-    assert client.server_key({**base, "PWD": "/a", "OLDPWD": "/b", "SHLVL": "2", "_": "/bin/sh"}) == key
+    assert client.socket_path({**base, "PWD": "/a", "OLDPWD": "/b", "SHLVL": "2", "_": "/bin/sh"}) == key
 
 
 def test_no_workers_execs_the_module_in_the_clients_place(tmp_path: Path) -> None:
@@ -100,7 +100,8 @@ def test_a_childs_last_word_before_the_servers_pid_is_the_answer(tmp_path: Path,
     def serve() -> None:
         conn, _ = listener.accept()
         with conn:
-            _, fds, _, _ = socket.recv_fds(conn, 1 << 16, 3)
+            _, fds, _, _ = socket.recv_fds(conn, 1, 3)
+            conn.makefile("rb").readline()  # the whole request, as the server reads it before anything happens
             for fd in fds:
                 os.close(fd)
             conn.sendall(json.dumps(last_word).encode() + b"\n" + json.dumps({"pid": 1}).encode() + b"\n")

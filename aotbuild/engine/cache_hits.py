@@ -51,8 +51,7 @@ def resolve(root: Path, out_dir: Path, ninja: str, labels: list[Label], env: Map
     if logs.refusal(ninja, builddir) is not None:
         return  # a ninja outside the tested range: no pass at all
     try:  # before any work: a log we could not extend means no pass at all
-        logs.check_build_log(builddir / logs.BUILD_LOG)
-        logs.read_deps_ids(builddir / logs.DEPS_LOG)
+        logs.check_logs(builddir)
     except logs.FormatError:
         return
     # As the actions see it: ninja -C makes it their working directory, which resolves symlinks.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from ninja import Writer
 
@@ -67,6 +67,5 @@ class BuildGraph:
             w.pool(name, depth)
             w.newline()
         for rule in self.rules.values():
-            w.rule(rule.name, rule.command, description=rule.description, depfile=rule.depfile, deps=rule.deps,
-                   pool=rule.pool, restat=rule.restat, generator=rule.generator)
+            w.rule(**asdict(rule))
             w.newline()

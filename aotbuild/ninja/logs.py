@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
-from collections.abc import Iterable
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from aotbuild.fsutil import replace_unsynced
 
 BUILD_LOG = ".ninja_log"
 DEPS_LOG = ".ninja_deps"
@@ -46,15 +49,11 @@ def refusal(binary: str, builddir: Path | None = None) -> str | None:
     if kept.startswith(key):
         version = kept[len(key):]
     else:
-        import subprocess
-
         try:
             version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout.strip()
         except (OSError, subprocess.CalledProcessError):
             version = ""
         if builddir is not None and builddir.is_dir():
-            from aotbuild.fsutil import replace_unsynced
-
             replace_unsynced(builddir / VERSION_FILE, (key + version).encode())
     if version.split(".")[:2] == TESTED_RELEASE.split("."):
         return None
@@ -65,11 +64,6 @@ def refusal(binary: str, builddir: Path | None = None) -> str | None:
 def _mix(a: int, b: int) -> int:
     r = a * b
     return (r & _M64) ^ (r >> 64)
-
-
-def _mum(a: int, b: int) -> tuple[int, int]:
-    r = a * b
-    return r & _M64, r >> 64
 
 
 def rapidhash(data: bytes) -> int:
@@ -108,8 +102,8 @@ def rapidhash(data: bytes) -> int:
             if i > 32:
                 seed = _mix(r64(p + 16) ^ _SECRET[2], r64(p + 24) ^ seed)
         a, b = r64(p + i - 16), r64(p + i - 8)
-    a, b = _mum(a ^ _SECRET[1], b ^ seed)
-    return _mix(a ^ _SECRET[0] ^ n, b ^ _SECRET[1])
+    r = (a ^ _SECRET[1]) * (b ^ seed)
+    return _mix((r & _M64) ^ _SECRET[0] ^ n, (r >> 64) ^ _SECRET[1])
 
 
 def check_path(path: str) -> str:
@@ -133,20 +127,15 @@ class Finished:
     output_mtimes_ns: tuple[int, ...] = ()
 
 
-def check_build_log(path: Path) -> None:
-    """Raise FormatError unless the log is absent or of the version this module writes."""
-    try:
-        with open(path, "rb") as f:
-            first = f.readline()
-    except FileNotFoundError:
-        return
+def check_logs(builddir: Path) -> dict[str, int]:
+    """The deps log's path ids (path -> id); FormatError for a log of another version, or a damaged deps log
+    (ninja would truncate it, and records appended after the damage would be lost or misread)."""
+    first = b""
+    with contextlib.suppress(FileNotFoundError), open(builddir / BUILD_LOG, "rb") as f:
+        first = f.readline()
     if first and first != BUILD_LOG_HEADER:
-        raise FormatError(f"{path}: unknown build log version {first[:40]!r}")
-
-
-def read_deps_ids(path: Path) -> dict[str, int]:
-    """The path ids of an existing deps log (path -> id); FormatError for another version or any damage
-    (ninja would truncate a damaged log, and records appended after the damage would be lost or misread)."""
+        raise FormatError(f"{builddir / BUILD_LOG}: unknown build log version {first[:40]!r}")
+    path = builddir / DEPS_LOG
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -181,60 +170,43 @@ def read_deps_ids(path: Path) -> dict[str, int]:
     return ids
 
 
-def _path_record(path: str, node_id: int) -> bytes:
-    raw = path.encode("utf-8", "surrogateescape")
-    padding = (4 - len(raw) % 4) % 4
-    size = len(raw) + padding + 4
-    if size > MAX_RECORD:
-        raise FormatError(f"path too long for the deps log: {path[:80]}...")
-    return struct.pack("<I", size) + raw + b"\0" * padding + struct.pack("<I", (~node_id) & 0xFFFFFFFF)
-
-
-def _deps_record(out_id: int, mtime_ns: int, dep_ids: list[int]) -> bytes:
-    size = 4 * (3 + len(dep_ids))
-    if size > MAX_RECORD:
-        raise FormatError("too many dependencies for one deps record")
-    return struct.pack(f"<IiII{len(dep_ids)}i", size | 0x80000000, out_id, mtime_ns & 0xFFFFFFFF,
-                       (mtime_ns >> 32) & 0xFFFFFFFF, *dep_ids)
-
-
-def append(binary: str, builddir: Path, finished: Iterable[Finished]) -> None:
+def append(binary: str, builddir: Path, finished: list[Finished]) -> None:
     """Record `finished` edges as ninja 1.13 would (build log v7, deps log v4), deps first: ninja re-runs an edge
     whose command is not logged. Only appends: ninja reads an output's last entry and recompacts the files."""
     why = refusal(binary, builddir)
     if why is not None:
         raise FormatError(why)
-    finished = list(finished)
-    build_log, deps_log = builddir / BUILD_LOG, builddir / DEPS_LOG
-    check_build_log(build_log)
+    ids = check_logs(builddir)
     records = bytearray()
-    ids: dict[str, int] = {}
-    if any(edge.deps is not None for edge in finished):
-        ids = read_deps_ids(deps_log)
-        if not deps_log.exists() or deps_log.stat().st_size == 0:
-            records += DEPS_LOG_HEADER + struct.pack("<i", DEPS_LOG_VERSION)
 
     def node(path: str) -> int:
-        if path not in ids:
-            records.extend(_path_record(path, len(ids)))
+        if path not in ids:  # a path record: the path padded to 4 bytes, then its id's complement
+            raw = path.encode("utf-8", "surrogateescape")
+            raw += b"\0" * (-len(raw) % 4)
+            if len(raw) + 4 > MAX_RECORD:
+                raise FormatError(f"path too long for the deps log: {path[:80]}...")
+            records.extend(struct.pack("<I", len(raw) + 4) + raw + struct.pack("<I", (~len(ids)) & 0xFFFFFFFF))
             ids[path] = len(ids)
         return ids[path]
 
     for edge in finished:
         if edge.deps is None:
             continue
+        size = 4 * (3 + len(edge.deps))  # a deps record: the output's id, its mtime (8 bytes), each dependency's id
+        if size > MAX_RECORD:
+            raise FormatError(f"too many dependencies for one deps record: {edge.outputs[0]}")
         for output, mtime in zip(edge.outputs, edge.output_mtimes_ns, strict=True):
-            out_id = node(output)
-            dep_ids = [node(d) for d in edge.deps]
-            records += _deps_record(out_id, mtime, dep_ids)
+            records += struct.pack(f"<IiQ{len(edge.deps)}i", size | 0x80000000, node(output), mtime,
+                                   *[node(d) for d in edge.deps])
     lines = [f"0\t0\t{edge.mtime_ns}\t{out}\t{rapidhash(edge.command.encode('utf-8', 'surrogateescape')):x}\n"
              for edge in finished for out in edge.outputs]
     builddir.mkdir(parents=True, exist_ok=True)
-    if records:
-        with open(deps_log, "ab") as f:
-            f.write(records)
-    if lines:
-        fresh = not build_log.exists() or build_log.stat().st_size == 0
-        with open(build_log, "ab") as f:
-            f.write((BUILD_LOG_HEADER if fresh else b"") + "".join(lines).encode("utf-8", "surrogateescape"))
+    _append(builddir / DEPS_LOG, DEPS_LOG_HEADER + struct.pack("<i", DEPS_LOG_VERSION), bytes(records))
+    _append(builddir / BUILD_LOG, BUILD_LOG_HEADER, "".join(lines).encode("utf-8", "surrogateescape"))
 
+
+def _append(path: Path, header: bytes, data: bytes) -> None:
+    """`data` at the end of a log, after its `header` where the log is new or empty."""
+    if data:
+        with open(path, "ab") as f:  # opened at its end: tell() is its size
+            f.write((header if f.tell() == 0 else b"") + data)

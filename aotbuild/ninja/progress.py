@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import pty
 import re
 import select
 import shutil
-import struct
 import subprocess
-import termios
 import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
+from aotbuild.interrupts import forwarded
 from aotbuild.text import plural
 
 # ninja's own line shows one edge at a time, and a total that shrinks as restat prunes edges. So ninja runs on
@@ -33,12 +31,10 @@ REDRAW_S = 0.5
 
 def elapsed_text(seconds: float) -> str:
     """'7s', '1m05s', '1h02m'."""
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    minutes, s = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{s:02d}s" if minutes else f"{s}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 def _gerund(verb: str) -> str:
@@ -48,12 +44,14 @@ def _gerund(verb: str) -> str:
 
 @dataclass
 class Progress:
-    """What ninja has started and finished so far, from its status prints."""
+    """What ninja has started and finished so far, from its status prints, split out of its terminal output."""
 
     started: int = 0
     finished: int = 0
     done: int = 0  # aotbuild actions finished (spec files and re-planning are not worth counting)
     running: Counter = field(default_factory=Counter)  # description -> how many edges with it run
+    _pending: bytes = b""  # the start of a status print, to complete with the next chunk
+    _after_status: bool = False
 
     def status(self, started: int, finished: int, description: str) -> None:
         """One status print: ninja prints one as each edge starts (`started` went up) and as it ends."""
@@ -78,15 +76,6 @@ class Progress:
         text = " · ".join(parts)
         return text if len(text) <= width else text[:max(0, width - 1)] + "…"
 
-
-class StreamParser:
-    """Splits ninja's terminal output into status prints (fed to a Progress) and text to show as it is."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self._pending = b""
-        self._after_status = False
-
     def feed(self, data: bytes) -> bytes:
         """Returns the text to show (newlines normalized); keeps an incomplete status print for later."""
         data = self._pending + data
@@ -107,7 +96,7 @@ class StreamParser:
                 self._after_status = False
             shown.append(text)
             if i + 3 < len(pieces):
-                self.progress.status(int(pieces[i + 1]), int(pieces[i + 2]), pieces[i + 3].decode(errors="replace"))
+                self.status(int(pieces[i + 1]), int(pieces[i + 2]), pieces[i + 3].decode(errors="replace"))
                 self._after_status = True
         return b"".join(shown).replace(b"\r\n", b"\n")
 
@@ -116,29 +105,26 @@ class StreamParser:
         return rest.replace(b"\r\n", b"\n")
 
 
-def start(cmd: list[str], cwd: Path, env: Mapping[str, str], pass_fds: tuple[int, ...]) -> tuple[subprocess.Popen, int]:
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 10000, 0, 0))  # ninja never shortens a line
-    try:
-        proc = subprocess.Popen(cmd, env={**env, "NINJA_STATUS": NINJA_STATUS}, pass_fds=pass_fds, cwd=cwd,
-                                stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
-    except BaseException:
-        os.close(master)
-        raise
-    finally:
-        os.close(slave)
-    return proc, master
+def run(cmd: list[str], cwd: Path, env: Mapping[str, str], pass_fds: tuple[int, ...], out: TextIO) -> int:
+    """ninja's exit code, run on a pseudo-terminal with the progress line drawn on `out`; a signal stops all."""
+    master, slave = pty.openpty()  # of width 0, which ninja takes as no width: it never shortens a line
+    with open(master, "rb", buffering=0) as terminal:  # closed however this ends
+        try:
+            proc = subprocess.Popen(cmd, env={**env, "NINJA_STATUS": NINJA_STATUS}, pass_fds=pass_fds, cwd=cwd,
+                                    stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+        finally:
+            os.close(slave)
+        with forwarded(proc):
+            return _show(proc, terminal, out)
 
 
-def show(proc: subprocess.Popen, master: int, out: TextIO) -> int:
-    """Read ninja's output until it exits, drawing the progress line on `out` (a terminal); ninja's exit code."""
+def _show(proc: subprocess.Popen, terminal: BinaryIO, out: TextIO) -> int:
     progress = Progress()
-    parser = StreamParser(progress)
     started = time.monotonic()
     columns = shutil.get_terminal_size().columns
     drawn = ""
 
-    def draw(text: bytes = b"") -> None:
+    def draw(text: bytes) -> None:
         nonlocal drawn
         line = progress.line(time.monotonic() - started, columns - 1)
         if text:
@@ -149,22 +135,17 @@ def show(proc: subprocess.Popen, master: int, out: TextIO) -> int:
             drawn = line
         out.flush()
 
-    try:
-        while True:
-            ready, _, _ = select.select([master], [], [], REDRAW_S)
-            if not ready:
-                draw()
-                continue
+    while True:
+        chunk = b""  # silent for REDRAW_S: the line is redrawn for the time alone
+        if select.select([terminal], [], [], REDRAW_S)[0]:
             try:
-                chunk = os.read(master, 65536)
+                chunk = terminal.read(65536)
             except OSError:  # EIO: every writer of the terminal has closed it
-                chunk = b""
+                break
             if not chunk:
                 break
-            draw(parser.feed(chunk))
-        draw(parser.flush())
-        out.write("\r\x1b[K")  # the summary that follows says what happened, with the time
-        out.flush()
-    finally:
-        os.close(master)
+        draw(progress.feed(chunk))
+    draw(progress.flush())
+    out.write("\r\x1b[K")  # the summary that follows says what happened, with the time
+    out.flush()
     return proc.wait()

@@ -13,17 +13,13 @@ from aotbuild import layout
 from aotbuild.interrupts import forwarded
 
 
-def _ninja(binary: str) -> list[str]:
-    """ninja on aotbuild's build file, which lives in the state dir apart from targets; it runs in aot-out/ (as
-    its cwd: `-C` would announce "Entering directory", noise on the progress line)."""
-    return [binary, "-f", layout.NINJA_FILE]
-
-
 def run_ninja(binary: str, out_dir: Path, goals: list[str], *, jobs: int | None, keep_going: bool, explain: bool,
               env: Mapping[str, str], pass_fds: tuple[int, ...] = (), log: Path | None = None) -> int:
     """Run ninja on `goals`; its exit code. A terminal gets our progress line, `log` (for a pass whose expected
     failures are not news) all of ninja's output. A signal to the CLI stops ninja and every action."""
-    cmd = _ninja(binary)
+    # aotbuild's build file lives in the state dir; ninja runs in aot-out/ (its cwd: `-C` would announce
+    # "Entering directory", noise on the progress line).
+    cmd = [binary, "-f", layout.NINJA_FILE]
     if jobs is not None:
         cmd += ["-j", str(jobs)]
     if keep_going:
@@ -34,25 +30,19 @@ def run_ninja(binary: str, out_dir: Path, goals: list[str], *, jobs: int | None,
     if log is None and sys.stdout.isatty() and os.environ.get("TERM", "dumb") != "dumb":
         from aotbuild.ninja import progress
 
-        proc, terminal = progress.start(cmd, out_dir, {**os.environ, **env}, pass_fds)
-        with forwarded(proc):
-            return progress.show(proc, terminal, sys.stdout)
+        return progress.run(cmd, out_dir, {**os.environ, **env}, pass_fds, sys.stdout)
     with open(log, "wb") if log is not None else contextlib.nullcontext() as out:
-        proc = subprocess.Popen(cmd, cwd=out_dir, env={**os.environ, **plain_status(os.environ), **env},
+        # Without a terminal, ninja's status is a count of finished edges that only goes up (its default
+        # `[%f/%t] ` shows a total that shrinks as restat prunes edges). A NINJA_STATUS the user set is theirs.
+        proc = subprocess.Popen(cmd, cwd=out_dir, env={"NINJA_STATUS": "[%f done] ", **os.environ, **env},
                                 pass_fds=pass_fds, stdout=out, stderr=None if out is None else subprocess.STDOUT)
         with forwarded(proc):
             return proc.wait()
 
 
-def plain_status(environ: Mapping[str, str]) -> dict[str, str]:
-    """ninja's status without a terminal: a count of finished edges that only goes up (ninja's default
-    `[%f/%t] ` shows a total that shrinks as restat prunes edges). A NINJA_STATUS the user set is theirs."""
-    return {} if "NINJA_STATUS" in environ else {"NINJA_STATUS": "[%f done] "}
-
-
 def is_up_to_date(binary: str, out_dir: Path, goal: str) -> bool:
     """Ask ninja (dry run) whether `goal` needs no work."""
-    proc = subprocess.run([*_ninja(binary), "-n", goal], cwd=out_dir, capture_output=True, text=True, check=False)
+    proc = subprocess.run([binary, "-f", layout.NINJA_FILE, "-n", goal], cwd=out_dir, capture_output=True, text=True)
     return proc.returncode == 0 and "no work to do" in proc.stdout
 
 
@@ -64,7 +54,7 @@ def commands(binary: str, out_dir: Path, outputs: list[str]) -> list[str] | None
     for i, output in enumerate(outputs):
         batch.append(output)
         if i + 1 == len(outputs) or sum(map(len, batch)) > 500_000:  # far below the kernel's limit on arguments
-            proc = subprocess.run([*_ninja(binary), "-t", "commands", "-s", *batch], cwd=out_dir,
+            proc = subprocess.run([binary, "-f", layout.NINJA_FILE, "-t", "commands", "-s", *batch], cwd=out_dir,
                                   capture_output=True, check=False)
             lines = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
             if proc.returncode or len(lines) != len(batch):

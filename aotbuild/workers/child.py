@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import runpy
@@ -14,10 +15,8 @@ import traceback
 
 
 def send(conn: socket.socket, message: dict) -> None:
-    try:
+    with contextlib.suppress(OSError):  # the client is gone (interrupted): nobody to tell
         conn.sendall(json.dumps(message).encode() + b"\n")
-    except OSError:  # the client is gone (interrupted): nobody to tell
-        pass
 
 
 def _exit_code(e: SystemExit) -> int:
@@ -33,11 +32,9 @@ def _exit_code(e: SystemExit) -> int:
 def _die_with_client(conn: socket.socket) -> None:
     """The client waits on this connection until we exit; if it goes away, it was killed (the CLI's second
     interrupt, or ninja killed): die as the action would have died with it, with everything it started."""
-    try:
+    with contextlib.suppress(OSError):
         while conn.recv(1024):
             pass
-    except OSError:
-        pass
     os.killpg(os.getpid(), signal.SIGKILL)
 
 
@@ -78,10 +75,8 @@ class _TorchWanted:
             self.hand_off = False
             raise HandOff
         if self.fd is not None:
-            try:
+            with contextlib.suppress(OSError):
                 os.write(self.fd, b"t")
-            except OSError:
-                pass
             self.fd = None
 
 
@@ -98,22 +93,19 @@ def run_child(request: dict, fds: list[int], conn: socket.socket, listener: sock
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a fresh interpreter
         listener.close()
-        module = request["argv"][0]
         _become(request, fds, startup_dir)
         if (torch_wanted is not None or hand_off_from is not None) and "torch" not in sys.modules:
             sys.meta_path.insert(0, _TorchWanted(torch_wanted, hand_off_from is not None))
         threading.Thread(target=_die_with_client, args=(conn,), daemon=True).start()
         try:
-            runpy.run_module(module, run_name="__main__", alter_sys=True)
+            runpy.run_module(request["argv"][0], run_name="__main__", alter_sys=True)
             code = 0
         except HandOff:
-            code = 0
-            last_word = {"hand_off": hand_off_from}
+            code, last_word = 0, {"hand_off": hand_off_from}
         except SystemExit as e:
             code = _exit_code(e)
-        except BaseException:  # noqa: BLE001 - what an uncaught exception does in a process of its own
+        except BaseException:  # noqa: BLE001 - what an uncaught exception does in a process of its own (code 1)
             traceback.print_exc()
-            code = 1
         sys.stdout.flush()
         sys.stderr.flush()
         send(conn, last_word or {"exit": code})

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import io
 import json
 import os
-import select
 import signal
 import socket
 import stat
@@ -37,25 +37,19 @@ class Unavailable(Exception):
     """No worker could be reached or started: run the action here instead."""
 
 
-def server_key(environ: dict[str, str]) -> str:
+def socket_path(environ: dict[str, str]) -> str:
     """One server per interpreter, aotbuild checkout and environment: torch reads variables when imported.
     aotbuild's own variables are read by each action, not at import, so builds differing only there share one."""
     relevant = sorted((k, v) for k, v in environ.items() if not k.startswith("AOTBUILD_") and k not in SHELL_VARS)
-    text = json.dumps([sys.executable, PACKAGE_ROOT, relevant])
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
-
-
-def socket_path(environ: dict[str, str]) -> str:
-    return os.path.join(BASE, "workers", f"{server_key(environ)}.sock")
+    key = hashlib.sha256(json.dumps([sys.executable, PACKAGE_ROOT, relevant]).encode()).hexdigest()[:20]
+    return os.path.join(BASE, "workers", f"{key}.sock")
 
 
 def _private_dirs() -> None:
     """/tmp is shared: our dirs must be ours and closed to others, or another user could answer as a worker."""
     for path in (BASE, os.path.join(BASE, "workers")):
-        try:
+        with contextlib.suppress(FileExistsError):
             os.mkdir(path, 0o700)
-        except FileExistsError:
-            pass
         st = os.lstat(path)
         if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
             raise Unavailable(f"{path} is not a private directory of this user")
@@ -73,39 +67,32 @@ def _connect(path: str) -> socket.socket | None:
 
 def connect_or_start(path: str, environ: dict[str, str] | None = None) -> socket.socket:
     """Connect to the server at `path`, started first if none listens (one starter at a time) in `environ`."""
-    sock = _connect(path)
-    if sock is not None:
+    if (sock := _connect(path)) is not None:
         return sock
     _private_dirs()
     fd = os.open(path + ".start.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        sock = _connect(path)  # another client may have started it while we waited
-        if sock is not None:
+        if (sock := _connect(path)) is not None:  # another client may have started it while we waited
             return sock
-        read_end, write_end = os.pipe()
         log = os.open(path + ".log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        subprocess.Popen([sys.executable, "-m", "aotbuild.workers.server", path, str(write_end)],
-                         cwd=PACKAGE_ROOT, env=environ, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                         pass_fds=(write_end,), start_new_session=True, close_fds=True)
-        os.close(write_end)
+        server = subprocess.Popen([sys.executable, "-m", "aotbuild.workers.server", path], cwd=PACKAGE_ROOT,
+                                  env=environ, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         os.close(log)
-        ready, _, _ = select.select([read_end], [], [], START_TIMEOUT_S)  # closed by the server once it listens
-        os.close(read_end)
-        if not ready:
-            raise Unavailable(f"no worker started within {START_TIMEOUT_S:.0f} s (see {path}.log)")
-        sock = _connect(path)
-        if sock is None:
-            raise Unavailable(f"the worker did not start (see {path}.log)")
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while (sock := _connect(path)) is None:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise Unavailable(f"no worker listened within {START_TIMEOUT_S:.0f} s (see {path}.log)")
+            time.sleep(0.01)
         return sock
     finally:
         os.close(fd)
 
 
 def _send(sock: socket.socket, request: dict, fds: list[int]) -> None:
-    """One request as the server reads it: its length (4 bytes), then its JSON; `fds` ride along."""
-    body = json.dumps(request).encode()
-    socket.send_fds(sock, [len(body).to_bytes(4, "big") + body], fds)
+    """One request as the server reads it: a byte that carries `fds`, then its JSON on one line."""
+    socket.send_fds(sock, [b"\0"], fds)
+    sock.sendall(json.dumps(request).encode() + b"\n")
 
 
 def prewarm(environ: dict[str, str]) -> bool:
@@ -145,10 +132,8 @@ def run_once(argv: list[str], path: str, forwarded: list[int], hand_off: bool = 
 
         def forward(signum: int, _frame: object) -> None:
             forwarded.append(signum)
-            try:
-                os.killpg(started["pid"], signum)  # the action's process group: the action and its compilers
-            except ProcessLookupError:
-                pass
+            with contextlib.suppress(ProcessLookupError):  # the action's process group: it and its compilers
+                os.killpg(started["pid"], signum)
 
         for signum in SIGNALS:
             signal.signal(signum, forward)
@@ -159,9 +144,9 @@ def run_once(argv: list[str], path: str, forwarded: list[int], hand_off: bool = 
                 signal.signal(signum, signal.SIG_DFL)
 
 
-def _wait_for_successor(path: str, inode: int, timeout: float) -> None:
-    """Until a warm server replaced the bare one at `inode`, the path is gone, its start failed, or `timeout`."""
-    deadline = time.monotonic() + timeout
+def _wait_for_successor(path: str, inode: int) -> None:
+    """Until a warm server replaced the bare one at `inode`, the path is gone, its start failed, or time is up."""
+    deadline = time.monotonic() + HAND_OFF_WAIT_S
     while time.monotonic() < deadline:
         try:
             if os.stat(path).st_ino != inode:
@@ -181,27 +166,23 @@ def main(argv: list[str]) -> int:
     try:
         path = socket_path(dict(os.environ))
         forwarded: list[int] = []
-        for attempt in (1, 2):
+        for then in ("running it again", "again; giving up"):
             final = run_once(argv, path, forwarded)
             if final is not None and "hand_off" in final:
                 # The action needs torch and a warm server is starting: run it there (at most once more), or at
                 # whatever server is there after the wait, told not to hand off again.
-                _wait_for_successor(path, final["hand_off"], HAND_OFF_WAIT_S)
+                _wait_for_successor(path, final["hand_off"])
                 final = run_once(argv, path, forwarded, hand_off=False)
             if forwarded:  # stopped on purpose (ninja or the CLI was interrupted): never retried
                 return 128 + forwarded[0]
             if final is not None and "exit" in final:
                 return final["exit"]
             why = f"was killed by signal {final['signal']}" if final else "vanished"
-            if attempt == 1:
-                print(f"aotbuild: the worker running `{' '.join(argv)}` {why}; running it again",
-                      file=sys.stderr, flush=True)
-                time.sleep(0.1)
-        print(f"aotbuild: the worker running `{' '.join(argv)}` {why} again; giving up", file=sys.stderr)
+            print(f"aotbuild: the worker running `{' '.join(argv)}` {why}; {then}", file=sys.stderr, flush=True)
+            time.sleep(0.1)
         return 1
     except (Unavailable, OSError) as e:
-        print(f"aotbuild: no warm worker ({e}); running the action in its own process", file=sys.stderr,
-              flush=True)
+        print(f"aotbuild: no warm worker ({e}); running the action in its own process", file=sys.stderr, flush=True)
         os.execv(sys.executable, [sys.executable, "-m", *argv])
 
 
