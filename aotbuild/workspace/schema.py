@@ -23,7 +23,7 @@ from aotbuild.workspace.target import DEFAULT_MAX_INPUT_BYTES, Target, Workspace
 from aotbuild.workspace.yaml_source import Node
 
 # Fields a `defaults:` block may set; model and inputs are per-target by nature.
-DEFAULTABLE = ("device", "seed", "options", "tolerance", "tags", "max_input_bytes", "data", "env")
+DEFAULTABLE = tuple(FIELD_PARSERS)
 TARGET_FIELDS = ("model", "kwargs", "weights", "inputs", "dims", *DEFAULTABLE)
 BUILD_FILE_FIELDS = ("defaults", "targets")
 WORKSPACE_FIELDS = ("defaults", "cache", "ignore")
