@@ -184,8 +184,6 @@ def resolve(patterns: Sequence[str], labels: Iterable[Label], current_package: s
     """Apply `patterns` left to right over the known `labels`; return sorted unique matches. `all_packages`
     names every package, those without targets too, so that an empty one is reported as empty, not missing."""
     parsed = [parse_pattern(text, current_package) for text in patterns]
-    if not parsed:
-        raise LabelError("no target patterns given; name at least one, e.g. //...")
     if all(p.negative for p in parsed):
         raise LabelError("only negative patterns given: there is nothing to subtract from; "
                          "add a positive pattern first, e.g. //... -//models:big")
