@@ -13,7 +13,7 @@ from aotbuild.layout import TargetPaths
 from aotbuild.planning import input_stamps
 from aotbuild.rules.compile import ARTIFACTS, MANIFEST
 from aotbuild.rules.export import DISCOVERED
-from aotbuild.workspace.selection import select
+from aotbuild.workspace.labels import select
 
 
 def cmd_query(args: argparse.Namespace) -> int:

@@ -26,8 +26,7 @@ from aotbuild.reports.remote_summary import check_remote_url, summarize
 from aotbuild.text import plural
 from aotbuild.workspace import settings
 from aotbuild.workspace.discovery import WORKSPACE_FILE
-from aotbuild.workspace.labels import Label
-from aotbuild.workspace.selection import named_explicitly, select
+from aotbuild.workspace.labels import Label, named_explicitly, select
 
 # This workspace's last build that ran anything: its use of the cache, for `cache stats` (not in the shared cache).
 LAST_BUILD_FILE = f"{layout.STATE_DIR}/last-build.json"

@@ -105,11 +105,7 @@ class RemoteSettings:
 
 def remote_url(env: Mapping[str, str], flag: str | None, workspace_setting: str | None) -> str | None:
     """--remote-cache (empty turns the remote off), then AOTBUILD_REMOTE_CACHE, then WORKSPACE's cache.remote."""
-    if flag is not None:
-        return flag or None
-    if REMOTE_VAR in env:
-        return env[REMOTE_VAR] or None
-    return workspace_setting or None
+    return (flag if flag is not None else env.get(REMOTE_VAR, workspace_setting)) or None
 
 
 def remote_settings(env: Mapping[str, str]) -> RemoteSettings | None:
