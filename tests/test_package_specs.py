@@ -18,7 +18,7 @@ from aotbuild.ninja import logs, runner
 from aotbuild.planning.ninja_files import package_file, package_specs
 from aotbuild.planning.planner import python_command
 from aotbuild.workspace.labels import Label
-from aotbuild.workspace.loading import load_config, load_package
+from aotbuild.workspace.schema import load_config, load_package
 
 from .conftest import aotbuild, write
 from .test_planning_layer import BUILD
