@@ -253,12 +253,8 @@ def select(plan: Plan, patterns: list[str], current_package: str | None) -> Sele
 
 def named_explicitly(patterns: list[str], current_package: str | None) -> set[str]:
     """Labels the user wrote out by name (not reached through :all or /...): failures there are never skipped."""
-    named = set()
+    last: dict[str, bool] = {}  # label -> whether the last pattern naming it adds it
     for pattern in (parse_pattern(p, current_package) for p in patterns):
         if pattern.kind == "target":
-            label = str(Label(pattern.package, pattern.name))
-            if pattern.negative:
-                named.discard(label)
-            else:
-                named.add(label)
-    return named
+            last[str(Label(pattern.package, pattern.name))] = not pattern.negative
+    return {label for label, added in last.items() if added}

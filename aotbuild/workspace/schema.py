@@ -132,19 +132,16 @@ def load_config(root: Path) -> WorkspaceConfig:
 def load_package(root: Path, package: str, config: WorkspaceConfig, text: str | None = None) -> Package:
     """Never raises for the user's mistakes: a broken file or target is recorded, so the rest still builds."""
     file = layout.build_file(package)
-    result = Package()
     try:
         _check_package_name(package, file)
         node = load_yaml(root / file, file) if text is None else parse_yaml(text, file)
         targets, errors = parse_build_file(node, file, package, config.defaults)
     except TargetError as e:
-        result.broken = e
-        return result
-    result.broken_targets.update(errors)
+        return Package(broken=e)
+    result = Package(broken_targets=errors, weights={t.weights for t in targets if t.weights})
     for target in targets:
         try:
             if target.weights:
-                result.weights.add(target.weights)
                 _check_weights(root, target)
             result.targets.append(target)
         except TargetError as e:
