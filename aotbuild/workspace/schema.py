@@ -23,7 +23,7 @@ from aotbuild.workspace.fields import (
 )
 from aotbuild.workspace.input_specs import TENSOR_EXAMPLE, input_bytes, parse_inputs
 from aotbuild.workspace.labels import TARGET_NAME, Label, parse_pattern
-from aotbuild.workspace.target import DEFAULT_MAX_INPUT_BYTES, Target, WorkspaceConfig
+from aotbuild.workspace.target import Target, WorkspaceConfig
 from aotbuild.workspace.yaml_source import Node, load_yaml, parse_yaml
 
 # Fields a `defaults:` block may set; model and inputs are per-target by nature.
@@ -102,7 +102,7 @@ def _parse_target(ctx: Ctx, node: Node, label: Label, file: str, defaults: dict[
         raise ctx.error(mapping["dims"], "dims", "dims need declared input shapes, not a callable",
                         "declare inputs by shape to use dynamic dimensions")
     if not isinstance(inputs, str):
-        limit = fields.get("max_input_bytes", DEFAULT_MAX_INPUT_BYTES)
+        limit = fields.get("max_input_bytes", Target.max_input_bytes)
         size, biggest = input_bytes(inputs, dims)
         if size > limit:
             raise ctx.error(mapping["inputs"], "inputs",

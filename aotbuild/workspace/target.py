@@ -8,9 +8,6 @@ from typing import Any
 from aotbuild.workspace.labels import Label
 from aotbuild.workspace.yaml_source import Node
 
-# Generated example inputs larger than this are refused when planning, before anything allocates them.
-DEFAULT_MAX_INPUT_BYTES = 1 << 30
-
 
 @dataclass(frozen=True)
 class TensorSpec:
@@ -103,7 +100,7 @@ class Target:
     options: dict[str, Any] = field(default_factory=dict)
     tolerance: Tolerance | None = None  # None: defaults by dtype at verification time
     tags: tuple[str, ...] = ()
-    max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES  # a plan-time guard only: in no spec or key
+    max_input_bytes: int = 1 << 30  # larger example inputs are refused when planning; in no spec or key
     data: tuple[str, ...] = ()  # workspace-relative files and globs the model reads
     env: tuple[str, ...] = ()  # environment variables the model reads
 

@@ -38,9 +38,6 @@ MAX_ALIAS_NODES = 10_000
 # Deeper data is no sensible BUILD file, and unbounded depth would exhaust Python's recursion limit.
 MAX_DEPTH = 64
 
-_STR_TAG = "tag:yaml.org,2002:str"
-_INT_TAG = "tag:yaml.org,2002:int"
-
 
 class Node(NamedTuple):
     """A YAML value and its 1-based line (collections hold Nodes); a NamedTuple, 3x faster to make than a dataclass."""
@@ -152,8 +149,8 @@ class _Converter:
     def _scalar(self, node: yaml.Node) -> Any:
         tag, value = node.tag, node.value
         # What SafeConstructor would return, without its dispatch, for the two commonest kinds of scalar.
-        if tag == _STR_TAG:
+        if tag == "tag:yaml.org,2002:str":
             return value
-        if tag == _INT_TAG and value.isdigit() and (value[0] != "0" or value == "0"):  # YAML 1.1: 010 is octal
+        if tag == "tag:yaml.org,2002:int" and value.isdigit() and (value[0] != "0" or value == "0"):  # YAML 1.1: 010 is octal
             return int(value)
         return self.loader.construct_object(node, deep=True)
