@@ -120,22 +120,20 @@ def parse_dims(ctx: Ctx, node: Node) -> tuple[DimSpec, ...]:
     return tuple(dims)
 
 
-def _check_plain_data(ctx: Ctx, node: Node, fld: str) -> None:
+def _plain_data(ctx: Ctx, node: Node, fld: str) -> Any:
     """Strings, numbers, booleans, null, lists and mappings only: kwargs go into JSON specs and cache keys."""
     if isinstance(node.value, dict):
-        for key, child in node.value.items():
-            _check_plain_data(ctx, child, f"{fld}.{key}")
-    elif isinstance(node.value, list):
-        for child in node.value:
-            _check_plain_data(ctx, child, fld)
-    elif not isinstance(node.value, SCALARS):
+        return {key: _plain_data(ctx, child, f"{fld}.{key}") for key, child in node.value.items()}
+    if isinstance(node.value, list):
+        return [_plain_data(ctx, child, fld) for child in node.value]
+    if not isinstance(node.value, SCALARS):
         raise ctx.error(node, fld, f"expected plain data, found {describe(node.value)}", "quote it to pass a string")
+    return node.value
 
 
 def parse_kwargs(ctx: Ctx, node: Node) -> dict[str, Any]:
     expect(ctx, node, "kwargs", dict, "a mapping of keyword arguments")
-    _check_plain_data(ctx, node, "kwargs")
-    return node.plain()
+    return _plain_data(ctx, node, "kwargs")
 
 
 def parse_weights(ctx: Ctx, node: Node, package: str) -> str:
