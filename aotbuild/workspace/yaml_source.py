@@ -82,10 +82,8 @@ def parse_yaml(text: str, display: str) -> Node:
     """Parse YAML text already read (and size-checked); every problem is a TargetError naming `display`."""
     loader = LOADER(text)
     try:
-        root = loader.get_single_node()
-        if root is None:
-            return Node({}, 1)
-        return _Converter(loader, display).convert(root, 0, False)
+        root = loader.get_single_node()  # None for an empty file
+        return Node({}, 1) if root is None else _Converter(loader, display).convert(root, 0, False)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None
