@@ -14,7 +14,7 @@ import torch
 
 from aotbuild.actions import example_inputs, model_loader
 from aotbuild.workspace.discovery import discover_packages
-from aotbuild.workspace.loading import load_config, load_package
+from aotbuild.workspace.schema import load_config, load_package
 from aotbuild.rules.export import export_spec
 
 

@@ -12,7 +12,7 @@ from aotbuild.engine import build, cache_hits
 from aotbuild.ninja import spec_edges
 from aotbuild.planning.ninja_files import edge_text, package_file
 from aotbuild.planning.plan_index import read_plan
-from aotbuild.workspace.loading import load_config, load_package
+from aotbuild.workspace.schema import load_config, load_package
 
 BUILD = """targets:
   plain: {model: m.tiny:Tiny, inputs: {x: {shape: [2, 4], dtype: float32}}}

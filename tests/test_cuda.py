@@ -14,9 +14,8 @@ import pytest
 from aotbuild.actions.elf_deps import links_shared_cxx_runtime, needed_libraries
 from aotbuild import layout
 from aotbuild.reports.outcomes import NEEDS_GPU
-from aotbuild.workspace.labels import parse_label
+from aotbuild.workspace.labels import named_explicitly, parse_label
 from aotbuild.layout import TargetPaths
-from aotbuild.workspace.selection import named_explicitly
 
 from .conftest import EXAMPLE, GPU_PACKAGE, TARGETS, aotbuild, torch_tripwire
 

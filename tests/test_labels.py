@@ -325,7 +325,6 @@ RESOLVE_ERRORS = [
     (["//:nope"], None, ["no target 'nope' in package '//'", "root"], []),
     (["-//models:mlp"], None, ["nothing to subtract from"], []),
     (["-//models:mlp", "-//..."], None, ["nothing to subtract from"], []),
-    ([], None, ["no target patterns"], []),
     # The failing pattern is reported even after valid ones.
     (["//models:all", "//models:gpt"], None, ["no target 'gpt'"], []),
     (["//models:all", "mlp"], "models", ["ambiguous"], []),

@@ -19,7 +19,7 @@ from aotbuild.engine import cache_hits
 from aotbuild.ninja import logs, runner
 from aotbuild.planning.ninja_files import package_file
 from aotbuild.workspace.labels import Label
-from aotbuild.workspace.loading import load_config, load_package
+from aotbuild.workspace.schema import load_config, load_package
 
 from .conftest import aotbuild, write
 from .test_planning_layer import BUILD

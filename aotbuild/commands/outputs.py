@@ -15,7 +15,7 @@ from aotbuild.planning import input_stamps
 from aotbuild.rules.compile import ARTIFACTS, MANIFEST
 from aotbuild.rules.export import DISCOVERED
 from aotbuild.workspace.discovery import find_root
-from aotbuild.workspace.selection import select
+from aotbuild.workspace.labels import select
 
 
 def cmd_query(args: argparse.Namespace) -> int:

@@ -25,8 +25,7 @@ from aotbuild.reports.outcomes import NEEDS_GPU, UP_TO_DATE, BuildResult, check_
 from aotbuild.text import plural
 from aotbuild.workspace import settings
 from aotbuild.workspace.discovery import WORKSPACE_FILE
-from aotbuild.workspace.labels import Label
-from aotbuild.workspace.selection import named_explicitly, select
+from aotbuild.workspace.labels import Label, named_explicitly, select
 
 _SHARD = re.compile(r"([0-9]+)/([0-9]+)")
 # This workspace's last build that ran anything: its use of the cache, for `cache stats` (not in the shared cache).
@@ -127,7 +126,7 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], wanted: Goals
         env[settings.WORKERS_VAR] = "0"
     lookup = cache_only if before is None else []
     fetched = lookup  # without the cache pass, their exports ask the cache (and report NeedsGpuError on a miss)
-    if settings.cache_pass_enabled(settings.environ()):
+    if settings.switched_on(settings.CACHE_PASS_VAR):
         _cache_pass(ctx, request, [x for x in built if str(x) not in wanted.optional], built + lookup, env)
         missed = set(missing_artifacts(ctx.out_dir, plan, lookup))
         fetched = [x for x in lookup if x not in missed]
@@ -199,7 +198,7 @@ def _stamp_usable(ctx: Context, request: BuildRequest, wanted: Goals) -> bool:
     if refused is not None and (request.verbose or request.explain):
         print(f"aotbuild: {refused}", file=sys.stderr)
     return (refused is None and request.goal == BUILD_GOAL and not request.explain and bool(wanted.required)
-            and not wanted.optional and settings.noop_stamp_enabled(settings.environ()))
+            and not wanted.optional and settings.switched_on(settings.NOOP_STAMP_VAR))
 
 
 def record_cache_use(out_dir: Path, cache_dir: Path, result: BuildResult) -> None:

@@ -76,7 +76,7 @@ def resolve(root: Path, out_dir: Path, ninja: str, labels: list[Label], env: Map
 
 def _load_targets(root: Path, labels: list[Label]) -> list[Target]:
     """The selected targets as planning parsed them (only their packages are read again)."""
-    from aotbuild.workspace.loading import load_config, load_package
+    from aotbuild.workspace.schema import load_config, load_package
 
     config = load_config(root)
     wanted = set(labels)

@@ -18,8 +18,7 @@ from aotbuild.planning.file_state import FileState, read_state
 from aotbuild.planning.ninja_files import PACKAGES_DIR, package_file, package_ninja, package_specs_text, top_ninja
 from aotbuild.planning.plan_index import PackageEntry, Plan, Staleness, encode_plan, watch_state, written_state
 from aotbuild.workspace.discovery import MAX_SOURCE_BYTES, WORKSPACE_FILE, discover_packages
-from aotbuild.workspace.loading import Package, load_package
-from aotbuild.workspace.schema import WorkspaceConfig, parse_workspace
+from aotbuild.workspace.schema import Package, WorkspaceConfig, load_package, parse_workspace
 from aotbuild.workspace.yaml_source import decode, parse_yaml, too_large
 
 
@@ -42,7 +41,7 @@ def plan_package(root: Path, out_dir: Path, package: str, config: WorkspaceConfi
     try:
         text = _text(file, state, data)
     except TargetError as e:
-        loaded = Package(package, broken=e)
+        loaded = Package(broken=e)
     else:
         loaded = load_package(root, package, config, text)
     ninja_file, specs_file = package_file(package), package_file(package, "specs")

@@ -17,7 +17,6 @@ DEVICES = re.compile(r"cpu|cuda(:\d+)?")
 CALLABLE_REF = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", re.ASCII)
 IDENTIFIER = re.compile(r"[A-Za-z_]\w*", re.ASCII)  # dimension and environment variable names
 SIZE_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-DIM_FIELDS = ("min", "max", "example")
 SCALARS = (str, int, float, bool, type(None))
 
 
@@ -81,22 +80,15 @@ def _int(ctx: Ctx, node: Node, fld: str, minimum: int | None = None) -> int:
 def _parse_tolerance(ctx: Ctx, node: Node) -> Tolerance:
     fix = "write tolerance: {atol: 1.0e-4, rtol: 1.0e-4}"
     mapping = check_keys(ctx, node, ("atol", "rtol"), "tolerance", {"atol": fix, "rtol": fix})
-    values = {}
     for key, value in mapping.items():
-        v = expect(ctx, value, f"tolerance.{key}", (int, float), "a non-negative number")
-        if v < 0:
-            raise ctx.error(value, f"tolerance.{key}", f"expected a non-negative number, found {v}")
-        values[key] = float(v)
-    return Tolerance(**values)
+        if expect(ctx, value, f"tolerance.{key}", (int, float), "a non-negative number") < 0:
+            raise ctx.error(value, f"tolerance.{key}", f"expected a non-negative number, found {value.value}")
+    return Tolerance(**{key: float(value.value) for key, value in mapping.items()})
 
 
 def strings(ctx: Ctx, node: Node, fld: str, what: str, each: str) -> list[tuple[Node, str]]:
     """A list of strings, each with its node (for the line of an error about it)."""
     return [(item, expect(ctx, item, fld, str, each)) for item in expect(ctx, node, fld, list, what)]
-
-
-def _parse_tags(ctx: Ctx, node: Node) -> tuple[str, ...]:
-    return tuple(text for _, text in strings(ctx, node, "tags", "a list of strings", "a string"))
 
 
 def _parse_options(ctx: Ctx, node: Node) -> dict[str, Any]:
@@ -114,7 +106,7 @@ def parse_dims(ctx: Ctx, node: Node) -> tuple[DimSpec, ...]:
         if not IDENTIFIER.fullmatch(name):
             raise ctx.error(spec, fld, f"dimension name {name!r} is not an identifier")
         fix = f"write {name}: {{min: 1, max: 64}}"
-        mapping = check_keys(ctx, spec, DIM_FIELDS, fld, {"min": fix, "max": fix})
+        mapping = check_keys(ctx, spec, ("min", "max", "example"), fld, {"min": fix, "max": fix})
         lo, hi = _int(ctx, mapping["min"], f"{fld}.min", 0), _int(ctx, mapping["max"], f"{fld}.max", 0)
         if hi < lo:
             raise ctx.error(mapping["max"], f"{fld}.max", f"max ({hi}) is below min ({lo})")
@@ -128,22 +120,20 @@ def parse_dims(ctx: Ctx, node: Node) -> tuple[DimSpec, ...]:
     return tuple(dims)
 
 
-def _check_plain_data(ctx: Ctx, node: Node, fld: str) -> None:
+def _plain_data(ctx: Ctx, node: Node, fld: str) -> Any:
     """Strings, numbers, booleans, null, lists and mappings only: kwargs go into JSON specs and cache keys."""
     if isinstance(node.value, dict):
-        for key, child in node.value.items():
-            _check_plain_data(ctx, child, f"{fld}.{key}")
-    elif isinstance(node.value, list):
-        for child in node.value:
-            _check_plain_data(ctx, child, fld)
-    elif not isinstance(node.value, SCALARS):
+        return {key: _plain_data(ctx, child, f"{fld}.{key}") for key, child in node.value.items()}
+    if isinstance(node.value, list):
+        return [_plain_data(ctx, child, fld) for child in node.value]
+    if not isinstance(node.value, SCALARS):
         raise ctx.error(node, fld, f"expected plain data, found {describe(node.value)}", "quote it to pass a string")
+    return node.value
 
 
 def parse_kwargs(ctx: Ctx, node: Node) -> dict[str, Any]:
     expect(ctx, node, "kwargs", dict, "a mapping of keyword arguments")
-    _check_plain_data(ctx, node, "kwargs")
-    return node.plain()
+    return _plain_data(ctx, node, "kwargs")
 
 
 def parse_weights(ctx: Ctx, node: Node, package: str) -> str:
@@ -196,6 +186,7 @@ def _parse_env(ctx: Ctx, node: Node) -> tuple[str, ...]:
 
 FIELD_PARSERS: dict[str, Callable[[Ctx, Node], Any]] = {
     "device": _parse_device, "seed": lambda ctx, n: _int(ctx, n, "seed", 0), "options": _parse_options,
-    "tolerance": _parse_tolerance, "tags": _parse_tags, "max_input_bytes": _parse_size, "data": _parse_data,
-    "env": _parse_env,
+    "tolerance": _parse_tolerance,
+    "tags": lambda ctx, n: tuple(text for _, text in strings(ctx, n, "tags", "a list of strings", "a string")),
+    "max_input_bytes": _parse_size, "data": _parse_data, "env": _parse_env,
 }

@@ -1,11 +1,15 @@
-"""The target schema: BUILD and WORKSPACE files into targets and settings, errors naming file, line and field."""
+"""BUILD and WORKSPACE files into targets and settings (only when re-planning), errors naming file, line and field."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from aotbuild.errors import TargetError
+from aotbuild import layout
+from aotbuild.errors import LabelError, Location, TargetError
 from aotbuild.text import human_bytes
+from aotbuild.workspace.discovery import WORKSPACE_FILE
 from aotbuild.workspace.fields import (
     FIELD_PARSERS,
     Ctx,
@@ -18,12 +22,12 @@ from aotbuild.workspace.fields import (
     strings,
 )
 from aotbuild.workspace.input_specs import TENSOR_EXAMPLE, input_bytes, parse_inputs
-from aotbuild.workspace.labels import TARGET_NAME, Label
-from aotbuild.workspace.target import DEFAULT_MAX_INPUT_BYTES, Target, WorkspaceConfig
-from aotbuild.workspace.yaml_source import Node
+from aotbuild.workspace.labels import TARGET_NAME, Label, parse_pattern
+from aotbuild.workspace.target import Target, WorkspaceConfig
+from aotbuild.workspace.yaml_source import Node, load_yaml, parse_yaml
 
 # Fields a `defaults:` block may set; model and inputs are per-target by nature.
-DEFAULTABLE = ("device", "seed", "options", "tolerance", "tags", "max_input_bytes", "data", "env")
+DEFAULTABLE = tuple(FIELD_PARSERS)
 TARGET_FIELDS = ("model", "kwargs", "weights", "inputs", "dims", *DEFAULTABLE)
 BUILD_FILE_FIELDS = ("defaults", "targets")
 WORKSPACE_FIELDS = ("defaults", "cache", "ignore")
@@ -98,7 +102,7 @@ def _parse_target(ctx: Ctx, node: Node, label: Label, file: str, defaults: dict[
         raise ctx.error(mapping["dims"], "dims", "dims need declared input shapes, not a callable",
                         "declare inputs by shape to use dynamic dimensions")
     if not isinstance(inputs, str):
-        limit = fields.get("max_input_bytes", DEFAULT_MAX_INPUT_BYTES)
+        limit = fields.get("max_input_bytes", Target.max_input_bytes)
         size, biggest = input_bytes(inputs, dims)
         if size > limit:
             raise ctx.error(mapping["inputs"], "inputs",
@@ -109,3 +113,58 @@ def _parse_target(ctx: Ctx, node: Node, label: Label, file: str, defaults: dict[
     weights = parse_weights(ctx, mapping["weights"], label.package) if "weights" in mapping else None
     return Target(label=label, build_file=file, line=node.line, model=model, kwargs=kwargs, weights=weights,
                   inputs=inputs, dims=dims, **fields)
+
+
+@dataclass
+class Package:
+    """One package as parsed: its targets, or why its BUILD file or some of its targets are unusable."""
+
+    targets: list[Target] = field(default_factory=list)
+    broken: TargetError | None = None
+    broken_targets: dict[Label, TargetError] = field(default_factory=dict)
+    weights: set[str] = field(default_factory=set)  # every weights file named, found or not
+
+
+def load_config(root: Path) -> WorkspaceConfig:
+    return parse_workspace(load_yaml(root / WORKSPACE_FILE, WORKSPACE_FILE), WORKSPACE_FILE)
+
+
+def load_package(root: Path, package: str, config: WorkspaceConfig, text: str | None = None) -> Package:
+    """Never raises for the user's mistakes: a broken file or target is recorded, so the rest still builds."""
+    file = layout.build_file(package)
+    try:
+        _check_package_name(package, file)
+        node = load_yaml(root / file, file) if text is None else parse_yaml(text, file)
+        targets, errors = parse_build_file(node, file, package, config.defaults)
+    except TargetError as e:
+        return Package(broken=e)
+    result = Package(broken_targets=errors, weights={t.weights for t in targets if t.weights})
+    for target in targets:
+        try:
+            if target.weights:
+                _check_weights(root, target)
+            result.targets.append(target)
+        except TargetError as e:
+            result.broken_targets[target.label] = e
+    return result
+
+
+def _check_package_name(package: str, file: str) -> None:
+    """A directory name becomes part of labels, ninja paths and shell commands: it must be a valid label."""
+    try:
+        parse_pattern(f"//{package}:all")
+    except LabelError as e:
+        raise TargetError(Location(file), f"the directory '{package}' is not a valid package name: {e}",
+                          "rename it with letters, digits, '_', '-', '.' and '+' only") from None
+
+
+def _check_weights(root: Path, target: Target) -> None:
+    where = Location(target.build_file, target.line, target.label.name, "weights")
+    path = root / target.weights
+    if not path.is_file():
+        raise TargetError(where, f"weights file '{target.weights}' does not exist",
+                          "give a state_dict file path relative to the package directory")
+    # A symlink may point anywhere; the resolved file must still live inside the workspace.
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise TargetError(where, f"weights file '{target.weights}' resolves outside the workspace",
+                          "copy the checkpoint into the workspace")

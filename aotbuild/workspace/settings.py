@@ -35,8 +35,6 @@ REMOTE_MAX_BLOB_VAR = "AOTBUILD_REMOTE_MAX_BLOB"
 SIGNING_KEY_VAR = "AOTBUILD_SIGNING_KEY"
 SIGNING_KEY_FILE_VAR = "AOTBUILD_SIGNING_KEY_FILE"
 VERIFY_KEYS_VAR = "AOTBUILD_REMOTE_VERIFY_KEYS"
-DEFAULT_REMOTE_DEADLINE_S = 600.0
-DEFAULT_REMOTE_MAX_BLOB = 4 << 30
 # "0": no cache pass in the CLI (engine/cache_hits.py): every hit runs its action process.
 CACHE_PASS_VAR = "AOTBUILD_CACHE_PASS"
 # "0": every build runs ninja, even where the no-op stamp (engine/noop_stamp.py) proves it would run nothing.
@@ -86,9 +84,9 @@ def cache_read_only(env: Mapping[str, str]) -> bool:
     return env.get(CACHE_READONLY_VAR) == "1"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)  # the default object repr: nothing of the secrets
 class RemoteSettings:
-    """What an action needs to reach the remote cache. `repr` hides the secrets."""
+    """What an action needs to reach the remote cache."""
 
     url: str
     upload: bool
@@ -98,23 +96,16 @@ class RemoteSettings:
     password: str | None = None
     netrc: Path | None = None
     s3_endpoint: str | None = None
-    deadline_s: float = DEFAULT_REMOTE_DEADLINE_S
-    max_blob_bytes: int = DEFAULT_REMOTE_MAX_BLOB
+    deadline_s: float = 600.0
+    max_blob_bytes: int = 4 << 30
     signing_key: str | None = None
     signing_key_file: Path | None = None
     verify_keys: tuple[str, ...] = ()
 
-    def __repr__(self) -> str:
-        return f"RemoteSettings(upload={self.upload}, required={self.required})"
-
 
 def remote_url(env: Mapping[str, str], flag: str | None, workspace_setting: str | None) -> str | None:
     """--remote-cache (empty turns the remote off), then AOTBUILD_REMOTE_CACHE, then WORKSPACE's cache.remote."""
-    if flag is not None:
-        return flag or None
-    if REMOTE_VAR in env:
-        return env[REMOTE_VAR] or None
-    return workspace_setting or None
+    return (flag if flag is not None else env.get(REMOTE_VAR, workspace_setting)) or None
 
 
 def remote_settings(env: Mapping[str, str]) -> RemoteSettings | None:
@@ -130,8 +121,8 @@ def remote_settings(env: Mapping[str, str]) -> RemoteSettings | None:
                           token=env.get(REMOTE_TOKEN_VAR) or None, user=env.get(REMOTE_USER_VAR) or None,
                           password=env.get(REMOTE_PASSWORD_VAR) or None, netrc=Path(netrc) if netrc else None,
                           s3_endpoint=env.get(S3_ENDPOINT_VAR) or None,
-                          deadline_s=_positive(env, REMOTE_DEADLINE_VAR, DEFAULT_REMOTE_DEADLINE_S),
-                          max_blob_bytes=int(_positive(env, REMOTE_MAX_BLOB_VAR, DEFAULT_REMOTE_MAX_BLOB)),
+                          deadline_s=_positive(env, REMOTE_DEADLINE_VAR, RemoteSettings.deadline_s),
+                          max_blob_bytes=int(_positive(env, REMOTE_MAX_BLOB_VAR, RemoteSettings.max_blob_bytes)),
                           signing_key=env.get(SIGNING_KEY_VAR) or None,
                           signing_key_file=Path(key_file).expanduser() if key_file else None,
                           verify_keys=tuple(env.get(VERIFY_KEYS_VAR, "").replace(",", " ").split()))
@@ -174,9 +165,6 @@ def remote_env(url: str | None, upload: bool, required: bool, verify_keys: tuple
     return env
 
 
-def cache_pass_enabled(env: Mapping[str, str]) -> bool:
-    return env.get(CACHE_PASS_VAR, "1") != "0"
-
-
-def noop_stamp_enabled(env: Mapping[str, str]) -> bool:
-    return env.get(NOOP_STAMP_VAR, "1") != "0"
+def switched_on(var: str) -> bool:
+    """A switch such as AOTBUILD_CACHE_PASS: on unless set to "0"."""
+    return environ().get(var, "1") != "0"

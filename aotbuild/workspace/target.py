@@ -8,9 +8,6 @@ from typing import Any
 from aotbuild.workspace.labels import Label
 from aotbuild.workspace.yaml_source import Node
 
-# Generated example inputs larger than this are refused when planning, before anything allocates them.
-DEFAULT_MAX_INPUT_BYTES = 1 << 30
-
 
 @dataclass(frozen=True)
 class TensorSpec:
@@ -62,19 +59,12 @@ def tensor_specs(specs: tuple[InputSpec, ...]) -> list[TensorSpec]:
 
 
 def input_json(spec: InputSpec) -> dict[str, Any]:
-    """An input spec as export.json holds it. A plain random tensor keeps the keys it always had, so the
-    export keys of existing targets do not change; the other forms add theirs."""
-    if isinstance(spec, ValueSpec):
-        return {"name": spec.name, "value": spec.value, "keyword": spec.keyword}
+    """An input spec as export.json holds it. `fill` and `generator` only when set, so a plain random tensor keeps
+    the keys it always had and the export keys of existing targets do not change."""
     if isinstance(spec, NestedSpec):
         return {"name": spec.name, spec.container: [input_json(i) for i in spec.items], "keyword": spec.keyword}
-    out: dict[str, Any] = {"name": spec.name, "shape": list(spec.shape), "dtype": spec.dtype, "low": spec.low,
-                           "high": spec.high, "keyword": spec.keyword}
-    if spec.fill is not None:
-        out["fill"] = spec.fill
-    if spec.generator is not None:
-        out["generator"] = spec.generator
-    return out
+    out = {k: v for k, v in vars(spec).items() if v is not None or k not in ("fill", "generator")}
+    return {**out, "shape": list(spec.shape)} if isinstance(spec, TensorSpec) else out
 
 
 @dataclass(frozen=True)
@@ -110,7 +100,7 @@ class Target:
     options: dict[str, Any] = field(default_factory=dict)
     tolerance: Tolerance | None = None  # None: defaults by dtype at verification time
     tags: tuple[str, ...] = ()
-    max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES  # a plan-time guard only: in no spec or key
+    max_input_bytes: int = 1 << 30  # larger example inputs are refused when planning; in no spec or key
     data: tuple[str, ...] = ()  # workspace-relative files and globs the model reads
     env: tuple[str, ...] = ()  # environment variables the model reads
 

@@ -38,9 +38,6 @@ MAX_ALIAS_NODES = 10_000
 # Deeper data is no sensible BUILD file, and unbounded depth would exhaust Python's recursion limit.
 MAX_DEPTH = 64
 
-_STR_TAG = "tag:yaml.org,2002:str"
-_INT_TAG = "tag:yaml.org,2002:int"
-
 
 class Node(NamedTuple):
     """A YAML value and its 1-based line (collections hold Nodes); a NamedTuple, 3x faster to make than a dataclass."""
@@ -85,10 +82,8 @@ def parse_yaml(text: str, display: str) -> Node:
     """Parse YAML text already read (and size-checked); every problem is a TargetError naming `display`."""
     loader = LOADER(text)
     try:
-        root = loader.get_single_node()
-        if root is None:
-            return Node({}, 1)
-        return _Converter(loader, display).convert(root, 0, False)
+        root = loader.get_single_node()  # None for an empty file
+        return Node({}, 1) if root is None else _Converter(loader, display).convert(root, 0, False)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None
@@ -152,8 +147,8 @@ class _Converter:
     def _scalar(self, node: yaml.Node) -> Any:
         tag, value = node.tag, node.value
         # What SafeConstructor would return, without its dispatch, for the two commonest kinds of scalar.
-        if tag == _STR_TAG:
+        if tag == "tag:yaml.org,2002:str":
             return value
-        if tag == _INT_TAG and value.isdigit() and (value[0] != "0" or value == "0"):  # YAML 1.1: 010 is octal
+        if tag == "tag:yaml.org,2002:int" and value.isdigit() and (value[0] != "0" or value == "0"):  # YAML 1.1: 010 is octal
             return int(value)
         return self.loader.construct_object(node, deep=True)
