@@ -113,9 +113,7 @@ def referenced_entries(out_dir: Path) -> set[str]:
                 continue
             if not isinstance(doc, dict):
                 continue
-            for ref in fields:
-                if isinstance(doc.get(ref.field), str):
-                    names.add(f"{ref.store}/{doc[ref.field]}")
+            names |= {f"{ref.store}/{doc[ref.field]}" for ref in fields if isinstance(doc.get(ref.field), str)}
             for art in (doc.get("artifacts") or {}).values() if isinstance(doc.get("artifacts"), dict) else ():
                 if isinstance(art, dict) and isinstance(art.get("sha256"), str):
                     names.add(f"cas/{art['sha256']}")

@@ -34,11 +34,8 @@ def open_layered(env: Mapping[str, str], local: LocalStore) -> LayeredStore:
 def declared_sizes(payload: dict[str, Any]) -> dict[str, int]:
     """Blob sizes an entry declares (compile entries: {"pt2": {"sha256": ..., "size": ...}}): a download
     longer than that is cut. Blobs without a declared size are bounded by the configured cap."""
-    sizes: dict[str, int] = {}
-    for value in payload.values():
-        if isinstance(value, dict) and is_hex(value.get("sha256")) and type(value.get("size")) is int:
-            sizes[value["sha256"]] = max(0, value["size"])
-    return sizes
+    return {value["sha256"]: max(0, value["size"]) for value in payload.values()
+            if isinstance(value, dict) and is_hex(value.get("sha256")) and type(value.get("size")) is int}
 
 
 class LayeredStore:
