@@ -152,7 +152,7 @@ def test_blob_failing_its_digest_is_not_used_and_the_remote_stays(remote, tmp_pa
     layered = LayeredStore(local, HttpStore(url))
     assert layered.get_action(key) is None
     assert any(f"cas/{digest} failed its digest check" in w for w in layered.warnings)
-    assert not local.has_blob(digest) and local.get_action(key) is None
+    assert not local.contains("cas", digest) and local.get_action(key) is None
     assert layered.remote is not None  # one bad object is not a dead server
 
 

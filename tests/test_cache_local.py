@@ -34,7 +34,7 @@ def test_put_get_bytes_roundtrip(tmp_path: Path) -> None:
     digest = store.put_bytes(data)
     assert digest == sha256_bytes(data)
     assert store.get_bytes(digest) == data
-    assert store.has_blob(digest)
+    assert store.contains("cas", digest)
     path = store.blob_path(digest)
     assert path == tmp_path / "cache" / "v1" / "cas" / digest[:2] / digest
     assert stat.S_IMODE(path.stat().st_mode) == BLOB_MODE
@@ -109,7 +109,7 @@ def test_nothing_created_until_first_write(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "cache")
     assert store.get_bytes(KEY) is None
     assert store.blob_path(KEY) is None
-    assert not store.has_blob(KEY)
+    assert not store.contains("cas", KEY)
     assert store.get_action(KEY) is None
     assert store.stats()["cas_entries"] == 0
     assert store.verify() == []
@@ -233,7 +233,7 @@ def test_invalid_keys_are_rejected(tmp_path: Path, bad: str) -> None:
     for call in (
         lambda: store.get_bytes(bad),
         lambda: store.blob_path(bad),
-        lambda: store.has_blob(bad),
+        lambda: store.contains("cas", bad),
         lambda: store.get_action(bad),
         lambda: store.put_action(bad, {}),
         lambda: store.put_action(KEY, {"blobs": [bad]}),
@@ -293,7 +293,7 @@ def test_gc_evicts_oldest_first_to_budget(tmp_path: Path) -> None:
     assert stats["cas_bytes"] + stats["ac_bytes"] <= 300 + ac_size
     removed = store.gc(max_bytes=250, now=10_000.0)
     assert removed == [f"ac/{KEY}", f"cas/{digests[2]}"]
-    assert [store.has_blob(d) for d in digests] == [False, False, False, True, True]
+    assert [store.contains("cas", d) for d in digests] == [False, False, False, True, True]
 
 
 def test_gc_max_age(tmp_path: Path) -> None:
@@ -332,7 +332,7 @@ def test_gc_skips_entries_whose_lock_is_held(tmp_path: Path) -> None:
             time.sleep(0.02)
         removed = store.gc(max_bytes=200, now=10_000.0)
         assert removed == [f"cas/{digests[1]}"]  # the oldest is locked; the next oldest goes instead
-        assert store.has_blob(digests[0]) and store.has_blob(digests[2])
+        assert store.contains("cas", digests[0]) and store.contains("cas", digests[2])
     finally:
         holder.kill()
         holder.wait()

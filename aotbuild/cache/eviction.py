@@ -64,7 +64,6 @@ def gc(store: LocalStore, max_bytes: int | None, max_age_s: float | None, now: f
     # just stored, a blob it is about to link), and those its workspace's targets last used (it will
     # likely look them up again).
     leases = live_leases(store.base)
-    in_use_since = leases.since
     held = {name for out_dir in leases.out_dirs for name in referenced_entries(out_dir)}
     entries, temps = scan(store.base)
     stale = [path for path, mtime in temps if now - mtime > TEMP_MAX_AGE_S]
@@ -80,7 +79,7 @@ def gc(store: LocalStore, max_bytes: int | None, max_age_s: float | None, now: f
         over = max_bytes is not None and total > max_bytes
         if not (too_old or over):
             break  # sorted oldest first and total only shrinks, so nothing later qualifies either
-        if (in_use_since is not None and e.mtime >= in_use_since) or e.name in held:
+        if (leases.since is not None and e.mtime >= leases.since) or e.name in held:
             store.skipped_in_use += 1
             continue
         if _evict(store, e):
@@ -114,9 +113,7 @@ def referenced_entries(out_dir: Path) -> set[str]:
                 continue
             if not isinstance(doc, dict):
                 continue
-            for ref in fields:
-                if isinstance(doc.get(ref.field), str):
-                    names.add(f"{ref.store}/{doc[ref.field]}")
+            names |= {f"{ref.store}/{doc[ref.field]}" for ref in fields if isinstance(doc.get(ref.field), str)}
             for art in (doc.get("artifacts") or {}).values() if isinstance(doc.get("artifacts"), dict) else ():
                 if isinstance(art, dict) and isinstance(art.get("sha256"), str):
                     names.add(f"cas/{art['sha256']}")

@@ -14,9 +14,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aotbuild.cache.remote import (
-    DEADLINE_S, MAX_BLOB_BYTES, BadUrl, RemoteStore, RemoteUrl, Sink, parse, plain_http_warning,
-)
+from aotbuild.cache.remote import DEADLINE_S, MAX_BLOB_BYTES, RemoteStore, RemoteUrl, Sink, parse, plain_http_warning
 from aotbuild.cache.signing import Signer, Verifier
 from aotbuild.cache.store import RemoteError
 from aotbuild.hashing import CHUNK
@@ -43,7 +41,7 @@ class HttpStore(RemoteStore):
         super().__init__(deadline, max_blob_bytes, signer, verifier)
         try:
             parts = parse(url)  # credentials come off before anything parses the rest
-        except BadUrl as e:
+        except ValueError as e:
             raise RemoteError(str(e)) from None
         if parts.scheme not in ("http", "https"):
             raise RemoteError(f"remote cache {parts.redacted}: expected http://host[:port]/prefix or https://...")

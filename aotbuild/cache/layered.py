@@ -34,19 +34,15 @@ def open_layered(env: Mapping[str, str], local: LocalStore) -> LayeredStore:
 def declared_sizes(payload: dict[str, Any]) -> dict[str, int]:
     """Blob sizes an entry declares (compile entries: {"pt2": {"sha256": ..., "size": ...}}): a download
     longer than that is cut. Blobs without a declared size are bounded by the configured cap."""
-    sizes: dict[str, int] = {}
-    for value in payload.values():
-        if isinstance(value, dict) and is_hex(value.get("sha256")) and type(value.get("size")) is int:
-            sizes[value["sha256"]] = max(0, value["size"])
-    return sizes
+    return {value["sha256"]: max(0, value["size"]) for value in payload.values()
+            if isinstance(value, dict) and is_hex(value.get("sha256")) and type(value.get("size")) is int}
 
 
 class LayeredStore:
     """LocalStore's interface for actions, with a remote behind it."""
 
     def __init__(self, local: LocalStore, remote: Store | None = None, *, upload: bool = False,
-                 required: bool = False, down_marker: Path | None = None,
-                 failed_file: Path | None = None) -> None:
+                 required: bool = False, down_marker: Path | None = None, failed_file: Path | None = None) -> None:
         self.local = local
         self.remote = remote
         self.backend = remote  # kept after the remote is dropped, for its traffic counters
@@ -65,16 +61,16 @@ class LayeredStore:
     # -- local first, then remote
 
     def get_bytes(self, digest: str) -> bytes | None:
-        data = self.local.get_bytes(digest)
-        if data is None and self.guard(lambda remote: self._fetch(remote, digest), False):
-            data = self.local.get_bytes(digest)
-        return data
+        return self._blob(self.local.get_bytes, digest)
 
     def blob_path(self, digest: str) -> Path | None:
-        path = self.local.blob_path(digest)
-        if path is None and self.guard(lambda remote: self._fetch(remote, digest), False):
-            path = self.local.blob_path(digest)
-        return path
+        return self._blob(self.local.blob_path, digest)
+
+    def _blob(self, read: Callable[[str], T | None], digest: str) -> T | None:
+        found = read(digest)
+        if found is None and self.guard(lambda remote: self._fetch(remote, digest), False):
+            found = read(digest)
+        return found
 
     def get_action(self, key: str) -> dict[str, Any] | None:
         value = self.local.get_action(key)
@@ -127,8 +123,8 @@ class LayeredStore:
             self.remote_counts["misses"] += 1
             return None
         sizes = declared_sizes(value)
-        for digest in value.get("blobs", []):
-            if not self.local.has_blob(digest) and (got := self._fetch(remote, digest, sizes.get(digest))) is not True:
+        for digest in [d for d in value.get("blobs", []) if not self.local.contains("cas", d)]:
+            if (got := self._fetch(remote, digest, sizes.get(digest))) is not True:
                 if got is False:  # absent, rather than bad bytes (reported once already)
                     name = getattr(remote, "name", "")
                     self.warnings.append(f"remote cache {name}/ac/{key} points at cas/{digest}, which the remote "

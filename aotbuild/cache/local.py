@@ -78,12 +78,10 @@ class LocalStore:
         path = self._path("cas", digest)
         if (got := _read(path)) is None:
             return None
-        data, st = got
-        if sha256_bytes(data) != digest:
-            self._discard(path, st, f"cas/{digest}")
+        if not self._intact(path, got[1], sha256_bytes(got[0]), digest):
             return None
         _touch(path)
-        return data
+        return got[0]
 
     def blob_path(self, digest: str) -> Path | None:
         """Path of a verified blob, for linking or copying out; None if absent or corrupt (then removed)."""
@@ -92,10 +90,6 @@ class LocalStore:
             return None
         _touch(path)
         return path
-
-    def has_blob(self, digest: str) -> bool:
-        """Whether the blob exists; not verified, so cheap enough for every AC lookup."""
-        return self._path("cas", digest).is_file()
 
     # The Store protocol, so that remote backends and this one pass one contract suite.
     def get_blob(self, digest: str, dest: Path, limit: int | None = None) -> bool:
@@ -114,22 +108,24 @@ class LocalStore:
             raise CacheError(f"{src} does not hash to {digest}")
 
     def contains(self, kind: str, key: str) -> bool:
+        """Whether the entry exists; not verified, so cheap enough for every AC lookup."""
         return self._path(kind, key).is_file()
 
     def _verified(self, path: Path, digest: str) -> bool:
         """Rehash `path`; a mismatch removes it and records it as corrupt."""
         try:
             with open(path, "rb") as f:
-                st = os.fstat(f.fileno())
-                got = sha256_stream(f)
+                st, got = os.fstat(f.fileno()), sha256_stream(f)
         except FileNotFoundError:
             return False
         except OSError as e:
             raise CacheError(f"cannot read cache blob {path}: {e}") from e
-        if got == digest:
-            return True
-        self._discard(path, st, f"cas/{digest}")
-        return False
+        return self._intact(path, st, got, digest)
+
+    def _intact(self, path: Path, seen: os.stat_result, got: str, digest: str) -> bool:
+        if got != digest:
+            self._discard(path, seen, f"cas/{digest}")
+        return got == digest
 
     def _discard(self, path: Path, seen: os.stat_result, name: str) -> None:
         # Only unlink the file we judged: a concurrent writer may already have replaced it with a good copy.
@@ -183,10 +179,12 @@ class LocalStore:
         """Parse and checksum an AC entry; a bad one is removed and recorded as corrupt."""
         if (got := _read(path)) is None:
             return None
-        payload = parse_action(key, got[0])
-        if payload is None:
+        # Never signature-checked: this machine wrote it, or checked it first.
+        parsed = parse_action(key, got[0])
+        if parsed is None:
             self._discard(path, got[1], f"ac/{key}")
-        return payload
+            return None
+        return parsed[0]
 
     def lock(self, key: str, timeout: float = -1) -> filelock.FileLock:
         """An inter-process lock for `key` (not yet acquired); not reentrant across separate calls."""
@@ -241,8 +239,8 @@ class OverlayStore(LocalStore):
     def blob_path(self, digest: str) -> Path | None:
         return super().blob_path(digest) or self.lower.blob_path(digest)
 
-    def has_blob(self, digest: str) -> bool:
-        return super().has_blob(digest) or self.lower.has_blob(digest)
+    def contains(self, kind: str, key: str) -> bool:
+        return super().contains(kind, key) or self.lower.contains(kind, key)
 
     def _lookup_action(self, key: str) -> dict[str, Any] | None:
         value = super()._lookup_action(key)
@@ -250,7 +248,7 @@ class OverlayStore(LocalStore):
 
     def _all_present(self, blobs: list[str]) -> bool:
         # An overlay entry may point at blobs of either layer (a program exported here, an artifact cached there).
-        return all(_touch(self._path("cas", d)) or self.lower.has_blob(d) for d in blobs)
+        return all(_touch(self._path("cas", d)) or self.lower.contains("cas", d) for d in blobs)
 
 
 def _read(path: Path) -> tuple[bytes, os.stat_result] | None:

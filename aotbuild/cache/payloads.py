@@ -39,6 +39,11 @@ def check(value: Any, schema: Any, where: str = "") -> None:
         schema(value, where)
 
 
+def optional(schema: Any) -> Callable[[Any, str], None]:
+    """`schema`, or None."""
+    return lambda value, where: None if value is None else check(value, schema, where)
+
+
 def expect(ok: bool, where: str, what: str) -> None:
     if not ok:
         raise Invalid(f"{where}: expected {what}")
@@ -68,15 +73,18 @@ def _outside_module(v: Any) -> bool:
             and posixpath.normpath(v) == v and not v.startswith(("/dev/", "/proc/", "/sys/")))
 
 
+def is_plain_name(v: Any) -> bool:
+    """A file name with no directory part: no `/`, `\\`, NUL, `.` or `..`, not empty."""
+    return isinstance(v, str) and v not in ("", ".", "..") and not set(v) & set("/\\\0")
+
+
 string = _is(lambda v: isinstance(v, str) and "\0" not in v, "a string")
 integer = _is(_int, "an integer")
 natural = _is(lambda v: _int(v) and v >= 0, "an integer >= 0")
 number = _is(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number")
 boolean = _is(lambda v: isinstance(v, bool), "true or false")
 digest = _is(is_hex, "64 lowercase hex digits")
-# A file name with no directory part: no `/`, `\`, NUL, `.` or `..`, not empty.
-plain_name = _is(lambda v: isinstance(v, str) and v not in ("", ".", "..") and not set(v) & set("/\\\0"),
-                 "a plain file name", show=True)
+plain_name = _is(is_plain_name, "a plain file name", show=True)
 workspace_path = _is(_in_workspace, "a relative path inside the workspace", show=True)
 outside_module_path = _is(_outside_module, "an absolute path of a .py file", show=True)
 # A dotted Python module name: `pkg.mod`, never a path or `aot-out....`.
@@ -88,14 +96,6 @@ env_name = _is(lambda v: isinstance(v, str) and _ENV.fullmatch(v), "an environme
 
 def workspace_or_outside(value: Any, where: str) -> None:
     (outside_module_path if isinstance(value, str) and value.startswith("/") else workspace_path)(value, where)
-
-
-def is_plain_name(value: Any) -> bool:
-    try:
-        plain_name(value, "name")
-    except Invalid:
-        return False
-    return True
 
 
 # -- the schemas
@@ -128,23 +128,15 @@ def _json_data(value: Any, where: str, depth: int) -> None:
 
 
 _size = _is(lambda v: _int(v) or isinstance(v, str), "a size or a dim expression")
+_shape = optional([_size])  # None: a Python number input, baked into the graph
+_program = optional(digest)  # None: not stored, the compile exports again (export.PROGRAM_STORE_LIMIT)
 _artifact = _is(lambda v: v in ("pt2", "so"), "pt2 or so")
-
-
-def _shape(value: Any, where: str) -> None:
-    if value is not None:  # None: a Python number input, baked into the graph
-        check(value, [_size], where)
 
 
 def _dims(value: Any, where: str) -> None:
     expect(isinstance(value, dict), where, "an object")
     for name, dim in value.items():
         check(dim, {"min": integer, "max": integer, "example": integer}, f"{where}.{name}")
-
-
-def _program(value: Any, where: str) -> None:
-    if value is not None:  # None: not stored, the compile exports again (export.PROGRAM_STORE_LIMIT)
-        digest(value, where)
 
 
 def _record(value: Any, where: str) -> None:

@@ -8,7 +8,7 @@ import ipaddress
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,11 +33,8 @@ class RemoteUrl:
     host: str
     port: int | None
     path: str  # without the trailing slash
-    user: str | None = None
-    password: str | None = None
-
-    def __repr__(self) -> str:
-        return f"RemoteUrl({self.redacted!r})"
+    user: str | None = field(default=None, repr=False)  # `repr` never shows the credentials
+    password: str | None = field(default=None, repr=False)
 
     @property
     def redacted(self) -> str:
@@ -45,10 +42,6 @@ class RemoteUrl:
         host = f"[{self.host}]" if ":" in self.host else self.host
         port = f":{self.port}" if self.port is not None else ""
         return f"{self.scheme}://{host}{port}{self.path}"
-
-
-class BadUrl(ValueError):
-    """The URL cannot be parsed; the message quotes only the parts that hold no credentials."""
 
 
 def split_credentials(url: str) -> tuple[str, str | None, str | None]:
@@ -60,22 +53,21 @@ def split_credentials(url: str) -> tuple[str, str | None, str | None]:
         return url, None, None
     userinfo, _, hostpart = rest.rpartition("@")
     user, colon, password = userinfo.partition(":")
-    return (f"{scheme}://{hostpart}", urllib.parse.unquote(user),
-            urllib.parse.unquote(password) if colon else None)
+    return f"{scheme}://{hostpart}", urllib.parse.unquote(user), urllib.parse.unquote(password) if colon else None
 
 
 def parse(url: str) -> RemoteUrl:
-    """The URL's parts; BadUrl (naming scheme and host at most) if it has no host or a bad port."""
+    """The URL's parts; ValueError (naming scheme and host at most) if it has no host or a bad port."""
     clean, user, password = split_credentials(url.strip())
     try:
         parts = urllib.parse.urlsplit(clean)
         port = parts.port
     except ValueError:
-        raise BadUrl(f"cannot parse the remote cache URL {_safe_prefix(clean)}...: expected "
+        raise ValueError(f"cannot parse the remote cache URL {_safe_prefix(clean)}...: expected "
                      "scheme://host[:port]/prefix (a password with '/', '@' or ':' works as it is; "
                      "an '@' in the prefix must be written %40)") from None
     if not parts.hostname:
-        raise BadUrl(f"remote cache URL {_safe_prefix(clean)}... has no host")
+        raise ValueError(f"remote cache URL {_safe_prefix(clean)}... has no host")
     return RemoteUrl(parts.scheme.lower(), parts.hostname, port, parts.path.rstrip("/"), user, password)
 
 
@@ -88,7 +80,7 @@ def redact(url: str) -> str:
     """The redacted form of any URL string (credentials, query and fragment dropped), for messages."""
     try:
         return parse(url).redacted
-    except BadUrl:
+    except ValueError:
         return _safe_prefix(split_credentials(url.strip())[0])
 
 
@@ -105,8 +97,9 @@ def plain_http_warning(url: RemoteUrl, sends_credentials: bool) -> str | None:
 
 
 class RemoteStore:
-    """A remote backend; subclasses provide `name`, `_prefix` (ending in `/` unless empty), `_get`, `_put` and
-    `_head`."""
+    """A remote backend; subclasses provide `name`, `_prefix` (ending in `/` unless empty), `_head(path)`,
+    `_put(path, body, size)` and `_get(path, limit, sink)`: stream the object into what `sink` opens, through
+    `_receive`; False if it is absent."""
 
     name: str
     _prefix: str
@@ -153,16 +146,6 @@ class RemoteStore:
 
     def _path(self, kind: str, key: str) -> str:
         return f"{self._prefix}{kind}/{check_hex('digest' if kind == 'cas' else 'key', key)}"
-
-    def _get(self, path: str, limit: int, sink: Sink) -> bool:
-        """Stream the object at `path` into what `sink` opens, through `_receive`; False if it is absent."""
-        raise NotImplementedError
-
-    def _put(self, path: str, body: Path | bytes, size: int) -> None:
-        raise NotImplementedError
-
-    def _head(self, path: str) -> bool:
-        raise NotImplementedError
 
     def _receive(self, body: Any, size: int | None, out: Any, limit: int, what: str,
                  expired: Callable[[], bool]) -> None:
@@ -236,14 +219,11 @@ class LazyRemote:
         self._config = config
         self._store: Store | None = None
 
-    def _open(self) -> Store:
-        if self._store is None:
-            self._store = open_remote(self._config)
-        return self._store
-
     def _call(self, op: Callable[[Store], T]) -> T:
         try:
-            return op(self._open())
+            if self._store is None:
+                self._store = open_remote(self._config)
+            return op(self._store)
         except (RemoteError, IntegrityError, UserError):
             raise
         except Exception as e:

@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from aotbuild.cache.remote import DEADLINE_S, MAX_BLOB_BYTES, BadUrl, RemoteStore, Sink, parse
+from aotbuild.cache.remote import DEADLINE_S, MAX_BLOB_BYTES, RemoteStore, Sink, parse
 from aotbuild.cache.signing import Signer, Verifier
 from aotbuild.cache.store import RemoteError
 from aotbuild.errors import UserError
@@ -24,7 +24,7 @@ class S3Store(RemoteStore):
         super().__init__(deadline, max_blob_bytes, signer, verifier)
         try:
             parts = parse(url)
-        except BadUrl as e:
+        except ValueError as e:
             raise UserError(f"{e}; expected s3://bucket/prefix") from None
         if parts.scheme != "s3":
             raise UserError(f"remote cache {parts.redacted}: expected s3://bucket/prefix")
@@ -60,8 +60,7 @@ class S3Store(RemoteStore):
         watchdog.start()
         try:
             with sink() as out:
-                self._receive(body, response.get("ContentLength"), out, limit, f"GET {path}",
-                              watchdog.finished.is_set)
+                self._receive(body, response.get("ContentLength"), out, limit, f"GET {path}", watchdog.finished.is_set)
         finally:
             watchdog.cancel()
             body.close()

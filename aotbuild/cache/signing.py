@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +61,8 @@ def encode_public(raw: bytes) -> str:
 class Signer:
     """Signs entries on their way to the remote (CI). `repr` never shows the key."""
 
-    private: Any  # ed25519.Ed25519PrivateKey
+    private: Any = field(repr=False)  # ed25519.Ed25519PrivateKey
     kid: str
-
-    def __repr__(self) -> str:
-        return f"Signer(kid={self.kid})"
 
     def verifier(self) -> Verifier:
         """Accepts only this signer's signatures: an uploader asks whether the remote's entry is already its own."""

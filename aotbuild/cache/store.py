@@ -61,9 +61,9 @@ def encode_action(key: str, value: dict[str, Any], signer: Signer | None = None)
     return canonical_json(doc)
 
 
-def _checked(key: str, raw: bytes) -> tuple[dict[str, Any], str, object] | None:
+def parse_action(key: str, raw: bytes) -> tuple[dict[str, Any], str, object] | None:
     """(payload, its checksum, the signature if any) of a sound entry filed under `key` whose blobs are digests,
-    else None."""
+    or None if it is damaged or filed under the wrong key (a sound entry copied into the wrong place)."""
     try:
         doc = json.loads(raw)
         payload, checksum = doc["payload"], doc.get("sha256")
@@ -75,17 +75,10 @@ def _checked(key: str, raw: bytes) -> tuple[dict[str, Any], str, object] | None:
     return (payload, checksum, doc.get("signature")) if ok else None
 
 
-def parse_action(key: str, raw: bytes) -> dict[str, Any] | None:
-    """The payload of an encoded entry, or None if it is damaged or filed under the wrong key (a sound entry
-    copied into the wrong place); never signature-checked: this machine wrote it, or checked it first."""
-    checked = _checked(key, raw)
-    return None if checked is None else checked[0]
-
-
 def decode_action(key: str, raw: bytes, where: str, verifier: Verifier | None = None) -> dict[str, Any]:
     """The payload of an encoded remote entry; IntegrityError if it is damaged, filed under the wrong key, or
     (with a verifier) unsigned or not signed by a trusted key for this key and payload."""
-    checked = _checked(key, raw)
+    checked = parse_action(key, raw)
     if checked is None:
         raise IntegrityError(f"remote cache {where}/ac/{key} is not a valid action entry for its key")
     payload, checksum, signature = checked
