@@ -48,13 +48,6 @@ def _update_with_tensor(h: "hashlib._Hash", name: str, t: torch.Tensor) -> None:
         h.update(flat.view(torch.uint8).numpy())
 
 
-def tensor_digest(t: torch.Tensor, name: str = "") -> str:
-    """The sha256 one tensor contributes to the graph hash (dtype, shape and values), on its own."""
-    h = hashlib.sha256()
-    _update_with_tensor(h, name, t)
-    return h.hexdigest()
-
-
 def graph_hash(ep: torch.export.ExportedProgram) -> str:
     """Never str(ep), which embeds absolute source paths and stack traces."""
     h = hashlib.sha256()

@@ -58,15 +58,20 @@ def _link_torch(torch_dir: Path) -> Path:
     return link_dir
 
 
+def _prepare_import() -> None:
+    """BASE ours, torch importable through its link, and what inductor reads once at import: precompiled headers
+    under $TMPDIR, line tables off (they embed source paths; on only if the user asked: the variable is in the key)."""
+    _own_private_dir(BASE)
+    if "torch" not in sys.modules:  # else a warm worker imported it through the link already
+        sys.path.insert(0, str(_link_torch(_torch_dir())))
+    _set_tmpdir()
+    os.environ.setdefault("AOT_INDUCTOR_ENABLE_LINE_TABLES", "0")
+
+
 @contextmanager
 def torch_imported_through_link() -> Iterator[None]:
     """Import torch as a compile would, for a warm worker: the actions it forks then see the same paths."""
-    _own_private_dir(BASE)
-    link_dir = _link_torch(_torch_dir())
-    sys.path.insert(0, str(link_dir))
-    # Read once, at import: precompiled headers under $TMPDIR, line tables off (as staging_dir sets them).
-    _set_tmpdir()
-    os.environ.setdefault("AOT_INDUCTOR_ENABLE_LINE_TABLES", "0")
+    _prepare_import()
     import torch  # noqa: F401
 
     yield
@@ -101,7 +106,7 @@ def _set_tmpdir() -> None:
 def staging_dir(cache_root: Path, key: str) -> Iterator[Path]:
     """A clean staging dir for `key`, with the environment inductor reads set; yields where to write the .pt2.
     Entered before torch is imported (or in a warm worker, which imported it through the link)."""
-    _own_private_dir(BASE)
+    _prepare_import()
     fixed = BASE / "k" / key[:KEY_CHARS]
     fixed.parent.mkdir(exist_ok=True)
     # Two builds with different cache roots may compile one key at once; they take turns on its dir.
@@ -111,12 +116,7 @@ def staging_dir(cache_root: Path, key: str) -> Iterator[Path]:
         (fixed / "stage").mkdir(parents=True)
         seeds = cache_root / "inductor-seed" / cpu_isa().replace(":", "-")
         _copy_probes(seeds, fixed / "inductor")
-        if "torch" not in sys.modules:  # else a warm worker imported it through the link already
-            sys.path.insert(0, str(_link_torch(_torch_dir())))
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(fixed / "inductor")
-        _set_tmpdir()
-        # Line tables embed source paths; off unless the user asked for them (the variable is in the key).
-        os.environ.setdefault("AOT_INDUCTOR_ENABLE_LINE_TABLES", "0")
         try:
             with using_temp_space():
                 yield fixed / "stage"

@@ -30,9 +30,9 @@ def compare(expected: list[Any], actual: list[Any], paths: list[str], declared: 
     (a tolerance above it cannot tell a right artifact from zeros), and how many NaN each side holds."""
     import torch
 
-    records = []
     if len(expected) != len(actual):
         return [{"output": "*", "ok": False, "problem": f"{len(actual)} outputs, expected {len(expected)}"}]
+    records = []
     for path, want, got in zip(paths, expected, actual):
         want, got = want.detach().cpu(), got.detach().cpu()
         if got.shape != want.shape or got.dtype != want.dtype:
@@ -43,16 +43,18 @@ def compare(expected: list[Any], actual: list[Any], paths: list[str], declared: 
                       else DEFAULT_TOLERANCE.get(str(want.dtype).removeprefix("torch."), (0.0, 0.0)))
         w, g = want.double(), got.double()
         diff = (w - g).abs()
-        finite = diff[~diff.isnan()]
-        max_abs = finite.max().item() if finite.numel() else 0.0
-        max_rel = (finite / w.abs()[~diff.isnan()].clamp_min(1e-12)).max().item() if finite.numel() else 0.0
-        magnitude = w.abs()[~w.isnan()]
+        both = ~diff.isnan()
+        rel = diff[both] / w.abs()[both].clamp_min(1e-12)
         ok = bool(torch.allclose(g, w, atol=atol, rtol=rtol, equal_nan=True))
-        records.append({"output": path, "ok": ok, "max_abs": max_abs, "max_rel": max_rel, "atol": atol, "rtol": rtol,
-                        "max_reference": magnitude.max().item() if magnitude.numel() else 0.0,
+        records.append({"output": path, "ok": ok, "max_abs": _max(diff[both]), "max_rel": _max(rel),
+                        "atol": atol, "rtol": rtol, "max_reference": _max(w.abs()[~w.isnan()]),
                         "nan_reference": int(w.isnan().sum()), "nan_artifact": int(g.isnan().sum()),
                         "values": w.numel()})
     return records
+
+
+def _max(values: Any) -> float:
+    return values.max().item() if values.numel() else 0.0
 
 
 def run_checks(ctx: ActionContext, manifest: dict[str, Any], reference_digest: str) -> dict[str, Any]:
@@ -187,18 +189,14 @@ def _problem(rec: dict[str, Any]) -> str:
 def failures(result: dict[str, Any]) -> list[str]:
     out = []
     for case in result["cases"]:
-        for rec in case["outputs"]:
-            if rec["ok"]:
-                continue
+        for rec in (r for r in case["outputs"] if not r["ok"]):
             artifact = f".{case['artifact']}"  # the .so or the .pt2: each is checked on every case
             output = "" if rec["output"] == "*" else f" output {rec['output']}"
             out.append(f"{artifact}{output} on case '{case['case']}': {_problem(rec)}")
     for r in result["rejected"]:
-        if r["refused"]:
-            continue
-        if r["message"] == "ran without error":
+        if r["message"] == "ran without error":  # a refusal's message is the artifact's own error
             out.append(f".so accepted {r['dim']}={r['size']}, outside the declared range")
-        else:
+        elif not r["refused"]:
             out.append(f".so failed on {r['dim']}={r['size']} (outside the declared range) without its own range "
                        f"check: {r['message']}")
     return out
