@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-import sys
 import time
 from collections.abc import Callable
 from functools import partial
@@ -123,26 +122,24 @@ def export_program(ctx: ActionContext) -> tuple[dict[str, Any], dict[str, Any]]:
     deps = _deps(ctx, traced.recorder)
     current = dependencies.state(ctx.root, deps)  # hashed, then checked unchanged since the import began
     dependencies.check_unchanged_since(ctx.root, deps, traced.started_ns, ctx.label)
-    stored = [program] if program is not None else []
     return current, {"graph_hash": traced.graph_hash, "program": program, "reference": reference,
                      "reference_io": flat, "deps": deps, "cases": [c.name for c in cases],
-                     "blobs": [*stored, reference, flat], "interface": described}
+                     "blobs": [b for b in (program, reference, flat) if b is not None], "interface": described}
 
 
 def _deps(ctx: ActionContext, recorder: input_discovery.Recorder) -> dict[str, list[str]]:
     spec = ctx.spec
     data, globs = dependencies.expand_data(ctx.root, spec.get("data", []))
     pythonpath = [os.path.realpath(p) for p in settings.environ().get("PYTHONPATH", "").split(os.pathsep) if p]
-    absent, absent_outside = recorder.absent_files(pythonpath)
     missing = [f for f in data if not (ctx.root / f).exists()]  # a declared file that may appear later
     extra = ([spec["weights"]] if spec["weights"] else []) + sorted(recorder.opened) + data
     by_module = importlib.metadata.packages_distributions()  # tens of milliseconds: listed once
-    external = input_discovery.external_module_files(ctx.root, list(sys.modules.values()), by_module)
+    imported, external = input_discovery.imported_files(ctx.root, by_module)
     # Modules found outside the workspace and every installation came through PYTHONPATH (or the like): which
     # ones an import finds depends on it, so it is an input too (unset, a clean build might not find them).
     env = {*spec.get("env", []), *([dependencies.PYTHONPATH] if external else [])}
-    return {"files": dependencies.workspace_files(ctx.root, [f for f in extra if f not in missing]),
-            "absent": sorted({*absent, *missing, *absent_outside}), "external": external,
+    return {"files": sorted({*imported, *(f for f in extra if f not in missing)}),
+            "absent": sorted({*recorder.absent_files(pythonpath), *missing}), "external": external,
             "globs": globs, "env": sorted(env), "packages": dependencies.distributions(by_module)}
 
 

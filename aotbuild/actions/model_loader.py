@@ -22,10 +22,10 @@ def _raised_at(e: BaseException) -> str:
     return f" at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else ""
 
 
-def resolve_callable(ref: str, field: str, spec: dict[str, Any] | None = None) -> Any:
+def resolve_callable(ref: str, field: str, spec: dict[str, Any]) -> Any:
     """'pkg.module:attr.sub' -> the object; errors name the target (given its `spec`), field and module."""
     module_name, _, attr_path = ref.partition(":")
-    target = f"target {spec['label']}, " if spec else ""
+    target = f"target {spec['label']}, "
     try:
         obj: Any = importlib.import_module(module_name)
     except ModuleNotFoundError as e:

@@ -59,7 +59,8 @@ def _max(values: Any) -> float:
 
 def run_checks(ctx: ActionContext, manifest: dict[str, Any], reference_digest: str) -> dict[str, Any]:
     os.environ["AOTI_RUNTIME_CHECK_INPUTS"] = "1"  # the artifact enforces declared ranges: checked below
-    ctx.require_gpu(manifest["device"])
+    device = manifest["device"]
+    ctx.require_gpu(device)
     import torch
     from torch.utils import _pytree as pytree
 
@@ -67,7 +68,7 @@ def run_checks(ctx: ActionContext, manifest: dict[str, Any], reference_digest: s
     from aotbuild.actions.interface import import_required
     from aotbuild.actions.tracing import full_precision_on_gpu
 
-    full_precision_on_gpu(torch, manifest["device"])
+    full_precision_on_gpu(torch, device)
     # Running the .pt2 rebuilds its output type, so the modules that register it are imported first.
     import_required(manifest["requires_imports"], ctx.root, ctx.label)
     data = ctx.store.get_bytes(reference_digest)
@@ -75,16 +76,14 @@ def run_checks(ctx: ActionContext, manifest: dict[str, Any], reference_digest: s
         from aotbuild.actions.export import reexported_reference
 
         data = reexported_reference(ctx, ctx.read_json(GRAPH)["graph_hash"])
-    cases = torch.load(io.BytesIO(data), weights_only=True)  # from our cache, digest verified
-    device = manifest["device"]
-    cases = pytree.tree_map(lambda x: x.to(device) if isinstance(x, torch.Tensor) else x, cases)
+    cases = pytree.tree_map(lambda x: x.to(device) if isinstance(x, torch.Tensor) else x,
+                            torch.load(io.BytesIO(data), weights_only=True))  # from our cache, digest verified
     pt2_path = ctx.target_dir / manifest["artifacts"]["pt2"]["file"]
     why = archives.package_problem(pt2_path)
     if why is not None:  # the compile refuses such a package from the cache; this one was placed by other means
         raise VerificationError(f"refusing to load {pt2_path}: {why}\n  fix: run `aotbuild clean` and build again")
     pt2 = torch._inductor.aoti_load_package(str(pt2_path))
     so = so_runner(ctx.target_dir / manifest["artifacts"]["so"]["file"], device)
-    declared = ctx.spec["tolerance"]
     results = []
     for case in cases:
         expected, paths = case["outputs"], [p or "output" for p in case["paths"]]
@@ -92,7 +91,7 @@ def run_checks(ctx: ActionContext, manifest: dict[str, Any], reference_digest: s
         for artifact, run in (("pt2", lambda: pytree.tree_leaves(pt2(*case["args"], **case["kwargs"]))),
                               ("so", lambda: so.run(flat_inputs))):
             try:
-                outputs = compare(expected, run(), paths, declared)
+                outputs = compare(expected, run(), paths, ctx.spec["tolerance"])
             except Exception as e:  # noqa: BLE001 - an artifact that refuses in-range inputs is a failed check
                 # The whole error goes to verify.log; the record keeps what the artifact was given and why it refused.
                 print(f"the .{artifact} refused case '{case['name']}' ({_shapes(flat_inputs)}):", file=sys.stderr)
@@ -112,11 +111,10 @@ def _out_of_range(ctx: ActionContext, so: Any) -> list[dict]:
     from aotbuild.actions.example_inputs import make_case
 
     export_spec = ctx.read_json(EXPORT_SPEC)
+    example = {d["name"]: d["example"] for d in export_spec["dims"]}
     rejected = []
     for dim in export_spec["dims"]:
-        sizes = {d["name"]: d["example"] for d in export_spec["dims"]}
-        sizes[dim["name"]] = dim["max"] + 1
-        case = make_case(export_spec, sizes, "out of range", export_spec["device"])
+        case = make_case(export_spec, {**example, dim["name"]: dim["max"] + 1}, "out of range", export_spec["device"])
         log = ctx.log  # this process's stderr: where the AOTI runtime prints its errors
         printed_from = log.stat().st_size if log.exists() else 0
         try:
