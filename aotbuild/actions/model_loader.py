@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import pickle
 import sys
+import traceback
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,8 @@ from aotbuild.errors import UserError
 
 def _raised_at(e: BaseException) -> str:
     """The innermost frame of a traceback, as 'file:line': where in the user's module the import failed."""
-    tb = e.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return f" at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else ""
+    frames = traceback.extract_tb(e.__traceback__)
+    return f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
 
 
 def resolve_callable(ref: str, field: str, spec: dict[str, Any]) -> Any:

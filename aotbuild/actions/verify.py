@@ -161,27 +161,24 @@ def _reason(e: Exception, limit: int = 600) -> str:
     return text if len(text) <= limit else text[:limit] + "... (the whole error is in verify.log)"
 
 
-def _nan_side(rec: dict[str, Any]) -> str | None:
-    """Which side holds NaN where the other does not: the eager reference or the artifact."""
-    ref, art, n = rec.get("nan_reference", 0), rec.get("nan_artifact", 0), rec.get("values", 0)
-    if ref and not art:
-        return (f"the eager reference holds NaN ({ref} of {n} values) where the artifact is finite: eager PyTorch "
-                "computed NaN on this case's inputs (fix: check the model on them, e.g. a fully masked row; a "
-                "generator: input can make valid masks)")
-    if art and not ref:
-        return f"the artifact's output holds NaN ({art} of {n} values) where the eager reference is finite"
-    if art and ref:
-        return f"NaN at different positions: {ref} in the eager reference, {art} in the artifact's output"
-    return None
-
-
 def _problem(rec: dict[str, Any]) -> str:
+    """What failed; where one side holds NaN and the other does not, first which: the reference or the artifact."""
     if "problem" in rec:
         return rec["problem"]
     detail = (f"max abs error {rec['max_abs']:.3g} (atol {rec['atol']:g}), "
               f"max rel error {rec['max_rel']:.3g} (rtol {rec['rtol']:g})")
-    nan = _nan_side(rec)
-    return f"{nan}; other values: {detail}" if nan else detail
+    ref, art, n = rec.get("nan_reference", 0), rec.get("nan_artifact", 0), rec.get("values", 0)
+    if ref and not art:
+        nan = (f"the eager reference holds NaN ({ref} of {n} values) where the artifact is finite: eager PyTorch "
+               "computed NaN on this case's inputs (fix: check the model on them, e.g. a fully masked row; a "
+               "generator: input can make valid masks)")
+    elif art and not ref:
+        nan = f"the artifact's output holds NaN ({art} of {n} values) where the eager reference is finite"
+    elif art and ref:
+        nan = f"NaN at different positions: {ref} in the eager reference, {art} in the artifact's output"
+    else:
+        return detail
+    return f"{nan}; other values: {detail}"
 
 
 def failures(result: dict[str, Any]) -> list[str]:
