@@ -145,5 +145,4 @@ def start(root: Path, label: str, warn: Callable[[str], None]) -> Recorder:
 
 def stop(recorder: Recorder) -> None:
     recorder.active = False
-    if recorder in sys.meta_path:
-        sys.meta_path.remove(recorder)  # type: ignore[arg-type]
+    sys.meta_path.remove(recorder)  # type: ignore[arg-type]

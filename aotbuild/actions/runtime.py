@@ -146,9 +146,7 @@ def open_store(env: Mapping[str, str], out_dir: Path) -> LayeredStore:
     from aotbuild.cache.access import overlay_dir, recorded_root
 
     root = recorded_root(env, out_dir)
-    local = LocalStore(root)
-    if settings.cache_read_only(env):
-        local = OverlayStore(overlay_dir(out_dir), root)
+    local = OverlayStore(overlay_dir(out_dir), root) if settings.cache_read_only(env) else LocalStore(root)
     return open_layered(env, local)
 
 
