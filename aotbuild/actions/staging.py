@@ -11,7 +11,7 @@ import stat
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import filelock
@@ -25,10 +25,8 @@ KEY_CHARS = 24  # enough to never collide in one machine's /tmp, short enough fo
 
 def _own_private_dir(path: Path) -> None:
     """/tmp is shared: the base dir must be ours, private and no symlink, or another user could swap it."""
-    try:
+    with suppress(FileExistsError):  # what is there is checked below
         path.mkdir(mode=0o700)
-    except FileExistsError:
-        pass
     st = os.lstat(path)
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
         raise InfraError(f"{path} is not a directory owned by this user; remove it and build again")
