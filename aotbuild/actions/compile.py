@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from aotbuild import __version__
+from aotbuild.actions.elf_deps import SHARED_CXX_RUNTIMES, links_shared_cxx_runtime
 from aotbuild.actions.runtime import ActionContext, location, run_action
 from aotbuild.cache import archives, payloads
 from aotbuild.errors import ActionError, TargetError
@@ -36,20 +37,12 @@ def inductor_options(spec: dict[str, Any]) -> dict[str, Any]:
     return {**BASE_OPTIONS, **cuda, **(DYNAMIC_OPTIONS if spec["dynamic"] else {}), **spec["options"]}
 
 
-def _known_to(torch: Any, options: dict[str, Any]) -> dict[str, Any]:
+def _known_to(options: dict[str, Any]) -> dict[str, Any]:
     """Drop our own defaults this torch's inductor lacks (a user's options pass through, to fail loudly)."""
-    config = torch._inductor.config
-    ours = {k for k in CUDA_OPTIONS if k not in options or options[k] == CUDA_OPTIONS[k]}
+    from torch._inductor import config
 
-    def known(name: str) -> bool:
-        obj: Any = config
-        for part in name.split("."):
-            if not hasattr(obj, part):
-                return False
-            obj = getattr(obj, part)
-        return True
-
-    return {k: v for k, v in options.items() if k not in ours or known(k)}
+    known = config.get_config_copy()
+    return {k: v for k, v in options.items() if k in known or k not in CUDA_OPTIONS or v != CUDA_OPTIONS[k]}
 
 
 def check_options(spec: dict[str, Any]) -> None:
@@ -83,8 +76,6 @@ def check_options(spec: dict[str, Any]) -> None:
 def check_cxx_runtime(so: Path, label: str, compiler: str | None) -> None:
     """Fail the compile, not the deployment: a .so with its own static libstdc++ segfaults once loaded beside
     torch's shared one (std::regex in the AOTI runtime mixes the two copies' locale facets)."""
-    from aotbuild.actions.elf_deps import SHARED_CXX_RUNTIMES, links_shared_cxx_runtime
-
     if not links_shared_cxx_runtime(so):
         cxx = os.environ.get("CXX", "g++")
         raise ActionError(label, "compile", f"the model library links no shared C++ runtime "
@@ -114,8 +105,7 @@ def _load_program(ctx: ActionContext, graph: dict[str, Any]) -> Any:
 
         with ctx.phases.phase("reexport"):
             return reexported_program(ctx, graph["graph_hash"])
-    with open(path, "rb") as program:
-        why = archives.program_problem(program)
+    why = archives.program_problem(path)
     if why is not None:
         raise ActionError(ctx.label, "compile", f"refusing to load program cas/{graph['program']}: {why}\n"
                           "  fix: run `aotbuild clean` and build again")
@@ -143,7 +133,7 @@ def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], key: str) -> di
         check_options(ctx.spec)  # before loading: an unknown option fails in a second
         # torch.export.load rebuilds the input/output specs, so the modules registering their types come first.
         interface.import_required(graph["interface"]["requires_imports"], ctx.root, ctx.label)
-        options = _known_to(torch, inductor_options(ctx.spec))
+        options = _known_to(inductor_options(ctx.spec))
         program = _load_program(ctx, graph)
         pt2 = stage / "model.pt2"  # its stem becomes the archive's root folder, so it is fixed too
         with contextlib.ExitStack() as backends, ctx.phases.phase("trace_and_package"):

@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aotbuild import layout
 from aotbuild.errors import ActionError
 from aotbuild.planning import dist_stamps, input_stamps
 from aotbuild.workspace import settings
@@ -22,34 +21,11 @@ FILE_LISTS = ("files", "absent", "external")
 
 def expand_data(root: Path, entries: list[str]) -> tuple[list[str], list[str]]:
     """A target's `data:` as (files, globs): plain paths (a missing one too) and each glob's matches now."""
-    files: set[str] = set()
-    globs = []
-    for entry in entries:
-        if glob.has_magic(entry):
-            globs.append(entry)
-            files.update(input_stamps.glob_matches(root, entry))
-        else:
-            files.add(entry)
-    return sorted(files), sorted(globs)
-
-
-def workspace_files(root: Path, extra: list[str]) -> list[str]:
-    """Every workspace .py the process imported (the model's discovered dependencies), plus `extra`."""
-    found = set(extra)
-    out_dir = root / layout.OUT_DIR
-    for module in list(sys.modules.values()):
-        file = getattr(module, "__file__", None)
-        if not file or not file.endswith(".py"):
-            continue
-        path = Path(file).resolve()
-        if not path.is_relative_to(root) or path.is_relative_to(out_dir):
-            continue
-        rel = path.relative_to(root)
-        # Virtual environments inside the workspace are installed packages, tracked by version below.
-        if any(p.startswith(".") or p == "site-packages" for p in rel.parts):
-            continue
-        found.add(rel.as_posix())
-    return sorted(found)
+    globs = sorted(entry for entry in entries if glob.has_magic(entry))
+    files = {entry for entry in entries if entry not in globs}
+    for pattern in globs:
+        files.update(input_stamps.glob_matches(root, pattern))
+    return sorted(files), globs
 
 
 def distributions(by_module: Mapping[str, list[str]]) -> list[str]:

@@ -13,7 +13,7 @@ SHARED_CXX_RUNTIMES = ("libstdc++.so", "libc++.so")
 
 
 def needed_libraries(path: Path) -> list[str]:
-    """The DT_NEEDED names of a 32- or 64-bit, little- or big-endian ELF file, in order."""
+    """The DT_NEEDED names of a 64-bit, little- or big-endian ELF file, in order."""
     # Mapped, not read: a model library embeds its weights, and only its headers and dynamic section are needed.
     with open(path, "rb") as f:
         if f.read(4) != b"\x7fELF":
@@ -23,20 +23,16 @@ def needed_libraries(path: Path) -> list[str]:
 
 
 def _needed(data: mmap.mmap, path: Path) -> list[str]:
-    is64 = data[4] == 2
+    if data[4] != 2:  # torch builds for 64-bit platforms only
+        raise ValueError(f"{path} is not a 64-bit ELF file")
     endian = "<" if data[5] == 1 else ">"
-    if is64:
-        phoff, phentsize, phnum = (struct.unpack_from(f"{endian}Q", data, 0x20)[0],
-                                   *struct.unpack_from(f"{endian}HH", data, 0x36))
-        phdr, dyn, fields = f"{endian}IIQQQQQQ", f"{endian}qQ", (0, 2, 3, 5)
-    else:
-        phoff, phentsize, phnum = (struct.unpack_from(f"{endian}I", data, 0x1C)[0],
-                                   *struct.unpack_from(f"{endian}HH", data, 0x2A))
-        phdr, dyn, fields = f"{endian}IIIIIIII", f"{endian}iI", (0, 1, 2, 4)
+    (phoff,) = struct.unpack_from(f"{endian}Q", data, 0x20)
+    phentsize, phnum = struct.unpack_from(f"{endian}HH", data, 0x36)
+    dyn = f"{endian}qQ"
     segments = []  # (p_type, p_offset, p_vaddr, p_filesz)
     for i in range(phnum):
-        header = struct.unpack_from(phdr, data, phoff + i * phentsize)
-        segments.append(tuple(header[f] for f in fields))
+        header = struct.unpack_from(f"{endian}IIQQQQQQ", data, phoff + i * phentsize)
+        segments.append(tuple(header[f] for f in (0, 2, 3, 5)))
     dynamic = next((s for s in segments if s[0] == _PT_DYNAMIC), None)
     if dynamic is None:
         return []  # statically linked: needs nothing

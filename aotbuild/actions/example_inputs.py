@@ -112,11 +112,10 @@ def cases(spec: dict[str, Any], device: str) -> list[Case]:
             lambda x: x.to(device) if isinstance(x, torch.Tensor) else x, result)
         return [Case("example", args, kwargs)]
     example = {d["name"]: d["example"] for d in spec["dims"]}
-    out = [make_case(spec, example, "example", device)]
-    for dim in spec["dims"]:
-        for where, size in (("min", dim["min"]), ("mid", (dim["min"] + dim["max"]) // 2), ("max", dim["max"])):
-            out.append(make_case(spec, {**example, dim["name"]: size}, f"{dim['name']}={size} ({where})", device))
-    return out
+    return [make_case(spec, example, "example", device)] + [
+        make_case(spec, {**example, dim["name"]: size}, f"{dim['name']}={size} ({where})", device)
+        for dim in spec["dims"]
+        for where, size in (("min", dim["min"]), ("mid", (dim["min"] + dim["max"]) // 2), ("max", dim["max"]))]
 
 
 def dynamic_shapes(spec: dict[str, Any]) -> dict[str, Any] | None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,36 +35,34 @@ def _cached_result(ctx: ActionContext, state: StateOf = dependencies.state,
                    verdicts: dict[tuple, str | None] | None = None) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """Level 1: each dependency list recorded for this source key, tried with its inputs' current content;
     the result and the state it was found with. An entry failing its checks is a miss with a warning."""
+    verdicts = {} if verdicts is None else verdicts
+    env = ctx.spec.get("env", [])
     source = source_key(ctx)
     deps_key = key_of("export-deps", source)
     recorded = payloads.checked(ctx.store, deps_key, "export-deps")
-    unsafe = recorded and _remembered(verdicts, (repr(recorded["lists"]), tuple(ctx.spec.get("env", []))),
-                                      lambda: trust.unsafe_deps(ctx.root, recorded["lists"], ctx.spec.get("env", [])))
+    if recorded is None:
+        return None
+    unsafe = _remembered(verdicts, (repr(recorded["lists"]), tuple(env)),
+                         partial(trust.unsafe_deps, ctx.root, recorded["lists"], env))
     if unsafe:
         payloads.warn(ctx.store, deps_key, "export-deps", unsafe)
         return None
-    for deps in recorded["lists"] if recorded else []:
+    for deps in recorded["lists"]:
         current = state(ctx.root, deps)
         key = key_of("export", {**source, **current})
         result = payloads.checked(ctx.store, key, "export")
-        why = result and _unsafe(ctx, result, verdicts)
-        if why:
-            payloads.warn(ctx.store, key, "export", why)
-        elif result is not None:
+        if result is None:
+            continue
+        memo = (result["program"], repr(result["deps"]), tuple(result["interface"]["requires_imports"]), tuple(env))
+        why = _remembered(verdicts, memo, partial(trust.unsafe_export, ctx.store, ctx.root, result, ctx.spec))
+        if not why:
             return result, current
+        payloads.warn(ctx.store, key, "export", why)
     return None
 
 
-def _unsafe(ctx: ActionContext, result: dict[str, Any], verdicts: dict[tuple, str | None] | None) -> str | None:
-    memo = (result["program"], repr(result["deps"]), tuple(result["interface"]["requires_imports"]),
-            tuple(ctx.spec.get("env", [])))
-    return _remembered(verdicts, memo, lambda: trust.unsafe_export(ctx.store, ctx.root, result, ctx.spec))
-
-
-def _remembered(verdicts: dict[tuple, str | None] | None, key: tuple, check: Callable[[], str | None]) -> str | None:
-    """`check()`, once per `key` when `verdicts` remembers them (a caller resolving many targets at once)."""
-    if verdicts is None:
-        return check()
+def _remembered(verdicts: dict[tuple, str | None], key: tuple, check: Callable[[], str | None]) -> str | None:
+    """`check()`, once per `key` (a caller resolving many targets at once shares `verdicts`)."""
     if key not in verdicts:
         verdicts[key] = check()
     return verdicts[key]
@@ -124,26 +122,24 @@ def export_program(ctx: ActionContext) -> tuple[dict[str, Any], dict[str, Any]]:
     deps = _deps(ctx, traced.recorder)
     current = dependencies.state(ctx.root, deps)  # hashed, then checked unchanged since the import began
     dependencies.check_unchanged_since(ctx.root, deps, traced.started_ns, ctx.label)
-    stored = [program] if program is not None else []
     return current, {"graph_hash": traced.graph_hash, "program": program, "reference": reference,
                      "reference_io": flat, "deps": deps, "cases": [c.name for c in cases],
-                     "blobs": [*stored, reference, flat], "interface": described}
+                     "blobs": [b for b in (program, reference, flat) if b is not None], "interface": described}
 
 
 def _deps(ctx: ActionContext, recorder: input_discovery.Recorder) -> dict[str, list[str]]:
     spec = ctx.spec
     data, globs = dependencies.expand_data(ctx.root, spec.get("data", []))
     pythonpath = [os.path.realpath(p) for p in settings.environ().get("PYTHONPATH", "").split(os.pathsep) if p]
-    absent, absent_outside = recorder.absent_files(pythonpath)
     missing = [f for f in data if not (ctx.root / f).exists()]  # a declared file that may appear later
     extra = ([spec["weights"]] if spec["weights"] else []) + sorted(recorder.opened) + data
     by_module = importlib.metadata.packages_distributions()  # tens of milliseconds: listed once
-    external = input_discovery.external_module_files(ctx.root, list(sys.modules.values()), by_module)
+    imported, external = input_discovery.imported_files(ctx.root, by_module)
     # Modules found outside the workspace and every installation came through PYTHONPATH (or the like): which
     # ones an import finds depends on it, so it is an input too (unset, a clean build might not find them).
     env = {*spec.get("env", []), *([dependencies.PYTHONPATH] if external else [])}
-    return {"files": dependencies.workspace_files(ctx.root, [f for f in extra if f not in missing]),
-            "absent": sorted({*absent, *missing, *absent_outside}), "external": external,
+    return {"files": sorted({*imported, *(f for f in extra if f not in missing)}),
+            "absent": sorted({*recorder.absent_files(pythonpath), *missing}), "external": external,
             "globs": globs, "env": sorted(env), "packages": dependencies.distributions(by_module)}
 
 
@@ -191,12 +187,12 @@ def from_cache(ctx: ActionContext, state: StateOf = dependencies.state, installe
     once, sharing `state`, `installed` and the trust checks' `verdicts` between them."""
     started_ns = time.time_ns()
     found = _cached_result(ctx, state, verdicts)
-    result, current = found if found is not None else (None, None)
     # An entry whose blob gc evicted is a miss: export again. So is one without the program a compile needs.
-    if result is not None and result["program"] is None and program_needed(ctx):
+    if found is None or (found[0]["program"] is None and program_needed(ctx)):
         return False
-    flat = ctx.store.get_bytes(result["reference_io"]) if result else None
-    if result is None or current is None or flat is None:
+    result, current = found
+    flat = ctx.store.get_bytes(result["reference_io"])
+    if flat is None:
         return False
     # As the miss path: an input edited since it was hashed for the lookup must not get this result.
     dependencies.check_unchanged_since(ctx.root, result["deps"], started_ns, ctx.label)

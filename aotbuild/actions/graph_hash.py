@@ -12,24 +12,18 @@ PIECE_BYTES = 16 << 20  # the most bytes copied at once for a non-contiguous or 
 
 def _pieces(t: torch.Tensor) -> Iterator[torch.Tensor]:
     """Contiguous CPU pieces of `t` in row-major order; a copied one holds at most PIECE_BYTES (or one row)."""
-    plain = t.is_contiguous() and not t.is_conj() and not t.is_neg()
-    if plain and t.device.type == "cpu":
+    if t.is_contiguous() and not t.is_conj() and not t.is_neg() and t.device.type == "cpu":
         yield t
-    elif t.dim() == 0 or t.numel() * t.element_size() <= PIECE_BYTES:
+    elif t.numel() * t.element_size() <= PIECE_BYTES:
         yield t.resolve_conj().resolve_neg().contiguous().cpu()
-    elif plain:  # on a GPU: copy it over in slices
-        flat, step = t.reshape(-1), max(1, PIECE_BYTES // t.element_size())
-        for start in range(0, flat.numel(), step):
-            yield flat[start:start + step].cpu()
     else:
-        row_bytes = t[0].numel() * t.element_size()
-        step = PIECE_BYTES // row_bytes
-        if step == 0:  # one row is bigger than a piece: split each row in turn
-            for i in range(t.shape[0]):
-                yield from _pieces(t[i])
+        rows = PIECE_BYTES // (t[0].numel() * t.element_size())
+        if rows == 0:  # one row is bigger than a piece: split each row in turn
+            parts = [t[i] for i in range(t.shape[0])]
         else:
-            for start in range(0, t.shape[0], step):
-                yield from _pieces(t[start:start + step])
+            parts = [t[start:start + rows] for start in range(0, t.shape[0], rows)]
+        for part in parts:
+            yield from _pieces(part)
 
 
 def _update_with_tensor(h: "hashlib._Hash", name: str, t: torch.Tensor) -> None:
@@ -46,13 +40,6 @@ def _update_with_tensor(h: "hashlib._Hash", name: str, t: torch.Tensor) -> None:
         # not reshape: a contiguous tensor whose dims are all 1 may carry any stride, which view() refuses.
         flat = piece.as_strided((piece.numel(),), (1,))
         h.update(flat.view(torch.uint8).numpy())
-
-
-def tensor_digest(t: torch.Tensor, name: str = "") -> str:
-    """The sha256 one tensor contributes to the graph hash (dtype, shape and values), on its own."""
-    h = hashlib.sha256()
-    _update_with_tensor(h, name, t)
-    return h.hexdigest()
 
 
 def graph_hash(ep: torch.export.ExportedProgram) -> str:

@@ -19,32 +19,37 @@ _SYSTEM_PREFIXES = ("/proc/", "/dev/", "/sys/", "/etc/", "/usr/", "/lib/", "/lib
 
 def installed_roots() -> tuple[str, ...]:
     """Directories of versioned installations and the interpreter; aotbuild's own (its version is in every key)."""
-    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
-    for scheme_path in ("stdlib", "platstdlib", "purelib", "platlib"):
-        roots.add(sysconfig.get_paths()[scheme_path])
     import aotbuild
 
-    roots.add(str(Path(aotbuild.__file__).resolve().parent.parent))
+    paths = sysconfig.get_paths()
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+             *(paths[name] for name in ("stdlib", "platstdlib", "purelib", "platlib")),
+             str(Path(aotbuild.__file__).resolve().parent.parent)}
     return tuple(sorted(os.path.realpath(r) + "/" for r in roots if r))
 
 
-def external_module_files(root: Path, modules: Sequence[Any], distributed: Mapping[str, Any]) -> list[str]:
-    """Imported modules found outside the workspace and every installation (PYTHONPATH) that no distribution
-    provides (`distributed`: packages_distributions()): hashed like workspace sources, no version covers them."""
+def imported_files(root: Path, distributed: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """The files of the imported modules: workspace .py files (relative), and absolute files outside the workspace
+    and every installation (PYTHONPATH) that no distribution provides (`distributed`: packages_distributions()),
+    hashed like workspace sources: no version covers them."""
     installed = installed_roots()
     prefix = f"{os.path.realpath(root)}/"
-    found = set()
-    for module in modules:
+    inside, outside = set(), set()
+    for module in list(sys.modules.values()):
         file = getattr(module, "__file__", None)
         if not isinstance(file, str) or not os.path.isabs(file):
             continue
-        if str(getattr(module, "__name__", "")).partition(".")[0] in distributed:
-            continue
         real = os.path.realpath(file)
-        if real.startswith(prefix) or real.startswith(installed) or "/site-packages/" in real:
-            continue
-        found.add(real)
-    return sorted(found)
+        rel = real[len(prefix):]
+        if not real.startswith(prefix):
+            top = str(getattr(module, "__name__", "")).partition(".")[0]
+            if top not in distributed and not real.startswith(installed) and "/site-packages/" not in real:
+                outside.add(real)
+        # Virtual environments inside the workspace are installed packages, tracked by version.
+        elif real.endswith(".py") and not rel.startswith(f"{layout.OUT_DIR}/") and not any(
+                part.startswith(".") or part == "site-packages" for part in rel.split("/")):
+            inside.add(rel)
+    return sorted(inside), sorted(outside)
 
 
 @dataclass
@@ -111,9 +116,10 @@ class Recorder:
         real = os.path.realpath(frame.f_code.co_filename)
         return not real.startswith(self._installed) and "/site-packages/" not in real
 
-    def absent_files(self, external_dirs: Sequence[str]) -> tuple[list[str], list[str]]:
-        """(workspace-relative, absolute) .py files that would have satisfied a failed import, and do not exist."""
-        inside, outside = set(), set()
+    def absent_files(self, external_dirs: Sequence[str]) -> list[str]:
+        """.py files (workspace-relative, or absolute outside) that would have satisfied a failed import, and do
+        not exist."""
+        found = set()
         for fullname, path in self.missing:
             last = fullname.rpartition(".")[2]
             dirs = path if path is not None else [str(self.root), *external_dirs]
@@ -123,10 +129,10 @@ class Recorder:
                     if os.path.exists(candidate):
                         continue
                     if candidate.startswith(self._prefix) and not candidate.startswith(self._out):
-                        inside.add(candidate[len(self._prefix):])
+                        found.add(candidate[len(self._prefix):])
                     elif real in external_dirs:
-                        outside.add(candidate)
-        return sorted(inside), sorted(outside)
+                        found.add(candidate)
+        return sorted(found)
 
 
 def start(root: Path, label: str, warn: Callable[[str], None]) -> Recorder:
@@ -139,5 +145,4 @@ def start(root: Path, label: str, warn: Callable[[str], None]) -> Recorder:
 
 def stop(recorder: Recorder) -> None:
     recorder.active = False
-    if recorder in sys.meta_path:
-        sys.meta_path.remove(recorder)  # type: ignore[arg-type]
+    sys.meta_path.remove(recorder)  # type: ignore[arg-type]

@@ -90,17 +90,8 @@ def import_required(modules: list[str], root: Path, label: str) -> None:
 
 def output_name(path: tuple[Any, ...]) -> str:
     """A readable name from a pytree key path: `.logits` -> logits, `[0]` -> output_0, `[1]['a']` -> output_1_a."""
-    parts = []
-    for key in path:
-        if isinstance(key, pytree.GetAttrKey):
-            parts.append(key.name)
-        elif isinstance(key, pytree.MappingKey):
-            parts.append(str(key.key))
-        elif isinstance(key, pytree.SequenceKey):
-            parts.append(str(key.idx))
-        else:
-            parts.append(str(key))
-    name = "_".join(parts)
+    # GetAttrKey.name, MappingKey.key, SequenceKey.idx; another kind of key as it prints.
+    name = "_".join(str(getattr(key, "name", getattr(key, "key", getattr(key, "idx", key)))) for key in path)
     return "output" if not name else (f"output_{name}" if name[0].isdigit() else name)
 
 
@@ -125,23 +116,16 @@ def flat_outputs(outputs: Any, label: str, where: Location) -> list[tuple[str, s
 def _size(size: Any, names: dict[Any, str]) -> int | str:
     if isinstance(size, int):
         return size
-    expr = size.node.expr
-    if expr in names:
-        return names[expr]
     import sympy
 
-    return str(expr.subs({sym: sympy.Symbol(n) for sym, n in names.items()}))
+    return str(size.node.expr.subs({sym: sympy.Symbol(n) for sym, n in names.items()}))
 
 
 def _dim_symbols(declared: list[tuple[dict[str, Any], bool]], placeholders: list[Any]) -> dict[Any, str]:
     """sympy symbol of each dynamic dim -> its declared name, found at the axes the target named it."""
-    names: dict[Any, str] = {}
-    for (item, _), node in zip(declared, placeholders):
-        for axis, entry in enumerate(item["shape"]):
-            size = node.meta["val"].shape[axis]
-            if isinstance(entry, str) and not isinstance(size, int):
-                names[size.node.expr] = entry
-    return names
+    return {node.meta["val"].shape[axis].node.expr: entry
+            for (item, _), node in zip(declared, placeholders) for axis, entry in enumerate(item["shape"])
+            if isinstance(entry, str) and not isinstance(node.meta["val"].shape[axis], int)}
 
 
 def _tensor_placeholders(ep: torch.export.ExportedProgram) -> list[Any]:

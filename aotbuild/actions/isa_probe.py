@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import platform
 import sys
@@ -12,13 +11,12 @@ from typing import Any
 
 import filelock
 
-from aotbuild.fsutil import replace_unsynced
 from aotbuild.planning.toolchain import cpu_isa
 
 _MARK = "_aotbuild_remembers"
 
 
-def _answers_path(base: Path, torch: Any) -> Path:
+def _answers_dir(base: Path, torch: Any) -> Path:
     """Keyed by the CPU's flags, torch's build and the C++ compiler (an upgraded compiler is a new key)."""
     from torch._inductor import cpp_builder
 
@@ -30,7 +28,7 @@ def _answers_path(base: Path, torch: Any) -> Path:
         compiler_id = compiler
     torch_dir = os.path.realpath(os.path.dirname(torch.__file__))
     key = "\0".join([cpu_isa(), torch.__version__, torch_dir, os.path.realpath(sys.executable), compiler_id])
-    return base / "isa" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+    return base / "isa" / hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
 def remember(base: Path) -> None:
@@ -43,7 +41,7 @@ def remember(base: Path) -> None:
     check_build = getattr(isa_class, "check_build", None)
     if check_build is None or getattr(check_build, _MARK, False):
         return
-    path = _answers_path(base, torch)
+    answers = _answers_dir(base, torch)
 
     def remembering_check_build(isa: Any, code: str) -> bool:
         try:
@@ -51,35 +49,22 @@ def remember(base: Path) -> None:
         except Exception:  # noqa: BLE001 - an inductor without it: ask inductor every time
             return check_build(isa, code)
         answer = f"{isa} [{flags.strip()}] {hashlib.sha256(code.encode()).hexdigest()[:16]}"
-        if answer in _read(path):
+        # One file per positive answer, named by its digest: its existence is the answer.
+        kept = answers / hashlib.sha256(answer.encode()).hexdigest()[:16]
+        if kept.exists():
             return True
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        answers.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Concurrent compiles of a cold machine wait for one probe of each answer instead of each running it.
-        digest = hashlib.sha256(answer.encode()).hexdigest()[:16]
-        with filelock.FileLock(f"{path.with_suffix('')}.{digest}.lock"):
-            if answer in _read(path):
+        with filelock.FileLock(f"{kept}.lock"):
+            if kept.exists():
                 return True
             ok = check_build(isa, code)
             if ok:  # a negative answer may be a probe timed out under load: never kept
-                _record(path, answer)
+                kept.write_text(answer)
         return ok
 
     setattr(remembering_check_build, _MARK, True)
     isa_class.check_build = remembering_check_build
-
-
-def _read(path: Path) -> set[str]:
-    try:
-        answers = json.loads(path.read_text())["loads"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return set()
-    return {a for a in answers if isinstance(a, str)} if isinstance(answers, list) else set()
-
-
-def _record(path: Path, answer: str) -> None:
-    """Add one answer. Probes of different answers run at once, so the file has a lock of its own."""
-    with filelock.FileLock(str(path) + ".lock"):
-        replace_unsynced(path, json.dumps({"loads": sorted(_read(path) | {answer})}, indent=0).encode())
 
 
 def probe_concurrently() -> None:

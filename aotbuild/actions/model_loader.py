@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import pickle
 import sys
+import traceback
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -16,16 +17,14 @@ from aotbuild.errors import UserError
 
 def _raised_at(e: BaseException) -> str:
     """The innermost frame of a traceback, as 'file:line': where in the user's module the import failed."""
-    tb = e.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return f" at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else ""
+    frames = traceback.extract_tb(e.__traceback__)
+    return f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
 
 
-def resolve_callable(ref: str, field: str, spec: dict[str, Any] | None = None) -> Any:
+def resolve_callable(ref: str, field: str, spec: dict[str, Any]) -> Any:
     """'pkg.module:attr.sub' -> the object; errors name the target (given its `spec`), field and module."""
     module_name, _, attr_path = ref.partition(":")
-    target = f"target {spec['label']}, " if spec else ""
+    target = f"target {spec['label']}, "
     try:
         obj: Any = importlib.import_module(module_name)
     except ModuleNotFoundError as e:

@@ -28,11 +28,11 @@ INDUCTOR_TIMERS = (("lower", "GraphLowering.run"), ("codegen", "GraphLowering.co
                    ("precompiled_header", "aoti_precompile_header"), ("cxx_compile_link", "AotCodeCompiler.compile"))
 
 
+@dataclass
 class Phases:
     """Named durations of one action, in the order they first ran."""
 
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def add(self, name: str, seconds: float) -> None:
         self.seconds[name] = self.seconds.get(name, 0.0) + seconds
@@ -53,11 +53,9 @@ class Phases:
         if not any(found.values()):
             return  # another torch's names: the total alone is still true
         found["cxx_compile_link"] = max(0.0, found["cxx_compile_link"] - found["precompiled_header"])
-        covered = sum(found.values())
-        remaining = self.seconds.get(total, 0.0) - covered
+        self.seconds[total] = max(0.0, self.seconds.get(total, 0.0) - sum(found.values()))
         for name, seconds in found.items():
             self.add(name, seconds)
-        self.seconds[total] = max(0.0, remaining)
 
     def rounded(self) -> dict[str, float]:
         return {name: round(seconds, 3) for name, seconds in self.seconds.items()}
@@ -139,11 +137,8 @@ class ActionContext:
                   "hits": self.store.counters.hits, "misses": self.store.counters.misses,
                   "corrupt": self.store.counters.corrupt, "remote": self.store.remote_report(),
                   "phases": self.phases.rounded(), "worker": settings.worker_pid(os.environ), **extra}
-        fd = os.open(self.events, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, canonical_json(record) + b"\n")
-        finally:
-            os.close(fd)
+        with open(self.events, "ab", buffering=0) as events:  # one write() each
+            events.write(canonical_json(record) + b"\n")
 
 
 def open_store(env: Mapping[str, str], out_dir: Path) -> LayeredStore:
@@ -151,9 +146,7 @@ def open_store(env: Mapping[str, str], out_dir: Path) -> LayeredStore:
     from aotbuild.cache.access import overlay_dir, recorded_root
 
     root = recorded_root(env, out_dir)
-    local = LocalStore(root)
-    if settings.cache_read_only(env):
-        local = OverlayStore(overlay_dir(out_dir), root)
+    local = OverlayStore(overlay_dir(out_dir), root) if settings.cache_read_only(env) else LocalStore(root)
     return open_layered(env, local)
 
 

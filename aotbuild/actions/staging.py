@@ -11,7 +11,7 @@ import stat
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import filelock
@@ -25,10 +25,8 @@ KEY_CHARS = 24  # enough to never collide in one machine's /tmp, short enough fo
 
 def _own_private_dir(path: Path) -> None:
     """/tmp is shared: the base dir must be ours, private and no symlink, or another user could swap it."""
-    try:
+    with suppress(FileExistsError):  # what is there is checked below
         path.mkdir(mode=0o700)
-    except FileExistsError:
-        pass
     st = os.lstat(path)
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
         raise InfraError(f"{path} is not a directory owned by this user; remove it and build again")
@@ -58,15 +56,20 @@ def _link_torch(torch_dir: Path) -> Path:
     return link_dir
 
 
+def _prepare_import() -> None:
+    """BASE ours, torch importable through its link, and what inductor reads once at import: precompiled headers
+    under $TMPDIR, line tables off (they embed source paths; on only if the user asked: the variable is in the key)."""
+    _own_private_dir(BASE)
+    if "torch" not in sys.modules:  # else a warm worker imported it through the link already
+        sys.path.insert(0, str(_link_torch(_torch_dir())))
+    _set_tmpdir()
+    os.environ.setdefault("AOT_INDUCTOR_ENABLE_LINE_TABLES", "0")
+
+
 @contextmanager
 def torch_imported_through_link() -> Iterator[None]:
     """Import torch as a compile would, for a warm worker: the actions it forks then see the same paths."""
-    _own_private_dir(BASE)
-    link_dir = _link_torch(_torch_dir())
-    sys.path.insert(0, str(link_dir))
-    # Read once, at import: precompiled headers under $TMPDIR, line tables off (as staging_dir sets them).
-    _set_tmpdir()
-    os.environ.setdefault("AOT_INDUCTOR_ENABLE_LINE_TABLES", "0")
+    _prepare_import()
     import torch  # noqa: F401
 
     yield
@@ -101,7 +104,7 @@ def _set_tmpdir() -> None:
 def staging_dir(cache_root: Path, key: str) -> Iterator[Path]:
     """A clean staging dir for `key`, with the environment inductor reads set; yields where to write the .pt2.
     Entered before torch is imported (or in a warm worker, which imported it through the link)."""
-    _own_private_dir(BASE)
+    _prepare_import()
     fixed = BASE / "k" / key[:KEY_CHARS]
     fixed.parent.mkdir(exist_ok=True)
     # Two builds with different cache roots may compile one key at once; they take turns on its dir.
@@ -111,12 +114,7 @@ def staging_dir(cache_root: Path, key: str) -> Iterator[Path]:
         (fixed / "stage").mkdir(parents=True)
         seeds = cache_root / "inductor-seed" / cpu_isa().replace(":", "-")
         _copy_probes(seeds, fixed / "inductor")
-        if "torch" not in sys.modules:  # else a warm worker imported it through the link already
-            sys.path.insert(0, str(_link_torch(_torch_dir())))
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(fixed / "inductor")
-        _set_tmpdir()
-        # Line tables embed source paths; off unless the user asked for them (the variable is in the key).
-        os.environ.setdefault("AOT_INDUCTOR_ENABLE_LINE_TABLES", "0")
         try:
             with using_temp_space():
                 yield fixed / "stage"

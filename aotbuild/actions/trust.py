@@ -45,12 +45,7 @@ def unsafe_deps(root: Path, lists: list[dict[str, list[str]]], declared_env: lis
 
 def workspace_modules(files: list[str]) -> set[str]:
     """The modules the export imported from the workspace: `a/b.py` is `a.b`, `a/__init__.py` is `a`."""
-    found = set()
-    for rel in files:
-        if rel.endswith(".py"):
-            parts = rel[: -len(".py")].split("/")
-            found.add(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
-    return found
+    return {rel.removesuffix(".py").removesuffix("/__init__").replace("/", ".") for rel in files if rel.endswith(".py")}
 
 
 def unsafe_imports(root: Path, modules: list[str], files: list[str]) -> str | None:

@@ -30,9 +30,9 @@ def compare(expected: list[Any], actual: list[Any], paths: list[str], declared: 
     (a tolerance above it cannot tell a right artifact from zeros), and how many NaN each side holds."""
     import torch
 
-    records = []
     if len(expected) != len(actual):
         return [{"output": "*", "ok": False, "problem": f"{len(actual)} outputs, expected {len(expected)}"}]
+    records = []
     for path, want, got in zip(paths, expected, actual):
         want, got = want.detach().cpu(), got.detach().cpu()
         if got.shape != want.shape or got.dtype != want.dtype:
@@ -43,21 +43,24 @@ def compare(expected: list[Any], actual: list[Any], paths: list[str], declared: 
                       else DEFAULT_TOLERANCE.get(str(want.dtype).removeprefix("torch."), (0.0, 0.0)))
         w, g = want.double(), got.double()
         diff = (w - g).abs()
-        finite = diff[~diff.isnan()]
-        max_abs = finite.max().item() if finite.numel() else 0.0
-        max_rel = (finite / w.abs()[~diff.isnan()].clamp_min(1e-12)).max().item() if finite.numel() else 0.0
-        magnitude = w.abs()[~w.isnan()]
+        both = ~diff.isnan()
+        rel = diff[both] / w.abs()[both].clamp_min(1e-12)
         ok = bool(torch.allclose(g, w, atol=atol, rtol=rtol, equal_nan=True))
-        records.append({"output": path, "ok": ok, "max_abs": max_abs, "max_rel": max_rel, "atol": atol, "rtol": rtol,
-                        "max_reference": magnitude.max().item() if magnitude.numel() else 0.0,
+        records.append({"output": path, "ok": ok, "max_abs": _max(diff[both]), "max_rel": _max(rel),
+                        "atol": atol, "rtol": rtol, "max_reference": _max(w.abs()[~w.isnan()]),
                         "nan_reference": int(w.isnan().sum()), "nan_artifact": int(g.isnan().sum()),
                         "values": w.numel()})
     return records
 
 
+def _max(values: Any) -> float:
+    return values.max().item() if values.numel() else 0.0
+
+
 def run_checks(ctx: ActionContext, manifest: dict[str, Any], reference_digest: str) -> dict[str, Any]:
     os.environ["AOTI_RUNTIME_CHECK_INPUTS"] = "1"  # the artifact enforces declared ranges: checked below
-    ctx.require_gpu(manifest["device"])
+    device = manifest["device"]
+    ctx.require_gpu(device)
     import torch
     from torch.utils import _pytree as pytree
 
@@ -65,7 +68,7 @@ def run_checks(ctx: ActionContext, manifest: dict[str, Any], reference_digest: s
     from aotbuild.actions.interface import import_required
     from aotbuild.actions.tracing import full_precision_on_gpu
 
-    full_precision_on_gpu(torch, manifest["device"])
+    full_precision_on_gpu(torch, device)
     # Running the .pt2 rebuilds its output type, so the modules that register it are imported first.
     import_required(manifest["requires_imports"], ctx.root, ctx.label)
     data = ctx.store.get_bytes(reference_digest)
@@ -73,16 +76,14 @@ def run_checks(ctx: ActionContext, manifest: dict[str, Any], reference_digest: s
         from aotbuild.actions.export import reexported_reference
 
         data = reexported_reference(ctx, ctx.read_json(GRAPH)["graph_hash"])
-    cases = torch.load(io.BytesIO(data), weights_only=True)  # from our cache, digest verified
-    device = manifest["device"]
-    cases = pytree.tree_map(lambda x: x.to(device) if isinstance(x, torch.Tensor) else x, cases)
+    cases = pytree.tree_map(lambda x: x.to(device) if isinstance(x, torch.Tensor) else x,
+                            torch.load(io.BytesIO(data), weights_only=True))  # from our cache, digest verified
     pt2_path = ctx.target_dir / manifest["artifacts"]["pt2"]["file"]
     why = archives.package_problem(pt2_path)
     if why is not None:  # the compile refuses such a package from the cache; this one was placed by other means
         raise VerificationError(f"refusing to load {pt2_path}: {why}\n  fix: run `aotbuild clean` and build again")
     pt2 = torch._inductor.aoti_load_package(str(pt2_path))
     so = so_runner(ctx.target_dir / manifest["artifacts"]["so"]["file"], device)
-    declared = ctx.spec["tolerance"]
     results = []
     for case in cases:
         expected, paths = case["outputs"], [p or "output" for p in case["paths"]]
@@ -90,7 +91,7 @@ def run_checks(ctx: ActionContext, manifest: dict[str, Any], reference_digest: s
         for artifact, run in (("pt2", lambda: pytree.tree_leaves(pt2(*case["args"], **case["kwargs"]))),
                               ("so", lambda: so.run(flat_inputs))):
             try:
-                outputs = compare(expected, run(), paths, declared)
+                outputs = compare(expected, run(), paths, ctx.spec["tolerance"])
             except Exception as e:  # noqa: BLE001 - an artifact that refuses in-range inputs is a failed check
                 # The whole error goes to verify.log; the record keeps what the artifact was given and why it refused.
                 print(f"the .{artifact} refused case '{case['name']}' ({_shapes(flat_inputs)}):", file=sys.stderr)
@@ -110,11 +111,10 @@ def _out_of_range(ctx: ActionContext, so: Any) -> list[dict]:
     from aotbuild.actions.example_inputs import make_case
 
     export_spec = ctx.read_json(EXPORT_SPEC)
+    example = {d["name"]: d["example"] for d in export_spec["dims"]}
     rejected = []
     for dim in export_spec["dims"]:
-        sizes = {d["name"]: d["example"] for d in export_spec["dims"]}
-        sizes[dim["name"]] = dim["max"] + 1
-        case = make_case(export_spec, sizes, "out of range", export_spec["device"])
+        case = make_case(export_spec, {**example, dim["name"]: dim["max"] + 1}, "out of range", export_spec["device"])
         log = ctx.log  # this process's stderr: where the AOTI runtime prints its errors
         printed_from = log.stat().st_size if log.exists() else 0
         try:
@@ -161,44 +161,37 @@ def _reason(e: Exception, limit: int = 600) -> str:
     return text if len(text) <= limit else text[:limit] + "... (the whole error is in verify.log)"
 
 
-def _nan_side(rec: dict[str, Any]) -> str | None:
-    """Which side holds NaN where the other does not: the eager reference or the artifact."""
-    ref, art, n = rec.get("nan_reference", 0), rec.get("nan_artifact", 0), rec.get("values", 0)
-    if ref and not art:
-        return (f"the eager reference holds NaN ({ref} of {n} values) where the artifact is finite: eager PyTorch "
-                "computed NaN on this case's inputs (fix: check the model on them, e.g. a fully masked row; a "
-                "generator: input can make valid masks)")
-    if art and not ref:
-        return f"the artifact's output holds NaN ({art} of {n} values) where the eager reference is finite"
-    if art and ref:
-        return f"NaN at different positions: {ref} in the eager reference, {art} in the artifact's output"
-    return None
-
-
 def _problem(rec: dict[str, Any]) -> str:
+    """What failed; where one side holds NaN and the other does not, first which: the reference or the artifact."""
     if "problem" in rec:
         return rec["problem"]
     detail = (f"max abs error {rec['max_abs']:.3g} (atol {rec['atol']:g}), "
               f"max rel error {rec['max_rel']:.3g} (rtol {rec['rtol']:g})")
-    nan = _nan_side(rec)
-    return f"{nan}; other values: {detail}" if nan else detail
+    ref, art, n = rec.get("nan_reference", 0), rec.get("nan_artifact", 0), rec.get("values", 0)
+    if ref and not art:
+        nan = (f"the eager reference holds NaN ({ref} of {n} values) where the artifact is finite: eager PyTorch "
+               "computed NaN on this case's inputs (fix: check the model on them, e.g. a fully masked row; a "
+               "generator: input can make valid masks)")
+    elif art and not ref:
+        nan = f"the artifact's output holds NaN ({art} of {n} values) where the eager reference is finite"
+    elif art and ref:
+        nan = f"NaN at different positions: {ref} in the eager reference, {art} in the artifact's output"
+    else:
+        return detail
+    return f"{nan}; other values: {detail}"
 
 
 def failures(result: dict[str, Any]) -> list[str]:
     out = []
     for case in result["cases"]:
-        for rec in case["outputs"]:
-            if rec["ok"]:
-                continue
+        for rec in (r for r in case["outputs"] if not r["ok"]):
             artifact = f".{case['artifact']}"  # the .so or the .pt2: each is checked on every case
             output = "" if rec["output"] == "*" else f" output {rec['output']}"
             out.append(f"{artifact}{output} on case '{case['case']}': {_problem(rec)}")
     for r in result["rejected"]:
-        if r["refused"]:
-            continue
-        if r["message"] == "ran without error":
+        if r["message"] == "ran without error":  # a refusal's message is the artifact's own error
             out.append(f".so accepted {r['dim']}={r['size']}, outside the declared range")
-        else:
+        elif not r["refused"]:
             out.append(f".so failed on {r['dim']}={r['size']} (outside the declared range) without its own range "
                        f"check: {r['message']}")
     return out
