@@ -43,7 +43,7 @@ def test_every_action_rule_runs_through_the_client() -> None:
         assert command == f"/venv/bin/python -S {shlex.quote(str(CLIENT))} aotbuild.actions.{kind.name} $spec"
 
 
-def test_server_key_ignores_aotbuild_and_shell_variables_only() -> None:
+def test_socket_path_ignores_aotbuild_and_shell_variables_only() -> None:
     base = {"PATH": "/bin", "HOME": "/root"}
     key = client.socket_path(base)
     assert client.socket_path({**base, "AOTBUILD_EVENTS": "/x", "AOTBUILD_CACHE_DIR": "/c"}) == key

@@ -65,7 +65,7 @@ def target_edges(target: Target) -> list[Edge]:
     """Every edge of one target: each kind's, then its spec files'. The cache pass runs these same edges."""
     kinds = rules.kinds()
     edges = [edge for kind in kinds for edge in kind.edges(target)]
-    d = TargetPaths(target.label).dir  # each kind's spec_path, the directory computed once
+    d = TargetPaths(target.label).dir  # the target directory, computed once for every kind
     specs = [f"{d}/{kind.spec_file}" for kind in kinds]
     return edges + [spec_edges.edge(str(target.label), specs, package_file(target.label.package, "specs"))]
 
