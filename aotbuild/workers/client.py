@@ -166,7 +166,7 @@ def main(argv: list[str]) -> int:
     try:
         path = socket_path(dict(os.environ))
         forwarded: list[int] = []
-        for then in ("running it again", "again; giving up"):
+        for then in ("; running it again", " again; giving up"):
             final = run_once(argv, path, forwarded)
             if final is not None and "hand_off" in final:
                 # The action needs torch and a warm server is starting: run it there (at most once more), or at
@@ -178,7 +178,7 @@ def main(argv: list[str]) -> int:
             if final is not None and "exit" in final:
                 return final["exit"]
             why = f"was killed by signal {final['signal']}" if final else "vanished"
-            print(f"aotbuild: the worker running `{' '.join(argv)}` {why}; {then}", file=sys.stderr, flush=True)
+            print(f"aotbuild: the worker running `{' '.join(argv)}` {why}{then}", file=sys.stderr, flush=True)
             time.sleep(0.1)
         return 1
     except (Unavailable, OSError) as e:
