@@ -15,6 +15,7 @@ from aotbuild import __version__
 from aotbuild.actions.elf_deps import SHARED_CXX_RUNTIMES, links_shared_cxx_runtime
 from aotbuild.actions.runtime import ActionContext, location, run_action
 from aotbuild.cache import archives, payloads
+from aotbuild.executors import dispatch
 from aotbuild.errors import ActionError, TargetError
 from aotbuild.fsutil import CHUNK, atomic_symlink, link_or_copy, write_if_changed
 from aotbuild.hashing import key_of, pretty_json
@@ -171,7 +172,7 @@ def compile_(ctx: ActionContext) -> str:
         with ctx.store.lock(key):
             entry, blobs = _verified_entry(ctx, key)  # another build may have compiled it while we waited
             if entry is None:
-                entry = compile_artifacts(ctx, graph, key)
+                entry = dispatch.compiled(ctx, graph, key, compile_artifacts)  # here, or on the executor's cluster
                 ctx.store.put_action(key, entry)  # after the blobs it points at
                 entry, blobs = _verified_entry(ctx, key)
                 if entry is None:

@@ -107,7 +107,7 @@ def _update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) 
         os.utime(ninja_file)
     plan = Plan(__version__, sys.executable, str(Path(ninja.BIN_DIR) / "ninja"), config.cache_dir,
                 list(config.ignore), workspace_state, entries, config.remote_cache, config.remote_verify_keys,
-                written_state(ninja_file))
+                written_state(ninja_file), config.executor)
     replace_unsynced(out_dir / layout.PLAN_FILE, encode_plan(plan, old))
     return plan
 
