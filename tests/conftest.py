@@ -125,3 +125,4 @@ def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 from .remote_servers import moto_server, nginx_server  # noqa: E402,F401 - session fixtures shared by the remote tests
+from .ray_cluster import ray_cluster  # noqa: E402,F401 - the executor tests' session cluster

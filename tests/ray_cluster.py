@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from aotbuild.executors.routing import CPU_ISA, Node
+
 from .remote_servers import free_port, wait_for_port
 
 RAY = Path(sys.executable).with_name("ray")
@@ -27,6 +29,7 @@ class RayCluster:
     port: int
     client_port: int
     nodes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # "head"/"second" -> the node's name in reports
 
     @property
     def url(self) -> str:
@@ -35,7 +38,8 @@ class RayCluster:
     def node_env(self, name: str, **extra: str) -> dict[str, str]:
         # Each node its own local cache: results reach the client through the remote cache only.
         env = {**os.environ, "AOTBUILD_CACHE_DIR": str(self.base / f"{name}-cache"), **extra}
-        env.pop("AOTBUILD_CPU_ISA", None) if "AOTBUILD_CPU_ISA" not in extra else None
+        if "AOTBUILD_CPU_ISA" not in extra:
+            env.pop("AOTBUILD_CPU_ISA", None)
         return env
 
     def start_node(self, name: str, head: bool, env: dict[str, str]) -> None:
@@ -52,13 +56,18 @@ class RayCluster:
                                             start_new_session=True, preexec_fn=lambda: os.nice(10))
 
     def wait_nodes(self, count: int, timeout: float = 120.0) -> None:
+        """Until `count` nodes are alive; then `names` says which is which, as reports name them."""
         wait_for_port(self.client_port, self.nodes["head"], "ray head", timeout)
-        script = ("import ray, sys, time; ray.init(sys.argv[1], logging_level='ERROR'); d = time.time() + "
-                  f"{timeout}\nwhile sum(n['Alive'] for n in ray.nodes()) < {count} and time.time() < d: "
-                  "time.sleep(0.5)\nprint(sum(n['Alive'] for n in ray.nodes()))")
+        script = ("import json, ray, sys, time; ray.init(sys.argv[1], logging_level='ERROR'); d = time.time() + "
+                  f"{timeout}\nalive = lambda: [n for n in ray.nodes() if n['Alive']]\n"
+                  f"while len(alive()) < {count} and time.time() < d: time.sleep(0.5)\n"
+                  "print(json.dumps([[n['NodeID'], n['NodeManagerAddress'], n['Resources']] for n in alive()]))")
         out = subprocess.run([sys.executable, "-c", script, self.url], capture_output=True, text=True,
                              timeout=timeout + 30)
-        assert out.stdout.strip() == str(count), out.stderr[-2000:]
+        found = [Node(*n) for n in json.loads(out.stdout.strip().splitlines()[-1])] if out.stdout.strip() else []
+        assert len(found) == count, out.stderr[-2000:]
+        for node in found:
+            self.names["second" if f"{CPU_ISA}{SIMULATED_ISA}" in node.resources else "head"] = node.name
 
     def stop_node(self, name: str) -> None:
         proc = self.nodes.pop(name)
@@ -97,8 +106,3 @@ def ray_cluster():
             cluster.stop_node(name)
         shutil.rmtree(base, ignore_errors=True)
 
-
-def node_resources(env: dict[str, str]) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-m", "aotbuild", "executor", "resources"], env=env, capture_output=True,
-                         text=True, check=True)
-    return json.loads(out.stdout)

@@ -147,7 +147,7 @@ class Broker:
             if job.tried:
                 self._reply(job, {"status": "unavailable", "why": "; ".join(job.faults)})
             else:
-                self._reply(job, {"status": "unserved", "why": routing.unserved(job.label, job.wanted, nodes)})
+                self._reply(job, {"status": "unserved", "why": routing.unserved(job.wanted, nodes)})
             return
         fresh = [n for n in eligible if n.id not in {t.id for t in job.tried}] or eligible
         node = min(fresh, key=lambda n: (self._load.get(n.id, 0) / max(n.resources.get("CPU", 1.0), 1.0), n.id))

@@ -27,7 +27,7 @@ class Cluster:
                              "(`ray start --head --ray-client-server-port=PORT`) with the same Ray and Python as "
                              "here, or build without --executor") from None
         # One function handle: the task body is found by module and name on the node (aotbuild installed there).
-        self._task = ray.remote(max_retries=0, num_cpus=1)(worker.run)
+        self._task = ray.remote(max_retries=0, num_cpus=1)(worker.run_action)
 
     def nodes(self) -> list[routing.Node]:
         return [routing.Node(n["NodeID"], n.get("NodeManagerAddress", "?"), dict(n.get("Resources", {})))

@@ -30,7 +30,7 @@ def compiled(ctx: Any, graph: dict[str, Any], key: str, local: Local) -> dict[st
         except ClusterUnavailable as e:
             why = str(e)
             if settings.executor_required(env):
-                raise InfraError(f"{ctx.label}: the cluster could not compile it: {why}\n"
+                raise InfraError(f"the cluster could not compile it: {why}\n"
                                  "  (--executor-required: the build fails instead of compiling here)") from None
     ctx.warn(f"{ctx.label}: compiled on this machine, not the cluster: {why}")
     ctx.extra["executor"] = {"node": None, "local_because": why[:500]}

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from aotbuild.text import plural
+
 # A node advertises each of its labels as a custom resource this large, and a task asks for a sliver of it:
 # a label, not a capacity (capacity is the node's CPUs and GPUs).
 CPU_ISA = "aotbuild_cpu_isa:"
@@ -48,16 +50,16 @@ class Node:
 
     def describe(self) -> str:
         labels = [n for n in sorted(self.resources) if n.startswith((CPU_ISA, GPU_ARCH))]
-        cpus, gpus = self.resources.get("CPU", 0.0), self.resources.get("GPU", 0.0)
-        return (f"node {self.name} ({cpus:g} CPUs, {gpus:g} GPUs; "
+        cpus, gpus = int(self.resources.get("CPU", 0.0)), int(self.resources.get("GPU", 0.0))
+        return (f"node {self.name} ({plural(cpus, 'CPU')}, {plural(gpus, 'GPU')}; "
                 f"{', '.join(labels) if labels else 'no aotbuild labels'})")
 
 
-def unserved(label: str, wanted: dict[str, float], nodes: list[Node]) -> str:
+def unserved(wanted: dict[str, float], nodes: list[Node]) -> str:
     """The error for an action no node can run: what it needs, what each node has, and how to fix it."""
     need = ", ".join(n for n in sorted(wanted) if n != "GPU") + (" and a GPU" if "GPU" in wanted else "")
     have = "; ".join(n.describe() for n in nodes) or "no live nodes"
-    return (f"{label}: no node of the cluster can run its actions: they need {need}; the cluster has: {have}\n"
+    return (f"no node of the cluster can run it: they need {need}; the cluster has: {have}\n"
             "  fix: add a node with that CPU (and GPU), started with "
             "`ray start --address=... --resources=\"$(aotbuild executor resources)\"`")
 

@@ -50,7 +50,7 @@ def node_id() -> str:
     return socket.gethostname()
 
 
-def run(bundle: dict[str, Any]) -> dict[str, Any]:
+def run_action(bundle: dict[str, Any]) -> dict[str, Any]:
     """The Ray task: {"status": "ok" | "failed" | "refused", ...}. Refused: this node's toolchain differs from
     the one the key was computed for, so nothing ran."""
     started = time.time()
