@@ -71,7 +71,7 @@ class RayCluster:
 
     def stop_node(self, name: str) -> None:
         proc = self.nodes.pop(name)
-        for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+        for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
             try:
                 os.killpg(proc.pid, sig)
             except ProcessLookupError:

@@ -61,8 +61,10 @@ def _on_cluster(ctx: Any, graph: dict[str, Any], key: str, path: Path) -> dict[s
         raise ActionError(ctx.label, "compile", answer["why"])
     if status != "ok" and status != "failed":
         raise ClusterUnavailable(answer.get("why") or f"the broker answered {status or 'nothing'}")
+    # seconds: the task on the node, from its start; action_seconds: the action alone, as the node timed it.
     ctx.extra["executor"] = {"node": answer["node"], "queue_s": answer["queue_s"], "seconds": answer["seconds"],
-                             "faults": answer["faults"], "phases": answer.get("phases", {})}
+                             "action_seconds": answer.get("action_seconds"), "faults": answer["faults"],
+                             "phases": answer.get("phases", {})}
     print(f"ran on node {answer['node']} (queued {answer['queue_s']:.2f} s)", flush=True)  # into the log
     if status == "failed":
         print(answer["log_tail"], flush=True)

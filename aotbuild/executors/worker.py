@@ -93,7 +93,8 @@ def _run_in(scratch: Path, bundle: dict[str, Any]) -> dict[str, Any]:
     record = records[-1] if records else {}
     log = target / f"{kind.name}.log"
     if code == 0 and record.get("outcome") not in (None, "failed"):
-        return {"status": "ok", "outcome": record["outcome"], "phases": record.get("phases", {})}
+        return {"status": "ok", "outcome": record["outcome"], "phases": record.get("phases", {}),
+                "action_seconds": record.get("seconds")}
     tail = log.read_text(errors="replace")[-LOG_TAIL:] if log.exists() else ""
     return {"status": "failed", "exit_code": code, "message": record.get("message") or f"exit code {code}",
             "log_tail": tail}
