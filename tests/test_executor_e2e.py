@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -41,6 +42,13 @@ def _tiny(tmp_path: Path, tiny_cache: dict[str, str], n: int | None = None) -> t
     return ws, cache
 
 
+def _reference(tmp_path: Path, tiny_cache: dict[str, str]) -> dict[str, str]:
+    """The tiny workspace's artifacts as the session's local build made them (a cache hit: no compile)."""
+    ws = make_tiny(tmp_path / "reference")
+    assert aotbuild(["build", "//m:a", "--remote-cache", ""], ws, tiny_cache).code == 0
+    return artifact_digests(ws)
+
+
 def test_the_example_builds_on_the_cluster_byte_identical_to_a_local_build(cold, ray_cluster, nginx_server,
                                                                            tmp_path: Path) -> None:
     local_ws, _ = cold
@@ -61,6 +69,8 @@ def test_a_target_keyed_for_the_second_nodes_isa_compiles_there(ray_cluster, ngi
     executor = _compiles(run)["//m:a"]
     assert executor["node"] == ray_cluster.names["second"] and executor["queue_s"] >= 0
     assert '"cpu_isa": "x86_64:simulated-isa"' in (ws / "aot-out" / "m" / "@a" / "manifest.json").read_text()
+    # Another key (the ISA is in it), the same compile on the same machine: the same bytes.
+    assert artifact_digests(ws) == _reference(tmp_path, tiny_cache)
 
 
 def test_a_target_no_node_can_serve_fails_naming_its_need_and_the_nodes(ray_cluster, nginx_server, tiny_cache,
@@ -81,7 +91,8 @@ def test_cuda_targets_without_a_gpu_are_skipped_under_a_wildcard_and_fail_when_n
     run = _build(ws, ray_cluster, nginx_server, tmp_path / "cache", "//gpu/...")
     assert run.code == 0 and "CUDA targets skipped" in run.stderr, run.output
     run = _build(ws, ray_cluster, nginx_server, tmp_path / "cache", "//gpu:mlp")
-    assert run.code == 4 and "needs a CUDA GPU" in run.report["failures"]["//gpu:mlp"], run.output
+    # Named, it fails as without an executor: its export needs a GPU here (nodes do not export yet).
+    assert run.code == 1 and "needs a CUDA GPU" in run.report["failures"]["//gpu:mlp"], run.output
 
 
 def test_a_node_with_another_toolchain_refuses_and_the_compile_runs_here(ray_cluster, nginx_server, tiny_cache,
@@ -92,9 +103,9 @@ def test_a_node_with_another_toolchain_refuses_and_the_compile_runs_here(ray_clu
     run = _build(ws, ray_cluster, nginx_server, cache, "//m:a", "--executor-required", env=env)
     assert run.code == 1
     failure = run.report["failures"]["//m:a"]
-    assert failure.count("refused: toolchain differs: compile.env") == 2 and "--executor-required" in run.stderr
+    assert failure.count("refused: toolchain differs: compile.env") == 2 and "--executor-required" in run.output
     run = _build(ws, ray_cluster, nginx_server, cache, "//m:a", env=env)
-    assert run.code == 0 and "compiled on this machine, not the cluster: node" in run.stderr, run.output
+    assert run.code == 0 and "compiled on this machine, not the cluster: node" in run.output, run.output
     assert _compiles(run)["//m:a"]["node"] is None
 
 
@@ -111,11 +122,13 @@ def _task_running_an_action(timeout: float = 120.0) -> int:
 
 def test_killing_the_nodes_worker_mid_compile_ends_in_a_correct_build(ray_cluster, nginx_server, tiny_cache,
                                                                        tmp_path: Path) -> None:
-    ws, cache = _tiny(tmp_path, tiny_cache, n=5)
+    # An empty cache here (no compile entry to hit); the head has never compiled the tiny models (the second
+    # node did, for another ISA), so the compile really runs there, and is killed.
+    ws = make_tiny(tmp_path / "ws")
     report = tmp_path / "report.json"
     cmd = [sys.executable, "-m", "aotbuild", "build", "//m:a", "--executor", ray_cluster.url, "--remote-cache",
            nginx_server.url(nginx_server.new_prefix()), "--report", str(report)]
-    proc = subprocess.Popen(cmd, cwd=ws, env={**os.environ, "AOTBUILD_CACHE_DIR": str(cache)},
+    proc = subprocess.Popen(cmd, cwd=ws, env={**os.environ, "AOTBUILD_CACHE_DIR": str(tmp_path / "cache")},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         worker = _task_running_an_action()
@@ -125,13 +138,7 @@ def test_killing_the_nodes_worker_mid_compile_ends_in_a_correct_build(ray_cluste
     finally:
         proc.kill()
     assert proc.returncode == 0, output
-    import json
-
     (executor,) = [a["executor"] for a in json.loads(report.read_text())["actions"] if a["action"] == "compile"]
     assert len(executor["faults"]) == 1 and "WorkerCrashedError" in executor["faults"][0]
-    # The same target built here, without cluster or remote: the same bytes.
-    local = tmp_path / "local"
-    shutil.copytree(ws, local, ignore=shutil.ignore_patterns("aot-out"))
-    run = aotbuild(["build", "//m:a", "--remote-cache", ""], local, {"AOTBUILD_CACHE_DIR": str(tmp_path / "c2")})
-    assert run.code == 0 and run.report["targets"] == {"//m:a": "compiled"}, run.output
-    assert artifact_digests(ws) == artifact_digests(local)
+    assert executor["node"] == ray_cluster.names["head"]
+    assert artifact_digests(ws) == _reference(tmp_path, tiny_cache)

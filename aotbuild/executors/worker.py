@@ -85,7 +85,7 @@ def _run_in(scratch: Path, bundle: dict[str, Any]) -> dict[str, Any]:
     record_root(out, settings.cache_dir(os.environ, None, None, scratch))
     events = scratch / "events.jsonl"
     # The node's own credentials and signing key (its environment): a bundle carries the remote's URL only.
-    env = {**os.environ, settings.EVENTS_VAR: str(events),
+    env = {**_node_environ(), settings.EVENTS_VAR: str(events),
            **settings.remote_env(bundle["remote"], upload=True, required=True)}
     spec = (target / kind.spec_file).relative_to(out).as_posix()
     code = _run_action([sys.executable, "-S", str(CLIENT), f"aotbuild.actions.{kind.name}", spec], out, env)
@@ -98,6 +98,21 @@ def _run_in(scratch: Path, bundle: dict[str, Any]) -> dict[str, Any]:
     tail = log.read_text(errors="replace")[-LOG_TAIL:] if log.exists() else ""
     return {"status": "failed", "exit_code": code, "message": record.get("message") or f"exit code {code}",
             "log_tail": tail}
+
+
+def _node_environ() -> dict[str, str]:
+    """This worker's environment, less the OMP_NUM_THREADS Ray sets for a task (its num_cpus) when the node was
+    started without one: inductor's code depends on the thread count it sees, and the node's compile must
+    give the bytes a build on the node itself gives (checked: the example's CNNs differ under 1 thread)."""
+    env = dict(os.environ)
+    try:
+        with open(f"/proc/{os.getppid()}/environ", "rb") as f:  # the raylet's, as the operator started it
+            started_with = {entry.split(b"=", 1)[0] for entry in f.read().split(b"\0") if b"=" in entry}
+    except OSError:
+        return env
+    if b"OMP_NUM_THREADS" not in started_with:
+        env.pop("OMP_NUM_THREADS", None)
+    return env
 
 
 def _run_action(cmd: list[str], cwd: Path, env: dict[str, str]) -> int:
