@@ -100,3 +100,13 @@ def test_the_workspace_names_an_executor_and_a_bad_one_is_refused_before_connect
     write(ws / "WORKSPACE.aot.yaml", "executor: 5\n")
     run = aotbuild(["build", "//..."], ws, {"AOTBUILD_CACHE_DIR": str(tmp_path / "cache")})
     assert run.code == 2 and "field 'executor'" in run.stderr, run.output
+
+
+def test_a_build_sizes_the_compile_pool_without_re_planning(tmp_path: Path) -> None:
+    from aotbuild.planning.ninja_files import POOLS_FILE, pool_depths, write_pools
+
+    write_pools(tmp_path, {"aot_compile_pool": 40})  # an executor's build: the cluster's slots
+    text = (tmp_path / POOLS_FILE).read_text()
+    assert "\naot_compile_pool_depth = 40\n" in text and "\naot_gpu_compile_pool_depth = 2\n" in text
+    write_pools(tmp_path)  # after it: this machine's depth again, for plain ninja
+    assert f"\naot_compile_pool_depth = {pool_depths()['aot_compile_pool']}\n" in (tmp_path / POOLS_FILE).read_text()

@@ -21,6 +21,8 @@ from aotbuild.fsutil import atomic_write
 from aotbuild.goals import BUILD_GOAL, TEST_GOAL
 from aotbuild.hashing import pretty_json
 from aotbuild.planning import dist_stamps, input_stamps
+from aotbuild.planning.ninja_files import pool_depths, write_pools
+from aotbuild.rules.compile import POOL
 from aotbuild.planning.plan_index import Plan
 from aotbuild.reports.outcomes import NEEDS_GPU, UP_TO_DATE, BuildResult, check_remote_url, summarize
 from aotbuild.text import plural
@@ -28,6 +30,7 @@ from aotbuild.workspace import settings
 from aotbuild.workspace.discovery import WORKSPACE_FILE
 from aotbuild.workspace.labels import Label, named_explicitly, select
 
+COMPILE_POOL = POOL[0]
 _SHARD = re.compile(r"([0-9]+)/([0-9]+)")
 # This workspace's last build that ran anything: its use of the cache, for `cache stats` (not in the shared cache).
 LAST_BUILD_FILE = f"{layout.STATE_DIR}/last-build.json"
@@ -143,9 +146,17 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], wanted: Goals
     wanted = replace(wanted, optional=wanted.optional | {str(x) for x in fetched})
     with _executor(executor, request) as cluster:
         jobs = request.jobs if request.jobs is not None or cluster is None else cluster.slots
-        ninja_pass.run(plan.ninja, ctx.out_dir, wanted, built + fetched, result, jobs=jobs,
-                       keep_going=request.keep_going, explain=request.explain, env={**env, **(cluster.env if cluster else {})},
-                       pass_fds=pass_fds, where=cluster.where if cluster else None)
+        # The compiles run on the cluster: as many at once as it has slots, not as this machine's memory allows.
+        write_pools(ctx.out_dir, {COMPILE_POOL: max(cluster.slots, dict(pool_depths())[COMPILE_POOL])}
+                    if cluster else None)
+        try:
+            ninja_pass.run(plan.ninja, ctx.out_dir, wanted, built + fetched, result, jobs=jobs,
+                           keep_going=request.keep_going, explain=request.explain,
+                           env={**env, **(cluster.env if cluster else {})}, pass_fds=pass_fds,
+                           where=cluster.where if cluster else None)
+        finally:
+            if cluster:
+                write_pools(ctx.out_dir)  # plain ninja runs compiles here
     if before is not None and not result.ninja_rc and not result.events:
         noop_stamp.finish(ctx.out_dir, before)
 
