@@ -89,6 +89,8 @@ def main() -> None:
                   "median_overhead_s": statistics.median(r["overhead_s"] for r in rows),
                   "median_local_s": statistics.median(r["local_s"] for r in rows),
                   "median_cluster_s": statistics.median(r["cluster_s"] for r in rows),
+                  "median_export_s": statistics.median(a["seconds"] for a in sorted(
+                      (a for a in local["actions"] if a["action"] == "export"), key=lambda a: a["label"])[1:]),
                   "build_local_s": round(local_s, 2), "build_cluster_s": round(cluster_s, 2)}
         print(json.dumps(result, indent=1))
         if args.json:

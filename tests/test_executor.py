@@ -52,7 +52,8 @@ def test_a_node_advertises_its_own_isa_and_gpu_arch() -> None:
     assert routing.node_resources(TOOLCHAIN) == {"aotbuild_cpu_isa:x86_64:aaaa": routing.ADVERTISED}
     resources = {**routing.node_resources(gpu_node), "GPU": 1.0}
     assert routing.Node("n1", "10.0.0.1", resources).serves(routing.needs("cuda", TOOLCHAIN))
-    assert not routing.Node("n2", "10.0.0.2", routing.node_resources(TOOLCHAIN)).serves(routing.needs("cuda", TOOLCHAIN))
+    cpu_only = routing.Node("n2", "10.0.0.2", routing.node_resources(TOOLCHAIN))
+    assert not cpu_only.serves(routing.needs("cuda", TOOLCHAIN))
 
 
 def test_an_unserved_action_names_what_it_needs_and_what_each_node_has() -> None:

@@ -31,7 +31,9 @@ def source_of(flag: str | None) -> str:
     """Where the executor URL came from, for an error about it."""
     if flag is not None:
         return "--executor"
-    return f"${settings.EXECUTOR_VAR}" if settings.environ().get(settings.EXECUTOR_VAR) else f"{WORKSPACE_FILE} executor:"
+    if settings.environ().get(settings.EXECUTOR_VAR):
+        return f"${settings.EXECUTOR_VAR}"
+    return f"{WORKSPACE_FILE} executor:"
 
 
 @contextlib.contextmanager

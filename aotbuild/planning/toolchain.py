@@ -125,8 +125,8 @@ def _stamp(env: Mapping[str, str], files: list[str]) -> list[Any]:
     gpus = sorted(os.listdir("/proc/driver/nvidia/gpus")) if os.path.isdir("/proc/driver/nvidia/gpus") else []
     # The flags themselves, not cpu_isa()'s digest of them: a no-op build need not load hashlib.
     return [sys.executable, sys.version, __version__, settings.toolchain_env(env), os.uname().machine, cpu_flags(),
-            settings.declared_gpu_arch(env), settings.declared_cpu_isa(env), compiler, identity(compiler), identity(sys.executable),
-            shutil.which("nvidia-smi"), gpus, [identity(f) for f in files]]
+            settings.declared_gpu_arch(env), settings.declared_cpu_isa(env), compiler, identity(compiler),
+            identity(sys.executable), shutil.which("nvidia-smi"), gpus, [identity(f) for f in files]]
 
 
 def cached_fingerprint(stamp_file: Path, env: Mapping[str, str]) -> dict[str, Any]:
