@@ -62,8 +62,11 @@ class RayCluster:
                   f"{timeout}\nalive = lambda: [n for n in ray.nodes() if n['Alive']]\n"
                   f"while len(alive()) < {count} and time.time() < d: time.sleep(0.5)\n"
                   "print(json.dumps([[n['NodeID'], n['NodeManagerAddress'], n['Resources']] for n in alive()]))")
-        out = subprocess.run([sys.executable, "-c", script, self.url], capture_output=True, text=True,
-                             timeout=timeout + 30)
+        for _ in range(3):  # the head's Ray Client proxy may fail to start a server for a client on a loaded box
+            out = subprocess.run([sys.executable, "-c", script, self.url], capture_output=True, text=True,
+                                 timeout=timeout + 30)
+            if out.returncode == 0:
+                break
         found = [Node(*n) for n in json.loads(out.stdout.strip().splitlines()[-1])] if out.stdout.strip() else []
         assert len(found) == count, out.stderr[-2000:]
         for node in found:

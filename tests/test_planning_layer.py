@@ -84,10 +84,14 @@ pool aot_compile_pool
 pool aot_gpu_compile_pool
   depth = $aot_gpu_compile_pool_depth
 
+pool aot_local_pool
+  depth = $aot_local_pool_depth
+
 rule aot_export
   command = {python} -S {client} aotbuild.actions.export $spec
   description = export $label
   depfile = $out.d
+  pool = aot_local_pool
   restat = 1
   deps = gcc
 
@@ -100,6 +104,7 @@ rule aot_compile
 rule aot_verify
   command = {python} -S {client} aotbuild.actions.verify $spec
   description = verify $label
+  pool = aot_local_pool
   restat = 1
 
 rule aot_spec

@@ -23,6 +23,7 @@ from aotbuild.hashing import pretty_json
 from aotbuild.planning import dist_stamps, input_stamps
 from aotbuild.planning.ninja_files import pool_depths, write_pools
 from aotbuild.rules.compile import POOL
+from aotbuild.rules.export import LOCAL_POOL
 from aotbuild.planning.plan_index import Plan
 from aotbuild.reports.outcomes import NEEDS_GPU, UP_TO_DATE, BuildResult, check_remote_url, summarize
 from aotbuild.text import plural
@@ -147,8 +148,8 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], wanted: Goals
     with _executor(executor, request) as cluster:
         jobs = request.jobs if request.jobs is not None or cluster is None else cluster.slots
         # The compiles run on the cluster: as many at once as it has slots, not as this machine's memory allows.
-        write_pools(ctx.out_dir, {COMPILE_POOL: max(cluster.slots, dict(pool_depths())[COMPILE_POOL])}
-                    if cluster else None)
+        write_pools(ctx.out_dir, {COMPILE_POOL: max(cluster.slots, pool_depths()[COMPILE_POOL]),
+                                  LOCAL_POOL[0]: (os.cpu_count() or 1) + 2} if cluster else None)
         try:
             ninja_pass.run(plan.ninja, ctx.out_dir, wanted, built + fetched, result, jobs=jobs,
                            keep_going=request.keep_going, explain=request.explain,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
 from aotbuild.errors import InfraError
@@ -20,7 +21,7 @@ class Cluster:
         self.ray = ray
         self.url = url
         try:
-            ray.init(str(url), logging_level=logging.ERROR, log_to_driver=False)
+            _connect(ray, url)
         except Exception as e:  # noqa: BLE001 - Ray raises many kinds (ConnectionError, grpc's, its own)
             raise InfraError(f"executor {url}: cannot connect: {type(e).__name__}: {str(e)[:300]}\n"
                              "  fix: check that the cluster's head runs Ray Client on that port "
@@ -68,6 +69,17 @@ class Cluster:
         except Exception:  # noqa: BLE001,S110 - the connection may be gone already
             pass
         os.environ.pop("RAY_ADDRESS", None)
+
+
+def _connect(ray: Any, url: ExecutorUrl) -> None:
+    """Twice: the head's Ray Client proxy can fail to start the server for one client ("Starting Ray client
+    server failed", seen once on a loaded 2-core box); a second failure is the user's to hear about."""
+    try:
+        ray.init(str(url), logging_level=logging.ERROR, log_to_driver=False)
+    except ConnectionError:
+        ray.shutdown()
+        time.sleep(1.0)
+        ray.init(str(url), logging_level=logging.ERROR, log_to_driver=False)
 
 
 class ClusterFault(Exception):
