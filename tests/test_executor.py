@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,15 @@ def test_a_build_sizes_the_compile_pool_without_re_planning(tmp_path: Path) -> N
     assert "\naot_compile_pool_depth = 40\n" in text and "\naot_gpu_compile_pool_depth = 2\n" in text
     write_pools(tmp_path)  # after it: this machine's depth again, for plain ninja
     assert f"\naot_compile_pool_depth = {pool_depths()['aot_compile_pool']}\n" in (tmp_path / POOLS_FILE).read_text()
+
+
+def test_a_node_sweeps_the_scratch_dirs_of_dead_workers_only(tmp_path: Path) -> None:
+    from aotbuild.executors.worker import sweep
+
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait()
+    (tmp_path / f"a-{dead.pid}-x1").mkdir()
+    (tmp_path / f"a-{os.getpid()}-x2").mkdir()  # a live worker, mid-action
+    (tmp_path / "toolchain-stamp.json").write_text("{}")
+    sweep(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"a-{os.getpid()}-x2", "toolchain-stamp.json"]

@@ -41,6 +41,21 @@ def own_fingerprint() -> dict[str, Any]:
     return cached_fingerprint(base_dir() / "toolchain-stamp.json", os.environ)
 
 
+def sweep(base: Path) -> None:
+    """Scratch directories of workers that died mid-action (killed: their `finally` never ran). A directory is
+    named after its worker's pid, so one whose worker lives (running another action) is never touched."""
+    for path in base.glob("a-*-*"):
+        pid = path.name.split("-")[1]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:
+            pass  # alive, another user's (it cannot be: the base is this user's, 0700)
+
+
 def node_id() -> str:
     """The Ray node this task runs on (its id), or the host name outside Ray."""
     with contextlib.suppress(Exception):  # noqa: BLE001 - any failure of Ray's context just means no id
@@ -60,7 +75,8 @@ def run_action(bundle: dict[str, Any]) -> dict[str, Any]:
     differs = routing.mismatch(bundle["toolchain"], own_fingerprint(), bundle["spec"]["device"])
     if differs:
         return {**here, "status": "refused", "why": "toolchain differs: " + "; ".join(differs)}
-    scratch = Path(tempfile.mkdtemp(prefix="a-", dir=base_dir()))
+    sweep(base_dir())
+    scratch = Path(tempfile.mkdtemp(prefix=f"a-{os.getpid()}-", dir=base_dir()))  # the pid: see sweep()
     try:
         return {**here, **_run_in(scratch, bundle), "seconds": round(time.time() - started, 3)}
     finally:
