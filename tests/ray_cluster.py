@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from aotbuild.executors.routing import CPU_ISA, Node
+from aotbuild.executors.worker import base_dir, sweep
 
 from .remote_servers import free_port, wait_for_port
 
@@ -108,4 +109,5 @@ def ray_cluster():
         for name in list(cluster.nodes):
             cluster.stop_node(name)
         shutil.rmtree(base, ignore_errors=True)
+        sweep(base_dir())  # what a worker killed by a test left: its node will run no next action to do it
 
