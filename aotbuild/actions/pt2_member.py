@@ -58,17 +58,21 @@ def replace_member(package: bytes, name: str, old: bytes, new: bytes) -> bytes:
     """`package` with member `name` (stored, holding `old`, as long as `new`) holding `new`; the serialization id
     updated as torch's writer computes it. ValueError where the archive is not laid out as torch writes it."""
     buf = bytearray(package)
-    infos = zipfile.ZipFile(io.BytesIO(package)).infolist()
-    ids = [i for i in infos if i.filename.endswith(SERIALIZATION_ID)]
-    if len(ids) != 1 or ids[0] is not infos[-1]:
-        raise ValueError("the serialization id is not the archive's one last member")
+    try:
+        with zipfile.ZipFile(io.BytesIO(package)) as z:
+            infos = z.infolist()
+            ids = [i for i in infos if i.filename.endswith(SERIALIZATION_ID)]
+            if len(ids) != 1 or ids[0] is not infos[-1]:
+                raise ValueError("the serialization id is not the archive's one last member")
+            old_id = z.read(ids[0])
+    except zipfile.BadZipFile as e:
+        raise ValueError(str(e)) from e
     info = next((i for i in infos if i.filename == name), None)
     if info is None or info.compress_type != zipfile.ZIP_STORED or not info.file_size == len(old) == len(new):
         raise ValueError(f"{name}: not a stored member of {len(new)} bytes")
     if info.CRC != zlib.crc32(old):
         raise ValueError(f"{name}: holds other bytes than the base library")
     crcs = [i.CRC for i in infos[:-1]]
-    old_id = zipfile.ZipFile(io.BytesIO(package)).read(ids[0])
     if len(old_id) != 40 or old_id[20:] != _crc_part(crcs):
         raise ValueError("the serialization id is not the one torch's writer computes")
     crcs[infos.index(info)] = crc = zlib.crc32(new)
