@@ -13,6 +13,7 @@ from aotbuild.cache import payloads
 KIND = "refit"  # the action-cache kind of a refit record, stored under the structure key
 SMALL_BLOB = 1024  # inductor spells a blob this small byte by byte in weights.S, named by its content
 LARGE_BLOB = 2_000_000_000  # past this inductor links mutable constants otherwise (untested here)
+ALIGN = 64  # inductor's ALIGN_BYTES between constants in the blob (CPU)
 # The inductor settings (values allowed) under which the .so holds every weight as its bytes, in one blob:
 # any other value (frozen, prepacked, mmapped, on disk, C++ only, folded at run time) compiles in full.
 SAFE = {"freezing": (False,), "always_keep_tensor_constants": (True,),
@@ -61,18 +62,22 @@ def _raw(t: Any) -> memoryview:
 
 
 def _serialize(table: list[dict[str, Any]], tensors: dict[str, Any], size: int) -> bytearray:
-    """The blob for `tensors` laid out as `table` says (gaps zero, as inductor leaves them)."""
+    """The blob for `tensors` laid out as `table` says. Inductor packs the constants in order, each at the next
+    multiple of ALIGN (the gaps zero): a table that is not so packed, or names a row after another program
+    tensor than its own, is damaged."""
     blob, end = bytearray(size), 0
     for row in sorted(table, key=lambda r: r["offset"]):
         t = tensors.get(row["source"])
         if t is None or not _compact(t):
             raise Unsafe(f"tensor {row['source']} is missing or not a compact CPU tensor")
         raw = _raw(t)
-        if len(raw) != row["size"] or row["offset"] < end or row["offset"] + row["size"] > size:
-            raise Damaged(f"tensor {row['source']}: {len(raw)} bytes do not fit the recorded {row['size']} at "
-                          f"{row['offset']} of a {size}-byte blob")
-        blob[row["offset"]:row["offset"] + row["size"]] = raw
-        end = row["offset"] + row["size"]
+        if len(raw) != row["size"] or row["offset"] != end or row["name"] in tensors and row["source"] != row["name"]:
+            raise Damaged(f"constant {row['name']} ({row['source']}, {len(raw)} bytes) is not where the table "
+                          f"puts it ({row['size']} bytes at {row['offset']}; {end} expected)")
+        blob[end:end + row["size"]] = raw
+        end += -(-row["size"] // ALIGN) * ALIGN
+    if end != size:
+        raise Damaged(f"the table covers {end} bytes of a {size}-byte blob")
     return blob
 
 
