@@ -153,8 +153,9 @@ def repackage(record: dict[str, Any], program: Any, so: bytes, pt2: bytes) -> tu
         raise Unsafe(f"values compiled into the code changed: {', '.join(sorted({n for n, _ in changed}))[:200]}")
     data[start:start + size] = _serialize(record["table"], tensors, size)
     data[build_id[0]:build_id[0] + 20] = elf_blob.ld_build_id(data)
+    new_so = bytes(data)
     try:
-        return bytes(data), pt2_member.replace_member(pt2, record["library"], so, bytes(data))
+        return new_so, pt2_member.replace_member(pt2, record["library"], so, new_so)
     except ValueError as e:
         raise Damaged(f"package: {e}") from e
 
