@@ -36,3 +36,67 @@ def test_settings_that_move_or_transform_the_weights_refuse_and_say_which(key: s
 
 def test_cuda_targets_are_never_re_packaged() -> None:
     assert "cuda" in refit.refusal("cuda", DEFAULTS)
+
+
+# -- the record's parts on a real exported program (torch, no compile)
+
+
+def _program(two_equal_constants: bool = False):
+    import torch
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.Embedding(20, 16)
+            self.out = torch.nn.Linear(16, 20, bias=False)
+            self.out.weight = self.emb.weight  # tied: in the blob once
+            self.bn = torch.nn.BatchNorm1d(20)  # its num_batches_tracked is unused by the graph
+            self.register_buffer("scale", torch.tensor(2.0))
+            self.shift = torch.linspace(-1.0, 1.0, 20)  # a lifted tensor constant
+            self.other = torch.linspace(-1.0, 1.0, 20) if two_equal_constants else torch.ones(20)
+
+        def forward(self, tok):
+            return self.bn(self.out(self.emb(tok)).sum(1)) * self.scale + self.shift + self.other
+
+    return torch.export.export(Net().eval(), (torch.zeros(2, 3, dtype=torch.int64),))
+
+
+def _table(program, names: list[str]) -> tuple[list[tuple[str, int, int]], bytearray]:
+    """A runner-style table and blob for `names` (program tensor names or lifted constants' own), packed."""
+    tensors = refit._tensors(program)
+    rows, blob = [], bytearray()
+    for name in names:
+        raw = bytes(refit._raw(tensors[name]))
+        rows.append((name, len(blob), len(raw)))
+        blob += raw + bytes(-len(raw) % refit.ALIGN)
+    return rows, blob
+
+
+@pytest.mark.torch
+def test_lifted_constants_are_found_by_their_bytes_and_ties_and_unused_tensors_are_not_fixed() -> None:
+    program = _program()
+    lifted = sorted(k for k in program.constants)
+    names = ["out.weight", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var", "scale", *lifted]
+    table, blob = _table(program, names)
+    renamed = [(f"_tensor_constant{i}", o, n) if name in lifted else (name, o, n)
+               for i, (name, o, n) in enumerate(table)]
+    rows = refit._sources(renamed, refit._tensors(program), memoryview(blob))
+    assert [r["source"] for r in rows] == names
+    assert refit._serialize(rows, refit._tensors(program), len(blob)) == blob
+    # emb.weight is tied to out.weight, num_batches_tracked unused: nothing outside the blob is fixed.
+    assert refit._fixed(program, refit._tensors(program), rows) == {}
+    without_scale = [r for r in rows if r["source"] != "scale"]
+    assert list(refit._fixed(program, refit._tensors(program), without_scale)) == ["scale"]
+
+
+@pytest.mark.torch
+def test_a_constant_matching_two_tensors_or_a_gap_in_the_table_refuses() -> None:
+    program = _program(two_equal_constants=True)
+    lifted = sorted(k for k in program.constants)
+    table, blob = _table(program, lifted)
+    with pytest.raises(refit.Unsafe, match="matches 2 tensors"):
+        refit._sources([(f"_tensor_constant{i}", o, n) for i, (_, o, n) in enumerate(table)],
+                       refit._tensors(program), memoryview(blob))
+    rows = [{"name": k, "source": k, "offset": o + (64 if i else 0), "size": n} for i, (k, o, n) in enumerate(table)]
+    with pytest.raises(refit.Damaged, match="not where the table puts it"):
+        refit._serialize(rows, refit._tensors(program), len(blob) + 64)
