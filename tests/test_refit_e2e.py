@@ -151,6 +151,11 @@ def test_a_shape_change_compiles(built, tmp_path: Path) -> None:
 # -- the checks, on the record and artifacts the build stored
 
 
+def named(run: Any, outcome: str) -> str:
+    """The target of the first build that was `outcome` (which of a and b compiled depends on scheduling)."""
+    return next(label for label, o in run.report["targets"].items() if o == outcome).rpartition(":")[2]
+
+
 def stored(ws: Path, env: dict[str, str], name: str) -> tuple[LocalStore, str, dict[str, Any], Any, bytes, bytes]:
     """The cache, the structure key, its refit record, target `name`'s program and its base artifacts."""
     store = LocalStore(Path(env["AOTBUILD_CACHE_DIR"]))
@@ -185,23 +190,23 @@ TAMPERED = {
 
 
 def test_the_base_with_its_own_weights_re_packages_to_itself(built) -> None:
-    ws, env, _ = built
-    _, _, record, program, so, pt2 = stored(ws, env, "a")
+    ws, env, run = built
+    _, _, record, program, so, pt2 = stored(ws, env, named(run, "compiled"))
     assert refit.repackage(record, program, so, pt2) == (so, pt2)
 
 
 @pytest.mark.parametrize("case", sorted(TAMPERED))
 def test_a_tampered_record_is_refused(built, case: str) -> None:
-    ws, env, _ = built
-    _, _, record, program, so, pt2 = stored(ws, env, "a")
+    ws, env, run = built
+    _, _, record, program, so, pt2 = stored(ws, env, named(run, "compiled"))
     with pytest.raises(refit.Unsafe):
         refit.repackage(TAMPERED[case](record), program, so, pt2)
 
 
 @pytest.mark.parametrize("where", ["blob", "build-id", "code"])
 def test_a_damaged_base_library_is_refused(built, where: str) -> None:
-    ws, env, _ = built
-    _, _, record, program, so, pt2 = stored(ws, env, "a")
+    ws, env, run = built
+    _, _, record, program, so, pt2 = stored(ws, env, named(run, "compiled"))
     from aotbuild.actions import elf_blob
 
     data = bytearray(so)
@@ -217,7 +222,7 @@ def test_a_tampered_record_in_the_cache_compiles_in_full_the_bytes_refit_gave(bu
     """The target re-packaged by the first build, built again with its compile entry gone and its structure's
     record damaged: a full compile, with a warning, of exactly the bytes the refit had given."""
     ws, env, run = built
-    name = next(label for label, o in run.report["targets"].items() if o == "re-packaged").rpartition(":")[2]
+    name = named(run, "re-packaged")
     store, key, record, _, _, _ = stored(ws, env, name)
     store.put_action(key, TAMPERED["row moved"](record))
     compile_entry = manifest(ws, name)["compile_key"]
