@@ -214,8 +214,8 @@ def remember(ctx: ActionContext, shape: str, graph: dict[str, Any], program: Any
         try:
             with ctx.phases.phase("refit_record"):
                 record = derive(program, stage / "model.so", stage / "model.pt2", library)
-        except Unsafe as e:
-            why = str(e)
+        except (Unsafe, RuntimeError) as e:  # the record is optional: the runtime refusing it costs only refit
+            why = f"{type(e).__name__}: {e}" if isinstance(e, RuntimeError) else str(e)
         else:
             ctx.store.put_action(shape, {**record, "graph_hash": graph["graph_hash"], "so": entry["so"],
                                          "pt2": entry["pt2"], "blobs": entry["blobs"]})
