@@ -6,6 +6,7 @@ import pytest
 
 from aotbuild.actions import refit
 from aotbuild.actions.compile import BASE_OPTIONS, CPU_OPTIONS
+from aotbuild.actions.program_blob import program_tensors
 
 # A CPU target's effective inductor settings as aotbuild compiles it (torch's defaults plus our options).
 DEFAULTS = {"freezing": False, "aot_inductor.package_constants_on_disk_format": None,
@@ -63,7 +64,7 @@ def _program(two_equal_constants: bool = False):
 
 def _table(program, names: list[str]) -> tuple[list[tuple[str, int, int]], bytearray]:
     """A runner-style table and blob for `names` (program tensor names or lifted constants' own), packed."""
-    tensors = refit._tensors(program)
+    tensors = program_tensors(program)
     rows, blob = [], bytearray()
     for name in names:
         raw = bytes(refit._raw(tensors[name]))
@@ -80,13 +81,13 @@ def test_lifted_constants_are_found_by_their_bytes_and_ties_and_unused_tensors_a
     table, blob = _table(program, names)
     renamed = [(f"_tensor_constant{i}", o, n) if name in lifted else (name, o, n)
                for i, (name, o, n) in enumerate(table)]
-    rows = refit._sources(renamed, refit._tensors(program), memoryview(blob))
+    rows = refit._sources(renamed, program_tensors(program), memoryview(blob))
     assert [r["source"] for r in rows] == names
-    assert refit._serialize(rows, refit._tensors(program), len(blob)) == blob
+    assert refit._serialize(rows, program_tensors(program), len(blob)) == blob
     # emb.weight is tied to out.weight, num_batches_tracked unused: nothing outside the blob is fixed.
-    assert refit._fixed(program, refit._tensors(program), rows) == {}
+    assert refit._fixed(program, program_tensors(program), rows) == {}
     without_scale = [r for r in rows if r["source"] != "scale"]
-    assert list(refit._fixed(program, refit._tensors(program), without_scale)) == ["scale"]
+    assert list(refit._fixed(program, program_tensors(program), without_scale)) == ["scale"]
 
 
 @pytest.mark.torch
@@ -96,7 +97,7 @@ def test_a_constant_matching_two_tensors_or_a_gap_in_the_table_refuses() -> None
     table, blob = _table(program, lifted)
     with pytest.raises(refit.Unsafe, match="matches 2 tensors"):
         refit._sources([(f"_tensor_constant{i}", o, n) for i, (_, o, n) in enumerate(table)],
-                       refit._tensors(program), memoryview(blob))
+                       program_tensors(program), memoryview(blob))
     rows = [{"name": k, "source": k, "offset": o + (64 if i else 0), "size": n} for i, (k, o, n) in enumerate(table)]
     with pytest.raises(refit.Damaged, match="not where the table puts it"):
-        refit._serialize(rows, refit._tensors(program), len(blob) + 64)
+        refit._serialize(rows, program_tensors(program), len(blob) + 64)

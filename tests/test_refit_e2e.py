@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from aotbuild.actions import refit
+from aotbuild.actions import program_blob, refit
+from aotbuild.actions.program_blob import program_tensors
 from aotbuild.cache.local import LocalStore
 
 from .conftest import aotbuild
@@ -157,14 +158,15 @@ def named(run: Any, outcome: str) -> str:
 
 
 def stored(ws: Path, env: dict[str, str], name: str) -> tuple[LocalStore, str, dict[str, Any], Any, bytes, bytes]:
-    """The cache, the structure key, its refit record, target `name`'s program and its base artifacts."""
+    """The cache, the structure key, its refit record, target `name`'s tensors (as a re-package reads them from
+    its program archive) and its base artifacts."""
     store = LocalStore(Path(env["AOTBUILD_CACHE_DIR"]))
     key = manifest(ws, name)["structure_key"]
     record = store.get_action(key)
     assert record is not None and record["fixed"] == []  # kept in the blob: no value compiled into the code
     graph = json.loads((ws / "aot-out" / "m" / f"@{name}" / "graph.json").read_text())
-    program = torch.export.load(str(store.blob_path(graph["program"])))
-    return (store, key, record, program, store.blob_path(record["so"]["sha256"]).read_bytes(),
+    tensors = program_blob._archive_tensors(store.blob_path(graph["program"]))
+    return (store, key, record, tensors, store.blob_path(record["so"]["sha256"]).read_bytes(),
             store.blob_path(record["pt2"]["sha256"]).read_bytes())
 
 
@@ -189,24 +191,39 @@ TAMPERED = {
 }
 
 
+def test_the_archive_holds_the_loaded_programs_tensors_with_their_ties(built) -> None:
+    """What a re-package reads without deserializing the graph is what torch.export.load gives."""
+    ws, env, run = built
+    graph = json.loads((ws / "aot-out" / "m" / "@a" / "graph.json").read_text())
+    path = LocalStore(Path(env["AOTBUILD_CACHE_DIR"])).blob_path(graph["program"])
+    loaded, read = program_tensors(torch.export.load(str(path))), program_blob._archive_tensors(path)
+    assert read is not None and list(read) == list(loaded) and len(read) > 3
+    for name, t in loaded.items():
+        assert (read[name].dtype, read[name].shape, read[name].stride()) == (t.dtype, t.shape, t.stride())
+        assert torch.equal(read[name], t), name
+    storages = lambda ts: [sorted(n for n in ts if ts[n].untyped_storage().data_ptr()  # noqa: E731
+                                  == ts[k].untyped_storage().data_ptr()) for k in ts]
+    assert storages(read) == storages(loaded)
+
+
 def test_the_base_with_its_own_weights_re_packages_to_itself(built) -> None:
     ws, env, run = built
-    _, _, record, program, so, pt2 = stored(ws, env, named(run, "compiled"))
-    assert refit.repackage(record, program, so, pt2) == (so, pt2)
+    _, _, record, tensors, so, pt2 = stored(ws, env, named(run, "compiled"))
+    assert refit.repackage(record, tensors, so, pt2) == (so, pt2)
 
 
 @pytest.mark.parametrize("case", sorted(TAMPERED))
 def test_a_tampered_record_is_refused(built, case: str) -> None:
     ws, env, run = built
-    _, _, record, program, so, pt2 = stored(ws, env, named(run, "compiled"))
+    _, _, record, tensors, so, pt2 = stored(ws, env, named(run, "compiled"))
     with pytest.raises(refit.Unsafe):
-        refit.repackage(TAMPERED[case](record), program, so, pt2)
+        refit.repackage(TAMPERED[case](record), tensors, so, pt2)
 
 
 @pytest.mark.parametrize("where", ["blob", "build-id", "code"])
 def test_a_damaged_base_library_is_refused(built, where: str) -> None:
     ws, env, run = built
-    _, _, record, program, so, pt2 = stored(ws, env, named(run, "compiled"))
+    _, _, record, tensors, so, pt2 = stored(ws, env, named(run, "compiled"))
     from aotbuild.actions import elf_blob
 
     data = bytearray(so)
@@ -215,7 +232,7 @@ def test_a_damaged_base_library_is_refused(built, where: str) -> None:
           "code": text.offset + 16}[where]
     data[at] ^= 0x10
     with pytest.raises(refit.Damaged):
-        refit.repackage(record, program, bytes(data), pt2)
+        refit.repackage(record, tensors, bytes(data), pt2)
 
 
 def test_a_tampered_record_in_the_cache_compiles_in_full_the_bytes_refit_gave(built, tmp_path: Path) -> None:

@@ -107,29 +107,10 @@ def structure_key(ctx: ActionContext, graph: dict[str, Any]) -> str:
     return _key(ctx, "structure", {"structure": graph["structure_hash"]})
 
 
-def _load_program(ctx: ActionContext, graph: dict[str, Any]) -> Any:
-    """The exported program, from its verified blob once checked to be in the one form torch.export.load runs
-    no code from (graph.json may be edited by hand); exported again where none was stored or it was evicted."""
-    import torch
-
-    path = ctx.store.blob_path(graph["program"]) if graph["program"] is not None else None
-    if path is None:
-        from aotbuild.actions.export import reexported_program
-
-        with ctx.phases.phase("reexport"):
-            return reexported_program(ctx, graph["graph_hash"])
-    why = archives.program_problem(path)
-    if why is not None:
-        raise ActionError(ctx.label, "compile", f"refusing to load program cas/{graph['program']}: {why}\n"
-                          "  fix: run `aotbuild clean` and build again")
-    with ctx.phases.phase("load_program"):
-        return torch.export.load(str(path))
-
-
 def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], shape: str) -> tuple[dict[str, Any], str]:
     """On a miss: re-package the structure's compiled code with these weights where its refit record allows, else
     AOTInductor in the structure key's fixed staging dir (so both give the same bytes); store .pt2 and .so."""
-    from aotbuild.actions import refit
+    from aotbuild.actions import program_blob, refit
     from aotbuild.actions.staging import staging_dir
 
     ctx.require_gpu(ctx.spec["device"])
@@ -149,11 +130,11 @@ def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], shape: str) -> 
         # torch.export.load rebuilds the input/output specs, so the modules registering their types come first.
         interface.import_required(graph["interface"]["requires_imports"], ctx.root, ctx.label)
         options = _known_to(inductor_options(ctx.spec))
-        program = _load_program(ctx, graph)
         config = {**torch._inductor.config.get_config_copy(), **options}
-        entry = refit.repackaged(ctx, shape, program, config)
+        entry = refit.repackaged(ctx, shape, config, lambda: program_blob.tensors(ctx, graph))
         if entry is not None:
             return entry, REPACKAGED
+        program = program_blob.load(ctx, graph)
         library = _aoti_compile(ctx, program, options, stage)
         entry = {"torch": torch.__version__, "so_needs_kernel_files": _kernel_files(stage / "model.pt2")}
         for kind in ("pt2", "so"):

@@ -54,7 +54,7 @@ def _central_directory(buf: bytearray) -> int:
     return offset
 
 
-def replace_member(package: bytes, name: str, old: bytes, new: bytes) -> bytes:
+def replace_member(package: bytes, name: str, old: bytes, new: bytes) -> bytearray:
     """`package` with member `name` (stored, holding `old`, as long as `new`) holding `new`; the serialization id
     updated as torch's writer computes it. ValueError where the archive is not laid out as torch writes it."""
     buf = bytearray(package)
@@ -93,4 +93,4 @@ def replace_member(package: bytes, name: str, old: bytes, new: bytes) -> bytes:
         at += 46 + name_len + extra_len + comment_len
     if done != 2:
         raise ValueError("the central directory does not list both members")
-    return bytes(buf)
+    return buf

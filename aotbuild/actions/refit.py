@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from aotbuild.actions import elf_blob, pt2_member
+from aotbuild.actions.program_blob import program_tensors
 from aotbuild.actions.runtime import ActionContext
 from aotbuild.cache import payloads
 
@@ -36,13 +37,6 @@ def refusal(device: str, config: dict[str, Any]) -> str | None:
         return f"device {device}: refit is checked on CPU builds only"
     bad = [f"{k}={config.get(k)!r}" for k, allowed in SAFE.items() if config.get(k) not in allowed]
     return f"inductor options {', '.join(bad)}" if bad else None
-
-
-def _tensors(program: Any) -> dict[str, Any]:
-    """Parameters, buffers and tensor constants by the names AOTInductor gives them (lifted ones aside)."""
-    import torch
-
-    return {**program.state_dict, **{k: v for k, v in program.constants.items() if isinstance(v, torch.Tensor)}}
 
 
 def _compact(t: Any) -> bool:
@@ -133,9 +127,11 @@ def _sources(table: list[tuple[str, int, int]], tensors: dict[str, Any], blob: m
     return rows
 
 
-def repackage(record: dict[str, Any], program: Any, so: bytes, pt2: bytes) -> tuple[bytes, bytes]:
-    """The base artifacts `so` and `pt2` with `program`'s weights in the blob, the build-id and the package redone:
-    byte for byte what compiling `program` in the same staging dir gives. Unsafe (or Damaged) where unsure."""
+def repackage(record: dict[str, Any], tensors: dict[str, Any], so: bytes,
+              pt2: bytes) -> tuple[bytearray, bytearray]:
+    """The base artifacts `so` and `pt2` with `tensors` (a program's, by name) in the blob, the build-id and the
+    package redone: byte for byte what compiling that program in the same staging dir gives. The record is of
+    the program's structure, so the same tensors are used and fixed. Unsafe (or Damaged) where unsure."""
     data, blob = bytearray(so), record["blob"]
     try:
         where, build_id = elf_blob.constants_range(data), elf_blob.build_id_range(data)
@@ -146,16 +142,14 @@ def repackage(record: dict[str, Any], program: Any, so: bytes, pt2: bytes) -> tu
         raise Damaged(f"the base library's constants are not the recorded {size} bytes at {start}")
     if build_id is None or build_id[1] != 20 or elf_blob.ld_build_id(data) != data[build_id[0]:build_id[0] + 20]:
         raise Damaged("the base library's build-id is not ld's sha1 of its contents")
-    tensors = _tensors(program)
-    fixed = _fixed(program, tensors, record["table"])
-    if fixed != {f["name"]: f["sha256"] for f in record["fixed"]}:
-        changed = sorted(set(fixed.items()) ^ {(f["name"], f["sha256"]) for f in record["fixed"]})
-        raise Unsafe(f"values compiled into the code changed: {', '.join(sorted({n for n, _ in changed}))[:200]}")
+    changed = [f["name"] for f in record["fixed"]
+               if f["name"] not in tensors or _digest(f["name"], tensors[f["name"]]) != f["sha256"]]
+    if changed:
+        raise Unsafe(f"values compiled into the code changed: {', '.join(changed)[:200]}")
     data[start:start + size] = _serialize(record["table"], tensors, size)
     data[build_id[0]:build_id[0] + 20] = elf_blob.ld_build_id(data)
-    new_so = bytes(data)
     try:
-        return new_so, pt2_member.replace_member(pt2, record["library"], so, new_so)
+        return data, pt2_member.replace_member(pt2, record["library"], so, data)
     except ValueError as e:
         raise Damaged(f"package: {e}") from e
 
@@ -170,29 +164,32 @@ def derive(program: Any, so: Path, pt2: Path, library: str) -> dict[str, Any]:
         raise Unsafe(f"model library: {e}") from e
     if not SMALL_BLOB < size <= LARGE_BLOB:
         raise Unsafe(f"a constants blob of {size} bytes (refit takes {SMALL_BLOB + 1} to {LARGE_BLOB})")
-    tensors = _tensors(program)
+    tensors = program_tensors(program)
     table = _sources(_runner_table(so), tensors, memoryview(data)[start:start + size])
     record = {"library": library, "table": table, "fixed": [],
               "blob": {"offset": start, "size": size, "sha256": hashlib.sha256(data[start:start + size]).hexdigest()}}
     record["fixed"] = [{"name": k, "sha256": v} for k, v in _fixed(program, tensors, table).items()]
     base = pt2.read_bytes()
-    if repackage(record, program, data, base) != (data, base):
+    if repackage(record, tensors, data, base) != (data, base):
         raise Unsafe("re-packaging the program's own weights does not give back the compiled artifacts")
     return record
 
 
-def repackaged(ctx: ActionContext, shape: str, program: Any, config: dict[str, Any]) -> dict[str, Any] | None:
-    """A compile entry for `program` re-packaged from the refit record stored under `shape`, or None: no record,
-    or not safe (said in the log; a record that does not match its artifacts also in the build summary)."""
+def repackaged(ctx: ActionContext, shape: str, config: dict[str, Any],
+               tensors: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+    """A compile entry for the program whose `tensors` are given, re-packaged from the refit record stored under
+    `shape`, or None: no record, or not safe (said in the log; a record that does not match its artifacts also
+    in the build summary)."""
     import torch
 
     record = None if refusal(ctx.spec["device"], config) else payloads.checked(ctx.store, shape, KIND)
     paths = [ctx.store.blob_path(record[kind]["sha256"]) for kind in ("so", "pt2")] if record else [None]
     if record is None or None in paths:
         return None
+    weights = tensors()
     try:
         with ctx.phases.phase("repackage"):
-            so, pt2 = repackage(record, program, paths[0].read_bytes(), paths[1].read_bytes())
+            so, pt2 = repackage(record, weights, paths[0].read_bytes(), paths[1].read_bytes())
     except Unsafe as e:
         if isinstance(e, Damaged):
             payloads.warn(ctx.store, shape, KIND, str(e))
