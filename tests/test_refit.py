@@ -101,3 +101,26 @@ def test_a_constant_matching_two_tensors_or_a_gap_in_the_table_refuses() -> None
     rows = [{"name": k, "source": k, "offset": o + (64 if i else 0), "size": n} for i, (k, o, n) in enumerate(table)]
     with pytest.raises(refit.Damaged, match="not where the table puts it"):
         refit._serialize(rows, program_tensors(program), len(blob) + 64)
+
+
+@pytest.mark.torch
+def test_the_archive_gives_the_programs_tensors_with_ties_kept(tmp_path) -> None:
+    """What a re-package reads from a stored program without its graph is what the program holds."""
+    import torch
+
+    from aotbuild.actions import program_blob
+
+    program = _program()
+    torch.export.save(program, tmp_path / "program.pt2")
+    read, held = program_blob._archive_tensors(tmp_path / "program.pt2"), program_tensors(program)
+    assert read is not None and sorted(read) == sorted(held)
+    assert all(torch.equal(read[k], t) and read[k].stride() == t.stride() for k, t in held.items())
+    storage = {k: t.untyped_storage().data_ptr() for k, t in read.items()}
+    assert storage["out.weight"] == storage["emb.weight"] and storage["bn.weight"] != storage["emb.weight"]
+
+
+@pytest.mark.torch
+def test_a_torch_lacking_what_refit_needs_is_told_by_name() -> None:
+    assert refit.missing(DEFAULTS) is None  # this torch has it all
+    why = refit.missing({k: v for k, v in DEFAULTS.items() if k != "always_keep_tensor_constants"})
+    assert why is not None and "always_keep_tensor_constants" in why

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,6 +38,17 @@ def refusal(device: str, config: dict[str, Any]) -> str | None:
         return f"device {device}: refit is checked on CPU builds only"
     bad = [f"{k}={config.get(k)!r}" for k, allowed in SAFE.items() if config.get(k) not in allowed]
     return f"inductor options {', '.join(bad)}" if bad else None
+
+
+def missing(config: dict[str, Any]) -> str | None:
+    """What this torch lacks that a CPU refit needs (effective inductor `config`); None where it has it all."""
+    import torch
+
+    if "always_keep_tensor_constants" not in config:
+        return "the inductor option always_keep_tensor_constants"
+    if not hasattr(getattr(torch._C._aoti, "AOTIModelContainerRunnerCpu", None), "extract_constants_map"):
+        return "AOTIModelContainerRunnerCpu.extract_constants_map"
+    return None
 
 
 def _compact(t: Any) -> bool:
@@ -196,9 +208,10 @@ def repackaged(ctx: ActionContext, shape: str, config: dict[str, Any],
         print(f"refit: not re-packaged ({e}); compiling in full", flush=True)
         return None
     entry: dict[str, Any] = {"torch": torch.__version__, "so_needs_kernel_files": []}
-    with ctx.phases.phase("store"):
-        for kind, data in (("pt2", pt2), ("so", so)):
-            entry[kind] = {"sha256": ctx.store.put_bytes(data), "size": len(data)}
+    # Side by side: each is a model's size, and writing new files into the page cache is what takes the time.
+    with ctx.phases.phase("store"), ThreadPoolExecutor(max_workers=2) as pool:
+        for kind, data, digest in zip(("pt2", "so"), (pt2, so), pool.map(ctx.store.put_bytes, (pt2, so))):
+            entry[kind] = {"sha256": digest, "size": len(data)}
     entry["blobs"] = [entry["pt2"]["sha256"], entry["so"]["sha256"]]
     return entry
 
@@ -206,7 +219,14 @@ def repackaged(ctx: ActionContext, shape: str, config: dict[str, Any],
 def remember(ctx: ActionContext, shape: str, graph: dict[str, Any], program: Any, entry: dict[str, Any],
              stage: Path, library: str, config: dict[str, Any]) -> None:
     """After a full compile: store the refit record that lets other weights of this structure re-package."""
-    why = refusal(ctx.spec["device"], config)
+    lacking = missing(config) if ctx.spec["device"] == "cpu" else None
+    if lacking is not None:  # once in the build summary (its warnings are kept without repeats), not per target
+        import torch
+
+        warning = f"torch {torch.__version__} lacks {lacking}: new weights compile in full (no refit)"
+        if warning not in ctx.store.warnings:
+            ctx.store.warnings.append(warning)
+    why = lacking or refusal(ctx.spec["device"], config)
     if why is None:
         try:
             with ctx.phases.phase("refit_record"):
