@@ -35,6 +35,7 @@ class Net(torch.nn.Module):
         self.shift = torch.linspace(-1.0, 1.0, 8)
 
     def forward(self, x):
+        x = x.float()  # a float32 input as it is; a float64 one converted (another graph)
         return self.fc2(torch.relu(self.bn(self.fc1(x)))) * self.scale + self.shift
 '''
 BUILD = """targets:
@@ -140,13 +141,38 @@ def test_new_weights_re_package_and_the_bare_so_runs_them(built, tmp_path: Path)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
 
-def test_a_shape_change_compiles(built, tmp_path: Path) -> None:
+def test_a_structure_compiled_elsewhere_re_packages_through_the_remote(nginx_server, tmp_path: Path) -> None:
+    """CI compiles a and uploads; a machine with an empty local cache builds b, the same architecture with other
+    weights: re-packaged from the refit record and base artifacts the remote holds, no C++ compile."""
+    url = nginx_server.url(nginx_server.new_prefix())
+    ci = workspace(tmp_path / "ci", {"a": 1, "b": 2})
+    run = aotbuild(["build", "//m:a", "--remote-cache", url, "--remote-upload"], ci,
+                   {"AOTBUILD_CACHE_DIR": str(tmp_path / "ci-cache")})
+    assert run.code == 0 and run.report["targets"]["//m:a"] == "compiled", run.output
+    dev = workspace(tmp_path / "dev", {"a": 1, "b": 2})
+    run = aotbuild(["build", "//m:b", "--remote-cache", url], dev, {"AOTBUILD_CACHE_DIR": str(tmp_path / "dev-cache")})
+    assert run.code == 0, run.output
+    assert run.report["targets"]["//m:b"] == "re-packaged"
+    assert not set(compile_events(run)["//m:b"]["phases"]) & COMPILE_PHASES
+    assert run.report["remote"]["hits"] > 0 and run.report["remote"]["warnings"] == []
+
+
+STRUCTURE_CHANGES = {  # target a's line of the BUILD file, edited
+    "shape": ("[4, 16], dtype: float32", "[2, 16], dtype: float32"),
+    "dtype": ("[4, 16], dtype: float32", "[4, 16], dtype: float64"),
+    "option": ("float32}}}", "float32}}, options: {aot_inductor.compile_wrapper_opt_level: O0}}"),
+}
+
+
+@pytest.mark.parametrize("change", sorted(STRUCTURE_CHANGES))
+def test_a_structure_change_compiles(built, tmp_path: Path, change: str) -> None:
     _, env, _ = built
     ws = workspace(tmp_path / "ws", {"a": 1, "b": 2})
-    (ws / "m" / "BUILD.aot.yaml").write_text(BUILD.replace("[4, 16]", "[2, 16]", 1))  # target a's input
+    (ws / "m" / "BUILD.aot.yaml").write_text(BUILD.replace(*STRUCTURE_CHANGES[change], 1))
     run = aotbuild(["build", "//m:a"], ws, env)
     assert run.code == 0, run.output
     assert run.report["targets"]["//m:a"] == "compiled"
+    assert "cxx_compile_link" in compile_events(run)["//m:a"]["phases"]
 
 
 # -- the checks, on the record and artifacts the build stored
