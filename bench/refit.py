@@ -12,11 +12,14 @@ with different weights files. In this order:
   one layer edited   the model's third layer scaled in code, build //m:a: another structure, so a full compile
 Then `aotbuild test //m:a //m:b` verifies both against eager PyTorch. Seconds come from each build's --report;
 the ratio column is the compile action against the identical rebuild's. The load average is printed per row.
+For the one-layer edit it also prints how many lines of each C++ translation unit in the .pt2 changed: a unit
+that did not change is what a per-unit compile cache could have kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import shutil
@@ -24,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +67,13 @@ def forget_compile(ws: Path, cache: Path, name: str) -> None:
     manifest.unlink()
 
 
+def sources(pt2: Path) -> dict[str, list[str]]:
+    """The C++ translation units packaged in a .pt2 (`wrapper`, `kernel`), as lines."""
+    with zipfile.ZipFile(pt2) as package:
+        return {name.rsplit(".", 2)[-2]: package.read(name).decode().splitlines()
+                for name in package.namelist() if name.endswith(".cpp")}
+
+
 def row(scenario: str, wall: float, report: dict[str, Any], label: str) -> dict[str, Any]:
     compile_ = next(a for a in report["actions"] if a["label"] == label and a["action"] == "compile")
     export = next((a for a in report["actions"] if a["label"] == label and a["action"] == "export"), None)
@@ -83,9 +94,16 @@ def run(tmp: Path) -> list[dict[str, Any]]:
     weights(ws, env, "a", "3")
     rows.append(row("new weights", *aotbuild(ws, env, "build", "//m:a"), "//m:a"))
     rows.append(row("same architecture, other weights", *aotbuild(ws, env, "build", "//m:b"), "//m:b"))
+    before = sources(ws / "aot-out" / "m" / "@a" / "a.pt2")
     source = ws / "m" / "llama.py"
     source.write_text(source.read_text().replace(LOOP, EDITED))
     rows.append(row("one layer edited", *aotbuild(ws, env, "build", "//m:a"), "//m:a"))
+    after = sources(ws / "aot-out" / "m" / "@a" / "a.pt2")
+    for unit in sorted(before):
+        changed = [line for line in difflib.unified_diff(before[unit], after.get(unit, []), n=0, lineterm="")
+                   if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+        print(f"one layer edited: {unit}.cpp {len(before[unit])} -> {len(after.get(unit, []))} lines, "
+              f"{len(changed)} changed")
     _, tested = aotbuild(ws, env, "test", "//m:a", "//m:b")
     print("aotbuild test:", tested["targets"])
     return rows
