@@ -129,4 +129,4 @@ def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return env
 
 
-from .remote_servers import moto_server, nginx_server  # noqa: E402,F401 - session fixtures shared by the remote tests
+from .remote_servers import moto_server, nginx_server, quick_retries  # noqa: E402,F401 - session fixtures shared by the remote tests
