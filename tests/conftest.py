@@ -129,4 +129,5 @@ def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return env
 
 
-from .remote_servers import moto_server, nginx_server, quick_retries  # noqa: E402,F401 - session fixtures shared by the remote tests
+# Fixtures shared by the remote tests (nginx and moto for the session).
+from .remote_servers import moto_server, nginx_server, quick_retries  # noqa: E402,F401
