@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import os
 import shutil
 import time
@@ -131,10 +132,11 @@ def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], shape: str) -> 
         interface.import_required(graph["interface"]["requires_imports"], ctx.root, ctx.label)
         options = _known_to(inductor_options(ctx.spec))
         config = {**torch._inductor.config.get_config_copy(), **options}
-        entry = refit.repackaged(ctx, shape, config, lambda: program_blob.tensors(ctx, graph))
+        whole = functools.cache(lambda: program_blob.load(ctx, graph))  # an export again, where not stored: once
+        entry = refit.repackaged(ctx, shape, config, lambda: program_blob.tensors(ctx, graph, whole))
         if entry is not None:
             return entry, REPACKAGED
-        program = program_blob.load(ctx, graph)
+        program = whole()
         library = _aoti_compile(ctx, program, options, stage)
         entry = {"torch": torch.__version__, "so_needs_kernel_files": _kernel_files(stage / "model.pt2")}
         for kind in ("pt2", "so"):

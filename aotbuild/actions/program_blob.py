@@ -3,6 +3,7 @@ tensors; exported again where it was not stored."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,16 +46,16 @@ def program_tensors(program: Any) -> dict[str, Any]:
     return {**program.state_dict, **{k: v for k, v in program.constants.items() if isinstance(v, torch.Tensor)}}
 
 
-def tensors(ctx: ActionContext, graph: dict[str, Any]) -> dict[str, Any]:
+def tensors(ctx: ActionContext, graph: dict[str, Any], whole: Callable[[], Any]) -> dict[str, Any]:
     """program_tensors of graph.json's program. Read from the archive with torch's own loaders, without
-    deserializing the graph (most of a load), where this torch has them; else from the whole program."""
+    deserializing the graph (most of a load), where this torch has them; else from `whole()`, the program."""
     path = archive_path(ctx, graph)
     if path is not None:
         with ctx.phases.phase("load_weights"):
             found = _archive_tensors(path)
         if found is not None:
             return found
-    return program_tensors(load(ctx, graph))
+    return program_tensors(whole())
 
 
 def _archive_tensors(path: Path) -> dict[str, Any] | None:
