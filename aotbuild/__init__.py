@@ -1,6 +1,6 @@
 """aotbuild: an incremental, cached build system for AOTInductor model artifacts."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"  # 0.3: the graph hash is made of a structure hash and a weights digest
 
 
 def __getattr__(name: str):  # noqa: ANN202 - PEP 562: `aotbuild.load` without importing loader (or torch) up front

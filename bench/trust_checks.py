@@ -47,7 +47,8 @@ def _entry() -> dict:
                  "outputs": [{"name": "output", "path": "", "dtype": "float32", "shape": ["batch", 10]}],
                  "dims": {"batch": {"min": 1, "max": 64, "example": 8}}, "in_spec": tree, "out_spec": {"leaf": 0},
                  "requires_imports": []}
-    return {"graph_hash": "d" * 64, "program": h[0], "reference": h[1], "reference_io": h[2], "deps": DEPS,
+    return {"graph_hash": "d" * 64, "structure_hash": "e" * 64, "weights_digest": "f" * 64, "program": h[0],
+            "reference": h[1], "reference_io": h[2], "deps": DEPS,
             "cases": ["example"], "blobs": h, "interface": interface}
 
 

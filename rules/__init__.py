@@ -47,6 +47,7 @@ class Kind:
     implicit: tuple[str, ...] = ()  # more files it reads (every one is a declared input: no stale outputs)
     by_products: tuple[str, ...] = ()  # outputs besides its goal (restat keeps them pruned when unchanged)
     ran: str = ""  # the outcome it reports when it did the work...
+    also: tuple[str, ...] = ()  # ...or less of it, in other ways...
     hit: str = ""  # ...and when its cache had the answer
     cost: int = 0  # how much work `ran` means, for ordering outcomes (most work first)
     after: tuple[str, ...] = ()  # kinds whose outputs it reads: they come first in every listing
@@ -131,4 +132,4 @@ def spec_files(target: Target) -> dict[str, dict[str, Any]]:
 
 def outcomes() -> tuple[str, ...]:
     """Each kind's outcomes, most work first."""
-    return tuple(o for k in sorted(kinds(), key=lambda k: -k.cost) for o in (k.ran, k.hit))
+    return tuple(o for k in sorted(kinds(), key=lambda k: -k.cost) for o in (k.ran, *k.also, k.hit))

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 SPEC = "compile.json"
 MANIFEST = "manifest.json"
 ARTIFACTS = ("so", "pt2")  # the extensions of what it places in the target dir: versioned files and aliases
+REPACKAGED = "re-packaged"  # a miss served by another compile of the same structure, new weights put in its blob
 GIB = 1 << 30
 # A cold AOTInductor compile peaks around 2-3 GiB (the compiler plus torch); cap parallel compiles by memory.
 COMPILE_MEMORY = 3 * GIB
@@ -47,7 +48,7 @@ def _gpu_pool(target: Target) -> tuple[tuple[str, str], ...]:
 KIND = Kind(
     name="compile", spec=compile_spec, spec_file=SPEC, goal=MANIFEST,
     inputs=(export.GRAPH, SPEC), implicit=(layout.TOOLCHAIN_FILE, export.SPEC),
-    ran="compiled", hit="artifact-cache hit", cost=3, after=("export",),
+    ran="compiled", also=(REPACKAGED,), hit="artifact-cache hit", cost=3, after=("export",),
     pools=(POOL, GPU_POOL), pool=POOL[0], extra_variables=_gpu_pool,
-    cache_refs=(CacheRef(MANIFEST, "compile_key", "ac"),),
+    cache_refs=(CacheRef(MANIFEST, "compile_key", "ac"), CacheRef(MANIFEST, "structure_key", "ac")),
 )

@@ -18,6 +18,15 @@ import pytest
 
 USER, PASSWORD, TOKEN = "ci", "pa55-Secret-x9", "tok-Secret-7q"
 
+
+@pytest.fixture
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Backoffs of 10 ms: these tests check that requests are retried, not how long the pauses are."""
+    from aotbuild.cache import http as http_store
+
+    monkeypatch.setattr(http_store, "RETRY_DELAY_S", 0.01)
+
+
 NGINX_CONF = """
 worker_processes 1;
 daemon off;

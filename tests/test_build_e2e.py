@@ -98,7 +98,7 @@ def test_helper_module_change_rebuilds_its_importers(warm_copy) -> None:
     assert run.code == 0, run.output
     # mlp*.py use ScaledSiLU (graph changes); classifier.py imports layers.py too but its graph is unchanged.
     assert actions(run) == {(t, a) for t in ("//models:mlp", "//models:mlp_dynamic") for a in ("export", "compile")} \
-        | {(t, "export") for t in ("//vision:classifier", "//vision:classifier_dynamic")}
+        | {(f"//vision:{t}", "export") for t in ("classifier", "classifier_dynamic", "classifier_finetuned")}
     assert run.report["targets"]["//vision:classifier"] == "exported"
 
 

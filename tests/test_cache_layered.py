@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from aotbuild.workspace import settings
-from aotbuild.cache import http as http_store
 from aotbuild.cache.http import HttpStore
 from aotbuild.cache.layered import LayeredStore
 from aotbuild.cache.local import LocalStore
@@ -20,11 +19,7 @@ from aotbuild.errors import UserError
 
 from .remote_servers import PASSWORD, TOKEN, USER, FaultProxy, free_port
 
-
-@pytest.fixture(autouse=True)
-def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Backoffs of 10 ms: these tests check that requests are retried, not how long the pauses are."""
-    monkeypatch.setattr(http_store, "RETRY_DELAY_S", 0.01)
+pytestmark = pytest.mark.usefixtures("quick_retries")
 
 
 def _seed(remote: HttpStore, tmp_path: Path, payload: bytes = b"artifact bytes") -> tuple[str, str, dict]:

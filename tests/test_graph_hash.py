@@ -180,3 +180,47 @@ def test_a_256_mb_state_dict_hashes_in_under_two_seconds() -> None:
     with torch.no_grad():
         model.layers[7].weight[100, 100] += 1.0
     assert gh.graph_hash(ep) != digest  # the program holds the model's own tensors: its values were hashed
+
+
+# --- the two halves: structure (what the compiled code depends on) and weights (the values) ----------------------
+
+
+class Tied(torch.nn.Module):
+    def __init__(self, tie: bool, transpose: bool = False) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = torch.nn.Embedding(10, 4)
+        self.out = torch.nn.Linear(4, 10, bias=False)
+        if tie:
+            self.out.weight = self.emb.weight
+        else:
+            with torch.no_grad():
+                self.out.weight.copy_(self.emb.weight)
+        if transpose:  # the same values, stored column-major
+            self.out.weight = torch.nn.Parameter(self.out.weight.detach().t().contiguous().t())
+
+    def forward(self, tok):
+        return self.out(self.emb(tok))
+
+
+def export_tied(model: torch.nn.Module) -> torch.export.ExportedProgram:
+    return torch.export.export(model, (torch.zeros(2, 3, dtype=torch.int64),))
+
+
+def test_new_weights_keep_the_structure_and_change_the_weights_digest() -> None:
+    a, b = gh.hashes(export(Linear(0))), gh.hashes(export(Linear(1)))
+    assert a.structure == b.structure and a.weights != b.weights and a.graph != b.graph
+    assert gh.graph_hash(export(Linear(0))) == a.graph == gh.hashes(export(Linear(0))).graph
+
+
+def test_a_dtype_or_shape_changes_the_structure() -> None:
+    base = gh.hashes(export(Linear(0))).structure
+    as_double = torch.export.export(Linear(0).double(), (torch.ones(2, 4, dtype=torch.float64),))
+    assert gh.hashes(as_double).structure != base
+    assert gh.hashes(torch.export.export(Linear(0), (torch.ones(3, 4),))).structure != base
+
+
+def test_ties_and_strides_are_structure_and_the_values_alone_are_weights() -> None:
+    tied, untied, transposed = (gh.hashes(export_tied(m)) for m in (Tied(True), Tied(False), Tied(False, True)))
+    assert tied.structure != untied.structure and tied.weights == untied.weights
+    assert transposed.structure != untied.structure and transposed.weights == untied.weights

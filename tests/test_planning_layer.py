@@ -241,6 +241,18 @@ def test_cuda_compile_key_holds_the_gpu_arch() -> None:
             != _compile_key(device="cuda"))
 
 
+def _structure_key(structure: str = "s1", graph: str = "g1", **spec) -> str:
+    return compile_action.structure_key(_ctx({**SPEC, **spec}), {"graph_hash": graph, "structure_hash": structure})
+
+
+def test_structure_key_ignores_the_weights_and_keeps_everything_else() -> None:
+    base = _structure_key()
+    assert _structure_key(graph="g2") == base  # new weights: the same compiled code, re-packaged
+    changed = [_structure_key("s2"), _structure_key(options={"max_autotune": True}), _structure_key(dynamic=True),
+               _structure_key(device="cuda"), _compile_key()]
+    assert len(set(changed) | {base}) == len(changed) + 1
+
+
 def test_export_source_key_is_the_spec_without_label_and_place_plus_the_export_toolchain() -> None:
     spec = {"model": "m.tiny:Tiny", "kwargs": {}, "label": "//m:a", "where": {"file": "m/B", "line": 2}}
     key = export_action.source_key(_ctx(spec))

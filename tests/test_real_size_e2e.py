@@ -63,6 +63,13 @@ def test_a_large_program_is_not_stored_and_the_compile_exports_it_again(tmp_path
     assert run.code == 0, run.output
     assert [(a["action"], a["outcome"]) for a in run.report["actions"]] == [("export", "exported")]
 
+    # Other weights, the same structure: the compile exports the program again for its weights, and re-packages.
+    write(ws / "models" / "big.py", MODEL.replace("manual_seed(0)", "manual_seed(1)"))
+    run = aotbuild(["build", "//models:big"], ws, env)
+    assert run.code == 0, run.output
+    compiled = next(a for a in run.report["actions"] if a["action"] == "compile")
+    assert compiled["outcome"] == "re-packaged" and "reexport" in compiled["phases"], compiled
+
 
 def test_a_large_model_that_exports_differently_each_time_gets_its_program_stored(tmp_path: Path) -> None:
     """Weights initialised without a seed: the compile's export gives another graph than the export did. It

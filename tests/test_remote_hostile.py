@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from aotbuild.cache import http as http_store
 from aotbuild.cache.http import HttpStore
 from aotbuild.cache.layered import LayeredStore, open_layered
 from aotbuild.cache.local import LocalStore
@@ -24,12 +23,7 @@ from aotbuild.workspace import settings
 BLOB = b"model bytes " * 1000
 DIGEST = sha256_bytes(BLOB)
 KEY = "a" * 64
-
-
-@pytest.fixture(autouse=True)
-def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Backoffs of 10 ms: these tests check that requests are retried, not how long the pauses are."""
-    monkeypatch.setattr(http_store, "RETRY_DELAY_S", 0.01)
+pytestmark = pytest.mark.usefixtures("quick_retries")
 
 
 class Hostile:

@@ -34,8 +34,8 @@ def extra_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 def test_the_kinds_come_in_the_order_they_read_each_other() -> None:
     assert [k.name for k in rules.kinds()] == ["export", "compile", "verify"]
-    assert rules.outcomes() == ("compiled", "artifact-cache hit", "exported", "action-cache hit", "verified",
-                                "verify-cache hit")
+    assert rules.outcomes() == ("compiled", "re-packaged", "artifact-cache hit", "exported", "action-cache hit",
+                                "verified", "verify-cache hit")
 
 
 def test_one_new_file_in_rules_adds_a_kind_to_the_ninja_file_and_the_outcomes(extra_rules: Path) -> None:

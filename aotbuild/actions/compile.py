@@ -1,9 +1,11 @@
-"""The compile action: graph hash + toolchain + options -> cached .so/.pt2, compiled by AOTInductor on a miss."""
+"""The compile action: graph hash + toolchain + options -> cached .so/.pt2; on a miss re-packaged from the same
+structure's compile with other weights (actions/refit.py), else compiled by AOTInductor."""
 
 from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import os
 import shutil
 import time
@@ -15,18 +17,20 @@ from aotbuild import __version__
 from aotbuild.actions.elf_deps import SHARED_CXX_RUNTIMES, links_shared_cxx_runtime
 from aotbuild.actions.runtime import ActionContext, location, run_action
 from aotbuild.cache import archives, payloads
-from aotbuild.executors import dispatch
 from aotbuild.errors import ActionError, TargetError
+from aotbuild.executors import dispatch
 from aotbuild.fsutil import CHUNK, atomic_symlink, link_or_copy, write_if_changed
 from aotbuild.hashing import key_of, pretty_json
 from aotbuild.layout import TargetPaths
-from aotbuild.rules.compile import ARTIFACTS, MANIFEST
+from aotbuild.rules.compile import ARTIFACTS, MANIFEST, REPACKAGED
 from aotbuild.rules.compile import KIND as COMPILE
 from aotbuild.rules.export import GRAPH
 from aotbuild.workspace.labels import parse_label
 
 # Always on: weights inside the .so make it self-contained, and the lower bound check rejects batch 1 otherwise.
 BASE_OPTIONS: dict[str, Any] = {"aot_inductor.package_constants_in_so": True}
+# Small tensors stay in the constants blob instead of becoming literals in the code: other weights then re-package.
+CPU_OPTIONS: dict[str, Any] = {"always_keep_tensor_constants": True}
 DYNAMIC_OPTIONS: dict[str, Any] = {"aot_inductor.check_lowerbound": False}
 # CUDA kernels go into the .so instead of separate .cubin files that it would load from the compile directory:
 # without this the bare .so breaks once that directory is gone (torch versions that lack it: see manifest).
@@ -34,16 +38,16 @@ CUDA_OPTIONS: dict[str, Any] = {"aot_inductor.embed_kernel_binary": True}
 
 
 def inductor_options(spec: dict[str, Any]) -> dict[str, Any]:
-    cuda = CUDA_OPTIONS if spec["device"].startswith("cuda") else {}
-    return {**BASE_OPTIONS, **cuda, **(DYNAMIC_OPTIONS if spec["dynamic"] else {}), **spec["options"]}
+    device = CUDA_OPTIONS if spec["device"].startswith("cuda") else CPU_OPTIONS if spec["device"] == "cpu" else {}
+    return {**BASE_OPTIONS, **device, **(DYNAMIC_OPTIONS if spec["dynamic"] else {}), **spec["options"]}
 
 
 def _known_to(options: dict[str, Any]) -> dict[str, Any]:
     """Drop our own defaults this torch's inductor lacks (a user's options pass through, to fail loudly)."""
     from torch._inductor import config
 
-    known = config.get_config_copy()
-    return {k: v for k, v in options.items() if k in known or k not in CUDA_OPTIONS or v != CUDA_OPTIONS[k]}
+    known, ours = config.get_config_copy(), {**CUDA_OPTIONS, **CPU_OPTIONS}
+    return {k: v for k, v in options.items() if k in known or k not in ours or v != ours[k]}
 
 
 def check_options(spec: dict[str, Any]) -> None:
@@ -86,41 +90,38 @@ def check_cxx_runtime(so: Path, label: str, compiler: str | None) -> None:
                           "compiler, e.g. CXX=/usr/bin/g++ CC=/usr/bin/gcc, and build again")
 
 
-def compile_key(ctx: ActionContext, graph: dict[str, Any]) -> str:
+def _key(ctx: ActionContext, kind: str, hashed: dict[str, str]) -> str:
     toolchain = ctx.toolchain()
-    value = {"graph": graph["graph_hash"], "toolchain": toolchain["compile"], "device": ctx.spec["device"],
+    value = {**hashed, "toolchain": toolchain["compile"], "device": ctx.spec["device"],
              "options": inductor_options(ctx.spec)}
     if ctx.spec["device"].startswith("cuda"):
         value["cuda"] = toolchain["cuda"]
-    return key_of("compile", value)
+    return key_of(kind, value)
 
 
-def _load_program(ctx: ActionContext, graph: dict[str, Any]) -> Any:
-    """The exported program, from its verified blob once checked to be in the one form torch.export.load runs
-    no code from (graph.json may be edited by hand); exported again where none was stored or it was evicted."""
-    import torch
-
-    path = ctx.store.blob_path(graph["program"]) if graph["program"] is not None else None
-    if path is None:
-        from aotbuild.actions.export import reexported_program
-
-        with ctx.phases.phase("reexport"):
-            return reexported_program(ctx, graph["graph_hash"])
-    why = archives.program_problem(path)
-    if why is not None:
-        raise ActionError(ctx.label, "compile", f"refusing to load program cas/{graph['program']}: {why}\n"
-                          "  fix: run `aotbuild clean` and build again")
-    with ctx.phases.phase("load_program"):
-        return torch.export.load(str(path))
+def compile_key(ctx: ActionContext, graph: dict[str, Any]) -> str:
+    """The artifacts: what the code computes, weights included."""
+    return _key(ctx, "compile", {"graph": graph["graph_hash"]})
 
 
-def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], key: str) -> dict[str, Any]:
-    """AOTInductor on a miss: compile in the key's fixed staging dir, store the .pt2 and its .so in the CAS."""
+def structure_key(ctx: ActionContext, graph: dict[str, Any]) -> str:
+    """The generated code, weights aside: keys the staging dir, the refit record and the lock of one compile."""
+    return _key(ctx, "structure", {"structure": graph["structure_hash"]})
+
+
+def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], shape: str,
+                      full: bool = True) -> tuple[dict[str, Any] | None, str]:
+    """On a miss: re-package the structure's compiled code with these weights where its refit record allows, else
+    AOTInductor in the structure key's fixed staging dir (so both give the same bytes); store .pt2 and .so.
+    With `full` False, no compile: (None, ...) where it does not re-package (the executor sends it to a node)."""
+    from aotbuild.actions import program_blob, refit
     from aotbuild.actions.staging import staging_dir
 
+    if not full and not refit.recorded(ctx, shape):  # nothing to re-package: no torch, no staging
+        return None, COMPILE.ran
     ctx.require_gpu(ctx.spec["device"])
     waiting = time.monotonic()
-    with staging_dir(ctx.store.root, key) as stage:  # waits while another build compiles the key
+    with staging_dir(ctx.store.root, shape) as stage:  # waits while another build compiles the structure
         ctx.phases.add("staging", time.monotonic() - waiting)
         with ctx.phases.phase("import"):  # about 0 in a warm worker, which imported torch before forking
             import torch
@@ -135,55 +136,76 @@ def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], key: str) -> di
         # torch.export.load rebuilds the input/output specs, so the modules registering their types come first.
         interface.import_required(graph["interface"]["requires_imports"], ctx.root, ctx.label)
         options = _known_to(inductor_options(ctx.spec))
-        program = _load_program(ctx, graph)
-        pt2 = stage / "model.pt2"  # its stem becomes the archive's root folder, so it is fixed too
-        with contextlib.ExitStack() as backends, ctx.phases.phase("trace_and_package"):
-            if ctx.spec["dynamic"]:
-                # The conv backends torch.export traced with: else inductor's re-trace picks one by
-                # `batch >= 16`, and that guard narrows the dim's range (torch 2.13).
-                backends.enter_context(torch.backends.mkldnn.flags(enabled=False))
-                backends.enter_context(torch.backends.nnpack.flags(enabled=False))
-            torch._inductor.aoti_compile_and_package(program, package_path=str(pt2), inductor_configs=options)
-        ctx.phases.split_inductor(torch, "trace_and_package")
-        so = stage / "model.so"
-        with zipfile.ZipFile(pt2) as package:
-            names = package.namelist()
-            libraries = [n for n in names if n.endswith(".so") and "/data/aotinductor/" in n]
-            if len(libraries) != 1:
-                raise ActionError(ctx.label, "compile", f"expected one model library in the package, found {libraries}")
-            with package.open(libraries[0]) as library, open(so, "wb") as out:
-                shutil.copyfileobj(library, out, CHUNK)  # the library holds the weights: never whole in memory
-        # What a bare .so needs beside it: CUDA kernels not embedded stay in the package only.
-        kernels = sorted(n.rsplit("/", 1)[-1] for n in names if n.endswith((".cubin", ".fatbin")))
-        check_cxx_runtime(so, ctx.label, ctx.toolchain()["compile"]["cxx"])
-        entry: dict[str, Any] = {"torch": torch.__version__, "so_needs_kernel_files": kernels}
-        for kind, path in (("pt2", pt2), ("so", so)):
+        config = {**torch._inductor.config.get_config_copy(), **options}
+        whole = functools.cache(lambda: program_blob.load(ctx, graph))  # an export again, where not stored: once
+        entry = refit.repackaged(ctx, shape, config, lambda: program_blob.tensors(ctx, graph, whole))
+        if entry is not None or not full:
+            return entry, REPACKAGED
+        program = whole()
+        library = _aoti_compile(ctx, program, options, stage)
+        entry = {"torch": torch.__version__, "so_needs_kernel_files": _kernel_files(stage / "model.pt2")}
+        for kind in ("pt2", "so"):
+            path = stage / f"model.{kind}"
             entry[kind] = {"sha256": ctx.store.put_file(path), "size": path.stat().st_size}
-    entry["blobs"] = [entry["pt2"]["sha256"], entry["so"]["sha256"]]
-    return entry
+        entry["blobs"] = [entry["pt2"]["sha256"], entry["so"]["sha256"]]
+        refit.remember(ctx, shape, graph, program, entry, stage, library, config)
+    return entry, COMPILE.ran
+
+
+def _aoti_compile(ctx: ActionContext, program: Any, options: dict[str, Any], stage: Path) -> str:
+    """AOTInductor into stage/model.pt2 (its stem becomes the archive's root folder, so it is fixed too), the
+    library taken out as stage/model.so; returns the library's name in the package."""
+    import torch
+
+    pt2 = stage / "model.pt2"
+    with contextlib.ExitStack() as backends, ctx.phases.phase("trace_and_package"):
+        if ctx.spec["dynamic"]:
+            # The conv backends torch.export traced with: else inductor's re-trace picks one by
+            # `batch >= 16`, and that guard narrows the dim's range (torch 2.13).
+            backends.enter_context(torch.backends.mkldnn.flags(enabled=False))
+            backends.enter_context(torch.backends.nnpack.flags(enabled=False))
+        torch._inductor.aoti_compile_and_package(program, package_path=str(pt2), inductor_configs=options)
+    ctx.phases.split_inductor(torch, "trace_and_package")
+    so = stage / "model.so"
+    with zipfile.ZipFile(pt2) as package:
+        libraries = [n for n in package.namelist() if n.endswith(".so") and "/data/aotinductor/" in n]
+        if len(libraries) != 1:
+            raise ActionError(ctx.label, "compile", f"expected one model library in the package, found {libraries}")
+        with package.open(libraries[0]) as library, open(so, "wb") as out:
+            shutil.copyfileobj(library, out, CHUNK)  # the library holds the weights: never whole in memory
+    check_cxx_runtime(so, ctx.label, ctx.toolchain()["compile"]["cxx"])
+    return libraries[0]
+
+
+def _kernel_files(pt2: Path) -> list[str]:
+    """What a bare .so needs beside it: CUDA kernels not embedded stay in the package only."""
+    with zipfile.ZipFile(pt2) as package:
+        return sorted(n.rsplit("/", 1)[-1] for n in package.namelist() if n.endswith((".cubin", ".fatbin")))
 
 
 def compile_(ctx: ActionContext) -> str:
     graph = ctx.read_json(GRAPH)
     key = compile_key(ctx, graph)
-    outcome = "artifact-cache hit"
+    outcome = COMPILE.hit
     entry, blobs = _verified_entry(ctx, key)
     if entry is None:
-        with ctx.store.lock(key):
+        shape = structure_key(ctx, graph)
+        # One compile per structure at a time: the targets sharing it wait, then re-package its code.
+        with ctx.store.lock(shape):
             entry, blobs = _verified_entry(ctx, key)  # another build may have compiled it while we waited
             if entry is None:
-                entry = dispatch.compiled(ctx, graph, key, compile_artifacts)  # here, or on the executor's cluster
+                # A re-package here; a full compile here or on the build's executor cluster.
+                entry, outcome = dispatch.compiled(ctx, graph, key, shape, compile_artifacts)
                 ctx.store.put_action(key, entry)  # after the blobs it points at
                 entry, blobs = _verified_entry(ctx, key)
                 if entry is None:
                     raise ActionError(ctx.label, "compile",
                                       "the artifacts just stored are unreadable: check the cache disk")
-                outcome = "compiled"
     try:
         _materialize(ctx, graph, key, entry, blobs)
     except FileNotFoundError:
         # `cache gc` removed a blob between lookup and link: compile again, once.
-        if outcome == "compiled":
+        if outcome != COMPILE.hit:
             raise
         return compile_(ctx)
     return outcome
@@ -226,6 +248,9 @@ def _materialize(ctx: ActionContext, graph: dict[str, Any], key: str, entry: dic
     manifest = {
         **graph["interface"],
         "label": ctx.label, "graph_hash": graph["graph_hash"], "compile_key": key, "aotbuild": __version__,
+        # The two halves of the graph hash, and the key of the compiled code other weights re-package from.
+        "structure_hash": graph["structure_hash"], "weights_digest": graph["weights_digest"],
+        "structure_key": structure_key(ctx, graph),
         "torch": toolchain["compile"]["torch"], "device": ctx.spec["device"],
         "cpu_isa": toolchain["compile"]["cpu_isa"], "compiler": toolchain["compile"]["cxx"],
         "gpu_arch": toolchain["cuda"]["gpu_arch"] if ctx.spec["device"].startswith("cuda") else None,

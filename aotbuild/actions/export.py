@@ -122,7 +122,8 @@ def export_program(ctx: ActionContext) -> tuple[dict[str, Any], dict[str, Any]]:
     deps = _deps(ctx, traced.recorder)
     current = dependencies.state(ctx.root, deps)  # hashed, then checked unchanged since the import began
     dependencies.check_unchanged_since(ctx.root, deps, traced.started_ns, ctx.label)
-    return current, {"graph_hash": traced.graph_hash, "program": program, "reference": reference,
+    return current, {"graph_hash": traced.graph_hash, "structure_hash": traced.hashes.structure,
+                     "weights_digest": traced.hashes.weights, "program": program, "reference": reference,
                      "reference_io": flat, "deps": deps, "cases": [c.name for c in cases],
                      "blobs": [b for b in (program, reference, flat) if b is not None], "interface": described}
 
@@ -163,7 +164,9 @@ def write_outputs(ctx: ActionContext, result: dict[str, Any], current: dict[str,
                   installed: dict[str, str] | None = None) -> None:
     """graph.json (rewritten only when it changed), reference.json and the depfile. `current`: the state of the
     inputs that found or made `result`, which the content stamps created now must agree with."""
-    graph = {"label": ctx.label, "graph_hash": result["graph_hash"], "program": _program_for_graph(ctx, result),
+    # The structure hash keys the compiled code, the weights digest what goes in its constants (actions/refit.py).
+    graph = {"label": ctx.label, "graph_hash": result["graph_hash"], "structure_hash": result["structure_hash"],
+             "weights_digest": result["weights_digest"], "program": _program_for_graph(ctx, result),
              "interface": result["interface"]}
     reference = {"label": ctx.label, "reference": result["reference"], "cases": result["cases"]}
     # First: depfile_paths writes distribution stamps, which must not be newer than graph.json.

@@ -1,9 +1,10 @@
-"""The canonical graph hash: equal exactly when two exported programs compute the same thing."""
+"""The canonical graph hash (equal exactly when two programs compute the same thing), split in structure and weights."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 
@@ -42,9 +43,34 @@ def _update_with_tensor(h: "hashlib._Hash", name: str, t: torch.Tensor) -> None:
         h.update(flat.view(torch.uint8).numpy())
 
 
-def graph_hash(ep: torch.export.ExportedProgram) -> str:
-    """Never str(ep), which embeds absolute source paths and stack traces."""
-    h = hashlib.sha256()
+@dataclass(frozen=True)
+class Hashes:
+    """`structure`: all that decides the generated code (graph, names, dtypes, shapes, strides, storage sharing);
+    `weights`: the tensor values; `graph`: both, the hash that names what the program computes."""
+
+    structure: str
+    weights: str
+
+    @property
+    def graph(self) -> str:
+        return hashlib.sha256(f"structure={self.structure}\nweights={self.weights}\n".encode()).hexdigest()
+
+
+def _update_with_layout(h: "hashlib._Hash", name: str, t: torch.Tensor, storages: dict[tuple[int, int], str]) -> None:
+    """How `t` lies in memory: AOTInductor serializes whole storages and bakes strides and offsets into the code."""
+    if t.layout != torch.strided:  # sparse: no storage of its own (its values are hashed dense)
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|{t.layout}|{t.device}\n".encode())
+        return
+    storage = t.untyped_storage()
+    # Ties (one storage under two names) change the code; an empty storage ties to nothing.
+    tied = storages.setdefault((storage.data_ptr(), storage.nbytes()), name) if storage.nbytes() else name
+    h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|{t.stride()}|{t.storage_offset()}|{storage.nbytes()}"
+             f"|{t.device}|{tied}\n".encode())
+
+
+def hashes(ep: torch.export.ExportedProgram) -> Hashes:
+    """Never str(ep), which embeds absolute source paths and stack traces. One pass over the tensor bytes."""
+    h, values = hashlib.sha256(), hashlib.sha256()
     h.update(f"torch={torch.__version__}\n".encode())
     # Every GraphModule, not just the top one: torch.cond / while_loop branches live in child modules.
     for name, module in sorted(ep.graph_module.named_modules(), key=lambda item: item[0]):
@@ -61,11 +87,17 @@ def graph_hash(ep: torch.export.ExportedProgram) -> str:
             meta = (tuple(val.shape), val.dtype, val.stride(), str(val.device)) if isinstance(val, torch.Tensor) \
                 else repr(val)
             h.update(f"{node.name}:{meta}\n".encode())
-    for name, tensor in sorted(ep.state_dict.items()):
-        _update_with_tensor(h, f"state:{name}", tensor)
-    for name, value in sorted(ep.constants.items()):
+    storages: dict[tuple[int, int], str] = {}
+    named = [(f"state:{k}", v) for k, v in sorted(ep.state_dict.items())]
+    named += [(f"const:{k}", v) for k, v in sorted(ep.constants.items())]
+    for name, value in named:
         if isinstance(value, torch.Tensor):
-            _update_with_tensor(h, f"const:{name}", value)
+            _update_with_layout(h, name, value.detach(), storages)
+            _update_with_tensor(values, name, value)
         else:
-            h.update(f"const:{name}:{type(value).__qualname__}\n".encode())
-    return h.hexdigest()
+            h.update(f"{name}:{type(value).__qualname__}\n".encode())
+    return Hashes(h.hexdigest(), values.hexdigest())
+
+
+def graph_hash(ep: torch.export.ExportedProgram) -> str:
+    return hashes(ep).graph

@@ -17,11 +17,15 @@ class Traced:
     """What one run of the model code gives (`outputs`: None when not asked for) and what the import read."""
 
     program: Any  # torch.export.ExportedProgram
-    graph_hash: str
+    hashes: Any  # graph_hash.Hashes: structure, weights and the graph hash made of both
     cases: list[Any]
     outputs: list[Any] | None
     recorder: input_discovery.Recorder
     started_ns: int
+
+    @property
+    def graph_hash(self) -> str:
+        return self.hashes.graph
 
 
 def trace(ctx: ActionContext, references: bool = True) -> Traced:
@@ -54,8 +58,8 @@ def trace(ctx: ActionContext, references: bool = True) -> Traced:
             outputs = [_eager(model, c, spec) for c in cases]
     input_discovery.stop(recorder)
     with ctx.phases.phase("graph_hash"):
-        digest_of_graph = graph_hash.graph_hash(ep)
-    return Traced(ep, digest_of_graph, cases, outputs, recorder, started_ns)
+        digests = graph_hash.hashes(ep)
+    return Traced(ep, digests, cases, outputs, recorder, started_ns)
 
 
 def _eager(model: Any, case: Any, spec: dict[str, Any]) -> Any:

@@ -156,7 +156,8 @@ _ARTIFACT = {"sha256": digest, "size": natural}
 # One schema per kind, exact fields, each kind's writer named beside it.
 SCHEMAS: dict[str, dict[str, Any]] = {
     "export-deps": {"lists": [DEPS, MAX_DEPENDENCY_LISTS]},  # actions/export.py _record
-    "export": {"graph_hash": digest, "program": _program, "reference": digest, "reference_io": digest,  # export_program
+    "export": {"graph_hash": digest, "structure_hash": digest, "weights_digest": digest,  # export_program
+               "program": _program, "reference": digest, "reference_io": digest,
                "deps": DEPS, "cases": [string], "blobs": [digest], "interface": _INTERFACE},
     "program-of-graph": {"program": digest, "blobs": [digest]},  # actions/export.py _program_for_graph
     "compile": {"torch": string, "so_needs_kernel_files": [plain_name], "pt2": _ARTIFACT, "so": _ARTIFACT,
@@ -164,10 +165,16 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "verify": {"cases": [{"case": string, "artifact": _artifact, "outputs": [_record]}],  # actions/verify.py run_checks
                "rejected": [{"dim": string, "size": integer, "refused": boolean, "message": string}]},
     "exports-differ": {"graph_hashes": [digest, 2]},  # actions/export.py reexported_program
+    "refit": {"graph_hash": digest, "pt2": _ARTIFACT, "so": _ARTIFACT, "blobs": [digest],  # actions/refit.py remember
+              "library": _is(lambda v: isinstance(v, str) and v.endswith(".so"), "a library's member name", show=True),
+              "blob": {"offset": natural, "size": natural, "sha256": digest},
+              "table": [{"name": string, "source": string, "offset": natural, "size": natural}],
+              "fixed": [{"name": string, "sha256": digest}]},
 }
 # The blobs an entry must list, in this order: exactly those it names.
 _BLOBS = {"export": lambda p: [d for d in (p["program"], p["reference"], p["reference_io"]) if d is not None],
-          "program-of-graph": lambda p: [p["program"]], "compile": lambda p: [p["pt2"]["sha256"], p["so"]["sha256"]]}
+          "program-of-graph": lambda p: [p["program"]], "compile": lambda p: [p["pt2"]["sha256"], p["so"]["sha256"]],
+          "refit": lambda p: [p["pt2"]["sha256"], p["so"]["sha256"]]}
 
 
 def problem(kind: str, payload: Any) -> str | None:

@@ -112,7 +112,7 @@ def unlink_foreign_symlinks(out_dir: Path, relative_dirs: Iterable[str]) -> list
 
 @contextlib.contextmanager
 def exclusive(path: Path, what: str = "build") -> Iterator[int]:
-    """An flock on `path`: `filelock`'s lock on Unix without its import (a tenth of a first plan). ninja and every
+    """An flock on `path`: `filelock`'s lock on Unix, without importing it on the CLI's path. ninja and every
     action inherit a build's descriptor (yielded), so a SIGKILLed CLI's lock stays held until the last of them
     exits; closing it (never LOCK_UN, which would release it for them too) is how the CLI lets go."""
     path.parent.mkdir(parents=True, exist_ok=True)

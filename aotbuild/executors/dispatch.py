@@ -10,19 +10,25 @@ from typing import Any
 
 from aotbuild.cache import payloads
 from aotbuild.errors import ActionError, InfraError
+from aotbuild.rules.compile import KIND as COMPILE
 from aotbuild.workspace import settings
 
-Local = Callable[[Any, dict[str, Any], str], dict[str, Any]]
+Local = Callable[..., tuple[dict[str, Any] | None, str]]  # actions/compile.py compile_artifacts
+Compiled = tuple[dict[str, Any], str]  # the compile entry and the action's outcome
 
 
-def compiled(ctx: Any, graph: dict[str, Any], key: str, local: Local) -> dict[str, Any]:
-    """The compile entry for `key` (a miss): from the cluster when the build has an executor, else `local`'s.
-    After a cluster fault (retried once there) the compile runs here with a warning, or fails when the build
-    says --executor-required."""
+def compiled(ctx: Any, graph: dict[str, Any], key: str, shape: str, local: Local) -> Compiled:
+    """The compile entry for `key` (a miss; `shape` its structure's key) and the outcome: `local`'s when the
+    build has no executor. With one, `local` first tries only a re-package here (seconds, no compiler): just a
+    full compile goes to the cluster. After a cluster fault (retried once there) the compile runs here with a
+    warning, or fails when the build says --executor-required."""
     env = settings.environ()
     path = settings.executor_socket(env)
     if path is None:
-        return local(ctx, graph, key)
+        return local(ctx, graph, shape)
+    entry, outcome = local(ctx, graph, shape, full=False)
+    if entry is not None:
+        return entry, outcome
     why = _needs_sources(graph)
     if why is None:
         try:
@@ -34,7 +40,7 @@ def compiled(ctx: Any, graph: dict[str, Any], key: str, local: Local) -> dict[st
                                  "  (--executor-required: the build fails instead of compiling here)") from None
     ctx.warn(f"{ctx.label}: compiled on this machine, not the cluster: {why}")
     ctx.extra["executor"] = {"node": None, "local_because": why[:500]}
-    return local(ctx, graph, key)
+    return local(ctx, graph, shape)
 
 
 def _needs_sources(graph: dict[str, Any]) -> str | None:
@@ -50,7 +56,7 @@ class ClusterUnavailable(Exception):
     """The cluster answered with faults only (or not at all): the compile may still run here."""
 
 
-def _on_cluster(ctx: Any, graph: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
+def _on_cluster(ctx: Any, graph: dict[str, Any], key: str, path: Path) -> Compiled:
     config = settings.remote_settings(settings.environ())
     _ship_program(ctx, graph["program"])
     bundle = {"action": "compile", "spec": ctx.spec, "graph": graph, "toolchain": ctx.toolchain(), "key": key,
@@ -73,7 +79,7 @@ def _on_cluster(ctx: Any, graph: dict[str, Any], key: str, path: Path) -> dict[s
     if entry is None:
         raise ClusterUnavailable(f"node {answer['node']} compiled it, but the remote cache does not give the "
                                  "result back (see the remote-cache warnings)")
-    return entry
+    return entry, answer.get("outcome") or COMPILE.ran  # what the node did: compiled, or re-packaged there
 
 
 def _ship_program(ctx: Any, digest: str) -> None:

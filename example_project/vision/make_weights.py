@@ -1,13 +1,14 @@
-"""Regenerate vision/classifier_weights.pt.
+"""Regenerate vision/classifier_weights.pt and vision/classifier_finetuned.pt.
 
 Run from the workspace root (the directory holding WORKSPACE.aot.yaml):
 
     python -m vision.make_weights
 
 The checkpoint is a plain state_dict (loadable with
-torch.load(path, weights_only=True)). It uses a different seed than the
+torch.load(path, weights_only=True)). They use other seeds than the
 factory and non-trivial batchnorm statistics, so outputs differ visibly
-depending on whether the weights were actually loaded.
+depending on whether the weights were actually loaded. The fine-tuned
+checkpoint stands for another training run of the same architecture.
 """
 
 from pathlib import Path
@@ -16,12 +17,13 @@ import torch
 
 from vision.classifier import TinyClassifier
 
-OUT = Path(__file__).resolve().parent / "classifier_weights.pt"
+HERE = Path(__file__).resolve().parent
+SEEDS = {"classifier_weights.pt": 1234, "classifier_finetuned.pt": 4321}
 
 
-def main() -> None:
+def write(out: Path, seed: int) -> None:
     model = TinyClassifier()
-    g = torch.Generator().manual_seed(1234)
+    g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, tensor in model.state_dict().items():
             if not tensor.is_floating_point():
@@ -32,8 +34,13 @@ def main() -> None:
                 tensor.copy_(0.1 * torch.randn(tensor.shape, generator=g))
             else:
                 tensor.copy_(0.2 * torch.randn(tensor.shape, generator=g))
-    torch.save(model.state_dict(), OUT)
-    print(f"wrote {OUT} ({sum(p.numel() for p in model.parameters())} parameters)")
+    torch.save(model.state_dict(), out)
+    print(f"wrote {out} ({sum(p.numel() for p in model.parameters())} parameters)")
+
+
+def main() -> None:
+    for name, seed in SEEDS.items():
+        write(HERE / name, seed)
 
 
 if __name__ == "__main__":
