@@ -28,7 +28,7 @@ examples:
 
 A COMMAND's own options: aotbuild COMMAND --help. Documentation: README.md."""
 COMMAND_MODULES = {"build": "build", "test": "build", "bench": "bench", "query": "outputs", "clean": "outputs",
-                   "plan": "outputs", "stamp": "outputs", "cache": "cache"}
+                   "plan": "outputs", "stamp": "outputs", "cache": "cache", "executor": "executor"}
 
 
 def _add_cache_flag(p: argparse.ArgumentParser) -> None:
@@ -54,6 +54,11 @@ def _add_build_flags(p: argparse.ArgumentParser) -> None:
                    "instead of warning and building locally")
     p.add_argument("--no-workers", dest="workers", action="store_false", help="run each action in a process of its "
                    "own instead of forking it from a warm worker that imported torch once (also: AOTBUILD_WORKERS=0)")
+    p.add_argument("--executor", metavar="URL", help="run compile misses on a Ray cluster, ray://HOST:PORT (needs "
+                   "the remote cache, which it uploads to); default $AOTBUILD_EXECUTOR, then WORKSPACE executor; "
+                   "'' turns it off")
+    p.add_argument("--executor-required", action="store_true", help="fail an action the cluster could not run "
+                   "(after one retry elsewhere) instead of running it here with a warning")
     p.add_argument("--shard", metavar="K/N", type=_shard, help="build only the K-th of N deterministic shares "
                    "of the selected targets (a CI matrix)")
 
@@ -94,6 +99,9 @@ def parser() -> argparse.ArgumentParser:
     keygen = csub.add_parser("keygen", help="make an ed25519 key pair for signed remote-cache entries")
     keygen.add_argument("--private-key", required=True, metavar="FILE",
                         help="where to write the private key (CI's secret; mode 0600, never overwritten)")
+    e = sub.add_parser("executor", help="set up cluster nodes for --executor")
+    esub = e.add_subparsers(dest="executor_command", required=True, metavar="ACTION")
+    esub.add_parser("resources", help="this node's routing labels, for `ray start --resources=...`")
     return p
 
 

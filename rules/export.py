@@ -41,10 +41,15 @@ def export_spec(target: Target) -> dict[str, Any]:
 # module), for the options checked before exporting. The weights, data and modules it reads are named in its
 # depfile through content stamps (planning/input_stamps.py): ninja's mtimes alone miss an edit that leaves a
 # file older than the last build.
+# The actions that always run on this machine (an export imports the model, a verify loads the artifacts). 0: no
+# limit but -j. A build with an executor sets -j to the cluster's slots, and this depth to this machine's cores + 2
+# (ninja's own default -j) in pools.ninja, so a large cluster never means that many model imports here at once.
+LOCAL_POOL = ("aot_local_pool", 0)
 KIND = Kind(
     name="export", spec=export_spec, spec_file=SPEC, goal=GRAPH,
     inputs=(SPEC,), implicit=(layout.TOOLCHAIN_FILE, "compile.json"),
     by_products=(REFERENCE, REFERENCE_IO), ran="exported", hit="action-cache hit", cost=2,
     discovered=DISCOVERED,  # every workspace .py the model imported (and the stamps of what else it read)
+    pools=(LOCAL_POOL,), pool=LOCAL_POOL[0],
     cache_refs=(CacheRef(GRAPH, "program", "cas"), CacheRef(REFERENCE, "reference", "cas")),
 )

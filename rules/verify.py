@@ -28,4 +28,5 @@ KIND = Kind(
     inputs=(MANIFEST, export.REFERENCE, SPEC),
     implicit=(export.SPEC, export.GRAPH, layout.TOOLCHAIN_FILE),
     ran="verified", hit="verify-cache hit", cost=1, after=("compile",),
+    pool=export.LOCAL_POOL[0],  # declared by the export kind, which comes first
 )

@@ -129,5 +129,6 @@ def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return env
 
 
-# Fixtures shared by the remote tests (nginx and moto for the session).
+# Fixtures shared by the remote tests (nginx and moto for the session), and the executor tests' session cluster.
 from .remote_servers import moto_server, nginx_server, quick_retries  # noqa: E402,F401
+from .ray_cluster import ray_cluster  # noqa: E402,F401

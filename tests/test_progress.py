@@ -52,6 +52,16 @@ def test_the_line_names_what_runs_by_verb_and_counts_finished_actions_only() -> 
     assert state.line(65.0, 20) == "[1m05s] 2 actions d…"  # never wraps the terminal
 
 
+def test_the_line_says_on_which_cluster_node_an_action_runs() -> None:
+    where = {"//m:a": "10.0.0.7/3fa2c1"}  # the executor broker's map, updated while the build runs
+    state = progress.Progress(where=where)
+    state.status(1, 0, "compile //m:a")
+    state.status(2, 0, "compile //m:b")
+    assert state.line(3.0, 200) == "[3s] 0 actions done · compiling //m:a on 10.0.0.7/3fa2c1, //m:b"
+    where.pop("//m:a")
+    assert state.line(3.0, 200) == "[3s] 0 actions done · compiling //m:a, //m:b"
+
+
 @pytest.mark.parametrize("seconds, text", [(0.4, "0s"), (59.9, "59s"), (65, "1m05s"), (3600 + 125, "1h02m")])
 def test_elapsed_text(seconds: float, text: str) -> None:
     assert progress.elapsed_text(seconds) == text

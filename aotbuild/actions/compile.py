@@ -18,6 +18,7 @@ from aotbuild.actions.elf_deps import SHARED_CXX_RUNTIMES, links_shared_cxx_runt
 from aotbuild.actions.runtime import ActionContext, location, run_action
 from aotbuild.cache import archives, payloads
 from aotbuild.errors import ActionError, TargetError
+from aotbuild.executors import dispatch
 from aotbuild.fsutil import CHUNK, atomic_symlink, link_or_copy, write_if_changed
 from aotbuild.hashing import key_of, pretty_json
 from aotbuild.layout import TargetPaths
@@ -108,12 +109,16 @@ def structure_key(ctx: ActionContext, graph: dict[str, Any]) -> str:
     return _key(ctx, "structure", {"structure": graph["structure_hash"]})
 
 
-def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], shape: str) -> tuple[dict[str, Any], str]:
+def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], shape: str,
+                      full: bool = True) -> tuple[dict[str, Any] | None, str]:
     """On a miss: re-package the structure's compiled code with these weights where its refit record allows, else
-    AOTInductor in the structure key's fixed staging dir (so both give the same bytes); store .pt2 and .so."""
+    AOTInductor in the structure key's fixed staging dir (so both give the same bytes); store .pt2 and .so.
+    With `full` False, no compile: (None, ...) where it does not re-package (the executor sends it to a node)."""
     from aotbuild.actions import program_blob, refit
     from aotbuild.actions.staging import staging_dir
 
+    if not full and not refit.recorded(ctx, shape):  # nothing to re-package: no torch, no staging
+        return None, COMPILE.ran
     ctx.require_gpu(ctx.spec["device"])
     waiting = time.monotonic()
     with staging_dir(ctx.store.root, shape) as stage:  # waits while another build compiles the structure
@@ -134,7 +139,7 @@ def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], shape: str) -> 
         config = {**torch._inductor.config.get_config_copy(), **options}
         whole = functools.cache(lambda: program_blob.load(ctx, graph))  # an export again, where not stored: once
         entry = refit.repackaged(ctx, shape, config, lambda: program_blob.tensors(ctx, graph, whole))
-        if entry is not None:
+        if entry is not None or not full:
             return entry, REPACKAGED
         program = whole()
         library = _aoti_compile(ctx, program, options, stage)
@@ -189,7 +194,8 @@ def compile_(ctx: ActionContext) -> str:
         with ctx.store.lock(shape):
             entry, blobs = _verified_entry(ctx, key)  # another build may have compiled it while we waited
             if entry is None:
-                entry, outcome = compile_artifacts(ctx, graph, shape)
+                # A re-package here; a full compile here or on the build's executor cluster.
+                entry, outcome = dispatch.compiled(ctx, graph, key, shape, compile_artifacts)
                 ctx.store.put_action(key, entry)  # after the blobs it points at
                 entry, blobs = _verified_entry(ctx, key)
                 if entry is None:

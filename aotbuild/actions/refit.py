@@ -187,6 +187,11 @@ def derive(program: Any, so: Path, pt2: Path, library: str) -> dict[str, Any]:
     return record
 
 
+def recorded(ctx: ActionContext, shape: str) -> bool:
+    """Without torch: whether a CPU target's structure `shape` has a refit record (it may then re-package)."""
+    return ctx.spec["device"] == "cpu" and payloads.checked(ctx.store, shape, KIND) is not None
+
+
 def repackaged(ctx: ActionContext, shape: str, config: dict[str, Any],
                tensors: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
     """A compile entry for the program whose `tensors` are given, re-packaged from the refit record stored under

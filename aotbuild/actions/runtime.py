@@ -85,6 +85,7 @@ class ActionContext:
     durable: bool = True  # False: outputs are not fsynced one by one; engine/cache_hits.py syncs them at once
     phases: Phases = field(default_factory=Phases)
     terminal: int = 2  # where the user sees warnings: stderr as the action started, before it went to the log
+    extra: dict[str, Any] = field(default_factory=dict)  # more for its event (where an executor ran it)
 
     def warn(self, text: str) -> None:
         """A warning on the terminal (ninja shows it after the edge) and in the log."""
@@ -136,7 +137,7 @@ class ActionContext:
                   "seconds": round(time.monotonic() - self.started, 3),
                   "hits": self.store.counters.hits, "misses": self.store.counters.misses,
                   "corrupt": self.store.counters.corrupt, "remote": self.store.remote_report(),
-                  "phases": self.phases.rounded(), "worker": settings.worker_pid(os.environ), **extra}
+                  "phases": self.phases.rounded(), "worker": settings.worker_pid(os.environ), **self.extra, **extra}
         with open(self.events, "ab", buffering=0) as events:  # one write() each
             events.write(canonical_json(record) + b"\n")
 

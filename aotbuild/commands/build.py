@@ -57,7 +57,7 @@ def build_and_report(args: argparse.Namespace, goal: str) -> BuildResult:
     _check_report_path(getattr(args, "json_report", None), "--json")
     request = engine.BuildRequest(args.patterns, goal, args.jobs, args.keep_going, args.explain, args.cache_dir,
                                   args.remote_cache, args.remote_upload, args.remote_required, args.shard,
-                                  args.workers, args.verbose)
+                                  args.workers, args.verbose, args.executor, args.executor_required)
     result = engine.build(request, Path.cwd())
     for error in result.config_errors:
         print(f"error: {error}", file=sys.stderr)
@@ -87,7 +87,8 @@ def build_and_report(args: argparse.Namespace, goal: str) -> BuildResult:
     if args.report:
         report = {"targets": result.outcomes, "failures": result.failures, "errors": result.config_errors,
                   "corrupt": result.corrupt, "remote": remote,
-                  "actions": [{k: e[k] for k in ("label", "action", "outcome", "seconds", "phases", "worker") if k in e}
+                  "actions": [{k: e[k] for k in ("label", "action", "outcome", "seconds", "phases", "worker", "executor")
+                               if k in e}
                               for e in result.events],
                   "seconds": round(result.seconds, 3), "exit_code": result.exit_code,
                   "noop_stamp": result.noop_stamp}

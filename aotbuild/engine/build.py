@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -20,6 +21,9 @@ from aotbuild.fsutil import atomic_write
 from aotbuild.goals import BUILD_GOAL, TEST_GOAL
 from aotbuild.hashing import pretty_json
 from aotbuild.planning import dist_stamps, input_stamps
+from aotbuild.planning.ninja_files import pool_depths, write_pools
+from aotbuild.rules.compile import POOL
+from aotbuild.rules.export import LOCAL_POOL
 from aotbuild.planning.plan_index import Plan
 from aotbuild.reports.outcomes import NEEDS_GPU, UP_TO_DATE, BuildResult, check_remote_url, summarize
 from aotbuild.text import plural
@@ -27,6 +31,7 @@ from aotbuild.workspace import settings
 from aotbuild.workspace.discovery import WORKSPACE_FILE
 from aotbuild.workspace.labels import Label, named_explicitly, select
 
+COMPILE_POOL = POOL[0]
 _SHARD = re.compile(r"([0-9]+)/([0-9]+)")
 # This workspace's last build that ran anything: its use of the cache, for `cache stats` (not in the shared cache).
 LAST_BUILD_FILE = f"{layout.STATE_DIR}/last-build.json"
@@ -46,6 +51,8 @@ class BuildRequest:
     shard: tuple[int, int] | None = None  # (K, N) of --shard K/N
     workers: bool = True  # False (--no-workers): one process per action, no warm worker
     verbose: bool = False  # -v: say how the build was decided (the no-op stamp, ninja's version)
+    executor: str | None = None  # --executor; None: the variable or WORKSPACE executor decides; '' turns it off
+    executor_required: bool = False  # --executor-required: no local fallback after cluster faults
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -119,9 +126,15 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], wanted: Goals
     events_file = ctx.out_dir / layout.STATE_DIR / f"events-{os.getpid()}.jsonl"  # where the actions report
     events_file.unlink(missing_ok=True)
     settings.clear_remote_marks(events_file)
+    executor = settings.executor_url(settings.environ(), request.executor, plan.executor)
+    if executor is not None:
+        from aotbuild.executors import session
+
+        session.check_remote(wanted.remote)
+    # With an executor the remote cache carries inputs and results between this machine and the nodes.
     env = {settings.EVENTS_VAR: str(events_file), **cache_env,
-           **settings.remote_env(wanted.remote, request.remote_upload, request.remote_required,
-                                 plan.remote_verify_keys)}
+           **settings.remote_env(wanted.remote, request.remote_upload or executor is not None,
+                                 request.remote_required, plan.remote_verify_keys)}
     if not request.workers:
         env[settings.WORKERS_VAR] = "0"
     lookup = cache_only if before is None else []
@@ -132,10 +145,30 @@ def _run(ctx: Context, request: BuildRequest, labels: list[Label], wanted: Goals
         fetched = [x for x in lookup if x not in missed]
     result.outcomes.update((str(x), NEEDS_GPU) for x in cache_only if x not in fetched)
     wanted = replace(wanted, optional=wanted.optional | {str(x) for x in fetched})
-    ninja_pass.run(plan.ninja, ctx.out_dir, wanted, built + fetched, result, jobs=request.jobs,
-                   keep_going=request.keep_going, explain=request.explain, env=env, pass_fds=pass_fds)
+    with _executor(executor, request) as cluster:
+        jobs = request.jobs if request.jobs is not None or cluster is None else cluster.slots
+        # The compiles run on the cluster: as many at once as it has slots, not as this machine's memory allows.
+        write_pools(ctx.out_dir, {COMPILE_POOL: max(cluster.slots, pool_depths()[COMPILE_POOL]),
+                                  LOCAL_POOL[0]: (os.cpu_count() or 1) + 2} if cluster else None)
+        try:
+            ninja_pass.run(plan.ninja, ctx.out_dir, wanted, built + fetched, result, jobs=jobs,
+                           keep_going=request.keep_going, explain=request.explain,
+                           env={**env, **(cluster.env if cluster else {})}, pass_fds=pass_fds,
+                           where=cluster.where if cluster else None)
+        finally:
+            if cluster:
+                write_pools(ctx.out_dir)  # plain ninja runs compiles here
     if before is not None and not result.ninja_rc and not result.events:
         noop_stamp.finish(ctx.out_dir, before)
+
+
+def _executor(url: str | None, request: BuildRequest) -> contextlib.AbstractContextManager:
+    """The executor session (ninja's -j and the actions' broker), or none: Ray is imported only with one."""
+    if url is None:
+        return contextlib.nullcontext(None)
+    from aotbuild.executors import session
+
+    return session.opened(url, session.source_of(request.executor), request.executor_required)
 
 
 def _cache_pass(ctx: Context, request: BuildRequest, required: list[Label], labels: list[Label],

@@ -36,7 +36,7 @@ class GraphError(Exception):
 @dataclass
 class BuildGraph:
     rules: dict[str, Rule] = field(default_factory=dict)
-    pools: dict[str, int] = field(default_factory=dict)
+    pools: dict[str, int | str] = field(default_factory=dict)  # a depth, or a variable ("$x") holding it
     edges: list[Edge] = field(default_factory=list)
     _producers: dict[str, Edge] = field(default_factory=dict)
 

@@ -50,6 +50,7 @@ class Progress:
     finished: int = 0
     done: int = 0  # aotbuild actions finished (spec files and re-planning are not worth counting)
     running: Counter = field(default_factory=Counter)  # description -> how many edges with it run
+    where: Mapping[str, str] = field(default_factory=dict)  # label -> the cluster node its action runs on
     _pending: bytes = b""  # the start of a status print, to complete with the next chunk
     _after_status: bool = False
 
@@ -71,7 +72,8 @@ class Progress:
         for description in self.running.elements():
             action = _ACTION.fullmatch(description)
             if action:
-                by_verb.setdefault(action[1], []).append(action[2])
+                node = self.where.get(action[2])
+                by_verb.setdefault(action[1], []).append(f"{action[2]} on {node}" if node else action[2])
         parts += [f"{_gerund(verb)} {', '.join(sorted(labels))}" for verb, labels in sorted(by_verb.items())]
         text = " · ".join(parts)
         return text if len(text) <= width else text[:max(0, width - 1)] + "…"
@@ -105,7 +107,8 @@ class Progress:
         return rest.replace(b"\r\n", b"\n")
 
 
-def run(cmd: list[str], cwd: Path, env: Mapping[str, str], pass_fds: tuple[int, ...], out: TextIO) -> int:
+def run(cmd: list[str], cwd: Path, env: Mapping[str, str], pass_fds: tuple[int, ...], out: TextIO,
+        where: Mapping[str, str] | None = None) -> int:
     """ninja's exit code, run on a pseudo-terminal with the progress line drawn on `out`; a signal stops all."""
     master, slave = pty.openpty()  # of width 0, which ninja takes as no width: it never shortens a line
     with open(master, "rb", buffering=0) as terminal:  # closed however this ends
@@ -115,11 +118,11 @@ def run(cmd: list[str], cwd: Path, env: Mapping[str, str], pass_fds: tuple[int, 
         finally:
             os.close(slave)
         with forwarded(proc):
-            return _show(proc, terminal, out)
+            return _show(proc, terminal, out, where or {})
 
 
-def _show(proc: subprocess.Popen, terminal: BinaryIO, out: TextIO) -> int:
-    progress = Progress()
+def _show(proc: subprocess.Popen, terminal: BinaryIO, out: TextIO, where: Mapping[str, str]) -> int:
+    progress = Progress(where=where)
     started = time.monotonic()
     columns = shutil.get_terminal_size().columns
     drawn = ""

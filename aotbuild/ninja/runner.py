@@ -14,7 +14,8 @@ from aotbuild.interrupts import forwarded
 
 
 def run_ninja(binary: str, out_dir: Path, goals: list[str], *, jobs: int | None, keep_going: bool, explain: bool,
-              env: Mapping[str, str], pass_fds: tuple[int, ...] = (), log: Path | None = None) -> int:
+              env: Mapping[str, str], pass_fds: tuple[int, ...] = (), log: Path | None = None,
+              where: Mapping[str, str] | None = None) -> int:
     """Run ninja on `goals`; its exit code. A terminal gets our progress line, `log` (for a pass whose expected
     failures are not news) all of ninja's output. A signal to the CLI stops ninja and every action."""
     # aotbuild's build file lives in the state dir; ninja runs in aot-out/ (its cwd: `-C` would announce
@@ -30,7 +31,7 @@ def run_ninja(binary: str, out_dir: Path, goals: list[str], *, jobs: int | None,
     if log is None and sys.stdout.isatty() and os.environ.get("TERM", "dumb") != "dumb":
         from aotbuild.ninja import progress
 
-        return progress.run(cmd, out_dir, {**os.environ, **env}, pass_fds, sys.stdout)
+        return progress.run(cmd, out_dir, {**os.environ, **env}, pass_fds, sys.stdout, where)
     with open(log, "wb") if log is not None else contextlib.nullcontext() as out:
         # Without a terminal, ninja's status is a count of finished edges that only goes up (its default
         # `[%f/%t] ` shows a total that shrinks as restat prunes edges). A NINJA_STATUS the user set is theirs.

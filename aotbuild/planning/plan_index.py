@@ -16,7 +16,7 @@ from aotbuild.planning.file_state import FileState, stat_fields, verdict
 from aotbuild.workspace.discovery import MAX_SOURCE_BYTES, WORKSPACE_FILE, discover_packages
 from aotbuild.workspace.labels import Label
 
-FORMAT = 2  # bumped whenever the index's shape changes: an older index is simply planned over
+FORMAT = 3  # bumped whenever the index's shape changes: an older index is simply planned over
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class Plan:
     remote_cache: str | None  # WORKSPACE.aot.yaml's cache.remote
     remote_verify_keys: tuple[str, ...]  # WORKSPACE.aot.yaml's cache.verify_keys
     ninja_file: list[int] | None  # written_state() of build.ninja as the plan left it
+    executor: str | None = None  # WORKSPACE.aot.yaml's executor
     # plan.json's bytes as read, whose lines (one per package) encode_plan reuses for entries still the same.
     encoded: bytes | None = field(default=None, compare=False, repr=False)
 

@@ -15,7 +15,8 @@ from aotbuild import __version__, layout, rules
 from aotbuild.errors import Location, TargetError
 from aotbuild.fsutil import replace_if_changed_unsynced, replace_unsynced
 from aotbuild.planning.file_state import FileState, read_state
-from aotbuild.planning.ninja_files import PACKAGES_DIR, package_file, package_ninja, package_specs_text, top_ninja
+from aotbuild.planning.ninja_files import (PACKAGES_DIR, package_file, package_ninja, package_specs_text, top_ninja,
+                                          write_pools)
 from aotbuild.planning.plan_index import PackageEntry, Plan, Staleness, encode_plan, watch_state, written_state
 from aotbuild.workspace.discovery import MAX_SOURCE_BYTES, WORKSPACE_FILE, discover_packages
 from aotbuild.workspace.schema import Package, WorkspaceConfig, load_package, parse_workspace
@@ -101,13 +102,14 @@ def _update_plan(root: Path, out_dir: Path, old: Plan | None, stale: Staleness) 
     if full or stale.removed:
         _remove_stray_package_files(out_dir, {package_file(p, ext) for p in with_targets for ext in ("ninja", "specs")})
     top = top_ninja(python, [WORKSPACE_FILE] + [layout.build_file(p) for p in packages], with_targets)
+    write_pools(out_dir)  # before build.ninja, which includes it
     ninja_file = out_dir / layout.NINJA_FILE
     if not replace_if_changed_unsynced(ninja_file, top.encode()):
         # A fresh mtime marks ninja's generator edge done for every BUILD file read so far.
         os.utime(ninja_file)
     plan = Plan(__version__, sys.executable, str(Path(ninja.BIN_DIR) / "ninja"), config.cache_dir,
                 list(config.ignore), workspace_state, entries, config.remote_cache, config.remote_verify_keys,
-                written_state(ninja_file))
+                written_state(ninja_file), config.executor)
     replace_unsynced(out_dir / layout.PLAN_FILE, encode_plan(plan, old))
     return plan
 

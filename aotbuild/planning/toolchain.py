@@ -70,11 +70,13 @@ def cpu_flags() -> str:
     return ""
 
 
-def cpu_isa() -> str:
-    """The host CPU's instruction-set flags: inductor compiles CPU code with -march=native by default."""
+def cpu_isa(env: Mapping[str, str] | None = None) -> str:
+    """The host CPU's instruction-set flags (inductor compiles CPU code with -march=native by default), unless
+    $AOTBUILD_CPU_ISA declares another."""
     from aotbuild.hashing import sha256_bytes
 
-    return f"{os.uname().machine}:{sha256_bytes(cpu_flags().encode())[:16]}"
+    declared = settings.declared_cpu_isa(env) if env is not None else None
+    return declared or f"{os.uname().machine}:{sha256_bytes(cpu_flags().encode())[:16]}"
 
 
 def gpu_arch() -> str | None:
@@ -99,7 +101,7 @@ def fingerprint(env: Mapping[str, str]) -> dict[str, Any]:
     the visible GPUs'; `host` is what this machine has, for decisions only, never in a key."""
     torch = torch_versions()
     export = {"python": ".".join(map(str, sys.version_info[:3])), "aotbuild": __version__, **torch}
-    compile_ = {**export, "cxx": compiler_version(env), "cpu_isa": cpu_isa(), "env": settings.toolchain_env(env)}
+    compile_ = {**export, "cxx": compiler_version(env), "cpu_isa": cpu_isa(env), "env": settings.toolchain_env(env)}
     detected = gpu_arch()
     cuda = {"cuda": torch["torch_cuda"], "gpu_arch": settings.declared_gpu_arch(env) or detected,
             "triton": triton_version()}
@@ -123,8 +125,8 @@ def _stamp(env: Mapping[str, str], files: list[str]) -> list[Any]:
     gpus = sorted(os.listdir("/proc/driver/nvidia/gpus")) if os.path.isdir("/proc/driver/nvidia/gpus") else []
     # The flags themselves, not cpu_isa()'s digest of them: a no-op build need not load hashlib.
     return [sys.executable, sys.version, __version__, settings.toolchain_env(env), os.uname().machine, cpu_flags(),
-            settings.declared_gpu_arch(env), compiler, identity(compiler), identity(sys.executable),
-            shutil.which("nvidia-smi"), gpus, [identity(f) for f in files]]
+            settings.declared_gpu_arch(env), settings.declared_cpu_isa(env), compiler, identity(compiler),
+            identity(sys.executable), shutil.which("nvidia-smi"), gpus, [identity(f) for f in files]]
 
 
 def cached_fingerprint(stamp_file: Path, env: Mapping[str, str]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from aotbuild.workspace.yaml_source import Node, load_yaml, parse_yaml
 DEFAULTABLE = tuple(FIELD_PARSERS)
 TARGET_FIELDS = ("model", "kwargs", "weights", "inputs", "dims", *DEFAULTABLE)
 BUILD_FILE_FIELDS = ("defaults", "targets")
-WORKSPACE_FIELDS = ("defaults", "cache", "ignore")
+WORKSPACE_FIELDS = ("defaults", "cache", "ignore", "executor")
 _REQUIRED = {"model": "write model: package.module:factory", "inputs": f"write inputs: {{x: {TENSOR_EXAMPLE}}}"}
 
 
@@ -50,8 +50,10 @@ def parse_workspace(node: Node, file: str) -> WorkspaceConfig:
     remote = expect(ctx, cache["remote"], "cache.remote", str, url) if "remote" in cache else None
     verify_keys = _verify_keys(ctx, cache["verify_keys"]) if "verify_keys" in cache else ()
     ignore = strings(ctx, mapping.get("ignore", Node([], 1)), "ignore", "a list of directories", "a directory path")
+    executor = (expect(ctx, mapping["executor"], "executor", str, "a URL: ray://HOST:PORT")
+                if "executor" in mapping else None)
     return WorkspaceConfig(_parse_defaults(ctx, mapping), cache_dir,
-                           tuple(text.strip("/") for _, text in ignore), remote, verify_keys)
+                           tuple(text.strip("/") for _, text in ignore), remote, verify_keys, executor)
 
 
 def _verify_keys(ctx: Ctx, node: Node) -> tuple[str, ...]:

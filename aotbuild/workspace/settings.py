@@ -11,6 +11,15 @@ from aotbuild.errors import UserError
 
 CACHE_DIR_VAR = "AOTBUILD_CACHE_DIR"
 GPU_ARCH_VAR = "AOTBUILD_GPU_ARCH"  # the GPU arch CUDA artifacts are keyed for where none is visible (CPU-only CI)
+# The CPU ISA this machine reports in its toolchain fingerprint instead of the one its CPU flags give: a client
+# keying CPU artifacts for its build cluster's CPU family, or a test simulating a node with another CPU.
+CPU_ISA_VAR = "AOTBUILD_CPU_ISA"
+# Where export and compile misses run (executors/): a ray://HOST:PORT cluster; the CLI reads it (after
+# --executor), and tells its actions the socket of its broker instead (EXECUTOR_SOCKET_VAR).
+EXECUTOR_VAR = "AOTBUILD_EXECUTOR"
+EXECUTOR_SOCKET_VAR = "AOTBUILD_EXECUTOR_SOCKET"
+EXECUTOR_REQUIRED_VAR = "AOTBUILD_EXECUTOR_REQUIRED"  # "1": an action the cluster could not run fails the build
+EXECUTOR_DEADLINE_VAR = "AOTBUILD_EXECUTOR_DEADLINE"  # seconds one cluster attempt may take before it is retried
 CACHE_READONLY_VAR = "AOTBUILD_CACHE_READONLY"  # set by the CLI when the cache cannot be written
 EVENTS_VAR = "AOTBUILD_EVENTS"  # set by the CLI so actions can report what they did; unset under plain ninja
 # "0": each action in a process of its own (--no-workers); else warm workers. Read by aotbuild.workers.client,
@@ -63,6 +72,28 @@ def cache_dir(env: Mapping[str, str], flag: str | None, workspace_setting: str |
 def declared_gpu_arch(env: Mapping[str, str]) -> str | None:
     """A compute capability such as '9.0', or several comma-separated; None when not declared."""
     return ",".join(sorted(a.strip() for a in env.get(GPU_ARCH_VAR, "").split(",") if a.strip())) or None
+
+
+def declared_cpu_isa(env: Mapping[str, str]) -> str | None:
+    return env.get(CPU_ISA_VAR, "").strip() or None
+
+
+def executor_url(env: Mapping[str, str], flag: str | None, workspace_setting: str | None) -> str | None:
+    """--executor (empty turns it off), then AOTBUILD_EXECUTOR, then WORKSPACE's executor."""
+    return (flag if flag is not None else env.get(EXECUTOR_VAR, workspace_setting)) or None
+
+
+def executor_deadline(env: Mapping[str, str]) -> float:
+    return _positive(env, EXECUTOR_DEADLINE_VAR, 3600.0)
+
+
+def executor_socket(env: Mapping[str, str]) -> Path | None:
+    value = env.get(EXECUTOR_SOCKET_VAR)
+    return Path(value) if value else None
+
+
+def executor_required(env: Mapping[str, str]) -> bool:
+    return env.get(EXECUTOR_REQUIRED_VAR) == "1"
 
 
 def events_file(env: Mapping[str, str]) -> Path | None:

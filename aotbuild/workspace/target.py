@@ -116,3 +116,4 @@ class WorkspaceConfig:
     ignore: tuple[str, ...]
     remote_cache: str | None = None  # cache.remote's URL; never credentials, since this file is committed
     remote_verify_keys: tuple[str, ...] = ()  # cache.verify_keys: remote entries must be signed by one of them
+    executor: str | None = None  # where misses run: ray://HOST:PORT (executors/)

@@ -1,0 +1,73 @@
+"""Which cluster nodes may run an action: Ray resources named after the toolchain parts an artifact key holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aotbuild.text import plural
+
+# A node advertises each of its labels as a custom resource this large, and a task asks for a sliver of it:
+# a label, not a capacity (capacity is the node's CPUs and GPUs).
+CPU_ISA = "aotbuild_cpu_isa:"
+GPU_ARCH = "aotbuild_gpu_arch:"
+ADVERTISED = 1000.0
+ASKED = 0.001
+
+
+def node_resources(fingerprint: dict[str, Any]) -> dict[str, float]:
+    """What `ray start --resources` should say for a node with this toolchain fingerprint (its own, as
+    `aotbuild executor resources` prints it): its CPU ISA and, where it has GPUs, their arch."""
+    found = {CPU_ISA + fingerprint["compile"]["cpu_isa"]: ADVERTISED}
+    if fingerprint["host"]["gpu_arch"]:
+        found[GPU_ARCH + fingerprint["host"]["gpu_arch"]] = ADVERTISED
+    return found
+
+
+def needs(device: str, toolchain: dict[str, Any]) -> dict[str, float]:
+    """The resources an action for `device` keyed on `toolchain` asks for. CPU code is -march=native, so even a
+    CUDA artifact (whose wrapper is C++) is tied to the CPU ISA; a CUDA one also to the GPU arch."""
+    wanted = {CPU_ISA + toolchain["compile"]["cpu_isa"]: ASKED}
+    if device.startswith("cuda"):
+        wanted[GPU_ARCH + str(toolchain["cuda"]["gpu_arch"])] = ASKED
+        wanted["GPU"] = 1.0
+    return wanted
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    address: str
+    resources: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """Short and stable for a node's life: its address and the start of its Ray id."""
+        return f"{self.address}/{self.id[:6]}"
+
+    def serves(self, wanted: dict[str, float]) -> bool:
+        return all(self.resources.get(name, 0.0) >= amount for name, amount in wanted.items())
+
+    def describe(self) -> str:
+        labels = [n for n in sorted(self.resources) if n.startswith((CPU_ISA, GPU_ARCH))]
+        cpus, gpus = int(self.resources.get("CPU", 0.0)), int(self.resources.get("GPU", 0.0))
+        return (f"node {self.name} ({plural(cpus, 'CPU')}, {plural(gpus, 'GPU')}; "
+                f"{', '.join(labels) if labels else 'no aotbuild labels'})")
+
+
+def unserved(wanted: dict[str, float], nodes: list[Node]) -> str:
+    """The error for an action no node can run: what it needs, what each node has, and how to fix it."""
+    need = ", ".join(n for n in sorted(wanted) if n != "GPU") + (" and a GPU" if "GPU" in wanted else "")
+    have = "; ".join(n.describe() for n in nodes) or "no live nodes"
+    return (f"no node of the cluster can run it: they need {need}; the cluster has: {have}\n"
+            "  fix: add a node with that CPU (and GPU), started with "
+            "`ray start --address=... --resources=\"$(aotbuild executor resources)\"`")
+
+
+def mismatch(expected: dict[str, Any], found: dict[str, Any], device: str) -> list[str]:
+    """The parts of the toolchain a key was computed for (`expected`) that a node's own fingerprint (`found`)
+    differs in: the node must refuse, or it would store an artifact under a key it does not own."""
+    sections = ("export", "compile") + (("cuda",) if device.startswith("cuda") else ())
+    return [f"{section}.{name}: key has {value!r}, node has {found.get(section, {}).get(name)!r}"
+            for section in sections for name, value in sorted(expected[section].items())
+            if found.get(section, {}).get(name) != value]

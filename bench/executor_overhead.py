@@ -1,0 +1,106 @@
+"""The executor's overhead per action: the same compiles through a one-node Ray cluster and with local warm workers.
+
+    .venv/bin/python bench/executor_overhead.py [--models N] [--json executor-results.json]
+
+Starts nginx (the remote cache) and a one-node Ray cluster on loopback (1 CPU), and writes a workspace of N+1
+distinct tiny models. Two builds, each from an empty local cache with -j 1 so no action waits on another: one
+local (warm workers), one with --executor (and an empty remote prefix). The first model of each warms up (a cold
+warm worker, precompiled headers) and is left out. Per compile action it reports the client's action time, and
+for the cluster the node's own action time, so that overhead = client action - node action (broker, Ray,
+scratch layout, toolchain check, upload by the node, download and checks here). Both run on this machine, so
+the compile itself costs the same in both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from tests.conftest import TINY_MODEL  # noqa: E402 - the tests' tiny model
+from tests.ray_cluster import RayCluster  # noqa: E402 - the tests' cluster
+from tests.remote_servers import Nginx, free_port  # noqa: E402
+
+PY = sys.executable
+
+
+def workspace(dest: Path, models: int) -> Path:
+    (dest / "m").mkdir(parents=True)
+    (dest / "WORKSPACE.aot.yaml").write_text("")
+    (dest / "m" / "__init__.py").write_text("")
+    (dest / "m" / "tiny.py").write_text(TINY_MODEL)
+    targets = "".join(f"  t{n:02d}: {{model: m.tiny:Tiny, kwargs: {{n: {n}}}, "
+                      f"inputs: {{x: {{shape: [2, {n}], dtype: float32}}}}}}\n" for n in range(3, 4 + models))
+    (dest / "m" / "BUILD.aot.yaml").write_text("targets:\n" + targets)
+    return dest
+
+
+def build(ws: Path, cache: Path, *extra: str) -> tuple[float, dict]:
+    report = ws / ".bench-report.json"
+    started = time.perf_counter()
+    proc = subprocess.run([PY, "-m", "aotbuild", "build", "//...", "-j", "1", "--report", str(report), *extra],
+                          cwd=ws, env={**os.environ, "AOTBUILD_CACHE_DIR": str(cache)}, capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"build failed in {ws}:\n{proc.stdout}\n{proc.stderr}")
+    return time.perf_counter() - started, json.loads(report.read_text())
+
+
+def compiles(report: dict) -> list[dict]:
+    """Compile events in label order, the warm-up (t03) left out."""
+    found = sorted((a for a in report["actions"] if a["action"] == "compile"), key=lambda a: a["label"])
+    return found[1:]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", type=int, default=5)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="aotray-bench-"))
+    nginx = Nginx(base / "nginx", free_port())
+    (base / "nginx").mkdir()
+    os.chmod(base, 0o755)
+    nginx.start()
+    cluster = RayCluster(base, free_port(), free_port())
+    try:
+        cluster.start_node("head", True, cluster.node_env("head"))
+        cluster.wait_nodes(1)
+        load = os.getloadavg()
+        local_s, local = build(workspace(base / "local", args.models), base / "local-cache", "--remote-cache", "")
+        cluster_s, remote = build(workspace(base / "cluster", args.models), base / "cluster-cache",
+                                  "--executor", cluster.url, "--remote-cache", nginx.url(nginx.new_prefix()))
+        rows = []
+        for mine, theirs in zip(compiles(local), compiles(remote)):
+            ex = theirs["executor"]
+            rows.append({"label": mine["label"], "local_s": mine["seconds"], "cluster_s": theirs["seconds"],
+                         "node_action_s": ex["action_seconds"], "queue_s": ex["queue_s"],
+                         "overhead_s": round(theirs["seconds"] - ex["action_seconds"], 3)})
+        result = {"models": args.models, "load_before": [round(x, 2) for x in load],
+                  "load_after": [round(x, 2) for x in os.getloadavg()], "rows": rows,
+                  "median_overhead_s": statistics.median(r["overhead_s"] for r in rows),
+                  "median_local_s": statistics.median(r["local_s"] for r in rows),
+                  "median_cluster_s": statistics.median(r["cluster_s"] for r in rows),
+                  "median_export_s": statistics.median(a["seconds"] for a in sorted(
+                      (a for a in local["actions"] if a["action"] == "export"), key=lambda a: a["label"])[1:]),
+                  "build_local_s": round(local_s, 2), "build_cluster_s": round(cluster_s, 2)}
+        print(json.dumps(result, indent=1))
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=1))
+    finally:
+        for name in list(cluster.nodes):
+            cluster.stop_node(name)
+        nginx.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

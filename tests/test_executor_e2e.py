@@ -1,0 +1,169 @@
+"""Builds through a real two-node Ray cluster and nginx: byte-identical artifacts, routing, refusals, faults."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import SAME_ARCHITECTURE, TARGETS, Run, aotbuild, artifact_digests, copy_example, make_tiny, write
+from .ray_cluster import SIMULATED_ISA
+
+pytestmark = [pytest.mark.torch,
+              pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs ray[client] (.ci/setup)")]
+
+
+def _build(ws: Path, cluster, nginx, cache: Path, *args: str, env: dict[str, str] | None = None) -> Run:
+    """A build through the cluster, with a fresh remote prefix (the nodes' own caches persist per session)."""
+    return aotbuild(["build", *args, "--executor", cluster.url, "--remote-cache", nginx.url(nginx.new_prefix())],
+                    ws, {"AOTBUILD_CACHE_DIR": str(cache), **(env or {})})
+
+
+def _compiles(run: Run) -> dict[str, dict]:
+    return {a["label"]: a.get("executor") for a in run.report["actions"] if a["action"] == "compile"}
+
+
+def _tiny(tmp_path: Path, tiny_cache: dict[str, str], n: int | None = None) -> tuple[Path, Path]:
+    """The tiny workspace and a copy of the session's cache of it (its exports hit); `n`: a model no cache has."""
+    ws = make_tiny(tmp_path / "ws")
+    if n is not None:
+        write(ws / "m" / "BUILD.aot.yaml", f"targets:\n  a: {{model: m.tiny:Tiny, kwargs: {{n: {n}}}, "
+                                           f"inputs: {{x: {{shape: [2, {n}], dtype: float32}}}}}}\n")
+    cache = tmp_path / "cache"
+    shutil.copytree(tiny_cache["AOTBUILD_CACHE_DIR"], cache)
+    return ws, cache
+
+
+def _reference(tmp_path: Path, tiny_cache: dict[str, str]) -> dict[str, str]:
+    """The tiny workspace's artifacts as the session's local build made them (a cache hit: no compile)."""
+    ws = make_tiny(tmp_path / "reference")
+    assert aotbuild(["build", "//m:a", "--remote-cache", ""], ws, tiny_cache).code == 0
+    return artifact_digests(ws)
+
+
+def test_the_example_builds_on_the_cluster_byte_identical_to_a_local_build(cold, ray_cluster, nginx_server,
+                                                                           tmp_path: Path) -> None:
+    local_ws, _ = cold
+    ws = copy_example(tmp_path / "ws")
+    run = _build(ws, ray_cluster, nginx_server, tmp_path / "cache", "//...")
+    assert run.code == 0, run.output
+    outcomes = run.report["targets"]
+    assert outcomes == {**{t: "compiled" for t in TARGETS}, **{t: outcomes[t] for t in SAME_ARCHITECTURE}}
+    # The architecture's second weights re-package here, from the refit record the node's compile stored.
+    repackaged = [t for t in SAME_ARCHITECTURE if outcomes[t] == "re-packaged"]
+    assert len(repackaged) == 1 and _compiles(run)[repackaged[0]] is None, run.output
+    # Only the head has this machine's CPU ISA: the second node says it has another.
+    assert {e["node"] for t, e in _compiles(run).items() if t not in repackaged} == {ray_cluster.names["head"]}
+    assert artifact_digests(ws) == artifact_digests(local_ws)
+
+
+def test_a_target_keyed_for_the_second_nodes_isa_compiles_there(ray_cluster, nginx_server, tiny_cache,
+                                                               tmp_path: Path) -> None:
+    ws, cache = _tiny(tmp_path, tiny_cache)
+    run = _build(ws, ray_cluster, nginx_server, cache, "//m:a", env={"AOTBUILD_CPU_ISA": SIMULATED_ISA})
+    assert run.code == 0, run.output
+    executor = _compiles(run)["//m:a"]
+    assert executor["node"] == ray_cluster.names["second"] and executor["queue_s"] >= 0
+    assert '"cpu_isa": "x86_64:simulated-isa"' in (ws / "aot-out" / "m" / "@a" / "manifest.json").read_text()
+
+
+def test_a_target_no_node_can_serve_fails_naming_its_need_and_the_nodes(ray_cluster, nginx_server, tiny_cache,
+                                                                       tmp_path: Path) -> None:
+    ws, cache = _tiny(tmp_path, tiny_cache)
+    run = _build(ws, ray_cluster, nginx_server, cache, "//m:a", env={"AOTBUILD_CPU_ISA": "x86_64:nowhere"})
+    assert run.code == 1
+    failure = run.report["failures"]["//m:a"]
+    assert "no node of the cluster can run it: they need aotbuild_cpu_isa:x86_64:nowhere" in failure
+    assert all(f"node {name} (1 CPU, 0 GPUs" in failure for name in ray_cluster.names.values()), failure
+
+
+def test_cuda_targets_without_a_gpu_are_skipped_under_a_wildcard_and_fail_when_named(ray_cluster, nginx_server,
+                                                                                     tmp_path: Path) -> None:
+    if shutil.which("nvidia-smi"):
+        pytest.skip("needs a machine without a GPU")
+    ws = copy_example(tmp_path / "ws", gpu=True)
+    run = _build(ws, ray_cluster, nginx_server, tmp_path / "cache", "//gpu/...")
+    assert run.code == 0 and "CUDA targets skipped" in run.stderr, run.output
+    run = _build(ws, ray_cluster, nginx_server, tmp_path / "cache", "//gpu:mlp")
+    # Named, it fails as without an executor: its export needs a GPU here (nodes do not export yet).
+    assert run.code == 1 and "needs a CUDA GPU" in run.report["failures"]["//gpu:mlp"], run.output
+
+
+def test_a_node_with_another_toolchain_refuses_and_the_compile_runs_here(ray_cluster, nginx_server, tiny_cache,
+                                                                         tmp_path: Path) -> None:
+    ws, cache = _tiny(tmp_path, tiny_cache)
+    # In the compile key (an inductor variable) but not in the nodes' environment: every node must refuse.
+    env = {"TORCHINDUCTOR_MAX_AUTOTUNE": "0"}
+    run = _build(ws, ray_cluster, nginx_server, cache, "//m:a", "--executor-required", env=env)
+    assert run.code == 1
+    failure = run.report["failures"]["//m:a"]
+    assert failure.count("refused: toolchain differs: compile.env") == 2 and "--executor-required" in run.output
+    run = _build(ws, ray_cluster, nginx_server, cache, "//m:a", env=env)
+    assert run.code == 0 and "compiled on this machine, not the cluster: node" in run.output, run.output
+    assert _compiles(run)["//m:a"]["node"] is None
+
+
+def _task_running_an_action(timeout: float = 120.0) -> int:
+    """The pid of a Ray worker running run_action once its action process has started."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid in subprocess.run(["pgrep", "-f", "^ray::run_action"], capture_output=True, text=True).stdout.split():
+            if subprocess.run(["pgrep", "-P", pid, "-f", "client.py"], capture_output=True).returncode == 0:
+                return int(pid)
+        time.sleep(0.2)
+    raise AssertionError("no cluster task started an action")
+
+
+def test_killing_the_nodes_worker_mid_compile_ends_in_a_correct_build(ray_cluster, nginx_server, tiny_cache,
+                                                                       tmp_path: Path) -> None:
+    # An empty cache here (no compile entry to hit); the head has never compiled the tiny models (the second
+    # node did, for another ISA), so the compile really runs there, and is killed.
+    ws = make_tiny(tmp_path / "ws")
+    report = tmp_path / "report.json"
+    cmd = [sys.executable, "-m", "aotbuild", "build", "//m:a", "--executor", ray_cluster.url, "--remote-cache",
+           nginx_server.url(nginx_server.new_prefix()), "--report", str(report)]
+    proc = subprocess.Popen(cmd, cwd=ws, env={**os.environ, "AOTBUILD_CACHE_DIR": str(tmp_path / "cache")},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        worker = _task_running_an_action()
+        time.sleep(2)  # into the compile
+        os.kill(worker, signal.SIGKILL)
+        output, _ = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, output
+    (executor,) = [a["executor"] for a in json.loads(report.read_text())["actions"] if a["action"] == "compile"]
+    assert len(executor["faults"]) == 1 and "WorkerCrashedError" in executor["faults"][0]
+    assert executor["node"] == ray_cluster.names["head"]
+    assert artifact_digests(ws) == _reference(tmp_path, tiny_cache)
+
+
+def test_ctrl_c_cancels_the_clusters_task(ray_cluster, nginx_server, tmp_path: Path) -> None:
+    ws = make_tiny(tmp_path / "ws")
+    write(ws / "m" / "BUILD.aot.yaml", "targets:\n  a: {model: m.tiny:Tiny, kwargs: {n: 7}, "
+                                       "inputs: {x: {shape: [2, 7], dtype: float32}}}\n")  # in no cache
+    cmd = [sys.executable, "-m", "aotbuild", "build", "//m:a", "--executor", ray_cluster.url, "--remote-cache",
+           nginx_server.url(nginx_server.new_prefix())]
+    proc = subprocess.Popen(cmd, cwd=ws, env={**os.environ, "AOTBUILD_CACHE_DIR": str(tmp_path / "cache")},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        worker = _task_running_an_action()
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, output
+    # The task was cancelled: its worker no longer runs an action (Ray keeps the process, idle, for reuse).
+    deadline = time.monotonic() + 30
+    while subprocess.run(["pgrep", "-P", str(worker), "-f", "client.py"], capture_output=True).returncode == 0:
+        assert time.monotonic() < deadline, "the node still runs the action"
+        time.sleep(0.2)
+    assert not (ws / "aot-out" / "m" / "@a" / "manifest.json").exists()
