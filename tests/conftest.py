@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,16 @@ def copy_example(dest: Path, gpu: bool = False) -> Path:
     skip = ("aot-out", "__pycache__") + (() if gpu else (GPU_PACKAGE,))
     shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns(*skip))
     return dest
+
+
+def wait_for(predicate, seconds: float) -> bool:
+    """Whether `predicate()` came true within `seconds` (polled every 0.1 s)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
 
 
 def torch_tripwire(directory: Path) -> tuple[dict[str, str], Path]:

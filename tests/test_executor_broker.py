@@ -14,6 +14,8 @@ from aotbuild.executors.broker import Broker
 from aotbuild.executors.cluster import ClusterFault
 from aotbuild.executors.dispatch import _ask
 
+from .conftest import wait_for
+
 TOOLCHAIN = {"compile": {"cpu_isa": "x86_64:aaaa"}, "cuda": {"gpu_arch": None}}
 LABEL_OF_ISA = {routing.CPU_ISA + "x86_64:aaaa": 1000.0, "CPU": 1.0}
 
@@ -114,13 +116,9 @@ def test_an_action_that_goes_away_has_its_task_cancelled() -> None:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.connect(str(broker.socket_path))
             sock.sendall(json.dumps(REQUEST).encode() + b"\n")
-            deadline = time.monotonic() + 10
-            while not cluster.submitted and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_for(lambda: cluster.submitted, 10)
             assert broker.where == {"//m:a": "10.0.0.1/a"}  # the progress line's "on node"
-        deadline = time.monotonic() + 10
-        while not cluster.cancelled and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: cluster.cancelled, 10)
         assert cluster.cancelled == ["00000000"] and broker.where == {}
     finally:
         broker.stop()
@@ -132,9 +130,7 @@ def test_stopping_the_broker_cancels_what_runs_and_answers_the_action() -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.connect(str(broker.socket_path))
         sock.sendall(json.dumps(REQUEST).encode() + b"\n")
-        deadline = time.monotonic() + 10
-        while not cluster.submitted and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: cluster.submitted, 10)
         broker.stop()
         assert json.loads(sock.makefile().readline())["status"] == "unavailable"
     assert cluster.cancelled == ["00000000"]

@@ -20,6 +20,8 @@ import pytest
 from aotbuild.rules import CLIENT
 from aotbuild.workers import client
 
+from .conftest import wait_for
+
 pytestmark = pytest.mark.torch
 
 ACTION = '''import os, sys, time
@@ -86,15 +88,6 @@ def server_pids(env: dict[str, str]) -> list[int]:
 def server_pid(env: dict[str, str]) -> int | None:
     pids = server_pids(env)
     return pids[0] if pids else None
-
-
-def wait_for(predicate, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 def test_output_status_and_fresh_modules_per_action(worker_env, tmp_path: Path) -> None:
