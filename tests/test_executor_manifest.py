@@ -102,3 +102,19 @@ def test_a_manifest_records_digest_and_executable_bit(tmp_path: Path) -> None:
     assert manifest.build(tmp_path, ["a.py", "b.sh"], put) == {
         "a.py": {"sha256": sha256_bytes(b"a"), "mode": 0o644}, "b.sh": {"sha256": sha256_bytes(b"b"), "mode": 0o755}}
     assert seen == [tmp_path / "a.py", tmp_path / "b.sh"]
+
+
+def test_a_node_refuses_a_bundle_whose_manifest_or_spec_names_lead_out(tmp_path: Path) -> None:
+    from aotbuild.executors import worker
+
+    toolchain = worker.own_fingerprint()
+    before = set(worker.base_dir().glob("a-*"))
+    spec = {"label": "//m:a", "device": "cpu"}
+    for extra, why in [({"files": {"../../escape.py": _entry()}}, "'../../escape.py' is not a relative path"),
+                       ({"files": {"/tmp/escape.py": _entry()}}, "'/tmp/escape.py' is not a relative path"),
+                       ({"specs": {"../compile.json": {}}}, "'../compile.json' is not a spec file")]:
+        bundle = {"action": "export", "spec": spec, "toolchain": toolchain, "remote": None, **extra}
+        answer = worker.run_action(bundle)
+        assert answer["status"] == "refused" and why in answer["why"], answer
+    assert not (worker.base_dir().parent / "escape.py").exists() and not Path("/tmp/escape.py").exists()
+    assert set(worker.base_dir().glob("a-*")) <= before  # its scratch directory is gone
