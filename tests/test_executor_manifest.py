@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from aotbuild.actions import shipping
 from aotbuild.executors import manifest
 from aotbuild.hashing import sha256_bytes
 
@@ -74,7 +75,7 @@ def test_the_shipped_files_are_the_lists_files_data_and_weights_never_a_link_out
               "external": [], "globs": [], "env": [], "packages": []},
              {"files": ["m/helper.py"], "absent": [], "external": [], "globs": [], "env": [], "packages": []}]
     spec = {"weights": "m/w.pt", "data": ["m/data/*.txt"]}
-    assert manifest.known_files(ws, lists, spec) == ["m/__init__.py", "m/data/a.txt", "m/helper.py", "m/model.py",
+    assert shipping.known_files(ws, lists, spec) == ["m/__init__.py", "m/data/a.txt", "m/helper.py", "m/model.py",
                                                      "m/new.py", "m/w.pt"]
 
 
@@ -86,7 +87,7 @@ def test_a_first_export_ships_every_workspace_module_but_outputs_hidden_dirs_and
     write(tmp_path / "secret.py", "x")
     os.symlink(tmp_path / "secret.py", ws / "m" / "link.py")
     os.symlink(tmp_path, ws / "linked_dir")
-    assert manifest.workspace_sources(ws, {"weights": "m/w.pt"}) == ["m/model.py", "m/w.pt", "top.py"]
+    assert shipping.workspace_sources(ws, {"weights": "m/w.pt"}) == ["m/model.py", "m/w.pt", "top.py"]
 
 
 def test_a_manifest_records_digest_and_executable_bit(tmp_path: Path) -> None:

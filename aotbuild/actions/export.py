@@ -249,7 +249,7 @@ def export(ctx: ActionContext) -> str:
 
     # The compile's options are checked before exporting: a misspelled one must not cost a whole export to find.
     check_options(ctx.read_json(COMPILE_SPEC))
-    from aotbuild.executors.remote_export import exported
+    from aotbuild.actions.remote_export import exported
 
     on_cluster = exported(ctx)  # None without an executor, or when it must run here
     if on_cluster is not None:

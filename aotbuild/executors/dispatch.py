@@ -14,14 +14,16 @@ from aotbuild.rules.compile import KIND as COMPILE
 from aotbuild.workspace import settings
 
 Local = Callable[..., tuple[dict[str, Any] | None, str]]  # actions/compile.py compile_artifacts
+Sources = Callable[[Any], dict[str, Any]]  # actions/remote_export.py compile_sources
 Compiled = tuple[dict[str, Any], str]  # the compile entry and the action's outcome
 
 
-def compiled(ctx: Any, graph: dict[str, Any], key: str, shape: str, local: Local) -> Compiled:
+def compiled(ctx: Any, graph: dict[str, Any], key: str, shape: str, local: Local, sources: Sources) -> Compiled:
     """The compile entry for `key` (a miss; `shape` its structure's key) and the outcome: `local`'s when the
     build has no executor. With one, `local` first tries only a re-package here (seconds, no compiler): just a
     full compile goes to the cluster. After a cluster fault (retried once there) the compile runs here with a
-    warning, or fails when the build says --executor-required."""
+    warning, or fails when the build says --executor-required. `sources` gives the files and export spec a node
+    needs when it must export again or import the model's output type."""
     env = settings.environ()
     path = settings.executor_socket(env)
     if path is None:
@@ -30,7 +32,7 @@ def compiled(ctx: Any, graph: dict[str, Any], key: str, shape: str, local: Local
     if entry is not None:
         return entry, outcome
     try:
-        return _on_cluster(ctx, graph, key, path)
+        return _on_cluster(ctx, graph, key, path, sources)
     except ClusterUnavailable as e:
         why = str(e)
         if settings.executor_required(env):
@@ -45,14 +47,12 @@ class ClusterUnavailable(Exception):
     """The cluster answered with faults only (or not at all): the compile may still run here."""
 
 
-def _on_cluster(ctx: Any, graph: dict[str, Any], key: str, path: Path) -> Compiled:
+def _on_cluster(ctx: Any, graph: dict[str, Any], key: str, path: Path, sources: Sources) -> Compiled:
     config = settings.remote_settings(settings.environ())
     bundle = {"action": "compile", "spec": ctx.spec, "graph": graph, "toolchain": ctx.toolchain(), "key": key,
               "remote": config.url if config else None}
     if graph["program"] is None or graph["interface"]["requires_imports"]:
-        from aotbuild.executors.remote_export import compile_sources  # it imports this module
-
-        bundle.update(compile_sources(ctx))  # the node exports again, or imports the model's output type
+        bundle.update(sources(ctx))  # the node exports again, or imports the model's output type
     if graph["program"] is not None:
         _ship_program(ctx, graph["program"])
     answer = on_node(ctx, path, bundle)

@@ -8,6 +8,7 @@ from typing import Any
 
 from aotbuild.cache import payloads
 from aotbuild.errors import InfraError
+from aotbuild.actions import shipping
 from aotbuild.executors import dispatch, manifest
 from aotbuild.executors.dispatch import ClusterUnavailable
 from aotbuild.hashing import key_of
@@ -60,9 +61,9 @@ def shipped_files(ctx: Any) -> tuple[list[str] | None, str | None]:
     if cuda and toolchain["cuda"]["gpu_arch"] is None:
         return None, f"a CUDA target needs {settings.GPU_ARCH_VAR} here to be routed to a node with that GPU"
     if lists:
-        return manifest.known_files(ctx.root, lists, ctx.spec), None
+        return shipping.known_files(ctx.root, lists, ctx.spec), None
     if cuda and toolchain["host"]["gpu_arch"] is None:
-        return manifest.workspace_sources(ctx.root, ctx.spec), None
+        return shipping.workspace_sources(ctx.root, ctx.spec), None
     return None, "its first export runs here, where it discovers what the model reads"
 
 
