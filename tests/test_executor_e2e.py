@@ -77,12 +77,11 @@ EXPORT_OUTPUTS = ("graph.json", "reference.json", "reference_io.pt", "graph.deps
 def test_an_edited_models_export_runs_on_a_node_and_writes_what_a_local_export_writes(
         ray_cluster, nginx_server, tiny_cache, tmp_path: Path) -> None:
     ws, cache = _tiny(tmp_path, tiny_cache)  # the cache knows what //m:a's export reads
-    local = make_tiny(tmp_path / "local")
+    local, local_cache = _tiny(tmp_path / "local", tiny_cache)
     for w in (ws, local):  # an edit that keeps the graph: the export misses, the compile hits
         write(w / "m" / "tiny.py", TINY_MODEL + "# edited\n")
-    local_run = aotbuild(["build", "//m:a", "--remote-cache", ""], local,
-                         {"AOTBUILD_CACHE_DIR": str(tmp_path / "local-cache")})
-    assert local_run.code == 0, local_run.output
+    local_run = aotbuild(["build", "//m:a", "--remote-cache", ""], local, {"AOTBUILD_CACHE_DIR": str(local_cache)})
+    assert local_run.code == 0 and local_run.report["targets"]["//m:a"] == "artifact-cache hit", local_run.output
     run = _build(ws, ray_cluster, nginx_server, cache, "//m:a")
     assert run.code == 0, run.output
     assert _ran(run, "export")["//m:a"]["node"] in ray_cluster.names.values(), run.output
@@ -94,6 +93,21 @@ def test_an_edited_models_export_runs_on_a_node_and_writes_what_a_local_export_w
     # A second build is a no-op: the depfile names this checkout's files.
     again = _build(ws, ray_cluster, nginx_server, cache, "//m:a")
     assert again.code == 0 and not _ran(again, "export"), again.output
+
+
+def test_an_export_importing_a_module_its_recorded_list_lacks_runs_here_after_the_node_fails(
+        ray_cluster, nginx_server, tiny_cache, tmp_path: Path) -> None:
+    ws, cache = _tiny(tmp_path, tiny_cache)
+    write(ws / "m" / "helper.py", "SCALE = 1\n")  # new: no recorded list names it, so it is not shipped
+    write(ws / "m" / "tiny.py", "from m.helper import SCALE  # noqa: F401\n" + TINY_MODEL)
+    run = _build(ws, ray_cluster, nginx_server, cache, "//m:a")
+    assert run.code == 0, run.output
+    assert "exported on this machine, not the cluster: on node" in run.output and "helper" in run.output
+    assert _ran(run, "export")["//m:a"]["node"] is None and run.report["targets"]["//m:a"] == "artifact-cache hit"
+    # This export's list names the helper: the next edit's export runs on a node, shipping it.
+    write(ws / "m" / "helper.py", "SCALE = 1  # edited\n")
+    run = _build(ws, ray_cluster, nginx_server, cache, "//m:a")
+    assert run.code == 0 and _ran(run, "export")["//m:a"]["node"] in ray_cluster.names.values(), run.output
 
 
 def test_a_target_keyed_for_the_second_nodes_isa_compiles_there(ray_cluster, nginx_server, tiny_cache,

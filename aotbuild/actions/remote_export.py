@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aotbuild.cache import payloads
-from aotbuild.errors import InfraError
 from aotbuild.actions import shipping
+from aotbuild.cache import payloads
+from aotbuild.errors import ActionError, InfraError
 from aotbuild.executors import dispatch, manifest
 from aotbuild.executors.dispatch import ClusterUnavailable
 from aotbuild.hashing import key_of
@@ -76,7 +76,14 @@ def _on_cluster(ctx: Any, files: list[str], path: Path) -> str:
               "toolchain": ctx.toolchain(), "remote": config.url if config else None, "files": shipped}
     # A cluster without a node for it lets it run here: a CUDA target then fails as without an executor
     # (or is skipped under a wildcard).
-    answer = dispatch.on_node(ctx, path, bundle, unserved_fails=False)
+    try:
+        answer = dispatch.on_node(ctx, path, bundle, unserved_fails=False)
+    except ActionError as e:
+        if settings.executor_required(settings.environ()):
+            raise
+        # The lists are of earlier exports: a module imported since (a new file) was not shipped. Here it is.
+        raise ClusterUnavailable(f"{e.message} (it may read a file that its recorded dependency lists do not "
+                                 "name yet)") from None
     # The node's dependency list, over an older one here; then this checkout's own lookup: it re-hashes what
     # the node's export read, as found here, so a result of inputs that differ from these is not used.
     ctx.store.refresh_action(key_of("export-deps", source_key(ctx)))

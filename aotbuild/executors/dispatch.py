@@ -44,7 +44,7 @@ def compiled(ctx: Any, graph: dict[str, Any], key: str, shape: str, local: Local
 
 
 class ClusterUnavailable(Exception):
-    """The cluster answered with faults only (or not at all): the compile may still run here."""
+    """The cluster answered with faults only (or not at all): the action may still run here."""
 
 
 def _on_cluster(ctx: Any, graph: dict[str, Any], key: str, path: Path, sources: Sources) -> Compiled:
