@@ -145,6 +145,11 @@ def test_cuda_targets_without_a_gpu_are_skipped_under_a_wildcard_and_fail_when_n
     run = _build(ws, ray_cluster, nginx_server, tmp_path / "cache", "//gpu:mlp", env={"AOTBUILD_GPU_ARCH": "9.0"})
     assert run.code == 1 and "needs a CUDA GPU" in run.report["failures"]["//gpu:mlp"], run.output
     assert "no node of the cluster can run it: they need aotbuild_gpu_arch:9.0 and a GPU" in run.output
+    # Under a wildcard too they go to the cluster (not only looked up): skipped, as no node has that GPU.
+    run = _build(ws, ray_cluster, nginx_server, tmp_path / "cache", "//gpu/...", env={"AOTBUILD_GPU_ARCH": "9.0"})
+    assert run.code == 0 and "CUDA targets skipped" in run.stderr, run.output
+    assert all(e["node"] is None and "no node of the cluster" in e["local_because"]
+               for e in _ran(run, "export").values()) and _ran(run, "export"), run.output
 
 
 def test_a_node_with_another_toolchain_refuses_and_the_compile_runs_here(ray_cluster, nginx_server, tiny_cache,
