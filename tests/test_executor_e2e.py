@@ -110,6 +110,44 @@ def test_an_export_importing_a_module_its_recorded_list_lacks_runs_here_after_th
     assert run.code == 0 and _ran(run, "export")["//m:a"]["node"] in ray_cluster.names.values(), run.output
 
 
+REGISTERED_OUTPUT = """import dataclasses
+
+import torch
+import torch.utils._pytree as pytree
+
+
+@dataclasses.dataclass
+class Out:
+    y: torch.Tensor
+
+
+pytree.register_dataclass(Out, serialized_type_name="m.typed.Out")
+
+
+class Typed(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = torch.nn.Linear(5, 3)
+
+    def forward(self, x):
+        return Out(self.lin(x).relu())
+"""
+
+
+def test_a_model_whose_outputs_need_its_module_compiles_on_a_node_given_its_sources(
+        ray_cluster, nginx_server, tmp_path: Path) -> None:
+    ws = make_tiny(tmp_path / "ws")
+    write(ws / "m" / "typed.py", REGISTERED_OUTPUT)
+    write(ws / "m" / "BUILD.aot.yaml", "targets:\n  t: {model: m.typed:Typed, inputs: {x: {shape: [2, 5], "
+                                       "dtype: float32}}}\n")
+    run = _build(ws, ray_cluster, nginx_server, tmp_path / "cache", "//m:t")
+    assert run.code == 0 and run.report["targets"]["//m:t"] == "compiled", run.output
+    assert _ran(run, "export")["//m:t"]["node"] is None  # a first export
+    # The node imported m.typed (to load the program) from the files the export's list named, shipped.
+    assert _ran(run, "compile")["//m:t"]["node"] == ray_cluster.names["head"], run.output
+
+
 def test_a_target_keyed_for_the_second_nodes_isa_compiles_there(ray_cluster, nginx_server, tiny_cache,
                                                                tmp_path: Path) -> None:
     ws, cache = _tiny(tmp_path, tiny_cache)

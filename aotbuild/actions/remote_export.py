@@ -63,7 +63,10 @@ def shipped_files(ctx: Any) -> tuple[list[str] | None, str | None]:
     if lists:
         return shipping.known_files(ctx.root, lists, ctx.spec), None
     if cuda and toolchain["host"]["gpu_arch"] is None:
-        return shipping.workspace_sources(ctx.root, ctx.spec), None
+        files = shipping.workspace_sources(ctx.root, ctx.spec)
+        if len(files) > manifest.MAX_FILES:  # a node would refuse the manifest
+            return None, f"the workspace has {len(files)} .py files, more than a node takes ({manifest.MAX_FILES})"
+        return files, None
     return None, "its first export runs here, where it discovers what the model reads"
 
 
