@@ -100,6 +100,10 @@ def ray_cluster():
     CPU ISA, a second node whose fingerprint and labels say SIMULATED_ISA. One CPU each."""
     base = Path(tempfile.mkdtemp(prefix="aotray-"))  # short: Ray's unix socket paths live under it
     cluster = RayCluster(base, free_port(), free_port())
+    # Once any local ray.init() has left a ~/.ray/auth_token, `ray start` turns token authentication on, and the
+    # Ray Client connections of the nodes' checks and of the builds time out: this cluster is loopback-only.
+    auth_mode = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
     try:
         cluster.start_node("head", True, cluster.node_env("head"))
         cluster.start_node("second", False, cluster.node_env("second", AOTBUILD_CPU_ISA=SIMULATED_ISA))
@@ -108,6 +112,10 @@ def ray_cluster():
     finally:
         for name in list(cluster.nodes):
             cluster.stop_node(name)
+        if auth_mode is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = auth_mode
         shutil.rmtree(base, ignore_errors=True)
         sweep(base_dir())  # what a worker killed by a test left: its node will run no next action to do it
 
