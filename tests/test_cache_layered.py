@@ -67,6 +67,16 @@ def test_remote_hit_fills_the_local_cache(remote, tmp_path: Path, nginx_server) 
     assert len(_count(nginx_server, url)) == before  # a local hit asks the remote nothing when only reading
 
 
+def test_a_refresh_replaces_the_local_entry_with_the_remotes(remote, tmp_path: Path) -> None:
+    store, url = remote
+    key, digest, value = _seed(store, tmp_path)
+    layered = LayeredStore(LocalStore(tmp_path / "local"), HttpStore(url))
+    layered.local.put_action(key, {"blobs": [], "older": True})  # what this machine had before a node wrote
+    assert layered.get_action(key) == {"blobs": [], "older": True}  # the local cache answers first
+    layered.refresh_action(key)
+    assert layered.get_action(key) == value and layered.local.get_bytes(digest) == b"artifact bytes"
+
+
 def test_missing_blob_is_fetched_for_get_bytes(remote, tmp_path: Path) -> None:
     store, url = remote
     _, digest, _ = _seed(store, tmp_path, b"program bytes")

@@ -65,13 +65,13 @@ class FakeCluster:
         self.cancelled.append(ref.hex())
 
 
-REQUEST = {"bundle": {"spec": {"label": "//m:a", "device": "cpu"}, "toolchain": TOOLCHAIN}}
+REQUEST = {"bundle": {"action": "compile", "spec": {"label": "//m:a", "device": "cpu"}, "toolchain": TOOLCHAIN}}
 
 
-def _ask_broker(cluster: FakeCluster, deadline_s: float = 60.0) -> dict[str, Any]:
+def _ask_broker(cluster: FakeCluster, deadline_s: float = 60.0, request: dict[str, Any] = REQUEST) -> dict[str, Any]:
     broker = Broker(cluster, deadline_s)  # type: ignore[arg-type]
     try:
-        return _ask(broker.socket_path, REQUEST)
+        return _ask(broker.socket_path, request)
     finally:
         broker.stop()
 
@@ -79,6 +79,15 @@ def _ask_broker(cluster: FakeCluster, deadline_s: float = 60.0) -> dict[str, Any
 def test_an_attempt_goes_to_a_node_with_the_keys_labels() -> None:
     answer = _ask_broker(FakeCluster({"a": "ok"}))
     assert answer["status"] == "ok" and answer["node"] == "10.0.0.1/a" and answer["faults"] == []
+
+
+def test_a_cpu_export_goes_to_a_node_of_any_isa_and_a_cuda_one_needs_its_gpu() -> None:
+    export = {"bundle": {**REQUEST["bundle"], "action": "export"}}
+    answer = _ask_broker(FakeCluster({"a": "ok"}, {"aotbuild_cpu_isa:x86_64:other": 1000.0}), request=export)
+    assert answer["status"] == "ok" and answer["node"] == "10.0.0.1/a"
+    cuda = {"bundle": {**export["bundle"], "spec": {"label": "//m:a", "device": "cuda"}}}
+    answer = _ask_broker(FakeCluster({"a": "ok"}), request=cuda)
+    assert answer["status"] == "unserved" and "need aotbuild_gpu_arch:" in answer["why"], answer
 
 
 @pytest.mark.parametrize("first", ["die", "refuse", "hang"])

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aotbuild import __version__
+from aotbuild.actions import remote_export
 from aotbuild.actions.elf_deps import SHARED_CXX_RUNTIMES, links_shared_cxx_runtime
 from aotbuild.actions.runtime import ActionContext, location, run_action
 from aotbuild.cache import archives, payloads
@@ -195,7 +196,8 @@ def compile_(ctx: ActionContext) -> str:
             entry, blobs = _verified_entry(ctx, key)  # another build may have compiled it while we waited
             if entry is None:
                 # A re-package here; a full compile here or on the build's executor cluster.
-                entry, outcome = dispatch.compiled(ctx, graph, key, shape, compile_artifacts)
+                entry, outcome = dispatch.compiled(ctx, graph, key, shape, compile_artifacts,
+                                                   remote_export.compile_sources)
                 ctx.store.put_action(key, entry)  # after the blobs it points at
                 entry, blobs = _verified_entry(ctx, key)
                 if entry is None:

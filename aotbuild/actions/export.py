@@ -203,7 +203,7 @@ def from_cache(ctx: ActionContext, state: StateOf = dependencies.state, installe
     return True
 
 
-def _as_export(ctx: ActionContext) -> ActionContext:
+def as_export(ctx: ActionContext) -> ActionContext:
     """The export's context inside another action: the export's spec, phases of its own."""
     return ActionContext(**{**ctx.__dict__, "spec": ctx.read_json(EXPORT.spec_file), "action": EXPORT.name,
                             "phases": Phases()})
@@ -212,10 +212,10 @@ def _as_export(ctx: ActionContext) -> ActionContext:
 def reexported_program(ctx: ActionContext, graph_hash: str) -> Any:
     """The program of graph.json's graph, exported again in a compile (not stored, or evicted). A model giving
     another graph is remembered: its next export stores the program, and this build fails once, saying so."""
-    as_export = _as_export(ctx)
-    traced = tracing.trace(as_export, references=False)
+    exporting = as_export(ctx)
+    traced = tracing.trace(exporting, references=False)
     if traced.graph_hash != graph_hash:
-        ctx.store.put_action(key_of(EXPORTS_DIFFER, source_key(as_export)),
+        ctx.store.put_action(key_of(EXPORTS_DIFFER, source_key(exporting)),
                              {"graph_hashes": [graph_hash, traced.graph_hash]})
         # Nothing the export reads changed, so ninja would not run it again: without its graph.json it does.
         (ctx.target_dir / GRAPH).unlink(missing_ok=True)
@@ -230,7 +230,7 @@ def reexported_program(ctx: ActionContext, graph_hash: str) -> Any:
 
 def reexported_reference(ctx: ActionContext, graph_hash: str) -> bytes:
     """The reference outputs of graph.json's graph (torch.save bytes), exported and stored again."""
-    _, result = export_program(_as_export(ctx))
+    _, result = export_program(as_export(ctx))
     if result["graph_hash"] != graph_hash:
         raise InfraError(f"{ctx.label}: the reference outputs are missing from the cache and the model no longer "
                          "exports to the same graph; run `aotbuild build` again")
@@ -249,6 +249,11 @@ def export(ctx: ActionContext) -> str:
 
     # The compile's options are checked before exporting: a misspelled one must not cost a whole export to find.
     check_options(ctx.read_json(COMPILE_SPEC))
+    from aotbuild.actions.remote_export import exported
+
+    on_cluster = exported(ctx)  # None without an executor, or when it must run here
+    if on_cluster is not None:
+        return on_cluster
     current, result = export_program(ctx)
     _record(ctx, result, current)  # after the blobs it points at, which export_program stored
     flat = ctx.store.get_bytes(result["reference_io"])

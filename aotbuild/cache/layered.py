@@ -86,6 +86,11 @@ class LayeredStore:
         if self.upload:
             self.guard(lambda remote: self._upload(remote, key, value, only_if_absent=False), None)
 
+    def refresh_action(self, key: str) -> None:
+        """Replace the local entry for `key` with the remote's: another machine (a cluster node) just wrote it,
+        and a local hit would hide it."""
+        self.guard(lambda remote: self._remote_action(remote, key), None)
+
     def remote_report(self) -> dict[str, Any]:
         """For the action's event: hits, misses, uploads, traffic and warnings; no credentials."""
         traffic = self.backend.stats() if self.backend is not None else {}

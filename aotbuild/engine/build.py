@@ -209,10 +209,15 @@ def _goals(ctx: Context, request: BuildRequest, labels: list[Label]) -> Goals:
     # Without a GPU, CUDA targets that a wildcard reached can only come from the cache: they run last, with
     # -k, so one that is not cached is skipped and never stops the others. Named ones fail as usual.
     optional: set[str] = set()
-    if cuda and json.loads((ctx.out_dir / layout.TOOLCHAIN_FILE).read_text())["host"]["gpu_arch"] is None:
+    toolchain = json.loads((ctx.out_dir / layout.TOOLCHAIN_FILE).read_text())
+    if cuda and toolchain["host"]["gpu_arch"] is None:
         optional = cuda - named_explicitly(request.patterns, ctx.current_package)
-    # Those not in aot-out/ only come from the cache: no action runs for them (see _run).
-    cache_only = {str(x) for x in missing_artifacts(ctx.out_dir, ctx.plan, [x for x in labels if str(x) in optional])}
+    # Those not in aot-out/ only come from the cache: no action runs for them (see _run). Unless a cluster may
+    # have their GPU: with an executor and a declared GPU arch they run, and are skipped if no node has it.
+    to_cluster = toolchain["cuda"]["gpu_arch"] is not None and settings.executor_url(
+        settings.environ(), request.executor, ctx.plan.executor) is not None
+    cache_only = set() if to_cluster else \
+        {str(x) for x in missing_artifacts(ctx.out_dir, ctx.plan, [x for x in labels if str(x) in optional])}
     optional -= cache_only
     remote = check_remote_url(settings.remote_url(settings.environ(), request.remote_cache, ctx.plan.remote_cache))
     if remote is None and (request.remote_upload or request.remote_required):

@@ -89,7 +89,8 @@ class Broker:
                 data += chunk
         try:
             request = json.loads(data)
-            wanted = routing.needs(request["bundle"]["spec"]["device"], request["bundle"]["toolchain"])
+            bundle = request["bundle"]
+            wanted = routing.needs(bundle["action"], bundle["spec"]["device"], bundle["toolchain"])
         except (ValueError, KeyError, TypeError):
             conn.close()
             return

@@ -24,10 +24,11 @@ def node_resources(fingerprint: dict[str, Any]) -> dict[str, float]:
     return found
 
 
-def needs(device: str, toolchain: dict[str, Any]) -> dict[str, float]:
+def needs(action: str, device: str, toolchain: dict[str, Any]) -> dict[str, float]:
     """The resources an action for `device` keyed on `toolchain` asks for. CPU code is -march=native, so even a
-    CUDA artifact (whose wrapper is C++) is tied to the CPU ISA; a CUDA one also to the GPU arch."""
-    wanted = {CPU_ISA + toolchain["compile"]["cpu_isa"]: ASKED}
+    CUDA artifact (whose wrapper is C++) is tied to the CPU ISA; a CUDA one also to the GPU arch. An export's
+    keys hold no CPU ISA: any node runs a CPU one, a node with the GPU arch a CUDA one."""
+    wanted = {} if action == "export" else {CPU_ISA + toolchain["compile"]["cpu_isa"]: ASKED}
     if device.startswith("cuda"):
         wanted[GPU_ARCH + str(toolchain["cuda"]["gpu_arch"])] = ASKED
         wanted["GPU"] = 1.0
@@ -64,10 +65,12 @@ def unserved(wanted: dict[str, float], nodes: list[Node]) -> str:
             "`ray start --address=... --resources=\"$(aotbuild executor resources)\"`")
 
 
-def mismatch(expected: dict[str, Any], found: dict[str, Any], device: str) -> list[str]:
+def mismatch(expected: dict[str, Any], found: dict[str, Any], device: str, action: str) -> list[str]:
     """The parts of the toolchain a key was computed for (`expected`) that a node's own fingerprint (`found`)
-    differs in: the node must refuse, or it would store an artifact under a key it does not own."""
-    sections = ("export", "compile") + (("cuda",) if device.startswith("cuda") else ())
+    differs in: the node must refuse, or it would store an artifact under a key it does not own. An export's
+    keys hold the `export` section only (and a CUDA one's graph depends on the GPU arch it ran on)."""
+    sections = ("export",) + (("compile",) if action != "export" else ()) + \
+        (("cuda",) if device.startswith("cuda") else ())
     return [f"{section}.{name}: key has {value!r}, node has {found.get(section, {}).get(name)!r}"
             for section in sections for name, value in sorted(expected[section].items())
             if found.get(section, {}).get(name) != value]

@@ -13,18 +13,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from aotbuild import layout
-from aotbuild.executors import routing
+from aotbuild.errors import InfraError
+from aotbuild.executors import manifest, routing
 from aotbuild.fsutil import atomic_write
 from aotbuild.hashing import pretty_json
 from aotbuild.workspace import settings
 from aotbuild.workspace.labels import parse_label
 
 CLIENT = Path(__file__).resolve().parent.parent / "workers" / "client.py"
-ACTIONS = ("compile",)  # the kinds a node runs; an export still runs on the client (README: Executors)
+ACTIONS = ("compile", "export")  # the kinds a node runs (a verify loads the artifact where it is used)
 LOG_TAIL = 4000  # characters of the node's action log sent back with a failure
 
 
@@ -72,37 +74,51 @@ def run_action(bundle: dict[str, Any]) -> dict[str, Any]:
     here = {"node": node_id(), "started": started}
     if bundle["action"] not in ACTIONS:
         return {**here, "status": "refused", "why": f"this node runs {', '.join(ACTIONS)} actions only"}
-    differs = routing.mismatch(bundle["toolchain"], own_fingerprint(), bundle["spec"]["device"])
+    differs = routing.mismatch(bundle["toolchain"], own_fingerprint(), bundle["spec"]["device"], bundle["action"])
     if differs:
         return {**here, "status": "refused", "why": "toolchain differs: " + "; ".join(differs)}
     sweep(base_dir())
     scratch = Path(tempfile.mkdtemp(prefix=f"a-{os.getpid()}-", dir=base_dir()))  # the pid: see sweep()
     try:
         return {**here, **_run_in(scratch, bundle), "seconds": round(time.time() - started, 3)}
+    except InfraError as e:  # a bad manifest, or inputs the remote does not give: nothing ran
+        return {**here, "status": "refused", "why": str(e)[:1000]}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _run_in(scratch: Path, bundle: dict[str, Any]) -> dict[str, Any]:
-    """Lay out aot-out/ as the client's (spec, graph.json, toolchain.json), then run the action's own module."""
+    """Lay out the workspace files the bundle names (by digest) and aot-out/ as the client's (specs,
+    graph.json, toolchain.json), then run the action's own module there."""
     from aotbuild.cache.access import record_root
     from aotbuild.rules import kinds
     from aotbuild.rules.export import GRAPH
 
     kind = next(k for k in kinds() if k.name == bundle["action"])
+    # The node's own credentials and signing key (its environment): a bundle carries the remote's URL only.
+    remote = settings.remote_env(bundle["remote"], upload=True, required=True)
+    cache = settings.cache_dir(os.environ, None, None, scratch)
+    # The workspace root is the scratch directory itself; aot-out/ is never in a manifest (manifest.check).
+    manifest.materialize(bundle.get("files", {}), scratch, _fetcher(cache, remote))
     out = scratch / layout.OUT_DIR
     # Paths from the label as this node parses it: a bundle never names a path.
     target = out / layout.TargetPaths(parse_label(bundle["spec"]["label"])).dir
     target.mkdir(parents=True)
-    atomic_write(target / kind.spec_file, pretty_json(bundle["spec"]), durable=False)
-    atomic_write(target / GRAPH, pretty_json(bundle["graph"]), durable=False)
+    specs = {kind.spec_file: bundle["spec"], **bundle.get("specs", {})}
+    known = {k.spec_file for k in kinds()}
+    for name, spec in specs.items():
+        if name not in known:  # a plain name, never a path: only the spec files the actions read
+            raise manifest.ManifestError(f"bundle: {str(name)[:100]!r} is not a spec file of an action")
+        atomic_write(target / name, pretty_json(spec), durable=False)
+    if "graph" in bundle:
+        atomic_write(target / GRAPH, pretty_json(bundle["graph"]), durable=False)
     toolchain = {**bundle["toolchain"], "host": own_fingerprint()["host"]}  # what this node has, for checks
     atomic_write(out / layout.TOOLCHAIN_FILE, pretty_json(toolchain), durable=False)
-    record_root(out, settings.cache_dir(os.environ, None, None, scratch))
-    events = scratch / "events.jsonl"
-    # The node's own credentials and signing key (its environment): a bundle carries the remote's URL only.
-    env = {**_node_environ(), settings.EVENTS_VAR: str(events),
-           **settings.remote_env(bundle["remote"], upload=True, required=True)}
+    record_root(out, cache)
+    events = out / layout.STATE_DIR / "node-events.jsonl"
+    events.parent.mkdir(parents=True, exist_ok=True)
+    env = {**_node_environ(), settings.EVENTS_VAR: str(events), **remote}
+    env.pop(settings.EXECUTOR_SOCKET_VAR, None)  # the action runs here, never sent on again
     spec = (target / kind.spec_file).relative_to(out).as_posix()
     code = _run_action([sys.executable, "-S", str(CLIENT), f"aotbuild.actions.{kind.name}", spec], out, env)
     records = [json.loads(line) for line in events.read_text().splitlines()] if events.exists() else []
@@ -114,6 +130,15 @@ def _run_in(scratch: Path, bundle: dict[str, Any]) -> dict[str, Any]:
     tail = log.read_text(errors="replace")[-LOG_TAIL:] if log.exists() else ""
     return {"status": "failed", "exit_code": code, "message": record.get("message") or f"exit code {code}",
             "log_tail": tail}
+
+
+def _fetcher(cache: Path, remote: dict[str, str]) -> Callable[[str], Path | None]:
+    """The verified path of a blob in this node's cache, fetched from the remote when missing."""
+    from aotbuild.cache.layered import open_layered
+    from aotbuild.cache.local import LocalStore
+
+    store = open_layered({**os.environ, **remote}, LocalStore(cache))
+    return store.blob_path
 
 
 def _node_environ() -> dict[str, str]:
