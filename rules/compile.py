@@ -6,6 +6,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from aotbuild import layout
+from aotbuild import cpu_levels
 from aotbuild.rules import CacheRef, Kind, export
 
 if TYPE_CHECKING:
@@ -35,8 +36,11 @@ GPU_POOL = ("aot_gpu_compile_pool", 2)
 
 def compile_spec(target: Target) -> dict[str, Any]:
     """compile.json: what the compile step needs besides the graph: device and inductor options."""
-    return {"label": str(target.label), "where": target.where(), "device": target.device, "options": target.options,
+    spec = {"label": str(target.label), "where": target.where(), "device": target.device, "options": target.options,
             "dynamic": bool(target.dims)}
+    if target.cpu_isa != cpu_levels.NATIVE:  # absent when native: the specs of existing targets stay as they are
+        spec["cpu_isa"] = target.cpu_isa
+    return spec
 
 
 def _gpu_pool(target: Target) -> tuple[tuple[str, str], ...]:

@@ -43,44 +43,62 @@ def test_the_flag_then_the_variable_then_the_workspace_name_the_executor() -> No
 
 
 def test_a_cpu_action_asks_for_its_isa_and_a_cuda_one_also_for_a_gpu_of_its_arch() -> None:
-    assert routing.needs("compile", "cpu", TOOLCHAIN) == {"aotbuild_cpu_isa:x86_64:aaaa": routing.ASKED}
-    assert routing.needs("compile", "cuda:0", TOOLCHAIN) == {"aotbuild_cpu_isa:x86_64:aaaa": routing.ASKED,
+    assert routing.needs("compile", {"device": "cpu"}, TOOLCHAIN) == {"aotbuild_cpu_isa:x86_64:aaaa": routing.ASKED}
+    assert routing.needs("compile", {"device": "cuda:0"}, TOOLCHAIN) == {"aotbuild_cpu_isa:x86_64:aaaa": routing.ASKED,
                                                              "aotbuild_gpu_arch:9.0": routing.ASKED, "GPU": 1.0}
 
 
 def test_an_export_asks_for_no_cpu_isa_and_a_cuda_one_for_a_gpu_of_its_arch() -> None:
-    assert routing.needs("export", "cpu", TOOLCHAIN) == {}
-    assert routing.needs("export", "cuda", TOOLCHAIN) == {"aotbuild_gpu_arch:9.0": routing.ASKED, "GPU": 1.0}
+    assert routing.needs("export", {"device": "cpu"}, TOOLCHAIN) == {}
+    assert routing.needs("export", {"device": "cuda"}, TOOLCHAIN) == {"aotbuild_gpu_arch:9.0": routing.ASKED, "GPU": 1.0}
 
 
 def test_a_node_advertises_its_own_isa_and_gpu_arch() -> None:
     gpu_node = {**TOOLCHAIN, "host": {"gpu_arch": "9.0"}}
     assert routing.node_resources(TOOLCHAIN) == {"aotbuild_cpu_isa:x86_64:aaaa": routing.ADVERTISED}
     resources = {**routing.node_resources(gpu_node), "GPU": 1.0}
-    assert routing.Node("n1", "10.0.0.1", resources).serves(routing.needs("compile", "cuda", TOOLCHAIN))
+    assert routing.Node("n1", "10.0.0.1", resources).serves(routing.needs("compile", {"device": "cuda"}, TOOLCHAIN))
     cpu_only = routing.Node("n2", "10.0.0.2", routing.node_resources(TOOLCHAIN))
-    assert not cpu_only.serves(routing.needs("compile", "cuda", TOOLCHAIN))
+    assert not cpu_only.serves(routing.needs("compile", {"device": "cuda"}, TOOLCHAIN))
 
 
 def test_an_unserved_action_names_what_it_needs_and_what_each_node_has() -> None:
     nodes = [routing.Node("0123456789", "10.0.0.1", {"CPU": 2.0, "aotbuild_cpu_isa:x86_64:bbbb": 1000.0})]
-    text = routing.unserved(routing.needs("compile", "cuda", TOOLCHAIN), nodes)
+    text = routing.unserved(routing.needs("compile", {"device": "cuda"}, TOOLCHAIN), nodes)
     assert "need aotbuild_cpu_isa:x86_64:aaaa, aotbuild_gpu_arch:9.0 and a GPU" in text
     assert "node 10.0.0.1/012345 (2 CPUs, 0 GPUs; aotbuild_cpu_isa:x86_64:bbbb)" in text
     assert "aotbuild executor resources" in text
-    assert "no live nodes" in routing.unserved(routing.needs("compile", "cpu", TOOLCHAIN), [])
+    assert "no live nodes" in routing.unserved(routing.needs("compile", {"device": "cpu"}, TOOLCHAIN), [])
 
 
 def test_a_node_with_another_toolchain_is_refused_field_by_field() -> None:
     other = {**TOOLCHAIN, "compile": {**TOOLCHAIN["compile"], "cxx": "g++ 13"},
              "cuda": {**TOOLCHAIN["cuda"], "gpu_arch": "8.0"}}
-    assert routing.mismatch(TOOLCHAIN, TOOLCHAIN, "cuda", "compile") == []
-    assert routing.mismatch(TOOLCHAIN, other, "cpu", "compile") == ["compile.cxx: key has 'g++ 12', node has 'g++ 13'"]
-    assert routing.mismatch(TOOLCHAIN, other, "cuda", "compile") == [
+    assert routing.mismatch(TOOLCHAIN, TOOLCHAIN, {"device": "cuda"}, "compile") == []
+    assert routing.mismatch(TOOLCHAIN, other, {"device": "cpu"}, "compile") == ["compile.cxx: key has 'g++ 12', node has 'g++ 13'"]
+    assert routing.mismatch(TOOLCHAIN, other, {"device": "cuda"}, "compile") == [
         "compile.cxx: key has 'g++ 12', node has 'g++ 13'", "cuda.gpu_arch: key has '9.0', node has '8.0'"]
     # An export's keys hold no compiler: only a CUDA one's GPU arch matters besides torch and Python.
-    assert routing.mismatch(TOOLCHAIN, other, "cpu", "export") == []
-    assert routing.mismatch(TOOLCHAIN, other, "cuda", "export") == ["cuda.gpu_arch: key has '9.0', node has '8.0'"]
+    assert routing.mismatch(TOOLCHAIN, other, {"device": "cpu"}, "export") == []
+    assert routing.mismatch(TOOLCHAIN, other, {"device": "cuda"}, "export") == ["cuda.gpu_arch: key has '9.0', node has '8.0'"]
+
+
+def test_a_portable_compile_asks_for_its_level_and_any_node_whose_cpu_runs_it_may_take_it() -> None:
+    portable = {"device": "cpu", "cpu_isa": "x86-64-v3"}
+    assert routing.needs("compile", portable, TOOLCHAIN) == {"aotbuild_cpu_level:x86-64-v3": routing.ASKED}
+    assert routing.needs("export", portable, TOOLCHAIN) == {}
+    v3_node = routing.node_resources({**TOOLCHAIN, "compile": {**TOOLCHAIN["compile"], "cpu_isa": "x86_64:bbbb"}},
+                                     ["x86-64", "x86-64-v2", "x86-64-v3"])
+    assert routing.Node("n1", "10.0.0.1", v3_node).serves(routing.needs("compile", portable, TOOLCHAIN))
+    v2_node = routing.node_resources(TOOLCHAIN, ["x86-64", "x86-64-v2"])
+    assert not routing.Node("n2", "10.0.0.2", v2_node).serves(routing.needs("compile", portable, TOOLCHAIN))
+    # The node checks too: another CPU ISA is fine for a portable key, a CPU without the level is not.
+    other_cpu = {**TOOLCHAIN, "compile": {**TOOLCHAIN["compile"], "cpu_isa": "x86_64:bbbb"}}
+    assert routing.mismatch(TOOLCHAIN, other_cpu, portable, "compile", ["x86-64-v3"]) == []
+    assert routing.mismatch(TOOLCHAIN, other_cpu, {"device": "cpu"}, "compile", ["x86-64-v3"]) == [
+        "compile.cpu_isa: key has 'x86_64:aaaa', node has 'x86_64:bbbb'"]
+    assert routing.mismatch(TOOLCHAIN, TOOLCHAIN, portable, "compile", ["x86-64"]) == [
+        "cpu_isa: the key is for x86-64-v3, which this node's CPU does not run"]
 
 
 def test_a_declared_cpu_isa_replaces_the_detected_one_in_the_fingerprint() -> None:

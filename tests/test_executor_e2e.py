@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from aotbuild import cpu_levels
+
 from .conftest import SAME_ARCHITECTURE, TARGETS, TINY_MODEL, Run, aotbuild, artifact_digests, copy_example, make_tiny, write
 from .ray_cluster import SIMULATED_ISA
 
@@ -166,6 +168,21 @@ def test_a_target_no_node_can_serve_fails_naming_its_need_and_the_nodes(ray_clus
     failure = run.report["failures"]["//m:a"]
     assert "no node of the cluster can run it: they need aotbuild_cpu_isa:x86_64:nowhere" in failure
     assert all(f"node {name} (1 CPU, 0 GPUs" in failure for name in ray_cluster.names.values()), failure
+
+
+def test_a_portable_target_compiles_on_a_node_whatever_cpu_isa_the_client_keys(ray_cluster, nginx_server,
+                                                                              tiny_cache, tmp_path: Path) -> None:
+    if "x86-64-v3" not in cpu_levels.host_levels():
+        pytest.skip("needs an x86-64-v3 CPU")
+    ws, cache = _tiny(tmp_path, tiny_cache)  # the export hits: cpu_isa is in the compile spec only
+    write(ws / "m" / "BUILD.aot.yaml", "targets:\n  a: {model: m.tiny:Tiny, cpu_isa: x86-64-v3, "
+                                       "inputs: {x: {shape: [2, 4], dtype: float32}}}\n")
+    # No node has this CPU ISA (a native target fails, above), and both run x86-64-v3.
+    run = _build(ws, ray_cluster, nginx_server, cache, "//m:a", "--executor-required",
+                 env={"AOTBUILD_CPU_ISA": "x86_64:nowhere"})
+    assert run.code == 0 and run.report["targets"]["//m:a"] == "compiled", run.output
+    assert _compiles(run)["//m:a"]["node"] in ray_cluster.names.values()
+    assert '"cpu_isa": "portable:x86-64-v3"' in (ws / "aot-out" / "m" / "@a" / "manifest.json").read_text()
 
 
 def test_cuda_targets_without_a_gpu_are_skipped_under_a_wildcard_and_fail_when_named(ray_cluster, nginx_server,

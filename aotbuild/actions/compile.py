@@ -23,6 +23,7 @@ from aotbuild.executors import dispatch
 from aotbuild.fsutil import CHUNK, atomic_symlink, link_or_copy, write_if_changed
 from aotbuild.hashing import key_of, pretty_json
 from aotbuild.layout import TargetPaths
+from aotbuild import cpu_levels
 from aotbuild.rules.compile import ARTIFACTS, MANIFEST, REPACKAGED
 from aotbuild.rules.compile import KIND as COMPILE
 from aotbuild.rules.export import GRAPH
@@ -40,7 +41,9 @@ CUDA_OPTIONS: dict[str, Any] = {"aot_inductor.embed_kernel_binary": True}
 
 def inductor_options(spec: dict[str, Any]) -> dict[str, Any]:
     device = CUDA_OPTIONS if spec["device"].startswith("cuda") else CPU_OPTIONS if spec["device"] == "cpu" else {}
-    return {**BASE_OPTIONS, **device, **(DYNAMIC_OPTIONS if spec["dynamic"] else {}), **spec["options"]}
+    level = cpu_levels.spec_level(spec)  # a portable level's settings win over the target's own options
+    portable = {} if level == cpu_levels.NATIVE else cpu_levels.inductor_options(level)
+    return {**BASE_OPTIONS, **device, **(DYNAMIC_OPTIONS if spec["dynamic"] else {}), **spec["options"], **portable}
 
 
 def _known_to(options: dict[str, Any]) -> dict[str, Any]:
@@ -54,12 +57,17 @@ def _known_to(options: dict[str, Any]) -> dict[str, Any]:
 def check_options(spec: dict[str, Any]) -> None:
     """Unknown keys (`aot_inductor.debug_compile`) and values of the wrong type raise a TargetError, with a fix."""
     options = spec["options"]
-    if not options:
+    portable = cpu_levels.spec_level(spec) != cpu_levels.NATIVE
+    if not options and not portable:
         return
     import torch
     from torch._inductor import config
 
     known = config.get_config_copy()
+    if portable and "cpp.march" not in known:
+        raise TargetError(location(spec, "cpu_isa"), f"torch {torch.__version__}'s inductor cannot compile for "
+                          "another CPU than this one (it has no cpp.march option)", "use a newer torch, or "
+                          "remove cpu_isa")
     for key, value in options.items():
         where = location(spec, f"options.{key}")
         if key not in known:
@@ -93,7 +101,8 @@ def check_cxx_runtime(so: Path, label: str, compiler: str | None) -> None:
 
 def _key(ctx: ActionContext, kind: str, hashed: dict[str, str]) -> str:
     toolchain = ctx.toolchain()
-    value = {**hashed, "toolchain": toolchain["compile"], "device": ctx.spec["device"],
+    isa = cpu_levels.artifact_isa(ctx.spec, toolchain)  # a portable level, not this machine's CPU
+    value = {**hashed, "toolchain": {**toolchain["compile"], "cpu_isa": isa}, "device": ctx.spec["device"],
              "options": inductor_options(ctx.spec)}
     if ctx.spec["device"].startswith("cuda"):
         value["cuda"] = toolchain["cuda"]
@@ -142,6 +151,8 @@ def compile_artifacts(ctx: ActionContext, graph: dict[str, Any], shape: str,
         entry = refit.repackaged(ctx, shape, config, lambda: program_blob.tensors(ctx, graph, whole))
         if entry is not None or not full:
             return entry, REPACKAGED
+        if (lacks := cpu_levels.host_lacks(cpu_levels.spec_level(ctx.spec))) is not None:
+            raise ActionError(ctx.label, COMPILE.name, f"{lacks}\n  fix: build it on a machine with that level")
         program = whole()
         library = _aoti_compile(ctx, program, options, stage)
         entry = {"torch": torch.__version__, "so_needs_kernel_files": _kernel_files(stage / "model.pt2")}
@@ -254,7 +265,7 @@ def _materialize(ctx: ActionContext, graph: dict[str, Any], key: str, entry: dic
         "structure_hash": graph["structure_hash"], "weights_digest": graph["weights_digest"],
         "structure_key": structure_key(ctx, graph),
         "torch": toolchain["compile"]["torch"], "device": ctx.spec["device"],
-        "cpu_isa": toolchain["compile"]["cpu_isa"], "compiler": toolchain["compile"]["cxx"],
+        "cpu_isa": cpu_levels.artifact_isa(ctx.spec, toolchain), "compiler": toolchain["compile"]["cxx"],
         "gpu_arch": toolchain["cuda"]["gpu_arch"] if ctx.spec["device"].startswith("cuda") else None,
         "options": inductor_options(ctx.spec),
         # Empty: the bare .so is self-contained. Else the kernel files it loads from where it was compiled.

@@ -12,9 +12,10 @@ from typing import Any
 from aotbuild import __version__
 from aotbuild.actions.runtime import ActionContext, run_action
 from aotbuild.cache import archives, payloads
-from aotbuild.errors import VerificationError
+from aotbuild.errors import ActionError, VerificationError
 from aotbuild.fsutil import write_if_changed
 from aotbuild.hashing import key_of, pretty_json, sha256_file
+from aotbuild import cpu_levels
 from aotbuild.rules.compile import MANIFEST
 from aotbuild.rules.export import GRAPH, REFERENCE
 from aotbuild.rules.export import SPEC as EXPORT_SPEC
@@ -61,6 +62,8 @@ def run_checks(ctx: ActionContext, manifest: dict[str, Any], reference_digest: s
     os.environ["AOTI_RUNTIME_CHECK_INPUTS"] = "1"  # the artifact enforces declared ranges: checked below
     device = manifest["device"]
     ctx.require_gpu(device)
+    if (lacks := cpu_levels.host_lacks(cpu_levels.level_of(manifest["cpu_isa"]))) is not None:
+        raise ActionError(ctx.label, ctx.action, f"{lacks}, so its artifact cannot run here")
     import torch
     from torch.utils import _pytree as pytree
 

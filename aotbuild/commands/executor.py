@@ -8,9 +8,10 @@ import os
 
 
 def cmd_executor(args: argparse.Namespace) -> int:
+    from aotbuild.cpu_levels import host_levels
     from aotbuild.executors import routing
     from aotbuild.planning.toolchain import fingerprint
 
-    # This node's own fingerprint, as its worker computes it before running an action.
-    print(json.dumps(routing.node_resources(fingerprint(os.environ)), sort_keys=True))
+    # This node's own fingerprint and levels, as its worker computes them before running an action.
+    print(json.dumps(routing.node_resources(fingerprint(os.environ), host_levels()), sort_keys=True))
     return 0

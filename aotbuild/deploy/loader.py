@@ -13,6 +13,7 @@ from aotbuild import layout
 from aotbuild.cache import archives
 from aotbuild.errors import UserError, VerificationError
 from aotbuild.hashing import sha256_file
+from aotbuild import cpu_levels
 from aotbuild.planning import toolchain
 from aotbuild.rules.compile import MANIFEST
 from aotbuild.rules.export import REFERENCE_IO
@@ -78,7 +79,10 @@ def check_host_matches(files: TargetFiles) -> None:
     running = toolchain.torch_versions()["torch"]
     if running != m["torch"]:
         raise UserError(f"{files.label} was built with torch {m['torch']}, this interpreter has torch {running}\n{fix}")
-    if m["device"] == "cpu" and m["cpu_isa"] != toolchain.cpu_isa():
+    level = cpu_levels.level_of(m["cpu_isa"])
+    if level != cpu_levels.NATIVE and (lacks := cpu_levels.host_lacks(level)) is not None:
+        raise UserError(f"{files.label} was compiled for {lacks}\n{fix}")
+    if m["device"] == "cpu" and level == cpu_levels.NATIVE and m["cpu_isa"] != toolchain.cpu_isa():
         # Compiled with -march=native: another CPU family may lack an instruction it uses (SIGILL, not an error).
         raise UserError(f"{files.label} was compiled for CPU ISA {m['cpu_isa']}, this host is "
                         f"{toolchain.cpu_isa()}\n{fix}")

@@ -90,7 +90,7 @@ class Broker:
         try:
             request = json.loads(data)
             bundle = request["bundle"]
-            wanted = routing.needs(bundle["action"], bundle["spec"]["device"], bundle["toolchain"])
+            wanted = routing.needs(bundle["action"], bundle["spec"], bundle["toolchain"])
         except (ValueError, KeyError, TypeError):
             conn.close()
             return

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aotbuild import layout
+from aotbuild import cpu_levels, layout
 from aotbuild.errors import InfraError
 from aotbuild.executors import manifest, routing
 from aotbuild.fsutil import atomic_write
@@ -74,7 +74,8 @@ def run_action(bundle: dict[str, Any]) -> dict[str, Any]:
     here = {"node": node_id(), "started": started}
     if bundle["action"] not in ACTIONS:
         return {**here, "status": "refused", "why": f"this node runs {', '.join(ACTIONS)} actions only"}
-    differs = routing.mismatch(bundle["toolchain"], own_fingerprint(), bundle["spec"]["device"], bundle["action"])
+    differs = routing.mismatch(bundle["toolchain"], own_fingerprint(), bundle["spec"], bundle["action"],
+                               cpu_levels.host_levels())
     if differs:
         return {**here, "status": "refused", "why": "toolchain differs: " + "; ".join(differs)}
     sweep(base_dir())

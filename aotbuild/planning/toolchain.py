@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from aotbuild import __version__
+from aotbuild.cpu_levels import cpu_flags
 from aotbuild.fsutil import atomic_write
 from aotbuild.workspace import settings
 
@@ -59,15 +60,6 @@ def find_compiler(env: Mapping[str, str]) -> str | None:
 def compiler_version(env: Mapping[str, str]) -> str | None:
     """First line of `$CXX --version`."""
     return next(iter(_output(find_compiler(env), "--version").splitlines()), None)
-
-
-def cpu_flags() -> str:
-    """The host CPU's instruction-set flags, sorted (empty where /proc/cpuinfo says none)."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                return " ".join(sorted(line.split(":", 1)[1].split()))
-    return ""
 
 
 def cpu_isa(env: Mapping[str, str] | None = None) -> str:

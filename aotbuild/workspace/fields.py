@@ -9,6 +9,7 @@ from pathlib import PurePosixPath
 from typing import Any, Callable
 
 from aotbuild.errors import Location, TargetError
+from aotbuild import cpu_levels
 from aotbuild.workspace.target import DimSpec, Tolerance
 from aotbuild.workspace.yaml_source import Node
 
@@ -161,6 +162,17 @@ def _parse_device(ctx: Ctx, node: Node) -> str:
     return value
 
 
+def _parse_cpu_isa(ctx: Ctx, node: Node) -> str:
+    """`native` (the compiling machine's CPU, -march=native) or a portable x86-64 level."""
+    choices = (cpu_levels.NATIVE, *cpu_levels.LEVELS)
+    value = expect(ctx, node, "cpu_isa", str, " or ".join(f"'{c}'" for c in choices))
+    if value not in choices:
+        close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
+        raise ctx.error(node, "cpu_isa", f"unknown CPU ISA '{value}'",
+                        f"did you mean '{close[0]}'?" if close else f"use one of {', '.join(choices)}")
+    return value
+
+
 def _parse_data(ctx: Ctx, node: Node) -> tuple[str, ...]:
     """Files and globs the model reads, relative to the workspace root: inputs of the export, judged by content."""
     found = set()
@@ -188,5 +200,5 @@ FIELD_PARSERS: dict[str, Callable[[Ctx, Node], Any]] = {
     "device": _parse_device, "seed": lambda ctx, n: _int(ctx, n, "seed", 0), "options": _parse_options,
     "tolerance": _parse_tolerance,
     "tags": lambda ctx, n: tuple(text for _, text in strings(ctx, n, "tags", "a list of strings", "a string")),
-    "max_input_bytes": _parse_size, "data": _parse_data, "env": _parse_env,
+    "max_input_bytes": _parse_size, "data": _parse_data, "env": _parse_env, "cpu_isa": _parse_cpu_isa,
 }

@@ -98,6 +98,7 @@ class Target:
     dims: tuple[DimSpec, ...] = ()
     device: str = "cpu"
     options: dict[str, Any] = field(default_factory=dict)
+    cpu_isa: str = "native"  # or a portable level (cpu_levels.py): what the CPU code is compiled for
     tolerance: Tolerance | None = None  # None: defaults by dtype at verification time
     tags: tuple[str, ...] = ()
     max_input_bytes: int = 1 << 30  # larger example inputs are refused when planning; in no spec or key
