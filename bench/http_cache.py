@@ -15,7 +15,8 @@ import tempfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-NAME = re.compile(r"^/(ac|cas)/[0-9a-f]{64}$")
+# Under any prefix of plain names (none starting with a dot, so no `..`): /<prefix>/ac/<key>, /<prefix>/cas/<digest>.
+NAME = re.compile(r"^(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*/(ac|cas)/[0-9a-f]{64}$")
 
 
 class Handler(BaseHTTPRequestHandler):

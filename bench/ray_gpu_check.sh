@@ -33,7 +33,7 @@ cp -r "$repo/example_project" "$work/a" && rm -rf "$work/a/aot-out"
 cd "$work/a"
 step "cold build through the cluster: ${targets[*]}"
 time aotbuild build "${targets[@]}" --executor "$executor" --executor-required --remote-cache "$remote" \
-  --report "$work/cold.json"
+  --report "$work/cold.json" || failed="cold build"
 where() {
   python3 - "$1" <<'PY'
 import json, sys
@@ -52,7 +52,7 @@ cp -r "$repo/example_project" "$work/b" && rm -rf "$work/b/aot-out"
 echo "# a comment: the graph is unchanged" >> "$work/b/models/mlp.py"
 cd "$work/b"
 time AOTBUILD_CACHE_DIR="$work/client2-cache" aotbuild build "${targets[@]}" --executor "$executor" \
-  --executor-required --remote-cache "$remote" --report "$work/edit.json"
+  --executor-required --remote-cache "$remote" --report "$work/edit.json" || failed="${failed:-} edited build"
 where "$work/edit.json"
 AOTBUILD_CACHE_DIR="$work/client2-cache" aotbuild test "${targets[@]}" | tail -3
 
@@ -68,3 +68,4 @@ for t in $(for l in "${targets[@]}"; do l=${l#//}; echo "${l%%:*}/@${l#*:}/${l#*
 done
 "$ray_bin" stop --force > /dev/null 2>&1
 kill %1 2>/dev/null
+[ -z "${failed:-}" ] || { echo "FAILED through the cluster: $failed"; exit 1; }
