@@ -1,15 +1,10 @@
-"""Builds through a real two-node Ray cluster and nginx: byte-identical artifacts, routing, refusals, faults."""
+"""Builds through a real two-node Ray cluster and nginx: byte-identical artifacts, exports, routing, refusals
+(faults: test_executor_faults_e2e.py)."""
 
 from __future__ import annotations
 
 import importlib.util
-import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -219,61 +214,3 @@ def test_a_node_with_another_toolchain_refuses_and_the_compile_runs_here(ray_clu
     run = _build(ws, ray_cluster, nginx_server, cache, "//m:a", env=env)
     assert run.code == 0 and "compiled on this machine, not the cluster: node" in run.output, run.output
     assert _compiles(run)["//m:a"]["node"] is None
-
-
-def _task_running_an_action(timeout: float = 120.0) -> int:
-    """The pid of a Ray worker running run_action once its action process has started."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for pid in subprocess.run(["pgrep", "-f", "^ray::run_action"], capture_output=True, text=True).stdout.split():
-            if subprocess.run(["pgrep", "-P", pid, "-f", "client.py"], capture_output=True).returncode == 0:
-                return int(pid)
-        time.sleep(0.2)
-    raise AssertionError("no cluster task started an action")
-
-
-def test_killing_the_nodes_worker_mid_compile_ends_in_a_correct_build(ray_cluster, nginx_server, tiny_cache,
-                                                                       tmp_path: Path) -> None:
-    # An empty cache here (no compile entry to hit); the head has never compiled the tiny models (the second
-    # node did, for another ISA), so the compile really runs there, and is killed.
-    ws = make_tiny(tmp_path / "ws")
-    report = tmp_path / "report.json"
-    cmd = [sys.executable, "-m", "aotbuild", "build", "//m:a", "--executor", ray_cluster.url, "--remote-cache",
-           nginx_server.url(nginx_server.new_prefix()), "--report", str(report)]
-    proc = subprocess.Popen(cmd, cwd=ws, env={**os.environ, "AOTBUILD_CACHE_DIR": str(tmp_path / "cache")},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        worker = _task_running_an_action()
-        time.sleep(2)  # into the compile
-        os.kill(worker, signal.SIGKILL)
-        output, _ = proc.communicate(timeout=300)
-    finally:
-        proc.kill()
-    assert proc.returncode == 0, output
-    (executor,) = [a["executor"] for a in json.loads(report.read_text())["actions"] if a["action"] == "compile"]
-    assert len(executor["faults"]) == 1 and "WorkerCrashedError" in executor["faults"][0]
-    assert executor["node"] == ray_cluster.names["head"]
-    assert artifact_digests(ws) == _reference(tmp_path, tiny_cache)
-
-
-def test_ctrl_c_cancels_the_clusters_task(ray_cluster, nginx_server, tmp_path: Path) -> None:
-    ws = make_tiny(tmp_path / "ws")
-    write(ws / "m" / "BUILD.aot.yaml", "targets:\n  a: {model: m.tiny:Tiny, kwargs: {n: 7}, "
-                                       "inputs: {x: {shape: [2, 7], dtype: float32}}}\n")  # in no cache
-    cmd = [sys.executable, "-m", "aotbuild", "build", "//m:a", "--executor", ray_cluster.url, "--remote-cache",
-           nginx_server.url(nginx_server.new_prefix())]
-    proc = subprocess.Popen(cmd, cwd=ws, env={**os.environ, "AOTBUILD_CACHE_DIR": str(tmp_path / "cache")},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        worker = _task_running_an_action()
-        proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, output
-    # The task was cancelled: its worker no longer runs an action (Ray keeps the process, idle, for reuse).
-    deadline = time.monotonic() + 30
-    while subprocess.run(["pgrep", "-P", str(worker), "-f", "client.py"], capture_output=True).returncode == 0:
-        assert time.monotonic() < deadline, "the node still runs the action"
-        time.sleep(0.2)
-    assert not (ws / "aot-out" / "m" / "@a" / "manifest.json").exists()
