@@ -60,10 +60,16 @@ step "the same targets built here, no executor, another empty cache: are the byt
 cp -r "$repo/example_project" "$work/c" && rm -rf "$work/c/aot-out"
 cd "$work/c"
 time AOTBUILD_CACHE_DIR="$work/local-cache" aotbuild build "${targets[@]}" | tail -2
+# The control: a second local build from another empty cache. Where two local builds differ, the cluster's
+# bytes cannot be expected to equal either.
+cp -r "$repo/example_project" "$work/d" && rm -rf "$work/d/aot-out"
+(cd "$work/d" && AOTBUILD_CACHE_DIR="$work/local2-cache" aotbuild build "${targets[@]}" | tail -1)
 for t in $(for l in "${targets[@]}"; do l=${l#//}; echo "${l%%:*}/@${l#*:}/${l#*:}"; done); do
   for ext in so pt2; do
     a=$(sha256sum "$work/a/aot-out/$t.$ext" | cut -c1-16); c=$(sha256sum "$work/c/aot-out/$t.$ext" | cut -c1-16)
-    echo "  $t.$ext cluster $a local $c $([ "$a" = "$c" ] && echo identical || echo DIFFER)"
+    d=$(sha256sum "$work/d/aot-out/$t.$ext" | cut -c1-16)
+    echo "  $t.$ext cluster $a local $c $([ "$a" = "$c" ] && echo identical || echo DIFFER);" \
+         "local again $d $([ "$c" = "$d" ] && echo identical || echo DIFFER)"
   done
 done
 "$ray_bin" stop --force > /dev/null 2>&1
