@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from tests.conftest import TINY_MODEL  # noqa: E402 - the tests' tiny model
-from tests.ray_cluster import RayCluster  # noqa: E402 - the tests' cluster
+from tests.ray_cluster import RayCluster, without_token_auth  # noqa: E402 - the tests' cluster
 from tests.remote_servers import Nginx, free_port  # noqa: E402
 
 PY = sys.executable
@@ -95,9 +95,11 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=5)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    # As in the tests' fixture: a ~/.ray/auth_token left by any local ray.init() would turn token authentication
-    # on for `ray start`, and the builds' connections would time out. This cluster is loopback-only.
-    os.environ["RAY_AUTH_MODE"] = "disabled"
+    with without_token_auth():
+        measure(args.models, args.json)
+
+
+def measure(models: int, json_path: Path | None) -> None:
     base = Path(tempfile.mkdtemp(prefix="aotray-bench-"))
     nginx = Nginx(base / "nginx", free_port())
     (base / "nginx").mkdir()
@@ -108,7 +110,7 @@ def main() -> None:
         cluster.start_node("head", True, cluster.node_env("head"))
         cluster.wait_nodes(1)
         load = os.getloadavg()
-        here, there = workspace(base / "local", args.models), workspace(base / "cluster", args.models)
+        here, there = workspace(base / "local", models), workspace(base / "cluster", models)
         on_cluster = ("--executor", cluster.url, "--remote-cache", nginx.url(nginx.new_prefix()))
         local_s, local = build(here, base / "local-cache", "--remote-cache", "")
         cluster_s, remote = build(there, base / "cluster-cache", *on_cluster)
@@ -118,7 +120,7 @@ def main() -> None:
         _, local_edit = build(here, base / "local-cache", "--remote-cache", "")
         _, remote_edit = build(there, base / "cluster-cache", *on_cluster)
         rows = {"compile": compared(local, remote, "compile"), "export": compared(local_edit, remote_edit, "export")}
-        result = {"models": args.models, "load_before": [round(x, 2) for x in load],
+        result = {"models": models, "load_before": [round(x, 2) for x in load],
                   "load_after": [round(x, 2) for x in os.getloadavg()], "rows": rows,
                   "median_overhead_s": {k: statistics.median(r["overhead_s"] for r in v) for k, v in rows.items()},
                   "build_local_s": round(local_s, 2), "build_cluster_s": round(cluster_s, 2)}
@@ -126,8 +128,8 @@ def main() -> None:
             print_table(action, found)
         print(f"\nwhole cold builds: {local_s:.1f} s local, {cluster_s:.1f} s through the cluster; "
               f"load average {result['load_before']} before, {result['load_after']} after")
-        if args.json:
-            args.json.write_text(json.dumps(result, indent=1))
+        if json_path:
+            json_path.write_text(json.dumps(result, indent=1))
     finally:
         for name in list(cluster.nodes):
             cluster.stop_node(name)

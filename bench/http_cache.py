@@ -25,12 +25,11 @@ class Handler(BaseHTTPRequestHandler):
     def _path(self) -> Path | None:
         return self.root / self.path.lstrip("/") if NAME.match(self.path) else None
 
-    def _answer(self, code: int, body: bytes = b"") -> None:
+    def _answer(self, code: int, body: bytes = b"", length: int | None = None) -> None:
         self.send_response(code)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(len(body) if length is None else length))
         self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        self.wfile.write(body)
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's names
         path = self._path()
@@ -38,7 +37,11 @@ class Handler(BaseHTTPRequestHandler):
             return self._answer(404)
         self._answer(200, path.read_bytes())
 
-    do_HEAD = do_GET
+    def do_HEAD(self) -> None:  # noqa: N802 - the size alone: a program blob can be 128 MiB
+        path = self._path()
+        if path is None or not path.is_file():
+            return self._answer(404)
+        self._answer(200, length=path.stat().st_size)
 
     def do_PUT(self) -> None:  # noqa: N802
         path = self._path()

@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from aotbuild import layout
-from aotbuild import cpu_levels
+from aotbuild import cpu_levels, layout
 from aotbuild.rules import CacheRef, Kind, export
 
 if TYPE_CHECKING:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -94,28 +96,28 @@ class RayCluster:
             time.sleep(0.1)
 
 
+def without_token_auth() -> contextlib.AbstractContextManager:
+    """For `ray start` and every Ray Client connection in the block (os.environ, restored after): once any local
+    ray.init() has left a ~/.ray/auth_token, `ray start` turns token authentication on, and the connections of
+    the nodes' checks and of the builds time out. The test clusters are loopback-only."""
+    return mock.patch.dict(os.environ, {"RAY_AUTH_MODE": "disabled"})
+
+
 @pytest.fixture(scope="session")
 def ray_cluster():
     """One cluster per session (two nodes take about 30 s to start on 2 cores): the head with this machine's
     CPU ISA, a second node whose fingerprint and labels say SIMULATED_ISA. One CPU each."""
     base = Path(tempfile.mkdtemp(prefix="aotray-"))  # short: Ray's unix socket paths live under it
     cluster = RayCluster(base, free_port(), free_port())
-    # Once any local ray.init() has left a ~/.ray/auth_token, `ray start` turns token authentication on, and the
-    # Ray Client connections of the nodes' checks and of the builds time out: this cluster is loopback-only.
-    auth_mode = os.environ.get("RAY_AUTH_MODE")
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    try:
-        cluster.start_node("head", True, cluster.node_env("head"))
-        cluster.start_node("second", False, cluster.node_env("second", AOTBUILD_CPU_ISA=SIMULATED_ISA))
-        cluster.wait_nodes(2)
-        yield cluster
-    finally:
-        for name in list(cluster.nodes):
-            cluster.stop_node(name)
-        if auth_mode is None:
-            os.environ.pop("RAY_AUTH_MODE", None)
-        else:
-            os.environ["RAY_AUTH_MODE"] = auth_mode
-        shutil.rmtree(base, ignore_errors=True)
+    with without_token_auth():
+        try:
+            cluster.start_node("head", True, cluster.node_env("head"))
+            cluster.start_node("second", False, cluster.node_env("second", AOTBUILD_CPU_ISA=SIMULATED_ISA))
+            cluster.wait_nodes(2)
+            yield cluster
+        finally:
+            for name in list(cluster.nodes):
+                cluster.stop_node(name)
+            shutil.rmtree(base, ignore_errors=True)
         sweep(base_dir())  # what a worker killed by a test left: its node will run no next action to do it
 

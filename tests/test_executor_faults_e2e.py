@@ -13,8 +13,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from .conftest import artifact_digests, make_tiny, write
 from .test_executor_e2e import _reference, pytestmark  # noqa: F401 - the same marks: torch, ray installed
 

@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from aotbuild import __version__
+from aotbuild import __version__, cpu_levels
 from aotbuild.actions import remote_export
 from aotbuild.actions.elf_deps import SHARED_CXX_RUNTIMES, links_shared_cxx_runtime
 from aotbuild.actions.runtime import ActionContext, location, run_action
@@ -23,7 +23,6 @@ from aotbuild.executors import dispatch
 from aotbuild.fsutil import CHUNK, atomic_symlink, link_or_copy, write_if_changed
 from aotbuild.hashing import key_of, pretty_json
 from aotbuild.layout import TargetPaths
-from aotbuild import cpu_levels
 from aotbuild.rules.compile import ARTIFACTS, MANIFEST, REPACKAGED
 from aotbuild.rules.compile import KIND as COMPILE
 from aotbuild.rules.export import GRAPH

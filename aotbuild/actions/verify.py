@@ -9,13 +9,12 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from aotbuild import __version__
+from aotbuild import __version__, cpu_levels
 from aotbuild.actions.runtime import ActionContext, run_action
 from aotbuild.cache import archives, payloads
 from aotbuild.errors import ActionError, VerificationError
 from aotbuild.fsutil import write_if_changed
 from aotbuild.hashing import key_of, pretty_json, sha256_file
-from aotbuild import cpu_levels
 from aotbuild.rules.compile import MANIFEST
 from aotbuild.rules.export import GRAPH, REFERENCE
 from aotbuild.rules.export import SPEC as EXPORT_SPEC

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aotbuild import layout
+from aotbuild import cpu_levels, layout
 from aotbuild.cache import archives
 from aotbuild.errors import UserError, VerificationError
 from aotbuild.hashing import sha256_file
-from aotbuild import cpu_levels
 from aotbuild.planning import toolchain
 from aotbuild.rules.compile import MANIFEST
 from aotbuild.rules.export import REFERENCE_IO
@@ -80,7 +79,7 @@ def check_host_matches(files: TargetFiles) -> None:
     if running != m["torch"]:
         raise UserError(f"{files.label} was built with torch {m['torch']}, this interpreter has torch {running}\n{fix}")
     level = cpu_levels.level_of(m["cpu_isa"])
-    if level != cpu_levels.NATIVE and (lacks := cpu_levels.host_lacks(level)) is not None:
+    if (lacks := cpu_levels.host_lacks(level)) is not None:
         raise UserError(f"{files.label} was compiled for {lacks}\n{fix}")
     if m["device"] == "cpu" and level == cpu_levels.NATIVE and m["cpu_isa"] != toolchain.cpu_isa():
         # Compiled with -march=native: another CPU family may lack an instruction it uses (SIGILL, not an error).

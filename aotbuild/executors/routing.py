@@ -34,8 +34,8 @@ def needs(action: str, spec: dict[str, Any], toolchain: dict[str, Any]) -> dict[
     (then any node whose CPU runs the level); a CUDA one also to the GPU arch. An export's keys hold no CPU
     ISA: any node runs a CPU one, a node with the GPU arch a CUDA one."""
     level, device = cpu_levels.spec_level(spec), spec["device"]
-    wanted = {} if action == "export" else \
-        {CPU_ISA + toolchain["compile"]["cpu_isa"] if level == cpu_levels.NATIVE else CPU_LEVEL + level: ASKED}
+    cpu = CPU_ISA + toolchain["compile"]["cpu_isa"] if level == cpu_levels.NATIVE else CPU_LEVEL + level
+    wanted = {} if action == "export" else {cpu: ASKED}
     if device.startswith("cuda"):
         wanted[GPU_ARCH + str(toolchain["cuda"]["gpu_arch"])] = ASKED
         wanted["GPU"] = 1.0
@@ -78,14 +78,14 @@ def mismatch(expected: dict[str, Any], found: dict[str, Any], spec: dict[str, An
     with the portable `levels` its CPU runs) differs in: the node must refuse, or it would store an artifact
     under a key it does not own. An export's keys hold the `export` section only (and a CUDA one's graph
     depends on the GPU arch it ran on); a portable compile's key holds its level, not the CPU ISA."""
-    portable = cpu_levels.spec_level(spec) != cpu_levels.NATIVE
+    level = cpu_levels.spec_level(spec)
+    portable = level != cpu_levels.NATIVE
     keyed_elsewhere = {("compile", "cpu_isa")} if portable else set()
     sections = ("export",) + (("compile",) if action != "export" else ()) + \
         (("cuda",) if spec["device"].startswith("cuda") else ())
     differs = [f"{section}.{name}: key has {value!r}, node has {found.get(section, {}).get(name)!r}"
                for section in sections for name, value in sorted(expected[section].items())
                if found.get(section, {}).get(name) != value and (section, name) not in keyed_elsewhere]
-    level = cpu_levels.spec_level(spec)
     if action != "export" and portable and level not in levels:
         differs.append(f"cpu_isa: the key is for {level}, which this node's CPU does not run")
     return differs

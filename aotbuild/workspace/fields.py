@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Callable
 
-from aotbuild.errors import Location, TargetError
 from aotbuild import cpu_levels
+from aotbuild.errors import Location, TargetError
 from aotbuild.workspace.target import DimSpec, Tolerance
 from aotbuild.workspace.yaml_source import Node
 
